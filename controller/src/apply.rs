@@ -1,0 +1,335 @@
+//! Applying a set of declared objects as one unit, with pruning — the write path of the
+//! manifests folder (each file is one unit, its "source").
+//!
+//! Every object of a source is validated, defaulted and annotated with
+//! [`MANIFEST_ANNOTATION`] naming the source; then creations, updates and the deletion of
+//! objects the source no longer declares are committed in **one** store transaction. If any
+//! document is invalid, nothing of the source is applied.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::Value;
+
+use crate::store::{ObjectKey, Op, Store, StoreError};
+use crate::validate::{self, FieldError};
+use crate::{defaults, kinds, meta};
+
+/// The annotation naming the manifests-folder file an object came from.
+pub const MANIFEST_ANNOTATION: &str = "skiff.io/manifest-file";
+
+/// Namespaces that are never deleted by pruning.
+pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// One document of a source, numbered from 1 as it appears.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// 1-based position in the file.
+    pub index: usize,
+    /// The parsed object.
+    pub object: Value,
+}
+
+/// Why a source was not applied. Each names the document and the object.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The document failed validation.
+    #[error("document {doc} ({what}): {}", join_errors(.errors))]
+    Invalid {
+        /// Document number.
+        doc: usize,
+        /// The object, as far as known.
+        what: String,
+        /// Every rejected field.
+        errors: Vec<FieldError>,
+    },
+    /// The object's namespace does not exist and the source does not create it.
+    #[error("document {doc} ({key}): namespace {namespace:?} does not exist")]
+    MissingNamespace {
+        /// Document number.
+        doc: usize,
+        /// The object.
+        key: ObjectKey,
+        /// The missing namespace.
+        namespace: String,
+    },
+    /// The same object twice in one source.
+    #[error("document {doc} ({key}): declared twice in this file (first in document {first})")]
+    Duplicate {
+        /// Document number.
+        doc: usize,
+        /// Where it first appeared.
+        first: usize,
+        /// The object.
+        key: ObjectKey,
+    },
+    /// The object is declared by another file.
+    #[error("document {doc} ({key}): already declared by manifest {other:?}")]
+    DeclaredElsewhere {
+        /// Document number.
+        doc: usize,
+        /// The object.
+        key: ObjectKey,
+        /// The other source.
+        other: String,
+    },
+    /// The object exists and is controlled by another object (e.g. a Pod of a ReplicaSet).
+    #[error("document {doc} ({key}): exists and is managed by a controller")]
+    Controlled {
+        /// Document number.
+        doc: usize,
+        /// The object.
+        key: ObjectKey,
+    },
+    /// The store refused the transaction.
+    #[error("the store refused the change: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn join_errors(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// What a successful apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Objects created.
+    pub created: Vec<ObjectKey>,
+    /// Objects whose declared content changed.
+    pub updated: Vec<ObjectKey>,
+    /// Objects already as declared.
+    pub unchanged: Vec<ObjectKey>,
+    /// Objects deleted because the source no longer declares them.
+    pub deleted: Vec<ObjectKey>,
+}
+
+/// The declared part of an object: what apply compares and replaces.
+fn declared_view(obj: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(map) = obj.as_object() {
+        for (k, v) in map {
+            if k != "metadata" && k != "status" {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out.insert("labels".into(), obj["metadata"]["labels"].clone());
+    out.insert("annotations".into(), obj["metadata"]["annotations"].clone());
+    Value::Object(out)
+}
+
+/// Normalizes, validates and defaults one document. Returns the object ready to store.
+pub fn prepare(doc: &Document, source: &str) -> Result<Value, ApplyError> {
+    let mut obj = doc.object.clone();
+    let what = describe(&obj);
+    if !obj.is_object() {
+        return Err(ApplyError::Invalid {
+            doc: doc.index,
+            what,
+            errors: vec![FieldError {
+                field: String::new(),
+                message: "a document must be a mapping with apiVersion, kind and metadata".into(),
+            }],
+        });
+    }
+    if let Some(map) = obj.as_object_mut() {
+        // Status is the server's: Kubernetes ignores it in what is applied, and so do we.
+        map.remove("status");
+    }
+    validate::validate(&obj).map_err(|errors| ApplyError::Invalid {
+        doc: doc.index,
+        what: what.clone(),
+        errors,
+    })?;
+    let info = kinds::by_kind(obj["kind"].as_str().unwrap_or_default()).expect("validated");
+    if info.namespaced && obj["metadata"]["namespace"].as_str().is_none() {
+        meta::metadata_mut(&mut obj).insert("namespace".into(), Value::String("default".into()));
+    }
+    defaults::apply(&mut obj);
+    meta::set_annotation(&mut obj, MANIFEST_ANNOTATION, source);
+    Ok(obj)
+}
+
+fn describe(obj: &Value) -> String {
+    let kind = obj["kind"].as_str().unwrap_or("object");
+    let name = obj["metadata"]["name"].as_str().unwrap_or("<no name>");
+    match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Applies a source's documents as one unit and prunes what it no longer declares.
+/// `available_namespaces` may add namespaces declared elsewhere that are about to exist.
+pub fn apply_source(store: &Store, source: &str, docs: &[Document]) -> Result<Applied, Vec<ApplyError>> {
+    let mut errors = Vec::new();
+    let mut prepared: Vec<(usize, Value)> = Vec::new();
+    for doc in docs {
+        match prepare(doc, source) {
+            Ok(obj) => prepared.push((doc.index, obj)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // Namespaces first, then the rest in the order of `kinds::KINDS`, then by document.
+    prepared.sort_by_key(|(doc, obj)| {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        (kinds::KINDS.iter().position(|k| k.kind == kind).unwrap_or(usize::MAX), *doc)
+    });
+    let mut seen: BTreeMap<ObjectKey, usize> = BTreeMap::new();
+    let declared_namespaces: HashSet<String> = prepared
+        .iter()
+        .filter(|(_, o)| o["kind"] == "Namespace")
+        .map(|(_, o)| meta::name(o).to_string())
+        .collect();
+    let mut ops = Vec::new();
+    let mut applied = Applied::default();
+    for (doc, obj) in prepared {
+        let key = ObjectKey::of(&obj);
+        if let Some(first) = seen.insert(key.clone(), doc) {
+            errors.push(ApplyError::Duplicate { doc, first, key });
+            continue;
+        }
+        if !key.namespace.is_empty()
+            && !declared_namespaces.contains(&key.namespace)
+            && store.get(&ObjectKey::new("Namespace", "", &key.namespace)).is_none()
+        {
+            errors.push(ApplyError::MissingNamespace {
+                doc,
+                namespace: key.namespace.clone(),
+                key,
+            });
+            continue;
+        }
+        match store.get(&key) {
+            None => {
+                applied.created.push(key);
+                ops.push(Op::Create(obj));
+            }
+            Some(existing) => {
+                if let Some(other) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
+                    if other != source {
+                        errors.push(ApplyError::DeclaredElsewhere {
+                            doc,
+                            key,
+                            other: other.to_string(),
+                        });
+                        continue;
+                    }
+                } else if meta::controller_uid(&existing).is_some() {
+                    errors.push(ApplyError::Controlled { doc, key });
+                    continue;
+                }
+                if meta::is_terminating(&existing) {
+                    // A Pod on its way out: it is re-created once gone (the next pass).
+                    applied.unchanged.push(key);
+                    continue;
+                }
+                if declared_view(&existing) == declared_view(&obj) {
+                    applied.unchanged.push(key);
+                } else {
+                    applied.updated.push(key);
+                    ops.push(Op::Update(obj));
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for obj in store.all() {
+        if meta::annotation(&obj, MANIFEST_ANNOTATION) != Some(source) {
+            continue;
+        }
+        let key = ObjectKey::of(&obj);
+        if seen.contains_key(&key) || meta::is_terminating(&obj) {
+            continue;
+        }
+        if key.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&key.name.as_str()) {
+            continue;
+        }
+        applied.deleted.push(key.clone());
+        ops.push(Op::Delete(key));
+    }
+    if !ops.is_empty() {
+        store.transaction(ops).map_err(|e| vec![ApplyError::Store(e)])?;
+    }
+    Ok(applied)
+}
+
+/// Every source named by an object's [`MANIFEST_ANNOTATION`] in the store.
+pub fn sources_in_store(store: &Store) -> HashSet<String> {
+    store
+        .all()
+        .iter()
+        .filter_map(|o| meta::annotation(o, MANIFEST_ANNOTATION).map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn docs(objs: Vec<Value>) -> Vec<Document> {
+        objs.into_iter()
+            .enumerate()
+            .map(|(i, object)| Document { index: i + 1, object })
+            .collect()
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"}})).unwrap();
+        (dir, s)
+    }
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name},"data":{"a":"1"}})
+    }
+
+    #[test]
+    fn apply_update_and_prune() {
+        let (_d, s) = store();
+        let a = apply_source(&s, "f.yaml", &docs(vec![cm("a"), cm("b")])).unwrap();
+        assert_eq!(a.created.len(), 2);
+        let a = apply_source(&s, "f.yaml", &docs(vec![cm("a"), cm("b")])).unwrap();
+        assert_eq!(a.unchanged.len(), 2);
+        let mut changed = cm("a");
+        changed["data"]["a"] = json!("2");
+        let a = apply_source(&s, "f.yaml", &docs(vec![changed])).unwrap();
+        assert_eq!(a.updated, vec![ObjectKey::new("ConfigMap", "default", "a")]);
+        assert_eq!(a.deleted, vec![ObjectKey::new("ConfigMap", "default", "b")]);
+        assert_eq!(s.get(&ObjectKey::new("ConfigMap", "default", "a")).unwrap()["data"]["a"], "2");
+        let a = apply_source(&s, "f.yaml", &[]).unwrap();
+        assert_eq!(a.deleted.len(), 1);
+        assert!(s.list("ConfigMap", None).is_empty());
+    }
+
+    #[test]
+    fn one_bad_document_applies_nothing() {
+        let (_d, s) = store();
+        let mut bad = cm("b");
+        bad["bogus"] = json!(true);
+        let e = apply_source(&s, "f.yaml", &docs(vec![cm("a"), bad])).unwrap_err();
+        let msg = e[0].to_string();
+        assert!(msg.contains("document 2") && msg.contains("bogus"), "{msg}");
+        assert!(s.list("ConfigMap", None).is_empty());
+    }
+
+    #[test]
+    fn another_file_cannot_take_an_object_over_and_namespaces_must_exist() {
+        let (_d, s) = store();
+        apply_source(&s, "a.yaml", &docs(vec![cm("x")])).unwrap();
+        let e = apply_source(&s, "b.yaml", &docs(vec![cm("x")])).unwrap_err();
+        assert!(e[0].to_string().contains("a.yaml"), "{}", e[0]);
+        let mut other = cm("y");
+        other["metadata"]["namespace"] = json!("apps");
+        let e = apply_source(&s, "b.yaml", &docs(vec![other.clone()])).unwrap_err();
+        assert!(matches!(e[0], ApplyError::MissingNamespace { .. }));
+        let ns = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"apps"}});
+        apply_source(&s, "b.yaml", &docs(vec![other, ns])).unwrap();
+    }
+}

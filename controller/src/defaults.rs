@@ -1,0 +1,105 @@
+//! Kubernetes' defaults, applied to declared objects before they are stored, so that stored
+//! objects read as they would on a real cluster (`kubectl describe` shows a strategy, a pull
+//! policy, a grace period) and so that comparing declared with stored is stable.
+
+use serde_json::{json, Value};
+
+fn set_default(obj: &mut Value, key: &str, value: Value) {
+    if let Some(map) = obj.as_object_mut() {
+        let slot = map.entry(key).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = value;
+        }
+    }
+}
+
+/// Applies defaults in place. Objects must have passed validation.
+pub fn apply(obj: &mut Value) {
+    match obj["kind"].as_str().unwrap_or_default() {
+        "Pod" => pod_spec(&mut obj["spec"]),
+        "Deployment" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            set_default(spec, "minReadySeconds", json!(0));
+            set_default(spec, "strategy", json!({}));
+            let strategy = &mut spec["strategy"];
+            set_default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                set_default(strategy, "rollingUpdate", json!({}));
+                let ru = &mut strategy["rollingUpdate"];
+                set_default(ru, "maxSurge", json!("25%"));
+                set_default(ru, "maxUnavailable", json!("25%"));
+            }
+            pod_spec(&mut spec["template"]["spec"]);
+        }
+        "ReplicaSet" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "minReadySeconds", json!(0));
+            pod_spec(&mut spec["template"]["spec"]);
+        }
+        "Secret" => set_default(obj, "type", json!("Opaque")),
+        _ => {}
+    }
+}
+
+/// Whether an image reference names the `latest` tag (explicitly or by having no tag or digest).
+pub fn is_latest(image: &str) -> bool {
+    if image.contains('@') {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, tag)) => tag == "latest",
+        None => true,
+    }
+}
+
+fn pod_spec(spec: &mut Value) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    if let Some(containers) = spec["containers"].as_array_mut() {
+        for c in containers {
+            let image = c["image"].as_str().unwrap_or_default().to_string();
+            let policy = if is_latest(&image) { "Always" } else { "IfNotPresent" };
+            set_default(c, "imagePullPolicy", json!(policy));
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            if let Some(ports) = c["ports"].as_array_mut() {
+                for p in ports {
+                    set_default(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_detection_follows_kubernetes() {
+        assert!(is_latest("nginx"));
+        assert!(is_latest("nginx:latest"));
+        assert!(is_latest("registry.lan:5000/app"));
+        assert!(!is_latest("registry.lan:5000/app:1"));
+        assert!(!is_latest("nginx@sha256:abc"));
+    }
+
+    #[test]
+    fn defaults_are_filled_and_given_values_kept() {
+        let mut d = json!({"kind":"Deployment","spec":{"replicas":3,"template":{"spec":{"containers":[
+            {"name":"a","image":"x:1","ports":[{"containerPort":80}]}]}}}});
+        apply(&mut d);
+        assert_eq!(d["spec"]["replicas"], 3);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    }
+}

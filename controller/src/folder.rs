@@ -1,0 +1,313 @@
+//! The manifests folder: every `*.yaml`, `*.yml` and `*.json` file under it (multi-document)
+//! is applied as one unit when it appears or its content changes, and what leaves a file — or a
+//! deleted file — is deleted. Watched with `notify`; bursts of events are debounced and the
+//! whole folder is then re-scanned, so partial writes and missed events both converge.
+//!
+//! Content hash, not mtime, decides whether a file changed. Dotfiles, editor temp files and
+//! anything else are ignored; `X.yaml.skip` disables `X.yaml`. A file that fails to parse or
+//! validate changes nothing, and the log names the file, the document and the field.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use crate::apply::{self, ApplyError, Document};
+use crate::store::Store;
+
+/// How long the folder must be quiet before a burst of events is acted on.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// A re-scan even without events, in case the watcher missed one.
+const RESCAN: Duration = Duration::from_secs(10);
+
+/// Why a file could not be read as manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not valid YAML/JSON.
+    #[error("document {doc}: {message}")]
+    Syntax {
+        /// The document number (1-based).
+        doc: usize,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+}
+
+/// Parses a file's text into documents. Empty documents are skipped (but counted, so numbers
+/// match what an editor shows). A `kind: List` document contributes its `items`.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let value = Value::deserialize(de).map_err(|e| ParseError::Syntax {
+            doc: index,
+            message: e.to_string(),
+        })?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
+                if let Some(items) = m.get("items").and_then(Value::as_array) {
+                    for item in items {
+                        docs.push(Document {
+                            index,
+                            object: item.clone(),
+                        });
+                    }
+                }
+            }
+            object => docs.push(Document { index, object }),
+        }
+    }
+    Ok(docs)
+}
+
+/// Whether a file name is a manifest skiff reads (before `.skip` handling).
+pub fn is_manifest_name(name: &str) -> bool {
+    if name.starts_with('.') || name.starts_with('#') || name.ends_with('~') {
+        return false;
+    }
+    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+}
+
+/// Lists the manifest files under `dir` as paths relative to it, minus those disabled by
+/// a `.skip` sibling. Dot-directories are not entered.
+pub fn list_manifests(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, skips: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(ft) = std::fs::metadata(&path).map(|m| m.file_type()) else { continue };
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            if ft.is_dir() {
+                walk(root, &path, out, skips);
+            } else if ft.is_file() {
+                if let Some(base) = name.strip_suffix(".skip") {
+                    skips.push(rel.with_file_name(base));
+                } else if is_manifest_name(&name) {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut skips = Vec::new();
+    walk(dir, dir, &mut out, &mut skips);
+    out.retain(|p| !skips.contains(p));
+    out.sort();
+    out
+}
+
+/// Watches and applies one folder.
+pub struct ManifestsFolder {
+    dir: PathBuf,
+    store: Arc<Store>,
+    /// Content hash of the last version of each file that was applied.
+    applied: HashMap<String, String>,
+    /// Content hash of the last version of each file that failed, to log each failure once.
+    failed: HashMap<String, String>,
+}
+
+impl ManifestsFolder {
+    /// A folder applier for `dir`.
+    pub fn new(dir: PathBuf, store: Arc<Store>) -> Self {
+        ManifestsFolder {
+            dir,
+            store,
+            applied: HashMap::new(),
+            failed: HashMap::new(),
+        }
+    }
+
+    /// One full pass: apply new and changed files, prune sources whose file is gone.
+    pub fn reconcile(&mut self) {
+        let files = list_manifests(&self.dir);
+        let mut pending: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for rel in &files {
+            let source = rel.to_string_lossy().to_string();
+            let path = self.dir.join(rel);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "cannot read manifest: {e}");
+                    continue;
+                }
+            };
+            let hash = hex::encode(Sha256::digest(&bytes));
+            if self.applied.get(&source) == Some(&hash) {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            pending.insert(source, (hash, text));
+        }
+        // Apply until no progress: a file may need a namespace another file creates.
+        loop {
+            let mut progressed = false;
+            let mut waiting_for_namespace = BTreeMap::new();
+            for (source, (hash, text)) in std::mem::take(&mut pending) {
+                match self.apply_file(&source, &text) {
+                    Ok(()) => {
+                        self.failed.remove(&source);
+                        self.applied.insert(source, hash);
+                        progressed = true;
+                    }
+                    Err(FileError::Apply(errors))
+                        if errors
+                            .iter()
+                            .all(|e| matches!(e, ApplyError::MissingNamespace { .. })) =>
+                    {
+                        waiting_for_namespace.insert(source, (hash, text, errors));
+                    }
+                    Err(e) => self.report(&source, hash, &e),
+                }
+            }
+            if !progressed || waiting_for_namespace.is_empty() {
+                for (source, (hash, _, errors)) in waiting_for_namespace {
+                    self.report(&source, hash, &FileError::Apply(errors));
+                }
+                break;
+            }
+            pending = waiting_for_namespace
+                .into_iter()
+                .map(|(s, (h, t, _))| (s, (h, t)))
+                .collect();
+        }
+        // Prune what belongs to files that are gone (or disabled with .skip).
+        let present: std::collections::HashSet<String> =
+            files.iter().map(|p| p.to_string_lossy().to_string()).collect();
+        let mut gone: Vec<String> = apply::sources_in_store(&self.store)
+            .into_iter()
+            .filter(|s| !present.contains(s))
+            .collect();
+        gone.sort();
+        for source in gone {
+            match apply::apply_source(&self.store, &source, &[]) {
+                Ok(done) => {
+                    self.applied.remove(&source);
+                    if !done.deleted.is_empty() {
+                        tracing::info!(file = %source, deleted = ?keys(&done.deleted), "manifest removed: deleted its objects");
+                    }
+                }
+                Err(errors) => tracing::error!(file = %source, "pruning failed: {}", FileError::Apply(errors)),
+            }
+        }
+        self.applied.retain(|s, _| present.contains(s));
+        self.failed.retain(|s, _| present.contains(s));
+    }
+
+    fn report(&mut self, source: &str, hash: String, error: &FileError) {
+        if self.failed.get(source) != Some(&hash) {
+            tracing::error!(file = %source, "manifest not applied, nothing changed: {error}");
+            self.failed.insert(source.to_string(), hash);
+        }
+    }
+
+    fn apply_file(&self, source: &str, text: &str) -> Result<(), FileError> {
+        let docs = parse_documents(text)?;
+        let done = apply::apply_source(&self.store, source, &docs).map_err(FileError::Apply)?;
+        if !(done.created.is_empty() && done.updated.is_empty() && done.deleted.is_empty()) {
+            tracing::info!(
+                file = %source,
+                created = ?keys(&done.created),
+                updated = ?keys(&done.updated),
+                deleted = ?keys(&done.deleted),
+                "manifest applied"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` flips: an initial pass, then a pass after every quiet burst of
+    /// file events and every [`RESCAN`].
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = std::fs::create_dir_all(&self.dir) {
+            tracing::error!(dir = %self.dir.display(), "cannot create the manifests folder: {e}");
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = tx.send(());
+            }
+        });
+        let _watcher = match watcher {
+            Ok(mut w) => match w.watch(&self.dir, notify::RecursiveMode::Recursive) {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::error!(dir = %self.dir.display(), "cannot watch the manifests folder (re-scanning every {RESCAN:?}): {e}");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!("cannot create a file watcher: {e}");
+                None
+            }
+        };
+        tracing::info!(dir = %self.dir.display(), "watching the manifests folder");
+        self.reconcile();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(RESCAN) => {}
+                Some(()) = rx.recv() => {
+                    // Debounce: wait until the folder has been quiet for a moment.
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(DEBOUNCE) => break,
+                            Some(()) = rx.recv() => continue,
+                        }
+                    }
+                }
+            }
+            self.reconcile();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Apply(Vec<ApplyError>),
+}
+
+fn keys(keys: &[crate::store::ObjectKey]) -> Vec<String> {
+    keys.iter().map(ToString::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_multi_document_yaml_and_json_and_lists() {
+        let docs = parse_documents("a: 1\n---\n---\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].index, 3);
+        let docs = parse_documents(r#"{"kind":"List","items":[{"a":1},{"b":2}]}"#).unwrap();
+        assert_eq!(docs.len(), 2);
+        let e = parse_documents("a: 1\n---\nb: [\n").unwrap_err();
+        assert!(e.to_string().starts_with("document 2"), "{e}");
+    }
+
+    #[test]
+    fn lists_manifests_skipping_dotfiles_temp_files_and_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["a.yaml", "b.yml", "c.json", ".hidden.yaml", "d.yaml~", "e.txt", "f.yaml", "f.yaml.skip", ".#g.yaml"] {
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/h.yaml"), "").unwrap();
+        let got: Vec<String> = list_manifests(d.path()).iter().map(|p| p.to_string_lossy().to_string()).collect();
+        assert_eq!(got, vec!["a.yaml", "b.yml", "c.json", "sub/h.yaml"]);
+    }
+}

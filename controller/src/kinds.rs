@@ -1,0 +1,49 @@
+//! The kinds skiff serves: their group/version, plural and scope. The one table every other
+//! module consults to know whether a kind exists.
+
+/// What skiff knows about one kind.
+#[derive(Debug)]
+pub struct KindInfo {
+    /// `apiVersion` as written in manifests, e.g. `apps/v1`.
+    pub api_version: &'static str,
+    /// `kind`, e.g. `Deployment`.
+    pub kind: &'static str,
+    /// The lower-case plural used in API paths and on the command line.
+    pub plural: &'static str,
+    /// Short names accepted on the command line.
+    pub short_names: &'static [&'static str],
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+}
+
+impl KindInfo {
+    /// Whether the store tracks `metadata.generation` (kinds with a `spec`).
+    pub fn has_generation(&self) -> bool {
+        matches!(self.kind, "Pod" | "Deployment" | "ReplicaSet")
+    }
+}
+
+/// Every kind skiff serves, in the order a folder applies them (namespaces first).
+pub static KINDS: &[KindInfo] = &[
+    KindInfo { api_version: "v1", kind: "Namespace", plural: "namespaces", short_names: &["ns"], namespaced: false },
+    KindInfo { api_version: "v1", kind: "ConfigMap", plural: "configmaps", short_names: &["cm"], namespaced: true },
+    KindInfo { api_version: "v1", kind: "Secret", plural: "secrets", short_names: &[], namespaced: true },
+    KindInfo { api_version: "apps/v1", kind: "Deployment", plural: "deployments", short_names: &["deploy"], namespaced: true },
+    KindInfo { api_version: "apps/v1", kind: "ReplicaSet", plural: "replicasets", short_names: &["rs"], namespaced: true },
+    KindInfo { api_version: "v1", kind: "Pod", plural: "pods", short_names: &["po"], namespaced: true },
+];
+
+/// Looks a kind up by its `kind` name.
+pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// Looks a kind up the way `kubectl get` accepts it: plural, singular, short name or kind.
+pub fn by_name(name: &str) -> Option<&'static KindInfo> {
+    let n = name.to_ascii_lowercase();
+    KINDS.iter().find(|k| {
+        k.plural == n
+            || k.kind.to_ascii_lowercase() == n
+            || k.short_names.contains(&n.as_str())
+    })
+}

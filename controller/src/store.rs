@@ -1,0 +1,581 @@
+//! The object store: every object is a Kubernetes object kept as JSON in embedded SQLite
+//! (`<data-dir>/state.db`, WAL, `synchronous=FULL`), with an in-memory copy for reads and a
+//! broadcast of changes for watchers.
+//!
+//! Owns: object identity (uid), `resourceVersion` (one global, monotonic sequence that survives
+//! restarts), `generation` (bumped when `spec` changes), `creationTimestamp`, graceful deletion of
+//! Pods (`deletionTimestamp`). A write is acknowledged only after its transaction committed.
+//! Does not own: validation or defaulting (see `validate`, `defaults`) — callers hand it valid objects.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::kinds::{self, KindInfo};
+use crate::meta;
+
+/// A key naming one object: kind, namespace ("" for cluster-scoped kinds), name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// The object's kind, e.g. `Deployment`.
+    pub kind: String,
+    /// The namespace, empty for cluster-scoped kinds.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// Builds a key.
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        ObjectKey {
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of an object (reads `kind`, `metadata.namespace`, `metadata.name`).
+    pub fn of(obj: &Value) -> Self {
+        ObjectKey::new(
+            obj["kind"].as_str().unwrap_or_default(),
+            obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+            obj["metadata"]["name"].as_str().unwrap_or_default(),
+        )
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed (including status and the start of a graceful deletion).
+    Modified,
+    /// Gone from the store.
+    Deleted,
+}
+
+/// One committed change, as watchers see it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (for `Deleted`, its last state).
+    pub object: Arc<Value>,
+}
+
+/// One write inside a transaction.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Create an object; fails if it exists.
+    Create(Value),
+    /// Replace an object's declared content (metadata labels/annotations/ownerReferences,
+    /// everything but `status`); fails if it does not exist. If the object carries a
+    /// `resourceVersion`, it must match the stored one.
+    Update(Value),
+    /// Replace an object's `status` only.
+    UpdateStatus(ObjectKey, Value),
+    /// Delete an object. Pods are deleted gracefully: they get a `deletionTimestamp` and stay
+    /// until the agent has stopped them and calls [`Op::Remove`].
+    Delete(ObjectKey),
+    /// Remove an object at once (the end of a graceful deletion).
+    Remove(ObjectKey),
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("the state database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// Creating an object that exists.
+    #[error("{0} already exists")]
+    AlreadyExists(ObjectKey),
+    /// Changing an object that does not exist.
+    #[error("{0} not found")]
+    NotFound(ObjectKey),
+    /// The caller's resourceVersion is stale.
+    #[error("{key} was changed by someone else (resourceVersion {expected} is stale, now {actual})")]
+    Conflict {
+        /// The object.
+        key: ObjectKey,
+        /// The version the caller had.
+        expected: String,
+        /// The stored version.
+        actual: String,
+    },
+    /// The kind is not one skiff serves.
+    #[error("kind {0} is not served by skiff")]
+    UnknownKind(String),
+    /// A stored object could not be decoded.
+    #[error("stored object {0} is corrupt: {1}")]
+    Corrupt(String, serde_json::Error),
+}
+
+struct Inner {
+    conn: Connection,
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    resource_version: u64,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Event>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    resource_version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+";
+
+/// The current time in Kubernetes' RFC 3339 form (seconds precision, `Z`).
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir/state.db` and loads every object.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(data_dir.join("state.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        let resource_version: u64 = conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'resourceVersion'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0) as u64;
+        let mut objects = BTreeMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT kind, namespace, name, body FROM objects")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (kind, namespace, name, body) = row?;
+                let key = ObjectKey::new(&kind, &namespace, &name);
+                let value: Value = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(key.to_string(), e))?;
+                objects.insert(key, Arc::new(value));
+            }
+        }
+        let (events, _) = broadcast::channel(4096);
+        Ok(Store {
+            inner: Mutex::new(Inner {
+                conn,
+                objects,
+                resource_version,
+            }),
+            events,
+        })
+    }
+
+    /// Opens a read-only view for command-line inspection (`skiff get`), safe while the daemon runs.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("state.db");
+        if !path.exists() {
+            return Err(StoreError::Database(rusqlite::Error::InvalidPath(path)));
+        }
+        Self::open(data_dir)
+    }
+
+    /// Subscribes to committed changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The newest resourceVersion handed out.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().resource_version
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map half-written (every mutation is
+        // applied after the commit, in one step), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One object, if present.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// All objects of a kind, optionally in one namespace, ordered by namespace and name.
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let inner = self.lock();
+        let start = ObjectKey::new(kind, namespace.unwrap_or(""), "");
+        inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| {
+                k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Every object (for pruning and garbage collection).
+    pub fn all(&self) -> Vec<Arc<Value>> {
+        self.lock().objects.values().cloned().collect()
+    }
+
+    /// Creates one object.
+    pub fn create(&self, obj: Value) -> Result<Arc<Value>, StoreError> {
+        Ok(self.transaction(vec![Op::Create(obj)])?.remove(0))
+    }
+
+    /// Updates one object's declared content.
+    pub fn update(&self, obj: Value) -> Result<Arc<Value>, StoreError> {
+        Ok(self.transaction(vec![Op::Update(obj)])?.remove(0))
+    }
+
+    /// Replaces one object's status. A status equal to the stored one writes nothing.
+    pub fn update_status(&self, key: &ObjectKey, status: Value) -> Result<Arc<Value>, StoreError> {
+        if let Some(current) = self.get(key) {
+            if current.get("status") == Some(&status) {
+                return Ok(current);
+            }
+        }
+        Ok(self
+            .transaction(vec![Op::UpdateStatus(key.clone(), status)])?
+            .remove(0))
+    }
+
+    /// Deletes one object (gracefully for Pods).
+    pub fn delete(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+        Ok(self.transaction(vec![Op::Delete(key.clone())])?.remove(0))
+    }
+
+    /// Removes one object at once.
+    pub fn remove(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+        Ok(self.transaction(vec![Op::Remove(key.clone())])?.remove(0))
+    }
+
+    /// Applies all operations atomically: either every one is committed durably, or none is.
+    /// Returns the resulting objects, in order (for deletions, the last state).
+    pub fn transaction(&self, ops: Vec<Op>) -> Result<Vec<Arc<Value>>, StoreError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        // Work on a private overlay of changes so that a failure leaves memory untouched.
+        let mut staged: BTreeMap<ObjectKey, Option<Arc<Value>>> = BTreeMap::new();
+        let mut results = Vec::with_capacity(ops.len());
+        let mut events = Vec::with_capacity(ops.len());
+        let mut rv = inner.resource_version;
+        let current = |staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>, key: &ObjectKey| {
+            match staged.get(key) {
+                Some(v) => v.clone(),
+                None => inner.objects.get(key).cloned(),
+            }
+        };
+        for op in ops {
+            rv += 1;
+            let rv_s = rv.to_string();
+            match op {
+                Op::Create(mut obj) => {
+                    let key = ObjectKey::of(&obj);
+                    let info = kind_info(&key.kind)?;
+                    if current(&staged, &key).is_some() {
+                        return Err(StoreError::AlreadyExists(key));
+                    }
+                    let m = meta::metadata_mut(&mut obj);
+                    m.insert("uid".into(), json!(new_uid()));
+                    m.insert("resourceVersion".into(), json!(rv_s));
+                    m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+                    if info.has_generation() {
+                        m.insert("generation".into(), json!(1));
+                    }
+                    m.remove("deletionTimestamp");
+                    if !info.namespaced {
+                        m.remove("namespace");
+                    }
+                    let obj = Arc::new(obj);
+                    staged.insert(key, Some(obj.clone()));
+                    events.push(Event {
+                        kind: EventType::Added,
+                        object: obj.clone(),
+                    });
+                    results.push(obj);
+                }
+                Op::Update(mut obj) => {
+                    let key = ObjectKey::of(&obj);
+                    let info = kind_info(&key.kind)?;
+                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("");
+                    if let Some(given) = obj["metadata"]["resourceVersion"].as_str() {
+                        if given != old_rv {
+                            return Err(StoreError::Conflict {
+                                key,
+                                expected: given.to_string(),
+                                actual: old_rv.to_string(),
+                            });
+                        }
+                    }
+                    // Server-owned metadata and status come from the stored object.
+                    let old_meta = &old["metadata"];
+                    let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
+                    let m = meta::metadata_mut(&mut obj);
+                    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+                        match old_meta.get(field) {
+                            Some(v) => m.insert(field.into(), v.clone()),
+                            None => m.remove(field),
+                        };
+                    }
+                    m.insert("resourceVersion".into(), json!(rv_s));
+                    if info.has_generation() {
+                        let g = old_meta["generation"].as_i64().unwrap_or(1);
+                        m.insert("generation".into(), json!(if spec_changed { g + 1 } else { g }));
+                    }
+                    match old.get("status") {
+                        Some(s) => obj["status"] = s.clone(),
+                        None => {
+                            if let Some(o) = obj.as_object_mut() {
+                                o.remove("status");
+                            }
+                        }
+                    }
+                    let obj = Arc::new(obj);
+                    staged.insert(key, Some(obj.clone()));
+                    events.push(Event {
+                        kind: EventType::Modified,
+                        object: obj.clone(),
+                    });
+                    results.push(obj);
+                }
+                Op::UpdateStatus(key, status) => {
+                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let mut obj = (*old).clone();
+                    obj["status"] = status;
+                    meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
+                    let obj = Arc::new(obj);
+                    staged.insert(key, Some(obj.clone()));
+                    events.push(Event {
+                        kind: EventType::Modified,
+                        object: obj.clone(),
+                    });
+                    results.push(obj);
+                }
+                Op::Delete(key) => {
+                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    if key.kind == "Pod" {
+                        if old["metadata"].get("deletionTimestamp").is_some() {
+                            results.push(old);
+                            rv -= 1;
+                            continue;
+                        }
+                        let mut obj = (*old).clone();
+                        let grace = obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+                        let m = meta::metadata_mut(&mut obj);
+                        m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                        m.insert("resourceVersion".into(), json!(rv_s));
+                        let obj = Arc::new(obj);
+                        staged.insert(key, Some(obj.clone()));
+                        events.push(Event {
+                            kind: EventType::Modified,
+                            object: obj.clone(),
+                        });
+                        results.push(obj);
+                    } else {
+                        staged.insert(key, None);
+                        let mut obj = (*old).clone();
+                        meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
+                        let obj = Arc::new(obj);
+                        events.push(Event {
+                            kind: EventType::Deleted,
+                            object: obj.clone(),
+                        });
+                        results.push(obj);
+                    }
+                }
+                Op::Remove(key) => {
+                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    staged.insert(key, None);
+                    let mut obj = (*old).clone();
+                    meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
+                    let obj = Arc::new(obj);
+                    events.push(Event {
+                        kind: EventType::Deleted,
+                        object: obj.clone(),
+                    });
+                    results.push(obj);
+                }
+            }
+        }
+        if staged.is_empty() {
+            return Ok(results);
+        }
+        // Commit durably, then publish.
+        let tx = inner.conn.transaction()?;
+        for (key, value) in &staged {
+            match value {
+                Some(obj) => {
+                    let body = serde_json::to_string(&**obj).expect("JSON values serialize");
+                    tx.execute(
+                        "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (kind, namespace, name) DO UPDATE SET
+                           uid = excluded.uid, resource_version = excluded.resource_version, body = excluded.body",
+                        params![
+                            key.kind,
+                            key.namespace,
+                            key.name,
+                            obj["metadata"]["uid"].as_str().unwrap_or_default(),
+                            obj["metadata"]["resourceVersion"]
+                                .as_str()
+                                .and_then(|s| s.parse::<i64>().ok())
+                                .unwrap_or(0),
+                            body
+                        ],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                        params![key.kind, key.namespace, key.name],
+                    )?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('resourceVersion', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![rv as i64],
+        )?;
+        tx.commit()?;
+        inner.resource_version = rv;
+        for (key, value) in staged {
+            match value {
+                Some(obj) => {
+                    inner.objects.insert(key, obj);
+                }
+                None => {
+                    inner.objects.remove(&key);
+                }
+            }
+        }
+        for e in events {
+            // No receivers is fine.
+            let _ = self.events.send(e);
+        }
+        Ok(results)
+    }
+}
+
+fn kind_info(kind: &str) -> Result<&'static KindInfo, StoreError> {
+    kinds::by_kind(kind).ok_or_else(|| StoreError::UnknownKind(kind.to_string()))
+}
+
+/// A random RFC 4122 version-4 UUID, as Kubernetes uses for `metadata.uid`.
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm(name: &str, v: &str) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"default"},"data":{"k":v}})
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_resource_version_keeps_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let rv1;
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let o = s.create(cm("a", "1")).unwrap();
+            rv1 = o["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap();
+            s.delete(&ObjectKey::new("ConfigMap", "default", "a")).unwrap();
+            s.create(cm("b", "2")).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "a")).is_none());
+        let b = s.get(&ObjectKey::new("ConfigMap", "default", "b")).unwrap();
+        assert_eq!(b["data"]["k"], "2");
+        let o = s.create(cm("c", "3")).unwrap();
+        let rv3: u64 = o["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        assert!(rv3 > rv1 + 2, "{rv3} vs {rv1}");
+    }
+
+    #[test]
+    fn failed_transaction_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create(cm("a", "1")).unwrap();
+        let err = s
+            .transaction(vec![Op::Create(cm("b", "1")), Op::Create(cm("a", "2"))])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists(_)));
+        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "b")).is_none());
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "b")).is_none());
+    }
+
+    #[test]
+    fn generation_bumps_only_on_spec_change_and_pods_delete_gracefully() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"default"},
+            "spec":{"containers":[{"name":"c","image":"x"}]}});
+        let p = s.create(pod.clone()).unwrap();
+        assert_eq!(p["metadata"]["generation"], 1);
+        let mut changed = pod.clone();
+        changed["metadata"]["labels"] = json!({"a":"b"});
+        let p = s.update(changed.clone()).unwrap();
+        assert_eq!(p["metadata"]["generation"], 1);
+        changed["spec"]["containers"][0]["image"] = json!("y");
+        let p = s.update(changed).unwrap();
+        assert_eq!(p["metadata"]["generation"], 2);
+        let key = ObjectKey::new("Pod", "default", "p");
+        let p = s.delete(&key).unwrap();
+        assert!(p["metadata"]["deletionTimestamp"].is_string());
+        assert!(s.get(&key).is_some());
+        s.remove(&key).unwrap();
+        assert!(s.get(&key).is_none());
+    }
+}
