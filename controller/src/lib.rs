@@ -11,3 +11,37 @@ pub mod kinds;
 pub mod meta;
 pub mod store;
 pub mod validate;
+pub mod controllers;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+/// Makes sure the namespaces every cluster has exist.
+pub fn ensure_builtin_namespaces(store: &store::Store) -> Result<(), store::StoreError> {
+    for ns in ["default", "kube-system"] {
+        let key = store::ObjectKey::new("Namespace", "", ns);
+        if store.get(&key).is_none() {
+            store.create(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+            }))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the control plane's tasks: the manifests folder and the reconcilers.
+/// They stop when `shutdown` flips to true.
+pub fn start(
+    store: Arc<store::Store>,
+    manifests_dir: PathBuf,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let folder = folder::ManifestsFolder::new(manifests_dir, store.clone());
+    vec![
+        tokio::spawn(folder.run(shutdown.clone())),
+        tokio::spawn(controllers::run(store, shutdown)),
+    ]
+}

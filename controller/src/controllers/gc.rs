@@ -1,0 +1,37 @@
+//! Garbage collection: objects whose owners are all gone (by `ownerReferences[].uid`) are
+//! deleted — deleting a Deployment removes its ReplicaSets, and theirs, their Pods — and so are
+//! namespaced objects whose Namespace is gone. Pods go through graceful deletion.
+
+use std::collections::HashSet;
+
+use crate::meta;
+use crate::store::{ObjectKey, Op, Store, StoreError};
+
+/// One collection pass.
+pub fn collect(store: &Store) -> Result<(), StoreError> {
+    let all = store.all();
+    let uids: HashSet<&str> = all.iter().map(|o| meta::uid(o)).collect();
+    let namespaces: HashSet<&str> = all
+        .iter()
+        .filter(|o| o["kind"] == "Namespace")
+        .map(|o| meta::name(o))
+        .collect();
+    let mut ops = Vec::new();
+    for obj in &all {
+        if meta::is_terminating(obj) {
+            continue;
+        }
+        let orphan = obj["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| !refs.is_empty() && refs.iter().all(|r| !uids.contains(r["uid"].as_str().unwrap_or(""))));
+        let ns = meta::namespace(obj);
+        let homeless = !ns.is_empty() && !namespaces.contains(ns);
+        if orphan || homeless {
+            ops.push(Op::Delete(ObjectKey::of(obj)));
+        }
+    }
+    if !ops.is_empty() {
+        store.transaction(ops)?;
+    }
+    Ok(())
+}
