@@ -1,1 +1,257 @@
-fn main() {}
+//! The `skiff` binary: command-line parsing and wiring, nothing else.
+//!
+//! `skiff server` starts the daemon: the store, the control plane (`skiff_controller`), the
+//! node agent (`skiff_agent`) and the images folder. `skiff shim` is the per-container
+//! process the agent starts; it must run before any thread exists, so it is dispatched first.
+
+mod cluster;
+mod get;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "A single-node, declarative container orchestrator: Kubernetes YAML in, containers out.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: store, controllers, node agent, manifests and images folders.
+    Server(ServerArgs),
+    /// Work with the image store.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Show objects from the store (`skiff get pods`, `skiff get deploy web -o yaml`).
+    Get(get::GetArgs),
+    /// Stop the daemon, every container and shim of a data directory, and remove their
+    /// mounts, cgroups and runtime state.
+    Killall(DataDirArg),
+    /// (internal) The per-container shim the agent starts.
+    #[command(hide = true)]
+    Shim {
+        /// Remove the container's libcontainer state and cgroups instead of running it.
+        #[arg(long)]
+        delete: bool,
+        /// The container's directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import a `docker save` or OCI archive.
+    Import {
+        /// The archive.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List images.
+    Ls {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+#[derive(Args, Clone)]
+struct DataDirArg {
+    /// The data directory.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// The configuration file (YAML; the same keys as these flags, e.g. `data-dir: /srv/skiff`).
+    #[arg(long, default_value = "/etc/skiff/config.yaml")]
+    config: PathBuf,
+    /// Where everything persistent lives. [default: /var/lib/skiff]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The manifests folder. [default: /etc/skiff/manifests]
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// The images folder for archives to import. [default: <data-dir>/images]
+    #[arg(long)]
+    images: Option<PathBuf>,
+}
+
+/// `/etc/skiff/config.yaml`: the same keys as the flags.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    manifests: Option<PathBuf>,
+    images: Option<PathBuf>,
+}
+
+struct ServerConfig {
+    data_dir: PathBuf,
+    manifests: PathBuf,
+    images: PathBuf,
+}
+
+impl ServerArgs {
+    fn resolve(&self) -> Result<ServerConfig> {
+        let file: ConfigFile = match std::fs::read_to_string(&self.config) {
+            Ok(text) => serde_yaml_ng::from_str::<Option<ConfigFile>>(&text)
+                .with_context(|| format!("invalid configuration file {}", self.config.display()))?
+                .unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.config.display())),
+        };
+        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "/var/lib/skiff".into());
+        let manifests = self.manifests.clone().or(file.manifests).unwrap_or_else(|| "/etc/skiff/manifests".into());
+        let images = self.images.clone().or(file.images).unwrap_or_else(|| data_dir.join("images"));
+        Ok(ServerConfig { data_dir, manifests, images })
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // The shim first: it must stay single-threaded (no logging threads, no runtime).
+    if let Command::Shim { delete, dir } = &cli.command {
+        let code = if *delete {
+            match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(&dir.join("meta.json")) {
+                Some(meta) => {
+                    skiff_agent::runtime::shim::delete_container(&meta);
+                    0
+                }
+                None => 1,
+            }
+        } else {
+            skiff_agent::runtime::shim::main(dir)
+        };
+        std::process::exit(code);
+    }
+    init_logging();
+    let result = match cli.command {
+        Command::Server(args) => server(args),
+        Command::Image(ImageCommand::Import { file, data }) => image_import(&file, &data.data_dir),
+        Command::Image(ImageCommand::Ls { data }) => image_ls(&data.data_dir),
+        Command::Get(args) => get::run(&args),
+        Command::Killall(data) => killall(&data.data_dir),
+        Command::Shim { .. } => unreachable!("dispatched above"),
+    };
+    if let Err(e) = result {
+        eprintln!("skiff: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn server(args: ServerArgs) -> Result<()> {
+    let config = args.resolve()?;
+    let layout = skiff_agent::runtime::Layout::new(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let run_dir = layout.data_dir.join("run");
+    std::fs::create_dir_all(&run_dir)?;
+    let me = std::process::id() as i32;
+    std::fs::write(
+        skiff_agent::runtime::killall::daemon_pid_file(&layout),
+        format!("{me} {}\n", skiff_agent::runtime::process_start_ticks(me).unwrap_or(0)),
+    )?;
+    let store = Arc::new(skiff_controller::store::Store::open(&layout.data_dir).context("opening the store")?);
+    skiff_controller::ensure_builtin_namespaces(&store)?;
+    let images = Arc::new(skiff_agent::image::ImageStore::open(&layout.data_dir).context("opening the image store")?);
+    let runtime = skiff_agent::runtime::handle::Runtime::new(layout.clone())?;
+    tracing::info!(
+        data_dir = %layout.data_dir.display(),
+        manifests = %config.manifests.display(),
+        images = %config.images.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "skiff server starting"
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
+        let cluster = cluster::StoreCluster::new(store.clone());
+        let agent = skiff_agent::Agent::new(cluster, runtime, images.clone());
+        tasks.push(tokio::spawn(agent.run(shutdown.clone())));
+        tasks.push(tokio::spawn(skiff_agent::image::folder::run(
+            images,
+            config.images.clone(),
+            run_dir.join("images-folder.json"),
+            shutdown.clone(),
+        )));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping (containers keep running)"),
+        }
+        let _ = shutdown_tx.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), futures_join(tasks)).await;
+        let _ = std::fs::remove_file(run_dir.join("skiff.pid"));
+        tracing::info!("skiff server stopped");
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // Tasks may still hold blocking threads (a slow import); do not wait for them.
+    rt.shutdown_background();
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn image_import(file: &Path, data_dir: &Path) -> Result<()> {
+    if !file.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    let store = skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    let imported = store.import_archive(file).with_context(|| format!("importing {}", file.display()))?;
+    for image in imported {
+        let names = if image.names.is_empty() { "<no name>".to_string() } else { image.names.join(", ") };
+        println!("imported {} {}", image.id, names);
+    }
+    Ok(())
+}
+
+fn image_ls(data_dir: &Path) -> Result<()> {
+    let store = skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    println!("{:<60} {:<20} LAYERS", "NAME", "ID");
+    for image in store.list()? {
+        let short = image.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let names = if image.names.is_empty() { vec!["<none>".to_string()] } else { image.names.clone() };
+        for name in names {
+            println!("{name:<60} {short:<20} {}", image.layers.len());
+        }
+    }
+    Ok(())
+}
+
+fn killall(data_dir: &Path) -> Result<()> {
+    if !data_dir.exists() {
+        bail!("{} does not exist", data_dir.display());
+    }
+    let summary = skiff_agent::runtime::killall::killall(data_dir)?;
+    println!(
+        "{}stopped {} container(s), removed {} container director{}",
+        if summary.daemon_stopped { "stopped the daemon, " } else { "" },
+        summary.stopped,
+        summary.removed,
+        if summary.removed == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}

@@ -1,1 +1,26 @@
+//! skiff's node agent — the kubelet of a one-node cluster: the pod worker ([`pod`]), the
+//! container runtime over youki's libcontainer with one shim process per container
+//! ([`runtime`]), and the content-addressed image store ([`image`]).
+//!
+//! The agent is a client of the control plane: it sees pods and reports their status only
+//! through the [`Cluster`] trait, never through the controller's internals.
 
+pub mod image;
+pub mod pod;
+pub mod runtime;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+
+pub use pod::Agent;
+
+/// What the agent needs from the control plane.
+pub trait Cluster: Send + Sync + 'static {
+    /// Every pod bound to this node (all pods: there is one node).
+    fn pods(&self) -> Vec<Pod>;
+    /// A notification whenever a pod changes.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()>;
+    /// Replaces a pod's status.
+    fn set_pod_status(&self, pod: &Pod, status: PodStatus) -> anyhow::Result<()>;
+    /// Ends a graceful deletion: the pod's containers are stopped and removed.
+    fn pod_gone(&self, pod: &Pod) -> anyhow::Result<()>;
+}

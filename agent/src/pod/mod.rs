@@ -1,0 +1,704 @@
+//! The pod worker — skiff's kubelet. One loop owns the state of every pod on the node; it
+//! compares the pods the cluster declares with the containers that exist, and acts: creates
+//! sandboxes, starts containers (each instance in its own task that starts the shim, then
+//! waits for the exit or a stop request), restarts them under `restartPolicy` with back-off,
+//! stops them gracefully when pods go (SIGTERM, grace period, SIGKILL), removes what they
+//! leave, and writes pod status back.
+//!
+//! It re-adopts containers whose shims survived a daemon restart (see [`Agent::run`]).
+
+pub mod process;
+pub mod status;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+
+use crate::image::ImageStore;
+use crate::runtime::handle::{Found, Runtime, Running, Started};
+use crate::runtime::oci::{self, SpecInput};
+use crate::runtime::{sandbox, ContainerMeta, ExitRecord};
+use crate::Cluster;
+
+/// Back-off before the second restart; doubles after each, up to [`MAX_BACKOFF`].
+const BASE_BACKOFF: Duration = Duration::from_secs(10);
+/// Kubernetes' cap on crash back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A container that ran this long has its back-off reset.
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// How often to look again at pods waiting for something outside our events (an image).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A pod's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodRef {
+    /// uid.
+    pub uid: String,
+    /// namespace.
+    pub namespace: String,
+    /// name.
+    pub name: String,
+}
+
+impl PodRef {
+    fn of(pod: &Pod) -> Self {
+        PodRef {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+    /// The pod's directory name, as kubelet names it under /var/log/pods.
+    fn dir_name(&self) -> String {
+        format!("{}_{}_{}", self.namespace, self.name, self.uid)
+    }
+}
+
+/// Messages from container tasks to the loop.
+#[derive(Debug)]
+enum Msg {
+    Running { pod: String, name: String, id: String, started_at: String },
+    Exited { pod: String, name: String, id: String, exit: ExitRecord, ran_for: Duration },
+}
+
+/// One container instance the loop knows of.
+#[derive(Debug)]
+struct Instance {
+    id: String,
+    spec_hash: String,
+    image_id: String,
+    started_at: Option<String>,
+    stopping: bool,
+    stop: mpsc::UnboundedSender<Duration>,
+}
+
+/// What the loop knows of one container of a pod.
+#[derive(Debug, Default)]
+pub(crate) struct ContainerState {
+    current: Option<Instance>,
+    /// The last exit, with the instance's id and image id.
+    last_exit: Option<(ExitRecord, String, String)>,
+    /// The exit before it (for `lastState`).
+    previous_exit: Option<ExitRecord>,
+    restart_count: u32,
+    backoff: Duration,
+    not_before: Option<Instant>,
+    /// A reason the container is waiting (image missing, start failed…), with a message.
+    waiting: Option<(String, String)>,
+    /// Restart at once, without counting it as a crash (the spec changed).
+    replace: bool,
+}
+
+/// What the loop knows of one pod.
+#[derive(Debug)]
+pub(crate) struct PodState {
+    pod: PodRef,
+    host_network: bool,
+    containers: HashMap<String, ContainerState>,
+    start_time: String,
+    /// The pod's directory has been removed and the cluster told.
+    finished: bool,
+}
+
+/// The node agent.
+pub struct Agent {
+    cluster: Arc<dyn Cluster>,
+    runtime: Runtime,
+    images: Arc<ImageStore>,
+    pods: HashMap<String, PodState>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+}
+
+fn spec_hash(container: &Container, host_network: bool) -> String {
+    let text = serde_json::to_string(&(container, host_network)).expect("containers serialize");
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+impl ContainerState {
+    /// Records an exit and decides when a restart may happen: at once for the first crash,
+    /// then after a back-off that doubles from [`BASE_BACKOFF`] to [`MAX_BACKOFF`], as kubelet
+    /// does. A replacement (spec change) is not a crash and waits for nothing.
+    fn record_exit(&mut self, exit: ExitRecord, id: String, image_id: String, ran_for: Duration, name: &str, pod: &str) {
+        if let Some((prev, _, _)) = self.last_exit.take() {
+            self.previous_exit = Some(prev);
+        }
+        self.last_exit = Some((exit, id, image_id));
+        if self.replace {
+            self.not_before = Some(Instant::now());
+            self.waiting = None;
+            return;
+        }
+        if ran_for >= BACKOFF_RESET {
+            self.backoff = Duration::ZERO;
+        }
+        let delay = self.backoff;
+        self.backoff = if delay.is_zero() { BASE_BACKOFF } else { (delay * 2).min(MAX_BACKOFF) };
+        self.not_before = Some(Instant::now() + delay);
+        self.waiting = (!delay.is_zero()).then(|| {
+            (
+                "CrashLoopBackOff".to_string(),
+                format!("back-off {}s restarting failed container={name} pod={pod}", delay.as_secs()),
+            )
+        });
+    }
+}
+
+fn restart_wanted(policy: &str, exit: &ExitRecord) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => exit.exit_code != 0,
+        _ => true,
+    }
+}
+
+impl Agent {
+    /// An agent over `cluster`, running containers with `runtime` from `images`.
+    pub fn new(cluster: Arc<dyn Cluster>, runtime: Runtime, images: Arc<ImageStore>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Agent { cluster, runtime, images, pods: HashMap::new(), tx, rx }
+    }
+
+    fn pod_dir(&self, pod: &PodRef) -> PathBuf {
+        self.runtime.layout.pods().join(pod.dir_name())
+    }
+
+    /// Re-adopts containers left by an earlier daemon, then runs until `shutdown` flips.
+    /// Containers keep running when it returns.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.cluster.subscribe();
+        self.adopt().await;
+        loop {
+            self.sync().await;
+            let wake = self.next_wake();
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                r = changes.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        break;
+                    }
+                    // Coalesce a burst.
+                    while changes.try_recv().is_ok() {}
+                }
+                Some(msg) = self.rx.recv() => {
+                    self.handle(msg);
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg);
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {}
+            }
+        }
+        tracing::info!("agent stopped; containers keep running");
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut wake = Duration::from_secs(30);
+        for p in self.pods.values() {
+            for c in p.containers.values() {
+                if let Some(t) = c.not_before {
+                    wake = wake.min(t.saturating_duration_since(now) + Duration::from_millis(5));
+                }
+                if c.waiting.is_some() && c.not_before.is_none() {
+                    wake = wake.min(RETRY);
+                }
+            }
+        }
+        wake
+    }
+
+    async fn adopt(&mut self) {
+        let pods: HashMap<String, Pod> = self
+            .cluster
+            .pods()
+            .into_iter()
+            .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+            .collect();
+        for found in self.runtime.find_all() {
+            match found {
+                Found::Running(running) => {
+                    let meta = running.meta.clone();
+                    tracing::info!(container = %meta.id, pod = %format!("{}/{}", meta.pod_namespace, meta.pod_name), pid = running.state.init_pid, "re-adopted a running container");
+                    let host_network = pods.get(&meta.pod_uid).is_some_and(|p| p.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false));
+                    let state = self.pod_state(&meta, host_network, pods.get(&meta.pod_uid));
+                    let cs = state.containers.entry(meta.container_name.clone()).or_default();
+                    cs.restart_count = meta.restart_count;
+                    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+                    cs.current = Some(Instance {
+                        id: meta.id.clone(),
+                        spec_hash: meta.spec_hash.clone(),
+                        image_id: meta.image_id.clone(),
+                        started_at: Some(running.state.started_at.clone()),
+                        stopping: false,
+                        stop: stop_tx,
+                    });
+                    self.spawn_monitor(running, stop_rx);
+                }
+                Found::Exited(meta, exit) => self.adopt_exited(meta, exit, &pods).await,
+                Found::Lost(meta) => {
+                    let exit = exit_unknown();
+                    self.adopt_exited(meta, exit, &pods).await
+                }
+            }
+        }
+    }
+
+    async fn adopt_exited(&mut self, meta: ContainerMeta, exit: ExitRecord, pods: &HashMap<String, Pod>) {
+        tracing::info!(container = %meta.id, code = exit.exit_code, "found a container that exited while skiff was down");
+        if let Err(e) = self.runtime.remove(&meta).await {
+            tracing::warn!(container = %meta.id, "removing: {e}");
+        }
+        let host_network = pods.get(&meta.pod_uid).is_some_and(|p| p.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false));
+        let state = self.pod_state(&meta, host_network, pods.get(&meta.pod_uid));
+        let cs = state.containers.entry(meta.container_name.clone()).or_default();
+        cs.restart_count = meta.restart_count;
+        cs.record_exit(exit, meta.id.clone(), meta.image_id.clone(), Duration::ZERO, &meta.container_name, &meta.pod_name);
+    }
+
+    fn pod_state(&mut self, meta: &ContainerMeta, host_network: bool, pod: Option<&Pod>) -> &mut PodState {
+        let start_time = pod
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(crate::runtime::now_rfc3339);
+        self.pods.entry(meta.pod_uid.clone()).or_insert_with(|| PodState {
+            pod: PodRef { uid: meta.pod_uid.clone(), namespace: meta.pod_namespace.clone(), name: meta.pod_name.clone() },
+            host_network,
+            containers: HashMap::new(),
+            start_time,
+            finished: false,
+        })
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Running { pod, name, id, started_at } => {
+                if let Some(cs) = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)) {
+                    if let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) {
+                        inst.started_at = Some(started_at);
+                        cs.waiting = None;
+                    }
+                }
+            }
+            Msg::Exited { pod, name, id, exit, ran_for } => {
+                let Some(cs) = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)) else { return };
+                let Some(inst) = cs.current.take_if(|i| i.id == id) else { return };
+                tracing::info!(container = %id, code = exit.exit_code, reason = %exit.reason, "container exited");
+                let pod_name = self.pods.get(&pod).map(|p| p.pod.name.clone()).unwrap_or_default();
+                let cs = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)).expect("found above");
+                cs.record_exit(exit, inst.id, inst.image_id, ran_for, &name, &pod_name);
+            }
+        }
+    }
+
+    /// Compares declared pods with what runs, and acts.
+    async fn sync(&mut self) {
+        let pods = self.cluster.pods();
+        let mut seen = std::collections::HashSet::new();
+        for pod in &pods {
+            let r = PodRef::of(pod);
+            seen.insert(r.uid.clone());
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.sync_terminating(pod, &r).await;
+            } else {
+                self.sync_pod(pod, &r).await;
+            }
+        }
+        // Pods gone from the cluster without a graceful deletion: stop what is left.
+        let orphans: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
+        for uid in orphans {
+            let state = self.pods.get_mut(&uid).expect("listed");
+            let mut busy = false;
+            for cs in state.containers.values_mut() {
+                if let Some(inst) = cs.current.as_mut() {
+                    busy = true;
+                    if !inst.stopping {
+                        inst.stopping = true;
+                        let _ = inst.stop.send(Duration::from_secs(30));
+                    }
+                }
+            }
+            if !busy {
+                let dir = self.runtime.layout.pods().join(state.pod.dir_name());
+                let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
+                self.pods.remove(&uid);
+            }
+        }
+    }
+
+    async fn sync_terminating(&mut self, pod: &Pod, r: &PodRef) {
+        let grace = Duration::from_secs(pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let Some(state) = self.pods.get_mut(&r.uid) else {
+            // Nothing of it runs here (never started, or already cleaned up).
+            let dir = self.pod_dir(r);
+            let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
+            if let Err(e) = self.cluster.pod_gone(pod) {
+                tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "finishing the deletion: {e}");
+            }
+            return;
+        };
+        let mut busy = false;
+        for cs in state.containers.values_mut() {
+            cs.not_before = None;
+            cs.waiting = None;
+            if let Some(inst) = cs.current.as_mut() {
+                busy = true;
+                if !inst.stopping {
+                    inst.stopping = true;
+                    let _ = inst.stop.send(grace);
+                }
+            }
+        }
+        if busy || state.finished {
+            return;
+        }
+        state.finished = true;
+        let dir = self.pod_dir(r);
+        if let Err(e) = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await.expect("no panic") {
+            tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "removing the sandbox: {e}");
+        }
+        tracing::info!(pod = %format!("{}/{}", r.namespace, r.name), "pod stopped and removed");
+        self.pods.remove(&r.uid);
+        if let Err(e) = self.cluster.pod_gone(pod) {
+            tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "finishing the deletion: {e}");
+        }
+    }
+
+    async fn sync_pod(&mut self, pod: &Pod, r: &PodRef) {
+        let Some(spec) = pod.spec.as_ref() else { return };
+        let host_network = spec.host_network.unwrap_or(false);
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let hostname = spec.hostname.clone().unwrap_or_else(|| r.name.clone());
+        let stored_restarts: HashMap<String, u32> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| (c.name.clone(), c.restart_count.max(0) as u32)).collect())
+            .unwrap_or_default();
+        let start_time = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(crate::runtime::now_rfc3339);
+        let state = self.pods.entry(r.uid.clone()).or_insert_with(|| PodState {
+            pod: r.clone(),
+            host_network,
+            containers: HashMap::new(),
+            start_time,
+            finished: false,
+        });
+        // A change of the pod's network mode means a new sandbox: stop everything first.
+        if state.host_network != host_network {
+            let mut busy = false;
+            for cs in state.containers.values_mut() {
+                if let Some(inst) = cs.current.as_mut() {
+                    busy = true;
+                    if !inst.stopping {
+                        inst.stopping = true;
+                        let _ = inst.stop.send(Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64));
+                    }
+                }
+            }
+            if busy {
+                return;
+            }
+            let dir = self.runtime.layout.pods().join(r.dir_name()).join("ns");
+            let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
+            state.host_network = host_network;
+        }
+        let pod_dir = self.runtime.layout.pods().join(r.dir_name());
+        let now = Instant::now();
+        let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+        // Containers no longer in the spec.
+        for (name, cs) in state.containers.iter_mut() {
+            if !names.contains(name) {
+                if let Some(inst) = cs.current.as_mut().filter(|i| !i.stopping) {
+                    inst.stopping = true;
+                    let _ = inst.stop.send(Duration::from_secs(30));
+                }
+            }
+        }
+        let mut to_start = Vec::new();
+        for c in &spec.containers {
+            let hash = spec_hash(c, host_network);
+            let cs = state.containers.entry(c.name.clone()).or_default();
+            if cs.restart_count == 0 {
+                cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
+            }
+            if let Some(inst) = cs.current.as_mut() {
+                if inst.spec_hash != hash && !inst.stopping {
+                    tracing::info!(container = %inst.id, "the container's spec changed: replacing it");
+                    inst.stopping = true;
+                    cs.replace = true;
+                    let _ = inst.stop.send(Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64));
+                }
+                continue;
+            }
+            if let Some((exit, _, _)) = &cs.last_exit {
+                if !cs.replace && !restart_wanted(&policy, exit) {
+                    continue;
+                }
+                if cs.not_before.is_some_and(|t| t > now) {
+                    continue;
+                }
+            }
+            to_start.push((c.clone(), hash));
+        }
+        if to_start.is_empty() {
+            self.write_status(pod).await;
+            return;
+        }
+        let ns = match tokio::task::spawn_blocking({
+            let pod_dir = pod_dir.clone();
+            let hostname = hostname.clone();
+            move || sandbox::ensure(&pod_dir, host_network, &hostname)
+        })
+        .await
+        .expect("no panic")
+        {
+            Ok(ns) => ns,
+            Err(e) => {
+                tracing::error!(pod = %format!("{}/{}", r.namespace, r.name), "creating the pod sandbox: {e}");
+                let state = self.pods.get_mut(&r.uid).expect("inserted");
+                for (c, _) in &to_start {
+                    let cs = state.containers.entry(c.name.clone()).or_default();
+                    cs.waiting = Some(("CreateContainerError".into(), format!("pod sandbox: {e}")));
+                }
+                self.write_status(pod).await;
+                return;
+            }
+        };
+        let etc = match write_etc_files(&pod_dir, host_network, &hostname) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(pod = %format!("{}/{}", r.namespace, r.name), "writing /etc files: {e}");
+                Vec::new()
+            }
+        };
+        for (c, hash) in to_start {
+            self.start_container(pod, r, &c, hash, &ns, &hostname, &etc, &pod_dir);
+        }
+        self.write_status(pod).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_container(
+        &mut self,
+        pod: &Pod,
+        r: &PodRef,
+        c: &Container,
+        hash: String,
+        ns: &sandbox::Namespaces,
+        hostname: &str,
+        etc: &[(String, PathBuf)],
+        pod_dir: &std::path::Path,
+    ) {
+        let state = self.pods.get_mut(&r.uid).expect("inserted");
+        let cs = state.containers.get_mut(&c.name).expect("inserted");
+        let image_ref = c.image.clone().unwrap_or_default();
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let image = match self.images.resolve(&image_ref) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                let (reason, message) = if policy == "Never" {
+                    ("ErrImageNeverPull", format!("container image {image_ref:?} is not present with pull policy of Never"))
+                } else {
+                    ("ErrImagePull", format!("container image {image_ref:?} is not present; import it (skiff image import, or the images folder): pulling from registries is not supported yet"))
+                };
+                if cs.waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
+                    tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), container = %c.name, "{message}");
+                }
+                cs.waiting = Some((reason.into(), message));
+                cs.not_before = None;
+                return;
+            }
+            Err(e) => {
+                cs.waiting = Some(("ErrImagePull".into(), e.to_string()));
+                cs.not_before = None;
+                return;
+            }
+        };
+        let defaults = process::ImageDefaults::from_config(&image.config);
+        let proc = match process::process(c, &defaults, &image.layers, hostname) {
+            Ok(p) => p,
+            Err(message) => {
+                if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
+                    tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), container = %c.name, "{message}");
+                }
+                cs.waiting = Some(("CreateContainerConfigError".into(), message));
+                cs.not_before = None;
+                return;
+            }
+        };
+        // Every start after the first is a restart.
+        if cs.last_exit.is_some() {
+            cs.restart_count += 1;
+        }
+        cs.not_before = None;
+        cs.replace = false;
+        let uid_part: String = r.uid.chars().filter(|c| *c != '-').take(12).collect();
+        let id = format!("{uid_part}-{}-{}", c.name, cs.restart_count);
+        let meta = ContainerMeta {
+            id: id.clone(),
+            pod_uid: r.uid.clone(),
+            pod_namespace: r.namespace.clone(),
+            pod_name: r.name.clone(),
+            container_name: c.name.clone(),
+            restart_count: cs.restart_count,
+            spec_hash: hash.clone(),
+            image: image_ref,
+            image_id: image.id.clone(),
+            log_path: pod_dir.join(&c.name).join(format!("{}.log", cs.restart_count)),
+            libcontainer_root: self.runtime.layout.libcontainer_root(),
+        };
+        let spec = oci::spec(
+            &SpecInput {
+                process: &proc,
+                hostname,
+                namespaces: ns,
+                cgroups_path: format!("/{}/{}", self.runtime.layout.cgroup_parent(), id),
+                etc_files: etc.to_vec(),
+            },
+            std::path::Path::new("rootfs"),
+        );
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        cs.current = Some(Instance { id: id.clone(), spec_hash: hash, image_id: image.id.clone(), started_at: None, stopping: false, stop: stop_tx });
+        let runtime = self.runtime.clone();
+        let tx = self.tx.clone();
+        let layers = image.layers.clone();
+        let pod_uid = r.uid.clone();
+        let name = c.name.clone();
+        let _ = pod;
+        tokio::spawn(async move {
+            match runtime.create(meta.clone(), layers, spec).await {
+                Ok(Started::Running(running)) => {
+                    let _ = tx.send(Msg::Running { pod: pod_uid, name, id, started_at: running.state.started_at.clone() });
+                    monitor(runtime, running, stop_rx, tx).await;
+                }
+                Ok(Started::Exited(exit)) => {
+                    if let Err(e) = runtime.remove(&meta).await {
+                        tracing::warn!(container = %id, "removing: {e}");
+                    }
+                    let _ = tx.send(Msg::Exited { pod: pod_uid, name, id, exit, ran_for: Duration::ZERO });
+                }
+                Err(e) => {
+                    tracing::error!(container = %id, "{e}");
+                    if let Err(e) = runtime.remove(&meta).await {
+                        tracing::warn!(container = %id, "removing: {e}");
+                    }
+                    let exit = ExitRecord {
+                        exit_code: 128,
+                        signal: None,
+                        reason: "StartError".into(),
+                        message: Some(e.to_string()),
+                        started_at: None,
+                        finished_at: crate::runtime::now_rfc3339(),
+                    };
+                    let _ = tx.send(Msg::Exited { pod: pod_uid, name, id, exit, ran_for: Duration::ZERO });
+                }
+            }
+        });
+    }
+
+    fn spawn_monitor(&self, running: Running, stop_rx: mpsc::UnboundedReceiver<Duration>) {
+        tokio::spawn(monitor(self.runtime.clone(), running, stop_rx, self.tx.clone()));
+    }
+
+    async fn write_status(&mut self, pod: &Pod) {
+        let Some(state) = self.pods.get(pod.metadata.uid.as_deref().unwrap_or_default()) else { return };
+        let status = status::pod_status(pod, state);
+        if pod.status.as_ref() != Some(&status) {
+            if let Err(e) = self.cluster.set_pod_status(pod, status) {
+                tracing::warn!(pod = %format!("{}/{}", state.pod.namespace, state.pod.name), "writing status: {e}");
+            }
+        }
+    }
+}
+
+fn exit_unknown() -> ExitRecord {
+    ExitRecord {
+        exit_code: 255,
+        signal: None,
+        reason: "Unknown".into(),
+        message: Some("the container's shim ended while skiff was down, without recording an exit".into()),
+        started_at: None,
+        finished_at: crate::runtime::now_rfc3339(),
+    }
+}
+
+/// Waits for a running container to exit, or stops it on request; then removes it and
+/// reports the exit.
+async fn monitor(runtime: Runtime, mut running: Running, mut stop_rx: mpsc::UnboundedReceiver<Duration>, tx: mpsc::UnboundedSender<Msg>) {
+    let started = Instant::now();
+    let id = running.meta.id.clone();
+    let exit = tokio::select! {
+        exit = running.wait(&runtime) => exit,
+        Some(grace) = stop_rx.recv() => stop(&runtime, &mut running, grace).await,
+    };
+    if let Err(e) = runtime.remove(&running.meta).await {
+        tracing::warn!(container = %id, "removing: {e}");
+    }
+    let _ = tx.send(Msg::Exited {
+        pod: running.meta.pod_uid.clone(),
+        name: running.meta.container_name.clone(),
+        id,
+        exit,
+        ran_for: started.elapsed(),
+    });
+}
+
+/// SIGTERM, up to `grace` for the container to exit, then SIGKILL.
+async fn stop(runtime: &Runtime, running: &mut Running, grace: Duration) -> ExitRecord {
+    tracing::info!(container = %running.meta.id, grace = ?grace, "stopping container");
+    if let Err(e) = running.signal(libc::SIGTERM) {
+        tracing::warn!(container = %running.meta.id, "SIGTERM: {e}");
+    }
+    // `wait` is cancel-safe up to the point it returns; race it against the grace period.
+    let waited = {
+        let fut = running.wait(runtime);
+        tokio::pin!(fut);
+        tokio::select! {
+            exit = &mut fut => Some(exit),
+            _ = tokio::time::sleep(grace) => None,
+        }
+    };
+    if let Some(exit) = waited {
+        return exit;
+    }
+    if let Err(e) = running.signal(libc::SIGKILL) {
+        tracing::warn!(container = %running.meta.id, "SIGKILL: {e}");
+    }
+    running.wait(runtime).await
+}
+
+/// Writes the pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, returning the bind
+/// mounts for them. A `hostNetwork` pod sees the host's files, as on Kubernetes.
+fn write_etc_files(pod_dir: &std::path::Path, host_network: bool, hostname: &str) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let etc = pod_dir.join("etc");
+    std::fs::create_dir_all(&etc)?;
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+    } else {
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    };
+    let host_name = if host_network {
+        nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_else(|_| hostname.into())
+    } else {
+        hostname.to_string()
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut files = Vec::new();
+    for (name, content) in [("hosts", hosts), ("hostname", format!("{host_name}\n")), ("resolv.conf", resolv)] {
+        let path = etc.join(name);
+        std::fs::write(&path, content)?;
+        files.push((format!("/etc/{name}"), path));
+    }
+    Ok(files)
+}

@@ -1,0 +1,276 @@
+//! How a container's process is decided, merging the image config with the pod spec as
+//! Kubernetes does: `command` replaces the image's Entrypoint (and drops its Cmd), `args`
+//! replaces Cmd; `env` overrides the image's Env by name, with `$(VAR)` references expanded;
+//! `workingDir` overrides WorkingDir; `securityContext.runAsUser/runAsGroup` override User,
+//! whose names are resolved in the image's `/etc/passwd` and `/etc/group`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Container;
+
+use crate::runtime::oci::Process;
+
+/// The default PATH when neither image nor pod sets one (containerd's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Expands `$(VAR)` references as Kubernetes does: defined names are replaced, `$$` is a
+/// literal `$`, anything else is kept as written.
+pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match vars.get(name) {
+                        Some(v) => out.push_str(v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = inner;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads a file of the image (`etc/passwd`…) from the topmost layer that has it as a regular
+/// file. Symlinks are not followed: they could point anywhere on the host.
+fn image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
+    for layer in layers.iter().rev() {
+        let p = layer.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_file() => return std::fs::read_to_string(&p).ok(),
+            Ok(_) => return None,
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+fn lookup(table: Option<&str>, name: &str) -> Option<(u32, Option<u32>)> {
+    table?.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| (f[2].parse().ok(), f.get(3).and_then(|g| g.parse().ok())))
+            .and_then(|(id, g)| id.map(|id| (id, g)))
+    })
+}
+
+fn passwd_gid_of(table: Option<&str>, uid: u32) -> Option<u32> {
+    table?.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[3].parse().ok()).flatten()
+    })
+}
+
+/// Resolves the image's `User` ("uid", "uid:gid", "name", "name:group") to numbers.
+fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), String> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let passwd = image_file(layers, "etc/passwd");
+    let group = image_file(layers, "etc/group");
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(uid) => (uid, passwd_gid_of(passwd.as_deref(), uid)),
+        Err(_) => lookup(passwd.as_deref(), u)
+            .ok_or_else(|| format!("the image's user {u:?} is not in its /etc/passwd"))?,
+    };
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => lookup(group.as_deref(), g)
+                .map(|(gid, _)| gid)
+                .ok_or_else(|| format!("the image's group {g:?} is not in its /etc/group"))?,
+        },
+        None => primary.unwrap_or(0),
+    };
+    Ok((uid, gid))
+}
+
+/// The image config fields the process depends on.
+#[derive(Clone, Debug, Default)]
+pub struct ImageDefaults {
+    /// Entrypoint.
+    pub entrypoint: Vec<String>,
+    /// Cmd.
+    pub cmd: Vec<String>,
+    /// Env, `KEY=value`.
+    pub env: Vec<String>,
+    /// WorkingDir.
+    pub working_dir: String,
+    /// User.
+    pub user: String,
+}
+
+impl ImageDefaults {
+    /// Reads them from an OCI image configuration.
+    pub fn from_config(config: &oci_spec::image::ImageConfiguration) -> Self {
+        let c = config.config().clone().unwrap_or_default();
+        ImageDefaults {
+            entrypoint: c.entrypoint().clone().unwrap_or_default(),
+            cmd: c.cmd().clone().unwrap_or_default(),
+            env: c.env().clone().unwrap_or_default(),
+            working_dir: c.working_dir().clone().unwrap_or_default(),
+            user: c.user().clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Decides the process of `container` in a pod named `hostname`.
+pub fn process(container: &Container, image: &ImageDefaults, layers: &[PathBuf], hostname: &str) -> Result<Process, String> {
+    // Environment: the pod's variables, each expanded against those before it.
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut pod_env: Vec<(String, String)> = Vec::new();
+    for e in container.env.as_deref().unwrap_or_default() {
+        let value = expand(e.value.as_deref().unwrap_or_default(), &vars);
+        vars.insert(e.name.clone(), value.clone());
+        pod_env.push((e.name.clone(), value));
+    }
+    let mut env: Vec<(String, String)> = image
+        .env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    for (k, v) in pod_env {
+        match env.iter_mut().find(|(ek, _)| *ek == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+        env.push(("HOSTNAME".into(), hostname.into()));
+    }
+
+    let command: Vec<String> = container.command.as_deref().unwrap_or_default().iter().map(|s| expand(s, &vars)).collect();
+    let args: Vec<String> = container.args.as_deref().unwrap_or_default().iter().map(|s| expand(s, &vars)).collect();
+    let argv: Vec<String> = if !command.is_empty() {
+        command.into_iter().chain(args).collect()
+    } else if container.args.is_some() {
+        image.entrypoint.iter().cloned().chain(args).collect()
+    } else {
+        image.entrypoint.iter().chain(&image.cmd).cloned().collect()
+    };
+    if argv.is_empty() {
+        return Err("no command: neither the container nor its image sets one".into());
+    }
+
+    let cwd = container
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| Some(image.working_dir.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    if !Path::new(&cwd).is_absolute() {
+        return Err(format!("workingDir {cwd:?} is not an absolute path"));
+    }
+
+    let sc = container.security_context.as_ref();
+    let (mut uid, mut gid) = resolve_user(&image.user, layers)?;
+    if let Some(u) = sc.and_then(|s| s.run_as_user) {
+        uid = u as u32;
+        gid = passwd_gid_of(image_file(layers, "etc/passwd").as_deref(), uid).unwrap_or(0);
+    }
+    if let Some(g) = sc.and_then(|s| s.run_as_group) {
+        gid = g as u32;
+    }
+    Ok(Process {
+        args: argv,
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid,
+        gid,
+        additional_gids: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::EnvVar;
+
+    fn image() -> ImageDefaults {
+        ImageDefaults {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["default".into()],
+            env: vec!["PATH=/bin".into(), "GREETING=image".into()],
+            working_dir: "/app".into(),
+            user: String::new(),
+        }
+    }
+
+    #[test]
+    fn command_and_args_merge_like_kubernetes() {
+        let c = |command: Option<Vec<&str>>, args: Option<Vec<&str>>| Container {
+            name: "c".into(),
+            command: command.map(|v| v.into_iter().map(String::from).collect()),
+            args: args.map(|v| v.into_iter().map(String::from).collect()),
+            ..Default::default()
+        };
+        let p = |c: &Container| process(c, &image(), &[], "h").unwrap().args;
+        assert_eq!(p(&c(None, None)), vec!["/entry", "default"]);
+        assert_eq!(p(&c(None, Some(vec!["x"]))), vec!["/entry", "x"]);
+        assert_eq!(p(&c(Some(vec!["sh"]), None)), vec!["sh"]);
+        assert_eq!(p(&c(Some(vec!["sh"]), Some(vec!["-c", "y"]))), vec!["sh", "-c", "y"]);
+    }
+
+    #[test]
+    fn env_overrides_and_expands() {
+        let c = Container {
+            name: "c".into(),
+            env: Some(vec![
+                EnvVar { name: "GREETING".into(), value: Some("pod".into()), ..Default::default() },
+                EnvVar { name: "MSG".into(), value: Some("$(GREETING) and $$(GREETING) and $(NOPE)".into()), ..Default::default() },
+            ]),
+            args: Some(vec!["$(MSG)".into()]),
+            ..Default::default()
+        };
+        let p = process(&c, &image(), &[], "h").unwrap();
+        assert!(p.env.contains(&"GREETING=pod".to_string()));
+        assert!(p.env.contains(&"MSG=pod and $(GREETING) and $(NOPE)".to_string()));
+        assert!(p.env.contains(&"PATH=/bin".to_string()));
+        assert_eq!(p.args, vec!["/entry", "pod and $(GREETING) and $(NOPE)"]);
+        assert_eq!(p.cwd, "/app");
+    }
+
+    #[test]
+    fn user_names_resolve_in_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let layers = vec![dir.path().to_path_buf()];
+        assert_eq!(resolve_user("app", &layers).unwrap(), (1000, 1001));
+        assert_eq!(resolve_user("app:staff", &layers).unwrap(), (1000, 50));
+        assert_eq!(resolve_user("7:8", &layers).unwrap(), (7, 8));
+        assert!(resolve_user("nobody", &layers).unwrap_err().contains("nobody"));
+    }
+}

@@ -1,0 +1,161 @@
+//! A pod's status as Kubernetes reports it, from what the pod worker knows: phase, conditions,
+//! and per container its state (waiting / running / terminated with exit code and reason),
+//! last state, readiness and restart count. Timestamps come from the shim's records, and
+//! conditions keep their transition time while unchanged, so an unchanged pod gives an
+//! identical status (and the store is not written).
+
+use k8s_openapi::api::core::v1::{
+    ContainerState as KState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::{restart_wanted, ContainerState, PodState};
+use crate::runtime::ExitRecord;
+
+fn time(s: &str) -> Option<Time> {
+    s.parse::<jiff::Timestamp>().ok().map(Time)
+}
+
+fn terminated(exit: &ExitRecord, id: &str) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        reason: Some(exit.reason.clone()),
+        message: exit.message.clone(),
+        started_at: exit.started_at.as_deref().and_then(time),
+        finished_at: time(&exit.finished_at),
+        container_id: Some(format!("skiff://{id}")),
+    }
+}
+
+fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> ContainerStatus {
+    let mut status = ContainerStatus {
+        name: name.to_string(),
+        image: image.to_string(),
+        image_id: String::new(),
+        ready: false,
+        started: Some(false),
+        restart_count: 0,
+        state: Some(KState {
+            waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let Some(cs) = cs else { return status };
+    status.restart_count = cs.restart_count as i32;
+    if let Some((exit, id, image_id)) = &cs.last_exit {
+        status.image_id = image_id.clone();
+        status.container_id = Some(format!("skiff://{id}"));
+        status.state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+    }
+    if let Some(inst) = &cs.current {
+        status.image_id = inst.image_id.clone();
+        status.container_id = Some(format!("skiff://{}", inst.id));
+        if let Some(started) = inst.started_at.as_deref() {
+            status.ready = true;
+            status.started = Some(true);
+            status.state = Some(KState {
+                running: Some(ContainerStateRunning { started_at: time(started) }),
+                ..Default::default()
+            });
+        } else {
+            status.state = Some(KState {
+                waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+                ..Default::default()
+            });
+        }
+        if let Some((exit, id, _)) = &cs.last_exit {
+            status.last_state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+        }
+    } else if let Some((reason, message)) = &cs.waiting {
+        if let Some((exit, id, _)) = &cs.last_exit {
+            status.last_state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+        }
+        status.state = Some(KState {
+            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: Some(message.clone()) }),
+            ..Default::default()
+        });
+    } else if cs.last_exit.is_some() {
+        if let Some(prev) = &cs.previous_exit {
+            let id = status.container_id.clone().unwrap_or_default();
+            status.last_state = Some(KState {
+                terminated: Some(terminated(prev, id.trim_start_matches("skiff://"))),
+                ..Default::default()
+            });
+        }
+    }
+    status
+}
+
+/// The status of `pod` given what the worker knows.
+pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let statuses: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(&c.name, c.image.as_deref().unwrap_or_default(), state.containers.get(&c.name)))
+        .collect();
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let running = statuses.iter().any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
+    let finished: Vec<&ExitRecord> = spec
+        .containers
+        .iter()
+        .filter_map(|c| state.containers.get(&c.name))
+        .filter(|cs| cs.current.is_none())
+        .filter_map(|cs| cs.last_exit.as_ref().map(|(e, _, _)| e))
+        .filter(|e| !restart_wanted(&policy, e))
+        .collect();
+    let restarting = spec
+        .containers
+        .iter()
+        .filter_map(|c| state.containers.get(&c.name))
+        .any(|cs| cs.current.is_none() && cs.last_exit.as_ref().is_some_and(|(e, _, _)| restart_wanted(&policy, e)));
+    let phase = if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
+        if finished.iter().all(|e| e.exit_code == 0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else if running || restarting {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let old = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let now = crate::runtime::now_rfc3339();
+    let condition = |t: &str, ok: bool, reason: Option<&str>| {
+        let value = if ok { "True" } else { "False" };
+        let since = old
+            .iter()
+            .find(|c| c.type_ == t && c.status == value)
+            .and_then(|c| c.last_transition_time.clone())
+            .or_else(|| time(&now));
+        PodCondition {
+            type_: t.to_string(),
+            status: value.to_string(),
+            last_transition_time: since,
+            reason: reason.filter(|_| !ok).map(String::from),
+            ..Default::default()
+        }
+    };
+    let not_ready_reason = if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" };
+    let host_ip = pod.status.as_ref().and_then(|s| s.host_ip.clone()).or_else(|| Some("127.0.0.1".into()));
+    PodStatus {
+        phase: Some(phase.to_string()),
+        conditions: Some(vec![
+            condition("PodScheduled", true, None),
+            condition("Initialized", true, None),
+            condition("ContainersReady", all_ready, Some(not_ready_reason)),
+            condition("Ready", all_ready, Some(not_ready_reason)),
+        ]),
+        container_statuses: Some(statuses),
+        start_time: time(&state.start_time),
+        host_ip: host_ip.clone(),
+        pod_ip: if state.host_network { host_ip } else { None },
+        qos_class: Some("BestEffort".into()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,289 @@
+//! The daemon's side of the runtime: prepare a container (overlayfs root, `config.json`,
+//! `meta.json`), start its shim, find running shims again after a restart, signal a
+//! container, wait for it to exit, and remove what it left.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::unix::AsyncFd;
+
+use super::{mount, pidfd, process_parent_and_state, process_start_ticks, read_json, write_json_durable, ContainerMeta, ExitRecord, Layout, ShimState};
+
+/// Runtime errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Preparing the container's files or mounts failed.
+    #[error("preparing container {id}: {source}")]
+    Prepare {
+        /// The container.
+        id: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The shim could not be started.
+    #[error("starting the shim of {id}: {source}")]
+    Spawn {
+        /// The container.
+        id: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The shim neither started the container nor reported a failure in time.
+    #[error("the shim of {0} did not report within {1:?}")]
+    Timeout(String, Duration),
+}
+
+/// How long a shim may take to report that its container runs.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The runtime of one data directory.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    /// Paths.
+    pub layout: Layout,
+    /// The `skiff` executable to run as `skiff shim`.
+    pub shim_exe: PathBuf,
+}
+
+/// A container whose shim is running.
+pub struct Running {
+    /// What the daemon recorded.
+    pub meta: ContainerMeta,
+    /// What the shim recorded.
+    pub state: ShimState,
+    init: Option<OwnedFd>,
+    watch: Watch,
+}
+
+enum Watch {
+    Child(tokio::process::Child),
+    Pidfd(AsyncFd<OwnedFd>),
+    Gone,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("meta", &self.meta).field("state", &self.state).finish()
+    }
+}
+
+/// What starting a container gave.
+#[derive(Debug)]
+pub enum Started {
+    /// It runs.
+    Running(Running),
+    /// The shim reported a failure (or the container exited at once).
+    Exited(ExitRecord),
+}
+
+/// A container found on disk when the daemon starts.
+#[derive(Debug)]
+pub enum Found {
+    /// Its shim runs: re-adopted.
+    Running(Running),
+    /// It exited while the daemon was away.
+    Exited(ContainerMeta, ExitRecord),
+    /// Neither running nor recorded as exited (the shim died, or never started).
+    Lost(ContainerMeta),
+}
+
+impl Runtime {
+    /// The runtime for `layout`, running shims from the current executable.
+    pub fn new(layout: Layout) -> std::io::Result<Self> {
+        Ok(Runtime {
+            layout,
+            shim_exe: std::env::current_exe()?,
+        })
+    }
+
+    /// Prepares and starts a container. `spec` is the OCI `config.json`; its root is set to the
+    /// bundle's `rootfs`, an overlayfs over `layers` (bottom → top).
+    pub async fn create(&self, meta: ContainerMeta, layers: Vec<PathBuf>, spec: Value) -> Result<Started, RuntimeError> {
+        let dir = self.layout.container(&meta.id);
+        let id = meta.id.clone();
+        {
+            let dir = dir.clone();
+            let meta = meta.clone();
+            tokio::task::spawn_blocking(move || prepare(&dir, &meta, &layers, spec))
+                .await
+                .expect("prepare does not panic")
+                .map_err(|source| RuntimeError::Prepare { id: id.clone(), source })?;
+        }
+        let log = std::fs::File::create(dir.join("shim.log")).map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
+        let log2 = log.try_clone().map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
+        let child = tokio::process::Command::new(&self.shim_exe)
+            .arg("shim")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut child = Some(child);
+        loop {
+            if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
+                if let Some(mut c) = child.take() {
+                    let _ = c.wait().await;
+                }
+                return Ok(Started::Exited(exit));
+            }
+            if let Some(state) = read_json::<ShimState>(&dir.join("state.json")) {
+                let init = open_init(&state);
+                return Ok(Started::Running(Running {
+                    meta,
+                    state,
+                    init,
+                    watch: Watch::Child(child.take().expect("child kept until now")),
+                }));
+            }
+            if let Some(c) = child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    // The shim is gone without a word: read once more, then give up.
+                    if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
+                        return Ok(Started::Exited(exit));
+                    }
+                    let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                    return Ok(Started::Exited(ExitRecord {
+                        exit_code: 128,
+                        signal: None,
+                        reason: "StartError".into(),
+                        message: Some(format!("the shim exited ({status}) without starting the container: {}", log.trim())),
+                        started_at: None,
+                        finished_at: super::now_rfc3339(),
+                    }));
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(RuntimeError::Timeout(id, START_TIMEOUT));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Finds every container of this data directory on disk.
+    pub fn find_all(&self) -> Vec<Found> {
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.layout.containers()) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Some(meta) = read_json::<ContainerMeta>(&dir.join("meta.json")) else {
+                continue;
+            };
+            if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
+                found.push(Found::Exited(meta, exit));
+                continue;
+            }
+            let Some(state) = read_json::<ShimState>(&dir.join("state.json")) else {
+                found.push(Found::Lost(meta));
+                continue;
+            };
+            let alive = process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks);
+            let fd = if alive { pidfd::open(state.shim_pid).ok() } else { None };
+            // Check again after opening the pidfd: the pid cannot be reused from here on.
+            let fd = fd.filter(|_| process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks));
+            match fd.and_then(register) {
+                Some(fd) => {
+                    let init = open_init(&state);
+                    found.push(Found::Running(Running { meta, state, init, watch: Watch::Pidfd(fd) }));
+                }
+                None => match read_json::<ExitRecord>(&dir.join("exit.json")) {
+                    Some(exit) => found.push(Found::Exited(meta, exit)),
+                    None => found.push(Found::Lost(meta)),
+                },
+            }
+        }
+        found
+    }
+
+    /// Removes a container that no longer runs: libcontainer state and cgroups (through a
+    /// `skiff shim --delete` helper process if the shim did not get to it), mounts, files.
+    pub async fn remove(&self, meta: &ContainerMeta) -> std::io::Result<()> {
+        let dir = self.layout.container(&meta.id);
+        if meta.libcontainer_root.join(&meta.id).exists() {
+            let status = tokio::process::Command::new(&self.shim_exe)
+                .arg("shim")
+                .arg("--delete")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .status()
+                .await?;
+            if !status.success() {
+                tracing::warn!(container = %meta.id, "the delete helper failed ({status})");
+            }
+        }
+        tokio::task::spawn_blocking(move || mount::remove_dir_with_mounts(&dir))
+            .await
+            .expect("remove does not panic")
+    }
+}
+
+/// Registers a pidfd with the reactor (readable once the process exits).
+fn register(fd: OwnedFd) -> Option<AsyncFd<OwnedFd>> {
+    // SAFETY: the OwnedFd is moved into the AsyncFd, so it stays open and refers to the same
+    // pidfd for the AsyncFd's whole life, and its as_raw_fd never changes.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+}
+
+fn open_init(state: &ShimState) -> Option<OwnedFd> {
+    let fd = pidfd::open(state.init_pid).ok()?;
+    // Only if it is still the shim's child: otherwise the pid may belong to someone else.
+    match process_parent_and_state(state.init_pid) {
+        Some((ppid, _)) if ppid == state.shim_pid => Some(fd),
+        _ => None,
+    }
+}
+
+fn prepare(dir: &Path, meta: &ContainerMeta, layers: &[PathBuf], mut spec: Value) -> std::io::Result<()> {
+    if dir.exists() {
+        // A leftover of an earlier attempt with the same id.
+        mount::remove_dir_with_mounts(dir)?;
+    }
+    let bundle = dir.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
+        std::fs::create_dir_all(d)?;
+    }
+    mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
+    spec["root"]["path"] = Value::String("rootfs".into());
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?)?;
+    write_json_durable(&dir.join("meta.json"), meta)
+}
+
+impl Running {
+    /// Sends a signal to the container's init process (ignored if it has exited).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        match &self.init {
+            Some(fd) => pidfd::send_signal(fd, signal),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the shim has exited, then returns the exit it recorded.
+    pub async fn wait(&mut self, runtime: &Runtime) -> ExitRecord {
+        match &mut self.watch {
+            Watch::Child(c) => {
+                let _ = c.wait().await;
+            }
+            Watch::Pidfd(fd) => {
+                let _ = fd.readable().await;
+            }
+            Watch::Gone => {}
+        }
+        self.watch = Watch::Gone;
+        let dir = runtime.layout.container(&self.meta.id);
+        read_json::<ExitRecord>(&dir.join("exit.json")).unwrap_or_else(|| ExitRecord {
+            exit_code: 255,
+            signal: None,
+            reason: "Unknown".into(),
+            message: Some("the container's shim ended without recording an exit".into()),
+            started_at: Some(self.state.started_at.clone()),
+            finished_at: super::now_rfc3339(),
+        })
+    }
+}

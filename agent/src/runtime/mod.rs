@@ -1,0 +1,186 @@
+//! The container runtime: how one container becomes a process, and how it is found again.
+//!
+//! A container is run by a **shim** — this binary re-executed as `skiff shim <container-dir>`,
+//! single-threaded — because libcontainer changes its calling process (cwd, dumpable flag,
+//! oom_score_adj) and must not run inside the multi-threaded daemon. The shim is the
+//! container's parent, writes its stdout/stderr to a log file, records the exit durably, and
+//! outlives the daemon: a restarted daemon re-adopts running shims from their records.
+//!
+//! On disk, per container, `<data-dir>/containers/<id>/`:
+//! - `meta.json` — [`ContainerMeta`], written by the daemon before the shim starts;
+//! - `bundle/config.json`, `bundle/rootfs` (an overlayfs over the image layers, `upper/`, `work/`);
+//! - `state.json` — [`ShimState`], written by the shim once the container runs;
+//! - `exit.json` — [`ExitRecord`], written by the shim when the container has exited;
+//! - `shim.log` — the shim's own messages.
+//!
+//! libcontainer's own state lives in `<data-dir>/run/libcontainer/<id>/`; cgroups under
+//! `<controller>/skiff-<hash of data dir>/<id>`.
+//!
+//! Modules: [`oci`] builds the OCI runtime spec, [`sandbox`] the pod's shared namespaces,
+//! [`shim`] is the shim process, [`handle`] is the daemon's side (create, adopt, signal,
+//! wait, remove), [`killall`] stops everything of a data directory.
+
+pub mod handle;
+pub mod killall;
+pub mod mount;
+pub mod oci;
+pub mod pidfd;
+pub mod sandbox;
+pub mod shim;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Paths of one data directory that the runtime uses.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The data directory (absolute).
+    pub data_dir: PathBuf,
+}
+
+impl Layout {
+    /// The layout of `data_dir`, made absolute.
+    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        Ok(Layout {
+            data_dir: data_dir.canonicalize()?,
+        })
+    }
+    /// `<data-dir>/containers`.
+    pub fn containers(&self) -> PathBuf {
+        self.data_dir.join("containers")
+    }
+    /// One container's directory.
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+    /// libcontainer's state root.
+    pub fn libcontainer_root(&self) -> PathBuf {
+        self.data_dir.join("run").join("libcontainer")
+    }
+    /// `<data-dir>/pods`.
+    pub fn pods(&self) -> PathBuf {
+        self.data_dir.join("pods")
+    }
+    /// The cgroup parent of every container of this data directory: `skiff-<8 hex>`, the
+    /// first 8 hex digits of the SHA-256 of the data directory's path, so that two data
+    /// directories (tests, or two instances) never share cgroups.
+    pub fn cgroup_parent(&self) -> String {
+        let h = Sha256::digest(self.data_dir.to_string_lossy().as_bytes());
+        format!("skiff-{}", &hex::encode(h)[..8])
+    }
+}
+
+/// What the daemon records about a container before starting its shim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    /// The container id (also libcontainer's).
+    pub id: String,
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The pod's namespace.
+    pub pod_namespace: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// The container's name in the pod.
+    pub container_name: String,
+    /// How many times this container was restarted before this instance.
+    pub restart_count: u32,
+    /// A hash of the container's spec, to notice changes.
+    pub spec_hash: String,
+    /// The image as written in the pod.
+    pub image: String,
+    /// The image's id (`sha256:…`).
+    pub image_id: String,
+    /// The CRI-format log file the shim writes.
+    pub log_path: PathBuf,
+    /// libcontainer's state root.
+    pub libcontainer_root: PathBuf,
+}
+
+/// What the shim records once the container runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimState {
+    /// The shim's pid.
+    pub shim_pid: i32,
+    /// The shim's start time in clock ticks since boot (`/proc/<pid>/stat` field 22), to tell
+    /// it from a later process that reuses the pid.
+    pub shim_start_ticks: u64,
+    /// The container's init pid (a child of the shim).
+    pub init_pid: i32,
+    /// When the container started (RFC 3339).
+    pub started_at: String,
+}
+
+/// What the shim records when the container has exited (or failed to start).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The exit code (128 + signal when killed by a signal).
+    pub exit_code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, or `StartError`.
+    pub reason: String,
+    /// A message (for start errors, what went wrong).
+    pub message: Option<String>,
+    /// When it started, if it did.
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+}
+
+/// Writes a JSON file atomically and durably: temp file, fsync, rename, fsync of the directory.
+pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads a JSON file, `None` if it does not exist or does not parse.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A process's start time in clock ticks since boot, from `/proc/<pid>/stat`.
+pub fn process_start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// A process's parent pid and state letter, from `/proc/<pid>/stat`.
+pub fn process_parent_and_state(pid: i32) -> Option<(i32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// The current time in RFC 3339 with nanoseconds (as Kubernetes writes log timestamps).
+pub fn now_rfc3339_nanos() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// The current time in RFC 3339, seconds precision (as Kubernetes writes object timestamps).
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}

@@ -1,0 +1,167 @@
+//! The OCI runtime spec (`config.json`) for one container: its process, its root, its mounts,
+//! its namespaces, its cgroup and device rules. Written as JSON here so that every default
+//! skiff chooses is visible in one place.
+//!
+//! Choices, following containerd's defaults for Kubernetes: a private PID and mount namespace
+//! per container; network, UTS and IPC shared through the pod sandbox; the default capability
+//! set; devices denied, then the standard allowlist; `/proc` and `/sys` paths masked as runc
+//! masks them; RLIMIT_NOFILE at the host's hard limit (never above it).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::sandbox::Namespaces;
+
+/// The process to run, after merging the image config with the pod spec.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Process {
+    /// argv.
+    pub args: Vec<String>,
+    /// `KEY=value` pairs.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+/// Everything the spec is built from.
+#[derive(Clone, Debug)]
+pub struct SpecInput<'a> {
+    /// The process.
+    pub process: &'a Process,
+    /// The pod's hostname (used only with a UTS namespace of the pod's own).
+    pub hostname: &'a str,
+    /// The pod's namespaces.
+    pub namespaces: &'a Namespaces,
+    /// `cgroupsPath`.
+    pub cgroups_path: String,
+    /// Files bind-mounted over `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
+    pub etc_files: Vec<(String, PathBuf)>,
+}
+
+/// The capabilities a container gets by default (containerd's and Docker's set).
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn nofile_limit() -> u64 {
+    match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        Ok((_, hard)) => hard.min(1_048_576),
+        Err(_) => 1024,
+    }
+}
+
+/// Builds `config.json` with the root at `rootfs` (relative to the bundle or absolute).
+pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
+    let p = input.process;
+    let caps = DEFAULT_CAPABILITIES;
+    // A non-root process keeps the set only as its bounding set, as containerd does.
+    let (effective, permitted): (&[&str], &[&str]) = if p.uid == 0 { (caps, caps) } else { (&[], &[]) };
+    let nofile = nofile_limit();
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
+    for (kind, path) in [("network", &input.namespaces.net), ("uts", &input.namespaces.uts), ("ipc", &input.namespaces.ipc)] {
+        if let Some(path) = path {
+            namespaces.push(json!({"type": kind, "path": path}));
+        }
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for (dest, source) in &input.etc_files {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate"]}));
+    }
+    let char_dev = |major: i64, minor: Option<i64>| {
+        let mut d = json!({"allow": true, "type": "c", "major": major, "access": "rwm"});
+        if let Some(m) = minor {
+            d["minor"] = json!(m);
+        }
+        d
+    };
+    let devices = vec![
+        json!({"allow": false, "access": "rwm"}),
+        json!({"allow": true, "type": "c", "access": "m"}),
+        json!({"allow": true, "type": "b", "access": "m"}),
+        char_dev(1, Some(3)),  // null
+        char_dev(1, Some(5)),  // zero
+        char_dev(1, Some(7)),  // full
+        char_dev(1, Some(8)),  // random
+        char_dev(1, Some(9)),  // urandom
+        char_dev(5, Some(0)),  // tty
+        char_dev(5, Some(2)),  // ptmx
+        char_dev(136, None),   // pts
+    ];
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": p.uid, "gid": p.gid, "additionalGids": p.additional_gids},
+            "args": p.args,
+            "env": p.env,
+            "cwd": p.cwd,
+            "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": false,
+        },
+        "root": {"path": rootfs, "readonly": false},
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": input.cgroups_path,
+            "namespaces": namespaces,
+            "resources": {"devices": devices},
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap",
+            ],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    if input.namespaces.uts.is_some() {
+        spec["hostname"] = json!(input.hostname);
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_network_pods_join_no_network_namespace_and_devices_start_denied() {
+        let process = Process { args: vec!["sh".into()], cwd: "/".into(), ..Default::default() };
+        let ns = Namespaces { net: None, uts: None, ipc: Some("/x/ipc".into()) };
+        let s = spec(
+            &SpecInput { process: &process, hostname: "p", namespaces: &ns, cgroups_path: "/skiff-1/c".into(), etc_files: vec![] },
+            Path::new("rootfs"),
+        );
+        let kinds: Vec<&str> = s["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["pid", "mount", "ipc"]);
+        assert!(s.get("hostname").is_none());
+        assert_eq!(s["linux"]["resources"]["devices"][0], json!({"allow": false, "access": "rwm"}));
+        assert_eq!(s["process"]["capabilities"]["effective"].as_array().unwrap().len(), DEFAULT_CAPABILITIES.len());
+    }
+}

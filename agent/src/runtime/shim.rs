@@ -1,0 +1,311 @@
+//! The shim: `skiff shim <container-dir>`, one single-threaded process per container.
+//!
+//! It creates and starts the container through libcontainer (so it is the container's
+//! parent), copies the container's stdout and stderr into a CRI-format log file (one line per
+//! record: `<RFC 3339 nanos> <stdout|stderr> <F|P> <text>`, as kubelet and conmon write),
+//! records the exit durably in `exit.json`, removes libcontainer's state and cgroups, and
+//! exits. It runs in its own session and does not depend on the daemon: it outlives it.
+//!
+//! Must never run inside a multi-threaded process (see `../notes/libcontainer.md`): `main.rs`
+//! dispatches to [`main`] before any runtime or thread is created.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use super::{now_rfc3339, now_rfc3339_nanos, pidfd, process_start_ticks, read_json, write_json_durable, ContainerMeta, ExitRecord, ShimState};
+
+/// Longest partial line kept before it is written as a `P` record.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Runs the shim for the container in `dir`; returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    let _ = nix::unistd::setsid();
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: setting a signal's disposition to "ignore" is always sound.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+    let Some(meta) = read_json::<ContainerMeta>(&dir.join("meta.json")) else {
+        eprintln!("shim: cannot read {}/meta.json", dir.display());
+        return 2;
+    };
+    match run(dir, &meta) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("shim: {}: {message}", meta.id);
+            let record = ExitRecord {
+                exit_code: 128,
+                signal: None,
+                reason: "StartError".into(),
+                message: Some(message),
+                started_at: None,
+                finished_at: now_rfc3339(),
+            };
+            if let Err(e) = write_json_durable(&dir.join("exit.json"), &record) {
+                eprintln!("shim: cannot record the start error: {e}");
+            }
+            delete_container(&meta);
+            1
+        }
+    }
+}
+
+/// Removes libcontainer's state and cgroups of a container, if any remain.
+pub fn delete_container(meta: &ContainerMeta) {
+    let state_dir = meta.libcontainer_root.join(&meta.id);
+    if !state_dir.exists() {
+        return;
+    }
+    match Container::load(state_dir.clone()) {
+        Ok(mut c) => {
+            if let Err(e) = c.delete(true) {
+                eprintln!("shim: deleting container {}: {e}", meta.id);
+            }
+        }
+        Err(e) => eprintln!("shim: loading container {}: {e}", meta.id),
+    }
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    if let Some(parent) = meta.log_path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&meta.log_path)
+        .map_err(|e| format!("opening log {}: {e}", meta.log_path.display()))?;
+    std::fs::create_dir_all(&meta.libcontainer_root).map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
+
+    let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
+        .with_root_path(&meta.libcontainer_root)
+        .map_err(|e| format!("libcontainer root: {e}"))?
+        .with_stdin(OwnedFd::from(devnull))
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .validate_id()
+        .map_err(|e| format!("container id {:?}: {e}", meta.id))?
+        .as_init(dir.join("bundle"))
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("creating the container: {e}"))?;
+    container.start().map_err(|e| format!("starting the container: {e}"))?;
+    let init = container.pid().ok_or("libcontainer reported no init pid")?.as_raw();
+    let started_at = now_rfc3339();
+    let me = std::process::id() as i32;
+    let state = ShimState {
+        shim_pid: me,
+        shim_start_ticks: process_start_ticks(me).unwrap_or(0),
+        init_pid: init,
+        started_at: started_at.clone(),
+    };
+    write_json_durable(&dir.join("state.json"), &state).map_err(|e| format!("recording state: {e}"))?;
+
+    let init_fd = pidfd::open(init).map_err(|e| format!("pidfd_open({init}): {e}"))?;
+    let mut streams = [Some((out_r, LineWriter::new("stdout"))), Some((err_r, LineWriter::new("stderr")))];
+    let mut status: Option<WaitStatus> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        if streams.iter().all(Option::is_none) && status.is_some() {
+            break;
+        }
+        if drain_deadline.is_some_and(|d| Instant::now() > d) {
+            break;
+        }
+        let mut fds: Vec<PollFd> = Vec::with_capacity(3);
+        let mut which: Vec<usize> = Vec::with_capacity(3);
+        for (i, s) in streams.iter().enumerate() {
+            if let Some((fd, _)) = s {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        if status.is_none() {
+            fds.push(PollFd::new(init_fd.as_fd(), PollFlags::POLLIN));
+            which.push(usize::MAX);
+        }
+        match poll(&mut fds, PollTimeout::from(500u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let ready: Vec<(usize, bool)> = fds
+            .iter()
+            .zip(&which)
+            .map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty())))
+            .collect();
+        drop(fds);
+        for (w, is_ready) in ready {
+            if !is_ready {
+                continue;
+            }
+            if w == usize::MAX {
+                status = Some(wait_for(init));
+                // The streams close when the container's processes are gone; don't wait forever
+                // for a grandchild that escaped with a copy of them.
+                drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+                continue;
+            }
+            let mut buf = [0u8; 64 * 1024];
+            let (fd, writer) = streams[w].as_mut().expect("polled streams exist");
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) => {
+                    writer.finish(&mut log);
+                    streams[w] = None;
+                }
+                Ok(n) => writer.feed(&buf[..n], &mut log),
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(_) => {
+                    writer.finish(&mut log);
+                    streams[w] = None;
+                }
+            }
+        }
+        reap_orphans(init);
+    }
+    for (_, w) in streams.iter_mut().flatten() {
+        w.finish(&mut log);
+    }
+    let _ = log.sync_all();
+    let (exit_code, signal) = match status.unwrap_or(WaitStatus::StillAlive) {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        _ => (255, None),
+    };
+    let record = ExitRecord {
+        exit_code,
+        signal,
+        reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
+        message: None,
+        started_at: Some(started_at),
+        finished_at: now_rfc3339(),
+    };
+    write_json_durable(&dir.join("exit.json"), &record).map_err(|e| format!("recording the exit: {e}"))?;
+    delete_container(meta);
+    Ok(())
+}
+
+fn wait_for(pid: i32) -> WaitStatus {
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return s,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return WaitStatus::StillAlive,
+        }
+    }
+}
+
+/// Reaps processes re-parented to the shim (it is a child subreaper), except the init.
+fn reap_orphans(init: i32) {
+    // Only reap specific exited children that are not the init: iterate /proc would be costly;
+    // waitid with WNOWAIT lets us peek first.
+    loop {
+        let mut info: libc::siginfo_t = unsafe_zeroed();
+        // SAFETY: waitid writes into `info`, a valid siginfo_t we own.
+        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        if r != 0 {
+            return;
+        }
+        // SAFETY: after a successful waitid the si_pid field is valid to read.
+        let pid = unsafe { info.si_pid() };
+        if pid == 0 || pid == init {
+            return;
+        }
+        let _ = waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+fn unsafe_zeroed() -> libc::siginfo_t {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Splits a stream into CRI log records.
+struct LineWriter {
+    tag: &'static str,
+    partial: Vec<u8>,
+}
+
+impl LineWriter {
+    fn new(tag: &'static str) -> Self {
+        LineWriter { tag, partial: Vec::new() }
+    }
+
+    fn record(&self, log: &mut File, flag: char, text: &[u8]) {
+        let mut line = Vec::with_capacity(text.len() + 48);
+        line.extend_from_slice(now_rfc3339_nanos().as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(self.tag.as_bytes());
+        line.push(b' ');
+        line.push(flag as u8);
+        line.push(b' ');
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        let _ = log.write_all(&line);
+    }
+
+    fn feed(&mut self, data: &[u8], log: &mut File) {
+        self.partial.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let end = start + pos;
+            let text = self.partial[start..end].to_vec();
+            self.record(log, 'F', &text);
+            start = end + 1;
+        }
+        self.partial.drain(..start);
+        while self.partial.len() > MAX_LINE {
+            let text: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
+            self.record(log, 'P', &text);
+        }
+    }
+
+    fn finish(&mut self, log: &mut File) {
+        if !self.partial.is_empty() {
+            let text = std::mem::take(&mut self.partial);
+            self.record(log, 'F', &text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_cri_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut f = File::create(&path).unwrap();
+        let mut w = LineWriter::new("stdout");
+        w.feed(b"hello\nwor", &mut f);
+        w.feed(b"ld\n", &mut f);
+        w.feed(b"tail", &mut f);
+        w.finish(&mut f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with(" stdout F hello"), "{}", lines[0]);
+        assert!(lines[1].ends_with(" stdout F world"));
+        assert!(lines[2].ends_with(" stdout F tail"));
+        assert!(lines[0].split(' ').next().unwrap().parse::<jiff::Timestamp>().is_ok());
+    }
+}

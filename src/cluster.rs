@@ -1,0 +1,91 @@
+//! The agent's view of the control plane: pods from the store, status written back, graceful
+//! deletions finished. The only place where the agent and the controller meet.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use skiff_controller::store::{ObjectKey, Store};
+use tokio::sync::broadcast;
+
+/// Implements [`skiff_agent::Cluster`] over the store.
+pub struct StoreCluster {
+    store: Arc<Store>,
+    changes: broadcast::Sender<()>,
+}
+
+impl StoreCluster {
+    /// Bridges the store's events about pods into the agent's change notifications.
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
+        let (changes, _) = broadcast::channel(64);
+        let mut events = store.subscribe();
+        let tx = changes.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    // A status change written by the agent itself wakes it too; its sync is
+                    // idempotent and writes nothing when nothing changed.
+                    Ok(e) if e.object["kind"] == "Pod" => {
+                        let _ = tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = tx.send(());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Arc::new(StoreCluster { store, changes })
+    }
+}
+
+fn key(pod: &Pod) -> ObjectKey {
+    ObjectKey::new(
+        "Pod",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
+impl skiff_agent::Cluster for StoreCluster {
+    fn pods(&self) -> Vec<Pod> {
+        self.store
+            .list("Pod", None)
+            .iter()
+            .filter_map(|v| match serde_json::from_value::<Pod>((**v).clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(pod = %ObjectKey::of(v), "stored pod does not decode: {e}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    fn set_pod_status(&self, pod: &Pod, status: PodStatus) -> anyhow::Result<()> {
+        let key = key(pod);
+        // Only for the same pod (a re-created pod of the same name has another uid).
+        match self.store.get(&key) {
+            Some(current) if current["metadata"]["uid"].as_str() == pod.metadata.uid.as_deref() => {
+                self.store.update_status(&key, serde_json::to_value(status)?)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn pod_gone(&self, pod: &Pod) -> anyhow::Result<()> {
+        let key = key(pod);
+        match self.store.get(&key) {
+            Some(current) if current["metadata"]["uid"].as_str() == pod.metadata.uid.as_deref() => {
+                self.store.remove(&key)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
