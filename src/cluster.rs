@@ -71,7 +71,8 @@ impl skiff_agent::Cluster for StoreCluster {
         // Only for the same pod (a re-created pod of the same name has another uid).
         match self.store.get(&key) {
             Some(current) if current["metadata"]["uid"].as_str() == pod.metadata.uid.as_deref() => {
-                self.store.update_status(&key, serde_json::to_value(status)?)?;
+                self.store
+                    .update_status(&key, serde_json::to_value(status)?)?;
             }
             _ => {}
         }

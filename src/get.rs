@@ -30,7 +30,10 @@ pub struct GetArgs {
 }
 
 fn age(obj: &Value) -> String {
-    let Some(t) = obj["metadata"]["creationTimestamp"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+    let Some(t) = obj["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    else {
         return "<unknown>".into();
     };
     let s = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
@@ -46,7 +49,11 @@ fn pod_status(pod: &Value) -> String {
     if pod["metadata"].get("deletionTimestamp").is_some() {
         return "Terminating".into();
     }
-    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+    for c in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
             return r.into();
         }
@@ -58,27 +65,67 @@ fn pod_status(pod: &Value) -> String {
 }
 
 fn row(kind: &str, o: &Value) -> Vec<String> {
-    let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = o["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let n = |v: &Value| v.as_i64().unwrap_or(0).to_string();
     match kind {
         "Pod" => {
-            let cs = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let cs = o["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = cs.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
-            vec![name, format!("{ready}/{total}"), pod_status(o), restarts.to_string(), age(o)]
+            let restarts: i64 = cs
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            vec![
+                name,
+                format!("{ready}/{total}"),
+                pod_status(o),
+                restarts.to_string(),
+                age(o),
+            ]
         }
         "Deployment" => vec![
             name,
-            format!("{}/{}", n(&o["status"]["readyReplicas"]), n(&o["spec"]["replicas"])),
+            format!(
+                "{}/{}",
+                n(&o["status"]["readyReplicas"]),
+                n(&o["spec"]["replicas"])
+            ),
             n(&o["status"]["updatedReplicas"]),
             n(&o["status"]["availableReplicas"]),
             age(o),
         ],
-        "ReplicaSet" => vec![name, n(&o["spec"]["replicas"]), n(&o["status"]["replicas"]), n(&o["status"]["readyReplicas"]), age(o)],
-        "ConfigMap" => vec![name, (o["data"].as_object().map_or(0, |m| m.len()) + o["binaryData"].as_object().map_or(0, |m| m.len())).to_string(), age(o)],
-        "Secret" => vec![name, o["type"].as_str().unwrap_or("Opaque").into(), o["data"].as_object().map_or(0, |m| m.len()).to_string(), age(o)],
-        "Namespace" => vec![name, o["status"]["phase"].as_str().unwrap_or("Active").into(), age(o)],
+        "ReplicaSet" => vec![
+            name,
+            n(&o["spec"]["replicas"]),
+            n(&o["status"]["replicas"]),
+            n(&o["status"]["readyReplicas"]),
+            age(o),
+        ],
+        "ConfigMap" => vec![
+            name,
+            (o["data"].as_object().map_or(0, |m| m.len())
+                + o["binaryData"].as_object().map_or(0, |m| m.len()))
+            .to_string(),
+            age(o),
+        ],
+        "Secret" => vec![
+            name,
+            o["type"].as_str().unwrap_or("Opaque").into(),
+            o["data"].as_object().map_or(0, |m| m.len()).to_string(),
+            age(o),
+        ],
+        "Namespace" => vec![
+            name,
+            o["status"]["phase"].as_str().unwrap_or("Active").into(),
+            age(o),
+        ],
         _ => vec![name, age(o)],
     }
 }
@@ -104,12 +151,24 @@ pub fn run(args: &GetArgs) -> Result<()> {
         bail!("no skiff store in {}", args.data_dir.display());
     }
     let store = Store::open(&args.data_dir).context("opening the store")?;
-    let ns = if !info.namespaced || args.all_namespaces { None } else { Some(args.namespace.as_str()) };
-    let mut objects: Vec<Value> = store.list(info.kind, ns).iter().map(|o| (**o).clone()).collect();
+    let ns = if !info.namespaced || args.all_namespaces {
+        None
+    } else {
+        Some(args.namespace.as_str())
+    };
+    let mut objects: Vec<Value> = store
+        .list(info.kind, ns)
+        .iter()
+        .map(|o| (**o).clone())
+        .collect();
     if let Some(name) = &args.name {
         objects.retain(|o| o["metadata"]["name"].as_str() == Some(name));
         if objects.is_empty() {
-            bail!("Error from server (NotFound): {} {:?} not found", info.plural, name);
+            bail!(
+                "Error from server (NotFound): {} {:?} not found",
+                info.plural,
+                name
+            );
         }
     }
     let single = args.name.is_some();
@@ -124,7 +183,10 @@ pub fn run(args: &GetArgs) -> Result<()> {
         Some(other) => bail!("unknown output format {other:?} (json, yaml)"),
         None => {
             if objects.is_empty() {
-                eprintln!("No resources found{}.", ns.map(|n| format!(" in {n} namespace")).unwrap_or_default());
+                eprintln!(
+                    "No resources found{}.",
+                    ns.map(|n| format!(" in {n} namespace")).unwrap_or_default()
+                );
                 return Ok(());
             }
             let mut head: Vec<String> = header(info.kind).into_iter().map(String::from).collect();
@@ -132,7 +194,13 @@ pub fn run(args: &GetArgs) -> Result<()> {
             if ns.is_none() && info.namespaced {
                 head.insert(0, "NAMESPACE".into());
                 for (r, o) in rows.iter_mut().zip(&objects) {
-                    r.insert(0, o["metadata"]["namespace"].as_str().unwrap_or_default().into());
+                    r.insert(
+                        0,
+                        o["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .into(),
+                    );
                 }
             }
             let mut widths: Vec<usize> = head.iter().map(String::len).collect();
@@ -142,7 +210,11 @@ pub fn run(args: &GetArgs) -> Result<()> {
                 }
             }
             for r in std::iter::once(&head).chain(rows.iter()) {
-                let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
                 println!("{}", line.join("   ").trim_end());
             }
         }

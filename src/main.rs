@@ -15,7 +15,11 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Parser)]
-#[command(name = "skiff", version, about = "A single-node, declarative container orchestrator: Kubernetes YAML in, containers out.")]
+#[command(
+    name = "skiff",
+    version,
+    about = "A single-node, declarative container orchestrator: Kubernetes YAML in, containers out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,10 +111,26 @@ impl ServerArgs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", self.config.display())),
         };
-        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "/var/lib/skiff".into());
-        let manifests = self.manifests.clone().or(file.manifests).unwrap_or_else(|| "/etc/skiff/manifests".into());
-        let images = self.images.clone().or(file.images).unwrap_or_else(|| data_dir.join("images"));
-        Ok(ServerConfig { data_dir, manifests, images })
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| "/var/lib/skiff".into());
+        let manifests = self
+            .manifests
+            .clone()
+            .or(file.manifests)
+            .unwrap_or_else(|| "/etc/skiff/manifests".into());
+        let images = self
+            .images
+            .clone()
+            .or(file.images)
+            .unwrap_or_else(|| data_dir.join("images"));
+        Ok(ServerConfig {
+            data_dir,
+            manifests,
+            images,
+        })
     }
 }
 
@@ -119,7 +139,9 @@ fn main() {
     // The shim first: it must stay single-threaded (no logging threads, no runtime).
     if let Command::Shim { delete, dir } = &cli.command {
         let code = if *delete {
-            match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(&dir.join("meta.json")) {
+            match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(
+                &dir.join("meta.json"),
+            ) {
                 Some(meta) => {
                     skiff_agent::runtime::shim::delete_container(&meta);
                     0
@@ -147,7 +169,8 @@ fn main() {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -166,11 +189,19 @@ fn server(args: ServerArgs) -> Result<()> {
     let me = std::process::id() as i32;
     std::fs::write(
         skiff_agent::runtime::killall::daemon_pid_file(&layout),
-        format!("{me} {}\n", skiff_agent::runtime::process_start_ticks(me).unwrap_or(0)),
+        format!(
+            "{me} {}\n",
+            skiff_agent::runtime::process_start_ticks(me).unwrap_or(0)
+        ),
     )?;
-    let store = Arc::new(skiff_controller::store::Store::open(&layout.data_dir).context("opening the store")?);
+    let store = Arc::new(
+        skiff_controller::store::Store::open(&layout.data_dir).context("opening the store")?,
+    );
     skiff_controller::ensure_builtin_namespaces(&store)?;
-    let images = Arc::new(skiff_agent::image::ImageStore::open(&layout.data_dir).context("opening the image store")?);
+    let images = Arc::new(
+        skiff_agent::image::ImageStore::open(&layout.data_dir)
+            .context("opening the image store")?,
+    );
     let runtime = skiff_agent::runtime::handle::Runtime::new(layout.clone())?;
     tracing::info!(
         data_dir = %layout.data_dir.display(),
@@ -180,7 +211,9 @@ fn server(args: ServerArgs) -> Result<()> {
         "skiff server starting"
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
@@ -219,21 +252,38 @@ fn image_import(file: &Path, data_dir: &Path) -> Result<()> {
     if !file.is_file() {
         bail!("{} is not a file", file.display());
     }
-    let store = skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
-    let imported = store.import_archive(file).with_context(|| format!("importing {}", file.display()))?;
+    let store =
+        skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    let imported = store
+        .import_archive(file)
+        .with_context(|| format!("importing {}", file.display()))?;
     for image in imported {
-        let names = if image.names.is_empty() { "<no name>".to_string() } else { image.names.join(", ") };
+        let names = if image.names.is_empty() {
+            "<no name>".to_string()
+        } else {
+            image.names.join(", ")
+        };
         println!("imported {} {}", image.id, names);
     }
     Ok(())
 }
 
 fn image_ls(data_dir: &Path) -> Result<()> {
-    let store = skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    let store =
+        skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
     println!("{:<60} {:<20} LAYERS", "NAME", "ID");
     for image in store.list()? {
-        let short = image.id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-        let names = if image.names.is_empty() { vec!["<none>".to_string()] } else { image.names.clone() };
+        let short = image
+            .id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
+        let names = if image.names.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            image.names.clone()
+        };
         for name in names {
             println!("{name:<60} {short:<20} {}", image.layers.len());
         }
@@ -248,7 +298,11 @@ fn killall(data_dir: &Path) -> Result<()> {
     let summary = skiff_agent::runtime::killall::killall(data_dir)?;
     println!(
         "{}stopped {} container(s), removed {} container director{}",
-        if summary.daemon_stopped { "stopped the daemon, " } else { "" },
+        if summary.daemon_stopped {
+            "stopped the daemon, "
+        } else {
+            ""
+        },
         summary.stopped,
         summary.removed,
         if summary.removed == 1 { "y" } else { "ies" }

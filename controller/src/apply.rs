@@ -86,7 +86,11 @@ pub enum ApplyError {
 }
 
 fn join_errors(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a successful apply did.
@@ -160,7 +164,11 @@ fn describe(obj: &Value) -> String {
 
 /// Applies a source's documents as one unit and prunes what it no longer declares.
 /// `available_namespaces` may add namespaces declared elsewhere that are about to exist.
-pub fn apply_source(store: &Store, source: &str, docs: &[Document]) -> Result<Applied, Vec<ApplyError>> {
+pub fn apply_source(
+    store: &Store,
+    source: &str,
+    docs: &[Document],
+) -> Result<Applied, Vec<ApplyError>> {
     let mut errors = Vec::new();
     let mut prepared: Vec<(usize, Value)> = Vec::new();
     for doc in docs {
@@ -175,7 +183,13 @@ pub fn apply_source(store: &Store, source: &str, docs: &[Document]) -> Result<Ap
     // Namespaces first, then the rest in the order of `kinds::KINDS`, then by document.
     prepared.sort_by_key(|(doc, obj)| {
         let kind = obj["kind"].as_str().unwrap_or_default();
-        (kinds::KINDS.iter().position(|k| k.kind == kind).unwrap_or(usize::MAX), *doc)
+        (
+            kinds::KINDS
+                .iter()
+                .position(|k| k.kind == kind)
+                .unwrap_or(usize::MAX),
+            *doc,
+        )
     });
     let mut seen: BTreeMap<ObjectKey, usize> = BTreeMap::new();
     let declared_namespaces: HashSet<String> = prepared
@@ -193,7 +207,9 @@ pub fn apply_source(store: &Store, source: &str, docs: &[Document]) -> Result<Ap
         }
         if !key.namespace.is_empty()
             && !declared_namespaces.contains(&key.namespace)
-            && store.get(&ObjectKey::new("Namespace", "", &key.namespace)).is_none()
+            && store
+                .get(&ObjectKey::new("Namespace", "", &key.namespace))
+                .is_none()
         {
             errors.push(ApplyError::MissingNamespace {
                 doc,
@@ -253,7 +269,9 @@ pub fn apply_source(store: &Store, source: &str, docs: &[Document]) -> Result<Ap
         ops.push(Op::Delete(key));
     }
     if !ops.is_empty() {
-        store.transaction(ops).map_err(|e| vec![ApplyError::Store(e)])?;
+        store
+            .transaction(ops)
+            .map_err(|e| vec![ApplyError::Store(e)])?;
     }
     Ok(applied)
 }
@@ -275,14 +293,18 @@ mod tests {
     fn docs(objs: Vec<Value>) -> Vec<Document> {
         objs.into_iter()
             .enumerate()
-            .map(|(i, object)| Document { index: i + 1, object })
+            .map(|(i, object)| Document {
+                index: i + 1,
+                object,
+            })
             .collect()
     }
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.create(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"}})).unwrap();
+        s.create(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"}}))
+            .unwrap();
         (dir, s)
     }
 
@@ -302,7 +324,10 @@ mod tests {
         let a = apply_source(&s, "f.yaml", &docs(vec![changed])).unwrap();
         assert_eq!(a.updated, vec![ObjectKey::new("ConfigMap", "default", "a")]);
         assert_eq!(a.deleted, vec![ObjectKey::new("ConfigMap", "default", "b")]);
-        assert_eq!(s.get(&ObjectKey::new("ConfigMap", "default", "a")).unwrap()["data"]["a"], "2");
+        assert_eq!(
+            s.get(&ObjectKey::new("ConfigMap", "default", "a")).unwrap()["data"]["a"],
+            "2"
+        );
         let a = apply_source(&s, "f.yaml", &[]).unwrap();
         assert_eq!(a.deleted.len(), 1);
         assert!(s.list("ConfigMap", None).is_empty());

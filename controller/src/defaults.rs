@@ -64,7 +64,11 @@ fn pod_spec(spec: &mut Value) {
     if let Some(containers) = spec["containers"].as_array_mut() {
         for c in containers {
             let image = c["image"].as_str().unwrap_or_default().to_string();
-            let policy = if is_latest(&image) { "Always" } else { "IfNotPresent" };
+            let policy = if is_latest(&image) {
+                "Always"
+            } else {
+                "IfNotPresent"
+            };
             set_default(c, "imagePullPolicy", json!(policy));
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));

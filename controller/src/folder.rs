@@ -79,14 +79,18 @@ pub fn is_manifest_name(name: &str) -> bool {
 /// a `.skip` sibling. Dot-directories are not entered.
 pub fn list_manifests(dir: &Path) -> Vec<PathBuf> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, skips: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with('.') {
                 continue;
             }
             let path = entry.path();
-            let Ok(ft) = std::fs::metadata(&path).map(|m| m.file_type()) else { continue };
+            let Ok(ft) = std::fs::metadata(&path).map(|m| m.file_type()) else {
+                continue;
+            };
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
             if ft.is_dir() {
                 walk(root, &path, out, skips);
@@ -182,8 +186,10 @@ impl ManifestsFolder {
                 .collect();
         }
         // Prune what belongs to files that are gone (or disabled with .skip).
-        let present: std::collections::HashSet<String> =
-            files.iter().map(|p| p.to_string_lossy().to_string()).collect();
+        let present: std::collections::HashSet<String> = files
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
         let mut gone: Vec<String> = apply::sources_in_store(&self.store)
             .into_iter()
             .filter(|s| !present.contains(s))
@@ -197,7 +203,9 @@ impl ManifestsFolder {
                         tracing::info!(file = %source, deleted = ?keys(&done.deleted), "manifest removed: deleted its objects");
                     }
                 }
-                Err(errors) => tracing::error!(file = %source, "pruning failed: {}", FileError::Apply(errors)),
+                Err(errors) => {
+                    tracing::error!(file = %source, "pruning failed: {}", FileError::Apply(errors))
+                }
             }
         }
         self.applied.retain(|s, _| present.contains(s));
@@ -302,12 +310,25 @@ mod tests {
     #[test]
     fn lists_manifests_skipping_dotfiles_temp_files_and_skipped() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["a.yaml", "b.yml", "c.json", ".hidden.yaml", "d.yaml~", "e.txt", "f.yaml", "f.yaml.skip", ".#g.yaml"] {
+        for f in [
+            "a.yaml",
+            "b.yml",
+            "c.json",
+            ".hidden.yaml",
+            "d.yaml~",
+            "e.txt",
+            "f.yaml",
+            "f.yaml.skip",
+            ".#g.yaml",
+        ] {
             std::fs::write(d.path().join(f), "").unwrap();
         }
         std::fs::create_dir(d.path().join("sub")).unwrap();
         std::fs::write(d.path().join("sub/h.yaml"), "").unwrap();
-        let got: Vec<String> = list_manifests(d.path()).iter().map(|p| p.to_string_lossy().to_string()).collect();
+        let got: Vec<String> = list_manifests(d.path())
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
         assert_eq!(got, vec!["a.yaml", "b.yml", "c.json", "sub/h.yaml"]);
     }
 }

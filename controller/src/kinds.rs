@@ -25,12 +25,48 @@ impl KindInfo {
 
 /// Every kind skiff serves, in the order a folder applies them (namespaces first).
 pub static KINDS: &[KindInfo] = &[
-    KindInfo { api_version: "v1", kind: "Namespace", plural: "namespaces", short_names: &["ns"], namespaced: false },
-    KindInfo { api_version: "v1", kind: "ConfigMap", plural: "configmaps", short_names: &["cm"], namespaced: true },
-    KindInfo { api_version: "v1", kind: "Secret", plural: "secrets", short_names: &[], namespaced: true },
-    KindInfo { api_version: "apps/v1", kind: "Deployment", plural: "deployments", short_names: &["deploy"], namespaced: true },
-    KindInfo { api_version: "apps/v1", kind: "ReplicaSet", plural: "replicasets", short_names: &["rs"], namespaced: true },
-    KindInfo { api_version: "v1", kind: "Pod", plural: "pods", short_names: &["po"], namespaced: true },
+    KindInfo {
+        api_version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        short_names: &["ns"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        short_names: &["cm"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "Deployment",
+        plural: "deployments",
+        short_names: &["deploy"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        short_names: &["rs"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        short_names: &["po"],
+        namespaced: true,
+    },
 ];
 
 /// Looks a kind up by its `kind` name.
@@ -42,8 +78,6 @@ pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
 pub fn by_name(name: &str) -> Option<&'static KindInfo> {
     let n = name.to_ascii_lowercase();
     KINDS.iter().find(|k| {
-        k.plural == n
-            || k.kind.to_ascii_lowercase() == n
-            || k.short_names.contains(&n.as_str())
+        k.plural == n || k.kind.to_ascii_lowercase() == n || k.short_names.contains(&n.as_str())
     })
 }

@@ -5,13 +5,13 @@
 //! folder and the controllers as tasks.
 
 pub mod apply;
+pub mod controllers;
 pub mod defaults;
 pub mod folder;
 pub mod kinds;
 pub mod meta;
 pub mod store;
 pub mod validate;
-pub mod controllers;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,7 +7,9 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = Value::Object(Map::new());
     }
-    obj["metadata"].as_object_mut().expect("just made an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("just made an object")
 }
 
 /// `metadata.name`.
@@ -46,7 +48,9 @@ pub fn set_annotation(obj: &mut Value, key: &str, value: &str) {
 
 /// Whether the object is being deleted gracefully.
 pub fn is_terminating(obj: &Value) -> bool {
-    obj["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 /// The uid of the controlling owner (`ownerReferences[].controller == true`), if any.

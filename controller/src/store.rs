@@ -110,7 +110,9 @@ pub enum StoreError {
     #[error("{0} not found")]
     NotFound(ObjectKey),
     /// The caller's resourceVersion is stale.
-    #[error("{key} was changed by someone else (resourceVersion {expected} is stale, now {actual})")]
+    #[error(
+        "{key} was changed by someone else (resourceVersion {expected} is stale, now {actual})"
+    )]
     Conflict {
         /// The object.
         key: ObjectKey,
@@ -246,9 +248,7 @@ impl Store {
         inner
             .objects
             .range(start..)
-            .take_while(|(k, _)| {
-                k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns)
-            })
+            .take_while(|(k, _)| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -300,12 +300,13 @@ impl Store {
         let mut results = Vec::with_capacity(ops.len());
         let mut events = Vec::with_capacity(ops.len());
         let mut rv = inner.resource_version;
-        let current = |staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>, key: &ObjectKey| {
-            match staged.get(key) {
+        let current =
+            |staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>, key: &ObjectKey| match staged
+                .get(key)
+            {
                 Some(v) => v.clone(),
                 None => inner.objects.get(key).cloned(),
-            }
-        };
+            };
         for op in ops {
             rv += 1;
             let rv_s = rv.to_string();
@@ -338,7 +339,8 @@ impl Store {
                 Op::Update(mut obj) => {
                     let key = ObjectKey::of(&obj);
                     let info = kind_info(&key.kind)?;
-                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let old =
+                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
                     let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("");
                     if let Some(given) = obj["metadata"]["resourceVersion"].as_str() {
                         if given != old_rv {
@@ -353,7 +355,12 @@ impl Store {
                     let old_meta = &old["metadata"];
                     let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
                     let m = meta::metadata_mut(&mut obj);
-                    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+                    for field in [
+                        "uid",
+                        "creationTimestamp",
+                        "deletionTimestamp",
+                        "deletionGracePeriodSeconds",
+                    ] {
                         match old_meta.get(field) {
                             Some(v) => m.insert(field.into(), v.clone()),
                             None => m.remove(field),
@@ -362,7 +369,10 @@ impl Store {
                     m.insert("resourceVersion".into(), json!(rv_s));
                     if info.has_generation() {
                         let g = old_meta["generation"].as_i64().unwrap_or(1);
-                        m.insert("generation".into(), json!(if spec_changed { g + 1 } else { g }));
+                        m.insert(
+                            "generation".into(),
+                            json!(if spec_changed { g + 1 } else { g }),
+                        );
                     }
                     match old.get("status") {
                         Some(s) => obj["status"] = s.clone(),
@@ -381,7 +391,8 @@ impl Store {
                     results.push(obj);
                 }
                 Op::UpdateStatus(key, status) => {
-                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let old =
+                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
                     let mut obj = (*old).clone();
                     obj["status"] = status;
                     meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
@@ -394,7 +405,8 @@ impl Store {
                     results.push(obj);
                 }
                 Op::Delete(key) => {
-                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let old =
+                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
                     if key.kind == "Pod" {
                         if old["metadata"].get("deletionTimestamp").is_some() {
                             results.push(old);
@@ -402,7 +414,9 @@ impl Store {
                             continue;
                         }
                         let mut obj = (*old).clone();
-                        let grace = obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+                        let grace = obj["spec"]["terminationGracePeriodSeconds"]
+                            .as_i64()
+                            .unwrap_or(30);
                         let m = meta::metadata_mut(&mut obj);
                         m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
                         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
@@ -427,7 +441,8 @@ impl Store {
                     }
                 }
                 Op::Remove(key) => {
-                    let old = current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                    let old =
+                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
                     staged.insert(key, None);
                     let mut obj = (*old).clone();
                     meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
@@ -510,7 +525,14 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]
@@ -528,16 +550,27 @@ mod tests {
         {
             let s = Store::open(dir.path()).unwrap();
             let o = s.create(cm("a", "1")).unwrap();
-            rv1 = o["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap();
-            s.delete(&ObjectKey::new("ConfigMap", "default", "a")).unwrap();
+            rv1 = o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+            s.delete(&ObjectKey::new("ConfigMap", "default", "a"))
+                .unwrap();
             s.create(cm("b", "2")).unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
-        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "a")).is_none());
+        assert!(s
+            .get(&ObjectKey::new("ConfigMap", "default", "a"))
+            .is_none());
         let b = s.get(&ObjectKey::new("ConfigMap", "default", "b")).unwrap();
         assert_eq!(b["data"]["k"], "2");
         let o = s.create(cm("c", "3")).unwrap();
-        let rv3: u64 = o["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let rv3: u64 = o["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(rv3 > rv1 + 2, "{rv3} vs {rv1}");
     }
 
@@ -550,10 +583,14 @@ mod tests {
             .transaction(vec![Op::Create(cm("b", "1")), Op::Create(cm("a", "2"))])
             .unwrap_err();
         assert!(matches!(err, StoreError::AlreadyExists(_)));
-        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "b")).is_none());
+        assert!(s
+            .get(&ObjectKey::new("ConfigMap", "default", "b"))
+            .is_none());
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        assert!(s.get(&ObjectKey::new("ConfigMap", "default", "b")).is_none());
+        assert!(s
+            .get(&ObjectKey::new("ConfigMap", "default", "b"))
+            .is_none());
     }
 
     #[test]

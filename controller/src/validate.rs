@@ -58,14 +58,21 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
             "kind",
             format!(
                 "unknown kind {kind:?} (apiVersion {api_version:?}); skiff serves {}",
-                kinds::KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
+                kinds::KINDS
+                    .iter()
+                    .map(|k| k.kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )]);
     };
     if info.api_version != api_version {
         return Err(vec![err(
             "apiVersion",
-            format!("{kind} is served as apiVersion {:?}, not {api_version:?}", info.api_version),
+            format!(
+                "{kind} is served as apiVersion {:?}, not {api_version:?}",
+                info.api_version
+            ),
         )]);
     }
     let roundtrip = match kind {
@@ -235,7 +242,9 @@ fn allowlist(kind: &str) -> Allow {
     match kind {
         "Namespace" => {}
         "ConfigMap" => patterns.extend(["data.*", "binaryData.*", "immutable"].map(String::from)),
-        "Secret" => patterns.extend(["type", "data.*", "stringData.*", "immutable"].map(String::from)),
+        "Secret" => {
+            patterns.extend(["type", "data.*", "stringData.*", "immutable"].map(String::from))
+        }
         "Pod" => patterns.extend(pod("spec.")),
         "Deployment" | "ReplicaSet" => {
             patterns.extend(
@@ -264,7 +273,8 @@ fn allowlist(kind: &str) -> Allow {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -284,13 +294,22 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
             out.push(err("metadata.name", format!("{name:?} must be a DNS-1123 label (lower-case letters, digits, '-'; at most 63)")));
         }
     } else if !is_dns_subdomain(name) {
-        out.push(err("metadata.name", format!("{name:?} must be a DNS-1123 subdomain (lower-case letters, digits, '-', '.')")));
+        out.push(err(
+            "metadata.name",
+            format!("{name:?} must be a DNS-1123 subdomain (lower-case letters, digits, '-', '.')"),
+        ));
     }
     if let Some(ns) = obj["metadata"]["namespace"].as_str() {
         if !namespaced {
-            out.push(err("metadata.namespace", format!("{kind} is cluster-scoped and takes no namespace")));
+            out.push(err(
+                "metadata.namespace",
+                format!("{kind} is cluster-scoped and takes no namespace"),
+            ));
         } else if !is_dns_label(ns) {
-            out.push(err("metadata.namespace", format!("{ns:?} is not a valid namespace name")));
+            out.push(err(
+                "metadata.namespace",
+                format!("{ns:?} is not a valid namespace name"),
+            ));
         }
     }
     match kind {
@@ -313,10 +332,16 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
             }
             if let Some(t) = spec["strategy"]["type"].as_str() {
                 if t != "RollingUpdate" && t != "Recreate" {
-                    out.push(err("spec.strategy.type", format!("{t:?} is not RollingUpdate or Recreate")));
+                    out.push(err(
+                        "spec.strategy.type",
+                        format!("{t:?} is not RollingUpdate or Recreate"),
+                    ));
                 }
                 if t == "Recreate" && !spec["strategy"]["rollingUpdate"].is_null() {
-                    out.push(err("spec.strategy.rollingUpdate", "may not be given when strategy type is Recreate"));
+                    out.push(err(
+                        "spec.strategy.rollingUpdate",
+                        "may not be given when strategy type is Recreate",
+                    ));
                 }
             }
             pod_spec(&spec["template"]["spec"], "spec.template.spec", true, out);
@@ -326,39 +351,72 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
 }
 
 fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
-    let containers = spec["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let containers = spec["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if containers.is_empty() {
-        out.push(err(format!("{path}.containers"), "at least one container is required"));
+        out.push(err(
+            format!("{path}.containers"),
+            "at least one container is required",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, c) in containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
         let name = c["name"].as_str().unwrap_or_default();
         if !is_dns_label(name) {
-            out.push(err(format!("{cp}.name"), format!("{name:?} must be a DNS-1123 label")));
+            out.push(err(
+                format!("{cp}.name"),
+                format!("{name:?} must be a DNS-1123 label"),
+            ));
         } else if !seen.insert(name) {
-            out.push(err(format!("{cp}.name"), format!("duplicate container name {name:?}")));
+            out.push(err(
+                format!("{cp}.name"),
+                format!("duplicate container name {name:?}"),
+            ));
         }
         if c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
             out.push(err(format!("{cp}.image"), "is required"));
         }
         if let Some(p) = c["imagePullPolicy"].as_str() {
             if !["Always", "IfNotPresent", "Never"].contains(&p) {
-                out.push(err(format!("{cp}.imagePullPolicy"), format!("{p:?} is not Always, IfNotPresent or Never")));
+                out.push(err(
+                    format!("{cp}.imagePullPolicy"),
+                    format!("{p:?} is not Always, IfNotPresent or Never"),
+                ));
             }
         }
-        for (j, p) in c["ports"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        for (j, p) in c["ports"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let port = p["containerPort"].as_i64().unwrap_or(0);
             if !(1..=65535).contains(&port) {
-                out.push(err(format!("{cp}.ports[{j}].containerPort"), format!("{port} is not between 1 and 65535")));
+                out.push(err(
+                    format!("{cp}.ports[{j}].containerPort"),
+                    format!("{port} is not between 1 and 65535"),
+                ));
             }
             if let Some(proto) = p["protocol"].as_str() {
                 if !["TCP", "UDP", "SCTP"].contains(&proto) {
-                    out.push(err(format!("{cp}.ports[{j}].protocol"), format!("{proto:?} is not TCP, UDP or SCTP")));
+                    out.push(err(
+                        format!("{cp}.ports[{j}].protocol"),
+                        format!("{proto:?} is not TCP, UDP or SCTP"),
+                    ));
                 }
             }
         }
-        for (j, e) in c["env"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        for (j, e) in c["env"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             if e["name"].as_str().is_none_or(str::is_empty) {
                 out.push(err(format!("{cp}.env[{j}].name"), "is required"));
             }
@@ -366,19 +424,31 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
     }
     if let Some(p) = spec["restartPolicy"].as_str() {
         if !["Always", "OnFailure", "Never"].contains(&p) {
-            out.push(err(format!("{path}.restartPolicy"), format!("{p:?} is not Always, OnFailure or Never")));
+            out.push(err(
+                format!("{path}.restartPolicy"),
+                format!("{p:?} is not Always, OnFailure or Never"),
+            ));
         } else if in_template && p != "Always" {
-            out.push(err(format!("{path}.restartPolicy"), format!("{p:?}: only \"Always\" is allowed in a Deployment or ReplicaSet")));
+            out.push(err(
+                format!("{path}.restartPolicy"),
+                format!("{p:?}: only \"Always\" is allowed in a Deployment or ReplicaSet"),
+            ));
         }
     }
     if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
         if g < 0 {
-            out.push(err(format!("{path}.terminationGracePeriodSeconds"), "must be greater than or equal to 0"));
+            out.push(err(
+                format!("{path}.terminationGracePeriodSeconds"),
+                "must be greater than or equal to 0",
+            ));
         }
     }
     if let Some(p) = spec["dnsPolicy"].as_str() {
         if !["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"].contains(&p) {
-            out.push(err(format!("{path}.dnsPolicy"), format!("{p:?} is not a DNS policy")));
+            out.push(err(
+                format!("{path}.dnsPolicy"),
+                format!("{p:?} is not a DNS policy"),
+            ));
         }
     }
 }
@@ -413,7 +483,8 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let mut d = deployment();
-        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = json!({"tcpSocket":{"port":80}});
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"tcpSocket":{"port":80}});
         let e = validate(&d).unwrap_err();
         assert_eq!(e[0].field, "spec.template.spec.containers[0].livenessProbe");
         assert!(e[0].message.contains("not supported"), "{}", e[0]);
@@ -429,7 +500,8 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_versions_are_named() {
-        let e = validate(&json!({"apiVersion":"v1","kind":"Gizmo","metadata":{"name":"x"}})).unwrap_err();
+        let e = validate(&json!({"apiVersion":"v1","kind":"Gizmo","metadata":{"name":"x"}}))
+            .unwrap_err();
         assert!(e[0].message.contains("unknown kind \"Gizmo\""), "{}", e[0]);
         let mut d = deployment();
         d["apiVersion"] = json!("extensions/v1beta1");

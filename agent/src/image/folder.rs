@@ -19,11 +19,23 @@ const RESCAN: Duration = Duration::from_secs(10);
 fn version(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    m.is_file().then(|| format!("{}:{}:{}", m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.ino()))
+    m.is_file().then(|| {
+        format!(
+            "{}:{}:{}",
+            m.len(),
+            m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            m.ino()
+        )
+    })
 }
 
 /// Imports new archives from `dir` until `shutdown` flips.
-pub async fn run(images: Arc<ImageStore>, dir: PathBuf, record: PathBuf, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    images: Arc<ImageStore>,
+    dir: PathBuf,
+    record: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::error!(dir = %dir.display(), "cannot create the images folder: {e}");
     }
@@ -48,8 +60,16 @@ pub async fn run(images: Arc<ImageStore>, dir: PathBuf, record: PathBuf, mut shu
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         for path in entries {
-            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-            if name.starts_with('.') || name.ends_with('~') || name.ends_with(".tmp") || name.ends_with(".part") {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if name.starts_with('.')
+                || name.ends_with('~')
+                || name.ends_with(".tmp")
+                || name.ends_with(".part")
+            {
                 continue;
             }
             let Some(v) = version(&path) else { continue };
@@ -64,7 +84,10 @@ pub async fn run(images: Arc<ImageStore>, dir: PathBuf, record: PathBuf, mut shu
             let store = images.clone();
             let p = path.clone();
             let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || store.import_archive(&p)).await.expect("import does not panic") {
+            match tokio::task::spawn_blocking(move || store.import_archive(&p))
+                .await
+                .expect("import does not panic")
+            {
                 Ok(imported) => {
                     for image in &imported {
                         tracing::info!(file = %path.display(), id = %image.id, names = ?image.names, took = ?started.elapsed(), "image imported");

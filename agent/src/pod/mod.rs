@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 use crate::image::ImageStore;
-use crate::runtime::handle::{Found, Runtime, Running, Started};
+use crate::runtime::handle::{Found, Running, Runtime, Started};
 use crate::runtime::oci::{self, SpecInput};
 use crate::runtime::{sandbox, ContainerMeta, ExitRecord};
 use crate::Cluster;
@@ -62,8 +62,19 @@ impl PodRef {
 /// Messages from container tasks to the loop.
 #[derive(Debug)]
 enum Msg {
-    Running { pod: String, name: String, id: String, started_at: String },
-    Exited { pod: String, name: String, id: String, exit: ExitRecord, ran_for: Duration },
+    Running {
+        pod: String,
+        name: String,
+        id: String,
+        started_at: String,
+    },
+    Exited {
+        pod: String,
+        name: String,
+        id: String,
+        exit: ExitRecord,
+        ran_for: Duration,
+    },
 }
 
 /// One container instance the loop knows of.
@@ -124,7 +135,15 @@ impl ContainerState {
     /// Records an exit and decides when a restart may happen: at once for the first crash,
     /// then after a back-off that doubles from [`BASE_BACKOFF`] to [`MAX_BACKOFF`], as kubelet
     /// does. A replacement (spec change) is not a crash and waits for nothing.
-    fn record_exit(&mut self, exit: ExitRecord, id: String, image_id: String, ran_for: Duration, name: &str, pod: &str) {
+    fn record_exit(
+        &mut self,
+        exit: ExitRecord,
+        id: String,
+        image_id: String,
+        ran_for: Duration,
+        name: &str,
+        pod: &str,
+    ) {
         if let Some((prev, _, _)) = self.last_exit.take() {
             self.previous_exit = Some(prev);
         }
@@ -138,12 +157,19 @@ impl ContainerState {
             self.backoff = Duration::ZERO;
         }
         let delay = self.backoff;
-        self.backoff = if delay.is_zero() { BASE_BACKOFF } else { (delay * 2).min(MAX_BACKOFF) };
+        self.backoff = if delay.is_zero() {
+            BASE_BACKOFF
+        } else {
+            (delay * 2).min(MAX_BACKOFF)
+        };
         self.not_before = Some(Instant::now() + delay);
         self.waiting = (!delay.is_zero()).then(|| {
             (
                 "CrashLoopBackOff".to_string(),
-                format!("back-off {}s restarting failed container={name} pod={pod}", delay.as_secs()),
+                format!(
+                    "back-off {}s restarting failed container={name} pod={pod}",
+                    delay.as_secs()
+                ),
             )
         });
     }
@@ -161,7 +187,14 @@ impl Agent {
     /// An agent over `cluster`, running containers with `runtime` from `images`.
     pub fn new(cluster: Arc<dyn Cluster>, runtime: Runtime, images: Arc<ImageStore>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        Agent { cluster, runtime, images, pods: HashMap::new(), tx, rx }
+        Agent {
+            cluster,
+            runtime,
+            images,
+            pods: HashMap::new(),
+            tx,
+            rx,
+        }
     }
 
     fn pod_dir(&self, pod: &PodRef) -> PathBuf {
@@ -225,9 +258,17 @@ impl Agent {
                 Found::Running(running) => {
                     let meta = running.meta.clone();
                     tracing::info!(container = %meta.id, pod = %format!("{}/{}", meta.pod_namespace, meta.pod_name), pid = running.state.init_pid, "re-adopted a running container");
-                    let host_network = pods.get(&meta.pod_uid).is_some_and(|p| p.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false));
+                    let host_network = pods.get(&meta.pod_uid).is_some_and(|p| {
+                        p.spec
+                            .as_ref()
+                            .and_then(|s| s.host_network)
+                            .unwrap_or(false)
+                    });
                     let state = self.pod_state(&meta, host_network, pods.get(&meta.pod_uid));
-                    let cs = state.containers.entry(meta.container_name.clone()).or_default();
+                    let cs = state
+                        .containers
+                        .entry(meta.container_name.clone())
+                        .or_default();
                     cs.restart_count = meta.restart_count;
                     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
                     cs.current = Some(Instance {
@@ -238,7 +279,7 @@ impl Agent {
                         stopping: false,
                         stop: stop_tx,
                     });
-                    self.spawn_monitor(running, stop_rx);
+                    self.spawn_monitor(*running, stop_rx);
                 }
                 Found::Exited(meta, exit) => self.adopt_exited(meta, exit, &pods).await,
                 Found::Lost(meta) => {
@@ -249,49 +290,111 @@ impl Agent {
         }
     }
 
-    async fn adopt_exited(&mut self, meta: ContainerMeta, exit: ExitRecord, pods: &HashMap<String, Pod>) {
+    async fn adopt_exited(
+        &mut self,
+        meta: ContainerMeta,
+        exit: ExitRecord,
+        pods: &HashMap<String, Pod>,
+    ) {
         tracing::info!(container = %meta.id, code = exit.exit_code, "found a container that exited while skiff was down");
         if let Err(e) = self.runtime.remove(&meta).await {
             tracing::warn!(container = %meta.id, "removing: {e}");
         }
-        let host_network = pods.get(&meta.pod_uid).is_some_and(|p| p.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false));
+        let host_network = pods.get(&meta.pod_uid).is_some_and(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false)
+        });
         let state = self.pod_state(&meta, host_network, pods.get(&meta.pod_uid));
-        let cs = state.containers.entry(meta.container_name.clone()).or_default();
+        let cs = state
+            .containers
+            .entry(meta.container_name.clone())
+            .or_default();
         cs.restart_count = meta.restart_count;
-        cs.record_exit(exit, meta.id.clone(), meta.image_id.clone(), Duration::ZERO, &meta.container_name, &meta.pod_name);
+        cs.record_exit(
+            exit,
+            meta.id.clone(),
+            meta.image_id.clone(),
+            Duration::ZERO,
+            &meta.container_name,
+            &meta.pod_name,
+        );
     }
 
-    fn pod_state(&mut self, meta: &ContainerMeta, host_network: bool, pod: Option<&Pod>) -> &mut PodState {
+    fn pod_state(
+        &mut self,
+        meta: &ContainerMeta,
+        host_network: bool,
+        pod: Option<&Pod>,
+    ) -> &mut PodState {
         let start_time = pod
             .and_then(|p| p.status.as_ref())
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string())
             .unwrap_or_else(crate::runtime::now_rfc3339);
-        self.pods.entry(meta.pod_uid.clone()).or_insert_with(|| PodState {
-            pod: PodRef { uid: meta.pod_uid.clone(), namespace: meta.pod_namespace.clone(), name: meta.pod_name.clone() },
-            host_network,
-            containers: HashMap::new(),
-            start_time,
-            finished: false,
-        })
+        self.pods
+            .entry(meta.pod_uid.clone())
+            .or_insert_with(|| PodState {
+                pod: PodRef {
+                    uid: meta.pod_uid.clone(),
+                    namespace: meta.pod_namespace.clone(),
+                    name: meta.pod_name.clone(),
+                },
+                host_network,
+                containers: HashMap::new(),
+                start_time,
+                finished: false,
+            })
     }
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Running { pod, name, id, started_at } => {
-                if let Some(cs) = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)) {
+            Msg::Running {
+                pod,
+                name,
+                id,
+                started_at,
+            } => {
+                if let Some(cs) = self
+                    .pods
+                    .get_mut(&pod)
+                    .and_then(|p| p.containers.get_mut(&name))
+                {
                     if let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) {
                         inst.started_at = Some(started_at);
                         cs.waiting = None;
                     }
                 }
             }
-            Msg::Exited { pod, name, id, exit, ran_for } => {
-                let Some(cs) = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)) else { return };
-                let Some(inst) = cs.current.take_if(|i| i.id == id) else { return };
+            Msg::Exited {
+                pod,
+                name,
+                id,
+                exit,
+                ran_for,
+            } => {
+                let Some(cs) = self
+                    .pods
+                    .get_mut(&pod)
+                    .and_then(|p| p.containers.get_mut(&name))
+                else {
+                    return;
+                };
+                let Some(inst) = cs.current.take_if(|i| i.id == id) else {
+                    return;
+                };
                 tracing::info!(container = %id, code = exit.exit_code, reason = %exit.reason, "container exited");
-                let pod_name = self.pods.get(&pod).map(|p| p.pod.name.clone()).unwrap_or_default();
-                let cs = self.pods.get_mut(&pod).and_then(|p| p.containers.get_mut(&name)).expect("found above");
+                let pod_name = self
+                    .pods
+                    .get(&pod)
+                    .map(|p| p.pod.name.clone())
+                    .unwrap_or_default();
+                let cs = self
+                    .pods
+                    .get_mut(&pod)
+                    .and_then(|p| p.containers.get_mut(&name))
+                    .expect("found above");
                 cs.record_exit(exit, inst.id, inst.image_id, ran_for, &name, &pod_name);
             }
         }
@@ -311,7 +414,12 @@ impl Agent {
             }
         }
         // Pods gone from the cluster without a graceful deletion: stop what is left.
-        let orphans: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
+        let orphans: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|u| !seen.contains(*u))
+            .cloned()
+            .collect();
         for uid in orphans {
             let state = self.pods.get_mut(&uid).expect("listed");
             let mut busy = false;
@@ -333,7 +441,12 @@ impl Agent {
     }
 
     async fn sync_terminating(&mut self, pod: &Pod, r: &PodRef) {
-        let grace = Duration::from_secs(pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let grace = Duration::from_secs(
+            pod.metadata
+                .deletion_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        );
         let Some(state) = self.pods.get_mut(&r.uid) else {
             // Nothing of it runs here (never started, or already cleaned up).
             let dir = self.pod_dir(r);
@@ -360,7 +473,10 @@ impl Agent {
         }
         state.finished = true;
         let dir = self.pod_dir(r);
-        if let Err(e) = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await.expect("no panic") {
+        if let Err(e) = tokio::task::spawn_blocking(move || sandbox::remove(&dir))
+            .await
+            .expect("no panic")
+        {
             tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "removing the sandbox: {e}");
         }
         tracing::info!(pod = %format!("{}/{}", r.namespace, r.name), "pod stopped and removed");
@@ -371,15 +487,24 @@ impl Agent {
     }
 
     async fn sync_pod(&mut self, pod: &Pod, r: &PodRef) {
-        let Some(spec) = pod.spec.as_ref() else { return };
+        let Some(spec) = pod.spec.as_ref() else {
+            return;
+        };
         let host_network = spec.host_network.unwrap_or(false);
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let hostname = spec.hostname.clone().unwrap_or_else(|| r.name.clone());
         let stored_restarts: HashMap<String, u32> = pod
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
-            .map(|cs| cs.iter().map(|c| (c.name.clone(), c.restart_count.max(0) as u32)).collect())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| (c.name.clone(), c.restart_count.max(0) as u32))
+                    .collect()
+            })
             .unwrap_or_default();
         let start_time = pod
             .status
@@ -402,7 +527,9 @@ impl Agent {
                     busy = true;
                     if !inst.stopping {
                         inst.stopping = true;
-                        let _ = inst.stop.send(Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64));
+                        let _ = inst.stop.send(Duration::from_secs(
+                            spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
+                        ));
                     }
                 }
             }
@@ -437,7 +564,9 @@ impl Agent {
                     tracing::info!(container = %inst.id, "the container's spec changed: replacing it");
                     inst.stopping = true;
                     cs.replace = true;
-                    let _ = inst.stop.send(Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64));
+                    let _ = inst.stop.send(Duration::from_secs(
+                        spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
+                    ));
                 }
                 continue;
             }
@@ -503,7 +632,10 @@ impl Agent {
         let state = self.pods.get_mut(&r.uid).expect("inserted");
         let cs = state.containers.get_mut(&c.name).expect("inserted");
         let image_ref = c.image.clone().unwrap_or_default();
-        let policy = c.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
         let image = match self.images.resolve(&image_ref) {
             Ok(Some(image)) => image,
             Ok(None) => {
@@ -555,7 +687,9 @@ impl Agent {
             spec_hash: hash.clone(),
             image: image_ref,
             image_id: image.id.clone(),
-            log_path: pod_dir.join(&c.name).join(format!("{}.log", cs.restart_count)),
+            log_path: pod_dir
+                .join(&c.name)
+                .join(format!("{}.log", cs.restart_count)),
             libcontainer_root: self.runtime.layout.libcontainer_root(),
         };
         let spec = oci::spec(
@@ -569,7 +703,14 @@ impl Agent {
             std::path::Path::new("rootfs"),
         );
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-        cs.current = Some(Instance { id: id.clone(), spec_hash: hash, image_id: image.id.clone(), started_at: None, stopping: false, stop: stop_tx });
+        cs.current = Some(Instance {
+            id: id.clone(),
+            spec_hash: hash,
+            image_id: image.id.clone(),
+            started_at: None,
+            stopping: false,
+            stop: stop_tx,
+        });
         let runtime = self.runtime.clone();
         let tx = self.tx.clone();
         let layers = image.layers.clone();
@@ -579,14 +720,25 @@ impl Agent {
         tokio::spawn(async move {
             match runtime.create(meta.clone(), layers, spec).await {
                 Ok(Started::Running(running)) => {
-                    let _ = tx.send(Msg::Running { pod: pod_uid, name, id, started_at: running.state.started_at.clone() });
-                    monitor(runtime, running, stop_rx, tx).await;
+                    let _ = tx.send(Msg::Running {
+                        pod: pod_uid,
+                        name,
+                        id,
+                        started_at: running.state.started_at.clone(),
+                    });
+                    monitor(runtime, *running, stop_rx, tx).await;
                 }
                 Ok(Started::Exited(exit)) => {
                     if let Err(e) = runtime.remove(&meta).await {
                         tracing::warn!(container = %id, "removing: {e}");
                     }
-                    let _ = tx.send(Msg::Exited { pod: pod_uid, name, id, exit, ran_for: Duration::ZERO });
+                    let _ = tx.send(Msg::Exited {
+                        pod: pod_uid,
+                        name,
+                        id,
+                        exit,
+                        ran_for: Duration::ZERO,
+                    });
                 }
                 Err(e) => {
                     tracing::error!(container = %id, "{e}");
@@ -601,18 +753,34 @@ impl Agent {
                         started_at: None,
                         finished_at: crate::runtime::now_rfc3339(),
                     };
-                    let _ = tx.send(Msg::Exited { pod: pod_uid, name, id, exit, ran_for: Duration::ZERO });
+                    let _ = tx.send(Msg::Exited {
+                        pod: pod_uid,
+                        name,
+                        id,
+                        exit,
+                        ran_for: Duration::ZERO,
+                    });
                 }
             }
         });
     }
 
     fn spawn_monitor(&self, running: Running, stop_rx: mpsc::UnboundedReceiver<Duration>) {
-        tokio::spawn(monitor(self.runtime.clone(), running, stop_rx, self.tx.clone()));
+        tokio::spawn(monitor(
+            self.runtime.clone(),
+            running,
+            stop_rx,
+            self.tx.clone(),
+        ));
     }
 
     async fn write_status(&mut self, pod: &Pod) {
-        let Some(state) = self.pods.get(pod.metadata.uid.as_deref().unwrap_or_default()) else { return };
+        let Some(state) = self
+            .pods
+            .get(pod.metadata.uid.as_deref().unwrap_or_default())
+        else {
+            return;
+        };
         let status = status::pod_status(pod, state);
         if pod.status.as_ref() != Some(&status) {
             if let Err(e) = self.cluster.set_pod_status(pod, status) {
@@ -627,7 +795,9 @@ fn exit_unknown() -> ExitRecord {
         exit_code: 255,
         signal: None,
         reason: "Unknown".into(),
-        message: Some("the container's shim ended while skiff was down, without recording an exit".into()),
+        message: Some(
+            "the container's shim ended while skiff was down, without recording an exit".into(),
+        ),
         started_at: None,
         finished_at: crate::runtime::now_rfc3339(),
     }
@@ -635,7 +805,12 @@ fn exit_unknown() -> ExitRecord {
 
 /// Waits for a running container to exit, or stops it on request; then removes it and
 /// reports the exit.
-async fn monitor(runtime: Runtime, mut running: Running, mut stop_rx: mpsc::UnboundedReceiver<Duration>, tx: mpsc::UnboundedSender<Msg>) {
+async fn monitor(
+    runtime: Runtime,
+    mut running: Running,
+    mut stop_rx: mpsc::UnboundedReceiver<Duration>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     let started = Instant::now();
     let id = running.meta.id.clone();
     let exit = tokio::select! {
@@ -680,7 +855,11 @@ async fn stop(runtime: &Runtime, running: &mut Running, grace: Duration) -> Exit
 
 /// Writes the pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, returning the bind
 /// mounts for them. A `hostNetwork` pod sees the host's files, as on Kubernetes.
-fn write_etc_files(pod_dir: &std::path::Path, host_network: bool, hostname: &str) -> std::io::Result<Vec<(String, PathBuf)>> {
+fn write_etc_files(
+    pod_dir: &std::path::Path,
+    host_network: bool,
+    hostname: &str,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
     let etc = pod_dir.join("etc");
     std::fs::create_dir_all(&etc)?;
     let hosts = if host_network {
@@ -689,13 +868,19 @@ fn write_etc_files(pod_dir: &std::path::Path, host_network: bool, hostname: &str
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
     };
     let host_name = if host_network {
-        nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_else(|_| hostname.into())
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().to_string())
+            .unwrap_or_else(|_| hostname.into())
     } else {
         hostname.to_string()
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut files = Vec::new();
-    for (name, content) in [("hosts", hosts), ("hostname", format!("{host_name}\n")), ("resolv.conf", resolv)] {
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{host_name}\n")),
+        ("resolv.conf", resolv),
+    ] {
         let path = etc.join(name);
         std::fs::write(&path, content)?;
         files.push((format!("/etc/{name}"), path));

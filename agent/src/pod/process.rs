@@ -70,7 +70,8 @@ fn image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
 fn lookup(table: Option<&str>, name: &str) -> Option<(u32, Option<u32>)> {
     table?.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| (f[2].parse().ok(), f.get(3).and_then(|g| g.parse().ok())))
+        (f.len() >= 3 && f[0] == name)
+            .then(|| (f[2].parse().ok(), f.get(3).and_then(|g| g.parse().ok())))
             .and_then(|(id, g)| id.map(|id| (id, g)))
     })
 }
@@ -78,7 +79,9 @@ fn lookup(table: Option<&str>, name: &str) -> Option<(u32, Option<u32>)> {
 fn passwd_gid_of(table: Option<&str>, uid: u32) -> Option<u32> {
     table?.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[3].parse().ok()).flatten()
+        (f.len() >= 4 && f[2].parse::<u32>().ok() == Some(uid))
+            .then(|| f[3].parse().ok())
+            .flatten()
     })
 }
 
@@ -140,7 +143,12 @@ impl ImageDefaults {
 }
 
 /// Decides the process of `container` in a pod named `hostname`.
-pub fn process(container: &Container, image: &ImageDefaults, layers: &[PathBuf], hostname: &str) -> Result<Process, String> {
+pub fn process(
+    container: &Container,
+    image: &ImageDefaults,
+    layers: &[PathBuf],
+    hostname: &str,
+) -> Result<Process, String> {
     // Environment: the pod's variables, each expanded against those before it.
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut pod_env: Vec<(String, String)> = Vec::new();
@@ -170,8 +178,20 @@ pub fn process(container: &Container, image: &ImageDefaults, layers: &[PathBuf],
         env.push(("HOSTNAME".into(), hostname.into()));
     }
 
-    let command: Vec<String> = container.command.as_deref().unwrap_or_default().iter().map(|s| expand(s, &vars)).collect();
-    let args: Vec<String> = container.args.as_deref().unwrap_or_default().iter().map(|s| expand(s, &vars)).collect();
+    let command: Vec<String> = container
+        .command
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| expand(s, &vars))
+        .collect();
+    let args: Vec<String> = container
+        .args
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| expand(s, &vars))
+        .collect();
     let argv: Vec<String> = if !command.is_empty() {
         command.into_iter().chain(args).collect()
     } else if container.args.is_some() {
@@ -239,7 +259,10 @@ mod tests {
         assert_eq!(p(&c(None, None)), vec!["/entry", "default"]);
         assert_eq!(p(&c(None, Some(vec!["x"]))), vec!["/entry", "x"]);
         assert_eq!(p(&c(Some(vec!["sh"]), None)), vec!["sh"]);
-        assert_eq!(p(&c(Some(vec!["sh"]), Some(vec!["-c", "y"]))), vec!["sh", "-c", "y"]);
+        assert_eq!(
+            p(&c(Some(vec!["sh"]), Some(vec!["-c", "y"]))),
+            vec!["sh", "-c", "y"]
+        );
     }
 
     #[test]
@@ -247,15 +270,25 @@ mod tests {
         let c = Container {
             name: "c".into(),
             env: Some(vec![
-                EnvVar { name: "GREETING".into(), value: Some("pod".into()), ..Default::default() },
-                EnvVar { name: "MSG".into(), value: Some("$(GREETING) and $$(GREETING) and $(NOPE)".into()), ..Default::default() },
+                EnvVar {
+                    name: "GREETING".into(),
+                    value: Some("pod".into()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "MSG".into(),
+                    value: Some("$(GREETING) and $$(GREETING) and $(NOPE)".into()),
+                    ..Default::default()
+                },
             ]),
             args: Some(vec!["$(MSG)".into()]),
             ..Default::default()
         };
         let p = process(&c, &image(), &[], "h").unwrap();
         assert!(p.env.contains(&"GREETING=pod".to_string()));
-        assert!(p.env.contains(&"MSG=pod and $(GREETING) and $(NOPE)".to_string()));
+        assert!(p
+            .env
+            .contains(&"MSG=pod and $(GREETING) and $(NOPE)".to_string()));
         assert!(p.env.contains(&"PATH=/bin".to_string()));
         assert_eq!(p.args, vec!["/entry", "pod and $(GREETING) and $(NOPE)"]);
         assert_eq!(p.cwd, "/app");
@@ -265,12 +298,18 @@ mod tests {
     fn user_names_resolve_in_the_image() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let layers = vec![dir.path().to_path_buf()];
         assert_eq!(resolve_user("app", &layers).unwrap(), (1000, 1001));
         assert_eq!(resolve_user("app:staff", &layers).unwrap(), (1000, 50));
         assert_eq!(resolve_user("7:8", &layers).unwrap(), (7, 8));
-        assert!(resolve_user("nobody", &layers).unwrap_err().contains("nobody"));
+        assert!(resolve_user("nobody", &layers)
+            .unwrap_err()
+            .contains("nobody"));
     }
 }

@@ -5,8 +5,8 @@
 //! identical status (and the store is not written).
 
 use k8s_openapi::api::core::v1::{
-    ContainerState as KState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodStatus,
+    ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -38,7 +38,10 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
         started: Some(false),
         restart_count: 0,
         state: Some(KState {
-            waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -48,7 +51,10 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
     if let Some((exit, id, image_id)) = &cs.last_exit {
         status.image_id = image_id.clone();
         status.container_id = Some(format!("skiff://{id}"));
-        status.state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+        status.state = Some(KState {
+            terminated: Some(terminated(exit, id)),
+            ..Default::default()
+        });
     }
     if let Some(inst) = &cs.current {
         status.image_id = inst.image_id.clone();
@@ -57,24 +63,38 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
             status.ready = true;
             status.started = Some(true);
             status.state = Some(KState {
-                running: Some(ContainerStateRunning { started_at: time(started) }),
+                running: Some(ContainerStateRunning {
+                    started_at: time(started),
+                }),
                 ..Default::default()
             });
         } else {
             status.state = Some(KState {
-                waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ContainerCreating".into()),
+                    message: None,
+                }),
                 ..Default::default()
             });
         }
         if let Some((exit, id, _)) = &cs.last_exit {
-            status.last_state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+            status.last_state = Some(KState {
+                terminated: Some(terminated(exit, id)),
+                ..Default::default()
+            });
         }
     } else if let Some((reason, message)) = &cs.waiting {
         if let Some((exit, id, _)) = &cs.last_exit {
-            status.last_state = Some(KState { terminated: Some(terminated(exit, id)), ..Default::default() });
+            status.last_state = Some(KState {
+                terminated: Some(terminated(exit, id)),
+                ..Default::default()
+            });
         }
         status.state = Some(KState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: Some(message.clone()) }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: Some(message.clone()),
+            }),
             ..Default::default()
         });
     } else if cs.last_exit.is_some() {
@@ -92,14 +112,25 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
 /// The status of `pod` given what the worker knows.
 pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(&c.name, c.image.as_deref().unwrap_or_default(), state.containers.get(&c.name)))
+        .map(|c| {
+            container_status(
+                &c.name,
+                c.image.as_deref().unwrap_or_default(),
+                state.containers.get(&c.name),
+            )
+        })
         .collect();
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-    let running = statuses.iter().any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
+    let running = statuses
+        .iter()
+        .any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
     let finished: Vec<&ExitRecord> = spec
         .containers
         .iter()
@@ -112,7 +143,13 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         .containers
         .iter()
         .filter_map(|c| state.containers.get(&c.name))
-        .any(|cs| cs.current.is_none() && cs.last_exit.as_ref().is_some_and(|(e, _, _)| restart_wanted(&policy, e)));
+        .any(|cs| {
+            cs.current.is_none()
+                && cs
+                    .last_exit
+                    .as_ref()
+                    .is_some_and(|(e, _, _)| restart_wanted(&policy, e))
+        });
     let phase = if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
         if finished.iter().all(|e| e.exit_code == 0) {
             "Succeeded"
@@ -124,7 +161,11 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
     } else {
         "Pending"
     };
-    let old = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let old = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     let now = crate::runtime::now_rfc3339();
     let condition = |t: &str, ok: bool, reason: Option<&str>| {
         let value = if ok { "True" } else { "False" };
@@ -141,8 +182,16 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
             ..Default::default()
         }
     };
-    let not_ready_reason = if phase == "Succeeded" || phase == "Failed" { "PodCompleted" } else { "ContainersNotReady" };
-    let host_ip = pod.status.as_ref().and_then(|s| s.host_ip.clone()).or_else(|| Some("127.0.0.1".into()));
+    let not_ready_reason = if phase == "Succeeded" || phase == "Failed" {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    };
+    let host_ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.host_ip.clone())
+        .or_else(|| Some("127.0.0.1".into()));
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![

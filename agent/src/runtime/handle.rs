@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::unix::AsyncFd;
 
-use super::{mount, pidfd, process_parent_and_state, process_start_ticks, read_json, write_json_durable, ContainerMeta, ExitRecord, Layout, ShimState};
+use super::{
+    mount, pidfd, process_parent_and_state, process_start_ticks, read_json, write_json_durable,
+    ContainerMeta, ExitRecord, Layout, ShimState,
+};
 
 /// Runtime errors.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +69,10 @@ enum Watch {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("meta", &self.meta).field("state", &self.state).finish()
+        f.debug_struct("Running")
+            .field("meta", &self.meta)
+            .field("state", &self.state)
+            .finish()
     }
 }
 
@@ -74,7 +80,7 @@ impl std::fmt::Debug for Running {
 #[derive(Debug)]
 pub enum Started {
     /// It runs.
-    Running(Running),
+    Running(Box<Running>),
     /// The shim reported a failure (or the container exited at once).
     Exited(ExitRecord),
 }
@@ -83,7 +89,7 @@ pub enum Started {
 #[derive(Debug)]
 pub enum Found {
     /// Its shim runs: re-adopted.
-    Running(Running),
+    Running(Box<Running>),
     /// It exited while the daemon was away.
     Exited(ContainerMeta, ExitRecord),
     /// Neither running nor recorded as exited (the shim died, or never started).
@@ -101,7 +107,12 @@ impl Runtime {
 
     /// Prepares and starts a container. `spec` is the OCI `config.json`; its root is set to the
     /// bundle's `rootfs`, an overlayfs over `layers` (bottom → top).
-    pub async fn create(&self, meta: ContainerMeta, layers: Vec<PathBuf>, spec: Value) -> Result<Started, RuntimeError> {
+    pub async fn create(
+        &self,
+        meta: ContainerMeta,
+        layers: Vec<PathBuf>,
+        spec: Value,
+    ) -> Result<Started, RuntimeError> {
         let dir = self.layout.container(&meta.id);
         let id = meta.id.clone();
         {
@@ -110,10 +121,20 @@ impl Runtime {
             tokio::task::spawn_blocking(move || prepare(&dir, &meta, &layers, spec))
                 .await
                 .expect("prepare does not panic")
-                .map_err(|source| RuntimeError::Prepare { id: id.clone(), source })?;
+                .map_err(|source| RuntimeError::Prepare {
+                    id: id.clone(),
+                    source,
+                })?;
         }
-        let log = std::fs::File::create(dir.join("shim.log")).map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
-        let log2 = log.try_clone().map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
+        let log =
+            std::fs::File::create(dir.join("shim.log")).map_err(|source| RuntimeError::Spawn {
+                id: id.clone(),
+                source,
+            })?;
+        let log2 = log.try_clone().map_err(|source| RuntimeError::Spawn {
+            id: id.clone(),
+            source,
+        })?;
         let child = tokio::process::Command::new(&self.shim_exe)
             .arg("shim")
             .arg(&dir)
@@ -121,7 +142,10 @@ impl Runtime {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|source| RuntimeError::Spawn { id: id.clone(), source })?;
+            .map_err(|source| RuntimeError::Spawn {
+                id: id.clone(),
+                source,
+            })?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let mut child = Some(child);
         loop {
@@ -133,12 +157,12 @@ impl Runtime {
             }
             if let Some(state) = read_json::<ShimState>(&dir.join("state.json")) {
                 let init = open_init(&state);
-                return Ok(Started::Running(Running {
+                return Ok(Started::Running(Box::new(Running {
                     meta,
                     state,
                     init,
                     watch: Watch::Child(child.take().expect("child kept until now")),
-                }));
+                })));
             }
             if let Some(c) = child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
@@ -151,7 +175,10 @@ impl Runtime {
                         exit_code: 128,
                         signal: None,
                         reason: "StartError".into(),
-                        message: Some(format!("the shim exited ({status}) without starting the container: {}", log.trim())),
+                        message: Some(format!(
+                            "the shim exited ({status}) without starting the container: {}",
+                            log.trim()
+                        )),
                         started_at: None,
                         finished_at: super::now_rfc3339(),
                     }));
@@ -184,13 +211,23 @@ impl Runtime {
                 continue;
             };
             let alive = process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks);
-            let fd = if alive { pidfd::open(state.shim_pid).ok() } else { None };
+            let fd = if alive {
+                pidfd::open(state.shim_pid).ok()
+            } else {
+                None
+            };
             // Check again after opening the pidfd: the pid cannot be reused from here on.
-            let fd = fd.filter(|_| process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks));
+            let fd =
+                fd.filter(|_| process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks));
             match fd.and_then(register) {
                 Some(fd) => {
                     let init = open_init(&state);
-                    found.push(Found::Running(Running { meta, state, init, watch: Watch::Pidfd(fd) }));
+                    found.push(Found::Running(Box::new(Running {
+                        meta,
+                        state,
+                        init,
+                        watch: Watch::Pidfd(fd),
+                    })));
                 }
                 None => match read_json::<ExitRecord>(&dir.join("exit.json")) {
                     Some(exit) => found.push(Found::Exited(meta, exit)),
@@ -217,9 +254,19 @@ impl Runtime {
                 tracing::warn!(container = %meta.id, "the delete helper failed ({status})");
             }
         }
-        tokio::task::spawn_blocking(move || mount::remove_dir_with_mounts(&dir))
-            .await
-            .expect("remove does not panic")
+        let parent = self.layout.cgroup_parent();
+        tokio::task::spawn_blocking(move || {
+            mount::remove_dir_with_mounts(&dir)?;
+            // The shared parent cgroup goes with the last container (rmdir fails while others exist).
+            if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+                for h in hierarchies.flatten() {
+                    let _ = std::fs::remove_dir(h.path().join(&parent));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .expect("remove does not panic")
     }
 }
 
@@ -239,7 +286,12 @@ fn open_init(state: &ShimState) -> Option<OwnedFd> {
     }
 }
 
-fn prepare(dir: &Path, meta: &ContainerMeta, layers: &[PathBuf], mut spec: Value) -> std::io::Result<()> {
+fn prepare(
+    dir: &Path,
+    meta: &ContainerMeta,
+    layers: &[PathBuf],
+    mut spec: Value,
+) -> std::io::Result<()> {
     if dir.exists() {
         // A leftover of an earlier attempt with the same id.
         mount::remove_dir_with_mounts(dir)?;
@@ -251,7 +303,10 @@ fn prepare(dir: &Path, meta: &ContainerMeta, layers: &[PathBuf], mut spec: Value
     }
     mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
     spec["root"]["path"] = Value::String("rootfs".into());
-    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?,
+    )?;
     write_json_durable(&dir.join("meta.json"), meta)
 }
 

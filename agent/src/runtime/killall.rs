@@ -8,7 +8,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{mount, pidfd, process_parent_and_state, process_start_ticks, read_json, shim, ContainerMeta, Layout, ShimState};
+use super::{
+    mount, pidfd, process_parent_and_state, process_start_ticks, read_json, shim, ContainerMeta,
+    Layout, ShimState,
+};
 
 /// What killall did.
 #[derive(Debug, Default)]
@@ -46,7 +49,10 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
     // 1. The daemon first, so it does not restart what we stop.
     if let Ok(text) = std::fs::read_to_string(daemon_pid_file(&layout)) {
         let mut parts = text.split_whitespace();
-        if let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<u64>)) {
+        if let (Some(Ok(pid)), Some(Ok(ticks))) = (
+            parts.next().map(str::parse::<i32>),
+            parts.next().map(str::parse::<u64>),
+        ) {
             if process_start_ticks(pid) == Some(ticks) {
                 if let Ok(fd) = pidfd::open(pid) {
                     let _ = pidfd::send_signal(&fd, libc::SIGTERM);
@@ -69,14 +75,23 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
         if let Some(state) = read_json::<ShimState>(&dir.join("state.json")) {
             if process_start_ticks(state.shim_pid) == Some(state.shim_start_ticks) {
                 if let Ok(init) = pidfd::open(state.init_pid) {
-                    if matches!(process_parent_and_state(state.init_pid), Some((ppid, _)) if ppid == state.shim_pid) {
+                    if matches!(process_parent_and_state(state.init_pid), Some((ppid, _)) if ppid == state.shim_pid)
+                    {
                         let _ = pidfd::send_signal(&init, libc::SIGKILL);
                     }
                 }
-                if !wait_gone(state.shim_pid, state.shim_start_ticks, Duration::from_secs(5)) {
+                if !wait_gone(
+                    state.shim_pid,
+                    state.shim_start_ticks,
+                    Duration::from_secs(5),
+                ) {
                     if let Ok(fd) = pidfd::open(state.shim_pid) {
                         let _ = pidfd::send_signal(&fd, libc::SIGKILL);
-                        wait_gone(state.shim_pid, state.shim_start_ticks, Duration::from_secs(5));
+                        wait_gone(
+                            state.shim_pid,
+                            state.shim_start_ticks,
+                            Duration::from_secs(5),
+                        );
                     }
                 }
                 summary.stopped += 1;
@@ -100,7 +115,9 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
 
 /// Removes `<hierarchy>/<parent>` (and empty children) from every cgroup hierarchy.
 pub fn remove_cgroup_parent(parent: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     for h in hierarchies.flatten() {
         let dir = h.path().join(parent);
         if let Ok(children) = std::fs::read_dir(&dir) {

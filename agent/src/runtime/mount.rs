@@ -8,11 +8,22 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// Mounts an overlayfs at `target` with `layers` (bottom → top) as read-only lower layers and
 /// `upper`/`work` as the container's writable layer.
-pub fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> std::io::Result<()> {
+pub fn mount_overlay(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> std::io::Result<()> {
     if layers.is_empty() {
         // An image without layers: the root is just the writable directory.
-        return mount(Some(upper), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(std::io::Error::from);
+        return mount(
+            Some(upper),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(std::io::Error::from);
     }
     let lower: Vec<String> = layers
         .iter()
@@ -32,8 +43,14 @@ pub fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
             layers.len()
         )));
     }
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-        .map_err(|e| std::io::Error::other(format!("mounting overlayfs at {}: {e}", target.display())))
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| std::io::Error::other(format!("mounting overlayfs at {}: {e}", target.display())))
 }
 
 /// Every mount point at or below `dir`, deepest first (from `/proc/self/mountinfo`).
@@ -59,7 +76,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -76,7 +96,12 @@ pub fn unmount_all_under(dir: &Path) -> std::io::Result<()> {
     for m in mounts_under(dir) {
         match umount2(&m, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(std::io::Error::other(format!("unmounting {}: {e}", m.display()))),
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "unmounting {}: {e}",
+                    m.display()
+                )))
+            }
         }
     }
     Ok(())
@@ -88,6 +113,9 @@ pub fn remove_dir_with_mounts(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(std::io::Error::other(format!("removing {}: {e}", dir.display()))),
+        Err(e) => Err(std::io::Error::other(format!(
+            "removing {}: {e}",
+            dir.display()
+        ))),
     }
 }

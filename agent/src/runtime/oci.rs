@@ -75,10 +75,15 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     let p = input.process;
     let caps = DEFAULT_CAPABILITIES;
     // A non-root process keeps the set only as its bounding set, as containerd does.
-    let (effective, permitted): (&[&str], &[&str]) = if p.uid == 0 { (caps, caps) } else { (&[], &[]) };
+    let (effective, permitted): (&[&str], &[&str]) =
+        if p.uid == 0 { (caps, caps) } else { (&[], &[]) };
     let nofile = nofile_limit();
     let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
-    for (kind, path) in [("network", &input.namespaces.net), ("uts", &input.namespaces.uts), ("ipc", &input.namespaces.ipc)] {
+    for (kind, path) in [
+        ("network", &input.namespaces.net),
+        ("uts", &input.namespaces.uts),
+        ("ipc", &input.namespaces.ipc),
+    ] {
         if let Some(path) = path {
             namespaces.push(json!({"type": kind, "path": path}));
         }
@@ -105,14 +110,14 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         json!({"allow": false, "access": "rwm"}),
         json!({"allow": true, "type": "c", "access": "m"}),
         json!({"allow": true, "type": "b", "access": "m"}),
-        char_dev(1, Some(3)),  // null
-        char_dev(1, Some(5)),  // zero
-        char_dev(1, Some(7)),  // full
-        char_dev(1, Some(8)),  // random
-        char_dev(1, Some(9)),  // urandom
-        char_dev(5, Some(0)),  // tty
-        char_dev(5, Some(2)),  // ptmx
-        char_dev(136, None),   // pts
+        char_dev(1, Some(3)), // null
+        char_dev(1, Some(5)), // zero
+        char_dev(1, Some(7)), // full
+        char_dev(1, Some(8)), // random
+        char_dev(1, Some(9)), // urandom
+        char_dev(5, Some(0)), // tty
+        char_dev(5, Some(2)), // ptmx
+        char_dev(136, None),  // pts
     ];
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -152,16 +157,44 @@ mod tests {
 
     #[test]
     fn host_network_pods_join_no_network_namespace_and_devices_start_denied() {
-        let process = Process { args: vec!["sh".into()], cwd: "/".into(), ..Default::default() };
-        let ns = Namespaces { net: None, uts: None, ipc: Some("/x/ipc".into()) };
+        let process = Process {
+            args: vec!["sh".into()],
+            cwd: "/".into(),
+            ..Default::default()
+        };
+        let ns = Namespaces {
+            net: None,
+            uts: None,
+            ipc: Some("/x/ipc".into()),
+        };
         let s = spec(
-            &SpecInput { process: &process, hostname: "p", namespaces: &ns, cgroups_path: "/skiff-1/c".into(), etc_files: vec![] },
+            &SpecInput {
+                process: &process,
+                hostname: "p",
+                namespaces: &ns,
+                cgroups_path: "/skiff-1/c".into(),
+                etc_files: vec![],
+            },
             Path::new("rootfs"),
         );
-        let kinds: Vec<&str> = s["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, vec!["pid", "mount", "ipc"]);
         assert!(s.get("hostname").is_none());
-        assert_eq!(s["linux"]["resources"]["devices"][0], json!({"allow": false, "access": "rwm"}));
-        assert_eq!(s["process"]["capabilities"]["effective"].as_array().unwrap().len(), DEFAULT_CAPABILITIES.len());
+        assert_eq!(
+            s["linux"]["resources"]["devices"][0],
+            json!({"allow": false, "access": "rwm"})
+        );
+        assert_eq!(
+            s["process"]["capabilities"]["effective"]
+                .as_array()
+                .unwrap()
+                .len(),
+            DEFAULT_CAPABILITIES.len()
+        );
     }
 }

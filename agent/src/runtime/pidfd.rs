@@ -2,7 +2,7 @@
 //! cannot be confused with a later process reusing its pid, and that becomes readable when
 //! the process exits — whether or not it is our child.
 
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Opens a pidfd for `pid`.
 pub fn open(pid: i32) -> std::io::Result<OwnedFd> {
@@ -19,7 +19,13 @@ pub fn open(pid: i32) -> std::io::Result<OwnedFd> {
 pub fn send_signal(fd: &OwnedFd, signal: i32) -> std::io::Result<()> {
     // SAFETY: pidfd_send_signal takes an fd we own, a signal number, a null siginfo and flags.
     let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
     if r < 0 {
         let e = std::io::Error::last_os_error();
@@ -33,7 +39,11 @@ pub fn send_signal(fd: &OwnedFd, signal: i32) -> std::io::Result<()> {
 
 /// Whether the process behind `fd` has exited (the fd polls readable).
 pub fn has_exited(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let r = unsafe { libc::poll(&mut p, 1, 0) };
     r > 0 && p.revents & libc::POLLIN != 0

@@ -40,11 +40,15 @@ fn is_bound(path: &Path) -> bool {
 /// Creates the sandbox's namespaces unless they exist. Idempotent.
 pub fn ensure(pod_dir: &Path, host_network: bool, hostname: &str) -> std::io::Result<Namespaces> {
     let wanted = paths(pod_dir, host_network);
-    let missing: Vec<(&'static str, PathBuf)> = [("net", &wanted.net), ("uts", &wanted.uts), ("ipc", &wanted.ipc)]
-        .into_iter()
-        .filter_map(|(k, p)| p.clone().map(|p| (k, p)))
-        .filter(|(_, p)| !is_bound(p))
-        .collect();
+    let missing: Vec<(&'static str, PathBuf)> = [
+        ("net", &wanted.net),
+        ("uts", &wanted.uts),
+        ("ipc", &wanted.ipc),
+    ]
+    .into_iter()
+    .filter_map(|(k, p)| p.clone().map(|p| (k, p)))
+    .filter(|(_, p)| !is_bound(p))
+    .collect();
     if missing.is_empty() {
         return Ok(wanted);
     }
@@ -61,7 +65,8 @@ pub fn ensure(pod_dir: &Path, host_network: bool, hostname: &str) -> std::io::Re
         }
         unshare(flags).map_err(|e| std::io::Error::other(format!("unshare {flags:?}: {e}")))?;
         if flags.contains(CloneFlags::CLONE_NEWUTS) {
-            nix::unistd::sethostname(&hostname).map_err(|e| std::io::Error::other(format!("sethostname: {e}")))?;
+            nix::unistd::sethostname(&hostname)
+                .map_err(|e| std::io::Error::other(format!("sethostname: {e}")))?;
         }
         if flags.contains(CloneFlags::CLONE_NEWNET) {
             loopback_up()?;
@@ -69,8 +74,16 @@ pub fn ensure(pod_dir: &Path, host_network: bool, hostname: &str) -> std::io::Re
         for (kind, path) in &missing {
             std::fs::File::create(path)?;
             let source = format!("/proc/thread-self/ns/{kind}");
-            mount(Some(source.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(|e| std::io::Error::other(format!("binding {source} to {}: {e}", path.display())))?;
+            mount(
+                Some(source.as_str()),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                std::io::Error::other(format!("binding {source} to {}: {e}", path.display()))
+            })?;
         }
         Ok(())
     })
@@ -82,8 +95,13 @@ pub fn ensure(pod_dir: &Path, host_network: bool, hostname: &str) -> std::io::Re
 /// Brings `lo` up in the calling thread's network namespace.
 fn loopback_up() -> std::io::Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| std::io::Error::other(format!("socket: {e}")))?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| std::io::Error::other(format!("socket: {e}")))?;
     // SAFETY: `ifreq` is plain old data; zeroed is a valid value. The ioctls read and write
     // only that struct, through a socket we own.
     unsafe {

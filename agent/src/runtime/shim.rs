@@ -21,7 +21,10 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
-use super::{now_rfc3339, now_rfc3339_nanos, pidfd, process_start_ticks, read_json, write_json_durable, ContainerMeta, ExitRecord, ShimState};
+use super::{
+    now_rfc3339, now_rfc3339_nanos, pidfd, process_start_ticks, read_json, write_json_durable,
+    ContainerMeta, ExitRecord, ShimState,
+};
 
 /// Longest partial line kept before it is written as a `P` record.
 const MAX_LINE: usize = 16 * 1024;
@@ -82,18 +85,22 @@ pub fn delete_container(meta: &ContainerMeta) {
 }
 
 fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
-    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
     if let Some(parent) = meta.log_path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&meta.log_path)
         .map_err(|e| format!("opening log {}: {e}", meta.log_path.display()))?;
-    std::fs::create_dir_all(&meta.libcontainer_root).map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
+    std::fs::create_dir_all(&meta.libcontainer_root)
+        .map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
 
     let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
         .with_root_path(&meta.libcontainer_root)
@@ -108,8 +115,13 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         .with_detach(true)
         .build()
         .map_err(|e| format!("creating the container: {e}"))?;
-    container.start().map_err(|e| format!("starting the container: {e}"))?;
-    let init = container.pid().ok_or("libcontainer reported no init pid")?.as_raw();
+    container
+        .start()
+        .map_err(|e| format!("starting the container: {e}"))?;
+    let init = container
+        .pid()
+        .ok_or("libcontainer reported no init pid")?
+        .as_raw();
     let started_at = now_rfc3339();
     let me = std::process::id() as i32;
     let state = ShimState {
@@ -118,10 +130,14 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         init_pid: init,
         started_at: started_at.clone(),
     };
-    write_json_durable(&dir.join("state.json"), &state).map_err(|e| format!("recording state: {e}"))?;
+    write_json_durable(&dir.join("state.json"), &state)
+        .map_err(|e| format!("recording state: {e}"))?;
 
     let init_fd = pidfd::open(init).map_err(|e| format!("pidfd_open({init}): {e}"))?;
-    let mut streams = [Some((out_r, LineWriter::new("stdout"))), Some((err_r, LineWriter::new("stderr")))];
+    let mut streams = [
+        Some((out_r, LineWriter::new("stdout"))),
+        Some((err_r, LineWriter::new("stderr"))),
+    ];
     let mut status: Option<WaitStatus> = None;
     let mut drain_deadline: Option<Instant> = None;
     loop {
@@ -193,12 +209,17 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
     let record = ExitRecord {
         exit_code,
         signal,
-        reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
+        reason: if exit_code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        },
         message: None,
         started_at: Some(started_at),
         finished_at: now_rfc3339(),
     };
-    write_json_durable(&dir.join("exit.json"), &record).map_err(|e| format!("recording the exit: {e}"))?;
+    write_json_durable(&dir.join("exit.json"), &record)
+        .map_err(|e| format!("recording the exit: {e}"))?;
     delete_container(meta);
     Ok(())
 }
@@ -220,7 +241,14 @@ fn reap_orphans(init: i32) {
     loop {
         let mut info: libc::siginfo_t = unsafe_zeroed();
         // SAFETY: waitid writes into `info`, a valid siginfo_t we own.
-        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
         if r != 0 {
             return;
         }
@@ -246,7 +274,10 @@ struct LineWriter {
 
 impl LineWriter {
     fn new(tag: &'static str) -> Self {
-        LineWriter { tag, partial: Vec::new() }
+        LineWriter {
+            tag,
+            partial: Vec::new(),
+        }
     }
 
     fn record(&self, log: &mut File, flag: char, text: &[u8]) {
@@ -306,6 +337,11 @@ mod tests {
         assert!(lines[0].ends_with(" stdout F hello"), "{}", lines[0]);
         assert!(lines[1].ends_with(" stdout F world"));
         assert!(lines[2].ends_with(" stdout F tail"));
-        assert!(lines[0].split(' ').next().unwrap().parse::<jiff::Timestamp>().is_ok());
+        assert!(lines[0]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok());
     }
 }

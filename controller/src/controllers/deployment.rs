@@ -54,7 +54,9 @@ fn status_i64(obj: &Value, field: &str) -> i64 {
 }
 
 fn revision(rs: &Value) -> i64 {
-    meta::annotation(rs, REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    meta::annotation(rs, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 fn new_replicaset(d: &Value, hash: &str, revision: i64) -> Value {
@@ -111,7 +113,12 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
         .into_iter()
         .filter(|rs| meta::controller_uid(rs) == Some(uid))
         .collect();
-    owned.sort_by_key(|rs| rs["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string());
+    owned.sort_by_key(|rs| {
+        rs["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    });
     let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
 
     let new_rs = match owned.iter().find(|rs| meta::name(rs) == new_name) {
@@ -163,7 +170,10 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
         // Scale old ReplicaSets down while enough pods stay available.
         let min_available = desired - max_unavailable;
         let available: i64 = status_i64(&new_rs, "availableReplicas")
-            + old.iter().map(|rs| status_i64(rs, "availableReplicas")).sum::<i64>();
+            + old
+                .iter()
+                .map(|rs| status_i64(rs, "availableReplicas"))
+                .sum::<i64>();
         let mut can_remove = (available - min_available).max(0);
         for (rs, r) in old.iter().zip(old_replicas.iter_mut()) {
             // Unavailable old pods help nobody: remove them first.
@@ -188,7 +198,10 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
         }
     }
     // History: keep `revisionHistoryLimit` drained old ReplicaSets.
-    let limit = d["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10).max(0) as usize;
+    let limit = d["spec"]["revisionHistoryLimit"]
+        .as_i64()
+        .unwrap_or(10)
+        .max(0) as usize;
     let drained: Vec<&Arc<Value>> = old
         .iter()
         .zip(&old_replicas)
@@ -208,7 +221,13 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
     write_status(store, d, &new_rs, &old, desired)
 }
 
-fn write_status(store: &Store, d: &Value, new_rs: &Value, old: &[Arc<Value>], desired: i64) -> Result<(), StoreError> {
+fn write_status(
+    store: &Store,
+    d: &Value,
+    new_rs: &Value,
+    old: &[Arc<Value>],
+    desired: i64,
+) -> Result<(), StoreError> {
     let all = std::iter::once(new_rs).chain(old.iter().map(|rs| &**rs));
     let (mut total, mut ready, mut available) = (0, 0, 0);
     for rs in all {
@@ -234,7 +253,9 @@ fn write_status(store: &Store, d: &Value, new_rs: &Value, old: &[Arc<Value>], de
         let previous = old_condition(t);
         let now = now_rfc3339();
         let same = previous.as_ref().is_some_and(|p| p["status"] == status);
-        let same_reason = previous.as_ref().is_some_and(|p| p["status"] == status && p["reason"] == reason);
+        let same_reason = previous
+            .as_ref()
+            .is_some_and(|p| p["status"] == status && p["reason"] == reason);
         json!({
             "type": t,
             "status": status,
@@ -245,15 +266,33 @@ fn write_status(store: &Store, d: &Value, new_rs: &Value, old: &[Arc<Value>], de
         })
     };
     let available_cond = if available >= desired - max_unavailable {
-        condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
+        condition(
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.".into(),
+        )
     } else {
-        condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
+        condition(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.".into(),
+        )
     };
     let rs_name = meta::name(new_rs);
-    let complete = updated == desired && total == desired && available == desired
-        && status_i64(new_rs, "observedGeneration") >= new_rs["metadata"]["generation"].as_i64().unwrap_or(0);
+    let complete = updated == desired
+        && total == desired
+        && available == desired
+        && status_i64(new_rs, "observedGeneration")
+            >= new_rs["metadata"]["generation"].as_i64().unwrap_or(0);
     let progressing = if complete {
-        condition("Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet {rs_name:?} has successfully progressed."))
+        condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet {rs_name:?} has successfully progressed."),
+        )
     } else {
         let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
         let prev = old_condition("Progressing");
@@ -265,17 +304,40 @@ fn write_status(store: &Store, d: &Value, new_rs: &Value, old: &[Arc<Value>], de
             .filter(|p| p["reason"] == "ReplicaSetUpdated" && !counts_changed)
             .and_then(|p| p["lastUpdateTime"].as_str())
             .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        let overdue = since.is_some_and(|t| jiff::Timestamp::now().as_second() - t.as_second() > deadline);
-        let already_overdue = prev.as_ref().is_some_and(|p| p["reason"] == "ProgressDeadlineExceeded") && !counts_changed;
+        let overdue =
+            since.is_some_and(|t| jiff::Timestamp::now().as_second() - t.as_second() > deadline);
+        let already_overdue = prev
+            .as_ref()
+            .is_some_and(|p| p["reason"] == "ProgressDeadlineExceeded")
+            && !counts_changed;
         if overdue || already_overdue {
-            condition("Progressing", "False", "ProgressDeadlineExceeded", format!("ReplicaSet {rs_name:?} has timed out progressing."))
-        } else if counts_changed || prev.as_ref().is_none_or(|p| p["reason"] != "ReplicaSetUpdated") {
+            condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet {rs_name:?} has timed out progressing."),
+            )
+        } else if counts_changed
+            || prev
+                .as_ref()
+                .is_none_or(|p| p["reason"] != "ReplicaSetUpdated")
+        {
             // Progress was made: a fresh lastUpdateTime restarts the deadline.
-            let mut c = condition("Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet {rs_name:?} is progressing."));
+            let mut c = condition(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                format!("ReplicaSet {rs_name:?} is progressing."),
+            );
             c["lastUpdateTime"] = json!(now_rfc3339());
             c
         } else {
-            condition("Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet {rs_name:?} is progressing."))
+            condition(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                format!("ReplicaSet {rs_name:?} is progressing."),
+            )
         }
     };
     let status = json!({

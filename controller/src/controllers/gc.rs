@@ -23,7 +23,12 @@ pub fn collect(store: &Store) -> Result<(), StoreError> {
         }
         let orphan = obj["metadata"]["ownerReferences"]
             .as_array()
-            .is_some_and(|refs| !refs.is_empty() && refs.iter().all(|r| !uids.contains(r["uid"].as_str().unwrap_or(""))));
+            .is_some_and(|refs| {
+                !refs.is_empty()
+                    && refs
+                        .iter()
+                        .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
+            });
         let ns = meta::namespace(obj);
         let homeless = !ns.is_empty() && !namespaces.contains(ns);
         if orphan || homeless {

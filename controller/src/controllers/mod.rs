@@ -90,7 +90,10 @@ mod tests {
                 store.remove(&key).unwrap();
             } else {
                 store
-                    .update_status(&key, json!({"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}))
+                    .update_status(
+                        &key,
+                        json!({"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}),
+                    )
                     .unwrap();
             }
         }
@@ -105,7 +108,11 @@ mod tests {
     }
 
     fn pods(store: &Store) -> Vec<Value> {
-        store.list("Pod", None).iter().map(|p| (**p).clone()).collect()
+        store
+            .list("Pod", None)
+            .iter()
+            .map(|p| (**p).clone())
+            .collect()
     }
 
     #[test]
@@ -120,21 +127,34 @@ mod tests {
         let first_rs = meta::name(&rs[0]).to_string();
         assert!(first_rs.starts_with("web-"), "{first_rs}");
         assert_eq!(pods(&store).len(), 2);
-        assert!(pods(&store).iter().all(|p| meta::name(p).starts_with(&format!("{first_rs}-"))));
-        let d = store.get(&ObjectKey::new("Deployment", "default", "web")).unwrap();
+        assert!(pods(&store)
+            .iter()
+            .all(|p| meta::name(p).starts_with(&format!("{first_rs}-"))));
+        let d = store
+            .get(&ObjectKey::new("Deployment", "default", "web"))
+            .unwrap();
         assert_eq!(d["status"]["availableReplicas"], 2);
-        assert_eq!(d["status"]["conditions"][1]["reason"], "NewReplicaSetAvailable");
+        assert_eq!(
+            d["status"]["conditions"][1]["reason"],
+            "NewReplicaSetAvailable"
+        );
 
         // A template change replaces every pod through a new ReplicaSet; the old one stays, empty.
         apply_source(&store, "web.yaml", &deployment("v2", 2)).unwrap();
         settle(&store);
         let ps = pods(&store);
         assert_eq!(ps.len(), 2);
-        assert!(ps.iter().all(|p| p["spec"]["containers"][0]["args"][0] == "v2"));
-        assert!(ps.iter().all(|p| !meta::name(p).starts_with(&format!("{first_rs}-"))));
+        assert!(ps
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["args"][0] == "v2"));
+        assert!(ps
+            .iter()
+            .all(|p| !meta::name(p).starts_with(&format!("{first_rs}-"))));
         let rs = store.list("ReplicaSet", None);
         assert_eq!(rs.len(), 2);
-        let d = store.get(&ObjectKey::new("Deployment", "default", "web")).unwrap();
+        let d = store
+            .get(&ObjectKey::new("Deployment", "default", "web"))
+            .unwrap();
         assert_eq!(d["metadata"]["generation"], 2);
         assert_eq!(d["status"]["observedGeneration"], 2);
         assert_eq!(d["status"]["updatedReplicas"], 2);

@@ -20,9 +20,10 @@ pub fn random_suffix() -> String {
 
 /// Whether a Pod's `Ready` condition is true.
 pub fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 /// Whether a Pod has been ready for at least `min_ready_seconds`.
@@ -96,7 +97,12 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
         active.sort_by_key(|p| {
             (
                 pod_ready(p),
-                std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
+                std::cmp::Reverse(
+                    p["metadata"]["creationTimestamp"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
             )
         });
         for p in &active[..active.len() - want] {
@@ -112,7 +118,10 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let active: Vec<_> = pods.iter().filter(|p| pod_active(p)).collect();
     let ready = active.iter().filter(|p| pod_ready(p)).count();
-    let available = active.iter().filter(|p| pod_available(p, min_ready, now)).count();
+    let available = active
+        .iter()
+        .filter(|p| pod_available(p, min_ready, now))
+        .count();
     let status = json!({
         "replicas": active.len(),
         "fullyLabeledReplicas": active.len(),
