@@ -206,6 +206,14 @@ impl Runtime {
                 found.push(Found::Exited(meta, exit));
                 continue;
             }
+            if read_json::<ShimState>(&dir.join("state.json")).is_none() {
+                // A shim may be starting its container at this very moment: give it time.
+                wait_while_starting(&dir);
+                if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
+                    found.push(Found::Exited(meta, exit));
+                    continue;
+                }
+            }
             let Some(state) = read_json::<ShimState>(&dir.join("state.json")) else {
                 found.push(Found::Lost(meta));
                 continue;
@@ -267,6 +275,23 @@ impl Runtime {
         })
         .await
         .expect("remove does not panic")
+    }
+}
+
+/// Waits while the shim of `dir` is alive and has recorded neither a start nor an exit.
+fn wait_while_starting(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) else { return };
+    let mut parts = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<u64>)) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    while process_start_ticks(pid) == Some(ticks)
+        && !dir.join("state.json").exists()
+        && !dir.join("exit.json").exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -97,6 +97,18 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
                 summary.stopped += 1;
             }
         }
+        // A shim still starting its container (no state yet): stop it too.
+        if let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) {
+            let mut parts = text.split_whitespace();
+            if let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<u64>)) {
+                if process_start_ticks(pid) == Some(ticks) {
+                    if let Ok(fd) = pidfd::open(pid) {
+                        let _ = pidfd::send_signal(&fd, libc::SIGKILL);
+                        wait_gone(pid, ticks, Duration::from_secs(5));
+                    }
+                }
+            }
+        }
         if let Some(meta) = meta {
             // Kills whatever is left in the container's cgroups and removes them.
             shim::delete_container(&meta);
