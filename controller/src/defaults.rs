@@ -40,7 +40,17 @@ pub fn apply(obj: &mut Value) {
             set_default(spec, "minReadySeconds", json!(0));
             pod_spec(&mut spec["template"]["spec"]);
         }
-        "Secret" => set_default(obj, "type", json!("Opaque")),
+        "Secret" => {
+            set_default(obj, "type", json!("Opaque"));
+            // As the API server does: stringData is merged into data (base64) and not stored.
+            if let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+                set_default(obj, "data", json!({}));
+                for (k, v) in strings {
+                    let bytes = k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
+                    obj["data"][k] = serde_json::to_value(bytes).expect("bytes serialize");
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -84,6 +94,16 @@ fn pod_spec(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_string_data_becomes_data() {
+        let mut s = json!({"kind":"Secret","stringData":{"a":"hello"},"data":{"b":"eA=="}});
+        apply(&mut s);
+        assert_eq!(s["data"]["a"], "aGVsbG8=");
+        assert_eq!(s["data"]["b"], "eA==");
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["type"], "Opaque");
+    }
 
     #[test]
     fn latest_detection_follows_kubernetes() {
