@@ -1,0 +1,488 @@
+"""Shared helpers of the skiff benchmarks in e2e/bench/ (python3, stdlib only).
+
+Every benchmark script builds what it needs itself (temporary folders, the busybox test image
+archive, a `skiff server` with its own data directory, podman's configuration) and removes it
+on exit, failure included. Run as root, from anywhere:
+
+    python3 e2e/bench/manifest-to-http.py
+    python3 e2e/bench/create-to-running.py
+    python3 e2e/bench/memory.py
+
+Environment: SKIFF_BIN (default: $CARGO_TARGET_DIR/release/skiff, else target/release/skiff).
+All times are taken with CLOCK_REALTIME (time.time_ns()) so that they can be compared with
+file mtimes and with the nanosecond timestamps skiff writes in CRI log lines.
+"""
+
+import errno
+import glob
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+IMAGE_SCRIPT = os.path.join(ROOT, "e2e", "images", "build-busybox-image.sh")
+# A fully qualified name, so that podman resolves it in local storage without short-name rules.
+IMAGE_REF = "localhost/skiff-bench/busybox:1"
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def now_ns():
+    return time.time_ns()
+
+
+def ms(ns):
+    return ns / 1e6
+
+
+# ------------------------------------------------------------------------------------------
+# Statistics
+
+def p90(values):
+    """Nearest-rank 90th percentile (for 20 values: the 18th smallest)."""
+    v = sorted(values)
+    return v[max(0, math.ceil(0.9 * len(v)) - 1)]
+
+
+def summary(values):
+    """Median, p90 (nearest rank), min, max of a list of numbers (None when empty)."""
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "p50": statistics.median(values),
+        "p90": p90(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def fmt_ms(x):
+    return "—" if x is None else f"{x:.1f}"
+
+
+# ------------------------------------------------------------------------------------------
+# Processes and files
+
+def run(cmd, check=True, quiet=False, timeout=120, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    if not quiet and r.returncode != 0:
+        log(f"  (ignored) {' '.join(cmd)}: rc={r.returncode} {r.stderr.strip()[:300]}")
+    return r
+
+
+def write_atomic(folder, name, text, tmpdir):
+    """Writes `text` to a file in `tmpdir` (same filesystem), then renames it to
+    `folder/name`: the manifests folder sees one complete file appear. Returns the time
+    (ns) taken just before the rename."""
+    tmp = os.path.join(tmpdir, f".{name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    t0 = now_ns()
+    os.rename(tmp, os.path.join(folder, name))
+    return t0
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_status(port, timeout=1.0):
+    """The HTTP status code of GET / on 127.0.0.1:port, or None if nothing answers."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        parts = data.split(b" ", 2)
+        if len(parts) >= 2 and parts[0].startswith(b"HTTP/"):
+            return int(parts[1])
+        return None
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+def wait_http_200(port, deadline_ns, interval=0.001):
+    """Polls 127.0.0.1:port every ~1 ms until an HTTP 200; returns the time (ns) the answer
+    arrived, or None at the deadline."""
+    while now_ns() < deadline_ns:
+        if http_status(port) == 200:
+            return now_ns()
+        time.sleep(interval)
+    return None
+
+
+def wait_port_closed(port, deadline_ns, interval=0.02):
+    while now_ns() < deadline_ns:
+        s = socket.socket()
+        s.settimeout(0.5)
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError:
+            return True
+        finally:
+            s.close()
+        time.sleep(interval)
+    return False
+
+
+def proc_status(pid):
+    """Fields of /proc/PID/status as a dict of strings, or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return None
+
+
+def rss_kb(pid):
+    st = proc_status(pid)
+    if not st or "VmRSS" not in st:
+        return 0
+    return int(st["VmRSS"].split()[0])
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def ppid_of(pid):
+    st = proc_status(pid)
+    return int(st["PPid"]) if st else None
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def cmdline_of(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def descendants(roots):
+    """All descendants of the given pids (not the roots themselves)."""
+    children = {}
+    for pid in all_pids():
+        pp = ppid_of(pid)
+        if pp is not None:
+            children.setdefault(pp, []).append(pid)
+    out, todo = [], list(roots)
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The test image
+
+def build_image(workdir):
+    """Builds the busybox test image (docker-archive) into workdir; returns its path."""
+    for tool, pkg in (("umoci", "umoci"), ("skopeo", "skopeo")):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} not found: apt-get install -y busybox-static umoci skopeo")
+    out = os.path.join(workdir, "busybox.tar")
+    run(["bash", IMAGE_SCRIPT, out, IMAGE_REF])
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# skiff
+
+def skiff_bin():
+    if os.environ.get("SKIFF_BIN"):
+        return os.environ["SKIFF_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    p = os.path.join(target, "release", "skiff")
+    if not os.path.isfile(p):
+        raise RuntimeError(f"{p} not found: build it with `cargo build --release -p skiff` "
+                           "(or set SKIFF_BIN)")
+    return p
+
+
+class Skiff:
+    """One `skiff server` with its own data, manifests and images folders under `root`."""
+
+    def __init__(self, root):
+        self.bin = skiff_bin()
+        self.root = root
+        self.data = os.path.join(root, "data")
+        self.manifests = os.path.join(root, "manifests")
+        self.images = os.path.join(root, "images")
+        self.staging = os.path.join(root, "staging")  # temp files, renamed into manifests/
+        for d in (self.data, self.manifests, self.images, self.staging):
+            os.makedirs(d, exist_ok=True)
+        self.log_path = os.path.join(root, "server.log")
+        self.proc = None
+
+    def import_image(self, archive):
+        run([self.bin, "image", "import", archive, "--data-dir", self.data])
+
+    def start(self):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.bin, "server", "--data-dir", self.data, "--manifests", self.manifests,
+             "--images", self.images, "--config", "/dev/null"],
+            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
+        pidfile = os.path.join(self.data, "run", "skiff.pid")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"skiff server exited: {self.log_tail()}")
+            try:
+                with open(pidfile) as f:
+                    if int(f.read().split()[0]) == self.proc.pid:
+                        time.sleep(0.5)  # let it finish starting (folders, agent)
+                        return
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("skiff server did not write its pid file within 30 s")
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def get_pods(self):
+        r = run([self.bin, "get", "pods", "-A", "--data-dir", self.data, "-o", "json"],
+                check=False, quiet=True)
+        if r.returncode != 0:
+            return None
+        v = json.loads(r.stdout or "null")
+        if isinstance(v, dict) and "items" in v:
+            return v["items"]
+        if isinstance(v, list):
+            return v
+        return [v] if v else []
+
+    def apply(self, name, text):
+        return write_atomic(self.manifests, name, text, self.staging)
+
+    def delete(self, name):
+        try:
+            os.unlink(os.path.join(self.manifests, name))
+        except FileNotFoundError:
+            pass
+
+    def wait_no_pods(self, deadline_ns):
+        while now_ns() < deadline_ns:
+            pods = self.get_pods()
+            if pods == [] and not glob.glob(os.path.join(self.data, "containers", "*")):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def shim_pids(self):
+        out = []
+        for pid in all_pids():
+            cl = cmdline_of(pid)
+            if len(cl) >= 3 and cl[1] == "shim" and cl[-1].startswith(self.data + "/"):
+                out.append(pid)
+        return out
+
+    def stop(self):
+        """Stops the daemon, every container and shim of the data dir (skiff killall)."""
+        if os.path.isdir(self.data):
+            run([self.bin, "killall", "--data-dir", self.data], check=False)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # our own child, by pid
+                self.proc.wait()
+            self.proc = None
+
+
+# ------------------------------------------------------------------------------------------
+# podman
+
+CONTAINERS_CONF = "/etc/containers/containers.conf"
+PODMAN_CONF = """# written by skiff e2e/bench (restored afterwards)
+[engine]
+runtime = "runc"
+
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+"""
+
+
+def nft_tables():
+    r = run(["nft", "list", "tables"], check=False, quiet=True)
+    return set(l.strip() for l in r.stdout.splitlines() if l.strip())
+
+
+def cgroup_dirs(pattern):
+    return set(glob.glob(f"/sys/fs/cgroup/*/{pattern}"))
+
+
+class Podman:
+    """podman configured as the notes say, with its configuration restored and its state
+    reset on close."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.backup = None
+        self.had_conf = False
+        self.nft_before = None
+        self.cg_before = None
+        self.ready = False
+
+    def setup(self, archive):
+        if shutil.which("podman") is None:
+            log("installing podman (apt-get install -y podman)")
+            run(["apt-get", "install", "-y", "podman"], timeout=600)
+        r = run(["podman", "ps", "-a", "--format", "{{.ID}}"], check=False, quiet=True)
+        if r.stdout.strip():
+            raise RuntimeError("podman already has containers on this machine: not touching them "
+                               "(the benchmark resets podman's state at the end)")
+        self.nft_before = nft_tables()
+        self.cg_before = cgroup_dirs("libpod_parent*") | cgroup_dirs("machine.slice")
+        if os.path.exists(CONTAINERS_CONF):
+            self.had_conf = True
+            self.backup = os.path.join(self.workdir, "containers.conf.orig")
+            shutil.copy2(CONTAINERS_CONF, self.backup)
+        with open(CONTAINERS_CONF, "w") as f:
+            f.write(PODMAN_CONF)
+        self.ready = True
+        run(["podman", "load", "-q", "-i", archive])
+
+    def version(self):
+        r = run(["podman", "--version"], check=False, quiet=True)
+        return r.stdout.strip()
+
+    def conmon_pids(self):
+        return [p for p in all_pids() if comm_of(p) == "conmon"]
+
+    def close(self):
+        if not self.ready:
+            return
+        for cmd in (["podman", "pod", "rm", "-af", "-t", "0"], ["podman", "rm", "-af", "-t", "0"],
+                    ["podman", "system", "reset", "-f"]):
+            run(cmd, check=False, timeout=120)
+        if self.had_conf:
+            shutil.copy2(self.backup, CONTAINERS_CONF)
+        else:
+            try:
+                os.unlink(CONTAINERS_CONF)
+            except FileNotFoundError:
+                pass
+        # Leftovers: firewall tables podman added, its cgroups.
+        added = nft_tables() - (self.nft_before or set())
+        for t in sorted(added):
+            log(f"removing nftables table added during the run: {t}")
+            run(["nft", "delete"] + t.split(), check=False)  # e.g. "table inet netavark"
+        for d in sorted(cgroup_dirs("libpod_parent*") - (self.cg_before or set()), reverse=True):
+            # deepest first; only empty cgroups can be removed (rmdir)
+            for sub in sorted((x[0] for x in os.walk(d)), key=len, reverse=True):
+                try:
+                    os.rmdir(sub)
+                except OSError as e:
+                    log(f"cgroup {sub} not removed: {e}")
+        self.ready = False
+
+
+def pod_manifest(name, port, command=None, host_network=True, restart="Always", grace=0,
+                 ports=False):
+    """A Pod manifest (YAML) running the busybox test image. With `ports`, the container
+    declares its port (podman refuses that with hostNetwork)."""
+    command = command or ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"]
+    lines = [
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata:",
+        f"  name: {name}",
+        "spec:",
+        f"  hostNetwork: {'true' if host_network else 'false'}",
+        f"  restartPolicy: {restart}",
+        f"  terminationGracePeriodSeconds: {grace}",
+        "  containers:",
+        "  - name: web",
+        f"    image: {IMAGE_REF}",
+        "    imagePullPolicy: Never",
+        "    command: " + json.dumps(command),
+    ]
+    if ports:
+        lines += ["    ports:", f"    - containerPort: {port}"]
+    return "\n".join(lines) + "\n"
+
+
+def install_signal_handlers():
+    """SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt so that `finally` blocks clean up."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, handler)
+
+
+def machine_info():
+    info = {"nproc": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            info["mem_total_mb"] = int(f.readline().split()[1]) // 1024
+        info["kernel"] = os.uname().release
+        with open("/proc/loadavg") as f:
+            info["loadavg_start"] = f.read().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def make_workdir(prefix):
+    return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR", "/tmp"))

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Benchmark: manifest written → first HTTP 200 from the container, skiff vs `podman kube play`.
+
+    python3 e2e/bench/manifest-to-http.py [--runs 20] [--no-podman] [--json OUT.json]
+
+Run as root. Builds the busybox test image (e2e/images/build-busybox-image.sh), imports it
+into a fresh skiff data directory and into podman (`podman load`), then, interleaved (the
+order alternates every run), one run of each engine at a time:
+
+- skiff: the same Pod manifest (hostNetwork: true, busybox `httpd -f -p 127.0.0.1:PORT`) is
+  written to a staging file and renamed into the watched manifests folder. t0 = just before
+  the rename; t1 = when the first HTTP 200 arrived, polling 127.0.0.1:PORT every ~1 ms. Then
+  the file is removed and the run waits until the port is closed and `skiff get pods` is
+  empty (not timed into the result; reported as "delete").
+- podman: the same manifest file (same image, same command) given to `podman kube play FILE`.
+  t0 = just before the `podman kube play` process is spawned; t1 as above. Then
+  `podman kube down FILE`.
+
+One warm-up run of each engine is discarded. The pod uses a fresh free port every run. For
+skiff the phases are read from the container's files (mtimes, ns resolution on this kernel):
+meta.json written (daemon prepared the container: debounce, apply, controllers, agent,
+overlayfs, config.json), shim.pid written (the shim process is running), state.json written
+(libcontainer created and started the container), then HTTP 200.
+
+Cleans up on exit (skiff killall, temp dirs, podman state reset, containers.conf restored).
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+RUN_TIMEOUT_S = 30
+
+
+def skiff_phases(sk, t0):
+    """Times (ms after t0) of the container's files, read right after the HTTP 200."""
+    dirs = glob.glob(os.path.join(sk.data, "containers", "*"))
+    if len(dirs) != 1:
+        return {}
+    d = dirs[0]
+    out = {}
+    for key, name, field in (("meta_json", "meta.json", "st_mtime_ns"),
+                             ("shim_spawn", "shim.log", "st_ctime_ns"),
+                             ("shim_running", "shim.pid", "st_mtime_ns"),
+                             ("state_json", "state.json", "st_mtime_ns")):
+        try:
+            out[key] = B.ms(getattr(os.stat(os.path.join(d, name)), field) - t0)
+        except OSError:
+            pass
+    return out
+
+
+def run_skiff(sk, i, failures):
+    port = B.free_port()
+    text = B.pod_manifest("bench", port)
+    deadline = lambda s: B.now_ns() + int(s * 1e9)  # noqa: E731
+    t0 = sk.apply("bench.yaml", text)
+    t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9)
+    res = {"engine": "skiff", "run": i, "port": port}
+    if t1 is None:
+        res["error"] = f"no HTTP 200 within {RUN_TIMEOUT_S} s"
+        res["pods"] = sk.get_pods()
+        res["log_tail"] = sk.log_tail()
+        failures.append(res)
+    else:
+        res["ms"] = B.ms(t1 - t0)
+        res["phases"] = skiff_phases(sk, t0)
+    td = B.now_ns()
+    sk.delete("bench.yaml")
+    ok = B.wait_port_closed(port, deadline(RUN_TIMEOUT_S)) and sk.wait_no_pods(deadline(RUN_TIMEOUT_S))
+    res["delete_ms"] = B.ms(B.now_ns() - td) if ok else None
+    if not ok:
+        res["delete_error"] = "pod still present / port still open after 30 s"
+        res["log_tail"] = sk.log_tail()
+        failures.append(res)
+    return res
+
+
+def run_podman(work, i, failures):
+    port = B.free_port()
+    path = os.path.join(work, "podman-pod.yaml")
+    with open(path, "w") as f:
+        f.write(B.pod_manifest("bench", port))
+    res = {"engine": "podman", "run": i, "port": port}
+    t0 = B.now_ns()
+    proc = subprocess.Popen(["podman", "kube", "play", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9)
+    try:
+        _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+        res["play_exit_ms"] = B.ms(B.now_ns() - t0)  # upper bound: measured after the 200
+        if proc.returncode != 0:
+            res["play_error"] = err.decode(errors="replace")[-500:]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        res["play_error"] = "podman kube play did not return"
+    if t1 is None:
+        res["error"] = f"no HTTP 200 within {RUN_TIMEOUT_S} s"
+        failures.append(res)
+    else:
+        res["ms"] = B.ms(t1 - t0)
+    td = B.now_ns()
+    r = B.run(["podman", "kube", "down", path], check=False, timeout=120)
+    ok = B.wait_port_closed(port, B.now_ns() + RUN_TIMEOUT_S * 10**9)
+    res["delete_ms"] = B.ms(B.now_ns() - td) if ok and r.returncode == 0 else None
+    if not ok or r.returncode != 0:
+        res["delete_error"] = f"kube down rc={r.returncode} {r.stderr[-300:]}"
+        failures.append(res)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--no-podman", action="store_true")
+    ap.add_argument("--json", help="write all results to this file")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    B.install_signal_handlers()
+
+    work = B.make_workdir("skiff-bench-m2h.")
+    sk = None
+    pm = None
+    results, failures = [], []
+    info = B.machine_info()
+    try:
+        archive = B.build_image(work)
+        sk = B.Skiff(os.path.join(work, "skiff"))
+        sk.import_image(archive)
+        sk.start()
+        info["skiff"] = B.run([sk.bin, "--version"], check=False, quiet=True).stdout.strip()
+        if not args.no_podman:
+            pm = B.Podman(work)
+            pm.setup(archive)
+            info["podman"] = pm.version()
+        engines = ["skiff"] + ([] if args.no_podman else ["podman"])
+
+        def one(engine, i):
+            if engine == "skiff":
+                return run_skiff(sk, i, failures)
+            return run_podman(work, i, failures)
+
+        B.log("warm-up (discarded)")
+        for e in engines:
+            r = one(e, 0)
+            B.log(f"  warm-up {e}: {r.get('ms')} ms")
+        for i in range(1, args.runs + 1):
+            order = engines if i % 2 else list(reversed(engines))
+            for e in order:
+                r = one(e, i)
+                results.append(r)
+                extra = ""
+                if e == "skiff" and r.get("phases"):
+                    extra = " phases " + " ".join(f"{k}={v:.1f}" for k, v in r["phases"].items())
+                B.log(f"run {i:2d} {e:6s}: {B.fmt_ms(r.get('ms'))} ms "
+                      f"(delete {B.fmt_ms(r.get('delete_ms'))} ms){extra}")
+            if len(failures) >= 3:
+                B.log("three failures: stopping early")
+                break
+        info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    finally:
+        if sk is not None:
+            sk.stop()
+        if pm is not None:
+            pm.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(results, failures, info, engines, args)
+
+
+def report(results, failures, info, engines, args):
+    stats = {}
+    for e in engines:
+        stats[e] = B.summary([r["ms"] for r in results if r["engine"] == e and "ms" in r])
+        stats[e + "_delete"] = B.summary([r["delete_ms"] for r in results
+                                          if r["engine"] == e and r.get("delete_ms") is not None])
+    phase_keys = ["meta_json", "shim_spawn", "shim_running", "state_json"]
+    phases = {k: B.summary([r["phases"][k] for r in results
+                            if r["engine"] == "skiff" and k in r.get("phases", {})])
+              for k in phase_keys}
+    print()
+    print(f"machine: {info}")
+    print()
+    print("| manifest written → first HTTP 200 | runs | p50 (ms) | p90 (ms) | min | max |")
+    print("|---|---|---|---|---|---|")
+    for e in engines:
+        s = stats[e]
+        if s:
+            print(f"| {e} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['min']:.1f} | {s['max']:.1f} |")
+        else:
+            print(f"| {e} | 0 | — | — | — | — |")
+    if stats.get("podman") and stats.get("skiff"):
+        print(f"\nratio podman/skiff: p50 {stats['podman']['p50'] / stats['skiff']['p50']:.2f}×, "
+              f"p90 {stats['podman']['p90'] / stats['skiff']['p90']:.2f}×")
+    print("\n| delete (file removed / kube down → port closed, pod gone) | p50 (ms) | p90 (ms) |")
+    print("|---|---|---|")
+    for e in engines:
+        s = stats[e + "_delete"]
+        if s:
+            print(f"| {e} | {s['p50']:.1f} | {s['p90']:.1f} |")
+    print("\nskiff phases, ms after the manifest rename (median / p90):")
+    print("| meta.json written (daemon prepared) | shim spawned (shim.log created) "
+          "| shim running (shim.pid) | container started (state.json) | HTTP 200 |")
+    print("|---|---|---|---|---|")
+    cells = [f"{phases[k]['p50']:.1f} / {phases[k]['p90']:.1f}" if phases[k] else "—"
+             for k in phase_keys]
+    s = stats.get("skiff")
+    cells.append(f"{s['p50']:.1f} / {s['p90']:.1f}" if s else "—")
+    print("| " + " | ".join(cells) + " |")
+    if failures:
+        print(f"\n{len(failures)} failure(s):")
+        for f in failures:
+            print(json.dumps({k: v for k, v in f.items() if k != "log_tail"}))
+            if f.get("log_tail"):
+                print("daemon log tail:\n" + f["log_tail"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "results": results, "stats": stats, "skiff_phases": phases,
+                       "failures": failures}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+//! The manifests folder's rules: `X.yaml.skip` disables `X.yaml`; dotfiles and editor temp files
+//! are ignored; `.yml` and `.json` are read; what leaves a file is pruned while the rest of
+//! the file is left alone.
+
+use std::time::Duration;
+
+use skiff_e2e::*;
+
+const IMAGE: &str = "skiff-e2e:v1";
+
+fn server_with_image() -> Server {
+    let s = Server::start_new();
+    let archive = s.work_dir.join("img.tar");
+    build_busybox_image(&archive, IMAGE, false).unwrap();
+    let o = s.import_image(&archive);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s
+}
+
+#[test]
+fn skip_file_disables_its_manifest() {
+    let mut s = server_with_image();
+    let port = free_port();
+    // .skip first: the manifest is never applied.
+    s.write_manifest("app.yaml.skip", "");
+    s.write_manifest("app.yaml", &httpd_deployment_yaml("skippy", IMAGE, port));
+    s.write_manifest("marker.yaml", &configmap_yaml("marker", "k", "v"));
+    s.expect("marker.yaml is applied (the folder was read)", WAIT, |s| {
+        s.exists("configmaps", "marker", None)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !s.exists("deployments", "skippy", None),
+        "app.yaml was applied despite app.yaml.skip"
+    );
+    assert!(port_closed(port));
+    // Removing the .skip enables it.
+    s.remove_manifest("app.yaml.skip");
+    let (body, _) = s.expect_http(port, "/", WAIT);
+    assert_eq!(body, "hello from skiff\n");
+}
+
+#[test]
+fn skip_file_created_later_removes_what_the_manifest_applied() {
+    let mut s = server_with_image();
+    let port = free_port();
+    s.write_manifest("app.yaml", &httpd_deployment_yaml("skippy", IMAGE, port));
+    s.expect_http(port, "/", WAIT);
+    let pid = s.httpd_pid(port).unwrap();
+    s.write_manifest("app.yaml.skip", "");
+    s.expect("the disabled manifest's container stops", WAIT, |_| {
+        !pid_alive(pid)
+    });
+    s.expect("the disabled manifest's deployment is deleted", WAIT, |s| {
+        !s.exists("deployments", "skippy", None)
+    });
+    assert!(port_closed(port));
+}
+
+#[test]
+fn dotfiles_and_editor_temp_files_are_ignored() {
+    let mut s = server_with_image();
+    let ignored = [
+        (".hidden.yaml", "from-dotfile"),
+        ("notes.yaml~", "from-backup"),
+        ("#notes.yaml#", "from-emacs-autosave"),
+        (".notes.yaml.swp", "from-vim-swap"),
+        ("notes.txt", "from-txt"),
+    ];
+    for (file, name) in ignored {
+        s.write_manifest(file, &configmap_yaml(name, "k", "v"));
+    }
+    s.write_manifest("real.yml", &configmap_yaml("from-yml", "k", "v"));
+    s.write_manifest(
+        "real.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"from-json"},"data":{"k":"v"}}"#,
+    );
+    s.expect(".yml and .json manifests are applied", WAIT, |s| {
+        s.exists("configmaps", "from-yml", None) && s.exists("configmaps", "from-json", None)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for (file, name) in ignored {
+        assert!(!s.exists("configmaps", name, None), "{file} was applied");
+    }
+}
+
+#[test]
+fn objects_removed_from_a_file_are_pruned_and_the_rest_untouched() {
+    let mut s = server_with_image();
+    let port = free_port();
+    let dep = httpd_deployment_yaml("stay", IMAGE, port);
+    let cm = configmap_yaml("goes", "k", "v");
+    s.write_manifest("multi.yaml", &format!("{dep}---\n{cm}"));
+    s.expect_http(port, "/", WAIT);
+    s.expect("configmap goes exists", WAIT, |s| {
+        s.exists("configmaps", "goes", None)
+    });
+    let pid = s.httpd_pid(port).unwrap();
+    s.write_manifest("multi.yaml", &dep);
+    s.expect("configmap goes is pruned", WAIT, |s| {
+        !s.exists("configmaps", "goes", None)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        s.httpd_pid(port),
+        Some(pid),
+        "the unchanged deployment was restarted"
+    );
+    // A touch (same content, new mtime) changes nothing either.
+    s.write_manifest("multi.yaml", &dep);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.httpd_pid(port), Some(pid));
+    let d = s.get_json("deployments", Some("stay"), None).unwrap();
+    assert_eq!(
+        d["metadata"]["generation"], 1,
+        "rewriting the same content bumped generation"
+    );
+}

@@ -1,0 +1,167 @@
+//! Done when: "A container that exits is restarted with back-off; `restartPolicy: Never` leaves
+//! it terminated with its exit code in status."
+
+use std::time::{Duration, Instant};
+
+use skiff_e2e::*;
+
+const IMAGE: &str = "skiff-e2e:v1";
+
+fn server_with_image() -> Server {
+    let s = Server::start_new();
+    let archive = s.work_dir.join("img.tar");
+    build_busybox_image(&archive, IMAGE, false).unwrap();
+    let o = s.import_image(&archive);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s
+}
+
+#[test]
+fn exiting_container_is_restarted_with_backoff() {
+    let mut s = server_with_image();
+    let r = random_hex(6);
+    // Each run prints a line that is not in the command text (run-7-…).
+    let script = format!("echo run-$((3+4))-{r}; exit 3");
+    s.write_manifest(
+        "crash.yaml",
+        &deployment_yaml("crash", IMAGE, &["sh", "-c", &script]),
+    );
+    let t0 = Instant::now();
+
+    // Record when restartCount changes. Whether a daemon counts a restart when the container
+    // exits or when it starts again, the gaps between successive counts are the back-off
+    // delays: they must be long (no tight loop) and grow.
+    let mut seen: Vec<(u64, Duration)> = Vec::new();
+    let deadline = Duration::from_secs(150);
+    while t0.elapsed() < deadline {
+        s.assert_running();
+        if let Some(p) = s.pods_of("crash", None).first() {
+            let n = restart_count(p);
+            if seen.last().map(|(c, _)| *c) != Some(n) {
+                eprintln!("restartCount {n} at {:?}", t0.elapsed());
+                seen.push((n, t0.elapsed()));
+            }
+            if n >= 3 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let at = |n: u64| seen.iter().find(|(c, _)| *c >= n).map(|(_, t)| *t);
+    let (t1, t2, t3) = match (at(1), at(2), at(3)) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => panic!(
+            "restartCount did not reach 3 within {deadline:?}: {seen:?}\npods:\n  {}\nlog tail:\n{}",
+            s.pods_summary(),
+            s.log_tail(40)
+        ),
+    };
+    assert!(
+        seen.iter().all(|(c, _)| *c <= 3),
+        "restartCount jumped: {seen:?}"
+    );
+    let (g12, g23) = (t2 - t1, t3 - t2);
+    assert!(
+        g12 >= Duration::from_millis(500),
+        "restarts {g12:?} apart: no back-off ({seen:?})"
+    );
+    assert!(
+        g23.as_secs_f64() >= g12.as_secs_f64() * 1.3,
+        "back-off does not grow: restarts {g12:?} then {g23:?} apart ({seen:?})"
+    );
+    // The count in the store matches the runs: each run logged its line.
+    let pod = s.pods_of("crash", None)[0].clone();
+    let n = restart_count(&pod);
+    let line = format!("run-7-{r}");
+    let logged: usize = s
+        .files_containing(&line)
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .matches(&line)
+                .count()
+        })
+        .sum();
+    assert!(
+        logged as u64 >= n,
+        "restartCount is {n} but only {logged} runs logged {line}"
+    );
+    // The last termination is recorded with its exit code.
+    let cs = first_container_status(&pod);
+    let last = if cs["lastState"]["terminated"].is_object() {
+        &cs["lastState"]["terminated"]
+    } else {
+        &cs["state"]["terminated"]
+    };
+    assert_eq!(last["exitCode"], 3, "container status: {cs}");
+}
+
+#[test]
+fn restart_policy_never_records_exit_code_and_phase() {
+    let mut s = server_with_image();
+    let yaml = format!(
+        "{}---\n{}",
+        pod_yaml("fails", IMAGE, "Never", &["sh", "-c", "exit 3"]),
+        pod_yaml("succeeds", IMAGE, "Never", &["sh", "-c", "exit 0"])
+    );
+    s.write_manifest("pods.yaml", &yaml);
+    let failed = s.expect_pod("fails", "Failed with exit code 3", WAIT, |p| {
+        p["status"]["phase"] == "Failed"
+            && first_container_status(p)["state"]["terminated"]["exitCode"] == 3
+    });
+    let succeeded = s.expect_pod("succeeds", "Succeeded with exit code 0", WAIT, |p| {
+        p["status"]["phase"] == "Succeeded"
+            && first_container_status(p)["state"]["terminated"]["exitCode"] == 0
+    });
+    for p in [&failed, &succeeded] {
+        let t = &first_container_status(p)["state"]["terminated"];
+        assert!(
+            t["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "terminated state without a reason: {t}"
+        );
+        eprintln!("{}: terminated {t}", p["metadata"]["name"]);
+    }
+    // Never means never: no restart afterwards, the status stays.
+    std::thread::sleep(Duration::from_secs(5));
+    for name in ["fails", "succeeds"] {
+        let p = s.pod(name, None).unwrap();
+        assert_eq!(restart_count(&p), 0, "{name} was restarted: {p}");
+        assert!(first_container_status(&p)["state"]["terminated"].is_object());
+    }
+    assert_eq!(s.pod("fails", None).unwrap()["status"]["phase"], "Failed");
+    assert_eq!(s.container_pids(&["sh", "-c", "exit 3"]), Vec::<i32>::new());
+}
+
+#[test]
+fn restart_policy_on_failure_restarts_only_failures() {
+    let mut s = server_with_image();
+    let yaml = format!(
+        "{}---\n{}",
+        pod_yaml("onfail-fails", IMAGE, "OnFailure", &["sh", "-c", "exit 5"]),
+        pod_yaml(
+            "onfail-succeeds",
+            IMAGE,
+            "OnFailure",
+            &["sh", "-c", "exit 0"]
+        )
+    );
+    s.write_manifest("pods.yaml", &yaml);
+    s.expect_pod("onfail-succeeds", "Succeeded", WAIT, |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    s.expect_pod(
+        "onfail-fails",
+        "restarted at least once",
+        Duration::from_secs(60),
+        |p| restart_count(p) >= 1,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let p = s.pod("onfail-succeeds", None).unwrap();
+    assert_eq!(
+        restart_count(&p),
+        0,
+        "a successful container was restarted under OnFailure"
+    );
+    assert_eq!(p["status"]["phase"], "Succeeded");
+}
