@@ -217,15 +217,22 @@ fn server(args: ServerArgs) -> Result<()> {
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
-        let cluster = cluster::StoreCluster::new(store.clone());
-        let agent = skiff_agent::Agent::new(cluster, runtime, images.clone());
-        tasks.push(tokio::spawn(agent.run(shutdown.clone())));
+        let imported = Arc::new(tokio::sync::Notify::new());
+        let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(skiff_agent::image::folder::run(
-            images,
+            images.clone(),
             config.images.clone(),
             run_dir.join("images-folder.json"),
+            imported.clone(),
+            first_pass_tx,
             shutdown.clone(),
         )));
+        // Archives already in the images folder are imported before pods are started (for a
+        // while at most: a huge archive must not hold the agent back).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
+        let cluster = cluster::StoreCluster::new(store.clone());
+        let agent = skiff_agent::Agent::new(cluster, runtime, images, imported);
+        tasks.push(tokio::spawn(agent.run(shutdown.clone())));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),

@@ -43,10 +43,13 @@ pub fn apply(obj: &mut Value) {
         "Secret" => {
             set_default(obj, "type", json!("Opaque"));
             // As the API server does: stringData is merged into data (base64) and not stored.
-            if let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+            if let Some(Value::Object(strings)) =
+                obj.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
                 set_default(obj, "data", json!({}));
                 for (k, v) in strings {
-                    let bytes = k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
+                    let bytes =
+                        k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
                     obj["data"][k] = serde_json::to_value(bytes).expect("bytes serialize");
                 }
             }

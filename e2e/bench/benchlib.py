@@ -130,13 +130,14 @@ def http_status(port, timeout=1.0):
         s.close()
 
 
-def wait_http_200(port, deadline_ns, interval=0.001):
+def wait_http_200(port, deadline_ns, interval=0.001, idle=None):
     """Polls 127.0.0.1:port every ~1 ms until an HTTP 200; returns the time (ns) the answer
-    arrived, or None at the deadline."""
+    arrived, or None at the deadline. `idle(seconds)`, if given, is called between attempts
+    instead of sleeping (it must return within about that time)."""
     while now_ns() < deadline_ns:
         if http_status(port) == 200:
             return now_ns()
-        time.sleep(interval)
+        (idle or time.sleep)(interval)
     return None
 
 
@@ -220,6 +221,122 @@ def descendants(roots):
             out.append(c)
             todo.append(c)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# inotify (through ctypes): when did a file appear, to ~0.1 ms, without polling
+
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = 0o4000
+IN_CLOEXEC = 0o2000000
+
+
+class Inotify:
+    """Watches folders for created / renamed-in entries and timestamps each event (ns,
+    CLOCK_REALTIME) when it is read. File mtimes on this kernel are taken from the coarse
+    clock (one tick = 4 ms at HZ=250) unless someone stat()ed the file recently, so they
+    cannot separate steps a few ms apart; events read at once can, to the reader's wake-up
+    latency (the caller must read promptly: `wait(timeout)` blocks in select())."""
+
+    def __init__(self):
+        import ctypes
+        import ctypes.util
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.paths = {}  # wd -> path
+
+    def add(self, path, mask=IN_CREATE | IN_MOVED_TO):
+        import ctypes
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
+        self.paths[wd] = path
+        return wd
+
+    def read(self):
+        """Events ready now, as (ns, path of the folder, name, is_dir)."""
+        import struct
+        out = []
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            t = now_ns()
+            off = 0
+            while off < len(buf):
+                wd, mask, _cookie, ln = struct.unpack_from("iIII", buf, off)
+                name = buf[off + 16: off + 16 + ln].split(b"\0", 1)[0].decode()
+                off += 16 + ln
+                if wd in self.paths:
+                    out.append((t, self.paths[wd], name, bool(mask & IN_ISDIR)))
+
+    def wait(self, timeout_s):
+        import select
+        r, _, _ = select.select([self.fd], [], [], timeout_s)
+        return self.read() if r else []
+
+    def close(self):
+        os.close(self.fd)
+
+
+class ContainerWatch:
+    """Timestamps of the steps of a skiff container start, from inotify events under
+    <data>/containers/<id>/ and <data>/pods/:
+      pod_dir      <data>/pods/<ns>_<name>_<uid>/ created (the agent starts the pod sandbox)
+      ctr_dir      <data>/containers/<id>/ created (the daemon starts preparing the container)
+      meta_tmp     .meta.json.tmp created (overlayfs mounted, config.json written)
+      meta_json    meta.json renamed in (after its fsync)
+      shim_spawn   shim.log created (the daemon spawns `skiff shim` right after)
+      shim_running shim.pid created (the shim process runs its main)
+      state_tmp    .state.json.tmp created (libcontainer build() + start() returned)
+      state_json   state.json renamed in (after its fsync; the shim then reads the pipes)"""
+
+    NAMES = {".meta.json.tmp": "meta_tmp", "meta.json": "meta_json", "shim.log": "shim_spawn",
+             "shim.pid": "shim_running", ".state.json.tmp": "state_tmp",
+             "state.json": "state_json"}
+    ORDER = ["pod_dir", "ctr_dir", "meta_tmp", "meta_json", "shim_spawn", "shim_running",
+             "state_tmp", "state_json"]
+
+    def __init__(self, data_dir):
+        self.data = data_dir
+        for d in ("containers", "pods"):
+            os.makedirs(os.path.join(data_dir, d), exist_ok=True)
+        self.ino = Inotify()
+        self.ino.add(os.path.join(data_dir, "containers"), IN_CREATE)
+        self.ino.add(os.path.join(data_dir, "pods"), IN_CREATE)
+        self.times = {}
+
+    def reset(self):
+        self.times = {}
+        for wd in list(self.ino.paths):
+            p = self.ino.paths[wd]
+            if p not in (os.path.join(self.data, "containers"), os.path.join(self.data, "pods")):
+                del self.ino.paths[wd]  # the folder is gone; the kernel dropped the watch
+        self.ino.read()
+
+    def _handle(self, events):
+        for t, folder, name, is_dir in events:
+            if folder.endswith("/containers") and is_dir:
+                self.times.setdefault("ctr_dir", t)
+                try:
+                    self.ino.add(os.path.join(folder, name), IN_CREATE | IN_MOVED_TO)
+                except OSError:
+                    pass
+            elif folder.endswith("/pods") and is_dir:
+                self.times.setdefault("pod_dir", t)
+            elif name in self.NAMES:
+                self.times.setdefault(self.NAMES[name], t)
+
+    def wait(self, timeout_s):
+        self._handle(self.ino.wait(timeout_s))
+
+    def close(self):
+        self.ino.close()
 
 
 # ------------------------------------------------------------------------------------------
@@ -343,12 +460,30 @@ class Skiff:
                 self.proc.kill()  # our own child, by pid
                 self.proc.wait()
             self.proc = None
+        for leftover in self.leftovers():
+            log(f"LEFTOVER after skiff killall: {leftover}")
+
+    def leftovers(self):
+        """Cgroups, mounts and processes of this data directory still present."""
+        import hashlib
+        out = []
+        names = {"skiff-" + hashlib.sha256(p.encode()).hexdigest()[:8]
+                 for p in (self.data, os.path.realpath(self.data))}
+        for n in names:
+            out += glob.glob(f"/sys/fs/cgroup/*/{n}")
+        with open("/proc/self/mountinfo") as f:
+            out += [line.split()[4] for line in f if line.split()[4].startswith(self.root)]
+        out += [f"pid {p}" for p in self.shim_pids()]
+        return out
 
 
 # ------------------------------------------------------------------------------------------
 # podman
 
 CONTAINERS_CONF = "/etc/containers/containers.conf"
+# podman's state folders: removed at the end if they did not exist before the run.
+PODMAN_STATE_PATHS = ["/etc/containers/networks", "/var/lib/containers/storage",
+                      "/run/containers", "/run/libpod", "/run/runc", "/run/crun"]
 PODMAN_CONF = """# written by skiff e2e/bench (restored afterwards)
 [engine]
 runtime = "runc"
@@ -383,6 +518,7 @@ class Podman:
         if shutil.which("podman") is None:
             log("installing podman (apt-get install -y podman)")
             run(["apt-get", "install", "-y", "podman"], timeout=600)
+        self.created_paths = [p for p in PODMAN_STATE_PATHS if not os.path.exists(p)]
         r = run(["podman", "ps", "-a", "--format", "{{.ID}}"], check=False, quiet=True)
         if r.stdout.strip():
             raise RuntimeError("podman already has containers on this machine: not touching them "
@@ -418,7 +554,17 @@ class Podman:
                 os.unlink(CONTAINERS_CONF)
             except FileNotFoundError:
                 pass
-        # Leftovers: firewall tables podman added, its cgroups.
+        # Leftovers: podman's state folders that did not exist before, firewall tables
+        # podman added, its cgroups.
+        for p in getattr(self, "created_paths", []):
+            if p in ("/run/runc", "/run/crun"):  # the OCI runtime's state root: only if empty
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
+            elif os.path.exists(p):
+                log(f"removing {p} (created by podman during the run)")
+                shutil.rmtree(p, ignore_errors=True)
         added = nft_tables() - (self.nft_before or set())
         for t in sorted(added):
             log(f"removing nftables table added during the run: {t}")

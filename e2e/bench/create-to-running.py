@@ -14,18 +14,23 @@ process holding the read end of the container's stdout got the line `ready`:
   (foreground, stdio passed through) is spawned; t1 = when this script read `ready` from the
   pipe that is runc's — hence the container's — stdout.
 - skiff: a Pod manifest (no hostNetwork: the daemon creates the pod's net/uts/ipc namespaces,
-  the container gets its own pid and mount namespaces) is renamed into the manifests folder.
-  The shim reads the container's stdout through a pipe and writes CRI log lines with a
+  the container gets its own pid and mount namespaces) is renamed into the manifests folder
+  (t0). The shim reads the container's stdout through a pipe and writes CRI log lines with a
   nanosecond timestamp taken when it read the data: t1 = the timestamp of the first line of
-  <data>/pods/default_bench_<uid>/web/0.log. Intermediate points come from the container's
-  files (mtime/ctime, ~ns resolution on this kernel):
+  <data>/pods/default_bench_<uid>/web/0.log. Steps in between are timestamped from inotify
+  events on the data directory (benchlib.ContainerWatch; file mtimes here come from a 4 ms
+  coarse clock and cannot separate them):
     manifest renamed (t0)
-    → shim.log created  = the daemon is about to spawn `skiff shim` (overlayfs, config.json,
-                          meta.json done)                                    [daemon part]
-    → shim.pid written  = the shim process runs (fork+exec of the skiff binary)
-    → state.json written = libcontainer build()+start() returned, state fsync'd
-    → first log line    = the shim read `ready` (it polls the pipe only after state.json).
-  "skiff shim spawn → first output" is the number comparable with runc's.
+    → pod dir created    = the agent starts the pod (after the 150 ms folder debounce, apply,
+                           controllers)
+    → shim.log created   = the daemon is about to spawn `skiff shim` (sandbox namespaces,
+                           overlayfs, config.json, meta.json done)             [daemon part]
+    → shim.pid created   = the shim process runs (fork+exec of the skiff binary)
+    → .state.json.tmp    = libcontainer build()+start() returned
+    → first log line     = the shim read `ready` (it polls the pipe only after state.json is
+                           durable: fsync of the file and of the directory).
+  "skiff: shim spawned → `ready`" is the number comparable with runc's.
+  The libcontainer `started_at` in state.json has one-second precision, so it is not used.
 
 Interleaved (order alternates), one discarded warm-up each, 20 runs each by default.
 Cleans up on exit (runc containers, mounts, cgroups; skiff killall; temp dirs).
@@ -61,13 +66,17 @@ def parse_rfc3339_ns(ts):
 # ------------------------------------------------------------------------------------------
 # skiff
 
-def run_skiff(sk, i, failures):
+def run_skiff(sk, watch, i, failures):
     text = B.pod_manifest("bench", 0, command=COMMAND, host_network=False)
     res = {"engine": "skiff", "run": i}
+    watch.reset()
     t0 = sk.apply("bench.yaml", text)
     deadline = t0 + RUN_TIMEOUT_S * 10**9
     first = None
     while B.now_ns() < deadline:
+        watch.wait(0.001)
+        if "state_json" not in watch.times:
+            continue  # the shim reads the container's stdout only after state.json
         logs = glob.glob(os.path.join(sk.data, "pods", "default_bench_*", "web", "0.log"))
         if logs:
             with open(logs[0]) as f:
@@ -75,34 +84,30 @@ def run_skiff(sk, i, failures):
             if line.endswith("\n"):
                 first = line
                 break
-        time.sleep(0.001)
     if first is None:
         res["error"] = f"no log line within {RUN_TIMEOUT_S} s"
         res["pods"] = sk.get_pods()
         res["log_tail"] = sk.log_tail()
         failures.append(res)
     else:
-        ts, stream, _flag, text = first.rstrip("\n").split(" ", 3)
+        ts, _stream, _flag, text = first.rstrip("\n").split(" ", 3)
         if text != "ready":
             res["unexpected_first_line"] = first
         t1 = parse_rfc3339_ns(ts)
         res["full_ms"] = B.ms(t1 - t0)
-        dirs = glob.glob(os.path.join(sk.data, "containers", "*"))
-        if len(dirs) == 1:
-            d = dirs[0]
-            try:
-                spawn = os.stat(os.path.join(d, "shim.log")).st_ctime_ns
-                shim_running = os.stat(os.path.join(d, "shim.pid")).st_mtime_ns
-                state = os.stat(os.path.join(d, "state.json")).st_mtime_ns
-                meta = os.stat(os.path.join(d, "meta.json")).st_mtime_ns
-                res["daemon_ms"] = B.ms(spawn - t0)             # rename → shim spawn
-                res["meta_ms"] = B.ms(meta - t0)                # rename → meta.json written
-                res["shim_ms"] = B.ms(t1 - spawn)               # shim spawn → first output
-                res["shim_exec_ms"] = B.ms(shim_running - spawn)  # spawn → shim.pid
-                res["libcontainer_ms"] = B.ms(state - shim_running)  # shim.pid → state.json
-                res["after_state_ms"] = B.ms(t1 - state)        # state.json → first line
-            except OSError as e:
-                res["phase_error"] = str(e)
+        w = watch.times
+        res["steps"] = {k: B.ms(w[k] - t0) for k in watch.ORDER if k in w}
+        if "shim_spawn" in w:
+            res["daemon_ms"] = B.ms(w["shim_spawn"] - t0)          # rename → shim spawn
+            res["shim_ms"] = B.ms(t1 - w["shim_spawn"])            # shim spawn → first output
+        if "shim_spawn" in w and "shim_running" in w:
+            res["shim_exec_ms"] = B.ms(w["shim_running"] - w["shim_spawn"])
+        if "shim_running" in w and "state_tmp" in w:
+            res["libcontainer_ms"] = B.ms(w["state_tmp"] - w["shim_running"])
+        if "state_tmp" in w:
+            res["after_start_ms"] = B.ms(t1 - w["state_tmp"])     # start() → `ready` read
+        if "pod_dir" in w:
+            res["to_pod_dir_ms"] = B.ms(w["pod_dir"] - t0)
     sk.delete("bench.yaml")
     if not sk.wait_no_pods(B.now_ns() + RUN_TIMEOUT_S * 10**9):
         res["delete_error"] = "pod still present after 30 s"
@@ -118,6 +123,7 @@ class Runc:
     def __init__(self, work, layer_dirs):
         self.work = work
         self.layers = layer_dirs  # bottom → top
+        self.root = os.path.join(work, "runc-root")  # runc's state, private to this run
         self.spec_dir = os.path.join(work, "runc-spec")
         os.makedirs(self.spec_dir)
         B.run(["runc", "spec"], cwd=self.spec_dir)
@@ -151,7 +157,7 @@ class Runc:
         self.live.add((cid, bundle))
         res = {"engine": "runc", "run": i}
         t0 = B.now_ns()
-        proc = subprocess.Popen(["runc", "run", "--bundle", bundle, cid],
+        proc = subprocess.Popen(["runc", "--root", self.root, "run", "--bundle", bundle, cid],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         line = proc.stdout.readline()  # blocks until `ready` (or EOF if runc failed)
@@ -161,7 +167,7 @@ class Runc:
         else:
             res["error"] = f"runc printed {line!r}: {proc.stderr.read(2000)!r}"
             failures.append(res)
-        B.run(["runc", "kill", cid, "KILL"], check=False, quiet=True)
+        B.run(["runc", "--root", self.root, "kill", cid, "KILL"], check=False, quiet=True)
         try:
             proc.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -171,7 +177,7 @@ class Runc:
         return res
 
     def cleanup_one(self, cid, bundle):
-        B.run(["runc", "delete", "-f", cid], check=False, quiet=True)
+        B.run(["runc", "--root", self.root, "delete", "-f", cid], check=False, quiet=True)
         subprocess.run(["umount", os.path.join(bundle, "rootfs")], stderr=subprocess.DEVNULL)
         shutil.rmtree(bundle, ignore_errors=True)
         self.live.discard((cid, bundle))
@@ -229,6 +235,7 @@ def main():
         archive = B.build_image(work)
         sk = B.Skiff(os.path.join(work, "skiff"))
         sk.import_image(archive)
+        watch = B.ContainerWatch(sk.data)
         sk.start()
         layers = image_layers(sk)
         info["layers"] = layers
@@ -236,7 +243,7 @@ def main():
         info["runc"] = rc.version()
 
         def one(engine, i):
-            return run_skiff(sk, i, failures) if engine == "skiff" else rc.run_once(i, failures)
+            return run_skiff(sk, watch, i, failures) if engine == "skiff" else rc.run_once(i, failures)
 
         engines = ["skiff", "runc"]
         for e in engines:
@@ -248,6 +255,8 @@ def main():
                 results.append(r)
                 B.log(f"run {i:2d} {e:5s}: " + " ".join(
                     f"{k}={v:.1f}" for k, v in r.items() if k.endswith("_ms")))
+                if r.get("steps"):
+                    B.log("              steps " + " ".join(f"{k}={v:.1f}" for k, v in r["steps"].items()))
             if len(failures) >= 3:
                 B.log("three failures: stopping early")
                 break
@@ -262,10 +271,10 @@ def main():
     keys = [("runc", "full_ms", "runc: `runc run` spawned → `ready` read from its stdout"),
             ("skiff", "shim_ms", "skiff: shim spawned → `ready` read by the shim"),
             ("skiff", "shim_exec_ms", "  of which: shim spawned → shim running (shim.pid)"),
-            ("skiff", "libcontainer_ms", "  of which: shim running → container started (state.json)"),
-            ("skiff", "after_state_ms", "  of which: state.json written → `ready` read"),
+            ("skiff", "libcontainer_ms", "  of which: shim running → libcontainer build()+start() returned"),
+            ("skiff", "after_start_ms", "  of which: start() returned → `ready` read (state.json fsync, poll)"),
             ("skiff", "daemon_ms", "skiff: manifest renamed → shim spawned (daemon part)"),
-            ("skiff", "meta_ms", "  of which: manifest renamed → meta.json written"),
+            ("skiff", "to_pod_dir_ms", "  of which: manifest renamed → pod dir created (debounce, apply, agent)"),
             ("skiff", "full_ms", "skiff: manifest renamed → `ready` read (whole path)")]
     stats = {}
     print()

@@ -17,10 +17,10 @@ order alternates every run), one run of each engine at a time:
   `podman kube down FILE`.
 
 One warm-up run of each engine is discarded. The pod uses a fresh free port every run. For
-skiff the phases are read from the container's files (mtimes, ns resolution on this kernel):
-meta.json written (daemon prepared the container: debounce, apply, controllers, agent,
-overlayfs, config.json), shim.pid written (the shim process is running), state.json written
-(libcontainer created and started the container), then HTTP 200.
+skiff the steps in between are timestamped from inotify events on the data directory (see
+benchlib.ContainerWatch: pod dir created, container dir created, overlayfs + config.json done,
+meta.json durable, shim spawned, shim running, libcontainer start() returned, state.json
+durable), then HTTP 200.
 
 Cleans up on exit (skiff killall, temp dirs, podman state reset, containers.conf restored).
 """
@@ -40,30 +40,19 @@ import benchlib as B  # noqa: E402
 RUN_TIMEOUT_S = 30
 
 
-def skiff_phases(sk, t0):
-    """Times (ms after t0) of the container's files, read right after the HTTP 200."""
-    dirs = glob.glob(os.path.join(sk.data, "containers", "*"))
-    if len(dirs) != 1:
-        return {}
-    d = dirs[0]
-    out = {}
-    for key, name, field in (("meta_json", "meta.json", "st_mtime_ns"),
-                             ("shim_spawn", "shim.log", "st_ctime_ns"),
-                             ("shim_running", "shim.pid", "st_mtime_ns"),
-                             ("state_json", "state.json", "st_mtime_ns")):
-        try:
-            out[key] = B.ms(getattr(os.stat(os.path.join(d, name)), field) - t0)
-        except OSError:
-            pass
-    return out
+def skiff_phases(watch, t0):
+    """Steps of the container start (ms after t0), from inotify events (see
+    benchlib.ContainerWatch)."""
+    return {k: B.ms(watch.times[k] - t0) for k in watch.ORDER if k in watch.times}
 
 
-def run_skiff(sk, i, failures):
+def run_skiff(sk, watch, i, failures):
     port = B.free_port()
     text = B.pod_manifest("bench", port)
     deadline = lambda s: B.now_ns() + int(s * 1e9)  # noqa: E731
+    watch.reset()
     t0 = sk.apply("bench.yaml", text)
-    t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9)
+    t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9, idle=watch.wait)
     res = {"engine": "skiff", "run": i, "port": port}
     if t1 is None:
         res["error"] = f"no HTTP 200 within {RUN_TIMEOUT_S} s"
@@ -72,7 +61,7 @@ def run_skiff(sk, i, failures):
         failures.append(res)
     else:
         res["ms"] = B.ms(t1 - t0)
-        res["phases"] = skiff_phases(sk, t0)
+        res["phases"] = skiff_phases(watch, t0)
     td = B.now_ns()
     sk.delete("bench.yaml")
     ok = B.wait_port_closed(port, deadline(RUN_TIMEOUT_S)) and sk.wait_no_pods(deadline(RUN_TIMEOUT_S))
@@ -137,6 +126,7 @@ def main():
         archive = B.build_image(work)
         sk = B.Skiff(os.path.join(work, "skiff"))
         sk.import_image(archive)
+        watch = B.ContainerWatch(sk.data)
         sk.start()
         info["skiff"] = B.run([sk.bin, "--version"], check=False, quiet=True).stdout.strip()
         if not args.no_podman:
@@ -147,7 +137,7 @@ def main():
 
         def one(engine, i):
             if engine == "skiff":
-                return run_skiff(sk, i, failures)
+                return run_skiff(sk, watch, i, failures)
             return run_podman(work, i, failures)
 
         B.log("warm-up (discarded)")
@@ -184,7 +174,7 @@ def report(results, failures, info, engines, args):
         stats[e] = B.summary([r["ms"] for r in results if r["engine"] == e and "ms" in r])
         stats[e + "_delete"] = B.summary([r["delete_ms"] for r in results
                                           if r["engine"] == e and r.get("delete_ms") is not None])
-    phase_keys = ["meta_json", "shim_spawn", "shim_running", "state_json"]
+    phase_keys = B.ContainerWatch.ORDER
     phases = {k: B.summary([r["phases"][k] for r in results
                             if r["engine"] == "skiff" and k in r.get("phases", {})])
               for k in phase_keys}
@@ -208,15 +198,16 @@ def report(results, failures, info, engines, args):
         s = stats[e + "_delete"]
         if s:
             print(f"| {e} | {s['p50']:.1f} | {s['p90']:.1f} |")
-    print("\nskiff phases, ms after the manifest rename (median / p90):")
-    print("| meta.json written (daemon prepared) | shim spawned (shim.log created) "
-          "| shim running (shim.pid) | container started (state.json) | HTTP 200 |")
-    print("|---|---|---|---|---|")
-    cells = [f"{phases[k]['p50']:.1f} / {phases[k]['p90']:.1f}" if phases[k] else "—"
-             for k in phase_keys]
+    print("\nskiff steps, ms after the manifest rename (median / p90; inotify events, "
+          "see benchlib.ContainerWatch):")
+    print("| step | p50 (ms) | p90 (ms) |")
+    print("|---|---|---|")
+    for k in phase_keys:
+        if phases[k]:
+            print(f"| {k} | {phases[k]['p50']:.1f} | {phases[k]['p90']:.1f} |")
     s = stats.get("skiff")
-    cells.append(f"{s['p50']:.1f} / {s['p90']:.1f}" if s else "—")
-    print("| " + " | ".join(cells) + " |")
+    if s:
+        print(f"| HTTP 200 | {s['p50']:.1f} | {s['p90']:.1f} |")
     if failures:
         print(f"\n{len(failures)} failure(s):")
         for f in failures:

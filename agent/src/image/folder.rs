@@ -29,13 +29,18 @@ fn version(path: &Path) -> Option<String> {
     })
 }
 
-/// Imports new archives from `dir` until `shutdown` flips.
+/// Imports new archives from `dir` until `shutdown` flips. `on_import` is notified after every
+/// import (the agent then retries pods waiting for an image); `first_pass` is sent once the
+/// archives present at start are imported.
 pub async fn run(
     images: Arc<ImageStore>,
     dir: PathBuf,
     record: PathBuf,
+    on_import: Arc<tokio::sync::Notify>,
+    first_pass: tokio::sync::oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut first_pass = Some(first_pass);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::error!(dir = %dir.display(), "cannot create the images folder: {e}");
     }
@@ -92,6 +97,7 @@ pub async fn run(
                     for image in &imported {
                         tracing::info!(file = %path.display(), id = %image.id, names = ?image.names, took = ?started.elapsed(), "image imported");
                     }
+                    on_import.notify_one();
                     done.insert(name, v);
                     if let Err(e) = crate::runtime::write_json_durable(&record, &done) {
                         tracing::warn!("cannot record imported archives: {e}");
@@ -104,6 +110,9 @@ pub async fn run(
             }
         }
         first = false;
+        if let Some(tx) = first_pass.take() {
+            let _ = tx.send(());
+        }
         let wait = if unstable { SETTLE } else { RESCAN };
         tokio::select! {
             _ = shutdown.changed() => return,

@@ -122,6 +122,7 @@ pub struct Agent {
     runtime: Runtime,
     images: Arc<ImageStore>,
     pods: HashMap<String, PodState>,
+    images_changed: Arc<tokio::sync::Notify>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
 }
@@ -185,13 +186,20 @@ fn restart_wanted(policy: &str, exit: &ExitRecord) -> bool {
 
 impl Agent {
     /// An agent over `cluster`, running containers with `runtime` from `images`.
-    pub fn new(cluster: Arc<dyn Cluster>, runtime: Runtime, images: Arc<ImageStore>) -> Self {
+    /// `images_changed` is notified when an image was imported.
+    pub fn new(
+        cluster: Arc<dyn Cluster>,
+        runtime: Runtime,
+        images: Arc<ImageStore>,
+        images_changed: Arc<tokio::sync::Notify>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Agent {
             cluster,
             runtime,
             images,
             pods: HashMap::new(),
+            images_changed,
             tx,
             rx,
         }
@@ -225,6 +233,7 @@ impl Agent {
                     }
                 }
                 _ = tokio::time::sleep(wake) => {}
+                _ = self.images_changed.notified() => {}
             }
         }
         tracing::info!("agent stopped; containers keep running");

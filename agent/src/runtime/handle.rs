@@ -280,9 +280,14 @@ impl Runtime {
 
 /// Waits while the shim of `dir` is alive and has recorded neither a start nor an exit.
 fn wait_while_starting(dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) else { return };
+    let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) else {
+        return;
+    };
     let mut parts = text.split_whitespace();
-    let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<u64>)) else {
+    let (Some(Ok(pid)), Some(Ok(ticks))) = (
+        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<u64>),
+    ) else {
         return;
     };
     let deadline = std::time::Instant::now() + START_TIMEOUT;

@@ -100,7 +100,10 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
         // A shim still starting its container (no state yet): stop it too.
         if let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) {
             let mut parts = text.split_whitespace();
-            if let (Some(Ok(pid)), Some(Ok(ticks))) = (parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<u64>)) {
+            if let (Some(Ok(pid)), Some(Ok(ticks))) = (
+                parts.next().map(str::parse::<i32>),
+                parts.next().map(str::parse::<u64>),
+            ) {
                 if process_start_ticks(pid) == Some(ticks) {
                     if let Ok(fd) = pidfd::open(pid) {
                         let _ = pidfd::send_signal(&fd, libc::SIGKILL);

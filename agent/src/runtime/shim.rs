@@ -45,7 +45,10 @@ pub fn main(dir: &Path) -> i32 {
     // Say who we are before anything else, so a daemon restarting right now can tell a shim
     // that is still starting its container from one that died.
     let me = std::process::id() as i32;
-    let _ = std::fs::write(dir.join("shim.pid"), format!("{me} {}\n", process_start_ticks(me).unwrap_or(0)));
+    let _ = std::fs::write(
+        dir.join("shim.pid"),
+        format!("{me} {}\n", process_start_ticks(me).unwrap_or(0)),
+    );
     let Some(meta) = read_json::<ContainerMeta>(&dir.join("meta.json")) else {
         eprintln!("shim: cannot read {}/meta.json", dir.display());
         return 2;
