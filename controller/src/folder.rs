@@ -21,8 +21,11 @@ use tokio::sync::{mpsc, watch};
 use crate::apply::{self, ApplyError, Document};
 use crate::store::Store;
 
-/// How long the folder must be quiet before a burst of events is acted on.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How long the folder must be quiet before a burst of events is acted on. Writes of a
+/// manifest take microseconds to a few milliseconds; an unfinished file that happens to parse
+/// is corrected by the events its remaining writes raise. (150 ms made up 84% of the time
+/// from a file write to a serving container: see docs/benchmarks.md.)
+const DEBOUNCE: Duration = Duration::from_millis(30);
 /// A re-scan even without events, in case the watcher missed one.
 const RESCAN: Duration = Duration::from_secs(10);
 

@@ -133,6 +133,18 @@ struct Inner {
     conn: Connection,
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     resource_version: u64,
+    /// The most recent events, for watches that resume from a resourceVersion.
+    history: std::collections::VecDeque<Event>,
+    /// Events at or before this resourceVersion are no longer retained.
+    history_floor: u64,
+}
+
+/// How many recent events are kept for resuming watches.
+const HISTORY: usize = 10_000;
+
+/// The resourceVersion carried by an event's object.
+pub fn event_rv(e: &Event) -> u64 {
+    e.object["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -206,6 +218,8 @@ impl Store {
                 conn,
                 objects,
                 resource_version,
+                history: std::collections::VecDeque::new(),
+                history_floor: resource_version,
             }),
             events,
         })
@@ -223,6 +237,33 @@ impl Store {
     /// Subscribes to committed changes.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to changes after `rv`: the retained events newer than `rv`, then live ones,
+    /// with nothing lost or repeated in between. `Err(oldest)` when events after `rv` are no
+    /// longer retained (the watcher must list again: HTTP 410).
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Event>, broadcast::Receiver<Event>), u64> {
+        let inner = self.lock();
+        if rv < inner.history_floor {
+            return Err(inner.history_floor);
+        }
+        let rx = self.events.subscribe();
+        let past = inner.history.iter().filter(|e| event_rv(e) > rv).cloned().collect();
+        Ok((past, rx))
+    }
+
+    /// A consistent snapshot of a kind (all namespaces) with the resourceVersion it is at, and a
+    /// subscription to every change after it.
+    pub fn list_and_watch(&self, kind: &str) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Event>) {
+        let inner = self.lock();
+        let rx = self.events.subscribe();
+        let items = inner
+            .objects
+            .range(ObjectKey::new(kind, "", "")..)
+            .take_while(|(k, _)| k.kind == kind)
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.resource_version, rx)
     }
 
     /// The newest resourceVersion handed out.
@@ -508,6 +549,12 @@ impl Store {
             }
         }
         for e in events {
+            if inner.history.len() >= HISTORY {
+                if let Some(old) = inner.history.pop_front() {
+                    inner.history_floor = event_rv(&old);
+                }
+            }
+            inner.history.push_back(e.clone());
             // No receivers is fine.
             let _ = self.events.send(e);
         }

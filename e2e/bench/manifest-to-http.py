@@ -82,7 +82,12 @@ def run_podman(work, i, failures):
     t0 = B.now_ns()
     proc = subprocess.Popen(["podman", "kube", "play", path], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9)
+    try:
+        t1 = B.wait_http_200(port, t0 + RUN_TIMEOUT_S * 10**9)
+    except BaseException:
+        proc.kill()  # our own child; interrupted: let the clean-up see a settled podman
+        proc.wait()
+        raise
     try:
         _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
         res["play_exit_ms"] = B.ms(B.now_ns() - t0)  # upper bound: measured after the 200

@@ -13,8 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::{restart_wanted, ContainerState, PodState};
 use crate::runtime::ExitRecord;
 
+/// A timestamp at the seconds precision Kubernetes objects use.
 fn time(s: &str) -> Option<Time> {
-    s.parse::<jiff::Timestamp>().ok().map(Time)
+    let t = s.parse::<jiff::Timestamp>().ok()?;
+    jiff::Timestamp::from_second(t.as_second()).ok().map(Time)
 }
 
 fn terminated(exit: &ExitRecord, id: &str) -> ContainerStateTerminated {

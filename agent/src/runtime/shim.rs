@@ -129,7 +129,7 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         .pid()
         .ok_or("libcontainer reported no init pid")?
         .as_raw();
-    let started_at = now_rfc3339();
+    let started_at = now_rfc3339_nanos();
     let me = std::process::id() as i32;
     let state = ShimState {
         shim_pid: me,

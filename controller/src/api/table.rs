@@ -1,0 +1,310 @@
+//! Server-side printing: the `meta.k8s.io/v1` `Table` kubectl asks for (`Accept: …;as=Table`),
+//! with the columns a real cluster shows (priority 1 columns appear with `-o wide`).
+//! `skiff get` renders the same tables.
+
+use serde_json::{json, Value};
+
+/// Columns of a kind: (name, type, priority).
+pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
+    match kind {
+        "Pod" => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        "Deployment" => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "ReplicaSet" => vec![
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "ConfigMap" => vec![("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        "Secret" => vec![("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        "Namespace" => vec![("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        "Event" => vec![
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
+        ],
+        _ => vec![("Name", "string", 0), ("Age", "string", 0)],
+    }
+}
+
+/// A duration the way kubectl prints ages (`45s`, `3m12s`, `5h`, `2d3h`).
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=599 => {
+            if s % 60 == 0 {
+                format!("{}m", s / 60)
+            } else {
+                format!("{}m{}s", s / 60, s % 60)
+            }
+        }
+        600..=10_799 => format!("{}m", s / 60),
+        10_800..=28_799 => {
+            let (h, m) = (s / 3600, (s % 3600) / 60);
+            if m == 0 {
+                format!("{h}h")
+            } else {
+                format!("{h}h{m}m")
+            }
+        }
+        28_800..=172_799 => format!("{}h", s / 3600),
+        _ => {
+            let (d, h) = (s / 86400, (s % 86400) / 3600);
+            if h == 0 || d >= 8 {
+                format!("{d}d")
+            } else {
+                format!("{d}d{h}h")
+            }
+        }
+    }
+}
+
+fn since(ts: Option<&str>) -> String {
+    match ts.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+        Some(t) => human_duration(jiff::Timestamp::now().as_second() - t.as_second()),
+        None => "<unknown>".into(),
+    }
+}
+
+fn age(obj: &Value) -> String {
+    since(obj["metadata"]["creationTimestamp"].as_str())
+}
+
+/// The STATUS column of a pod, as kubectl computes it.
+pub fn pod_status(pod: &Value) -> String {
+    let mut reason = pod["status"]["reason"].as_str().or(pod["status"]["phase"].as_str()).unwrap_or("Pending").to_string();
+    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
+            reason = r.into();
+        } else if let Some(t) = c["state"]["terminated"].as_object() {
+            reason = match t.get("reason").and_then(Value::as_str) {
+                Some(r) => r.into(),
+                None => format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+            };
+        } else if c["ready"] == true && c["state"]["running"].is_object() {
+            // keep
+        }
+    }
+    if pod["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+        return "Terminating".into();
+    }
+    reason
+}
+
+fn containers_and_images(spec: &Value) -> (String, String) {
+    let cs = spec["containers"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = cs.iter().filter_map(|c| c["name"].as_str()).collect();
+    let images: Vec<&str> = cs.iter().filter_map(|c| c["image"].as_str()).collect();
+    (names.join(","), images.join(","))
+}
+
+fn selector(sel: &Value) -> String {
+    sel["matchLabels"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+/// The cells of one row.
+pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
+    let name = json!(o["metadata"]["name"].as_str().unwrap_or_default());
+    let int = |v: &Value| json!(v.as_i64().unwrap_or(0));
+    match kind {
+        "Pod" => {
+            let cs = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let ready = cs.iter().filter(|c| c["ready"] == true).count();
+            let restarts: i64 = cs.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
+            let last_restart = cs
+                .iter()
+                .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
+                .max()
+                .map(|t| format!(" ({} ago)", since(Some(t))));
+            let restarts = match (restarts, last_restart) {
+                (0, _) | (_, None) => restarts.to_string(),
+                (n, Some(ago)) => format!("{n}{ago}"),
+            };
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts),
+                json!(age(o)),
+                json!(o["status"]["podIP"].as_str().unwrap_or("<none>")),
+                json!(o["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+                json!("<none>"),
+                json!("<none>"),
+            ]
+        }
+        "Deployment" => {
+            let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
+            vec![
+                name,
+                json!(format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0))),
+                int(&o["status"]["updatedReplicas"]),
+                int(&o["status"]["availableReplicas"]),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+                json!(selector(&o["spec"]["selector"])),
+            ]
+        }
+        "ReplicaSet" => {
+            let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
+            vec![
+                name,
+                int(&o["spec"]["replicas"]),
+                int(&o["status"]["replicas"]),
+                int(&o["status"]["readyReplicas"]),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+                json!(selector(&o["spec"]["selector"])),
+            ]
+        }
+        "ConfigMap" => vec![
+            name,
+            json!(o["data"].as_object().map_or(0, |m| m.len()) + o["binaryData"].as_object().map_or(0, |m| m.len())),
+            json!(age(o)),
+        ],
+        "Secret" => vec![
+            name,
+            json!(o["type"].as_str().unwrap_or("Opaque")),
+            json!(o["data"].as_object().map_or(0, |m| m.len())),
+            json!(age(o)),
+        ],
+        "Namespace" => vec![name, json!(o["status"]["phase"].as_str().unwrap_or("Active")), json!(age(o))],
+        "Event" => {
+            let last = o["lastTimestamp"].as_str().or(o["eventTime"].as_str()).or(o["metadata"]["creationTimestamp"].as_str());
+            let obj = &o["involvedObject"];
+            vec![
+                json!(since(last)),
+                json!(o["type"].as_str().unwrap_or("Normal")),
+                json!(o["reason"].as_str().unwrap_or_default()),
+                json!(format!(
+                    "{}/{}",
+                    obj["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                    obj["name"].as_str().unwrap_or_default()
+                )),
+                json!(o["message"].as_str().unwrap_or_default()),
+            ]
+        }
+        _ => vec![name, json!(age(o))],
+    }
+}
+
+/// `PartialObjectMetadata` of an object (what a Table row carries by default).
+pub fn partial_metadata(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+}
+
+/// A Table of objects of one kind.
+pub fn table(kind: &str, objects: &[&Value], resource_version: &str, include_object: &str) -> Value {
+    let defs: Vec<Value> = columns(kind)
+        .into_iter()
+        .map(|(name, ty, priority)| {
+            json!({
+                "name": name,
+                "type": ty,
+                "format": if name == "Name" { "name" } else { "" },
+                "description": "",
+                "priority": priority,
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let object = match include_object {
+                "Object" => (*o).clone(),
+                "None" => Value::Null,
+                _ => partial_metadata(o),
+            };
+            json!({"cells": cells(kind, o), "object": object})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+/// Renders a table as text, kubectl-style (upper-case headers, 3-space gaps).
+pub fn render(kind: &str, objects: &[&Value], wide: bool, with_namespace: bool) -> String {
+    let cols = columns(kind);
+    let keep: Vec<usize> = cols.iter().enumerate().filter(|(_, c)| wide || c.2 == 0).map(|(i, _)| i).collect();
+    let mut head: Vec<String> = keep.iter().map(|&i| cols[i].0.to_ascii_uppercase()).collect();
+    let mut rows: Vec<Vec<String>> = objects
+        .iter()
+        .map(|o| {
+            let cells = cells(kind, o);
+            keep.iter()
+                .map(|&i| match &cells[i] {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    if with_namespace {
+        head.insert(0, "NAMESPACE".into());
+        for (r, o) in rows.iter_mut().zip(objects) {
+            r.insert(0, o["metadata"]["namespace"].as_str().unwrap_or_default().into());
+        }
+    }
+    let mut widths: Vec<usize> = head.iter().map(String::len).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_print_like_kubectl() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(192), "3m12s");
+        assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
+        assert_eq!(human_duration(2 * 86400 + 3 * 3600), "2d3h");
+    }
+}
