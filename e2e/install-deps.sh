@@ -3,9 +3,12 @@
 #   libseccomp-dev, pkg-config  — building libcontainer (seccomp)
 #   busybox-static, umoci, skopeo — building test and demo images offline, without Docker
 #   runc, curl                  — peers and probes used by tests and benchmarks
+#   docker-registry, apache2-utils, openssl — a real registry on loopback for the pull tests
+#                                 (htpasswd for its Basic auth, openssl for its CA)
+#   debootstrap                 — the Debian image of the slow pull test (SKIFF_E2E_SLOW=1)
 # A Rust toolchain (rustc >= 1.88, with rustfmt and clippy) must already be installed.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl)
+packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -48,6 +48,25 @@ fn key(pod: &Pod) -> ObjectKey {
 }
 
 impl skiff_agent::Cluster for StoreCluster {
+    fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str) {
+        let Some(obj) = self.store.get(&ObjectKey::new("Pod", namespace, pod)) else {
+            return;
+        };
+        let ty = if warning {
+            skiff_controller::events::Type::Warning
+        } else {
+            skiff_controller::events::Type::Normal
+        };
+        skiff_controller::events::record(
+            &self.store,
+            &obj,
+            ty,
+            reason,
+            message,
+            skiff_controller::events::Source::Kubelet,
+        );
+    }
+
     fn pods(&self) -> Vec<Pod> {
         self.store
             .list("Pod", None)
@@ -77,6 +96,13 @@ impl skiff_agent::Cluster for StoreCluster {
             _ => {}
         }
         Ok(())
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<k8s_openapi::api::core::v1::Secret> {
+        let value = self.store.get(&ObjectKey::new("Secret", namespace, name))?;
+        serde_json::from_value((*value).clone())
+            .map_err(|e| tracing::error!(secret = %format!("{namespace}/{name}"), "stored secret does not decode: {e}"))
+            .ok()
     }
 
     fn pod_gone(&self, pod: &Pod) -> anyhow::Result<()> {

@@ -35,7 +35,11 @@ pub struct GetArgs {
 /// Runs `skiff get`.
 pub fn run(args: &GetArgs) -> Result<()> {
     let wide = args.output.as_deref() == Some("wide");
-    let args = &GetArgs { wide, output: if wide { None } else { args.output.clone() }, ..args.clone() };
+    let args = &GetArgs {
+        wide,
+        output: if wide { None } else { args.output.clone() },
+        ..args.clone()
+    };
     let Some(info) = kinds::by_name(&args.kind) else {
         bail!("the server doesn't have a resource type {:?}", args.kind);
     };
@@ -82,7 +86,15 @@ pub fn run(args: &GetArgs) -> Result<()> {
                 return Ok(());
             }
             let refs: Vec<&Value> = objects.iter().collect();
-            print!("{}", skiff_controller::api::table::render(info.kind, &refs, args.wide, ns.is_none() && info.namespaced));
+            print!(
+                "{}",
+                skiff_controller::api::table::render(
+                    info.kind,
+                    &refs,
+                    args.wide,
+                    ns.is_none() && info.namespaced
+                )
+            );
         }
     }
     Ok(())

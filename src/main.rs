@@ -6,6 +6,7 @@
 
 mod cluster;
 mod get;
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,14 +38,23 @@ enum Command {
     /// Stop the daemon, every container and shim of a data directory, and remove their
     /// mounts, cgroups and runtime state.
     Killall(DataDirArg),
+    /// Manage API tokens (e.g. a CI pipeline's token for one namespace).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// (internal) The per-container shim the agent starts.
     #[command(hide = true)]
     Shim {
         /// Remove the container's libcontainer state and cgroups instead of running it.
         #[arg(long)]
         delete: bool,
+        /// Run COMMAND inside the running container (for `kubectl exec`).
+        #[arg(long)]
+        exec: bool,
         /// The container's directory.
         dir: PathBuf,
+        /// The command for --exec.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
 }
 
@@ -59,6 +69,62 @@ enum ImageCommand {
     },
     /// List images.
     Ls {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Pull an image from its registry (mirrors, credentials and TLS from registries.yaml).
+    Pull {
+        /// The image reference ("nginx:1.27", "registry.lan:5000/app@sha256:…").
+        reference: String,
+        /// k3s-style registries.yaml.
+        #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+        registries: PathBuf,
+        /// The platform to pick from a multi-arch index, as os/arch[/variant].
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Remove an image (by name: the name; the image goes with its last name) and the layers
+    /// nothing else uses. Refused while a container uses it.
+    Rm {
+        /// Name, `name@sha256:…` or image id.
+        reference: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Remove every image no container uses, and their layers.
+    Prune {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it. With --namespace it may act only inside that namespace.
+    Create {
+        /// Limit the token to this namespace (without it: a cluster-admin token).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        /// Also write a kubeconfig using this token (server and CA from the admin kubeconfig).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The admin kubeconfig to take the server and CA from.
+        #[arg(long, default_value = "/etc/skiff/kubeconfig.yaml")]
+        admin_kubeconfig: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List tokens (ids, scopes; never the secrets).
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id (from `skiff token list`).
+        id: String,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -85,6 +151,22 @@ struct ServerArgs {
     /// The images folder for archives to import. [default: <data-dir>/images]
     #[arg(long)]
     images: Option<PathBuf>,
+    /// Registry mirrors, credentials and TLS, in k3s's registries.yaml format.
+    /// [default: /etc/skiff/registries.yaml]
+    #[arg(long)]
+    registries: Option<PathBuf>,
+    /// The Kubernetes API's HTTPS port. [default: 6443]
+    #[arg(long)]
+    api_port: Option<u16>,
+    /// The address the API listens on. [default: 0.0.0.0]
+    #[arg(long)]
+    bind_address: Option<std::net::IpAddr>,
+    /// Extra host names or IPs for the API's serving certificate (repeatable).
+    #[arg(long)]
+    tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig (mode 0600). [default: /etc/skiff/kubeconfig.yaml]
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -94,12 +176,22 @@ struct ConfigFile {
     data_dir: Option<PathBuf>,
     manifests: Option<PathBuf>,
     images: Option<PathBuf>,
+    registries: Option<PathBuf>,
+    api_port: Option<u16>,
+    bind_address: Option<std::net::IpAddr>,
+    #[serde(default)]
+    tls_san: Vec<String>,
+    write_kubeconfig: Option<PathBuf>,
 }
 
 struct ServerConfig {
     data_dir: PathBuf,
     manifests: PathBuf,
     images: PathBuf,
+    registries: PathBuf,
+    api: std::net::SocketAddr,
+    tls_sans: Vec<String>,
+    kubeconfig: PathBuf,
 }
 
 impl ServerArgs {
@@ -126,10 +218,31 @@ impl ServerArgs {
             .clone()
             .or(file.images)
             .unwrap_or_else(|| data_dir.join("images"));
+        let registries = self
+            .registries
+            .clone()
+            .or(file.registries)
+            .unwrap_or_else(|| "/etc/skiff/registries.yaml".into());
+        let port = self.api_port.or(file.api_port).unwrap_or(6443);
+        let bind = self
+            .bind_address
+            .or(file.bind_address)
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let mut tls_sans = file.tls_san;
+        tls_sans.extend(self.tls_san.iter().cloned());
+        let kubeconfig = self
+            .write_kubeconfig
+            .clone()
+            .or(file.write_kubeconfig)
+            .unwrap_or_else(|| "/etc/skiff/kubeconfig.yaml".into());
         Ok(ServerConfig {
             data_dir,
             manifests,
             images,
+            registries,
+            api: std::net::SocketAddr::new(bind, port),
+            tls_sans,
+            kubeconfig,
         })
     }
 }
@@ -137,8 +250,16 @@ impl ServerArgs {
 fn main() {
     let cli = Cli::parse();
     // The shim first: it must stay single-threaded (no logging threads, no runtime).
-    if let Command::Shim { delete, dir } = &cli.command {
-        let code = if *delete {
+    if let Command::Shim {
+        delete,
+        exec,
+        dir,
+        command,
+    } = &cli.command
+    {
+        let code = if *exec {
+            skiff_agent::runtime::exec::main(dir, command.clone())
+        } else if *delete {
             match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(
                 &dir.join("meta.json"),
             ) {
@@ -158,8 +279,26 @@ fn main() {
         Command::Server(args) => server(args),
         Command::Image(ImageCommand::Import { file, data }) => image_import(&file, &data.data_dir),
         Command::Image(ImageCommand::Ls { data }) => image_ls(&data.data_dir),
+        Command::Image(ImageCommand::Pull {
+            reference,
+            registries,
+            platform,
+            data,
+        }) => skiff_agent::image::cli::pull(
+            &reference,
+            &registries,
+            platform.as_deref(),
+            &data.data_dir,
+        ),
+        Command::Image(ImageCommand::Rm { reference, data }) => {
+            skiff_agent::image::cli::rm(&reference, &data.data_dir)
+        }
+        Command::Image(ImageCommand::Prune { data }) => {
+            skiff_agent::image::cli::prune(&data.data_dir)
+        }
         Command::Get(args) => get::run(&args),
         Command::Killall(data) => killall(&data.data_dir),
+        Command::Token(cmd) => token(cmd),
         Command::Shim { .. } => unreachable!("dispatched above"),
     };
     if let Err(e) = result {
@@ -200,8 +339,13 @@ fn server(args: ServerArgs) -> Result<()> {
     skiff_controller::ensure_builtin_namespaces(&store)?;
     let images = Arc::new(
         skiff_agent::image::ImageStore::open(&layout.data_dir)
-            .context("opening the image store")?,
+            .context("opening the image store")?
+            .with_registries(config.registries.clone()),
     );
+    // A broken registries.yaml is reported now (pulls report it again until it is fixed).
+    if let Err(e) = images.registries() {
+        tracing::error!("{e}");
+    }
     let runtime = skiff_agent::runtime::handle::Runtime::new(layout.clone())?;
     tracing::info!(
         data_dir = %layout.data_dir.display(),
@@ -216,7 +360,21 @@ fn server(args: ServerArgs) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let api = skiff_controller::api::start(
+            skiff_controller::api::ApiConfig {
+                listen: config.api,
+                tls_sans: config.tls_sans.clone(),
+                kubeconfig: config.kubeconfig.clone(),
+                data_dir: layout.data_dir.clone(),
+            },
+            store.clone(),
+            Arc::new(node::AgentNode { layout: layout.clone() }),
+            shutdown.clone(),
+        )
+        .await
+        .context("starting the API server")?;
         let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
+        tasks.push(api);
         let imported = Arc::new(tokio::sync::Notify::new());
         let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(skiff_agent::image::folder::run(
@@ -314,5 +472,63 @@ fn killall(data_dir: &Path) -> Result<()> {
         summary.removed,
         if summary.removed == 1 { "y" } else { "ies" }
     );
+    Ok(())
+}
+
+fn token(cmd: TokenCommand) -> Result<()> {
+    use skiff_controller::api::auth::Tokens;
+    match cmd {
+        TokenCommand::Create {
+            namespace,
+            kubeconfig,
+            admin_kubeconfig,
+            data,
+        } => {
+            let tokens = Tokens::open(&data.data_dir).context("opening the token table")?;
+            let (id, token) = tokens.create(namespace.as_deref(), None)?;
+            if let Some(path) = kubeconfig {
+                let admin = std::fs::read_to_string(&admin_kubeconfig).with_context(|| {
+                    format!(
+                        "reading the admin kubeconfig {}",
+                        admin_kubeconfig.display()
+                    )
+                })?;
+                let mut doc: serde_json::Value =
+                    serde_yaml_ng::from_str(&admin).context("parsing the admin kubeconfig")?;
+                doc["users"] = serde_json::json!([{"name": id, "user": {"token": token}}]);
+                doc["contexts"] = serde_json::json!([{"name": "skiff", "context": {"cluster": "skiff", "user": id, "namespace": namespace.clone().unwrap_or_else(|| "default".into())}}]);
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                f.write_all(serde_yaml_ng::to_string(&doc)?.as_bytes())?;
+                eprintln!("token {id} written into {}", path.display());
+            }
+            println!("{token}");
+        }
+        TokenCommand::List { data } => {
+            let tokens = Tokens::open(&data.data_dir).context("opening the token table")?;
+            println!("{:<32} {:<20} CREATED", "ID", "NAMESPACE");
+            for t in tokens.list()? {
+                println!(
+                    "{:<32} {:<20} {}",
+                    t.id,
+                    t.namespace.as_deref().unwrap_or("<all: admin>"),
+                    t.created
+                );
+            }
+        }
+        TokenCommand::Revoke { id, data } => {
+            let tokens = Tokens::open(&data.data_dir).context("opening the token table")?;
+            if !tokens.revoke(&id)? {
+                bail!("no token with id {id:?}");
+            }
+            println!("token {id} revoked");
+        }
+    }
     Ok(())
 }

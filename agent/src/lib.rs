@@ -9,7 +9,7 @@ pub mod image;
 pub mod pod;
 pub mod runtime;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
 
 pub use pod::Agent;
 
@@ -23,4 +23,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn set_pod_status(&self, pod: &Pod, status: PodStatus) -> anyhow::Result<()>;
     /// Ends a graceful deletion: the pod's containers are stopped and removed.
     fn pod_gone(&self, pod: &Pod) -> anyhow::Result<()>;
+    /// A Secret (for imagePullSecrets), if it exists.
+    fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
+    /// Records an event about a pod (`kubectl describe` shows it). Never fails the caller.
+    fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str);
 }

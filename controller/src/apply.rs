@@ -107,7 +107,7 @@ pub struct Applied {
 }
 
 /// The declared part of an object: what apply compares and replaces.
-fn declared_view(obj: &Value) -> Value {
+pub fn declared_view(obj: &Value) -> Value {
     let mut out = serde_json::Map::new();
     if let Some(map) = obj.as_object() {
         for (k, v) in map {

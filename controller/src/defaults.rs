@@ -16,7 +16,15 @@ fn set_default(obj: &mut Value, key: &str, value: Value) {
 /// Applies defaults in place. Objects must have passed validation.
 pub fn apply(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
-        "Pod" => pod_spec(&mut obj["spec"]),
+        "Pod" => {
+            pod_spec(&mut obj["spec"]);
+            // One node: every pod is bound to it (what the scheduler would do).
+            set_default(
+                &mut obj["spec"],
+                "nodeName",
+                json!(crate::events::node_name()),
+            );
+        }
         "Deployment" => {
             let spec = &mut obj["spec"];
             set_default(spec, "replicas", json!(1));

@@ -67,6 +67,13 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &["po"],
         namespaced: true,
     },
+    KindInfo {
+        api_version: "v1",
+        kind: "Event",
+        plural: "events",
+        short_names: &["ev"],
+        namespaced: true,
+    },
 ];
 
 /// Looks a kind up by its `kind` name.

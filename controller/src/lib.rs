@@ -8,6 +8,7 @@ pub mod api;
 pub mod apply;
 pub mod controllers;
 pub mod defaults;
+pub mod events;
 pub mod folder;
 pub mod kinds;
 pub mod meta;

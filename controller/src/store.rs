@@ -93,6 +93,8 @@ pub enum Op {
     /// Delete an object. Pods are deleted gracefully: they get a `deletionTimestamp` and stay
     /// until the agent has stopped them and calls [`Op::Remove`].
     Delete(ObjectKey),
+    /// Delete a Pod with this grace period (seconds) instead of its spec's.
+    DeleteWithGrace(ObjectKey, i64),
     /// Remove an object at once (the end of a graceful deletion).
     Remove(ObjectKey),
 }
@@ -144,7 +146,10 @@ const HISTORY: usize = 10_000;
 
 /// The resourceVersion carried by an event's object.
 pub fn event_rv(e: &Event) -> u64 {
-    e.object["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
+    e.object["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -248,7 +253,12 @@ impl Store {
             return Err(inner.history_floor);
         }
         let rx = self.events.subscribe();
-        let past = inner.history.iter().filter(|e| event_rv(e) > rv).cloned().collect();
+        let past = inner
+            .history
+            .iter()
+            .filter(|e| event_rv(e) > rv)
+            .cloned()
+            .collect();
         Ok((past, rx))
     }
 
@@ -445,7 +455,12 @@ impl Store {
                     });
                     results.push(obj);
                 }
-                Op::Delete(key) => {
+                op @ (Op::Delete(_) | Op::DeleteWithGrace(..)) => {
+                    let (key, grace_override) = match op {
+                        Op::DeleteWithGrace(k, g) => (k, Some(g)),
+                        Op::Delete(k) => (k, None),
+                        _ => unreachable!("matched above"),
+                    };
                     let old =
                         current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
                     if key.kind == "Pod" {
@@ -455,9 +470,13 @@ impl Store {
                             continue;
                         }
                         let mut obj = (*old).clone();
-                        let grace = obj["spec"]["terminationGracePeriodSeconds"]
-                            .as_i64()
-                            .unwrap_or(30);
+                        let grace = grace_override
+                            .unwrap_or_else(|| {
+                                obj["spec"]["terminationGracePeriodSeconds"]
+                                    .as_i64()
+                                    .unwrap_or(30)
+                            })
+                            .max(0);
                         let m = meta::metadata_mut(&mut obj);
                         m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
                         m.insert("deletionGracePeriodSeconds".into(), json!(grace));

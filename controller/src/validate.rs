@@ -82,6 +82,7 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
         "Pod" => roundtrip::<k8s_openapi::api::core::v1::Pod>(obj),
         "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
+        "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
         _ => unreachable!("every served kind has a type"),
     }
     .map_err(|e| vec![e])?;
@@ -99,6 +100,21 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// The object with every field Kubernetes does not know removed (what the API server keeps
+/// when asked for `fieldValidation=Ignore`).
+pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
+    match obj["kind"].as_str().unwrap_or_default() {
+        "Namespace" => roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj),
+        "ConfigMap" => roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj),
+        "Secret" => roundtrip::<k8s_openapi::api::core::v1::Secret>(obj),
+        "Pod" => roundtrip::<k8s_openapi::api::core::v1::Pod>(obj),
+        "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
+        "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
+        "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
+        _ => Ok(obj.clone()),
     }
 }
 
@@ -207,9 +223,18 @@ const METADATA: &[&str] = &[
     "apiVersion",
     "kind",
     "metadata.name",
+    "metadata.generateName",
     "metadata.namespace",
     "metadata.labels.*",
     "metadata.annotations.*",
+    "metadata.ownerReferences",
+    // Set by the server; a client sending back what it read is fine (the store overwrites them).
+    "metadata.uid",
+    "metadata.resourceVersion",
+    "metadata.generation",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "metadata.deletionGracePeriodSeconds",
 ];
 
 /// Fields of a PodSpec skiff implements (relative to the spec).
@@ -234,6 +259,9 @@ const POD_SPEC: &[&str] = &[
     "hostNetwork",
     "dnsPolicy",
     "hostname",
+    "imagePullSecrets[].name",
+    "nodeName",
+    "schedulerName",
 ];
 
 fn allowlist(kind: &str) -> Allow {
@@ -241,6 +269,25 @@ fn allowlist(kind: &str) -> Allow {
     let pod = |prefix: &'static str| POD_SPEC.iter().map(move |p| format!("{prefix}{p}"));
     match kind {
         "Namespace" => {}
+        "Event" => patterns.extend(
+            [
+                "involvedObject",
+                "reason",
+                "message",
+                "source",
+                "firstTimestamp",
+                "lastTimestamp",
+                "count",
+                "type",
+                "eventTime",
+                "series",
+                "action",
+                "related",
+                "reportingComponent",
+                "reportingInstance",
+            ]
+            .map(String::from),
+        ),
         "ConfigMap" => patterns.extend(["data.*", "binaryData.*", "immutable"].map(String::from)),
         "Secret" => {
             patterns.extend(["type", "data.*", "stringData.*", "immutable"].map(String::from))

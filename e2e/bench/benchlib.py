@@ -388,7 +388,9 @@ class Skiff:
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.bin, "server", "--data-dir", self.data, "--manifests", self.manifests,
-             "--images", self.images, "--config", "/dev/null"],
+             "--images", self.images, "--config", "/dev/null",
+             "--api-port", str(free_port()), "--bind-address", "127.0.0.1",
+             "--write-kubeconfig", os.path.join(self.data, "..", "kubeconfig.yaml")],
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
         pidfile = os.path.join(self.data, "run", "skiff.pid")
         deadline = time.time() + 30

@@ -25,6 +25,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod hostile;
+pub mod kubectl;
+pub mod registry;
 
 /// How long the tests wait for something that should happen "within seconds".
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -331,6 +333,10 @@ pub struct Server {
     starts: usize,
     /// Extra arguments for `skiff server`.
     pub extra_args: Vec<String>,
+    /// The API server's port (kept across restarts).
+    pub api_port: u16,
+    /// The admin kubeconfig the server writes.
+    pub kubeconfig: PathBuf,
 }
 
 impl Server {
@@ -358,6 +364,7 @@ impl Server {
         }
         let log_path = root_dir.join("server.log");
         fs::write(&log_path, b"").expect("create the log file");
+        let kubeconfig = root_dir.join("kubeconfig.yaml");
         Server {
             root: Some(root),
             root_dir,
@@ -369,6 +376,8 @@ impl Server {
             child: None,
             starts: 0,
             extra_args: Vec::new(),
+            api_port: free_port(),
+            kubeconfig,
         }
     }
 
@@ -400,6 +409,14 @@ impl Server {
             .arg(&self.manifests_dir)
             .arg("--images")
             .arg(&self.images_dir)
+            .arg("--api-port")
+            .arg(self.api_port.to_string())
+            .arg("--bind-address")
+            .arg("127.0.0.1")
+            .arg("--write-kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--config")
+            .arg("/dev/null")
             .args(&self.extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -30,15 +30,15 @@ const MAX_LINK_HOPS: usize = 16;
 /// How deeply image indexes may nest.
 const MAX_INDEX_DEPTH: usize = 4;
 
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const CONFIG_TYPES: &[&str] = &[
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const CONFIG_TYPES: &[&str] = &[
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
-const LAYER_TYPES: &[&str] = &[
+pub(crate) const LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
     "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -408,19 +408,16 @@ impl ExtractedArchive {
         match media_type.as_str() {
             OCI_INDEX | DOCKER_LIST => {
                 let platform = host_platform();
-                let chosen = document
-                    .manifests
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|m| {
-                        m.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == "linux" && p.architecture == platform.1)
-                    })
-                    .ok_or_else(|| ImageError::NoMatchingPlatform {
-                        index: descriptor.digest.clone(),
-                        platform: format!("{}/{}", platform.0, platform.1),
-                    })?;
+                let chosen = choose_platform(
+                    &document.manifests.unwrap_or_default(),
+                    platform.0,
+                    platform.1,
+                    None,
+                )
+                .ok_or_else(|| ImageError::NoMatchingPlatform {
+                    index: descriptor.digest.clone(),
+                    platform: format!("{}/{}", platform.0, platform.1),
+                })?;
                 self.oci_image(
                     &chosen,
                     &descriptor.digest,
@@ -514,34 +511,66 @@ struct Index {
 /// An OCI manifest or index, read leniently (umoci omits `mediaType`, Docker uses its own).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Document {
+pub(crate) struct Document {
     #[serde(default)]
-    media_type: Option<String>,
+    pub media_type: Option<String>,
     #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
+    pub manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub config: Option<Descriptor>,
     #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
+    pub layers: Option<Vec<Descriptor>>,
 }
 
 #[derive(Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
+pub(crate) struct Descriptor {
     #[serde(default)]
-    media_type: Option<String>,
-    digest: String,
-    size: u64,
+    pub media_type: Option<String>,
+    pub digest: String,
+    pub size: u64,
     #[serde(default)]
-    annotations: Option<HashMap<String, String>>,
+    pub annotations: Option<HashMap<String, String>>,
     #[serde(default)]
-    platform: Option<Platform>,
+    pub platform: Option<Platform>,
 }
 
 #[derive(Deserialize, Clone)]
-struct Platform {
-    architecture: String,
-    os: String,
+pub(crate) struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+/// The manifest of an index that is for `os`/`arch` (and `variant`, when one is asked for;
+/// otherwise the first one of that os and architecture).
+pub(crate) fn choose_platform(
+    manifests: &[Descriptor],
+    os: &str,
+    arch: &str,
+    variant: Option<&str>,
+) -> Option<Descriptor> {
+    let matches = |m: &&Descriptor| {
+        m.platform
+            .as_ref()
+            .is_some_and(|p| p.os == os && p.architecture == arch)
+    };
+    let variant_of = |m: &Descriptor| m.platform.as_ref().and_then(|p| p.variant.clone());
+    match variant {
+        Some(v) => manifests
+            .iter()
+            .filter(matches)
+            .find(|m| variant_of(m).as_deref() == Some(v))
+            .or_else(|| {
+                manifests
+                    .iter()
+                    .filter(matches)
+                    .find(|m| variant_of(m).is_none())
+            }),
+        None => manifests.iter().find(matches),
+    }
+    .cloned()
 }
 
 /// Names from an index descriptor's annotations: containerd's full name, or the OCI ref name

@@ -278,6 +278,83 @@ pub enum ImageError {
         /// The missing layer's diff id.
         diff_id: String,
     },
+
+    /// A registry answered with an error (its own message is kept), or could not be reached.
+    #[error("pulling {reference} from {endpoint}: {message}")]
+    Registry {
+        /// The reference being pulled.
+        reference: String,
+        /// The endpoint (scheme://host) that answered.
+        endpoint: String,
+        /// The HTTP status and the registry's own message, or the transport error.
+        message: String,
+    },
+
+    /// Downloaded content does not hash to the digest it was asked for by.
+    #[error(
+        "{what} {digest} from {endpoint} hashes to {actual}: the registry served corrupt or tampered content; nothing of it was kept"
+    )]
+    DownloadDigestMismatch {
+        /// What it is ("layer", "manifest", "image config", "image index").
+        what: &'static str,
+        /// The digest it was referenced by.
+        digest: String,
+        /// What the downloaded bytes hash to.
+        actual: String,
+        /// Where it came from.
+        endpoint: String,
+    },
+
+    /// Downloaded content has another size than its descriptor says, or the download stopped early.
+    #[error("{what} {digest} from {endpoint}: {reason}; nothing of it was kept")]
+    DownloadIncomplete {
+        /// What it is.
+        what: &'static str,
+        /// Its digest.
+        digest: String,
+        /// Where it came from.
+        endpoint: String,
+        /// What went wrong ("got 10 of 20 bytes"…).
+        reason: String,
+    },
+
+    /// A manifest or index from a registry is malformed or of a kind skiff cannot pull.
+    #[error("{what} {digest} of {reference}: {reason}")]
+    BadManifest {
+        /// What it is.
+        what: &'static str,
+        /// Its digest.
+        digest: String,
+        /// The reference being pulled.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The registries configuration (registries.yaml) is invalid.
+    #[error("registries configuration {}: {reason}", path.display())]
+    RegistriesConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An image is still used by a container and may not be removed.
+    #[error("image {image} is used by container {container}; not removing it")]
+    InUse {
+        /// The image (name or id).
+        image: String,
+        /// A container using it.
+        container: String,
+    },
+
+    /// No image in the store matches a reference.
+    #[error("no image {reference} in the store")]
+    NotFound {
+        /// The reference.
+        reference: String,
+    },
 }
 
 impl ImageError {

@@ -2,8 +2,10 @@
 //! names that point at images. Owns everything under `<data-dir>/store/`; touches nothing else.
 //!
 //! Imports `docker save` archives (the classic `manifest.json` layout and the OCI layout
-//! Docker 25+ writes beside it) and OCI image-layout archives. Pulling from registries is
-//! not here yet.
+//! Docker 25+ writes beside it) and OCI image-layout archives, and pulls from registries
+//! (`pull.rs`, configured by `registries.rs` and `auth.rs`); both feed the same verified ingest
+//! in `store.rs`. `puller.rs` is what the pod worker asks for images (pull policies, back-off);
+//! `gc.rs` removes images nothing uses when the disk fills up.
 //!
 //! Start at `store.rs` (the on-disk layout and [`ImageStore`]); `archive.rs` reads archive
 //! layouts, `unpack.rs` is the security boundary that turns a layer into a directory,
@@ -11,17 +13,28 @@
 //! they share.
 
 mod archive;
+pub mod auth;
+pub mod cli;
 mod compression;
 mod digest;
 mod error;
 pub mod folder;
+pub mod gc;
+pub mod pull;
+pub mod puller;
 mod reference;
+pub mod registries;
 mod store;
 mod unpack;
 
 #[cfg(test)]
+mod pull_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::ImageError;
+pub use pull::{PullOptions, PullProgress};
+pub use puller::{ImageWanted, Readiness};
 pub use reference::{normalize_reference, Reference};
+pub use registries::RegistriesConfig;
 pub use store::{Image, ImageStore, ImportLimits, ImportedImage};

@@ -62,6 +62,7 @@ impl Default for ImportLimits {
 pub struct ImageStore {
     root: PathBuf,
     limits: ImportLimits,
+    puller: std::sync::Arc<super::puller::Puller>,
 }
 
 /// An image an import brought into the store.
@@ -88,13 +89,13 @@ pub struct Image {
 
 /// What `images/<id-hex>.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ImageRecord {
-    id: String,
-    names: Vec<String>,
+pub(crate) struct ImageRecord {
+    pub id: String,
+    pub names: Vec<String>,
     /// Manifest (and index) digests the image was imported under.
     #[serde(default)]
-    digests: Vec<String>,
-    diff_ids: Vec<String>,
+    pub digests: Vec<String>,
+    pub diff_ids: Vec<String>,
     /// Increases with every change that gave this image a name: if a crash ever leaves a name in
     /// two records, the newer wins.
     #[serde(default)]
@@ -144,7 +145,11 @@ impl ImageStore {
                 .create(&path)
                 .map_err(|e| ImageError::io("create", &path, e))?;
         }
-        let store = ImageStore { root, limits };
+        let store = ImageStore {
+            root,
+            limits,
+            puller: Default::default(),
+        };
         store.remove_stale_scratch();
         Ok(store)
     }
@@ -152,6 +157,10 @@ impl ImageStore {
     /// The store's root directory, `<data_dir>/store`.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(crate) fn puller(&self) -> &super::puller::Puller {
+        &self.puller
     }
 
     /// The limits imports are held to.
@@ -178,19 +187,63 @@ impl ImageStore {
             self.limits.max_json_bytes,
         )?;
         let images = extracted.images()?;
-        // Verify and unpack everything first: a refused archive leaves nothing behind.
+        let guard = self.ingest_guard()?;
+        let imported = self.ingest(images, &guard)?;
+        drop(scratch);
+        for image in &imported {
+            tracing::info!(id = %image.id, names = ?image.names, archive = %path.display(), "imported image");
+        }
+        Ok(imported)
+    }
+
+    /// Keeps garbage collection away while an import or a pull decides which layers the store
+    /// already has and records its images: take it before looking, drop it after [`Self::ingest`].
+    pub(crate) fn ingest_guard(&self) -> Result<Flock<File>, ImageError> {
+        self.lock_file("gc.lock", FlockArg::LockShared)
+    }
+
+    /// The one way images enter the store, whether from an archive or a registry: verifies each
+    /// image's config and layer blobs (digests, sizes, diff ids), unpacks the layers the store
+    /// lacks into scratch directories, moves them into place, keeps their blobs, then records the
+    /// images. Everything is verified and unpacked before anything is recorded, so a refused
+    /// image leaves nothing behind. The caller holds [`Self::ingest_guard`].
+    pub(crate) fn ingest(
+        &self,
+        images: Vec<ArchiveImage>,
+        _guard: &Flock<File>,
+    ) -> Result<Vec<ImportedImage>, ImageError> {
         let mut pending = BTreeMap::new();
         let mut prepared = Vec::with_capacity(images.len());
         for image in images {
             prepared.push(self.prepare(image, &mut pending)?);
         }
         self.install_layers(pending)?;
-        let imported = self.commit(&prepared)?;
-        drop(scratch);
-        for image in &imported {
-            tracing::info!(id = %image.id, names = ?image.names, archive = %path.display(), "imported image");
-        }
-        Ok(imported)
+        self.commit(&prepared)
+    }
+
+    /// True when the layer with this diff id is unpacked in the store.
+    pub(crate) fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_path(diff_id)
+            .is_ok_and(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+    }
+
+    /// Where the store keeps the blob with this digest (whether or not it is there).
+    pub(crate) fn blob_file(&self, digest: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.blob_path(sha256_hex(digest)?))
+    }
+
+    /// A new scratch directory under `tmp/`, locked while the returned guard lives.
+    pub(crate) fn scratch(
+        &self,
+        prefix: &str,
+    ) -> Result<(tempfile::TempDir, Flock<File>), ImageError> {
+        let tmp = self.root.join("tmp");
+        let scratch = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&tmp)
+            .map_err(|e| ImageError::io("create a scratch directory in", &tmp, e))?;
+        let lock = lock_scratch(scratch.path())?;
+        Ok((scratch, lock))
     }
 
     /// Resolves a reference as written in a pod spec ("demo", "demo:1",
@@ -244,6 +297,7 @@ impl ImageStore {
     fn remove_stale_scratch(&self) {
         for (dir, prefix) in [
             ("tmp", "import-"),
+            ("tmp", "pull-"),
             ("layers", ".tmp-"),
             ("images", ".tmp-"),
             ("blobs/sha256", ".tmp-"),
@@ -285,12 +339,16 @@ impl ImageStore {
         }
     }
 
-    fn blob_path(&self, hex: &str) -> PathBuf {
+    pub(crate) fn blob_path(&self, hex: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(hex)
     }
 
-    fn lock(&self, mode: FlockArg) -> Result<Flock<File>, ImageError> {
-        let path = self.root.join("lock");
+    pub(crate) fn lock(&self, mode: FlockArg) -> Result<Flock<File>, ImageError> {
+        self.lock_file("lock", mode)
+    }
+
+    pub(crate) fn lock_file(&self, name: &str, mode: FlockArg) -> Result<Flock<File>, ImageError> {
+        let path = self.root.join(name);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -513,14 +571,14 @@ impl ImageStore {
         write_atomic(&self.root.join("blobs/sha256"), hex, bytes)
     }
 
-    fn write_record(&self, record: &ImageRecord) -> Result<(), ImageError> {
+    pub(crate) fn write_record(&self, record: &ImageRecord) -> Result<(), ImageError> {
         let hex = sha256_hex(&record.id)?;
         let mut bytes = serde_json::to_vec_pretty(record).expect("a record always serializes");
         bytes.push(b'\n');
         write_atomic(&self.root.join("images"), &format!("{hex}.json"), &bytes)
     }
 
-    fn read_records(&self) -> Result<BTreeMap<String, ImageRecord>, ImageError> {
+    pub(crate) fn read_records(&self) -> Result<BTreeMap<String, ImageRecord>, ImageError> {
         let dir = self.root.join("images");
         let mut records = BTreeMap::new();
         let entries = fs::read_dir(&dir).map_err(|e| ImageError::io("list", &dir, e))?;
@@ -630,7 +688,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ImageError> 
     sync_dir(dir)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), ImageError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| ImageError::io("sync the directory", dir, e))

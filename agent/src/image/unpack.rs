@@ -424,8 +424,12 @@ impl Unpacker<'_> {
 }
 
 /// Splits an entry path into its components, dropping a leading "./", "." components and
-/// empty components; refuses absolute paths and `..`.
+/// empty components; refuses absolute paths and `..`. The entry "/" alone is the root itself
+/// (umoci writes it for `umoci insert DIR /`), like "./".
 pub(crate) fn sanitize(raw: &[u8]) -> Result<Vec<&OsStr>, &'static str> {
+    if !raw.is_empty() && raw.iter().all(|&b| b == b'/') {
+        return Ok(Vec::new());
+    }
     if raw.first() == Some(&b'/') {
         return Err("is absolute");
     }
@@ -486,7 +490,9 @@ mod tests {
         assert_eq!(sanitize(b"./a/b").unwrap(), vec!["a", "b"]);
         assert_eq!(sanitize(b"a//./b/").unwrap(), vec!["a", "b"]);
         assert!(sanitize(b"./").unwrap().is_empty());
+        assert!(sanitize(b"/").unwrap().is_empty());
         assert_eq!(sanitize(b"/etc/passwd"), Err("is absolute"));
+        assert_eq!(sanitize(b"//etc"), Err("is absolute"));
         assert_eq!(sanitize(b"a/../../b"), Err("contains a `..` component"));
         assert_eq!(sanitize(b".."), Err("contains a `..` component"));
     }

@@ -7,6 +7,7 @@
 //!
 //! It re-adopts containers whose shims survived a daemon restart (see [`Agent::run`]).
 
+pub mod logs;
 pub mod process;
 pub mod status;
 
@@ -466,7 +467,7 @@ impl Agent {
             return;
         };
         let mut busy = false;
-        for cs in state.containers.values_mut() {
+        for (name, cs) in state.containers.iter_mut() {
             cs.not_before = None;
             cs.waiting = None;
             if let Some(inst) = cs.current.as_mut() {
@@ -474,6 +475,13 @@ impl Agent {
                 if !inst.stopping {
                     inst.stopping = true;
                     let _ = inst.stop.send(grace);
+                    self.cluster.event(
+                        &r.namespace,
+                        &r.name,
+                        false,
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
                 }
             }
         }
@@ -521,6 +529,26 @@ impl Agent {
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string())
             .unwrap_or_else(crate::runtime::now_rfc3339);
+        if !self.pods.contains_key(&r.uid)
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .is_none()
+        {
+            self.cluster.event(
+                &r.namespace,
+                &r.name,
+                false,
+                "Scheduled",
+                &format!(
+                    "Successfully assigned {}/{} to {}",
+                    r.namespace,
+                    r.name,
+                    node_name()
+                ),
+            );
+        }
         let state = self.pods.entry(r.uid.clone()).or_insert_with(|| PodState {
             pod: r.clone(),
             host_network,
@@ -645,23 +673,52 @@ impl Agent {
             .image_pull_policy
             .clone()
             .unwrap_or_else(|| "IfNotPresent".into());
-        let image = match self.images.resolve(&image_ref) {
-            Ok(Some(image)) => image,
-            Ok(None) => {
-                let (reason, message) = if policy == "Never" {
-                    ("ErrImageNeverPull", format!("container image {image_ref:?} is not present with pull policy of Never"))
+        let wanted = crate::image::ImageWanted {
+            reference: image_ref.clone(),
+            policy: policy.clone(),
+            credentials: crate::image::auth::pod_credentials(&*self.cluster, pod),
+            // `Always`: every start pulls (a pull that finished after the last exit counts).
+            pulled_after: cs.last_exit.as_ref().and_then(|(exit, _, _)| {
+                exit.finished_at
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .map(std::time::SystemTime::from)
+            }),
+            who: format!("{}/{} {}", r.namespace, r.name, c.name),
+        };
+        let was_pulling = cs.waiting.as_ref().is_some_and(|(reason, _)| {
+            matches!(
+                reason.as_str(),
+                "ContainerCreating" | "ErrImagePull" | "ImagePullBackOff"
+            )
+        });
+        let image = match self.images.ensure(&wanted) {
+            crate::image::Readiness::Ready(image) => {
+                let message = if was_pulling {
+                    format!("Successfully pulled image {image_ref:?}")
                 } else {
-                    ("ErrImagePull", format!("container image {image_ref:?} is not present; import it (skiff image import, or the images folder): pulling from registries is not supported yet"))
+                    format!("Container image {image_ref:?} already present on machine")
                 };
+                self.cluster
+                    .event(&r.namespace, &r.name, false, "Pulled", &message);
+                *image
+            }
+            crate::image::Readiness::Waiting { reason, message } => {
                 if cs.waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
-                    tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), container = %c.name, "{message}");
+                    if reason != "ContainerCreating" {
+                        tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), container = %c.name, "{reason}: {message}");
+                    }
+                    // Pull events, as kubelet names them.
+                    let (warning, event) = match reason {
+                        "ContainerCreating" => (false, "Pulling"),
+                        "ImagePullBackOff" => (false, "BackOff"),
+                        "ErrImagePull" => (true, "Failed"),
+                        other => (true, other),
+                    };
+                    self.cluster
+                        .event(&r.namespace, &r.name, warning, event, &message);
                 }
                 cs.waiting = Some((reason.into(), message));
-                cs.not_before = None;
-                return;
-            }
-            Err(e) => {
-                cs.waiting = Some(("ErrImagePull".into(), e.to_string()));
                 cs.not_before = None;
                 return;
             }
@@ -792,11 +849,27 @@ impl Agent {
         };
         let status = status::pod_status(pod, state);
         if pod.status.as_ref() != Some(&status) {
+            for (reason, warning, message) in status::events(pod.status.as_ref(), &status) {
+                self.cluster.event(
+                    &state.pod.namespace,
+                    &state.pod.name,
+                    warning,
+                    reason,
+                    &message,
+                );
+            }
             if let Err(e) = self.cluster.set_pod_status(pod, status) {
                 tracing::warn!(pod = %format!("{}/{}", state.pod.namespace, state.pod.name), "writing status: {e}");
             }
         }
     }
+}
+
+/// The node's name (the host name), as pods and events report it.
+pub fn node_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn exit_unknown() -> ExitRecord {

@@ -210,3 +210,44 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         ..Default::default()
     }
 }
+
+/// The events a status change means, as kubelet reports them: (reason, warning, message).
+pub(crate) fn events(
+    old: Option<&PodStatus>,
+    new: &PodStatus,
+) -> Vec<(&'static str, bool, String)> {
+    let mut out = Vec::new();
+    let old_statuses = old
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    for c in new.container_statuses.iter().flatten() {
+        let before = old_statuses.iter().find(|o| o.name == c.name);
+        let state = c.state.clone().unwrap_or_default();
+        let old_state = before.and_then(|b| b.state.clone()).unwrap_or_default();
+        if let Some(running) = &state.running {
+            if old_state.running.as_ref().map(|r| &r.started_at) != Some(&running.started_at) {
+                out.push(("Created", false, format!("Created container {}", c.name)));
+                out.push(("Started", false, format!("Started container {}", c.name)));
+            }
+        }
+        if let Some(w) = &state.waiting {
+            let reason = w.reason.as_deref().unwrap_or_default();
+            let changed =
+                old_state.waiting.as_ref().and_then(|o| o.reason.as_deref()) != Some(reason);
+            if changed && reason == "CrashLoopBackOff" {
+                out.push((
+                    "BackOff",
+                    true,
+                    format!("Back-off restarting failed container {}", c.name),
+                ));
+            } else if changed && reason != "ContainerCreating" {
+                out.push((
+                    "Failed",
+                    true,
+                    format!("Error: {reason}: {}", w.message.clone().unwrap_or_default()),
+                ));
+            }
+        }
+    }
+    out
+}

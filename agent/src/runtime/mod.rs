@@ -20,6 +20,7 @@
 //! [`shim`] is the shim process, [`handle`] is the daemon's side (create, adopt, signal,
 //! wait, remove), [`killall`] stops everything of a data directory.
 
+pub mod exec;
 pub mod handle;
 pub mod killall;
 pub mod mount;

@@ -1,4 +1,262 @@
-//! The Kubernetes API server: the REST subset kubectl and kube-rs clients use, over HTTPS.
+//! The Kubernetes API server: the REST subset `kubectl` and `kube` clients use, over HTTPS
+//! only, with bearer tokens.
+//!
+//! - [`tls`]: the CA and serving certificate; [`auth`]: tokens (admin, or one namespace);
+//! - [`discovery`]: `/version`, aggregated and legacy discovery, OpenAPI v3 documents;
+//! - [`rest`]: objects and collections — get, list (Table or List), watch, create, update,
+//!   patch (strategic merge, merge, JSON, apply), delete, `status` and `scale` subresources,
+//!   pod logs through the [`Node`];
+//! - [`table`], [`select`], [`patch`], [`status`]: what those need.
+//!
+//! Writes go through the same validation and defaulting as the manifests folder, into the same
+//! store. An object declared by a manifests-folder file can be read through the API, but a
+//! change to what the file declares is refused as a conflict with the folder's field manager.
 
+pub mod auth;
+pub mod discovery;
+pub mod exec;
+pub mod patch;
+pub mod rest;
+pub mod select;
 pub mod status;
 pub mod table;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use tokio::sync::{mpsc, watch};
+
+use crate::store::Store;
+
+/// A response body: whole, or streamed (watches, followed logs).
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// How `kubectl logs` asked for a log.
+#[derive(Clone, Debug, Default)]
+pub struct LogOptions {
+    /// The container (empty: the pod's only container).
+    pub container: String,
+    /// Keep streaming new lines.
+    pub follow: bool,
+    /// Only the last N lines.
+    pub tail_lines: Option<usize>,
+    /// Prefix each line with its RFC 3339 timestamp.
+    pub timestamps: bool,
+    /// The previous instance's log.
+    pub previous: bool,
+    /// Only lines newer than this many seconds.
+    pub since_seconds: Option<i64>,
+    /// At most this many bytes.
+    pub limit_bytes: Option<usize>,
+}
+
+/// What `kubectl exec` asked for.
+#[derive(Clone, Debug, Default)]
+pub struct ExecRequest {
+    /// The container.
+    pub container: String,
+    /// argv.
+    pub command: Vec<String>,
+    /// Whether the client sends stdin.
+    pub stdin: bool,
+}
+
+/// What the API server asks of the node (the kubelet's part of the API: logs, exec).
+pub trait Node: Send + Sync + 'static {
+    /// Streams a container's log as text chunks. Errors are messages for the client.
+    fn logs(
+        &self,
+        pod: &serde_json::Value,
+        options: LogOptions,
+    ) -> Result<mpsc::Receiver<Bytes>, String>;
+    /// Starts a process in a running container, with piped stdio (stdin piped only if asked).
+    fn exec(
+        &self,
+        pod: &serde_json::Value,
+        request: ExecRequest,
+    ) -> Result<tokio::process::Child, String>;
+}
+
+/// The API server's settings.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Extra names for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Where to write the admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The data directory (certificates, tokens).
+    pub data_dir: PathBuf,
+}
+
+/// Shared state of request handlers.
+pub struct ApiState {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Tokens.
+    pub tokens: auth::Tokens,
+    /// The node.
+    pub node: Arc<dyn Node>,
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// Writes the admin kubeconfig (mode 0600), creating the admin token on first start.
+fn write_kubeconfig(
+    path: &Path,
+    data_dir: &Path,
+    tokens: &auth::Tokens,
+    ca_pem: &str,
+    port: u16,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let token_file = data_dir.join("tls").join("admin.token");
+    let token = match std::fs::read_to_string(&token_file) {
+        Ok(t) if tokens.authenticate(t.trim()).is_some() => t.trim().to_string(),
+        _ => {
+            let _ = tokens.revoke("admin");
+            let (_, t) = tokens.create(None, Some("admin"))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&token_file)?;
+            f.write_all(t.as_bytes())?;
+            t
+        }
+    };
+    let ca = base64_encode(ca_pem.as_bytes());
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority-data: {ca}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: admin\n    namespace: default\ncurrent-context: skiff\nusers:\n- name: admin\n  user:\n    token: {token}\n"
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(config.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Standard base64 (for kubeconfig data fields).
+pub fn base64_encode(data: &[u8]) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(data.to_vec()))
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Starts the API server; returns once it listens. It serves until `shutdown` flips.
+pub async fn start(
+    config: ApiConfig,
+    store: Arc<Store>,
+    node: Arc<dyn Node>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    sans.extend(hostname());
+    sans.extend(config.tls_sans.iter().cloned());
+    let certs = tls::ensure(&config.data_dir.join("tls"), &sans)?;
+    let tokens = auth::Tokens::open(&config.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let port = listener.local_addr()?.port();
+    write_kubeconfig(
+        &config.kubeconfig,
+        &config.data_dir,
+        &tokens,
+        &certs.ca_pem,
+        port,
+    )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&certs)?);
+    let state = Arc::new(ApiState {
+        store,
+        tokens,
+        node,
+    });
+    tracing::info!(listen = %listener.local_addr()?, kubeconfig = %config.kubeconfig.display(), "API server listening");
+    Ok(tokio::spawn(async move {
+        let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = forget.tick() => state.tokens.forget(),
+                accepted = listener.accept() => {
+                    let Ok((tcp, peer)) = accepted else { continue };
+                    let _ = tcp.set_nodelay(true);
+                    let acceptor = acceptor.clone();
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let service = hyper::service::service_fn(move |req| {
+                            let state = state.clone();
+                            async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
+                        });
+                        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                        let _ = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await;
+                    });
+                }
+            }
+        }
+    }))
+}
+
+async fn handle(
+    state: Arc<ApiState>,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = match authenticate(&state, &req) {
+        None => rest::error(&status::ApiError::unauthorized()),
+        Some(identity) => rest::route(&state, identity, req).await,
+    };
+    tracing::debug!(%method, %path, %peer, status = response.status().as_u16(), took = ?started.elapsed(), "request");
+    response
+}
+
+fn authenticate(state: &ApiState, req: &Request<hyper::body::Incoming>) -> Option<auth::Identity> {
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?;
+    state.tokens.authenticate(token.trim())
+}

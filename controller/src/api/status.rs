@@ -20,7 +20,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 404 for an object: `<plural>.<group> "<name>" not found`.
@@ -33,12 +38,20 @@ impl ApiError {
 
     /// 404 for a path nobody serves.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(resource: &str, group: &str, name: &str) -> Self {
-        let mut e = Self::new(409, "AlreadyExists", format!("{} {name:?} already exists", qualified(resource, group)));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} {name:?} already exists", qualified(resource, group)),
+        );
         e.details = Some(json!({"name": name, "group": group, "kind": resource}));
         e
     }
@@ -48,14 +61,22 @@ impl ApiError {
         let mut e = Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} {name:?}: {why}", qualified(resource, group)),
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {why}",
+                qualified(resource, group)
+            ),
         );
         e.details = Some(json!({"name": name, "group": group, "kind": resource}));
         e
     }
 
     /// 409 Conflict of field managers (server-side apply).
-    pub fn field_manager_conflict(kind: &str, name: &str, manager: &str, fields: &[String]) -> Self {
+    pub fn field_manager_conflict(
+        kind: &str,
+        name: &str,
+        manager: &str,
+        fields: &[String],
+    ) -> Self {
         let causes: Vec<Value> = fields
             .iter()
             .map(|f| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager:?}"), "field": f}))
@@ -67,7 +88,11 @@ impl ApiError {
                 "Apply failed with {} conflict{}: {}",
                 fields.len(),
                 if fields.len() == 1 { "" } else { "s" },
-                fields.iter().map(|f| format!("conflict with {manager:?}: {f}")).collect::<Vec<_>>().join("\n")
+                fields
+                    .iter()
+                    .map(|f| format!("conflict with {manager:?}: {f}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         );
         e.details = Some(json!({"name": name, "kind": kind, "causes": causes}));
@@ -80,10 +105,22 @@ impl ApiError {
             .iter()
             .map(|f| json!({"reason": reason_of(f), "message": f.message, "field": f.field}))
             .collect();
-        let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let group = group_of_kind(kind);
-        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let mut e = Self::new(422, "Invalid", format!("{qualified_kind} {name:?} is invalid: {list}"));
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} {name:?} is invalid: {list}"),
+        );
         e.details = Some(json!({"name": name, "kind": kind, "causes": causes}));
         e
     }
@@ -105,12 +142,20 @@ impl ApiError {
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
     }
 
     /// 410 Expired (a watch from a resourceVersion older than the retained window).
     pub fn expired(rv: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {rv} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {rv} ({oldest})"),
+        )
     }
 
     /// 415 UnsupportedMediaType.
@@ -172,7 +217,8 @@ impl From<crate::store::StoreError> for ApiError {
             E::AlreadyExists(k) | E::NotFound(k) | E::Conflict { key: k, .. } => {
                 let info = crate::kinds::by_kind(&k.kind);
                 let plural = info.map_or("", |i| i.plural);
-                let group = info.map_or("", |i| i.api_version.split_once('/').map_or("", |(g, _)| g));
+                let group =
+                    info.map_or("", |i| i.api_version.split_once('/').map_or("", |(g, _)| g));
                 match e {
                     E::AlreadyExists(_) => ApiError::already_exists(plural, group, &k.name),
                     E::NotFound(_) => ApiError::not_found(plural, group, &k.name),

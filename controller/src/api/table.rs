@@ -38,9 +38,22 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
-        "ConfigMap" => vec![("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
-        "Secret" => vec![("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
-        "Namespace" => vec![("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        "ConfigMap" => vec![
+            ("Name", "string", 0),
+            ("Data", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        "Secret" => vec![
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Data", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        "Namespace" => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Age", "string", 0),
+        ],
         "Event" => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -98,20 +111,34 @@ fn age(obj: &Value) -> String {
 
 /// The STATUS column of a pod, as kubectl computes it.
 pub fn pod_status(pod: &Value) -> String {
-    let mut reason = pod["status"]["reason"].as_str().or(pod["status"]["phase"].as_str()).unwrap_or("Pending").to_string();
-    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+    let mut reason = pod["status"]["reason"]
+        .as_str()
+        .or(pod["status"]["phase"].as_str())
+        .unwrap_or("Pending")
+        .to_string();
+    for c in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
             reason = r.into();
         } else if let Some(t) = c["state"]["terminated"].as_object() {
             reason = match t.get("reason").and_then(Value::as_str) {
                 Some(r) => r.into(),
-                None => format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+                None => format!(
+                    "ExitCode:{}",
+                    t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                ),
             };
         } else if c["ready"] == true && c["state"]["running"].is_object() {
             // keep
         }
     }
-    if pod["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    if pod["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         return "Terminating".into();
     }
     reason
@@ -127,7 +154,12 @@ fn containers_and_images(spec: &Value) -> (String, String) {
 fn selector(sel: &Value) -> String {
     sel["matchLabels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
@@ -137,10 +169,16 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
     let int = |v: &Value| json!(v.as_i64().unwrap_or(0));
     match kind {
         "Pod" => {
-            let cs = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let cs = o["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = cs.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
+            let restarts: i64 = cs
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
             let last_restart = cs
                 .iter()
                 .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
@@ -166,7 +204,11 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
             vec![
                 name,
-                json!(format!("{}/{}", o["status"]["readyReplicas"].as_i64().unwrap_or(0), o["spec"]["replicas"].as_i64().unwrap_or(0))),
+                json!(format!(
+                    "{}/{}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    o["spec"]["replicas"].as_i64().unwrap_or(0)
+                )),
                 int(&o["status"]["updatedReplicas"]),
                 int(&o["status"]["availableReplicas"]),
                 json!(age(o)),
@@ -190,7 +232,10 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
         }
         "ConfigMap" => vec![
             name,
-            json!(o["data"].as_object().map_or(0, |m| m.len()) + o["binaryData"].as_object().map_or(0, |m| m.len())),
+            json!(
+                o["data"].as_object().map_or(0, |m| m.len())
+                    + o["binaryData"].as_object().map_or(0, |m| m.len())
+            ),
             json!(age(o)),
         ],
         "Secret" => vec![
@@ -199,9 +244,16 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(o["data"].as_object().map_or(0, |m| m.len())),
             json!(age(o)),
         ],
-        "Namespace" => vec![name, json!(o["status"]["phase"].as_str().unwrap_or("Active")), json!(age(o))],
+        "Namespace" => vec![
+            name,
+            json!(o["status"]["phase"].as_str().unwrap_or("Active")),
+            json!(age(o)),
+        ],
         "Event" => {
-            let last = o["lastTimestamp"].as_str().or(o["eventTime"].as_str()).or(o["metadata"]["creationTimestamp"].as_str());
+            let last = o["lastTimestamp"]
+                .as_str()
+                .or(o["eventTime"].as_str())
+                .or(o["metadata"]["creationTimestamp"].as_str());
             let obj = &o["involvedObject"];
             vec![
                 json!(since(last)),
@@ -209,7 +261,10 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(o["reason"].as_str().unwrap_or_default()),
                 json!(format!(
                     "{}/{}",
-                    obj["kind"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                    obj["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
                     obj["name"].as_str().unwrap_or_default()
                 )),
                 json!(o["message"].as_str().unwrap_or_default()),
@@ -225,7 +280,12 @@ pub fn partial_metadata(o: &Value) -> Value {
 }
 
 /// A Table of objects of one kind.
-pub fn table(kind: &str, objects: &[&Value], resource_version: &str, include_object: &str) -> Value {
+pub fn table(
+    kind: &str,
+    objects: &[&Value],
+    resource_version: &str,
+    include_object: &str,
+) -> Value {
     let defs: Vec<Value> = columns(kind)
         .into_iter()
         .map(|(name, ty, priority)| {
@@ -261,8 +321,16 @@ pub fn table(kind: &str, objects: &[&Value], resource_version: &str, include_obj
 /// Renders a table as text, kubectl-style (upper-case headers, 3-space gaps).
 pub fn render(kind: &str, objects: &[&Value], wide: bool, with_namespace: bool) -> String {
     let cols = columns(kind);
-    let keep: Vec<usize> = cols.iter().enumerate().filter(|(_, c)| wide || c.2 == 0).map(|(i, _)| i).collect();
-    let mut head: Vec<String> = keep.iter().map(|&i| cols[i].0.to_ascii_uppercase()).collect();
+    let keep: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| wide || c.2 == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let mut head: Vec<String> = keep
+        .iter()
+        .map(|&i| cols[i].0.to_ascii_uppercase())
+        .collect();
     let mut rows: Vec<Vec<String>> = objects
         .iter()
         .map(|o| {
@@ -278,7 +346,13 @@ pub fn render(kind: &str, objects: &[&Value], wide: bool, with_namespace: bool) 
     if with_namespace {
         head.insert(0, "NAMESPACE".into());
         for (r, o) in rows.iter_mut().zip(objects) {
-            r.insert(0, o["metadata"]["namespace"].as_str().unwrap_or_default().into());
+            r.insert(
+                0,
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+            );
         }
     }
     let mut widths: Vec<usize> = head.iter().map(String::len).collect();
@@ -289,7 +363,11 @@ pub fn render(kind: &str, objects: &[&Value], wide: bool, with_namespace: bool) 
     }
     let mut out = String::new();
     for r in std::iter::once(&head).chain(rows.iter()) {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("   ").trim_end());
         out.push('\n');
     }

@@ -215,8 +215,32 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
             ops.push(Op::Delete(ObjectKey::of(rs)));
         }
     }
+    let scaled: Vec<(String, i64, i64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Update(rs) => {
+                let before = owned
+                    .iter()
+                    .find(|o| meta::name(o) == meta::name(rs))
+                    .map_or(0, |o| replicas(o));
+                Some((meta::name(rs).to_string(), before, replicas(rs)))
+            }
+            _ => None,
+        })
+        .collect();
     if !ops.is_empty() {
         store.transaction(ops)?;
+        for (name, before, after) in scaled {
+            let how = if after > before { "up" } else { "down" };
+            crate::events::record(
+                store,
+                d,
+                crate::events::Type::Normal,
+                "ScalingReplicaSet",
+                &format!("Scaled {how} replica set {name} from {before} to {after}"),
+                crate::events::Source::DeploymentController,
+            );
+        }
     }
     write_status(store, d, &new_rs, &old, desired)
 }

@@ -18,7 +18,7 @@ pub fn collect(store: &Store) -> Result<(), StoreError> {
         .collect();
     let mut ops = Vec::new();
     for obj in &all {
-        if meta::is_terminating(obj) {
+        if meta::is_terminating(obj) || obj["kind"] == "Event" {
             continue;
         }
         let orphan = obj["metadata"]["ownerReferences"]
@@ -38,5 +38,5 @@ pub fn collect(store: &Store) -> Result<(), StoreError> {
     if !ops.is_empty() {
         store.transaction(ops)?;
     }
-    Ok(())
+    crate::events::expire(store)
 }

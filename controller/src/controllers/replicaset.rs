@@ -110,7 +110,22 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
         }
     }
     if !ops.is_empty() {
-        store.transaction(ops)?;
+        let done = store.transaction(ops)?;
+        for obj in done {
+            let (reason, verb) = if meta::is_terminating(&obj) {
+                ("SuccessfulDelete", "Deleted")
+            } else {
+                ("SuccessfulCreate", "Created")
+            };
+            crate::events::record(
+                store,
+                rs,
+                crate::events::Type::Normal,
+                reason,
+                &format!("{verb} pod: {}", meta::name(&obj)),
+                crate::events::Source::ReplicaSetController,
+            );
+        }
     }
     // Status, from what exists after the change.
     let pods = owned_pods(store, meta::namespace(rs), meta::uid(rs));

@@ -1,0 +1,285 @@
+//! What the pod worker asks of the image store: "is this container's image ready?" — answered at
+//! once, without blocking, as kubelet's image manager does. Pulls run in background tasks, one
+//! per (reference, credentials); a failed pull is retried with kubelet's back-off (10 s doubling
+//! to 5 min) and reported as `ErrImagePull`, then `ImagePullBackOff`, each carrying the
+//! registry's message. Also remembers which images pods asked for recently, so that garbage
+//! collection never removes an image a pod is about to (re)start.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+
+use super::auth::CredentialSet;
+use super::pull::PullOptions;
+use super::reference::Reference;
+use super::registries::RegistriesConfig;
+use super::store::{Image, ImageStore};
+
+/// First back-off after a failed pull; doubles up to [`MAX_BACKOFF`] (kubelet's values).
+const BASE_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// An image a pod asked for within this long counts as in use.
+pub(crate) const RECENT_USE: Duration = Duration::from_secs(600);
+
+/// A container's image, as the pod worker wants it.
+#[derive(Debug, Clone)]
+pub struct ImageWanted {
+    /// The reference as written in the pod spec.
+    pub reference: String,
+    /// `imagePullPolicy`: Always, IfNotPresent or Never.
+    pub policy: String,
+    /// Credentials from the pod's imagePullSecrets.
+    pub credentials: CredentialSet,
+    /// For `Always`: only a pull that finished after this time counts (the container's last
+    /// exit, so that every start pulls, as kubelet does). `None`: any pull since skiff started.
+    pub pulled_after: Option<SystemTime>,
+    /// Who wants it, for the log ("namespace/pod container").
+    pub who: String,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub enum Readiness {
+    /// The image is in the store.
+    Ready(Box<Image>),
+    /// Not yet: the container waits with this reason and message.
+    Waiting {
+        /// `ContainerCreating` (pulling), `ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`,
+        /// `InvalidImageName`.
+        reason: &'static str,
+        /// What to tell the user (the registry's message for failures).
+        message: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    in_flight: bool,
+    last_success: Option<(SystemTime, String)>,
+    last_error: Option<String>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    error_shown: bool,
+}
+
+/// Pull state shared by every clone of an [`ImageStore`].
+#[derive(Debug, Default)]
+pub(crate) struct Puller {
+    entries: Mutex<HashMap<String, Entry>>,
+    recent: Mutex<HashMap<String, Instant>>,
+    registries: Mutex<Option<PathBuf>>,
+    gc_started: AtomicBool,
+}
+
+impl Puller {
+    /// Image ids pods asked for within [`RECENT_USE`].
+    pub(crate) fn recently_wanted(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().expect("not poisoned");
+        recent.retain(|_, t| now.duration_since(*t) < RECENT_USE);
+        recent.keys().cloned().collect()
+    }
+}
+
+impl ImageStore {
+    /// Where registries.yaml is read from (on every pull, so edits apply without a restart).
+    pub fn with_registries(self, path: PathBuf) -> Self {
+        *self.puller().registries.lock().expect("not poisoned") = Some(path);
+        self
+    }
+
+    /// The registries configuration in force (empty when none is configured or the file is
+    /// missing).
+    pub fn registries(&self) -> Result<RegistriesConfig, super::ImageError> {
+        let path = self
+            .puller()
+            .registries
+            .lock()
+            .expect("not poisoned")
+            .clone();
+        match path {
+            Some(path) => RegistriesConfig::load(&path),
+            None => Ok(RegistriesConfig::default()),
+        }
+    }
+
+    /// Answers at once whether `wanted` is ready, starting (or retrying, after its back-off) a
+    /// background pull when its policy calls for one. Must be called inside a tokio runtime.
+    pub fn ensure(&self, wanted: &ImageWanted) -> Readiness {
+        self.start_gc_once();
+        let parsed = match Reference::parse(&wanted.reference) {
+            Ok(p) => p,
+            Err(e) => {
+                return Readiness::Waiting {
+                    reason: "InvalidImageName",
+                    message: e.to_string(),
+                }
+            }
+        };
+        let local = || match self.resolve(&wanted.reference) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(image = %wanted.reference, %error, "reading the image store");
+                None
+            }
+        };
+        let ready = |image: Image| {
+            self.puller()
+                .recent
+                .lock()
+                .expect("not poisoned")
+                .insert(image.id.clone(), Instant::now());
+            Readiness::Ready(Box::new(image))
+        };
+        match wanted.policy.as_str() {
+            "Never" => {
+                return match local() {
+                    Some(image) => ready(image),
+                    None => Readiness::Waiting {
+                        reason: "ErrImageNeverPull",
+                        message: format!(
+                            "Container image {:?} is not present with pull policy of Never",
+                            wanted.reference
+                        ),
+                    },
+                }
+            }
+            "Always" => {}
+            _ => {
+                if let Some(image) = local() {
+                    return ready(image);
+                }
+            }
+        }
+
+        let key = format!("{parsed}|{}", credentials_hash(&wanted.credentials));
+        let mut entries = self.puller().entries.lock().expect("not poisoned");
+        let entry = entries.entry(key).or_default();
+        if wanted.policy == "Always" {
+            if let Some((at, id)) = &entry.last_success {
+                if wanted.pulled_after.is_none_or(|after| *at >= after) {
+                    if let Ok(Some(image)) = self.resolve(id) {
+                        return ready(image);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let back_off = |entry: &Entry| Readiness::Waiting {
+            reason: "ImagePullBackOff",
+            message: format!(
+                "Back-off pulling image {:?}: ErrImagePull: {}",
+                wanted.reference,
+                entry.last_error.clone().unwrap_or_default()
+            ),
+        };
+        if entry.in_flight {
+            return if entry.failures > 0 {
+                back_off(entry)
+            } else {
+                Readiness::Waiting {
+                    reason: "ContainerCreating",
+                    message: format!("Pulling image {:?}", wanted.reference),
+                }
+            };
+        }
+        if entry.failures > 0 && entry.retry_at.is_some_and(|t| t > now) {
+            if !entry.error_shown {
+                entry.error_shown = true;
+                return Readiness::Waiting {
+                    reason: "ErrImagePull",
+                    message: entry.last_error.clone().unwrap_or_default(),
+                };
+            }
+            return back_off(entry);
+        }
+        entry.in_flight = true;
+        let waiting = if entry.failures > 0 {
+            back_off(entry)
+        } else {
+            Readiness::Waiting {
+                reason: "ContainerCreating",
+                message: format!("Pulling image {:?}", wanted.reference),
+            }
+        };
+        drop(entries);
+        self.spawn_pull(
+            wanted.clone(),
+            format!("{parsed}|{}", credentials_hash(&wanted.credentials)),
+        );
+        waiting
+    }
+
+    fn spawn_pull(&self, wanted: ImageWanted, key: String) {
+        let store = self.clone();
+        tracing::info!(image = %wanted.reference, who = %wanted.who, "pulling image");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = match store.registries() {
+                Ok(registries) => {
+                    let options = PullOptions {
+                        registries,
+                        credentials: wanted.credentials.clone(),
+                        max_concurrent_downloads: 3,
+                        ..Default::default()
+                    };
+                    store.pull(&wanted.reference, &options).await
+                }
+                Err(e) => Err(e),
+            };
+            let mut entries = store.puller().entries.lock().expect("not poisoned");
+            let entry = entries.entry(key).or_default();
+            entry.in_flight = false;
+            match result {
+                Ok(image) => {
+                    tracing::info!(image = %wanted.reference, id = %image.id, took = ?started.elapsed(),
+                        "successfully pulled image");
+                    entry.last_success = Some((SystemTime::now(), image.id));
+                    entry.failures = 0;
+                    entry.last_error = None;
+                    entry.retry_at = None;
+                }
+                Err(error) => {
+                    entry.failures += 1;
+                    let delay = BASE_BACKOFF
+                        .saturating_mul(1 << (entry.failures - 1).min(8))
+                        .min(MAX_BACKOFF);
+                    tracing::warn!(image = %wanted.reference, who = %wanted.who, retry_in = ?delay,
+                        "failed to pull image: {error}");
+                    entry.last_error = Some(format!(
+                        "failed to pull image {:?}: {error}",
+                        wanted.reference
+                    ));
+                    entry.retry_at = Some(Instant::now() + delay);
+                    entry.error_shown = false;
+                }
+            }
+        });
+    }
+
+    /// Starts the disk-pressure garbage collector the first time pods ask for images.
+    fn start_gc_once(&self) {
+        if self.puller().gc_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(super::gc::run(self.clone()));
+        }
+    }
+}
+
+fn credentials_hash(credentials: &CredentialSet) -> String {
+    let mut hasher = Sha256::new();
+    for (host, c) in credentials {
+        hasher.update(host.as_bytes());
+        for part in [&c.username, &c.password, &c.token, &c.identity_token] {
+            hasher.update([0]);
+            hasher.update(part.as_deref().unwrap_or_default().as_bytes());
+        }
+    }
+    hex::encode(&hasher.finalize()[..8])
+}

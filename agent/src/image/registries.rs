@@ -1,0 +1,346 @@
+//! `registries.yaml` in k3s's format: per registry, mirrors (endpoints tried in order, with
+//! repository rewrites) and per endpoint host, credentials and TLS settings.
+//!
+//! ```yaml
+//! mirrors:
+//!   docker.io:
+//!     endpoint: ["https://mirror.lan:5000", "http://10.0.0.2:5000"]
+//!     rewrite:
+//!       "^library/(.*)": "dockerhub/$1"
+//!   "*":                               # any registry without its own entry
+//!     endpoint: ["https://cache.lan"]
+//! configs:
+//!   "mirror.lan:5000":
+//!     auth: {username: u, password: p}  # or auth: <base64 user:pass>, or identity_token
+//!     tls: {ca_file: /etc/ssl/lan-ca.pem, cert_file: c.pem, key_file: k.pem, insecure_skip_verify: false}
+//! ```
+//!
+//! As in k3s, a registry's mirror endpoints are tried in order, then the registry itself (its
+//! default endpoint, over HTTPS; Docker Hub is `registry-1.docker.io`). Rewrites apply to the
+//! mirror endpoints only. An endpoint's scheme decides plain HTTP or HTTPS. Unknown keys are
+//! refused by name, like everything else skiff reads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::error::ImageError;
+use super::reference::Reference;
+
+/// The parsed file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Registry host (or `"*"`) → its mirrors.
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, Mirror>,
+    /// Endpoint host → credentials and TLS.
+    #[serde(default)]
+    pub configs: BTreeMap<String, RegistryConfig>,
+}
+
+/// Mirrors of one registry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    /// Endpoint URLs (`https://host[:port]`, `http://host[:port]`, or `host[:port]` for HTTPS).
+    #[serde(default)]
+    pub endpoint: Vec<String>,
+    /// Regular expression on the repository path → replacement (`$1`…), for mirror endpoints.
+    #[serde(default)]
+    pub rewrite: BTreeMap<String, String>,
+}
+
+/// Credentials and TLS for one endpoint host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Credentials.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// Credentials as k3s spells them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// User name (Basic, or for a token service).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// base64 of `username:password`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// A token sent as a Bearer token.
+    #[serde(default)]
+    pub identity_token: Option<String>,
+}
+
+/// TLS settings for one endpoint host.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Extra CA certificates (PEM) to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// One place to try for a reference, with everything needed to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub host: String,
+    /// The repository path on this endpoint (rewritten for mirrors).
+    pub repository: String,
+    /// Credentials from the configuration, if any.
+    pub auth: Option<AuthConfig>,
+    /// TLS settings from the configuration.
+    pub tls: TlsConfig,
+    /// True for the registry's own endpoint (not a mirror).
+    pub is_default: bool,
+}
+
+impl Endpoint {
+    /// `scheme://host`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+}
+
+impl RegistriesConfig {
+    /// Reads `path`; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> Result<Self, ImageError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|reason| ImageError::RegistriesConfig {
+                path: path.to_owned(),
+                reason,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(ImageError::io("read", path, e)),
+        }
+    }
+
+    /// Parses and checks the YAML text (endpoints and rewrite expressions).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: RegistriesConfig = serde_yaml_ng::from_str::<Option<RegistriesConfig>>(text)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        for (registry, mirror) in &config.mirrors {
+            for endpoint in &mirror.endpoint {
+                parse_endpoint(endpoint)
+                    .map_err(|e| format!("mirrors.{registry:?}.endpoint {endpoint:?}: {e}"))?;
+            }
+            for pattern in mirror.rewrite.keys() {
+                regex::Regex::new(pattern)
+                    .map_err(|e| format!("mirrors.{registry:?}.rewrite {pattern:?}: {e}"))?;
+            }
+        }
+        for (host, c) in &config.configs {
+            if let Some(tls) = &c.tls {
+                if tls.cert_file.is_some() != tls.key_file.is_some() {
+                    return Err(format!(
+                        "configs.{host:?}.tls: cert_file and key_file go together"
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// The endpoints to try for `reference`, in order: its mirrors, then the registry itself.
+    pub fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        let mirror = self
+            .mirrors
+            .get(&reference.domain)
+            .or_else(|| self.mirrors.get("*"));
+        if let Some(mirror) = mirror {
+            for url in &mirror.endpoint {
+                let Ok((scheme, host)) = parse_endpoint(url) else {
+                    continue;
+                };
+                let repository = rewrite(&mirror.rewrite, &reference.path);
+                let is_default = host == default_host(&reference.domain);
+                out.push(self.endpoint(scheme, host, repository, &reference.domain, is_default));
+            }
+        }
+        let host = default_host(&reference.domain);
+        if !out.iter().any(|e| e.is_default) {
+            out.push(self.endpoint(
+                "https".into(),
+                host.clone(),
+                reference.path.clone(),
+                &reference.domain,
+                true,
+            ));
+            // Like containerd: a registry on the loopback interface may speak plain HTTP.
+            if is_loopback(&host) {
+                out.push(self.endpoint(
+                    "http".into(),
+                    host,
+                    reference.path.clone(),
+                    &reference.domain,
+                    true,
+                ));
+            }
+        }
+        out
+    }
+
+    fn endpoint(
+        &self,
+        scheme: String,
+        host: String,
+        repository: String,
+        registry: &str,
+        is_default: bool,
+    ) -> Endpoint {
+        let config = self
+            .configs
+            .get(&host)
+            .or_else(|| self.configs.get(registry))
+            .cloned()
+            .unwrap_or_default();
+        Endpoint {
+            scheme,
+            host,
+            repository,
+            auth: config.auth,
+            tls: config.tls.unwrap_or_default(),
+            is_default,
+        }
+    }
+}
+
+/// The host the registry `domain` is served from.
+fn default_host(domain: &str) -> String {
+    if domain == "docker.io" {
+        "registry-1.docker.io".into()
+    } else {
+        domain.into()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `scheme://host[:port][/v2]` → (scheme, host); no scheme means HTTPS.
+fn parse_endpoint(url: &str) -> Result<(String, String), String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, rest)) => (s.to_ascii_lowercase(), rest),
+        None => ("https".to_owned(), url),
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?} is neither http nor https"));
+    }
+    let (host, path) = match rest.split_once('/') {
+        Some((h, p)) => (h, p),
+        None => (rest, ""),
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    let path = path.trim_end_matches('/');
+    if !path.is_empty() && path != "v2" {
+        return Err(format!(
+            "a path ({path:?}) in an endpoint is not supported by skiff"
+        ));
+    }
+    Ok((scheme, host.to_owned()))
+}
+
+/// Applies the first rewrite (in key order) whose expression matches `path`.
+fn rewrite(rules: &BTreeMap<String, String>, path: &str) -> String {
+    for (pattern, replacement) in rules {
+        if let Ok(re) = regex::Regex::new(pattern) {
+            if re.is_match(path) {
+                return re.replace(path, replacement.as_str()).into_owned();
+            }
+        }
+    }
+    path.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_rewrites_and_defaults() {
+        let config = RegistriesConfig::parse(
+            r#"
+mirrors:
+  docker.io:
+    endpoint: ["http://127.0.0.1:5000", "mirror.lan"]
+    rewrite:
+      "^library/(.*)": "hub/$1"
+  "*":
+    endpoint: ["https://cache.lan:8443/v2"]
+configs:
+  "127.0.0.1:5000":
+    auth: {username: u, password: p}
+  cache.lan:8443:
+    tls: {insecure_skip_verify: true}
+"#,
+        )
+        .unwrap();
+        let e = config.endpoints(&Reference::parse("nginx:1").unwrap());
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].url(), "http://127.0.0.1:5000");
+        assert_eq!(e[0].repository, "hub/nginx");
+        assert_eq!(e[0].auth.as_ref().unwrap().username.as_deref(), Some("u"));
+        assert_eq!(e[1].url(), "https://mirror.lan");
+        assert_eq!(e[2].url(), "https://registry-1.docker.io");
+        assert_eq!(e[2].repository, "library/nginx");
+        assert!(e[2].is_default);
+        let e = config.endpoints(&Reference::parse("ghcr.io/o/a:1").unwrap());
+        assert_eq!(e[0].url(), "https://cache.lan:8443");
+        assert!(e[0].tls.insecure_skip_verify);
+        assert_eq!(e[1].url(), "https://ghcr.io");
+        let e =
+            RegistriesConfig::default().endpoints(&Reference::parse("localhost:5000/a").unwrap());
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].url(), "http://localhost:5000");
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        for bad in [
+            "mirror: {}",
+            "mirrors: {docker.io: {endpoints: [x]}}",
+            "mirrors: {docker.io: {endpoint: [\"ftp://x\"]}}",
+            "mirrors: {docker.io: {endpoint: [x], rewrite: {\"(\": y}}}",
+            "configs: {x: {tls: {cert_file: a}}}",
+            "configs: {x: {tls: {ca: a}}}",
+        ] {
+            assert!(RegistriesConfig::parse(bad).is_err(), "{bad}");
+        }
+        assert!(RegistriesConfig::parse("").unwrap().mirrors.is_empty());
+    }
+}

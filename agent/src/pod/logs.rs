@@ -1,0 +1,218 @@
+//! Container logs for `kubectl logs`: reads the CRI-format files the shims write
+//! (`<data-dir>/pods/<ns>_<pod>_<uid>/<container>/<restart>.log`), with `--tail`,
+//! `--timestamps`, `--since`, `--limit-bytes`, `--previous`, and `-f` (following the file until
+//! the container instance has exited and its directory is gone).
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::runtime::Layout;
+
+/// What to read.
+#[derive(Clone, Debug, Default)]
+pub struct LogRequest {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Container name.
+    pub container: String,
+    /// Keep streaming.
+    pub follow: bool,
+    /// Last N lines only.
+    pub tail_lines: Option<usize>,
+    /// Prefix lines with their timestamps.
+    pub timestamps: bool,
+    /// The previous instance.
+    pub previous: bool,
+    /// Only newer than this many seconds.
+    pub since_seconds: Option<i64>,
+    /// At most this many bytes.
+    pub limit_bytes: Option<usize>,
+}
+
+/// The log files of a container, oldest first, with their restart numbers.
+fn log_files(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    name.strip_suffix(".log")
+                        .and_then(|n| n.parse().ok())
+                        .map(|n| (n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// One parsed CRI record.
+struct Record<'a> {
+    time: &'a str,
+    partial: bool,
+    text: &'a str,
+}
+
+fn parse(line: &str) -> Option<Record<'_>> {
+    let mut it = line.splitn(4, ' ');
+    let time = it.next()?;
+    let _stream = it.next()?;
+    let flag = it.next()?;
+    let text = it.next().unwrap_or("");
+    Some(Record {
+        time,
+        partial: flag == "P",
+        text,
+    })
+}
+
+fn render(r: &Record<'_>, timestamps: bool, out: &mut Vec<u8>, at_line_start: &mut bool) {
+    if timestamps && *at_line_start {
+        out.extend_from_slice(r.time.as_bytes());
+        out.push(b' ');
+    }
+    out.extend_from_slice(r.text.as_bytes());
+    if r.partial {
+        *at_line_start = false;
+    } else {
+        out.push(b'\n');
+        *at_line_start = true;
+    }
+}
+
+/// Opens a container's log as a stream of chunks.
+pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, String> {
+    let dir = layout
+        .pods()
+        .join(format!("{}_{}_{}", req.namespace, req.pod, req.uid))
+        .join(&req.container);
+    let files = log_files(&dir);
+    let chosen = if req.previous {
+        files.iter().rev().nth(1).cloned().ok_or_else(|| {
+            format!(
+                "previous terminated container {:?} in pod {:?} not found",
+                req.container, req.pod
+            )
+        })?
+    } else {
+        files.last().cloned().ok_or_else(|| {
+            format!(
+                "container {:?} in pod {:?} is waiting to start",
+                req.container, req.pod
+            )
+        })?
+    };
+    let (n, path) = chosen;
+    let uid_part: String = req.uid.chars().filter(|c| *c != '-').take(12).collect();
+    let instance_dir = layout.container(&format!("{uid_part}-{}-{n}", req.container));
+    let (tx, rx) = mpsc::channel(64);
+    let since = req
+        .since_seconds
+        .map(|s| jiff::Timestamp::now().as_second() - s)
+        .and_then(|s| jiff::Timestamp::from_second(s).ok());
+    tokio::task::spawn_blocking(move || {
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return;
+        };
+        let mut text = String::new();
+        if file.read_to_string(&mut text).is_err() {
+            return;
+        }
+        let mut offset = text.len() as u64;
+        // Whole records only: a trailing line without newline is re-read when following.
+        let complete = match text.rfind('\n') {
+            Some(i) => i + 1,
+            None => 0,
+        };
+        offset -= (text.len() - complete) as u64;
+        let records: Vec<Record<'_>> = text[..complete]
+            .lines()
+            .filter_map(parse)
+            .filter(|r| {
+                since.is_none_or(|s| r.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s))
+            })
+            .collect();
+        // --tail counts whole lines (a P record continues into the next).
+        let mut start = 0;
+        if let Some(tail) = req.tail_lines {
+            let ends: Vec<usize> = records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.partial)
+                .map(|(i, _)| i)
+                .collect();
+            if ends.len() > tail {
+                start = if tail == 0 {
+                    records.len()
+                } else {
+                    ends[ends.len() - tail - 1] + 1
+                };
+            }
+        }
+        let mut budget = req.limit_bytes.unwrap_or(usize::MAX);
+        let mut at_line_start = true;
+        let mut out = Vec::new();
+        for r in &records[start..] {
+            render(r, req.timestamps, &mut out, &mut at_line_start);
+        }
+        if !send(&tx, &mut out, &mut budget) || !req.follow {
+            return;
+        }
+        // Follow: new records as they are written, until the instance is gone.
+        let mut reader = BufReader::new(file);
+        if reader.seek(SeekFrom::Start(offset)).is_err() {
+            return;
+        }
+        let mut pending = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) => {
+                    if !instance_dir.exists() || tx.is_closed() {
+                        // One more look: the last lines may have landed just before the end.
+                        let _ = reader.read_line(&mut line);
+                        if line.is_empty() {
+                            return;
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            pending.push_str(&line);
+            if !pending.ends_with('\n') {
+                continue;
+            }
+            if let Some(r) = parse(pending.trim_end_matches('\n')) {
+                render(&r, req.timestamps, &mut out, &mut at_line_start);
+            }
+            pending.clear();
+            if !send(&tx, &mut out, &mut budget) {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn send(tx: &mpsc::Sender<bytes::Bytes>, out: &mut Vec<u8>, budget: &mut usize) -> bool {
+    if out.is_empty() {
+        return *budget > 0;
+    }
+    let n = out.len().min(*budget);
+    *budget -= n;
+    let chunk = bytes::Bytes::copy_from_slice(&out[..n]);
+    out.clear();
+    tx.blocking_send(chunk).is_ok() && *budget > 0
+}

@@ -1,0 +1,253 @@
+//! Patches: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) through the `json-patch`
+//! crate, and Kubernetes' strategic merge patch — what `kubectl apply` (client-side),
+//! `kubectl scale` and `kubectl rollout restart` send: `null` deletes, lists of objects merge by
+//! their key (containers by `name`, ports by `containerPort`…), `$patch: replace|delete`,
+//! `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>` and `$retainKeys` directives.
+//! Server-side apply bodies are merged the same way (without removal of fields a manager stops
+//! applying: managed fields are not tracked yet).
+
+use serde_json::{Map, Value};
+
+/// The merge key of a list field, from the field's name and its elements (the Kubernetes API's
+/// `patchMergeKey` for the kinds skiff serves).
+fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets" => Some("name"),
+        "volumeMounts" => Some("mountPath"),
+        "volumeDevices" => Some("devicePath"),
+        "hostAliases" => Some("ip"),
+        "conditions" => Some("type"),
+        "ownerReferences" => Some("uid"),
+        "topologySpreadConstraints" => Some("topologyKey"),
+        "ports" => match sample {
+            Some(v) if v.get("containerPort").is_some() => Some("containerPort"),
+            _ => Some("port"),
+        },
+        _ => None,
+    }
+}
+
+/// Lists of scalars that merge as sets rather than being replaced.
+fn merges_primitives(field: &str) -> bool {
+    field == "finalizers"
+}
+
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Applies a strategic merge patch to `target` in place.
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        *target = strip_directives(patch);
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let mut orders: Vec<(String, Vec<Value>)> = Vec::new();
+    for (k, pv) in p {
+        if let Some(field) = k.strip_prefix("$setElementOrder/") {
+            if let Some(order) = pv.as_array() {
+                orders.push((field.to_string(), order.clone()));
+            }
+            continue;
+        }
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(list), Some(remove)) = (target[field].as_array_mut(), pv.as_array()) {
+                list.retain(|x| !remove.contains(x));
+            }
+            continue;
+        }
+        if k.starts_with('$') {
+            continue;
+        }
+        let t = target.as_object_mut().expect("made an object");
+        match pv {
+            Value::Null => {
+                t.remove(k);
+            }
+            Value::Object(pm) if pm.get("$patch").and_then(Value::as_str) == Some("delete") => {
+                t.remove(k);
+            }
+            Value::Object(_) => {
+                let slot = t.entry(k.clone()).or_insert(Value::Null);
+                strategic_merge(slot, pv);
+            }
+            Value::Array(items) => {
+                let existing = t.get(k).and_then(Value::as_array).cloned();
+                let key = merge_key(
+                    k,
+                    items.first().or(existing.as_ref().and_then(|e| e.first())),
+                );
+                let objects = items.iter().all(Value::is_object);
+                let merged = match (key, existing) {
+                    (Some(key), Some(mut list)) if objects => {
+                        for item in items {
+                            let id = item.get(key).cloned().unwrap_or(Value::Null);
+                            let pos = list.iter().position(|e| e.get(key) == Some(&id));
+                            if item.get("$patch").and_then(Value::as_str) == Some("delete") {
+                                if let Some(i) = pos {
+                                    list.remove(i);
+                                }
+                            } else if let Some(i) = pos {
+                                strategic_merge(&mut list[i], item);
+                            } else {
+                                list.push(strip_directives(item));
+                            }
+                        }
+                        list
+                    }
+                    (_, Some(mut list)) if merges_primitives(k) => {
+                        for item in items {
+                            if !list.contains(item) {
+                                list.push(item.clone());
+                            }
+                        }
+                        list
+                    }
+                    _ => items
+                        .iter()
+                        .filter(|i| i.get("$patch").is_none())
+                        .map(strip_directives)
+                        .collect(),
+                };
+                t.insert(k.clone(), Value::Array(merged));
+            }
+            scalar => {
+                t.insert(k.clone(), scalar.clone());
+            }
+        }
+    }
+    if let Some(Value::Array(retain)) = p.get("$retainKeys") {
+        let keep: Vec<&str> = retain.iter().filter_map(Value::as_str).collect();
+        if let Some(t) = target.as_object_mut() {
+            t.retain(|k, _| keep.contains(&k.as_str()));
+        }
+    }
+    for (field, order) in orders {
+        let Some(list) = target[&field].as_array().cloned() else {
+            continue;
+        };
+        let key = merge_key(&field, list.first());
+        let id = |v: &Value| match key {
+            Some(k) if v.is_object() => v.get(k).cloned().unwrap_or(Value::Null),
+            _ => v.clone(),
+        };
+        let mut sorted: Vec<Value> = Vec::with_capacity(list.len());
+        for o in &order {
+            let want = id(o);
+            if let Some(e) = list.iter().find(|e| id(e) == want) {
+                sorted.push(e.clone());
+            }
+        }
+        for e in &list {
+            if !sorted.iter().any(|s| id(s) == id(e)) {
+                sorted.push(e.clone());
+            }
+        }
+        target[&field] = Value::Array(sorted);
+    }
+}
+
+/// Applies a JSON merge patch (RFC 7386).
+pub fn merge(target: &mut Value, patch: &Value) {
+    json_patch::merge(target, patch);
+}
+
+/// Applies a JSON patch (RFC 6902).
+pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
+    let p: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+    json_patch::patch(target, &p).map_err(|e| format!("the JSON patch does not apply: {e}"))
+}
+
+/// The leaf paths where two values differ (for conflict messages), at most `limit`.
+pub fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>, limit: usize) {
+    if out.len() >= limit || old == new {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                changed_paths(
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    &p,
+                    out,
+                    limit,
+                );
+            }
+        }
+        _ => out.push(path.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn containers_merge_by_name_and_null_deletes() {
+        let mut d = json!({"spec":{"replicas":1,"template":{"spec":{"containers":[
+            {"name":"a","image":"x:1","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]},
+            {"name":"b","image":"y:1"}]}}}});
+        let patch = json!({"spec":{"replicas":null,"template":{"spec":{
+            "$setElementOrder/containers":[{"name":"b"},{"name":"a"}],
+            "containers":[{"name":"a","image":"x:2","env":[{"name":"B","$patch":"delete"}]}]}}}});
+        strategic_merge(&mut d, &patch);
+        assert!(d["spec"].get("replicas").is_none());
+        let cs = &d["spec"]["template"]["spec"]["containers"];
+        assert_eq!(cs[0]["name"], "b");
+        assert_eq!(cs[1]["image"], "x:2");
+        assert_eq!(cs[1]["env"], json!([{"name":"A","value":"1"}]));
+    }
+
+    #[test]
+    fn rollout_restart_annotation_patch() {
+        let mut d = json!({"spec":{"template":{"metadata":{"labels":{"app":"w"}}}}});
+        strategic_merge(
+            &mut d,
+            &json!({"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"now"}}}}}),
+        );
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+            "now"
+        );
+        assert_eq!(d["spec"]["template"]["metadata"]["labels"]["app"], "w");
+    }
+
+    #[test]
+    fn scalar_lists_are_replaced_and_finalizers_merged() {
+        let mut d = json!({"args":["a","b"],"finalizers":["x"]});
+        strategic_merge(&mut d, &json!({"args":["c"],"finalizers":["y"]}));
+        assert_eq!(d, json!({"args":["c"],"finalizers":["x","y"]}));
+    }
+}

@@ -1,0 +1,70 @@
+//! The API server's view of the node (what a kubelet serves: logs), answered by the agent.
+
+use bytes::Bytes;
+use skiff_agent::pod::logs::{self, LogRequest};
+use skiff_agent::runtime::Layout;
+use skiff_controller::api::{ExecRequest, LogOptions, Node};
+use tokio::sync::mpsc;
+
+/// Implements [`Node`] over the agent's files.
+pub struct AgentNode {
+    /// The data directory's layout.
+    pub layout: Layout,
+}
+
+impl Node for AgentNode {
+    fn logs(
+        &self,
+        pod: &serde_json::Value,
+        o: LogOptions,
+    ) -> Result<mpsc::Receiver<Bytes>, String> {
+        let m = &pod["metadata"];
+        logs::stream(
+            &self.layout,
+            LogRequest {
+                namespace: m["namespace"].as_str().unwrap_or_default().into(),
+                pod: m["name"].as_str().unwrap_or_default().into(),
+                uid: m["uid"].as_str().unwrap_or_default().into(),
+                container: o.container,
+                follow: o.follow,
+                tail_lines: o.tail_lines,
+                timestamps: o.timestamps,
+                previous: o.previous,
+                since_seconds: o.since_seconds,
+                limit_bytes: o.limit_bytes,
+            },
+        )
+    }
+
+    fn exec(
+        &self,
+        pod: &serde_json::Value,
+        request: ExecRequest,
+    ) -> Result<tokio::process::Child, String> {
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        let Some(dir) = skiff_agent::runtime::exec::running_container_dir(
+            &self.layout,
+            uid,
+            &request.container,
+        ) else {
+            return Err(format!("container {:?} is not running", request.container));
+        };
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        tokio::process::Command::new(exe)
+            .arg("shim")
+            .arg("--exec")
+            .arg(&dir)
+            .arg("--")
+            .args(&request.command)
+            .stdin(if request.stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting the exec helper: {e}"))
+    }
+}
