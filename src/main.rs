@@ -167,6 +167,10 @@ struct ServerArgs {
     /// Where to write the admin kubeconfig (mode 0600). [default: /etc/skiff/kubeconfig.yaml]
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
+    /// Pull only through the mirrors of registries.yaml, never from a registry's own endpoint
+    /// (registries on loopback excepted): for air-gapped hosts.
+    #[arg(long)]
+    disable_default_registry_endpoint: bool,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -182,6 +186,8 @@ struct ConfigFile {
     #[serde(default)]
     tls_san: Vec<String>,
     write_kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    disable_default_registry_endpoint: bool,
 }
 
 struct ServerConfig {
@@ -192,6 +198,7 @@ struct ServerConfig {
     api: std::net::SocketAddr,
     tls_sans: Vec<String>,
     kubeconfig: PathBuf,
+    offline_registries: bool,
 }
 
 impl ServerArgs {
@@ -243,6 +250,8 @@ impl ServerArgs {
             api: std::net::SocketAddr::new(bind, port),
             tls_sans,
             kubeconfig,
+            offline_registries: self.disable_default_registry_endpoint
+                || file.disable_default_registry_endpoint,
         })
     }
 }
@@ -340,7 +349,8 @@ fn server(args: ServerArgs) -> Result<()> {
     let images = Arc::new(
         skiff_agent::image::ImageStore::open(&layout.data_dir)
             .context("opening the image store")?
-            .with_registries(config.registries.clone()),
+            .with_registries(config.registries.clone())
+            .without_default_registry_endpoint(config.offline_registries),
     );
     // A broken registries.yaml is reported now (pulls report it again until it is fixed).
     if let Err(e) = images.registries() {

@@ -13,8 +13,26 @@ fn set_default(obj: &mut Value, key: &str, value: Value) {
     }
 }
 
+/// Removes `null` fields everywhere: in Kubernetes a null field is an absent one, and stored
+/// objects never carry them.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
 /// Applies defaults in place. Objects must have passed validation.
 pub fn apply(obj: &mut Value) {
+    fill(obj);
+    strip_nulls(obj);
+}
+
+fn fill(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
         "Pod" => {
             pod_spec(&mut obj["spec"]);
@@ -47,6 +65,35 @@ pub fn apply(obj: &mut Value) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "minReadySeconds", json!(0));
             pod_spec(&mut spec["template"]["spec"]);
+        }
+        "Service" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "type", json!("ClusterIP"));
+            set_default(spec, "sessionAffinity", json!("None"));
+            set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+            set_default(spec, "ipFamilies", json!(["IPv4"]));
+            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+            if spec["type"] != "ClusterIP" {
+                set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+            }
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    set_default(p, "protocol", json!("TCP"));
+                    let port = p["port"].clone();
+                    set_default(p, "targetPort", port);
+                }
+            }
+        }
+        "Ingress" => {
+            if let Some(rules) = obj["spec"]["rules"].as_array_mut() {
+                for r in rules {
+                    if let Some(paths) = r["http"]["paths"].as_array_mut() {
+                        for p in paths {
+                            set_default(p, "path", json!("/"));
+                        }
+                    }
+                }
+            }
         }
         "Secret" => {
             set_default(obj, "type", json!("Opaque"));

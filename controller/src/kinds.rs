@@ -19,7 +19,7 @@ pub struct KindInfo {
 impl KindInfo {
     /// Whether the store tracks `metadata.generation` (kinds with a `spec`).
     pub fn has_generation(&self) -> bool {
-        matches!(self.kind, "Pod" | "Deployment" | "ReplicaSet")
+        matches!(self.kind, "Pod" | "Deployment" | "ReplicaSet" | "Ingress")
     }
 }
 
@@ -65,6 +65,34 @@ pub static KINDS: &[KindInfo] = &[
         kind: "Pod",
         plural: "pods",
         short_names: &["po"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "Service",
+        plural: "services",
+        short_names: &["svc"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "discovery.k8s.io/v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "networking.k8s.io/v1",
+        kind: "IngressClass",
+        plural: "ingressclasses",
+        short_names: &[],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "networking.k8s.io/v1",
+        kind: "Ingress",
+        plural: "ingresses",
+        short_names: &["ing"],
         namespaced: true,
     },
     KindInfo {

@@ -31,6 +31,15 @@ pub fn ensure_builtin_namespaces(store: &store::Store) -> Result<(), store::Stor
             }))?;
         }
     }
+    // The default IngressClass: Ingresses without a class are skiff's.
+    let class = store::ObjectKey::new("IngressClass", "", "skiff");
+    if store.get(&class).is_none() {
+        store.create(serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": "skiff", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+            "spec": {"controller": "skiff.io/ingress"}
+        }))?;
+    }
     Ok(())
 }
 

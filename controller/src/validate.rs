@@ -83,6 +83,10 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
         "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
         "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
+        "Service" => roundtrip::<k8s_openapi::api::core::v1::Service>(obj),
+        "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
+        "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
+        "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
         _ => unreachable!("every served kind has a type"),
     }
     .map_err(|e| vec![e])?;
@@ -114,6 +118,10 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
         "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
         "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
+        "Service" => roundtrip::<k8s_openapi::api::core::v1::Service>(obj),
+        "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
+        "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
+        "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
         _ => Ok(obj.clone()),
     }
 }
@@ -269,6 +277,47 @@ fn allowlist(kind: &str) -> Allow {
     let pod = |prefix: &'static str| POD_SPEC.iter().map(move |p| format!("{prefix}{p}"));
     match kind {
         "Namespace" => {}
+        "Service" => patterns.extend(
+            [
+                "spec.type",
+                "spec.selector.*",
+                "spec.ports[].name",
+                "spec.ports[].protocol",
+                "spec.ports[].port",
+                "spec.ports[].targetPort",
+                "spec.ports[].nodePort",
+                "spec.ports[].appProtocol",
+                "spec.clusterIP",
+                "spec.clusterIPs",
+                "spec.sessionAffinity",
+                "spec.ipFamilies",
+                "spec.ipFamilyPolicy",
+                "spec.internalTrafficPolicy",
+                "spec.externalTrafficPolicy",
+                "spec.allocateLoadBalancerNodePorts",
+                "spec.publishNotReadyAddresses",
+            ]
+            .map(String::from),
+        ),
+        "EndpointSlice" => patterns.extend(["addressType", "endpoints", "ports"].map(String::from)),
+        "IngressClass" => patterns.extend(["spec.controller"].map(String::from)),
+        "Ingress" => patterns.extend(
+            [
+                "spec.ingressClassName",
+                "spec.defaultBackend.service.name",
+                "spec.defaultBackend.service.port.number",
+                "spec.defaultBackend.service.port.name",
+                "spec.rules[].host",
+                "spec.rules[].http.paths[].path",
+                "spec.rules[].http.paths[].pathType",
+                "spec.rules[].http.paths[].backend.service.name",
+                "spec.rules[].http.paths[].backend.service.port.number",
+                "spec.rules[].http.paths[].backend.service.port.name",
+                "spec.tls[].hosts",
+                "spec.tls[].secretName",
+            ]
+            .map(String::from),
+        ),
         "Event" => patterns.extend(
             [
                 "involvedObject",
@@ -360,6 +409,8 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
         }
     }
     match kind {
+        "Service" => service_spec(&obj["spec"], out),
+        "Ingress" => ingress_spec(&obj["spec"], out),
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
         "Deployment" | "ReplicaSet" => {
             let spec = &obj["spec"];
@@ -394,6 +445,124 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
             pod_spec(&spec["template"]["spec"], "spec.template.spec", true, out);
         }
         _ => {}
+    }
+}
+
+fn service_spec(spec: &Value, out: &mut Vec<FieldError>) {
+    let ty = spec["type"].as_str().unwrap_or("ClusterIP");
+    if !["ClusterIP", "NodePort", "LoadBalancer"].contains(&ty) {
+        out.push(err(
+            "spec.type",
+            format!("{ty:?} is not supported by skiff (ClusterIP, NodePort, LoadBalancer)"),
+        ));
+    }
+    let headless = spec["clusterIP"].as_str() == Some("None");
+    let ports = spec["ports"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if ports.is_empty() && !headless {
+        out.push(err("spec.ports", "at least one port is required"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let port = p["port"].as_i64().unwrap_or(0);
+        if !(1..=65535).contains(&port) {
+            out.push(err(
+                format!("spec.ports[{i}].port"),
+                format!("{port} is not between 1 and 65535"),
+            ));
+        }
+        if let Some(proto) = p["protocol"].as_str() {
+            if !["TCP", "UDP"].contains(&proto) {
+                out.push(err(
+                    format!("spec.ports[{i}].protocol"),
+                    format!("{proto:?} is not supported by skiff (TCP, UDP)"),
+                ));
+            }
+        }
+        let name = p["name"].as_str().unwrap_or("");
+        if ports.len() > 1 && name.is_empty() {
+            out.push(err(
+                format!("spec.ports[{i}].name"),
+                "is required when the service has more than one port",
+            ));
+        } else if !names.insert(name) {
+            out.push(err(
+                format!("spec.ports[{i}].name"),
+                format!("duplicate port name {name:?}"),
+            ));
+        }
+    }
+    if spec["sessionAffinity"]
+        .as_str()
+        .is_some_and(|a| a != "None")
+    {
+        out.push(err(
+            "spec.sessionAffinity",
+            "only \"None\" is supported by skiff",
+        ));
+    }
+}
+
+fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
+    let backend = |b: &Value, path: &str, out: &mut Vec<FieldError>| {
+        let svc = &b["service"];
+        if svc["name"].as_str().is_none_or(str::is_empty) {
+            out.push(err(format!("{path}.service.name"), "is required"));
+        }
+        if svc["port"]["number"].is_null() == svc["port"]["name"].is_null() {
+            out.push(err(
+                format!("{path}.service.port"),
+                "exactly one of number or name is required",
+            ));
+        }
+    };
+    if !spec["defaultBackend"].is_null() {
+        backend(&spec["defaultBackend"], "spec.defaultBackend", out);
+    }
+    for (i, r) in spec["rules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(host) = r["host"].as_str() {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if host.parse::<std::net::IpAddr>().is_ok() || !is_dns_subdomain(bare) {
+                out.push(err(
+                    format!("spec.rules[{i}].host"),
+                    format!(
+                        "{host:?} must be a DNS name (a wildcard only as the first label, '*.')"
+                    ),
+                ));
+            }
+        }
+        for (j, p) in r["http"]["paths"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let pp = format!("spec.rules[{i}].http.paths[{j}]");
+            match p["pathType"].as_str() {
+                Some("Exact" | "Prefix" | "ImplementationSpecific") => {}
+                Some(other) => out.push(err(
+                    format!("{pp}.pathType"),
+                    format!("{other:?} is not Exact, Prefix or ImplementationSpecific"),
+                )),
+                None => out.push(err(format!("{pp}.pathType"), "is required")),
+            }
+            if p["path"]
+                .as_str()
+                .is_some_and(|path| !path.starts_with('/'))
+            {
+                out.push(err(format!("{pp}.path"), "must be an absolute path"));
+            }
+            backend(&p["backend"], &format!("{pp}.backend"), out);
+        }
     }
 }
 

@@ -390,6 +390,7 @@ class Skiff:
             [self.bin, "server", "--data-dir", self.data, "--manifests", self.manifests,
              "--images", self.images, "--config", "/dev/null",
              "--api-port", str(free_port()), "--bind-address", "127.0.0.1",
+             "--disable-default-registry-endpoint",
              "--write-kubeconfig", os.path.join(self.data, "..", "kubeconfig.yaml")],
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
         pidfile = os.path.join(self.data, "run", "skiff.pid")

@@ -417,6 +417,8 @@ impl Server {
             .arg(&self.kubeconfig)
             .arg("--config")
             .arg("/dev/null")
+            // Tests never pull from the internet: only loopback registries and mirrors.
+            .arg("--disable-default-registry-endpoint")
             .args(&self.extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -72,6 +72,7 @@ pub(crate) struct Puller {
     entries: Mutex<HashMap<String, Entry>>,
     recent: Mutex<HashMap<String, Instant>>,
     registries: Mutex<Option<PathBuf>>,
+    default_endpoint_disabled: AtomicBool,
     gc_started: AtomicBool,
 }
 
@@ -101,10 +102,23 @@ impl ImageStore {
             .lock()
             .expect("not poisoned")
             .clone();
-        match path {
-            Some(path) => RegistriesConfig::load(&path),
-            None => Ok(RegistriesConfig::default()),
-        }
+        let mut config = match path {
+            Some(path) => RegistriesConfig::load(&path)?,
+            None => RegistriesConfig::default(),
+        };
+        config.default_endpoint_disabled = self
+            .puller()
+            .default_endpoint_disabled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Ok(config)
+    }
+
+    /// Never pull from a registry's own endpoint unless it is on loopback: only mirrors.
+    pub fn without_default_registry_endpoint(self, disabled: bool) -> Self {
+        self.puller()
+            .default_endpoint_disabled
+            .store(disabled, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// Answers at once whether `wanted` is ready, starting (or retrying, after its back-off) a

@@ -38,6 +38,11 @@ pub struct RegistriesConfig {
     /// Endpoint host → credentials and TLS.
     #[serde(default)]
     pub configs: BTreeMap<String, RegistryConfig>,
+    /// Only mirrors are used, never a registry's own endpoint — except registries on the
+    /// loopback interface (`--disable-default-registry-endpoint`, as k3s has it: for
+    /// air-gapped hosts, and for tests that must never reach outside the machine).
+    #[serde(skip)]
+    pub default_endpoint_disabled: bool,
 }
 
 /// Mirrors of one registry.
@@ -182,6 +187,9 @@ impl RegistriesConfig {
             }
         }
         let host = default_host(&reference.domain);
+        if self.default_endpoint_disabled && !is_loopback(&host) {
+            return out;
+        }
         if !out.iter().any(|e| e.is_default) {
             out.push(self.endpoint(
                 "https".into(),

@@ -242,7 +242,15 @@ async fn handle(
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let response = match authenticate(&state, &req) {
-        None => rest::error(&status::ApiError::unauthorized()),
+        None => {
+            // Read (a bounded part of) the body first: answering an HTTP/2 request before its
+            // body has been read resets the stream, and the client sees a framing error
+            // instead of the 401.
+            let _ = http_body_util::Limited::new(req.into_body(), 3 * 1024 * 1024)
+                .collect()
+                .await;
+            rest::error(&status::ApiError::unauthorized())
+        }
         Some(identity) => rest::route(&state, identity, req).await,
     };
     tracing::debug!(%method, %path, %peer, status = response.status().as_u16(), took = ?started.elapsed(), "request");

@@ -54,6 +54,36 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Status", "string", 0),
             ("Age", "string", 0),
         ],
+        "Service" => vec![
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
+        "EndpointSlice" => vec![
+            ("Name", "string", 0),
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
+        "Ingress" => vec![
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Hosts", "string", 0),
+            ("Address", "string", 0),
+            ("Ports", "string", 0),
+            ("Age", "string", 0),
+        ],
+        "IngressClass" => vec![
+            ("Name", "string", 0),
+            ("Controller", "string", 0),
+            ("Parameters", "string", 0),
+            ("Age", "string", 0),
+        ],
         "Event" => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -247,6 +277,123 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
         "Namespace" => vec![
             name,
             json!(o["status"]["phase"].as_str().unwrap_or("Active")),
+            json!(age(o)),
+        ],
+        "Service" => {
+            let ports: Vec<String> = o["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let node = p["nodePort"]
+                        .as_i64()
+                        .map(|n| format!(":{n}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{node}/{}",
+                        p["port"].as_i64().unwrap_or(0),
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    )
+                })
+                .collect();
+            let external: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["ip"].as_str().map(String::from))
+                .collect();
+            let ty = o["spec"]["type"].as_str().unwrap_or("ClusterIP");
+            let external = if !external.is_empty() {
+                external.join(",")
+            } else if ty == "LoadBalancer" {
+                "<pending>".into()
+            } else {
+                "<none>".into()
+            };
+            let selector = o["spec"]["selector"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "<none>".into());
+            vec![
+                name,
+                json!(ty),
+                json!(o["spec"]["clusterIP"].as_str().unwrap_or("<none>")),
+                json!(external),
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                }),
+                json!(age(o)),
+                json!(selector),
+            ]
+        }
+        "EndpointSlice" => {
+            let ports: Vec<String> = o["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["port"].as_i64().map(|n| n.to_string()))
+                .collect();
+            let eps: Vec<String> = o["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["addresses"][0].as_str().map(String::from))
+                .collect();
+            vec![
+                name,
+                json!(o["addressType"].as_str().unwrap_or("IPv4")),
+                json!(if ports.is_empty() {
+                    "<unset>".to_string()
+                } else {
+                    ports.join(",")
+                }),
+                json!(if eps.is_empty() {
+                    "<unset>".to_string()
+                } else {
+                    eps.join(",")
+                }),
+                json!(age(o)),
+            ]
+        }
+        "Ingress" => {
+            let hosts: Vec<&str> = o["spec"]["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["host"].as_str())
+                .collect();
+            let address: Vec<&str> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["ip"].as_str())
+                .collect();
+            let tls = o["spec"]["tls"].as_array().is_some_and(|t| !t.is_empty());
+            vec![
+                name,
+                json!(o["spec"]["ingressClassName"].as_str().unwrap_or("<none>")),
+                json!(if hosts.is_empty() {
+                    "*".to_string()
+                } else {
+                    hosts.join(",")
+                }),
+                json!(address.join(",")),
+                json!(if tls { "80, 443" } else { "80" }),
+                json!(age(o)),
+            ]
+        }
+        "IngressClass" => vec![
+            name,
+            json!(o["spec"]["controller"].as_str().unwrap_or_default()),
+            json!("<none>"),
             json!(age(o)),
         ],
         "Event" => {

@@ -7,6 +7,7 @@
 //! full pass costs microseconds; per-object work queues would buy nothing yet.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod gc;
 pub mod replicaset;
 
@@ -27,6 +28,9 @@ pub fn reconcile_all(store: &Store) -> Result<(), StoreError> {
         if let Err(e) = deployment::reconcile(store, &d) {
             tracing::warn!(deployment = %crate::store::ObjectKey::of(&d), "reconcile failed: {e}");
         }
+    }
+    if let Err(e) = endpoints::reconcile(store) {
+        tracing::warn!("endpoint slices: {e}");
     }
     for rs in store.list("ReplicaSet", None) {
         if let Err(e) = replicaset::reconcile(store, &rs) {
@@ -52,7 +56,7 @@ pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
                 _ = &mut resync => break,
                 e = events.recv() => match e {
-                    Ok(ev) => relevant = matches!(ev.object["kind"].as_str(), Some("Deployment" | "ReplicaSet" | "Pod" | "Namespace")),
+                    Ok(ev) => relevant = matches!(ev.object["kind"].as_str(), Some("Deployment" | "ReplicaSet" | "Pod" | "Namespace" | "Service")),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },

@@ -76,7 +76,10 @@ fn new_pod(rs: &Value) -> Value {
     if template["metadata"]["annotations"].is_object() {
         metadata["annotations"] = template["metadata"]["annotations"].clone();
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+    let mut spec = template["spec"].clone();
+    // One node: the pod is bound to it at once (what the scheduler would do).
+    spec["nodeName"] = json!(crate::events::node_name());
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 }
 
 /// Reconciles one ReplicaSet: creates or deletes Pods, then writes status.

@@ -1,0 +1,117 @@
+//! The EndpointSlice reconciler: for every Service with a selector, one EndpointSlice
+//! (`discovery.k8s.io/v1`, named after the Service, labelled
+//! `kubernetes.io/service-name`) listing the matching pods that have an address, with their
+//! `ready`/`serving`/`terminating` conditions and the Service's ports resolved to the pods'
+//! target ports (named target ports looked up in the pods' container ports).
+
+use serde_json::{json, Value};
+
+use crate::meta;
+use crate::store::{ObjectKey, Op, Store, StoreError};
+
+const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+
+fn named_port(pod: &Value, name: &str) -> Option<i64> {
+    pod["spec"]["containers"].as_array()?.iter().find_map(|c| {
+        c["ports"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_i64())
+    })
+}
+
+/// The EndpointSlice a Service should have.
+pub fn desired(svc: &Value, pods: &[&Value]) -> Value {
+    let selector = &svc["spec"]["selector"];
+    let mut endpoints = Vec::new();
+    for pod in pods {
+        if !meta::labels_match(selector, &pod["metadata"]["labels"])
+            || selector.as_object().is_none_or(|m| m.is_empty())
+        {
+            continue;
+        }
+        let Some(ip) = pod["status"]["podIP"].as_str() else {
+            continue;
+        };
+        let phase = pod["status"]["phase"].as_str().unwrap_or("");
+        if phase == "Succeeded" || phase == "Failed" {
+            continue;
+        }
+        let terminating = meta::is_terminating(pod);
+        let ready = super::replicaset::pod_ready(pod);
+        endpoints.push(json!({
+            "addresses": [ip],
+            "conditions": {"ready": ready && !terminating, "serving": ready, "terminating": terminating},
+            "targetRef": {"kind": "Pod", "namespace": meta::namespace(pod), "name": meta::name(pod), "uid": meta::uid(pod)},
+            "nodeName": pod["spec"]["nodeName"],
+        }));
+    }
+    endpoints.sort_by(|a, b| {
+        a["targetRef"]["name"]
+            .as_str()
+            .cmp(&b["targetRef"]["name"].as_str())
+    });
+    let first_pod = pods
+        .iter()
+        .find(|p| meta::labels_match(selector, &p["metadata"]["labels"]));
+    let ports: Vec<Value> = svc["spec"]["ports"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let target = match &p["targetPort"] {
+                Value::Number(n) => n.as_i64(),
+                Value::String(name) => first_pod.and_then(|pod| named_port(pod, name)).or_else(|| name.parse().ok()),
+                _ => p["port"].as_i64(),
+            };
+            json!({"name": p["name"].as_str().unwrap_or(""), "port": target, "protocol": p["protocol"].as_str().unwrap_or("TCP")})
+        })
+        .collect();
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": meta::name(svc),
+            "namespace": meta::namespace(svc),
+            "labels": {"kubernetes.io/service-name": meta::name(svc), "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": meta::name(svc), "uid": meta::uid(svc), "controller": true, "blockOwnerDeletion": true}],
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": ports,
+    })
+}
+
+/// Reconciles the EndpointSlices of every Service.
+pub fn reconcile(store: &Store) -> Result<(), StoreError> {
+    let mut ops = Vec::new();
+    for svc in store.list("Service", None) {
+        if svc["spec"]["selector"]
+            .as_object()
+            .is_none_or(|m| m.is_empty())
+        {
+            continue;
+        }
+        let pods = store.list("Pod", Some(meta::namespace(&svc)));
+        let refs: Vec<&Value> = pods.iter().map(|p| &**p).collect();
+        let want = desired(&svc, &refs);
+        let key = ObjectKey::of(&want);
+        match store.get(&key) {
+            None => ops.push(Op::Create(want)),
+            Some(have) => {
+                if have["endpoints"] != want["endpoints"]
+                    || have["ports"] != want["ports"]
+                    || have["metadata"]["labels"] != want["metadata"]["labels"]
+                {
+                    ops.push(Op::Update(want));
+                }
+            }
+        }
+    }
+    if !ops.is_empty() {
+        store.transaction(ops)?;
+    }
+    Ok(())
+}
