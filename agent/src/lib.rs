@@ -6,6 +6,7 @@
 //! through the [`Cluster`] trait, never through the controller's internals.
 
 pub mod image;
+pub mod network;
 pub mod pod;
 pub mod runtime;
 
@@ -27,4 +28,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// Records an event about a pod (`kubectl describe` shows it). Never fails the caller.
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str);
+    /// Every object of a kind (Services and EndpointSlices, for the node's Service rules).
+    fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
+    /// Records the virtual IP the node allocated to a Service.
+    fn set_cluster_ip(&self, namespace: &str, name: &str, ip: &str) -> anyhow::Result<()>;
 }

@@ -111,6 +111,8 @@ pub(crate) struct ContainerState {
 pub(crate) struct PodState {
     pod: PodRef,
     host_network: bool,
+    /// The pod's address on the bridge (pods without `hostNetwork`).
+    pod_ip: Option<std::net::Ipv4Addr>,
     containers: HashMap<String, ContainerState>,
     start_time: String,
     /// The pod's directory has been removed and the cluster told.
@@ -124,6 +126,9 @@ pub struct Agent {
     images: Arc<ImageStore>,
     pods: HashMap<String, PodState>,
     images_changed: Arc<tokio::sync::Notify>,
+    network: Option<Arc<crate::network::Network>>,
+    /// The Service rules last installed (to write nftables only on change).
+    service_rules: Option<Vec<crate::network::rules::ServiceRule>>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
 }
@@ -201,8 +206,34 @@ impl Agent {
             images,
             pods: HashMap::new(),
             images_changed,
+            network: None,
+            service_rules: None,
             tx,
             rx,
+        }
+    }
+
+    /// Gives pods without `hostNetwork` an address on the bridge, and implements Services.
+    pub fn with_network(mut self, network: Arc<crate::network::Network>) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// Removes a pod's sandbox (namespaces, /etc files, logs) and frees its address.
+    async fn remove_sandbox(&self, uid: &str, dir: PathBuf) {
+        let network = self.network.clone();
+        let uid = uid.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = sandbox::remove(&dir);
+            if let Some(n) = network {
+                n.detach(&uid);
+            }
+            r
+        })
+        .await
+        .expect("no panic");
+        if let Err(e) = result {
+            tracing::warn!("removing a pod sandbox: {e}");
         }
     }
 
@@ -355,6 +386,7 @@ impl Agent {
                 containers: HashMap::new(),
                 start_time,
                 finished: false,
+                pod_ip: None,
             })
     }
 
@@ -410,8 +442,111 @@ impl Agent {
         }
     }
 
+    /// Gives Services without a virtual IP one, and installs the Service rules when they
+    /// changed (ready endpoints only).
+    async fn sync_services(&mut self) {
+        let Some(net) = self.network.clone() else {
+            return;
+        };
+        let services = self.cluster.objects("Service");
+        let slices = self.cluster.objects("EndpointSlice");
+        let cidr = net.config.service_cidr;
+        let mut used: std::collections::HashSet<std::net::Ipv4Addr> = services
+            .iter()
+            .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
+            .collect();
+        let mut rules = Vec::new();
+        for svc in &services {
+            let (ns, name) = (
+                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+                svc["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            let vip: std::net::Ipv4Addr = match svc["spec"]["clusterIP"].as_str() {
+                Some("None") => continue,
+                Some(ip) => match ip.parse() {
+                    Ok(ip) => ip,
+                    Err(_) => continue,
+                },
+                None => {
+                    // .1 is the API's and .10 DNS's on Kubernetes: start after them.
+                    let Some(ip) = (11..)
+                        .map_while(|n| cidr.nth(n))
+                        .find(|ip| !used.contains(ip))
+                    else {
+                        tracing::error!(service = %format!("{ns}/{name}"), "no free address left in the service range {cidr}");
+                        continue;
+                    };
+                    used.insert(ip);
+                    if let Err(e) = self.cluster.set_cluster_ip(ns, name, &ip.to_string()) {
+                        tracing::warn!(service = %format!("{ns}/{name}"), "recording its cluster IP: {e}");
+                    }
+                    ip
+                }
+            };
+            let slice = slices
+                .iter()
+                .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name);
+            for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
+                let pname = p["name"].as_str().unwrap_or("");
+                let target = slice.and_then(|s| {
+                    s["ports"]
+                        .as_array()?
+                        .iter()
+                        .find(|sp| sp["name"].as_str().unwrap_or("") == pname)
+                        .and_then(|sp| sp["port"].as_u64())
+                });
+                let endpoints: Vec<(std::net::Ipv4Addr, u16)> = match target {
+                    Some(port) => slice
+                        .and_then(|s| s["endpoints"].as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e["conditions"]["ready"] == true)
+                        .filter_map(|e| {
+                            e["addresses"][0]
+                                .as_str()?
+                                .parse::<std::net::Ipv4Addr>()
+                                .ok()
+                        })
+                        // A hostNetwork pod (reported at 127.0.0.1) is reached at the gateway.
+                        .map(|ip| {
+                            (
+                                if ip.is_loopback() {
+                                    net.config.cluster_cidr.gateway()
+                                } else {
+                                    ip
+                                },
+                                port as u16,
+                            )
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                rules.push(crate::network::rules::ServiceRule {
+                    vip,
+                    protocol: p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase(),
+                    port: p["port"].as_u64().unwrap_or(0) as u16,
+                    endpoints,
+                });
+            }
+        }
+        rules.sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
+        if self.service_rules.as_ref() == Some(&rules) {
+            return;
+        }
+        let config = net.config.clone();
+        let r = rules.clone();
+        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &r))
+            .await
+            .expect("no panic")
+        {
+            Ok(()) => self.service_rules = Some(rules),
+            Err(e) => tracing::error!("installing the Service rules: {e}"),
+        }
+    }
+
     /// Compares declared pods with what runs, and acts.
     async fn sync(&mut self) {
+        self.sync_services().await;
         let pods = self.cluster.pods();
         let mut seen = std::collections::HashSet::new();
         for pod in &pods {
@@ -444,7 +579,7 @@ impl Agent {
             }
             if !busy {
                 let dir = self.runtime.layout.pods().join(state.pod.dir_name());
-                let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
+                self.remove_sandbox(&uid, dir).await;
                 self.pods.remove(&uid);
             }
         }
@@ -460,7 +595,7 @@ impl Agent {
         let Some(state) = self.pods.get_mut(&r.uid) else {
             // Nothing of it runs here (never started, or already cleaned up).
             let dir = self.pod_dir(r);
-            let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
+            self.remove_sandbox(&r.uid, dir).await;
             if let Err(e) = self.cluster.pod_gone(pod) {
                 tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "finishing the deletion: {e}");
             }
@@ -490,12 +625,7 @@ impl Agent {
         }
         state.finished = true;
         let dir = self.pod_dir(r);
-        if let Err(e) = tokio::task::spawn_blocking(move || sandbox::remove(&dir))
-            .await
-            .expect("no panic")
-        {
-            tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "removing the sandbox: {e}");
-        }
+        self.remove_sandbox(&r.uid, dir).await;
         tracing::info!(pod = %format!("{}/{}", r.namespace, r.name), "pod stopped and removed");
         self.pods.remove(&r.uid);
         if let Err(e) = self.cluster.pod_gone(pod) {
@@ -555,6 +685,7 @@ impl Agent {
             containers: HashMap::new(),
             start_time,
             finished: false,
+            pod_ip: None,
         });
         // A change of the pod's network mode means a new sandbox: stop everything first.
         if state.host_network != host_network {
@@ -574,8 +705,16 @@ impl Agent {
                 return;
             }
             let dir = self.runtime.layout.pods().join(r.dir_name()).join("ns");
-            let _ = tokio::task::spawn_blocking(move || sandbox::remove(&dir)).await;
             state.host_network = host_network;
+            state.pod_ip = None;
+            let (network, uid) = (self.network.clone(), r.uid.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = sandbox::remove(&dir);
+                if let Some(n) = network {
+                    n.detach(&uid);
+                }
+            })
+            .await;
         }
         let pod_dir = self.runtime.layout.pods().join(r.dir_name());
         let now = Instant::now();
@@ -617,19 +756,40 @@ impl Agent {
             }
             to_start.push((c.clone(), hash));
         }
+        if !host_network && state.pod_ip.is_none() {
+            if let Some(n) = &self.network {
+                state.pod_ip = n.ipam.lookup(&r.uid);
+            }
+        }
         if to_start.is_empty() {
             self.write_status(pod).await;
             return;
         }
+        let network = self.network.clone().filter(|_| !host_network);
         let ns = match tokio::task::spawn_blocking({
             let pod_dir = pod_dir.clone();
             let hostname = hostname.clone();
-            move || sandbox::ensure(&pod_dir, host_network, &hostname)
+            let uid = r.uid.clone();
+            move || -> std::io::Result<(sandbox::Namespaces, Option<std::net::Ipv4Addr>)> {
+                let ns = sandbox::ensure(&pod_dir, host_network, &hostname)?;
+                let ip = match (&network, &ns.net) {
+                    (Some(n), Some(netns)) => {
+                        Some(n.attach(&uid, netns).map_err(std::io::Error::other)?)
+                    }
+                    _ => None,
+                };
+                Ok((ns, ip))
+            }
         })
         .await
         .expect("no panic")
         {
-            Ok(ns) => ns,
+            Ok((ns, ip)) => {
+                if ip.is_some() {
+                    self.pods.get_mut(&r.uid).expect("inserted").pod_ip = ip;
+                }
+                ns
+            }
             Err(e) => {
                 tracing::error!(pod = %format!("{}/{}", r.namespace, r.name), "creating the pod sandbox: {e}");
                 let state = self.pods.get_mut(&r.uid).expect("inserted");

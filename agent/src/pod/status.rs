@@ -205,7 +205,11 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         container_statuses: Some(statuses),
         start_time: time(&state.start_time),
         host_ip: host_ip.clone(),
-        pod_ip: if state.host_network { host_ip } else { None },
+        pod_ip: if state.host_network {
+            host_ip
+        } else {
+            state.pod_ip.map(|ip| ip.to_string())
+        },
         qos_class: Some("BestEffort".into()),
         ..Default::default()
     }

@@ -125,6 +125,12 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
     let _ = std::fs::remove_dir_all(layout.libcontainer_root());
     // 4. The cgroup parent of this data directory, in every hierarchy.
     remove_cgroup_parent(&layout.cgroup_parent());
+    // 5. The network: bridge, veths, skiff's nftables table, address allocations.
+    if let Some(config) = crate::network::NetworkConfig::load(&layout.data_dir) {
+        if let Err(e) = crate::network::Network::new(config, &layout.data_dir).teardown() {
+            eprintln!("skiff killall: removing the network: {e}");
+        }
+    }
     Ok(summary)
 }
 

@@ -1,0 +1,395 @@
+//! Pod networking without CNI plugins: a Linux bridge (default `skiff0`) whose address is the
+//! gateway of the cluster CIDR (default `10.42.0.0/16`), a veth pair per pod (the pod's end
+//! becomes `eth0` with an address from [`ipam`] and a default route via the gateway), and one
+//! nftables table of skiff's own ([`rules`]) for outbound NAT and Service virtual IPs.
+//! Nothing else of the host's network configuration is touched, except enabling IPv4
+//! forwarding (as every container runtime must for routed pods).
+//!
+//! Netlink goes through `rtnetlink`, from short-lived threads with their own small runtime:
+//! configuring the pod's end needs the thread inside the pod's network namespace (`setns`
+//! affects only the calling thread).
+
+pub mod ipam;
+pub mod rules;
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt;
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use sha2::{Digest, Sha256};
+
+/// An IPv4 network: address and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (like 10.42.0.0/16)"))?;
+        let addr: Ipv4Addr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = p.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        if !(8..=30).contains(&prefix) {
+            return Err(format!("{s:?}: the prefix must be between /8 and /30"));
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Cidr {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Cidr {
+    /// The n-th address of the network.
+    pub fn nth(&self, n: u32) -> Option<Ipv4Addr> {
+        let size = 1u32 << (32 - self.prefix);
+        (n < size - 1).then(|| Ipv4Addr::from(u32::from(self.addr) + n))
+    }
+    /// Whether the network contains `ip`.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(ip) & mask == u32::from(self.addr)
+    }
+    /// The gateway: the first address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.nth(1).expect("a /30 or larger has a first address")
+    }
+}
+
+/// The network settings of one skiff instance.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The bridge's name.
+    pub bridge: String,
+    /// Pod addresses.
+    pub cluster_cidr: Cidr,
+    /// Service virtual IPs.
+    pub service_cidr: Cidr,
+}
+
+impl NetworkConfig {
+    /// Records the settings in `<data-dir>/network/config.json` (for `skiff killall`).
+    pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
+        let dir = data_dir.join("network");
+        std::fs::create_dir_all(&dir)?;
+        let v = serde_json::json!({
+            "bridge": self.bridge,
+            "clusterCIDR": self.cluster_cidr.to_string(),
+            "serviceCIDR": self.service_cidr.to_string(),
+        });
+        crate::runtime::write_json_durable(&dir.join("config.json"), &v)
+    }
+
+    /// The settings recorded by [`NetworkConfig::save`], if any.
+    pub fn load(data_dir: &Path) -> Option<Self> {
+        let v: serde_json::Value =
+            crate::runtime::read_json(&data_dir.join("network").join("config.json"))?;
+        Some(NetworkConfig {
+            bridge: v["bridge"].as_str()?.to_string(),
+            cluster_cidr: v["clusterCIDR"].as_str()?.parse().ok()?,
+            service_cidr: v["serviceCIDR"].as_str()?.parse().ok()?,
+        })
+    }
+
+    /// The name of skiff's nftables table (`inet skiff`, or `inet skiff_<bridge>` when the
+    /// bridge is not the default, so that two instances never share one).
+    pub fn table(&self) -> String {
+        if self.bridge == "skiff0" {
+            "skiff".into()
+        } else {
+            format!("skiff_{}", self.bridge.replace('-', "_"))
+        }
+    }
+}
+
+/// Network errors.
+pub type NetResult<T> = Result<T, String>;
+
+/// Runs `f` on a fresh thread with a current-thread runtime and a netlink connection made in
+/// `netns` (or the host's namespace).
+fn with_netlink<T: Send + 'static>(
+    netns: Option<PathBuf>,
+    f: impl FnOnce(
+            rtnetlink::Handle,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = NetResult<T>>>>
+        + Send
+        + 'static,
+) -> NetResult<T> {
+    std::thread::spawn(move || {
+        if let Some(ns) = netns {
+            let file =
+                std::fs::File::open(&ns).map_err(|e| format!("opening {}: {e}", ns.display()))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("entering {}: {e}", ns.display()))?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let (conn, handle, _) =
+                rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+            tokio::spawn(conn);
+            f(handle).await
+        })
+    })
+    .join()
+    .map_err(|_| "the netlink thread panicked".to_string())?
+}
+
+async fn link_index(handle: &rtnetlink::Handle, name: &str) -> NetResult<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(format!("looking up {name}: {e}")),
+    }
+}
+
+fn exists(e: &rtnetlink::Error) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
+}
+
+/// The host-side veth name of a pod: `sk` + 11 hex digits of its uid's hash (IFNAMSIZ is 16).
+pub fn veth_name(pod_uid: &str) -> String {
+    format!(
+        "sk{}",
+        &hex::encode(Sha256::digest(pod_uid.as_bytes()))[..11]
+    )
+}
+
+/// Pod networking of one instance.
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// Settings.
+    pub config: NetworkConfig,
+    /// IP allocations.
+    pub ipam: ipam::Ipam,
+}
+
+impl Network {
+    /// The network of a data directory.
+    pub fn new(config: NetworkConfig, data_dir: &Path) -> Self {
+        let ipam = ipam::Ipam::new(data_dir.join("network"), config.cluster_cidr);
+        Network { config, ipam }
+    }
+
+    /// Creates the bridge (with the gateway address, up), a route for the service range over
+    /// it (so that service traffic never leaves by the uplink), enables forwarding, and
+    /// installs the base of skiff's nftables table. Idempotent.
+    pub fn setup_host(&self) -> NetResult<()> {
+        let cfg = self.config.clone();
+        with_netlink(None, move |h| {
+            Box::pin(async move {
+                if link_index(&h, &cfg.bridge).await?.is_none() {
+                    if let Err(e) = h
+                        .link()
+                        .add(LinkBridge::new(&cfg.bridge).build())
+                        .execute()
+                        .await
+                    {
+                        if !exists(&e) {
+                            return Err(format!("creating the bridge {}: {e}", cfg.bridge));
+                        }
+                    }
+                }
+                let idx = link_index(&h, &cfg.bridge)
+                    .await?
+                    .ok_or("the bridge vanished")?;
+                let gw = cfg.cluster_cidr.gateway();
+                if let Err(e) = h
+                    .address()
+                    .add(idx, gw.into(), cfg.cluster_cidr.prefix)
+                    .execute()
+                    .await
+                {
+                    if !exists(&e) {
+                        return Err(format!("addressing the bridge: {e}"));
+                    }
+                }
+                h.link()
+                    .set(LinkUnspec::new_with_index(idx).up().build())
+                    .execute()
+                    .await
+                    .map_err(|e| format!("bridge up: {e}"))?;
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(cfg.service_cidr.addr, cfg.service_cidr.prefix)
+                    .output_interface(idx)
+                    .pref_source(gw)
+                    .build();
+                if let Err(e) = h.route().add(route).execute().await {
+                    if !exists(&e) {
+                        return Err(format!("routing the service range over the bridge: {e}"));
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
+        rules::apply(&self.config, &[])
+    }
+
+    /// Gives a pod its interface: allocates an address, creates the veth pair, moves one end
+    /// into the pod's network namespace as `eth0` with a default route via the gateway.
+    /// Idempotent: an already attached pod keeps its address.
+    pub fn attach(&self, pod_uid: &str, netns: &Path) -> NetResult<Ipv4Addr> {
+        let ip = self.ipam.allocate(pod_uid)?;
+        let host = veth_name(pod_uid);
+        let peer = format!("{host}p");
+        let bridge = self.config.bridge.clone();
+        let ns_path = netns.to_path_buf();
+        let attached = {
+            let host = host.clone();
+            with_netlink(None, move |h| {
+                Box::pin(async move { Ok(link_index(&h, &host).await?.is_some()) })
+            })?
+        };
+        if attached {
+            return Ok(ip);
+        }
+        {
+            let (host, peer, ns_path) = (host.clone(), peer.clone(), ns_path.clone());
+            with_netlink(None, move |h| {
+                Box::pin(async move {
+                    h.link()
+                        .add(LinkVeth::new(&host, &peer).build())
+                        .execute()
+                        .await
+                        .map_err(|e| format!("creating veth {host}: {e}"))?;
+                    let bridge_idx = link_index(&h, &bridge)
+                        .await?
+                        .ok_or(format!("no bridge {bridge}"))?;
+                    let host_idx = link_index(&h, &host).await?.ok_or("the veth vanished")?;
+                    let peer_idx = link_index(&h, &peer)
+                        .await?
+                        .ok_or("the veth peer vanished")?;
+                    h.link()
+                        .set(
+                            LinkUnspec::new_with_index(host_idx)
+                                .controller(bridge_idx)
+                                .up()
+                                .build(),
+                        )
+                        .execute()
+                        .await
+                        .map_err(|e| format!("attaching {host} to {bridge}: {e}"))?;
+                    // Hairpin: with br_netfilter, a pod reaching a Service that picks the pod
+                    // itself needs its frame sent back out of the port it came in by.
+                    h.link()
+                        .set_port(LinkBridgePort::new(host_idx).hairpin(true).build())
+                        .execute()
+                        .await
+                        .map_err(|e| format!("hairpin on {host}: {e}"))?;
+                    let ns = std::fs::File::open(&ns_path)
+                        .map_err(|e| format!("opening {}: {e}", ns_path.display()))?;
+                    h.link()
+                        .set(
+                            LinkUnspec::new_with_index(peer_idx)
+                                .setns_by_fd(ns.as_raw_fd())
+                                .build(),
+                        )
+                        .execute()
+                        .await
+                        .map_err(|e| format!("moving {peer} into the pod: {e}"))?;
+                    Ok(())
+                })
+            })?;
+        }
+        let (prefix, gw) = (
+            self.config.cluster_cidr.prefix,
+            self.config.cluster_cidr.gateway(),
+        );
+        with_netlink(Some(ns_path), move |h| {
+            Box::pin(async move {
+                let idx = link_index(&h, &peer)
+                    .await?
+                    .ok_or("the pod's veth end is missing")?;
+                h.link()
+                    .set(LinkUnspec::new_with_index(idx).name("eth0").build())
+                    .execute()
+                    .await
+                    .map_err(|e| format!("naming eth0: {e}"))?;
+                h.address()
+                    .add(idx, ip.into(), prefix)
+                    .execute()
+                    .await
+                    .map_err(|e| format!("addressing eth0: {e}"))?;
+                h.link()
+                    .set(LinkUnspec::new_with_index(idx).up().build())
+                    .execute()
+                    .await
+                    .map_err(|e| format!("eth0 up: {e}"))?;
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gw)
+                    .output_interface(idx)
+                    .build();
+                h.route()
+                    .add(route)
+                    .execute()
+                    .await
+                    .map_err(|e| format!("default route: {e}"))?;
+                Ok(())
+            })
+        })?;
+        Ok(ip)
+    }
+
+    /// Releases a pod's address and removes its veth if it is still there (it goes by itself
+    /// with the pod's network namespace).
+    pub fn detach(&self, pod_uid: &str) {
+        let host = veth_name(pod_uid);
+        let _ = with_netlink(None, move |h| {
+            Box::pin(async move {
+                if let Some(idx) = link_index(&h, &host).await? {
+                    let _ = h.link().del(idx).execute().await;
+                }
+                Ok(())
+            })
+        });
+        self.ipam.release(pod_uid);
+    }
+
+    /// Removes every network artefact of this instance: the nftables table, the pods' veths,
+    /// the bridge (with its routes), the address allocations.
+    pub fn teardown(&self) -> NetResult<()> {
+        rules::remove(&self.config);
+        let bridge = self.config.bridge.clone();
+        let veths: Vec<String> = self.ipam.pods().iter().map(|uid| veth_name(uid)).collect();
+        with_netlink(None, move |h| {
+            Box::pin(async move {
+                for v in veths {
+                    if let Some(idx) = link_index(&h, &v).await? {
+                        let _ = h.link().del(idx).execute().await;
+                    }
+                }
+                if let Some(idx) = link_index(&h, &bridge).await? {
+                    h.link()
+                        .del(idx)
+                        .execute()
+                        .await
+                        .map_err(|e| format!("deleting the bridge: {e}"))?;
+                }
+                Ok(())
+            })
+        })?;
+        self.ipam.clear();
+        Ok(())
+    }
+}
