@@ -157,6 +157,44 @@ fn pods_get_addresses_and_services_balance_over_ready_pods() {
         2,
         "a pod reaches both replicas through the service: {from_pod:?}"
     );
+    // Cluster DNS: the full name (busybox's nslookup applies no search path), and the short
+    // names through the search path of the pod's resolv.conf.
+    let o = k.run(&[
+        "exec",
+        client,
+        "--",
+        "nslookup",
+        "web.default.svc.cluster.local",
+    ]);
+    assert!(
+        o.ok() && o.stdout.contains(&vip),
+        "nslookup from a pod: {o}"
+    );
+    for name in ["web.default.svc.cluster.local", "web.default", "web"] {
+        let o = k.run(&[
+            "exec",
+            client,
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{name}/"),
+        ]);
+        assert!(
+            o.ok() && names.contains(&o.stdout.trim().to_string()),
+            "wget http://{name}/ from a pod: {o}"
+        );
+    }
+    let o = k.run(&[
+        "exec",
+        client,
+        "--",
+        "nslookup",
+        "nosuch.default.svc.cluster.local",
+    ]);
+    assert!(
+        !o.ok() || !o.stdout.contains("Address: 10."),
+        "an unknown service must not resolve: {o}"
+    );
     // A deleted pod leaves the endpoints; requests keep succeeding.
     let gone = &names[1];
     assert!(k.run(&["delete", "pod", gone, "--wait=false"]).ok());

@@ -9,6 +9,7 @@
 //! configuring the pod's end needs the thread inside the pod's network namespace (`setns`
 //! affects only the calling thread).
 
+pub mod dns;
 pub mod ipam;
 pub mod rules;
 
@@ -181,13 +182,19 @@ pub struct Network {
     pub config: NetworkConfig,
     /// IP allocations.
     pub ipam: ipam::Ipam,
+    /// What the cluster DNS server answers.
+    pub records: dns::SharedRecords,
 }
 
 impl Network {
     /// The network of a data directory.
     pub fn new(config: NetworkConfig, data_dir: &Path) -> Self {
         let ipam = ipam::Ipam::new(data_dir.join("network"), config.cluster_cidr);
-        Network { config, ipam }
+        Network {
+            config,
+            ipam,
+            records: Default::default(),
+        }
     }
 
     /// Creates the bridge (with the gateway address, up), a route for the service range over

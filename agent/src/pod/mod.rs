@@ -529,6 +529,34 @@ impl Agent {
                 });
             }
         }
+        // DNS: <service>.<namespace>.svc.cluster.local → the virtual IP, or the ready pods'
+        // addresses of a headless Service.
+        let mut records = crate::network::dns::Records::default();
+        for svc in &services {
+            let (ns, name) = (
+                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+                svc["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            let fqdn = format!("{name}.{ns}.svc.{}", crate::network::dns::DOMAIN);
+            let ips: Vec<std::net::Ipv4Addr> = match svc["spec"]["clusterIP"].as_str() {
+                Some("None") => slices
+                    .iter()
+                    .filter(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name)
+                    .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                    .filter(|e| e["conditions"]["ready"] == true)
+                    .filter_map(|e| e["addresses"][0].as_str()?.parse().ok())
+                    .collect(),
+                Some(ip) => ip.parse().ok().into_iter().collect(),
+                None => continue,
+            };
+            records.0.insert(fqdn, ips);
+        }
+        {
+            let mut current = net.records.write().unwrap_or_else(|p| p.into_inner());
+            if *current != records {
+                *current = records;
+            }
+        }
         rules.sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
         if self.service_rules.as_ref() == Some(&rules) {
             return;
@@ -801,7 +829,18 @@ impl Agent {
                 return;
             }
         };
-        let etc = match write_etc_files(&pod_dir, host_network, &hostname) {
+        let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
+        // Cluster DNS for pods on the bridge with dnsPolicy ClusterFirst (the default).
+        let dns_policy = spec
+            .dns_policy
+            .clone()
+            .unwrap_or_else(|| "ClusterFirst".into());
+        let cluster_dns = matches!(dns_policy.as_str(), "ClusterFirst" if !host_network)
+            || dns_policy == "ClusterFirstWithHostNet";
+        let resolv = self.network.as_ref().filter(|_| cluster_dns).map(|n| {
+            crate::network::dns::resolv_conf(n.config.cluster_cidr.gateway(), &r.namespace)
+        });
+        let etc = match write_etc_files(&pod_dir, host_network, &hostname, pod_ip, resolv) {
             Ok(files) => files,
             Err(e) => {
                 tracing::error!(pod = %format!("{}/{}", r.namespace, r.name), "writing /etc files: {e}");
@@ -1101,13 +1140,18 @@ fn write_etc_files(
     pod_dir: &std::path::Path,
     host_network: bool,
     hostname: &str,
+    pod_ip: Option<std::net::Ipv4Addr>,
+    resolv: Option<String>,
 ) -> std::io::Result<Vec<(String, PathBuf)>> {
     let etc = pod_dir.join("etc");
     std::fs::create_dir_all(&etc)?;
     let hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     } else {
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+        let own = pod_ip.map_or_else(|| "127.0.1.1".to_string(), |ip| ip.to_string());
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
+        )
     };
     let host_name = if host_network {
         nix::unistd::gethostname()
@@ -1116,7 +1160,8 @@ fn write_etc_files(
     } else {
         hostname.to_string()
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv =
+        resolv.unwrap_or_else(|| std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let mut files = Vec::new();
     for (name, content) in [
         ("hosts", hosts),
