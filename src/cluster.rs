@@ -24,7 +24,12 @@ impl StoreCluster {
                 match events.recv().await {
                     // A status change written by the agent itself wakes it too; its sync is
                     // idempotent and writes nothing when nothing changed.
-                    Ok(e) if e.object["kind"] == "Pod" => {
+                    Ok(e)
+                        if matches!(
+                            e.object["kind"].as_str(),
+                            Some("Pod" | "Service" | "EndpointSlice")
+                        ) =>
+                    {
                         let _ = tx.send(());
                     }
                     Ok(_) => {}
@@ -48,6 +53,38 @@ fn key(pod: &Pod) -> ObjectKey {
 }
 
 impl skiff_agent::Cluster for StoreCluster {
+    fn objects(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.store
+            .list(kind, None)
+            .iter()
+            .map(|o| (**o).clone())
+            .collect()
+    }
+
+    fn update_service(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: Option<serde_json::Value>,
+        status: Option<serde_json::Value>,
+    ) -> anyhow::Result<()> {
+        let key = ObjectKey::new("Service", namespace, name);
+        let Some(current) = self.store.get(&key) else { return Ok(()) };
+        if let Some(serde_json::Value::Object(fields)) = spec {
+            let mut svc = (*current).clone();
+            for (k, v) in fields {
+                svc["spec"][k] = v;
+            }
+            if svc != *current {
+                self.store.update(svc)?;
+            }
+        }
+        if let Some(status) = status {
+            self.store.update_status(&key, status)?;
+        }
+        Ok(())
+    }
+
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str) {
         let Some(obj) = self.store.get(&ObjectKey::new("Pod", namespace, pod)) else {
             return;

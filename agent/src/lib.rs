@@ -30,6 +30,7 @@ pub trait Cluster: Send + Sync + 'static {
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str);
     /// Every object of a kind (Services and EndpointSlices, for the node's Service rules).
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
-    /// Records the virtual IP the node allocated to a Service.
-    fn set_cluster_ip(&self, namespace: &str, name: &str, ip: &str) -> anyhow::Result<()>;
+    /// Records what the node allocated to a Service: fields merged into its `spec` (virtual
+    /// IP, node ports) and/or its `status` (a LoadBalancer's address).
+    fn update_service(&self, namespace: &str, name: &str, spec: Option<serde_json::Value>, status: Option<serde_json::Value>) -> anyhow::Result<()>;
 }

@@ -257,6 +257,8 @@ const POD_SPEC: &[&str] = &[
     "containers[].ports[].containerPort",
     "containers[].ports[].name",
     "containers[].ports[].protocol",
+    "containers[].ports[].hostPort",
+    "containers[].ports[].hostIP",
     "containers[].imagePullPolicy",
     "containers[].terminationMessagePath",
     "containers[].terminationMessagePolicy",

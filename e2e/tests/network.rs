@@ -314,3 +314,116 @@ fn a_users_own_nftables_table_survives_start_work_and_stop() {
         .status();
     assert_eq!(before, after, "the user's table changed");
 }
+
+/// A Deployment serving its caller's address (busybox httpd CGI) with a hostPort on 127.0.0.1,
+/// plus a NodePort and a LoadBalancer Service in front of it.
+fn published_yaml(host_port: u16, lb_port: u16) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: pub
+spec:
+  selector:
+    matchLabels: {{app: pub}}
+  template:
+    metadata:
+      labels: {{app: pub}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: [\"sh\", \"-c\", \"mkdir -p /www/cgi-bin && printf '#!/bin/sh\\\\necho Content-Type: text/plain\\\\necho\\\\necho $REMOTE_ADDR\\\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && hostname > /www/index.html && exec httpd -f -p 8080 -h /www\"]
+        ports:
+        - {{name: http, containerPort: 8080, hostPort: {host_port}, hostIP: 127.0.0.1}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: np
+spec:
+  type: NodePort
+  selector: {{app: pub}}
+  ports:
+  - {{port: 80, targetPort: http}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: lb
+spec:
+  type: LoadBalancer
+  selector: {{app: pub}}
+  ports:
+  - {{port: {lb_port}, targetPort: http}}
+"
+    )
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+#[test]
+fn host_ports_node_ports_and_load_balancers_reach_pods_and_keep_the_callers_address() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let (host_port, lb_port) = (skiff_e2e::free_port(), skiff_e2e::free_port());
+    k.apply(&published_yaml(host_port, lb_port), &[]);
+    assert!(k
+        .run(&["rollout", "status", "deploy/pub", "--timeout=60s"])
+        .ok());
+    let pod = k.names(&["pods", "-l", "app=pub"]).pop().expect("a pod");
+    let np = k.get_json(&["svc", "np"]).expect("np");
+    let node_port = np["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a node port allocated") as u16;
+    assert!((30000..=32767).contains(&node_port));
+    let lb = k.get_json(&["svc", "lb"]).expect("lb");
+    assert!(
+        lb["status"]["loadBalancer"]["ingress"][0]["ip"].is_string(),
+        "LoadBalancer status: {lb}"
+    );
+    for (what, port) in [
+        ("hostPort", host_port),
+        ("NodePort", node_port),
+        ("LoadBalancer", lb_port),
+    ] {
+        let body = wait_until_some(|| get("127.0.0.1", port));
+        assert_eq!(body, pod, "{what} on 127.0.0.1:{port}");
+    }
+    // A caller from a test network namespace of our own: the pod sees its address.
+    let n = s.net_index;
+    let (ns, host_if) = (format!("skiff-e2e-lb-{n}"), format!("skelb{n}"));
+    let (host_addr, client_addr) = (format!("10.246.{n}.1"), format!("10.246.{n}.2"));
+    let setup = sh(&format!(
+        "ip netns add {ns} && ip link add {host_if} type veth peer name eth0 netns {ns} && \
+         ip addr add {host_addr}/30 dev {host_if} && ip link set {host_if} up && \
+         ip -n {ns} addr add {client_addr}/30 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"
+    ));
+    let seen = if setup.status.success() {
+        let mut got = String::new();
+        wait_until(Duration::from_secs(15), Duration::from_millis(200), || {
+            let o = sh(&format!(
+                "ip netns exec {ns} busybox wget -qO- http://{host_addr}:{lb_port}/cgi-bin/ip"
+            ));
+            // httpd listens on IPv6 too: an IPv4 caller shows as [::ffff:a.b.c.d].
+            got = String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .trim_start_matches("[::ffff:")
+                .trim_end_matches(']')
+                .to_string();
+            o.status.success()
+        });
+        got
+    } else {
+        format!("setup failed: {}", String::from_utf8_lossy(&setup.stderr))
+    };
+    let _ = sh(&format!("ip link del {host_if}; ip netns del {ns}"));
+    assert_eq!(
+        seen, client_addr,
+        "the pod sees the LoadBalancer caller's address"
+    );
+}

@@ -12,6 +12,7 @@
 pub mod dns;
 pub mod ipam;
 pub mod rules;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -116,6 +117,20 @@ impl NetworkConfig {
             format!("skiff_{}", self.bridge.replace('-', "_"))
         }
     }
+}
+
+/// The host's own address that LoadBalancer Services report: the first IPv4 address of an
+/// interface that is neither loopback nor skiff's (127.0.0.1 if there is none).
+pub fn host_ip(cfg: &NetworkConfig) -> Ipv4Addr {
+    nix::ifaddrs::getifaddrs()
+        .ok()
+        .and_then(|addrs| {
+            addrs
+                .filter(|a| a.interface_name != cfg.bridge && !a.interface_name.starts_with("sk") && a.interface_name != "lo")
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+                .find(|ip| !ip.is_loopback())
+        })
+        .unwrap_or(Ipv4Addr::LOCALHOST)
 }
 
 /// Network errors.
@@ -250,7 +265,12 @@ impl Network {
         })?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
-        rules::apply(&self.config, &[])
+        // Host ports reached from the host's own loopback are DNATed to pods over the bridge:
+        // the kernel must accept the loopback source there (it is then masqueraded). Set on
+        // this bridge only.
+        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.config.bridge);
+        std::fs::write(&localnet, "1").map_err(|e| format!("{localnet}: {e}"))?;
+        rules::apply(&self.config, &rules::Rules::default())
     }
 
     /// Gives a pod its interface: allocates an address, creates the veth pair, moves one end

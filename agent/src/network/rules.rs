@@ -25,6 +25,35 @@ pub struct ServiceRule {
     pub endpoints: Vec<(std::net::Ipv4Addr, u16)>,
 }
 
+/// A port published on the host's own addresses (NodePort, LoadBalancer, hostPort), DNATed to
+/// endpoints. The client's address stays visible to the pod (no masquerade) except for
+/// connections from the host's loopback, which must be rewritten to leave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPortRule {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The host port.
+    pub port: u16,
+    /// Only for this host address (a hostPort's `hostIP`), or every local address.
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    /// Endpoints: (pod IP, port).
+    pub endpoints: Vec<(std::net::Ipv4Addr, u16)>,
+}
+
+/// Everything the node's table implements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Service virtual IPs.
+    pub services: Vec<ServiceRule>,
+    /// Host ports.
+    pub host_ports: Vec<HostPortRule>,
+}
+
+fn dnat_map(endpoints: &[(std::net::Ipv4Addr, u16)]) -> String {
+    let targets: Vec<String> = endpoints.iter().enumerate().map(|(i, (ip, port))| format!("{i} : {ip} . {port}")).collect();
+    format!("dnat ip to numgen random mod {} map {{ {} }}", endpoints.len(), targets.join(", "))
+}
+
 fn nft(script: &str) -> NetResult<()> {
     let mut child = Command::new("nft")
         .arg("-f")
@@ -50,28 +79,17 @@ fn nft(script: &str) -> NetResult<()> {
     Ok(())
 }
 
-/// The ruleset text for `services`.
-pub fn ruleset(cfg: &NetworkConfig, services: &[ServiceRule]) -> String {
+/// The ruleset text.
+pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
     let (t, br, cluster, svc) = (cfg.table(), &cfg.bridge, cfg.cluster_cidr, cfg.service_cidr);
     let mut dnat = String::new();
-    for s in services {
-        if s.endpoints.is_empty() {
-            continue;
-        }
-        let targets: Vec<String> = s
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, (ip, port))| format!("{i} : {ip} . {port}"))
-            .collect();
-        dnat.push_str(&format!(
-            "    ip daddr {} {} dport {} dnat ip to numgen random mod {} map {{ {} }}\n",
-            s.vip,
-            s.protocol,
-            s.port,
-            s.endpoints.len(),
-            targets.join(", ")
-        ));
+    for s in rules.services.iter().filter(|s| !s.endpoints.is_empty()) {
+        dnat.push_str(&format!("    ip daddr {} {} dport {} {}\n", s.vip, s.protocol, s.port, dnat_map(&s.endpoints)));
+    }
+    let mut host = String::new();
+    for h in rules.host_ports.iter().filter(|h| !h.endpoints.is_empty()) {
+        let only = h.host_ip.map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
+        host.push_str(&format!("    {only}{} dport {} {}\n", h.protocol, h.port, dnat_map(&h.endpoints)));
     }
     format!(
         "table inet {t} {{}}
@@ -79,18 +97,23 @@ delete table inet {t}
 table inet {t} {{
   chain services {{
 {dnat}  }}
+  chain hostports {{
+{host}  }}
   chain prerouting {{
     type nat hook prerouting priority -100; policy accept;
     ip daddr {svc} jump services
+    fib daddr type local jump hostports
   }}
   chain output {{
     type nat hook output priority -100; policy accept;
     ip daddr {svc} jump services
+    fib daddr type local jump hostports
   }}
   chain postrouting {{
     type nat hook postrouting priority 100; policy accept;
     ip saddr {cluster} ip daddr != {cluster} oifname != \"{br}\" masquerade
     oifname \"{br}\" ct status dnat ip saddr {cluster} masquerade
+    oifname \"{br}\" ct status dnat ip saddr 127.0.0.0/8 masquerade
   }}
   chain forward {{
     type filter hook forward priority 0; policy accept;
@@ -102,9 +125,9 @@ table inet {t} {{
     )
 }
 
-/// Installs (replaces) skiff's table with rules for `services`.
-pub fn apply(cfg: &NetworkConfig, services: &[ServiceRule]) -> NetResult<()> {
-    nft(&ruleset(cfg, services))
+/// Installs (replaces) skiff's table with `rules`.
+pub fn apply(cfg: &NetworkConfig, rules: &Rules) -> NetResult<()> {
+    nft(&ruleset(cfg, rules))
 }
 
 /// Removes skiff's table.

@@ -128,7 +128,7 @@ pub struct Agent {
     images_changed: Arc<tokio::sync::Notify>,
     network: Option<Arc<crate::network::Network>>,
     /// The Service rules last installed (to write nftables only on change).
-    service_rules: Option<Vec<crate::network::rules::ServiceRule>>,
+    service_rules: Option<crate::network::rules::Rules>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
 }
@@ -442,132 +442,36 @@ impl Agent {
         }
     }
 
-    /// Gives Services without a virtual IP one, and installs the Service rules when they
-    /// changed (ready endpoints only).
+    /// Implements Services on the node (see `network::services`): writes back what it
+    /// allocates, installs the rules when they changed, updates the DNS records.
     async fn sync_services(&mut self) {
-        let Some(net) = self.network.clone() else {
-            return;
-        };
+        let Some(net) = self.network.clone() else { return };
         let services = self.cluster.objects("Service");
         let slices = self.cluster.objects("EndpointSlice");
-        let cidr = net.config.service_cidr;
-        let mut used: std::collections::HashSet<std::net::Ipv4Addr> = services
-            .iter()
-            .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
-            .collect();
-        let mut rules = Vec::new();
-        for svc in &services {
-            let (ns, name) = (
-                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
-                svc["metadata"]["name"].as_str().unwrap_or_default(),
-            );
-            let vip: std::net::Ipv4Addr = match svc["spec"]["clusterIP"].as_str() {
-                Some("None") => continue,
-                Some(ip) => match ip.parse() {
-                    Ok(ip) => ip,
-                    Err(_) => continue,
-                },
-                None => {
-                    // .1 is the API's and .10 DNS's on Kubernetes: start after them.
-                    let Some(ip) = (11..)
-                        .map_while(|n| cidr.nth(n))
-                        .find(|ip| !used.contains(ip))
-                    else {
-                        tracing::error!(service = %format!("{ns}/{name}"), "no free address left in the service range {cidr}");
-                        continue;
-                    };
-                    used.insert(ip);
-                    if let Err(e) = self.cluster.set_cluster_ip(ns, name, &ip.to_string()) {
-                        tracing::warn!(service = %format!("{ns}/{name}"), "recording its cluster IP: {e}");
-                    }
-                    ip
-                }
+        let pods = self.cluster.pods();
+        let plan = crate::network::services::plan(&net.config, &services, &slices, &pods, crate::network::host_ip(&net.config));
+        for a in plan.allocations {
+            let r = match a {
+                crate::network::services::Allocation::Spec { namespace, name, patch } => self.cluster.update_service(&namespace, &name, Some(patch), None),
+                crate::network::services::Allocation::Status { namespace, name, status } => self.cluster.update_service(&namespace, &name, None, Some(status)),
             };
-            let slice = slices
-                .iter()
-                .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name);
-            for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
-                let pname = p["name"].as_str().unwrap_or("");
-                let target = slice.and_then(|s| {
-                    s["ports"]
-                        .as_array()?
-                        .iter()
-                        .find(|sp| sp["name"].as_str().unwrap_or("") == pname)
-                        .and_then(|sp| sp["port"].as_u64())
-                });
-                let endpoints: Vec<(std::net::Ipv4Addr, u16)> = match target {
-                    Some(port) => slice
-                        .and_then(|s| s["endpoints"].as_array())
-                        .into_iter()
-                        .flatten()
-                        .filter(|e| e["conditions"]["ready"] == true)
-                        .filter_map(|e| {
-                            e["addresses"][0]
-                                .as_str()?
-                                .parse::<std::net::Ipv4Addr>()
-                                .ok()
-                        })
-                        // A hostNetwork pod (reported at 127.0.0.1) is reached at the gateway.
-                        .map(|ip| {
-                            (
-                                if ip.is_loopback() {
-                                    net.config.cluster_cidr.gateway()
-                                } else {
-                                    ip
-                                },
-                                port as u16,
-                            )
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                };
-                rules.push(crate::network::rules::ServiceRule {
-                    vip,
-                    protocol: p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase(),
-                    port: p["port"].as_u64().unwrap_or(0) as u16,
-                    endpoints,
-                });
+            if let Err(e) = r {
+                tracing::warn!("recording a Service allocation: {e}");
             }
-        }
-        // DNS: <service>.<namespace>.svc.cluster.local → the virtual IP, or the ready pods'
-        // addresses of a headless Service.
-        let mut records = crate::network::dns::Records::default();
-        for svc in &services {
-            let (ns, name) = (
-                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
-                svc["metadata"]["name"].as_str().unwrap_or_default(),
-            );
-            let fqdn = format!("{name}.{ns}.svc.{}", crate::network::dns::DOMAIN);
-            let ips: Vec<std::net::Ipv4Addr> = match svc["spec"]["clusterIP"].as_str() {
-                Some("None") => slices
-                    .iter()
-                    .filter(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name)
-                    .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-                    .filter(|e| e["conditions"]["ready"] == true)
-                    .filter_map(|e| e["addresses"][0].as_str()?.parse().ok())
-                    .collect(),
-                Some(ip) => ip.parse().ok().into_iter().collect(),
-                None => continue,
-            };
-            records.0.insert(fqdn, ips);
         }
         {
             let mut current = net.records.write().unwrap_or_else(|p| p.into_inner());
-            if *current != records {
-                *current = records;
+            if *current != plan.records {
+                *current = plan.records;
             }
         }
-        rules.sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
-        if self.service_rules.as_ref() == Some(&rules) {
+        if self.service_rules.as_ref() == Some(&plan.rules) {
             return;
         }
         let config = net.config.clone();
-        let r = rules.clone();
-        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &r))
-            .await
-            .expect("no panic")
-        {
-            Ok(()) => self.service_rules = Some(rules),
+        let rules = plan.rules.clone();
+        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &rules)).await.expect("no panic") {
+            Ok(()) => self.service_rules = Some(plan.rules),
             Err(e) => tracing::error!("installing the Service rules: {e}"),
         }
     }

@@ -1,0 +1,206 @@
+//! What the node does for Services — a pure function of (Services, EndpointSlices, pods) →
+//! a [`Plan`]: the addresses and ports to allocate (virtual IPs from the service range, node
+//! ports from 30000–32767), the LoadBalancer status to report, the nftables rules (virtual IPs,
+//! node ports, LoadBalancer ports on the host's addresses as k3s's ServiceLB publishes them,
+//! and pods' `hostPort`s), and the DNS records.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{json, Value};
+
+use super::dns::{Records, DOMAIN};
+use super::rules::{HostPortRule, Rules, ServiceRule};
+use super::NetworkConfig;
+
+/// The node-port range.
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+/// Something to write back to a Service.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Allocation {
+    /// Merge into `spec` (clusterIP, ports with nodePorts).
+    Spec {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The fields.
+        patch: Value,
+    },
+    /// Replace `status`.
+    Status {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The status.
+        status: Value,
+    },
+}
+
+/// What the node should do.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The table's rules.
+    pub rules: Rules,
+    /// DNS records.
+    pub records: Records,
+    /// Writes back to Services.
+    pub allocations: Vec<Allocation>,
+}
+
+fn ns_name(svc: &Value) -> (String, String) {
+    (
+        svc["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        svc["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
+pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[Pod], host_ip: Ipv4Addr) -> Plan {
+    let mut out = Plan::default();
+    let mut used_ips: HashSet<Ipv4Addr> = services.iter().filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok()).collect();
+    let mut used_ports: HashSet<u16> = services
+        .iter()
+        .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_u64().map(|n| n as u16))
+        .collect();
+    for svc in services {
+        let (ns, name) = ns_name(svc);
+        let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        let mut patch = serde_json::Map::new();
+        // The virtual IP: .1 and .10 are the API's and DNS's on Kubernetes, start after them.
+        let vip: Option<Ipv4Addr> = match svc["spec"]["clusterIP"].as_str() {
+            Some("None") => None,
+            Some(ip) => ip.parse().ok(),
+            None => {
+                let ip = (11..).map_while(|n| cfg.service_cidr.nth(n)).find(|ip| !used_ips.contains(ip));
+                if let Some(ip) = ip {
+                    used_ips.insert(ip);
+                    patch.insert("clusterIP".into(), json!(ip.to_string()));
+                    patch.insert("clusterIPs".into(), json!([ip.to_string()]));
+                }
+                ip
+            }
+        };
+        // Node ports for NodePort and LoadBalancer Services.
+        let mut ports: Vec<Value> = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        if ty == "NodePort" || ty == "LoadBalancer" {
+            let mut changed = false;
+            for p in ports.iter_mut() {
+                if p["nodePort"].is_null() {
+                    if let Some(n) = NODE_PORTS.clone().find(|n| !used_ports.contains(n)) {
+                        used_ports.insert(n);
+                        p["nodePort"] = json!(n);
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                patch.insert("ports".into(), Value::Array(ports.clone()));
+            }
+        }
+        if !patch.is_empty() {
+            out.allocations.push(Allocation::Spec { namespace: ns.clone(), name: name.clone(), patch: Value::Object(patch) });
+        }
+        if ty == "LoadBalancer" {
+            let status = json!({"loadBalancer": {"ingress": [{"ip": host_ip.to_string(), "ipMode": "VIP"}]}});
+            if svc["status"] != status {
+                out.allocations.push(Allocation::Status { namespace: ns.clone(), name: name.clone(), status });
+            }
+        }
+        // Endpoints per port.
+        let slice = slices.iter().find(|s| s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str());
+        let ready: Vec<Ipv4Addr> = slice
+            .and_then(|s| s["endpoints"].as_array())
+            .into_iter()
+            .flatten()
+            .filter(|e| e["conditions"]["ready"] == true)
+            .filter_map(|e| e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok())
+            // A hostNetwork pod (reported at 127.0.0.1) is reached at the bridge's gateway.
+            .map(|ip| if ip.is_loopback() { cfg.cluster_cidr.gateway() } else { ip })
+            .collect();
+        for p in &ports {
+            let pname = p["name"].as_str().unwrap_or("");
+            let target = slice.and_then(|s| {
+                s["ports"].as_array()?.iter().find(|sp| sp["name"].as_str().unwrap_or("") == pname).and_then(|sp| sp["port"].as_u64())
+            });
+            let endpoints: Vec<(Ipv4Addr, u16)> = match target {
+                Some(t) => ready.iter().map(|ip| (*ip, t as u16)).collect(),
+                None => Vec::new(),
+            };
+            let protocol = p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
+            if let Some(vip) = vip {
+                out.rules.services.push(ServiceRule { vip, protocol: protocol.clone(), port: p["port"].as_u64().unwrap_or(0) as u16, endpoints: endpoints.clone() });
+            }
+            if let Some(n) = p["nodePort"].as_u64() {
+                out.rules.host_ports.push(HostPortRule { protocol: protocol.clone(), port: n as u16, host_ip: None, endpoints: endpoints.clone() });
+            }
+            if ty == "LoadBalancer" {
+                out.rules.host_ports.push(HostPortRule { protocol, port: p["port"].as_u64().unwrap_or(0) as u16, host_ip: None, endpoints });
+            }
+        }
+        // DNS.
+        let fqdn = format!("{name}.{ns}.svc.{DOMAIN}");
+        match (vip, svc["spec"]["clusterIP"].as_str()) {
+            (Some(ip), _) => {
+                out.records.0.insert(fqdn, vec![ip]);
+            }
+            (None, Some("None")) => {
+                out.records.0.insert(fqdn, ready.clone());
+            }
+            _ => {}
+        }
+    }
+    // Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself).
+    for pod in pods {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<Ipv4Addr>().ok()) else { continue };
+        if ip.is_loopback() || !cfg.cluster_cidr.contains(ip) || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            for p in c.ports.iter().flatten() {
+                let Some(host_port) = p.host_port else { continue };
+                out.rules.host_ports.push(HostPortRule {
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_ascii_lowercase(),
+                    port: host_port as u16,
+                    host_ip: p.host_ip.as_deref().and_then(|h| h.parse().ok()).filter(|h: &Ipv4Addr| !h.is_unspecified()),
+                    endpoints: vec![(ip, p.container_port as u16)],
+                });
+            }
+        }
+    }
+    out.rules.services.sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
+    out.rules.host_ports.sort_by(|a, b| (a.port, &a.protocol, a.host_ip).cmp(&(b.port, &b.protocol, b.host_ip)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NetworkConfig {
+        NetworkConfig { bridge: "b".into(), cluster_cidr: "10.42.0.0/16".parse().unwrap(), service_cidr: "10.43.0.0/16".parse().unwrap() }
+    }
+
+    #[test]
+    fn allocates_addresses_and_node_ports_and_routes_ready_endpoints() {
+        let svc = json!({"metadata":{"namespace":"default","name":"web"},
+            "spec":{"type":"LoadBalancer","ports":[{"name":"","port":80,"protocol":"TCP"}]}});
+        let slice = json!({"metadata":{"namespace":"default","name":"web"},
+            "ports":[{"name":"","port":8080}],
+            "endpoints":[{"addresses":["10.42.0.5"],"conditions":{"ready":true}},
+                         {"addresses":["10.42.0.6"],"conditions":{"ready":false}}]});
+        let p = plan(&cfg(), &[svc], &[slice], &[], Ipv4Addr::new(192, 0, 2, 1));
+        let Allocation::Spec { patch, .. } = &p.allocations[0] else { panic!("{:?}", p.allocations) };
+        assert_eq!(patch["clusterIP"], "10.43.0.11");
+        assert_eq!(patch["ports"][0]["nodePort"], 30000);
+        assert!(matches!(&p.allocations[1], Allocation::Status { status, .. } if status["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1"));
+        assert_eq!(p.rules.services[0].endpoints, vec![(Ipv4Addr::new(10, 42, 0, 5), 8080)]);
+        let ports: Vec<u16> = p.rules.host_ports.iter().map(|h| h.port).collect();
+        assert_eq!(ports, vec![80, 30000]);
+        assert_eq!(p.records.0["web.default.svc.cluster.local"], vec![Ipv4Addr::new(10, 43, 0, 11)]);
+    }
+}
