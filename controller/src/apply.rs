@@ -199,7 +199,7 @@ pub fn apply_source(
         .collect();
     let mut ops = Vec::new();
     let mut applied = Applied::default();
-    for (doc, obj) in prepared {
+    for (doc, mut obj) in prepared {
         let key = ObjectKey::of(&obj);
         if let Some(first) = seen.insert(key.clone(), doc) {
             errors.push(ApplyError::Duplicate { doc, first, key });
@@ -236,6 +236,31 @@ pub fn apply_source(
                 } else if meta::controller_uid(&existing).is_some() {
                     errors.push(ApplyError::Controlled { doc, key });
                     continue;
+                }
+                // Addresses and node ports the node allocated stay: a file does not declare them.
+                if key.kind == "Service" {
+                    if obj["spec"].get("clusterIP").is_none() {
+                        for f in ["clusterIP", "clusterIPs"] {
+                            if let Some(v) = existing["spec"].get(f) {
+                                obj["spec"][f] = v.clone();
+                            }
+                        }
+                    }
+                    let old_ports = existing["spec"]["ports"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    for p in obj["spec"]["ports"].as_array_mut().into_iter().flatten() {
+                        if p.get("nodePort").is_none() {
+                            if let Some(n) = old_ports
+                                .iter()
+                                .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                                .and_then(|o| o.get("nodePort"))
+                            {
+                                p["nodePort"] = n.clone();
+                            }
+                        }
+                    }
                 }
                 if meta::is_terminating(&existing) {
                     // A Pod on its way out: it is re-created once gone (the next pass).
