@@ -6,9 +6,11 @@
 #   docker-registry, apache2-utils, openssl — a real registry on loopback for the pull tests
 #                                 (htpasswd for its Basic auth, openssl for its CA)
 #   debootstrap                 — the Debian image of the slow pull test (SKIFF_E2E_SLOW=1)
+#   nftables, iproute2, wrk     — skiff's packet rules (the nft tool), network tests and benchmarks
+#   pebble                      — Let's Encrypt's test CA (+ pebble-challtestsrv) for the ingress ACME tests
 # A Rust toolchain (rustc >= 1.88, with rustfmt and clippy) must already be installed.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap)
+packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap pebble nftables iproute2 wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a tiny busybox image without Docker, from Debian's busybox-static, with umoci + skopeo.
 #
-#   build-busybox-image.sh OUT.tar NAME:TAG [--oci]
+#   build-busybox-image.sh OUT.tar NAME:TAG [--oci] [--add SRC:/DEST]...
 #
 # Writes a `docker save`-style archive (docker-archive:) by default, or an OCI archive
 # (oci-archive:) with --oci. The image:
@@ -12,17 +12,20 @@
 # Needs: busybox-static, umoci, skopeo (apt-get install -y busybox-static umoci skopeo).
 set -euo pipefail
 
-usage() { echo "usage: $0 OUT.tar NAME:TAG [--oci]" >&2; exit 2; }
+usage() { echo "usage: $0 OUT.tar NAME:TAG [--oci] [--add SRC:/DEST]..." >&2; exit 2; }
 [ $# -ge 2 ] || usage
 out=$1
 ref=$2
 format=docker
+extra=()
 shift 2
-for arg in "$@"; do
-  case "$arg" in
+while [ $# -gt 0 ]; do
+  case "$1" in
     --oci) format=oci ;;
+    --add) [ $# -ge 2 ] || usage; extra+=("$2"); shift ;;
     *) usage ;;
   esac
+  shift
 done
 case "$ref" in *:*) ;; *) ref="$ref:latest" ;; esac
 
@@ -63,6 +66,9 @@ for applet in sh httpd echo cat sleep ls wget env id hostname; do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 printf 'hello from skiff\n' >"$root/www/index.html"
+for pair in ${extra[@]+"${extra[@]}"}; do
+  install -D -m 0755 "${pair%%:*}" "$root${pair#*:}"
+done
 cat >"$root/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/bin/sh
 app:x:1000:1000:app:/home/app:/bin/sh

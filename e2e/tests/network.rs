@@ -427,3 +427,80 @@ fn host_ports_node_ports_and_load_balancers_reach_pods_and_keep_the_callers_addr
         "the pod sees the LoadBalancer caller's address"
     );
 }
+
+#[test]
+fn a_udp_host_port_reaches_its_pod() {
+    let s = server_with_images(&[IMAGE]);
+    // A static UDP echo server (std only), added to a busybox image.
+    let echo = s.work_dir.join("udp-echo");
+    let src = skiff_e2e::workspace_root().join("e2e/images/udp-echo.rs");
+    let built = Command::new("rustc")
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&echo)
+        .arg(&src)
+        .status()
+        .expect("rustc");
+    assert!(built.success(), "building udp-echo");
+    let archive = s.work_dir.join("udp.tar");
+    let out = Command::new("bash")
+        .arg(skiff_e2e::busybox_image_script())
+        .arg(&archive)
+        .arg("skiff-e2e-udp:v1")
+        .arg("--add")
+        .arg(format!("{}:/bin/udp-echo", echo.display()))
+        .output()
+        .expect("build the image");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.import_image(&archive).status.success());
+    let port = skiff_e2e::free_port();
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: echo
+    image: skiff-e2e-udp:v1
+    imagePullPolicy: Never
+    command: [\"/bin/udp-echo\", \"5353\"]
+    ports:
+    - {{containerPort: 5353, hostPort: {port}, protocol: UDP}}
+"
+        ),
+        &[],
+    );
+    assert!(k
+        .run(&["wait", "--for=condition=Ready", "pod/echo", "--timeout=60s"])
+        .ok());
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = String::new();
+    wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        let _ = sock.send_to(b"ping", ("127.0.0.1", port));
+        let mut buf = [0u8; 64];
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                answer = String::from_utf8_lossy(&buf[..n]).to_string();
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    assert_eq!(answer, "echo:ping", "the UDP hostPort answered");
+}

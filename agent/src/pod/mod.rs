@@ -703,10 +703,14 @@ impl Agent {
             let hostname = hostname.clone();
             let uid = r.uid.clone();
             move || -> std::io::Result<(sandbox::Namespaces, Option<std::net::Ipv4Addr>)> {
+                let started = Instant::now();
                 let ns = sandbox::ensure(&pod_dir, host_network, &hostname)?;
                 let ip = match (&network, &ns.net) {
                     (Some(n), Some(netns)) => {
-                        Some(n.attach(&uid, netns).map_err(std::io::Error::other)?)
+                        let ip = n.attach(&uid, netns).map_err(std::io::Error::other)?;
+                        // Measured by e2e/bench/network.py: namespaces, veth, address, routes.
+                        tracing::debug!(pod = %uid, %ip, took_us = started.elapsed().as_micros() as u64, "pod network ready");
+                        Some(ip)
                     }
                     _ => None,
                 };
