@@ -80,7 +80,8 @@ def main():
     server = subprocess.Popen([skiff, "server", "--data-dir", data, "--manifests", manifests, "--images", images,
                                "--config", "/dev/null", "--api-port", str(api), "--bind-address", "127.0.0.1",
                                "--write-kubeconfig", kc, "--disable-default-registry-endpoint",
-                               "--bridge", BRIDGE, "--cluster-cidr", CLUSTER, "--service-cidr", SERVICE],
+                               "--bridge", BRIDGE, "--cluster-cidr", CLUSTER, "--service-cidr", SERVICE,
+                               "--http-port", "0", "--https-port", "0"],
                               stdout=log, stderr=log, env=env)
     try:
         for _ in range(100):
@@ -155,7 +156,10 @@ for i in range(500):
 lat.sort()
 print(f"{{lat[len(lat)//2]*1e6:.0f}} {{lat[int(len(lat)*0.9)]*1e6:.0f}}")
 """
-        out = sh(f"nsenter --net={nspath} python3 -c \"{script}\"").stdout.split()
+        probe = os.path.join(root, "dns_probe.py")
+        with open(probe, "w") as f:
+            f.write(script)
+        out = sh(f"nsenter --net={nspath} python3 {probe}").stdout.split()
         print(f"DNS from a pod: p50={out[0]} us p90={out[1]} us (500 queries)")
     finally:
         server.terminate()
