@@ -69,7 +69,9 @@ impl skiff_agent::Cluster for StoreCluster {
         status: Option<serde_json::Value>,
     ) -> anyhow::Result<()> {
         let key = ObjectKey::new("Service", namespace, name);
-        let Some(current) = self.store.get(&key) else { return Ok(()) };
+        let Some(current) = self.store.get(&key) else {
+            return Ok(());
+        };
         if let Some(serde_json::Value::Object(fields)) = spec {
             let mut svc = (*current).clone();
             for (k, v) in fields {

@@ -26,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of `ServerArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: store, controllers, node agent, manifests and images folders.
@@ -158,7 +160,7 @@ struct ServerArgs {
     /// The Kubernetes API's HTTPS port. [default: 6443]
     #[arg(long)]
     api_port: Option<u16>,
-    /// The address the API listens on. [default: 0.0.0.0]
+    /// The address the API and the ingress proxy listen on. [default: 0.0.0.0]
     #[arg(long)]
     bind_address: Option<std::net::IpAddr>,
     /// Extra host names or IPs for the API's serving certificate (repeatable).
@@ -167,10 +169,36 @@ struct ServerArgs {
     /// Where to write the admin kubeconfig (mode 0600). [default: /etc/skiff/kubeconfig.yaml]
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
+    /// The ingress proxy's HTTP port, on --bind-address (0: none). [default: 80]
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// The ingress proxy's HTTPS port, on --bind-address (0: none). [default: 443]
+    #[arg(long)]
+    https_port: Option<u16>,
+    /// The ACME directory that certificates of Ingress TLS hosts are ordered from ("off": no
+    /// ACME, self-signed certificates). [default: Let's Encrypt's production directory]
+    #[arg(long)]
+    acme_directory: Option<String>,
+    /// The ACME account's contact e-mail address.
+    #[arg(long)]
+    acme_email: Option<String>,
+    /// A PEM file with the root to trust for the ACME server's own HTTPS (e.g. pebble's).
+    /// [default: the system's roots]
+    #[arg(long)]
+    acme_ca_root: Option<PathBuf>,
     /// Pull only through the mirrors of registries.yaml, never from a registry's own endpoint
     /// (registries on loopback excepted): for air-gapped hosts.
     #[arg(long)]
     disable_default_registry_endpoint: bool,
+    /// Pod addresses. [default: 10.42.0.0/16]
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// Service virtual IPs. [default: 10.43.0.0/16]
+    #[arg(long)]
+    service_cidr: Option<String>,
+    /// The pods' bridge. [default: skiff0]
+    #[arg(long)]
+    bridge: Option<String>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -188,6 +216,14 @@ struct ConfigFile {
     write_kubeconfig: Option<PathBuf>,
     #[serde(default)]
     disable_default_registry_endpoint: bool,
+    http_port: Option<u16>,
+    https_port: Option<u16>,
+    acme_directory: Option<String>,
+    acme_email: Option<String>,
+    acme_ca_root: Option<PathBuf>,
+    cluster_cidr: Option<String>,
+    service_cidr: Option<String>,
+    bridge: Option<String>,
 }
 
 struct ServerConfig {
@@ -199,6 +235,8 @@ struct ServerConfig {
     tls_sans: Vec<String>,
     kubeconfig: PathBuf,
     offline_registries: bool,
+    ingress: IngressSettings,
+    network: skiff_agent::network::NetworkConfig,
 }
 
 impl ServerArgs {
@@ -242,7 +280,21 @@ impl ServerArgs {
             .clone()
             .or(file.write_kubeconfig)
             .unwrap_or_else(|| "/etc/skiff/kubeconfig.yaml".into());
+        let listen = |port: u16| (port != 0).then(|| std::net::SocketAddr::new(bind, port));
+        let acme_directory = self
+            .acme_directory
+            .clone()
+            .or(file.acme_directory)
+            .unwrap_or_else(|| skiff_controller::acme::LETS_ENCRYPT.into());
+        let ingress = IngressSettings {
+            http: listen(self.http_port.or(file.http_port).unwrap_or(80)),
+            https: listen(self.https_port.or(file.https_port).unwrap_or(443)),
+            acme_directory: (acme_directory != "off").then_some(acme_directory),
+            acme_email: self.acme_email.clone().or(file.acme_email),
+            acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root),
+        };
         Ok(ServerConfig {
+            ingress,
             data_dir,
             manifests,
             images,
@@ -252,6 +304,27 @@ impl ServerArgs {
             kubeconfig,
             offline_registries: self.disable_default_registry_endpoint
                 || file.disable_default_registry_endpoint,
+            network: skiff_agent::network::NetworkConfig {
+                bridge: self
+                    .bridge
+                    .clone()
+                    .or(file.bridge)
+                    .unwrap_or_else(|| "skiff0".into()),
+                cluster_cidr: self
+                    .cluster_cidr
+                    .clone()
+                    .or(file.cluster_cidr)
+                    .unwrap_or_else(|| "10.42.0.0/16".into())
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?,
+                service_cidr: self
+                    .service_cidr
+                    .clone()
+                    .or(file.service_cidr)
+                    .unwrap_or_else(|| "10.43.0.0/16".into())
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
+            },
         })
     }
 }
@@ -357,6 +430,18 @@ fn server(args: ServerArgs) -> Result<()> {
         tracing::error!("{e}");
     }
     let runtime = skiff_agent::runtime::handle::Runtime::new(layout.clone())?;
+    config.network.save(&layout.data_dir)?;
+    let network = Arc::new(skiff_agent::network::Network::new(
+        config.network.clone(),
+        &layout.data_dir,
+    ));
+    network.setup_host().map_err(|e| {
+        anyhow::anyhow!(
+            "setting up pod networking ({}, {}): {e}",
+            config.network.bridge,
+            config.network.cluster_cidr
+        )
+    })?;
     tracing::info!(
         data_dir = %layout.data_dir.display(),
         manifests = %config.manifests.display(),
@@ -385,6 +470,7 @@ fn server(args: ServerArgs) -> Result<()> {
         .context("starting the API server")?;
         let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
         tasks.push(api);
+        tasks.extend(start_ingress(&config.ingress, &layout.data_dir, store.clone(), shutdown.clone()).await?);
         let imported = Arc::new(tokio::sync::Notify::new());
         let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(skiff_agent::image::folder::run(
@@ -399,7 +485,12 @@ fn server(args: ServerArgs) -> Result<()> {
         // while at most: a huge archive must not hold the agent back).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
         let cluster = cluster::StoreCluster::new(store.clone());
-        let agent = skiff_agent::Agent::new(cluster, runtime, images, imported);
+        tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
+            std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),
+            network.records.clone(),
+            shutdown.clone(),
+        )));
+        let agent = skiff_agent::Agent::new(cluster, runtime, images, imported).with_network(network);
         tasks.push(tokio::spawn(agent.run(shutdown.clone())));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -541,4 +632,104 @@ fn token(cmd: TokenCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The ingress proxy's listeners and ACME settings.
+struct IngressSettings {
+    http: Option<std::net::SocketAddr>,
+    https: Option<std::net::SocketAddr>,
+    acme_directory: Option<String>,
+    acme_email: Option<String>,
+    acme_ca_root: Option<PathBuf>,
+}
+
+/// The ingress reconciler's view of the proxy.
+struct ProxyHandle(skiff_proxy::Proxy);
+
+impl skiff_controller::controllers::ingress::IngressProxy for ProxyHandle {
+    fn set_routes(&self, table: skiff_proxy::RouteTable) {
+        if self.0.set_routes(table) {
+            tracing::debug!("ingress routes updated");
+        }
+    }
+    fn set_certificates(
+        &self,
+        by_host: std::collections::HashMap<String, skiff_proxy::Certificate>,
+    ) {
+        self.0.set_certificates(by_host);
+    }
+    fn add_http01(&self, token: &str, key_authorization: &str) {
+        self.0.add_http01(token, key_authorization);
+    }
+    fn remove_http01(&self, token: &str) {
+        self.0.remove_http01(token);
+    }
+    fn add_tls_alpn01(&self, host: &str, certificate: skiff_proxy::Certificate) {
+        self.0.add_tls_alpn01(host, certificate);
+    }
+    fn remove_tls_alpn01(&self, host: &str) {
+        self.0.remove_tls_alpn01(host);
+    }
+}
+
+/// Starts the ingress proxy's listeners and the ingress reconciler. A port that cannot be bound
+/// (taken, or 80/443 without privileges) is logged and skipped: the rest of the daemon matters
+/// more than one listener.
+async fn start_ingress(
+    settings: &IngressSettings,
+    data_dir: &Path,
+    store: Arc<skiff_controller::store::Store>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
+        https_port: settings.https.map_or(443, |a| a.port()),
+        tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
+        ..Default::default()
+    })
+    .context("starting the ingress proxy")?;
+    let mut tasks = Vec::new();
+    let mut up = [false, false];
+    for (i, addr) in [settings.http, settings.https].into_iter().enumerate() {
+        let Some(addr) = addr else { continue };
+        let scheme = if i == 0 { "HTTP" } else { "HTTPS" };
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                up[i] = true;
+                tracing::info!("ingress proxy listening on {addr} ({scheme})");
+                let (p, s) = (proxy.clone(), shutdown.clone());
+                tasks.push(tokio::spawn(async move {
+                    if i == 0 {
+                        p.serve_http(listener, s).await
+                    } else {
+                        p.serve_https(listener, s).await
+                    }
+                }));
+            }
+            Err(e) => tracing::error!(
+                "ingress proxy: cannot listen on {addr} ({scheme}): {e}; Ingresses are not served over {scheme}"
+            ),
+        }
+    }
+    let handle: Arc<dyn skiff_controller::controllers::ingress::IngressProxy> =
+        Arc::new(ProxyHandle(proxy));
+    let certs = Arc::new(skiff_controller::acme::CertManager::new(
+        store.clone(),
+        handle.clone(),
+        skiff_controller::acme::AcmeConfig {
+            directory: settings.acme_directory.clone(),
+            email: settings.acme_email.clone(),
+            ca_root: settings.acme_ca_root.clone(),
+            state_dir: data_dir.join("acme"),
+            http01: up[0],
+            tls_alpn01: up[1],
+        },
+    ));
+    let address = match settings.http.or(settings.https).map(|a| a.ip()) {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
+    tasks.push(tokio::spawn(skiff_controller::controllers::ingress::run(
+        store, handle, certs, address, shutdown,
+    )));
+    Ok(tasks)
 }

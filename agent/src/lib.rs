@@ -32,5 +32,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
     /// Records what the node allocated to a Service: fields merged into its `spec` (virtual
     /// IP, node ports) and/or its `status` (a LoadBalancer's address).
-    fn update_service(&self, namespace: &str, name: &str, spec: Option<serde_json::Value>, status: Option<serde_json::Value>) -> anyhow::Result<()>;
+    fn update_service(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: Option<serde_json::Value>,
+        status: Option<serde_json::Value>,
+    ) -> anyhow::Result<()>;
 }

@@ -4,6 +4,7 @@
 //! Start reading at [`start`]: it is handed the [`store::Store`] and starts the manifests
 //! folder and the controllers as tasks.
 
+pub mod acme;
 pub mod api;
 pub mod apply;
 pub mod controllers;

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 pub mod hostile;
 pub mod kubectl;
+pub mod pebble;
 pub mod registry;
 
 /// How long the tests wait for something that should happen "within seconds".
@@ -337,6 +338,20 @@ pub struct Server {
     pub api_port: u16,
     /// The admin kubeconfig the server writes.
     pub kubeconfig: PathBuf,
+    /// The ingress proxy's HTTP and HTTPS ports (free ports: never 80/443 in tests).
+    pub http_port: u16,
+    pub https_port: u16,
+    /// This server's bridge (pods' network), unique among running tests.
+    pub bridge: String,
+    /// This server's networks: pods in 10.244.<n>.0/24, Services in 10.245.<n>.0/24.
+    pub net_index: u32,
+}
+
+/// A network index no other server of this test process uses.
+fn next_net_index() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (std::process::id() + n * 7) % 250 + 1
 }
 
 impl Server {
@@ -378,7 +393,18 @@ impl Server {
             extra_args: Vec::new(),
             api_port: free_port(),
             kubeconfig,
+            http_port: free_port(),
+            https_port: free_port(),
+            bridge: String::new(),
+            net_index: 0,
         }
+        .with_network(next_net_index())
+    }
+
+    fn with_network(mut self, index: u32) -> Self {
+        self.net_index = index;
+        self.bridge = format!("skiff-e2e-{index}");
+        self
     }
 
     /// Creates the folders and starts the daemon.
@@ -419,6 +445,21 @@ impl Server {
             .arg("/dev/null")
             // Tests never pull from the internet: only loopback registries and mirrors.
             .arg("--disable-default-registry-endpoint")
+            .args(["--http-port", &self.http_port.to_string()])
+            .args(["--https-port", &self.https_port.to_string()])
+            // Nor ACME from the internet: a test that wants ACME passes its own directory (pebble).
+            .args(if self.extra_args.iter().any(|a| a == "--acme-directory") {
+                &[][..]
+            } else {
+                &["--acme-directory", "off"][..]
+            })
+            // Each server its own bridge and address ranges: tests run in parallel.
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--cluster-cidr")
+            .arg(format!("10.244.{}.0/24", self.net_index))
+            .arg("--service-cidr")
+            .arg(format!("10.245.{}.0/24", self.net_index))
             .args(&self.extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -126,7 +126,11 @@ pub fn host_ip(cfg: &NetworkConfig) -> Ipv4Addr {
         .ok()
         .and_then(|addrs| {
             addrs
-                .filter(|a| a.interface_name != cfg.bridge && !a.interface_name.starts_with("sk") && a.interface_name != "lo")
+                .filter(|a| {
+                    a.interface_name != cfg.bridge
+                        && !a.interface_name.starts_with("sk")
+                        && a.interface_name != "lo"
+                })
                 .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
                 .find(|ip| !ip.is_loopback())
         })
@@ -268,7 +272,10 @@ impl Network {
         // Host ports reached from the host's own loopback are DNATed to pods over the bridge:
         // the kernel must accept the loopback source there (it is then masqueraded). Set on
         // this bridge only.
-        let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", self.config.bridge);
+        let localnet = format!(
+            "/proc/sys/net/ipv4/conf/{}/route_localnet",
+            self.config.bridge
+        );
         std::fs::write(&localnet, "1").map_err(|e| format!("{localnet}: {e}"))?;
         rules::apply(&self.config, &rules::Rules::default())
     }

@@ -50,8 +50,16 @@ pub struct Rules {
 }
 
 fn dnat_map(endpoints: &[(std::net::Ipv4Addr, u16)]) -> String {
-    let targets: Vec<String> = endpoints.iter().enumerate().map(|(i, (ip, port))| format!("{i} : {ip} . {port}")).collect();
-    format!("dnat ip to numgen random mod {} map {{ {} }}", endpoints.len(), targets.join(", "))
+    let targets: Vec<String> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, (ip, port))| format!("{i} : {ip} . {port}"))
+        .collect();
+    format!(
+        "dnat ip to numgen random mod {} map {{ {} }}",
+        endpoints.len(),
+        targets.join(", ")
+    )
 }
 
 fn nft(script: &str) -> NetResult<()> {
@@ -84,12 +92,26 @@ pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
     let (t, br, cluster, svc) = (cfg.table(), &cfg.bridge, cfg.cluster_cidr, cfg.service_cidr);
     let mut dnat = String::new();
     for s in rules.services.iter().filter(|s| !s.endpoints.is_empty()) {
-        dnat.push_str(&format!("    ip daddr {} {} dport {} {}\n", s.vip, s.protocol, s.port, dnat_map(&s.endpoints)));
+        dnat.push_str(&format!(
+            "    ip daddr {} {} dport {} {}\n",
+            s.vip,
+            s.protocol,
+            s.port,
+            dnat_map(&s.endpoints)
+        ));
     }
     let mut host = String::new();
     for h in rules.host_ports.iter().filter(|h| !h.endpoints.is_empty()) {
-        let only = h.host_ip.map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
-        host.push_str(&format!("    {only}{} dport {} {}\n", h.protocol, h.port, dnat_map(&h.endpoints)));
+        let only = h
+            .host_ip
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
+        host.push_str(&format!(
+            "    {only}{} dport {} {}\n",
+            h.protocol,
+            h.port,
+            dnat_map(&h.endpoints)
+        ));
     }
     format!(
         "table inet {t} {{}}

@@ -53,15 +53,30 @@ pub struct Plan {
 
 fn ns_name(svc: &Value) -> (String, String) {
     (
-        svc["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-        svc["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        svc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        svc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
 /// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
-pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[Pod], host_ip: Ipv4Addr) -> Plan {
+pub fn plan(
+    cfg: &NetworkConfig,
+    services: &[Value],
+    slices: &[Value],
+    pods: &[Pod],
+    host_ip: Ipv4Addr,
+) -> Plan {
     let mut out = Plan::default();
-    let mut used_ips: HashSet<Ipv4Addr> = services.iter().filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok()).collect();
+    let mut used_ips: HashSet<Ipv4Addr> = services
+        .iter()
+        .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
+        .collect();
     let mut used_ports: HashSet<u16> = services
         .iter()
         .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
@@ -76,7 +91,9 @@ pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[P
             Some("None") => None,
             Some(ip) => ip.parse().ok(),
             None => {
-                let ip = (11..).map_while(|n| cfg.service_cidr.nth(n)).find(|ip| !used_ips.contains(ip));
+                let ip = (11..)
+                    .map_while(|n| cfg.service_cidr.nth(n))
+                    .find(|ip| !used_ips.contains(ip));
                 if let Some(ip) = ip {
                     used_ips.insert(ip);
                     patch.insert("clusterIP".into(), json!(ip.to_string()));
@@ -103,16 +120,26 @@ pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[P
             }
         }
         if !patch.is_empty() {
-            out.allocations.push(Allocation::Spec { namespace: ns.clone(), name: name.clone(), patch: Value::Object(patch) });
+            out.allocations.push(Allocation::Spec {
+                namespace: ns.clone(),
+                name: name.clone(),
+                patch: Value::Object(patch),
+            });
         }
         if ty == "LoadBalancer" {
             let status = json!({"loadBalancer": {"ingress": [{"ip": host_ip.to_string(), "ipMode": "VIP"}]}});
             if svc["status"] != status {
-                out.allocations.push(Allocation::Status { namespace: ns.clone(), name: name.clone(), status });
+                out.allocations.push(Allocation::Status {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status,
+                });
             }
         }
         // Endpoints per port.
-        let slice = slices.iter().find(|s| s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str());
+        let slice = slices.iter().find(|s| {
+            s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str()
+        });
         let ready: Vec<Ipv4Addr> = slice
             .and_then(|s| s["endpoints"].as_array())
             .into_iter()
@@ -120,12 +147,22 @@ pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[P
             .filter(|e| e["conditions"]["ready"] == true)
             .filter_map(|e| e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok())
             // A hostNetwork pod (reported at 127.0.0.1) is reached at the bridge's gateway.
-            .map(|ip| if ip.is_loopback() { cfg.cluster_cidr.gateway() } else { ip })
+            .map(|ip| {
+                if ip.is_loopback() {
+                    cfg.cluster_cidr.gateway()
+                } else {
+                    ip
+                }
+            })
             .collect();
         for p in &ports {
             let pname = p["name"].as_str().unwrap_or("");
             let target = slice.and_then(|s| {
-                s["ports"].as_array()?.iter().find(|sp| sp["name"].as_str().unwrap_or("") == pname).and_then(|sp| sp["port"].as_u64())
+                s["ports"]
+                    .as_array()?
+                    .iter()
+                    .find(|sp| sp["name"].as_str().unwrap_or("") == pname)
+                    .and_then(|sp| sp["port"].as_u64())
             });
             let endpoints: Vec<(Ipv4Addr, u16)> = match target {
                 Some(t) => ready.iter().map(|ip| (*ip, t as u16)).collect(),
@@ -133,13 +170,28 @@ pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[P
             };
             let protocol = p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
             if let Some(vip) = vip {
-                out.rules.services.push(ServiceRule { vip, protocol: protocol.clone(), port: p["port"].as_u64().unwrap_or(0) as u16, endpoints: endpoints.clone() });
+                out.rules.services.push(ServiceRule {
+                    vip,
+                    protocol: protocol.clone(),
+                    port: p["port"].as_u64().unwrap_or(0) as u16,
+                    endpoints: endpoints.clone(),
+                });
             }
             if let Some(n) = p["nodePort"].as_u64() {
-                out.rules.host_ports.push(HostPortRule { protocol: protocol.clone(), port: n as u16, host_ip: None, endpoints: endpoints.clone() });
+                out.rules.host_ports.push(HostPortRule {
+                    protocol: protocol.clone(),
+                    port: n as u16,
+                    host_ip: None,
+                    endpoints: endpoints.clone(),
+                });
             }
             if ty == "LoadBalancer" {
-                out.rules.host_ports.push(HostPortRule { protocol, port: p["port"].as_u64().unwrap_or(0) as u16, host_ip: None, endpoints });
+                out.rules.host_ports.push(HostPortRule {
+                    protocol,
+                    port: p["port"].as_u64().unwrap_or(0) as u16,
+                    host_ip: None,
+                    endpoints,
+                });
             }
         }
         // DNS.
@@ -156,24 +208,48 @@ pub fn plan(cfg: &NetworkConfig, services: &[Value], slices: &[Value], pods: &[P
     }
     // Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself).
     for pod in pods {
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<Ipv4Addr>().ok()) else { continue };
-        if ip.is_loopback() || !cfg.cluster_cidr.contains(ip) || pod.metadata.deletion_timestamp.is_some() {
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        if ip.is_loopback()
+            || !cfg.cluster_cidr.contains(ip)
+            || pod.metadata.deletion_timestamp.is_some()
+        {
             continue;
         }
         for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
             for p in c.ports.iter().flatten() {
-                let Some(host_port) = p.host_port else { continue };
+                let Some(host_port) = p.host_port else {
+                    continue;
+                };
                 out.rules.host_ports.push(HostPortRule {
-                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_ascii_lowercase(),
+                    protocol: p
+                        .protocol
+                        .clone()
+                        .unwrap_or_else(|| "TCP".into())
+                        .to_ascii_lowercase(),
                     port: host_port as u16,
-                    host_ip: p.host_ip.as_deref().and_then(|h| h.parse().ok()).filter(|h: &Ipv4Addr| !h.is_unspecified()),
+                    host_ip: p
+                        .host_ip
+                        .as_deref()
+                        .and_then(|h| h.parse().ok())
+                        .filter(|h: &Ipv4Addr| !h.is_unspecified()),
                     endpoints: vec![(ip, p.container_port as u16)],
                 });
             }
         }
     }
-    out.rules.services.sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
-    out.rules.host_ports.sort_by(|a, b| (a.port, &a.protocol, a.host_ip).cmp(&(b.port, &b.protocol, b.host_ip)));
+    out.rules
+        .services
+        .sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
+    out.rules
+        .host_ports
+        .sort_by(|a, b| (a.port, &a.protocol, a.host_ip).cmp(&(b.port, &b.protocol, b.host_ip)));
     out
 }
 
@@ -182,7 +258,11 @@ mod tests {
     use super::*;
 
     fn cfg() -> NetworkConfig {
-        NetworkConfig { bridge: "b".into(), cluster_cidr: "10.42.0.0/16".parse().unwrap(), service_cidr: "10.43.0.0/16".parse().unwrap() }
+        NetworkConfig {
+            bridge: "b".into(),
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            service_cidr: "10.43.0.0/16".parse().unwrap(),
+        }
     }
 
     #[test]
@@ -194,13 +274,23 @@ mod tests {
             "endpoints":[{"addresses":["10.42.0.5"],"conditions":{"ready":true}},
                          {"addresses":["10.42.0.6"],"conditions":{"ready":false}}]});
         let p = plan(&cfg(), &[svc], &[slice], &[], Ipv4Addr::new(192, 0, 2, 1));
-        let Allocation::Spec { patch, .. } = &p.allocations[0] else { panic!("{:?}", p.allocations) };
+        let Allocation::Spec { patch, .. } = &p.allocations[0] else {
+            panic!("{:?}", p.allocations)
+        };
         assert_eq!(patch["clusterIP"], "10.43.0.11");
         assert_eq!(patch["ports"][0]["nodePort"], 30000);
-        assert!(matches!(&p.allocations[1], Allocation::Status { status, .. } if status["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1"));
-        assert_eq!(p.rules.services[0].endpoints, vec![(Ipv4Addr::new(10, 42, 0, 5), 8080)]);
+        assert!(
+            matches!(&p.allocations[1], Allocation::Status { status, .. } if status["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1")
+        );
+        assert_eq!(
+            p.rules.services[0].endpoints,
+            vec![(Ipv4Addr::new(10, 42, 0, 5), 8080)]
+        );
         let ports: Vec<u16> = p.rules.host_ports.iter().map(|h| h.port).collect();
         assert_eq!(ports, vec![80, 30000]);
-        assert_eq!(p.records.0["web.default.svc.cluster.local"], vec![Ipv4Addr::new(10, 43, 0, 11)]);
+        assert_eq!(
+            p.records.0["web.default.svc.cluster.local"],
+            vec![Ipv4Addr::new(10, 43, 0, 11)]
+        );
     }
 }

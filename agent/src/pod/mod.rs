@@ -445,15 +445,35 @@ impl Agent {
     /// Implements Services on the node (see `network::services`): writes back what it
     /// allocates, installs the rules when they changed, updates the DNS records.
     async fn sync_services(&mut self) {
-        let Some(net) = self.network.clone() else { return };
+        let Some(net) = self.network.clone() else {
+            return;
+        };
         let services = self.cluster.objects("Service");
         let slices = self.cluster.objects("EndpointSlice");
         let pods = self.cluster.pods();
-        let plan = crate::network::services::plan(&net.config, &services, &slices, &pods, crate::network::host_ip(&net.config));
+        let plan = crate::network::services::plan(
+            &net.config,
+            &services,
+            &slices,
+            &pods,
+            crate::network::host_ip(&net.config),
+        );
         for a in plan.allocations {
             let r = match a {
-                crate::network::services::Allocation::Spec { namespace, name, patch } => self.cluster.update_service(&namespace, &name, Some(patch), None),
-                crate::network::services::Allocation::Status { namespace, name, status } => self.cluster.update_service(&namespace, &name, None, Some(status)),
+                crate::network::services::Allocation::Spec {
+                    namespace,
+                    name,
+                    patch,
+                } => self
+                    .cluster
+                    .update_service(&namespace, &name, Some(patch), None),
+                crate::network::services::Allocation::Status {
+                    namespace,
+                    name,
+                    status,
+                } => self
+                    .cluster
+                    .update_service(&namespace, &name, None, Some(status)),
             };
             if let Err(e) = r {
                 tracing::warn!("recording a Service allocation: {e}");
@@ -470,7 +490,10 @@ impl Agent {
         }
         let config = net.config.clone();
         let rules = plan.rules.clone();
-        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &rules)).await.expect("no panic") {
+        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &rules))
+            .await
+            .expect("no panic")
+        {
             Ok(()) => self.service_rules = Some(plan.rules),
             Err(e) => tracing::error!("installing the Service rules: {e}"),
         }

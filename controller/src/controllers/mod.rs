@@ -9,6 +9,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod ingress;
 pub mod replicaset;
 
 use std::sync::Arc;
