@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::controllers::ingress::IngressProxy;
 use crate::meta;
-use crate::store::{now_rfc3339, ObjectKey, Store};
+use crate::store::{ObjectKey, Store};
 
 /// The annotation skiff puts on Secrets it issued (value: the ACME directory).
 pub const ISSUER_ANNOTATION: &str = "skiff.io/certificate-issuer";
@@ -188,51 +188,8 @@ fn issuer_of(chain_pem: &str) -> String {
 
 /// Records an event from `skiff-ingress` about `object`, aggregated like `events::record`.
 pub fn record_event(store: &Store, object: &Value, warning: bool, reason: &str, message: &str) {
-    let ns = match meta::namespace(object) {
-        "" => "default",
-        ns => ns,
-    };
-    let involved = json!({
-        "kind": object["kind"], "namespace": meta::namespace(object), "name": meta::name(object),
-        "uid": meta::uid(object), "apiVersion": object["apiVersion"],
-    });
-    let now = now_rfc3339();
-    let existing = store.list("Event", Some(ns)).into_iter().find(|e| {
-        e["involvedObject"]["uid"] == involved["uid"]
-            && e["reason"] == reason
-            && e["message"] == message
-    });
-    let result = match existing {
-        Some(e) => {
-            let mut e = (*e).clone();
-            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
-            e["lastTimestamp"] = json!(now);
-            if let Some(m) = e["metadata"].as_object_mut() {
-                m.remove("resourceVersion");
-            }
-            store.update(e).map(|_| ())
-        }
-        None => {
-            let suffix: String = (0..16)
-                .map(|_| format!("{:x}", rand::random::<u8>() % 16))
-                .collect();
-            let host = crate::events::node_name();
-            store
-                .create(json!({
-                    "apiVersion": "v1", "kind": "Event",
-                    "metadata": {"name": format!("{}.{suffix}", meta::name(object)), "namespace": ns},
-                    "involvedObject": involved, "reason": reason, "message": message,
-                    "source": {"component": "skiff-ingress", "host": host},
-                    "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-                    "type": if warning { "Warning" } else { "Normal" },
-                    "reportingComponent": "skiff-ingress", "reportingInstance": host,
-                }))
-                .map(|_| ())
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!("recording an event failed: {e}");
-    }
+    let ty = if warning { crate::events::Type::Warning } else { crate::events::Type::Normal };
+    crate::events::record(store, object, ty, reason, message, crate::events::Source::Ingress);
 }
 
 impl CertManager {

@@ -29,6 +29,8 @@ pub enum Source {
     DeploymentController,
     /// The ReplicaSet reconciler.
     ReplicaSetController,
+    /// The Ingress reconciler and its certificates.
+    Ingress,
 }
 
 impl Source {
@@ -37,6 +39,7 @@ impl Source {
             Source::Kubelet => "kubelet",
             Source::DeploymentController => "deployment-controller",
             Source::ReplicaSetController => "replicaset-controller",
+            Source::Ingress => "skiff-ingress",
         }
     }
 }
