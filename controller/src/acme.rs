@@ -188,8 +188,19 @@ fn issuer_of(chain_pem: &str) -> String {
 
 /// Records an event from `skiff-ingress` about `object`, aggregated like `events::record`.
 pub fn record_event(store: &Store, object: &Value, warning: bool, reason: &str, message: &str) {
-    let ty = if warning { crate::events::Type::Warning } else { crate::events::Type::Normal };
-    crate::events::record(store, object, ty, reason, message, crate::events::Source::Ingress);
+    let ty = if warning {
+        crate::events::Type::Warning
+    } else {
+        crate::events::Type::Normal
+    };
+    crate::events::record(
+        store,
+        object,
+        ty,
+        reason,
+        message,
+        crate::events::Source::Ingress,
+    );
 }
 
 impl CertManager {
