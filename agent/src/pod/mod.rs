@@ -895,6 +895,7 @@ impl Agent {
                 namespaces: ns,
                 cgroups_path: format!("/{}/{}", self.runtime.layout.cgroup_parent(), id),
                 etc_files: etc.to_vec(),
+                limits: oci::Limits::from_resources(c.resources.as_ref()),
             },
             std::path::Path::new("rootfs"),
         );

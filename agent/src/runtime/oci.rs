@@ -43,6 +43,78 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// Files bind-mounted over `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
     pub etc_files: Vec<(String, PathBuf)>,
+    /// cgroup limits.
+    pub limits: Limits,
+}
+
+/// A container's cgroup limits, from its `resources`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `limits.memory`, bytes.
+    pub memory: Option<i64>,
+    /// `limits.cpu` as a CFS quota per 100 ms period, µs.
+    pub cpu_quota: Option<i64>,
+    /// `requests.cpu` as cgroup CPU shares (1024 per CPU, as kubelet converts them).
+    pub cpu_shares: Option<u64>,
+}
+
+/// Parses a Kubernetes quantity (`128Mi`, `1G`, `0.5`, `500m`, `1e3`) into a number of base
+/// units times `scale` (e.g. scale 1000 gives millicores for CPU), rounded up.
+pub fn parse_quantity(q: &str, scale: f64) -> Option<i64> {
+    let q = q.trim();
+    let suffixes: [(&str, f64); 15] = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("Pi", 1024f64.powi(5)),
+        ("Ei", 1024f64.powi(6)),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let (number, factor) = suffixes
+        .iter()
+        .find_map(|(suf, f)| q.strip_suffix(suf).map(|n| (n, *f)))
+        .unwrap_or((q, 1.0));
+    let value: f64 = number.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    Some((value * factor * scale).ceil() as i64)
+}
+
+impl Limits {
+    /// From a container's `resources`.
+    pub fn from_resources(r: Option<&k8s_openapi::api::core::v1::ResourceRequirements>) -> Self {
+        let get = |m: Option<
+            &std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >,
+        >,
+                   k: &str,
+                   scale: f64| {
+            m.and_then(|m| m.get(k))
+                .and_then(|q| parse_quantity(&q.0, scale))
+        };
+        let limits = r.and_then(|r| r.limits.as_ref());
+        let requests = r.and_then(|r| r.requests.as_ref());
+        let cpu_limit = get(limits, "cpu", 1000.0);
+        // Kubernetes: a request defaults to the limit when only the limit is given.
+        let cpu_request = get(requests, "cpu", 1000.0).or(cpu_limit);
+        Limits {
+            memory: get(limits, "memory", 1.0),
+            cpu_quota: cpu_limit.map(|m| (m * 100).max(1000)),
+            cpu_shares: cpu_request.map(|m| ((m * 1024) / 1000).max(2) as u64),
+        }
+    }
 }
 
 /// The capabilities a container gets by default (containerd's and Docker's set).
@@ -119,6 +191,21 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         char_dev(5, Some(2)), // ptmx
         char_dev(136, None),  // pts
     ];
+    let mut resources = json!({"devices": devices});
+    if let Some(m) = input.limits.memory {
+        resources["memory"] = json!({"limit": m});
+    }
+    if input.limits.cpu_quota.is_some() || input.limits.cpu_shares.is_some() {
+        let mut cpu = json!({});
+        if let Some(q) = input.limits.cpu_quota {
+            cpu["quota"] = json!(q);
+            cpu["period"] = json!(100_000);
+        }
+        if let Some(sh) = input.limits.cpu_shares {
+            cpu["shares"] = json!(sh);
+        }
+        resources["cpu"] = cpu;
+    }
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -136,7 +223,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         "linux": {
             "cgroupsPath": input.cgroups_path,
             "namespaces": namespaces,
-            "resources": {"devices": devices},
+            "resources": resources,
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
@@ -174,6 +261,7 @@ mod tests {
                 namespaces: &ns,
                 cgroups_path: "/skiff-1/c".into(),
                 etc_files: vec![],
+                limits: Limits::default(),
             },
             Path::new("rootfs"),
         );
@@ -195,6 +283,36 @@ mod tests {
                 .unwrap()
                 .len(),
             DEFAULT_CAPABILITIES.len()
+        );
+    }
+
+    #[test]
+    fn quantities_and_limits_convert_like_kubelet() {
+        assert_eq!(parse_quantity("128Mi", 1.0), Some(128 * 1024 * 1024));
+        assert_eq!(parse_quantity("1G", 1.0), Some(1_000_000_000));
+        assert_eq!(parse_quantity("500m", 1000.0), Some(500));
+        assert_eq!(parse_quantity("0.5", 1000.0), Some(500));
+        assert_eq!(parse_quantity("2", 1000.0), Some(2000));
+        assert_eq!(parse_quantity("x", 1.0), None);
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let r = k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(
+                [
+                    ("cpu".to_string(), Quantity("500m".into())),
+                    ("memory".to_string(), Quantity("64Mi".into())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let l = Limits::from_resources(Some(&r));
+        assert_eq!(
+            l,
+            Limits {
+                memory: Some(64 << 20),
+                cpu_quota: Some(50_000),
+                cpu_shares: Some(512)
+            }
         );
     }
 }

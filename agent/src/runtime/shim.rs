@@ -218,6 +218,8 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         signal,
         reason: if exit_code == 0 {
             "Completed".into()
+        } else if signal == Some(libc::SIGKILL) && oom_killed(dir) {
+            "OOMKilled".into()
         } else {
             "Error".into()
         },
@@ -229,6 +231,33 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         .map_err(|e| format!("recording the exit: {e}"))?;
     delete_container(meta);
     Ok(())
+}
+
+/// Whether the kernel's OOM killer acted in the container's memory cgroup (read before
+/// libcontainer removes it): `oom_kill` in `memory.oom_control` (v1) or `memory.events` (v2).
+fn oom_killed(dir: &Path) -> bool {
+    let Some(config) = read_json::<serde_json::Value>(&dir.join("bundle").join("config.json"))
+    else {
+        return false;
+    };
+    let Some(path) = config["linux"]["cgroupsPath"].as_str() else {
+        return false;
+    };
+    let path = path.trim_start_matches('/');
+    [
+        "/sys/fs/cgroup/memory/{}/memory.oom_control",
+        "/sys/fs/cgroup/unified/{}/memory.events",
+        "/sys/fs/cgroup/{}/memory.events",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(f.replace("{}", path)).ok())
+    .any(|text| {
+        text.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+    })
 }
 
 fn wait_for(pid: i32) -> WaitStatus {
