@@ -796,6 +796,7 @@ impl Agent {
         etc: &[(String, PathBuf)],
         pod_dir: &std::path::Path,
     ) {
+        let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
         let state = self.pods.get_mut(&r.uid).expect("inserted");
         let cs = state.containers.get_mut(&c.name).expect("inserted");
         let image_ref = c.image.clone().unwrap_or_default();
@@ -854,7 +855,17 @@ impl Agent {
             }
         };
         let defaults = process::ImageDefaults::from_config(&image.config);
-        let proc = match process::process(c, &defaults, &image.layers, hostname) {
+        let proc = match process::process(
+            c,
+            &defaults,
+            &image.layers,
+            hostname,
+            &PodEnvSources {
+                cluster: &*self.cluster,
+                pod,
+                pod_ip,
+            },
+        ) {
             Ok(p) => p,
             Err(message) => {
                 if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
@@ -992,6 +1003,90 @@ impl Agent {
             if let Err(e) = self.cluster.set_pod_status(pod, status) {
                 tracing::warn!(pod = %format!("{}/{}", state.pod.namespace, state.pod.name), "writing status: {e}");
             }
+        }
+    }
+}
+
+/// `env[].valueFrom` and `envFrom` sources of one pod, read from the cluster.
+struct PodEnvSources<'a> {
+    cluster: &'a dyn Cluster,
+    pod: &'a Pod,
+    pod_ip: Option<std::net::Ipv4Addr>,
+}
+
+impl process::EnvSources for PodEnvSources<'_> {
+    fn config_map(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let cm = self
+            .cluster
+            .objects("ConfigMap")
+            .into_iter()
+            .find(|c| c["metadata"]["namespace"] == ns && c["metadata"]["name"] == name)?;
+        Some(
+            cm["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let secret = self.cluster.secret(ns, name)?;
+        Some(
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+                .collect(),
+        )
+    }
+
+    fn field(&self, path: &str) -> Option<String> {
+        let m = &self.pod.metadata;
+        let keyed = |prefix: &str, map: &Option<std::collections::BTreeMap<String, String>>| {
+            let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+            Some(
+                map.as_ref()
+                    .and_then(|m| m.get(key))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        };
+        match path {
+            "metadata.name" => m.name.clone(),
+            "metadata.namespace" => m.namespace.clone(),
+            "metadata.uid" => m.uid.clone(),
+            "spec.nodeName" => self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .or_else(|| Some(node_name())),
+            "spec.serviceAccountName" => Some("default".into()),
+            "status.hostIP" => Some(
+                self.pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.host_ip.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+            ),
+            "status.podIP" => Some(match self.pod_ip {
+                Some(ip) => ip.to_string(),
+                None => self
+                    .pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+            }),
+            _ => keyed("metadata.labels['", &m.labels)
+                .or_else(|| keyed("metadata.annotations['", &m.annotations)),
         }
     }
 }

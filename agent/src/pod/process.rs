@@ -142,21 +142,126 @@ impl ImageDefaults {
     }
 }
 
+/// Where `env[].valueFrom` and `envFrom` read from: the pod's ConfigMaps, Secrets and fields.
+pub trait EnvSources {
+    /// A ConfigMap's data in the pod's namespace.
+    fn config_map(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>>;
+    /// A Secret's data (decoded) in the pod's namespace.
+    fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>>;
+    /// A `fieldRef` path (`metadata.name`, `status.podIP`, `metadata.labels['app']`…).
+    fn field(&self, path: &str) -> Option<String>;
+}
+
+/// No sources (containers that use none).
+pub struct NoSources;
+
+impl EnvSources for NoSources {
+    fn config_map(&self, _: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        None
+    }
+    fn secret(&self, _: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        None
+    }
+    fn field(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The container's own variables in order — `envFrom` first, then `env` — with `valueFrom`
+/// resolved and literal values expanded against the variables before them, as kubelet does.
+/// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
+fn pod_env(
+    container: &Container,
+    sources: &dyn EnvSources,
+) -> Result<Vec<(String, String)>, String> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut set = |k: String, v: String, vars: &mut HashMap<String, String>| {
+        vars.insert(k.clone(), v.clone());
+        match out.iter_mut().find(|(ok, _)| *ok == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
+        }
+    };
+    for from in container.env_from.as_deref().unwrap_or_default() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let (data, what, name, optional) = if let Some(r) = &from.config_map_ref {
+            (
+                sources.config_map(&r.name),
+                "configmap",
+                r.name.clone(),
+                r.optional.unwrap_or(false),
+            )
+        } else if let Some(r) = &from.secret_ref {
+            (
+                sources.secret(&r.name),
+                "secret",
+                r.name.clone(),
+                r.optional.unwrap_or(false),
+            )
+        } else {
+            continue;
+        };
+        match data {
+            Some(d) => {
+                for (k, v) in d {
+                    set(format!("{prefix}{k}"), v, &mut vars);
+                }
+            }
+            None if optional => {}
+            None => return Err(format!("{what} {name:?} not found")),
+        }
+    }
+    for e in container.env.as_deref().unwrap_or_default() {
+        let value = match &e.value_from {
+            None => expand(e.value.as_deref().unwrap_or_default(), &vars),
+            Some(src) => {
+                if let Some(r) = &src.config_map_key_ref {
+                    match sources.config_map(&r.name).map(|d| d.get(&r.key).cloned()) {
+                        Some(Some(v)) => v,
+                        _ if r.optional.unwrap_or(false) => continue,
+                        Some(None) => {
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {}",
+                                r.key, r.name
+                            ))
+                        }
+                        None => return Err(format!("configmap {:?} not found", r.name)),
+                    }
+                } else if let Some(r) = &src.secret_key_ref {
+                    match sources.secret(&r.name).map(|d| d.get(&r.key).cloned()) {
+                        Some(Some(v)) => v,
+                        _ if r.optional.unwrap_or(false) => continue,
+                        Some(None) => {
+                            return Err(format!("couldn't find key {} in Secret {}", r.key, r.name))
+                        }
+                        None => return Err(format!("secret {:?} not found", r.name)),
+                    }
+                } else if let Some(f) = &src.field_ref {
+                    sources
+                        .field(&f.field_path)
+                        .ok_or_else(|| format!("unsupported fieldRef {:?}", f.field_path))?
+                } else {
+                    return Err(format!("env {:?}: unsupported valueFrom", e.name));
+                }
+            }
+        };
+        set(e.name.clone(), value, &mut vars);
+    }
+    Ok(out)
+}
+
 /// Decides the process of `container` in a pod named `hostname`.
 pub fn process(
     container: &Container,
     image: &ImageDefaults,
     layers: &[PathBuf],
     hostname: &str,
+    sources: &dyn EnvSources,
 ) -> Result<Process, String> {
     // Environment: the pod's variables, each expanded against those before it.
-    let mut vars: HashMap<String, String> = HashMap::new();
-    let mut pod_env: Vec<(String, String)> = Vec::new();
-    for e in container.env.as_deref().unwrap_or_default() {
-        let value = expand(e.value.as_deref().unwrap_or_default(), &vars);
-        vars.insert(e.name.clone(), value.clone());
-        pod_env.push((e.name.clone(), value));
-    }
+    let pod_env = pod_env(container, sources)?;
+    let vars: HashMap<String, String> = pod_env.iter().cloned().collect();
     let mut env: Vec<(String, String)> = image
         .env
         .iter()
@@ -255,7 +360,7 @@ mod tests {
             args: args.map(|v| v.into_iter().map(String::from).collect()),
             ..Default::default()
         };
-        let p = |c: &Container| process(c, &image(), &[], "h").unwrap().args;
+        let p = |c: &Container| process(c, &image(), &[], "h", &NoSources).unwrap().args;
         assert_eq!(p(&c(None, None)), vec!["/entry", "default"]);
         assert_eq!(p(&c(None, Some(vec!["x"]))), vec!["/entry", "x"]);
         assert_eq!(p(&c(Some(vec!["sh"]), None)), vec!["sh"]);
@@ -284,7 +389,7 @@ mod tests {
             args: Some(vec!["$(MSG)".into()]),
             ..Default::default()
         };
-        let p = process(&c, &image(), &[], "h").unwrap();
+        let p = process(&c, &image(), &[], "h", &NoSources).unwrap();
         assert!(p.env.contains(&"GREETING=pod".to_string()));
         assert!(p
             .env
