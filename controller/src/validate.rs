@@ -281,6 +281,27 @@ const POD_SPEC: &[&str] = &[
     "containers[].resources.requests.memory",
     "containers[].securityContext.runAsUser",
     "containers[].securityContext.runAsGroup",
+    "containers[].volumeMounts[].name",
+    "containers[].volumeMounts[].mountPath",
+    "containers[].volumeMounts[].readOnly",
+    "containers[].volumeMounts[].subPath",
+    "volumes[].name",
+    "volumes[].emptyDir.medium",
+    "volumes[].emptyDir.sizeLimit",
+    "volumes[].hostPath.path",
+    "volumes[].hostPath.type",
+    "volumes[].configMap.name",
+    "volumes[].configMap.items[].key",
+    "volumes[].configMap.items[].path",
+    "volumes[].configMap.items[].mode",
+    "volumes[].configMap.defaultMode",
+    "volumes[].configMap.optional",
+    "volumes[].secret.secretName",
+    "volumes[].secret.items[].key",
+    "volumes[].secret.items[].path",
+    "volumes[].secret.items[].mode",
+    "volumes[].secret.defaultMode",
+    "volumes[].secret.optional",
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "hostNetwork",
@@ -654,6 +675,66 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         {
             if e["name"].as_str().is_none_or(str::is_empty) {
                 out.push(err(format!("{cp}.env[{j}].name"), "is required"));
+            }
+        }
+    }
+    let mut volume_names = std::collections::HashSet::new();
+    for (i, v) in spec["volumes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let name = v["name"].as_str().unwrap_or_default();
+        if !is_dns_label(name) {
+            out.push(err(
+                format!("{path}.volumes[{i}].name"),
+                format!("{name:?} must be a DNS-1123 label"),
+            ));
+        } else if !volume_names.insert(name) {
+            out.push(err(
+                format!("{path}.volumes[{i}].name"),
+                format!("duplicate volume name {name:?}"),
+            ));
+        }
+        let sources = ["emptyDir", "hostPath", "configMap", "secret"]
+            .iter()
+            .filter(|k| v.get(**k).is_some_and(|x| !x.is_null()))
+            .count();
+        if sources != 1 {
+            out.push(err(
+                format!("{path}.volumes[{i}]"),
+                "exactly one volume source is required (emptyDir, hostPath, configMap or secret)",
+            ));
+        }
+    }
+    for (i, c) in containers.iter().enumerate() {
+        for (j, m) in c["volumeMounts"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let mp = format!("{path}.containers[{i}].volumeMounts[{j}]");
+            let name = m["name"].as_str().unwrap_or_default();
+            if !volume_names.contains(name) {
+                out.push(err(
+                    format!("{mp}.name"),
+                    format!("volume {name:?} is not defined in the pod's volumes"),
+                ));
+            }
+            if !m["mountPath"].as_str().is_some_and(|p| p.starts_with('/')) {
+                out.push(err(format!("{mp}.mountPath"), "must be an absolute path"));
+            }
+            if let Some(sub) = m["subPath"].as_str() {
+                if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
+                    out.push(err(
+                        format!("{mp}.subPath"),
+                        "must be a relative path that does not contain '..'",
+                    ));
+                }
             }
         }
     }

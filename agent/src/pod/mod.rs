@@ -10,6 +10,7 @@
 pub mod logs;
 pub mod process;
 pub mod status;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -778,8 +779,35 @@ impl Agent {
                 Vec::new()
             }
         };
+        let volumes = {
+            let sources = PodEnvSources {
+                cluster: &*self.cluster,
+                pod,
+                pod_ip,
+            };
+            volumes::prepare(
+                &pod_dir,
+                spec.volumes.as_deref().unwrap_or_default(),
+                &sources,
+            )
+        };
+        let volumes = match volumes {
+            Ok(v) => v,
+            Err(message) => {
+                let state = self.pods.get_mut(&r.uid).expect("inserted");
+                for (c, _) in &to_start {
+                    let cs = state.containers.entry(c.name.clone()).or_default();
+                    if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
+                        tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "volumes: {message}");
+                    }
+                    cs.waiting = Some(("CreateContainerConfigError".into(), message.clone()));
+                }
+                self.write_status(pod).await;
+                return;
+            }
+        };
         for (c, hash) in to_start {
-            self.start_container(pod, r, &c, hash, &ns, &hostname, &etc, &pod_dir);
+            self.start_container(pod, r, &c, hash, &ns, &hostname, &etc, &pod_dir, &volumes);
         }
         self.write_status(pod).await;
     }
@@ -795,6 +823,7 @@ impl Agent {
         hostname: &str,
         etc: &[(String, PathBuf)],
         pod_dir: &std::path::Path,
+        volumes: &HashMap<String, volumes::Prepared>,
     ) {
         let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
         let state = self.pods.get_mut(&r.uid).expect("inserted");
@@ -876,6 +905,14 @@ impl Agent {
                 return;
             }
         };
+        let volume_mounts = match volumes::mounts(c, volumes) {
+            Ok(m) => m,
+            Err(message) => {
+                cs.waiting = Some(("CreateContainerConfigError".into(), message));
+                cs.not_before = None;
+                return;
+            }
+        };
         // Every start after the first is a restart.
         if cs.last_exit.is_some() {
             cs.restart_count += 1;
@@ -907,6 +944,7 @@ impl Agent {
                 cgroups_path: format!("/{}/{}", self.runtime.layout.cgroup_parent(), id),
                 etc_files: etc.to_vec(),
                 limits: oci::Limits::from_resources(c.resources.as_ref()),
+                volume_mounts,
             },
             std::path::Path::new("rootfs"),
         );

@@ -45,6 +45,8 @@ pub struct SpecInput<'a> {
     pub etc_files: Vec<(String, PathBuf)>,
     /// cgroup limits.
     pub limits: Limits,
+    /// Volume bind mounts: (destination, source, read-only).
+    pub volume_mounts: Vec<(String, PathBuf, bool)>,
 }
 
 /// A container's cgroup limits, from its `resources`.
@@ -168,6 +170,15 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
+    for (dest, source, read_only) in &input.volume_mounts {
+        let mut options = vec!["rbind", "rprivate"];
+        if *read_only {
+            options.push("ro");
+        }
+        mounts.push(
+            json!({"destination": dest, "type": "bind", "source": source, "options": options}),
+        );
+    }
     for (dest, source) in &input.etc_files {
         mounts.push(json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate"]}));
     }
@@ -262,6 +273,7 @@ mod tests {
                 cgroups_path: "/skiff-1/c".into(),
                 etc_files: vec![],
                 limits: Limits::default(),
+                volume_mounts: vec![],
             },
             Path::new("rootfs"),
         );

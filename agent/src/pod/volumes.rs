@@ -1,0 +1,256 @@
+//! A pod's volumes, made real under its directory (`<pod-dir>/volumes/<name>`) and bind-mounted
+//! into its containers: `emptyDir` (a directory, or a tmpfs for `medium: Memory`), `hostPath`
+//! (the host's path itself; `DirectoryOrCreate`/`FileOrCreate` create it), `configMap` and
+//! `secret` (one file per key or per listed item, rewritten at every container start).
+//! `subPath` selects a path inside the volume; it may not leave it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, KeyToPath, Volume};
+
+use super::process::EnvSources;
+
+/// A bind mount for a container: (destination, source, read-only).
+pub type Mount = (String, PathBuf, bool);
+
+fn write_items(
+    dir: &Path,
+    data: &std::collections::BTreeMap<String, String>,
+    items: Option<&[KeyToPath]>,
+    mode: u32,
+    what: &str,
+) -> Result<(), String> {
+    // Files are replaced in place (write + rename), so containers that already mount the
+    // directory see the new content; keys gone from the source are removed.
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pairs: Vec<(String, String, u32)> = match items {
+        Some(items) => items
+            .iter()
+            .map(|i| {
+                data.get(&i.key)
+                    .map(|v| {
+                        (
+                            i.path.clone(),
+                            v.clone(),
+                            i.mode.map(|m| m as u32).unwrap_or(mode),
+                        )
+                    })
+                    .ok_or_else(|| format!("couldn't find key {} in {what}", i.key))
+            })
+            .collect::<Result<_, _>>()?,
+        None => data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), mode))
+            .collect(),
+    };
+    let mut keep = std::collections::HashSet::new();
+    for (rel, value, mode) in pairs {
+        let rel = safe_relative(&rel)
+            .ok_or_else(|| format!("{what}: item path {rel:?} must stay inside the volume"))?;
+        keep.insert(
+            rel.components()
+                .next()
+                .map(|c| c.as_os_str().to_os_string())
+                .unwrap_or_default(),
+        );
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let tmp = path.with_extension("skiff-tmp");
+        std::fs::write(&tmp, value).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+        if !keep.contains(&entry.file_name()) {
+            let p = entry.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+    Ok(())
+}
+
+/// A relative path that stays below its base (no `..`, not absolute).
+pub fn safe_relative(p: &str) -> Option<PathBuf> {
+    let path = Path::new(p);
+    path.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        .then(|| path.to_path_buf())
+}
+
+/// A prepared volume: where it is on the host, and whether containers only read it
+/// (ConfigMap and Secret volumes are read-only on Kubernetes).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The host path.
+    pub path: PathBuf,
+    /// Mounted read-only whatever the mount says.
+    pub read_only: bool,
+}
+
+/// Makes every volume of the pod exist; returns name → prepared volume.
+pub fn prepare(
+    pod_dir: &Path,
+    volumes: &[Volume],
+    sources: &dyn EnvSources,
+) -> Result<HashMap<String, Prepared>, String> {
+    let mut out = HashMap::new();
+    for v in volumes {
+        let dir = pod_dir.join("volumes").join(&v.name);
+        let path = if let Some(e) = &v.empty_dir {
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                    .map_err(|e| e.to_string())?;
+                if e.medium.as_deref() == Some("Memory") {
+                    let size = e
+                        .size_limit
+                        .as_ref()
+                        .and_then(|q| crate::runtime::oci::parse_quantity(&q.0, 1.0));
+                    let options = size
+                        .map(|s| format!("size={s},mode=1777"))
+                        .unwrap_or_else(|| "mode=1777".into());
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &dir,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::empty(),
+                        Some(options.as_str()),
+                    )
+                    .map_err(|e| format!("mounting tmpfs for volume {}: {e}", v.name))?;
+                }
+            }
+            dir
+        } else if let Some(h) = &v.host_path {
+            let p = PathBuf::from(&h.path);
+            match h.type_.as_deref().unwrap_or("") {
+                "DirectoryOrCreate" => {
+                    std::fs::create_dir_all(&p).map_err(|e| format!("hostPath {}: {e}", h.path))?
+                }
+                "FileOrCreate" => {
+                    if !p.exists() {
+                        if let Some(parent) = p.parent() {
+                            std::fs::create_dir_all(parent)
+                                .map_err(|e| format!("hostPath {}: {e}", h.path))?;
+                        }
+                        std::fs::write(&p, b"").map_err(|e| format!("hostPath {}: {e}", h.path))?;
+                    }
+                }
+                "Directory" if !p.is_dir() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        h.path
+                    ))
+                }
+                "File" if !p.is_file() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a file",
+                        h.path
+                    ))
+                }
+                _ if !p.exists() => return Err(format!("hostPath {} does not exist", h.path)),
+                _ => {}
+            }
+            p
+        } else if let Some(c) = &v.config_map {
+            match sources.config_map(&c.name) {
+                Some(data) => write_items(
+                    &dir,
+                    &data,
+                    c.items.as_deref(),
+                    c.default_mode.map(|m| m as u32).unwrap_or(0o644),
+                    &format!("ConfigMap {}", c.name),
+                )?,
+                None if c.optional.unwrap_or(false) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?
+                }
+                None => return Err(format!("configmap {:?} not found", c.name)),
+            }
+            dir
+        } else if let Some(s) = &v.secret {
+            let name = s.secret_name.clone().unwrap_or_default();
+            match sources.secret(&name) {
+                Some(data) => write_items(
+                    &dir,
+                    &data,
+                    s.items.as_deref(),
+                    s.default_mode.map(|m| m as u32).unwrap_or(0o644),
+                    &format!("Secret {name}"),
+                )?,
+                None if s.optional.unwrap_or(false) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?
+                }
+                None => return Err(format!("secret {name:?} not found")),
+            }
+            dir
+        } else {
+            return Err(format!("volume {:?}: unsupported volume source", v.name));
+        };
+        let read_only = v.config_map.is_some() || v.secret.is_some();
+        out.insert(v.name.clone(), Prepared { path, read_only });
+    }
+    Ok(out)
+}
+
+/// The bind mounts of a container's `volumeMounts`.
+pub fn mounts(
+    container: &Container,
+    volumes: &HashMap<String, Prepared>,
+) -> Result<Vec<Mount>, String> {
+    let mut out = Vec::new();
+    for m in container.volume_mounts.as_deref().unwrap_or_default() {
+        let prepared = volumes
+            .get(&m.name)
+            .ok_or_else(|| format!("volume {:?} is not defined", m.name))?;
+        let base = &prepared.path;
+        let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => {
+                let rel = safe_relative(sub)
+                    .ok_or_else(|| format!("subPath {sub:?} must stay inside the volume"))?;
+                let p = base.join(rel);
+                if !p.exists() {
+                    std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                }
+                // No symlink inside the volume may lead the mount elsewhere.
+                let real = p
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                let real_base = base
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", base.display()))?;
+                if !real.starts_with(&real_base) {
+                    return Err(format!("subPath {sub:?} leads outside the volume"));
+                }
+                real
+            }
+            None => base.clone(),
+        };
+        out.push((
+            m.mount_path.clone(),
+            source,
+            m.read_only.unwrap_or(false) || prepared.read_only,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_paths_stay_inside() {
+        assert!(safe_relative("a/b").is_some());
+        assert!(safe_relative("../x").is_none());
+        assert!(safe_relative("/etc").is_none());
+        assert!(safe_relative("a/../../x").is_none());
+    }
+}
