@@ -135,15 +135,14 @@ pub fn prepare(
                 "DirectoryOrCreate" => {
                     std::fs::create_dir_all(&p).map_err(|e| format!("hostPath {}: {e}", h.path))?
                 }
-                "FileOrCreate" => {
-                    if !p.exists() {
-                        if let Some(parent) = p.parent() {
-                            std::fs::create_dir_all(parent)
-                                .map_err(|e| format!("hostPath {}: {e}", h.path))?;
-                        }
-                        std::fs::write(&p, b"").map_err(|e| format!("hostPath {}: {e}", h.path))?;
+                "FileOrCreate" if !p.exists() => {
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| format!("hostPath {}: {e}", h.path))?;
                     }
+                    std::fs::write(&p, b"").map_err(|e| format!("hostPath {}: {e}", h.path))?;
                 }
+                "FileOrCreate" => {}
                 "Directory" if !p.is_dir() => {
                     return Err(format!(
                         "hostPath type check failed: {} is not a directory",
