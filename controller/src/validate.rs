@@ -302,6 +302,48 @@ const POD_SPEC: &[&str] = &[
     "volumes[].secret.items[].mode",
     "volumes[].secret.defaultMode",
     "volumes[].secret.optional",
+    "containers[].livenessProbe.httpGet.path",
+    "containers[].livenessProbe.httpGet.port",
+    "containers[].livenessProbe.httpGet.host",
+    "containers[].livenessProbe.httpGet.scheme",
+    "containers[].livenessProbe.httpGet.httpHeaders[].name",
+    "containers[].livenessProbe.httpGet.httpHeaders[].value",
+    "containers[].livenessProbe.tcpSocket.port",
+    "containers[].livenessProbe.tcpSocket.host",
+    "containers[].livenessProbe.exec.command",
+    "containers[].livenessProbe.initialDelaySeconds",
+    "containers[].livenessProbe.periodSeconds",
+    "containers[].livenessProbe.timeoutSeconds",
+    "containers[].livenessProbe.successThreshold",
+    "containers[].livenessProbe.failureThreshold",
+    "containers[].readinessProbe.httpGet.path",
+    "containers[].readinessProbe.httpGet.port",
+    "containers[].readinessProbe.httpGet.host",
+    "containers[].readinessProbe.httpGet.scheme",
+    "containers[].readinessProbe.httpGet.httpHeaders[].name",
+    "containers[].readinessProbe.httpGet.httpHeaders[].value",
+    "containers[].readinessProbe.tcpSocket.port",
+    "containers[].readinessProbe.tcpSocket.host",
+    "containers[].readinessProbe.exec.command",
+    "containers[].readinessProbe.initialDelaySeconds",
+    "containers[].readinessProbe.periodSeconds",
+    "containers[].readinessProbe.timeoutSeconds",
+    "containers[].readinessProbe.successThreshold",
+    "containers[].readinessProbe.failureThreshold",
+    "containers[].startupProbe.httpGet.path",
+    "containers[].startupProbe.httpGet.port",
+    "containers[].startupProbe.httpGet.host",
+    "containers[].startupProbe.httpGet.scheme",
+    "containers[].startupProbe.httpGet.httpHeaders[].name",
+    "containers[].startupProbe.httpGet.httpHeaders[].value",
+    "containers[].startupProbe.tcpSocket.port",
+    "containers[].startupProbe.tcpSocket.host",
+    "containers[].startupProbe.exec.command",
+    "containers[].startupProbe.initialDelaySeconds",
+    "containers[].startupProbe.periodSeconds",
+    "containers[].startupProbe.timeoutSeconds",
+    "containers[].startupProbe.successThreshold",
+    "containers[].startupProbe.failureThreshold",
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "hostNetwork",
@@ -666,6 +708,30 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
                 }
             }
         }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            let p = &c[probe];
+            if p.is_null() {
+                continue;
+            }
+            let handlers = ["httpGet", "tcpSocket", "exec"]
+                .iter()
+                .filter(|h| !p[**h].is_null())
+                .count();
+            if handlers != 1 {
+                out.push(err(
+                    format!("{cp}.{probe}"),
+                    "exactly one handler is required (httpGet, tcpSocket or exec)",
+                ));
+            }
+            if let Some(scheme) = p["httpGet"]["scheme"].as_str() {
+                if scheme != "HTTP" {
+                    out.push(err(
+                        format!("{cp}.{probe}.httpGet.scheme"),
+                        format!("{scheme:?} is not supported by skiff (HTTP)"),
+                    ));
+                }
+            }
+        }
         for (j, e) in c["env"]
             .as_array()
             .map(Vec::as_slice)
@@ -799,10 +865,10 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let mut d = deployment();
-        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
-            json!({"tcpSocket":{"port":80}});
+        d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] =
+            json!({"preStop":{"exec":{"command":["x"]}}});
         let e = validate(&d).unwrap_err();
-        assert_eq!(e[0].field, "spec.template.spec.containers[0].livenessProbe");
+        assert_eq!(e[0].field, "spec.template.spec.containers[0].lifecycle");
         assert!(e[0].message.contains("not supported"), "{}", e[0]);
     }
 

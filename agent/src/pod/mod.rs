@@ -8,6 +8,7 @@
 //! It re-adopts containers whose shims survived a daemon restart (see [`Agent::run`]).
 
 pub mod logs;
+pub mod probe;
 pub mod process;
 pub mod status;
 pub mod volumes;
@@ -77,6 +78,12 @@ enum Msg {
         exit: ExitRecord,
         ran_for: Duration,
     },
+    Probe {
+        pod: String,
+        name: String,
+        id: String,
+        verdict: probe::Verdict,
+    },
 }
 
 /// One container instance the loop knows of.
@@ -88,6 +95,10 @@ struct Instance {
     started_at: Option<String>,
     stopping: bool,
     stop: mpsc::UnboundedSender<Duration>,
+    /// Readiness from the readiness probe; `None` without one (ready once running).
+    ready: Option<bool>,
+    /// Dropped with the instance: ends its probes.
+    _probes: Option<watch::Sender<bool>>,
 }
 
 /// What the loop knows of one container of a pod.
@@ -320,6 +331,8 @@ impl Agent {
                         started_at: Some(running.state.started_at.clone()),
                         stopping: false,
                         stop: stop_tx,
+                        ready: None,
+                        _probes: None,
                     });
                     self.spawn_monitor(*running, stop_rx);
                 }
@@ -407,6 +420,36 @@ impl Agent {
                     if let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) {
                         inst.started_at = Some(started_at);
                         cs.waiting = None;
+                    }
+                }
+            }
+            Msg::Probe {
+                pod,
+                name,
+                id,
+                verdict,
+            } => {
+                let pod_ref = self.pods.get(&pod).map(|p| p.pod.clone());
+                let Some(cs) = self
+                    .pods
+                    .get_mut(&pod)
+                    .and_then(|p| p.containers.get_mut(&name))
+                else {
+                    return;
+                };
+                let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) else {
+                    return;
+                };
+                match verdict {
+                    probe::Verdict::Ready(ready) => inst.ready = Some(ready),
+                    probe::Verdict::Unhealthy => {
+                        if !inst.stopping {
+                            inst.stopping = true;
+                            let _ = inst.stop.send(Duration::from_secs(2));
+                            if let Some(p) = pod_ref {
+                                self.cluster.event(&p.namespace, &p.name, false, "Killing", &format!("Container {name} failed a liveness or startup probe, will be restarted"));
+                            }
+                        }
                     }
                 }
             }
@@ -949,6 +992,52 @@ impl Agent {
             std::path::Path::new("rootfs"),
         );
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        // Probes: a task per instance, ended when the instance goes (its sender is dropped).
+        let has_probes =
+            c.readiness_probe.is_some() || c.liveness_probe.is_some() || c.startup_probe.is_some();
+        let probes = has_probes.then(|| {
+            let (done_tx, done_rx) = watch::channel(false);
+            let target = probe::Target {
+                ip: pod_ip
+                    .map(std::net::IpAddr::V4)
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+                container_dir: self.runtime.layout.container(&id),
+                exe: self.runtime.shim_exe.clone(),
+            };
+            let (verdict_tx, mut verdict_rx) = mpsc::unbounded_channel();
+            let (cluster, ns, pod_name) =
+                (self.cluster.clone(), r.namespace.clone(), r.name.clone());
+            let event =
+                move |message: String| cluster.event(&ns, &pod_name, true, "Unhealthy", &message);
+            let container = c.clone();
+            let state_file = target.container_dir.join("state.json");
+            tokio::spawn(async move {
+                // Probes start once the container runs.
+                for _ in 0..6000 {
+                    if state_file.exists() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                probe::run(container, target, verdict_tx, event, done_rx).await;
+            });
+            let (tx, pod_uid, name, inst_id) =
+                (self.tx.clone(), r.uid.clone(), c.name.clone(), id.clone());
+            tokio::spawn(async move {
+                while let Some(verdict) = verdict_rx.recv().await {
+                    let msg = Msg::Probe {
+                        pod: pod_uid.clone(),
+                        name: name.clone(),
+                        id: inst_id.clone(),
+                        verdict,
+                    };
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            });
+            done_tx
+        });
         cs.current = Some(Instance {
             id: id.clone(),
             spec_hash: hash,
@@ -956,6 +1045,8 @@ impl Agent {
             started_at: None,
             stopping: false,
             stop: stop_tx,
+            ready: c.readiness_probe.as_ref().map(|_| false),
+            _probes: probes,
         });
         let runtime = self.runtime.clone();
         let tx = self.tx.clone();

@@ -62,7 +62,7 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
         status.image_id = inst.image_id.clone();
         status.container_id = Some(format!("skiff://{}", inst.id));
         if let Some(started) = inst.started_at.as_deref() {
-            status.ready = true;
+            status.ready = inst.ready.unwrap_or(true);
             status.started = Some(true);
             status.state = Some(KState {
                 running: Some(ContainerStateRunning {
