@@ -111,8 +111,7 @@ pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::
         })?
     };
     let (n, path) = chosen;
-    let uid_part: String = req.uid.chars().filter(|c| *c != '-').take(12).collect();
-    let instance_dir = layout.container(&format!("{uid_part}-{}-{n}", req.container));
+    let instance_dir = layout.container(&crate::runtime::container_id(&req.uid, &req.container, n));
     let (tx, rx) = mpsc::channel(64);
     let since = req
         .since_seconds

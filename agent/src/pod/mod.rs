@@ -962,8 +962,7 @@ impl Agent {
         }
         cs.not_before = None;
         cs.replace = false;
-        let uid_part: String = r.uid.chars().filter(|c| *c != '-').take(12).collect();
-        let id = format!("{uid_part}-{}-{}", c.name, cs.restart_count);
+        let id = crate::runtime::container_id(&r.uid, &c.name, cs.restart_count);
         let meta = ContainerMeta {
             id: id.clone(),
             pod_uid: r.uid.clone(),

@@ -14,8 +14,7 @@ use super::{read_json, ContainerMeta, ExitRecord, Layout, ShimState};
 
 /// The directory of the running instance of a pod's container, if any.
 pub fn running_container_dir(layout: &Layout, pod_uid: &str, container: &str) -> Option<PathBuf> {
-    let prefix: String = pod_uid.chars().filter(|c| *c != '-').take(12).collect();
-    let prefix = format!("{prefix}-{container}-");
+    let prefix = super::container_id_prefix(pod_uid, container);
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir(layout.containers())
         .ok()?
         .flatten()

@@ -75,6 +75,18 @@ impl Layout {
     }
 }
 
+/// The id of a pod's container instance: `<first 12 hex of the pod uid>-<container>-<restart>`.
+/// The prefix up to the last `-` names every instance of that container.
+pub fn container_id(pod_uid: &str, container: &str, restart: u32) -> String {
+    format!("{}{restart}", container_id_prefix(pod_uid, container))
+}
+
+/// `<first 12 hex of the pod uid>-<container>-`: what every instance id of a container starts with.
+pub fn container_id_prefix(pod_uid: &str, container: &str) -> String {
+    let uid: String = pod_uid.chars().filter(|c| *c != '-').take(12).collect();
+    format!("{uid}-{container}-")
+}
+
 /// What the daemon records about a container before starting its shim.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerMeta {
