@@ -21,7 +21,7 @@ fn ready(k: &Kubectl, pod: &str) -> Option<bool> {
 
 #[test]
 fn readiness_gates_and_liveness_restarts() {
-    let s = server_with_images(&[IMAGE]);
+    let mut s = server_with_images(&[IMAGE]);
     let k = Kubectl::admin(&s);
     k.apply(
         &format!(
@@ -99,6 +99,32 @@ spec:
     assert!(
         in_endpoints(false),
         "an un-ready pod leaves the ready endpoints"
+    );
+
+    // Probes run again for a container re-adopted by a restarted daemon.
+    assert!(k
+        .run(&["exec", "slow", "--", "sh", "-c", "echo ok > /www/ready"])
+        .ok());
+    assert!(k
+        .run(&["wait", "--for=condition=Ready", "pod/slow", "--timeout=30s"])
+        .ok());
+    s.kill9();
+    s.start();
+    assert!(
+        wait_for(Duration::from_secs(30), || k
+            .run(&["get", "pod", "slow"])
+            .ok()
+            .then_some(()))
+        .is_some(),
+        "the API is back"
+    );
+    assert!(k.run(&["exec", "slow", "--", "rm", "/www/ready"]).ok());
+    assert!(
+        wait_for(Duration::from_secs(20), || (ready(&k, "slow")
+            == Some(false))
+        .then_some(()))
+        .is_some(),
+        "the re-adopted container's readiness probe runs"
     );
 
     // Liveness: restarted after its check fails, with events.

@@ -99,6 +99,9 @@ struct Instance {
     ready: Option<bool>,
     /// Dropped with the instance: ends its probes.
     _probes: Option<watch::Sender<bool>>,
+    /// Whether the probes of the container spec run for this instance (false for an instance
+    /// re-adopted after a daemon restart, until the pod worker attaches them).
+    probes_attached: bool,
 }
 
 /// What the loop knows of one container of a pod.
@@ -333,6 +336,7 @@ impl Agent {
                         stop: stop_tx,
                         ready: None,
                         _probes: None,
+                        probes_attached: false,
                     });
                     self.spawn_monitor(*running, stop_rx);
                 }
@@ -686,6 +690,11 @@ impl Agent {
             finished: false,
             pod_ip: None,
         });
+        if !host_network && state.pod_ip.is_none() {
+            if let Some(n) = &self.network {
+                state.pod_ip = n.ipam.lookup(&r.uid);
+            }
+        }
         // A change of the pod's network mode means a new sandbox: stop everything first.
         if state.host_network != host_network {
             let mut busy = false;
@@ -735,6 +744,23 @@ impl Agent {
                 cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
             }
             if let Some(inst) = cs.current.as_mut() {
+                if !inst.probes_attached && inst.spec_hash == hash {
+                    // Re-adopted after a daemon restart: its probes run again; it keeps serving
+                    // until a readiness probe says otherwise.
+                    inst.probes_attached = true;
+                    inst._probes = spawn_probes(
+                        &self.runtime,
+                        &self.cluster,
+                        &self.tx,
+                        r,
+                        c,
+                        &inst.id,
+                        state.pod_ip,
+                    );
+                    if c.readiness_probe.is_some() {
+                        inst.ready = Some(true);
+                    }
+                }
                 if inst.spec_hash != hash && !inst.stopping {
                     tracing::info!(container = %inst.id, "the container's spec changed: replacing it");
                     inst.stopping = true;
@@ -754,11 +780,6 @@ impl Agent {
                 }
             }
             to_start.push((c.clone(), hash));
-        }
-        if !host_network && state.pod_ip.is_none() {
-            if let Some(n) = &self.network {
-                state.pod_ip = n.ipam.lookup(&r.uid);
-            }
         }
         if to_start.is_empty() {
             self.write_status(pod).await;
@@ -991,52 +1012,7 @@ impl Agent {
             std::path::Path::new("rootfs"),
         );
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-        // Probes: a task per instance, ended when the instance goes (its sender is dropped).
-        let has_probes =
-            c.readiness_probe.is_some() || c.liveness_probe.is_some() || c.startup_probe.is_some();
-        let probes = has_probes.then(|| {
-            let (done_tx, done_rx) = watch::channel(false);
-            let target = probe::Target {
-                ip: pod_ip
-                    .map(std::net::IpAddr::V4)
-                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
-                container_dir: self.runtime.layout.container(&id),
-                exe: self.runtime.shim_exe.clone(),
-            };
-            let (verdict_tx, mut verdict_rx) = mpsc::unbounded_channel();
-            let (cluster, ns, pod_name) =
-                (self.cluster.clone(), r.namespace.clone(), r.name.clone());
-            let event =
-                move |message: String| cluster.event(&ns, &pod_name, true, "Unhealthy", &message);
-            let container = c.clone();
-            let state_file = target.container_dir.join("state.json");
-            tokio::spawn(async move {
-                // Probes start once the container runs.
-                for _ in 0..6000 {
-                    if state_file.exists() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                probe::run(container, target, verdict_tx, event, done_rx).await;
-            });
-            let (tx, pod_uid, name, inst_id) =
-                (self.tx.clone(), r.uid.clone(), c.name.clone(), id.clone());
-            tokio::spawn(async move {
-                while let Some(verdict) = verdict_rx.recv().await {
-                    let msg = Msg::Probe {
-                        pod: pod_uid.clone(),
-                        name: name.clone(),
-                        id: inst_id.clone(),
-                        verdict,
-                    };
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            });
-            done_tx
-        });
+        let probes = spawn_probes(&self.runtime, &self.cluster, &self.tx, r, c, &id, pod_ip);
         cs.current = Some(Instance {
             id: id.clone(),
             spec_hash: hash,
@@ -1046,6 +1022,7 @@ impl Agent {
             stop: stop_tx,
             ready: c.readiness_probe.as_ref().map(|_| false),
             _probes: probes,
+            probes_attached: true,
         });
         let runtime = self.runtime.clone();
         let tx = self.tx.clone();
@@ -1133,6 +1110,64 @@ impl Agent {
             }
         }
     }
+}
+
+/// Starts the probes of container `c` for instance `id` (none without probes): one task
+/// running them, one relaying their verdicts to the loop. They end when the returned sender
+/// is dropped with the instance.
+fn spawn_probes(
+    runtime: &Runtime,
+    cluster: &Arc<dyn Cluster>,
+    loop_tx: &mpsc::UnboundedSender<Msg>,
+    r: &PodRef,
+    c: &Container,
+    id: &str,
+    pod_ip: Option<std::net::Ipv4Addr>,
+) -> Option<watch::Sender<bool>> {
+    if c.readiness_probe.is_none() && c.liveness_probe.is_none() && c.startup_probe.is_none() {
+        return None;
+    }
+    let (done_tx, done_rx) = watch::channel(false);
+    let target = probe::Target {
+        ip: std::net::IpAddr::V4(pod_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
+        container_dir: runtime.layout.container(id),
+        exe: runtime.shim_exe.clone(),
+    };
+    let (verdict_tx, mut verdict_rx) = mpsc::unbounded_channel();
+    let (cluster, ns, pod_name) = (cluster.clone(), r.namespace.clone(), r.name.clone());
+    let event = move |message: String| cluster.event(&ns, &pod_name, true, "Unhealthy", &message);
+    let container = c.clone();
+    let state_file = target.container_dir.join("state.json");
+    tokio::spawn(async move {
+        // Probes start once the container runs.
+        for _ in 0..6000 {
+            if state_file.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        probe::run(container, target, verdict_tx, event, done_rx).await;
+    });
+    let (tx, pod_uid, name, inst_id) = (
+        loop_tx.clone(),
+        r.uid.clone(),
+        c.name.clone(),
+        id.to_string(),
+    );
+    tokio::spawn(async move {
+        while let Some(verdict) = verdict_rx.recv().await {
+            let msg = Msg::Probe {
+                pod: pod_uid.clone(),
+                name: name.clone(),
+                id: inst_id.clone(),
+                verdict,
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+    Some(done_tx)
 }
 
 /// `env[].valueFrom` and `envFrom` sources of one pod, read from the cluster.
