@@ -57,6 +57,68 @@ fn wants_table(req_accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table"))
 }
 
+/// Prometheus metrics from the store: objects per kind, pods per phase, container restarts,
+/// ready replicas of Deployments, the store's resourceVersion.
+fn metrics(state: &ApiState) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP skiff_objects Objects in the store, by kind.\n# TYPE skiff_objects gauge"
+    );
+    for k in KINDS {
+        let _ = writeln!(
+            out,
+            "skiff_objects{{kind=\"{}\"}} {}",
+            k.kind,
+            state.store.list(k.kind, None).len()
+        );
+    }
+    let pods = state.store.list("Pod", None);
+    let mut phases: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut restarts = 0i64;
+    for p in &pods {
+        *phases
+            .entry(
+                p["status"]["phase"]
+                    .as_str()
+                    .unwrap_or("Pending")
+                    .to_string(),
+            )
+            .or_default() += 1;
+        restarts += p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+            .sum::<i64>();
+    }
+    let _ = writeln!(
+        out,
+        "# HELP skiff_pods Pods by phase.\n# TYPE skiff_pods gauge"
+    );
+    for phase in ["Pending", "Running", "Succeeded", "Failed"] {
+        let _ = writeln!(
+            out,
+            "skiff_pods{{phase=\"{phase}\"}} {}",
+            phases.get(phase).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_container_restarts Container restarts of the pods that exist.\n# TYPE skiff_container_restarts gauge\nskiff_container_restarts {restarts}");
+    let _ = writeln!(out, "# HELP skiff_deployment_replicas_available Available replicas per Deployment.\n# TYPE skiff_deployment_replicas_available gauge");
+    for d in state.store.list("Deployment", None) {
+        let _ = writeln!(
+            out,
+            "skiff_deployment_replicas_available{{namespace=\"{}\",deployment=\"{}\"}} {}",
+            meta::namespace(&d),
+            meta::name(&d),
+            d["status"]["availableReplicas"].as_i64().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_store_resource_version The store's newest resourceVersion.\n# TYPE skiff_store_resource_version counter\nskiff_store_resource_version {}", state.store.resource_version());
+    out
+}
+
 /// Routes one authenticated request.
 pub async fn route(
     state: &Arc<ApiState>,
@@ -76,6 +138,12 @@ pub async fn route(
     match segs.as_slice() {
         ["version"] if get => ok_json(200, &discovery::version()),
         ["healthz" | "readyz" | "livez"] if get => respond(200, "text/plain", "ok"),
+        ["metrics"] if get && who.namespace.is_none() => {
+            respond(200, "text/plain; version=0.0.4", metrics(state))
+        }
+        ["metrics"] if get => error(&ApiError::forbidden(
+            "metrics are for the admin token (they span every namespace)",
+        )),
         ["api"] if get && aggregated => respond(
             200,
             discovery::AGGREGATED,
