@@ -342,7 +342,10 @@ impl Agent {
                 }
                 Found::Exited(meta, exit) => self.adopt_exited(meta, exit, &pods).await,
                 Found::Lost(meta) => {
-                    let exit = exit_unknown();
+                    let exit = ExitRecord::unknown(
+                        "the container's shim ended while skiff was down, without recording an exit",
+                        None,
+                    );
                     self.adopt_exited(meta, exit, &pods).await
                 }
             }
@@ -492,18 +495,17 @@ impl Agent {
 
     /// Implements Services on the node (see `network::services`): writes back what it
     /// allocates, installs the rules when they changed, updates the DNS records.
-    async fn sync_services(&mut self) {
+    async fn sync_services(&mut self, pods: &[Pod]) {
         let Some(net) = self.network.clone() else {
             return;
         };
         let services = self.cluster.objects("Service");
         let slices = self.cluster.objects("EndpointSlice");
-        let pods = self.cluster.pods();
         let plan = crate::network::services::plan(
             &net.config,
             &services,
             &slices,
-            &pods,
+            pods,
             crate::network::host_ip(&net.config),
         );
         for a in plan.allocations {
@@ -549,8 +551,9 @@ impl Agent {
 
     /// Compares declared pods with what runs, and acts.
     async fn sync(&mut self) {
-        self.sync_services().await;
+        // One read of the pods serves both the Service rules and the pod workers.
         let pods = self.cluster.pods();
+        self.sync_services(&pods).await;
         let mut seen = std::collections::HashSet::new();
         for pod in &pods {
             let r = PodRef::of(pod);
@@ -1058,14 +1061,7 @@ impl Agent {
                     if let Err(e) = runtime.remove(&meta).await {
                         tracing::warn!(container = %id, "removing: {e}");
                     }
-                    let exit = ExitRecord {
-                        exit_code: 128,
-                        signal: None,
-                        reason: "StartError".into(),
-                        message: Some(e.to_string()),
-                        started_at: None,
-                        finished_at: crate::runtime::now_rfc3339(),
-                    };
+                    let exit = ExitRecord::start_error(e.to_string());
                     let _ = tx.send(Msg::Exited {
                         pod: pod_uid,
                         name,
@@ -1259,19 +1255,6 @@ pub fn node_name() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().to_string())
         .unwrap_or_else(|_| "localhost".into())
-}
-
-fn exit_unknown() -> ExitRecord {
-    ExitRecord {
-        exit_code: 255,
-        signal: None,
-        reason: "Unknown".into(),
-        message: Some(
-            "the container's shim ended while skiff was down, without recording an exit".into(),
-        ),
-        started_at: None,
-        finished_at: crate::runtime::now_rfc3339(),
-    }
 }
 
 /// Waits for a running container to exit, or stops it on request; then removes it and

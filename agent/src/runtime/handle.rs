@@ -171,17 +171,10 @@ impl Runtime {
                         return Ok(Started::Exited(exit));
                     }
                     let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-                    return Ok(Started::Exited(ExitRecord {
-                        exit_code: 128,
-                        signal: None,
-                        reason: "StartError".into(),
-                        message: Some(format!(
-                            "the shim exited ({status}) without starting the container: {}",
-                            log.trim()
-                        )),
-                        started_at: None,
-                        finished_at: super::now_rfc3339(),
-                    }));
+                    return Ok(Started::Exited(ExitRecord::start_error(format!(
+                        "the shim exited ({status}) without starting the container: {}",
+                        log.trim()
+                    ))));
                 }
             }
             if tokio::time::Instant::now() > deadline {
@@ -362,13 +355,11 @@ impl Running {
         }
         self.watch = Watch::Gone;
         let dir = runtime.layout.container(&self.meta.id);
-        read_json::<ExitRecord>(&dir.join("exit.json")).unwrap_or_else(|| ExitRecord {
-            exit_code: 255,
-            signal: None,
-            reason: "Unknown".into(),
-            message: Some("the container's shim ended without recording an exit".into()),
-            started_at: Some(self.state.started_at.clone()),
-            finished_at: super::now_rfc3339(),
+        read_json::<ExitRecord>(&dir.join("exit.json")).unwrap_or_else(|| {
+            ExitRecord::unknown(
+                "the container's shim ended without recording an exit",
+                Some(self.state.started_at.clone()),
+            )
         })
     }
 }

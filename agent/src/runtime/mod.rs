@@ -145,6 +145,32 @@ pub struct ExitRecord {
     pub finished_at: String,
 }
 
+impl ExitRecord {
+    /// A container that never started (exit code 128, reason `StartError`).
+    pub fn start_error(message: String) -> Self {
+        ExitRecord {
+            exit_code: 128,
+            signal: None,
+            reason: "StartError".into(),
+            message: Some(message),
+            started_at: None,
+            finished_at: now_rfc3339(),
+        }
+    }
+
+    /// A container whose shim ended without recording an exit (exit code 255, `Unknown`).
+    pub fn unknown(message: &str, started_at: Option<String>) -> Self {
+        ExitRecord {
+            exit_code: 255,
+            signal: None,
+            reason: "Unknown".into(),
+            message: Some(message.into()),
+            started_at,
+            finished_at: now_rfc3339(),
+        }
+    }
+}
+
 /// Writes a JSON file atomically and durably: temp file, fsync, rename, fsync of the directory.
 pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -57,14 +57,7 @@ pub fn main(dir: &Path) -> i32 {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("shim: {}: {message}", meta.id);
-            let record = ExitRecord {
-                exit_code: 128,
-                signal: None,
-                reason: "StartError".into(),
-                message: Some(message),
-                started_at: None,
-                finished_at: now_rfc3339(),
-            };
+            let record = ExitRecord::start_error(message);
             if let Err(e) = write_json_durable(&dir.join("exit.json"), &record) {
                 eprintln!("shim: cannot record the start error: {e}");
             }
