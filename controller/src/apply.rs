@@ -1,18 +1,20 @@
 //! Applying a set of declared objects as one unit, with pruning — the write path of the
 //! manifests folder (each file is one unit, its "source").
 //!
-//! Every object of a source is validated, defaulted and annotated with
-//! [`MANIFEST_ANNOTATION`] naming the source; then creations, updates and the deletion of
-//! objects the source no longer declares are committed in **one** store transaction. If any
-//! document is invalid, nothing of the source is applied.
+//! Every object of a source is validated and annotated with [`MANIFEST_ANNOTATION`] naming
+//! the source, then server-side applied (the same [`crate::managed`] code as `kubectl apply
+//! --server-side`) as the manager `skiff-manifests-folder` and defaulted; creations, updates
+//! and the deletion of objects the source no longer declares are committed in **one** store
+//! transaction. If any document is invalid, nothing of the source is applied.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
+use crate::api::rest::FOLDER_MANAGER;
 use crate::store::{ObjectKey, Op, Store, StoreError};
 use crate::validate::{self, FieldError};
-use crate::{defaults, kinds, meta};
+use crate::{defaults, kinds, managed, meta};
 
 /// The annotation naming the manifests-folder file an object came from.
 pub const MANIFEST_ANNOTATION: &str = "skiff.io/manifest-file";
@@ -121,7 +123,18 @@ pub fn declared_view(obj: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Normalizes, validates and defaults one document. Returns the object ready to store.
+/// Whether two versions of an object declare the same (spec, labels, annotations, owners,
+/// finalizers, managers): a write of one over the other would change nothing.
+pub fn same_declared(a: &Value, b: &Value) -> bool {
+    let md = |o: &Value, f: &str| o["metadata"].get(f).cloned();
+    declared_view(a) == declared_view(b)
+        && ["managedFields", "ownerReferences", "finalizers"]
+            .iter()
+            .all(|f| md(a, f) == md(b, f))
+}
+
+/// Normalizes and validates one document, with its namespace and the folder's annotation.
+/// Returns what the folder applies (defaults come after the merge with what is stored).
 pub fn prepare(doc: &Document, source: &str) -> Result<Value, ApplyError> {
     let mut obj = doc.object.clone();
     let what = describe(&obj);
@@ -148,9 +161,56 @@ pub fn prepare(doc: &Document, source: &str) -> Result<Value, ApplyError> {
     if info.namespaced && obj["metadata"]["namespace"].as_str().is_none() {
         meta::metadata_mut(&mut obj).insert("namespace".into(), Value::String("default".into()));
     }
-    defaults::apply(&mut obj);
     meta::set_annotation(&mut obj, MANIFEST_ANNOTATION, source);
     Ok(obj)
+}
+
+/// Fields the node fills in, never the folder's (path elements of a field set).
+const NODE_ALLOCATED: &[&str] = &[
+    "f:clusterIP",
+    "f:clusterIPs",
+    "f:nodePort",
+    "f:kubectl.kubernetes.io/last-applied-configuration",
+];
+
+/// The folder's server-side apply of `applied` onto `live`: the folder is the truth, so it
+/// takes its fields back from any kubectl manager that changed them (said in the log).
+fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
+    let mut live = live.cloned();
+    if let Some(l) = live.as_mut() {
+        if managed::owned_by(l, FOLDER_MANAGER).is_empty() {
+            // Stored before skiff tracked managers: the folder owned what the object declared.
+            let mut entries = managed::entries(l);
+            entries.push(managed::Entry {
+                manager: FOLDER_MANAGER.into(),
+                operation: managed::APPLY.into(),
+                api_version: l["apiVersion"].as_str().unwrap_or_default().into(),
+                time: String::new(),
+                fields: managed::set_of(l)
+                    .into_iter()
+                    .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))
+                    .collect(),
+            });
+            managed::set_entries(l, &entries);
+        }
+    }
+    let merged = match managed::apply(live.as_ref(), applied, FOLDER_MANAGER, false) {
+        Ok(m) => m,
+        Err(conflicts) => {
+            for c in &conflicts {
+                tracing::warn!(
+                    object = %ObjectKey::of(applied),
+                    field = %c.field,
+                    manager = %c.manager,
+                    "the manifests folder takes back a field another manager changed"
+                );
+            }
+            managed::apply(live.as_ref(), applied, FOLDER_MANAGER, true).expect("forced")
+        }
+    };
+    let mut obj = merged;
+    defaults::apply(&mut obj);
+    obj
 }
 
 fn describe(obj: &Value) -> String {
@@ -199,7 +259,7 @@ pub fn apply_source(
         .collect();
     let mut ops = Vec::new();
     let mut applied = Applied::default();
-    for (doc, mut obj) in prepared {
+    for (doc, obj) in prepared {
         let key = ObjectKey::of(&obj);
         if let Some(first) = seen.insert(key.clone(), doc) {
             errors.push(ApplyError::Duplicate { doc, first, key });
@@ -221,7 +281,7 @@ pub fn apply_source(
         match store.get(&key) {
             None => {
                 applied.created.push(key);
-                ops.push(Op::Create(obj));
+                ops.push(Op::Create(folder_apply(None, &obj)));
             }
             Some(existing) => {
                 if let Some(other) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
@@ -237,41 +297,19 @@ pub fn apply_source(
                     errors.push(ApplyError::Controlled { doc, key });
                     continue;
                 }
-                // Addresses and node ports the node allocated stay: a file does not declare them.
-                if key.kind == "Service" {
-                    if obj["spec"].get("clusterIP").is_none() {
-                        for f in ["clusterIP", "clusterIPs"] {
-                            if let Some(v) = existing["spec"].get(f) {
-                                obj["spec"][f] = v.clone();
-                            }
-                        }
-                    }
-                    let old_ports = existing["spec"]["ports"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    for p in obj["spec"]["ports"].as_array_mut().into_iter().flatten() {
-                        if p.get("nodePort").is_none() {
-                            if let Some(n) = old_ports
-                                .iter()
-                                .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
-                                .and_then(|o| o.get("nodePort"))
-                            {
-                                p["nodePort"] = n.clone();
-                            }
-                        }
-                    }
-                }
                 if meta::is_terminating(&existing) {
                     // A Pod on its way out: it is re-created once gone (the next pass).
                     applied.unchanged.push(key);
                     continue;
                 }
-                if declared_view(&existing) == declared_view(&obj) {
+                // What the file does not declare stays: addresses and node ports the node
+                // allocated, fields other managers own.
+                let merged = folder_apply(Some(&existing), &obj);
+                if same_declared(&existing, &merged) {
                     applied.unchanged.push(key);
                 } else {
                     applied.updated.push(key);
-                    ops.push(Op::Update(obj));
+                    ops.push(Op::Update(merged));
                 }
             }
         }

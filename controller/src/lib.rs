@@ -12,6 +12,7 @@ pub mod defaults;
 pub mod events;
 pub mod folder;
 pub mod kinds;
+pub mod managed;
 pub mod meta;
 pub mod store;
 pub mod validate;

@@ -297,6 +297,94 @@ fn apply_reapply_server_side_converge_with_usual_columns() {
     // Defaults applied by the server.
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
     assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    // kubectl now owns what it applied (it took the client-side apply's fields over).
+    let d: Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .unwrap();
+    let managers: Vec<(String, String)> = d["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("kubectl".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    assert!(d["metadata"]["managedFields"]
+        .to_string()
+        .contains("f:replicas"));
+}
+
+/// Server-side apply as on a real cluster: two managers conflict on a field with different
+/// values, `--force-conflicts` takes it over, and a field a manager stops applying is removed.
+#[test]
+fn server_side_apply_managers_conflicts_and_removal() {
+    let s = server_with_images(&[]);
+    let k = Kubectl::admin(&s);
+    let cm = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\ndata:\n{data}")
+    };
+    let file = s.work_dir.join("shared.yaml");
+    let f = file.to_str().unwrap();
+    std::fs::write(&file, cm("  a: \"1\"\n  b: \"2\"\n")).unwrap();
+    k.ok(&["apply", "--server-side", "-f", f]);
+    // A second manager applying the same value of `a` shares it; a different value conflicts.
+    std::fs::write(&file, cm("  a: \"1\"\n  c: \"3\"\n")).unwrap();
+    k.ok(&["apply", "--server-side", "--field-manager=ci", "-f", f]);
+    std::fs::write(&file, cm("  a: \"9\"\n")).unwrap();
+    let o = k.run(&["apply", "--server-side", "--field-manager=ci", "-f", f]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr.contains(r#"conflict with "kubectl""#) && o.stderr.contains(".data.a"),
+        "{o}"
+    );
+    assert_eq!(
+        k.ok(&["get", "cm", "shared", "-o", "jsonpath={.data.a}"]),
+        "1",
+        "a conflict changes nothing"
+    );
+    // Forced: ci takes `a` over; ci stopped applying `c`, which only it owned, so `c` goes;
+    // `b` is kubectl's and stays.
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=ci",
+        "--force-conflicts",
+        "-f",
+        f,
+    ]);
+    let data = k.get_json(&["cm", "shared"]).unwrap()["data"].clone();
+    assert_eq!(data, serde_json::json!({"a": "9", "b": "2"}));
+    // kubectl applying without `b` removes it; its old `a` is no longer its own.
+    std::fs::write(&file, cm("  d: \"4\"\n")).unwrap();
+    k.ok(&["apply", "--server-side", "-f", f]);
+    let data = k.get_json(&["cm", "shared"]).unwrap()["data"].clone();
+    assert_eq!(data, serde_json::json!({"a": "9", "d": "4"}));
+    // An ordinary update (kubectl patch) takes the field from its applier without conflict;
+    // the applier re-applying its old value then conflicts with the patcher.
+    k.ok(&[
+        "patch",
+        "cm",
+        "shared",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"d":"5"}}"#,
+    ]);
+    let o = k.run(&["apply", "--server-side", "-f", f]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains(r#"conflict with "kubectl-patch""#), "{o}");
 }
 
 /// "`kubectl scale`, `kubectl rollout restart`, `kubectl wait --for=condition=Available` …
@@ -1061,5 +1149,36 @@ fn folder_objects_visible_and_kubectl_changes_refused_as_conflicts() {
     rollout_ok(&k, "deploy/fold", &[]);
     expect_pods(&mut s, &k, "app=fold", 2, "two pods from the file", |_| {
         true
+    });
+
+    // Fields the file does not declare are anyone's: an annotation added with kubectl stays
+    // through the next change of the file, and a rollout restart goes through.
+    k.ok(&["annotate", "deploy", "fold", "team=home"]);
+    k.ok(&["rollout", "restart", "deploy/fold"]);
+    rollout_ok(&k, "deploy/fold", &[]);
+    s.write_manifest("fold.yaml", &app_yaml("fold", 1, "from-file-3"));
+    s.expect("the file's third version", WAIT, |_| {
+        k.get_json(&["deploy", "fold"])
+            .is_some_and(|d| d["spec"]["replicas"] == 1)
+    });
+    let d = k.get_json(&["deploy", "fold"]).unwrap();
+    assert_eq!(d["metadata"]["annotations"]["team"], "home", "{d}");
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string()
+    );
+
+    // --force-conflicts takes a field over explicitly; the next change of the file takes it
+    // back (the folder is the truth).
+    let o = k.run(&["apply", "--server-side", "--force-conflicts", "-f", f]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        k.get_json(&["deploy", "fold"]).unwrap()["spec"]["replicas"],
+        3
+    );
+    s.write_manifest("fold.yaml", &app_yaml("fold", 2, "from-file-4"));
+    s.expect("the folder takes replicas back", WAIT, |_| {
+        k.get_json(&["deploy", "fold"])
+            .is_some_and(|d| d["spec"]["replicas"] == 2)
     });
 }

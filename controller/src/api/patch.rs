@@ -3,14 +3,14 @@
 //! `kubectl scale` and `kubectl rollout restart` send: `null` deletes, lists of objects merge by
 //! their key (containers by `name`, ports by `containerPort`…), `$patch: replace|delete`,
 //! `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>` and `$retainKeys` directives.
-//! Server-side apply bodies are merged the same way (without removal of fields a manager stops
-//! applying: managed fields are not tracked yet).
+//! Server-side apply merges the applied object the same way, after [`crate::managed`] has
+//! checked conflicts and removed what the manager stopped applying.
 
 use serde_json::{Map, Value};
 
 /// The merge key of a list field, from the field's name and its elements (the Kubernetes API's
 /// `patchMergeKey` for the kinds skiff serves).
-fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
         "containers"
         | "initContainers"
@@ -32,8 +32,23 @@ fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     }
 }
 
+/// The identity of an element of a list merged by `key`. Ports are told apart by their
+/// protocol too (53/TCP and 53/UDP are two ports), as the API's list-map keys say; a missing
+/// protocol is TCP, its default.
+pub(crate) fn item_id(key: &str, item: &Value) -> Value {
+    let id = item.get(key).cloned().unwrap_or(Value::Null);
+    if key == "port" || key == "containerPort" {
+        let proto = item
+            .get("protocol")
+            .cloned()
+            .unwrap_or_else(|| "TCP".into());
+        return Value::Array(vec![id, proto]);
+    }
+    id
+}
+
 /// Lists of scalars that merge as sets rather than being replaced.
-fn merges_primitives(field: &str) -> bool {
+pub(crate) fn merges_primitives(field: &str) -> bool {
     field == "finalizers"
 }
 
@@ -102,8 +117,8 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 let merged = match (key, existing) {
                     (Some(key), Some(mut list)) if objects => {
                         for item in items {
-                            let id = item.get(key).cloned().unwrap_or(Value::Null);
-                            let pos = list.iter().position(|e| e.get(key) == Some(&id));
+                            let id = item_id(key, item);
+                            let pos = list.iter().position(|e| item_id(key, e) == id);
                             if item.get("$patch").and_then(Value::as_str) == Some("delete") {
                                 if let Some(i) = pos {
                                     list.remove(i);
@@ -149,7 +164,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
         };
         let key = merge_key(&field, list.first());
         let id = |v: &Value| match key {
-            Some(k) if v.is_object() => v.get(k).cloned().unwrap_or(Value::Null),
+            Some(k) if v.is_object() => item_id(k, v),
             _ => v.clone(),
         };
         let mut sorted: Vec<Value> = Vec::with_capacity(list.len());
@@ -242,6 +257,19 @@ mod tests {
             "now"
         );
         assert_eq!(d["spec"]["template"]["metadata"]["labels"]["app"], "w");
+    }
+
+    #[test]
+    fn ports_are_told_apart_by_protocol() {
+        let mut svc = json!({"ports":[{"port":53,"protocol":"UDP","nodePort":30053},{"port":53,"nodePort":30054}]});
+        strategic_merge(
+            &mut svc,
+            &json!({"ports":[{"port":53,"protocol":"UDP","name":"dns"},{"port":53,"protocol":"TCP","name":"dns-tcp"}]}),
+        );
+        assert_eq!(svc["ports"][0]["nodePort"], 30053);
+        assert_eq!(svc["ports"][0]["name"], "dns");
+        assert_eq!(svc["ports"][1]["nodePort"], 30054);
+        assert_eq!(svc["ports"][1]["name"], "dns-tcp");
     }
 
     #[test]

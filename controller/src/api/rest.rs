@@ -17,7 +17,7 @@ use super::{discovery, full, patch, table, ApiState, Body, LogOptions};
 use crate::apply::{self, MANIFEST_ANNOTATION};
 use crate::kinds::{KindInfo, KINDS};
 use crate::store::{event_rv, EventType, ObjectKey, Op};
-use crate::{defaults, meta, validate};
+use crate::{defaults, managed, meta, validate};
 
 /// The field manager name of the manifests folder, as conflicts report it.
 pub const FOLDER_MANAGER: &str = "skiff-manifests-folder";
@@ -334,43 +334,54 @@ fn dry_run(q: &HashMap<String, String>) -> bool {
     q.get("dryRun").is_some_and(|v| v == "All")
 }
 
-/// Refuses a change to what a manifests-folder file declares (unless forced).
-fn guard_folder(existing: &Value, new: &Value, force: bool) -> Result<(), ApiError> {
-    let Some(file) = meta::annotation(existing, MANIFEST_ANNOTATION) else {
-        return Ok(());
-    };
-    if force {
-        return Ok(());
+/// How a conflicting manager is named to the user: the manifests folder with its file.
+fn manager_label(obj: &Value, manager: &str, api_version: &str) -> String {
+    let mut label = format!("{manager:?}");
+    if !api_version.is_empty() {
+        label.push_str(&format!(" using {api_version}"));
     }
-    let view = |o: &Value| {
-        let mut v = apply::declared_view(o);
-        if let Some(a) = v["annotations"].as_object_mut() {
-            a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            a.remove(MANIFEST_ANNOTATION);
+    if manager == FOLDER_MANAGER {
+        if let Some(file) = meta::annotation(obj, MANIFEST_ANNOTATION) {
+            label.push_str(&format!(" (file {file})"));
         }
-        v
-    };
-    let (old, new_view) = (view(existing), view(new));
-    if old == new_view {
+    }
+    label
+}
+
+/// Refuses a non-apply write that changes a field the manifests folder owns: the file is the
+/// truth, and changing it there is the way (`kubectl apply --server-side --force-conflicts`
+/// takes a field over explicitly).
+fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError> {
+    if meta::annotation(existing, MANIFEST_ANNOTATION).is_none() {
         return Ok(());
     }
-    let mut paths = Vec::new();
-    patch::changed_paths(&old, &new_view, "", &mut paths, 10);
-    let paths: Vec<String> = paths
-        .into_iter()
+    let mut owned = managed::owned_by(existing, FOLDER_MANAGER);
+    if owned.is_empty() {
+        // Written before skiff tracked managers: the folder owns what it declared.
+        owned = managed::set_of(existing);
+        owned.retain(|p| {
+            !p.iter()
+                .any(|e| e == "f:kubectl.kubernetes.io/last-applied-configuration")
+        });
+    }
+    let touched: Vec<(String, String)> = managed::changed(existing, new)
+        .union(&managed::removed(existing, new))
+        .filter(|p| owned.contains(*p))
+        .take(10)
         .map(|p| {
-            if p.starts_with("labels") || p.starts_with("annotations") {
-                format!("metadata.{p}")
-            } else {
-                p
-            }
+            (
+                manager_label(existing, FOLDER_MANAGER, ""),
+                managed::display(p),
+            )
         })
         .collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
     Err(ApiError::field_manager_conflict(
         existing["kind"].as_str().unwrap_or_default(),
         meta::name(existing),
-        &format!("{FOLDER_MANAGER} ({file})"),
-        &paths,
+        &touched,
     ))
 }
 
@@ -390,6 +401,12 @@ async fn resource(
     };
     let q = query(&req);
     let method = req.method().clone();
+    let manager = managed::manager_name(
+        q.get("fieldManager").map(String::as_str),
+        req.headers()
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
     if t.kind.kind == "Pod"
         && t.sub.as_deref() == Some("exec")
         && (method == Method::GET || method == Method::POST)
@@ -434,14 +451,14 @@ async fn resource(
             return logs(state, &t, &name, &q)
         }
         ("create", None, None) => match read_body(req).await {
-            Ok((ct, body)) => create(state, &t, &ct, &body, &q),
+            Ok((ct, body)) => create(state, &t, &ct, &body, &q, &manager),
             Err(e) => Err(e),
         },
         ("update" | "patch", Some(name), sub)
             if sub.is_none() || sub == Some("status") || sub == Some("scale") =>
         {
             match read_body(req).await {
-                Ok((ct, body)) => write(state, &t, &name, verb, &ct, &body, &q),
+                Ok((ct, body)) => write(state, &t, &name, verb, (&ct, &body), &q, &manager),
                 Err(e) => Err(e),
             }
         }
@@ -535,6 +552,7 @@ fn create(
     ct: &str,
     body: &[u8],
     q: &HashMap<String, String>,
+    manager: &str,
 ) -> Result<Response<Body>, ApiError> {
     let mut obj = parse_body(ct, body)?;
     if !obj.is_object() {
@@ -572,12 +590,48 @@ fn create(
             meta::metadata_mut(&mut obj).insert("name".into(), json!(name));
         }
     }
-    let obj = prepare(obj, strict(q))?;
+    let requested = obj.clone();
+    let mut obj = prepare(obj, strict(q))?;
+    managed::update(None, &requested, &mut obj, manager);
     if dry_run(q) {
         return Ok(ok_json(201, &obj));
     }
     let created = state.store.create(obj)?;
     Ok(ok_json(201, &created))
+}
+
+/// Server-side apply of `applied` onto `existing` (`None`: it creates), validated and defaulted.
+fn server_side_apply(
+    existing: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    q: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    let force = q.get("force").is_some_and(|f| f == "true");
+    // The applied object may be partial; what it sets is validated (unknown fields refused by
+    // name) as part of the merged object below.
+    let merged = managed::apply(existing, applied, manager, force).map_err(|conflicts| {
+        let on = existing.unwrap_or(applied);
+        ApiError::field_manager_conflict(
+            on["kind"].as_str().unwrap_or_default(),
+            meta::name(on),
+            &conflicts
+                .iter()
+                .map(|c| {
+                    (
+                        manager_label(on, &c.manager, &c.api_version),
+                        c.field.clone(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    let fields = merged["metadata"]["managedFields"].clone();
+    let mut obj = prepare(merged, strict(q))?;
+    if !fields.is_null() {
+        meta::metadata_mut(&mut obj).insert("managedFields".into(), fields);
+    }
+    Ok(obj)
 }
 
 fn scale_of(obj: &Value) -> Value {
@@ -617,41 +671,57 @@ fn scale_get(state: &ApiState, t: &Target, name: &str) -> Result<Response<Body>,
 }
 
 /// PUT and PATCH of an object or its `status`/`scale`.
-#[allow(clippy::too_many_arguments)]
 fn write(
     state: &ApiState,
     t: &Target,
     name: &str,
     verb: &str,
-    ct: &str,
-    body: &[u8],
+    (ct, body): (&str, &[u8]),
     q: &HashMap<String, String>,
+    manager: &str,
 ) -> Result<Response<Body>, ApiError> {
     let key = key_of(t, name);
     let sub = t.sub.as_deref();
     let is_apply = ct.starts_with("application/apply-patch");
-    let force = q.get("force").is_some_and(|f| f == "true");
     let existing = state.store.get(&key);
-    let Some(existing) = existing else {
-        if is_apply && sub.is_none() {
-            // Server-side apply creates what does not exist.
-            let mut obj = parse_body(ct, body)?;
-            if let Some(ns) = &t.namespace {
-                meta::metadata_mut(&mut obj).insert("namespace".into(), json!(ns));
+    if is_apply && sub.is_none() {
+        let mut applied = parse_body(ct, body)?;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("the body must be an object"));
+        }
+        if let Some(ns) = &t.namespace {
+            meta::metadata_mut(&mut applied).insert("namespace".into(), json!(ns));
+            if existing.is_none() {
                 namespace_exists(state, ns)?;
             }
-            if meta::name(&obj) != name {
-                return Err(ApiError::bad_request(
-                    "the name of the object does not match the name on the URL",
-                ));
-            }
-            let obj = prepare(obj, strict(q))?;
+        }
+        if meta::name(&applied) != name {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+        if applied["kind"].as_str() != Some(t.kind.kind) {
+            return Err(ApiError::bad_request(format!(
+                "the body's kind {:?} does not match the resource {:?}",
+                applied["kind"].as_str().unwrap_or_default(),
+                t.kind.plural
+            )));
+        }
+        let obj = server_side_apply(existing.as_deref(), &applied, manager, q)?;
+        let Some(existing) = existing else {
             if dry_run(q) {
                 return Ok(ok_json(201, &obj));
             }
             let created = state.store.create(obj)?;
             return Ok(ok_json(201, &created));
+        };
+        if apply::same_declared(&obj, &existing) || dry_run(q) {
+            return Ok(ok_json(200, &obj));
         }
+        let updated = state.store.update(obj)?;
+        return Ok(ok_json(200, &updated));
+    }
+    let Some(existing) = existing else {
         return Err(not_found(t, name));
     };
     let patch_body = parse_body(ct, body)?;
@@ -670,7 +740,7 @@ fn write(
         _ if ct.starts_with("application/json-patch+json") => {
             patch::json(&mut updated, &patch_body).map_err(ApiError::bad_request)?
         }
-        _ if ct.starts_with("application/strategic-merge-patch+json") || is_apply => {
+        _ if ct.starts_with("application/strategic-merge-patch+json") => {
             patch::strategic_merge(&mut updated, &patch_body)
         }
         _ => return Err(ApiError::unsupported_media_type(ct)),
@@ -708,7 +778,8 @@ fn write(
             obj["spec"]["replicas"] = json!(replicas);
             // kubectl scale retries 409s until its timeout: refuse a folder-declared scale as
             // 403, which it reports at once, with the same explanation.
-            guard_folder(&existing, &obj, force).map_err(|e| ApiError::forbidden(e.message))?;
+            guard_folder(&existing, &obj).map_err(|e| ApiError::forbidden(e.message))?;
+            managed::update(Some(&existing), &obj.clone(), &mut obj, manager);
             if dry_run(q) {
                 return Ok(ok_json(200, &scale_of(&obj)));
             }
@@ -745,9 +816,11 @@ fn write(
                 let file = file.to_string();
                 meta::set_annotation(&mut updated, MANIFEST_ANNOTATION, &file);
             }
-            let obj = prepare(updated, strict(q))?;
-            guard_folder(&existing, &obj, force && is_apply)?;
-            if apply::declared_view(&obj) == apply::declared_view(&existing) {
+            let requested = updated.clone();
+            let mut obj = prepare(updated, strict(q))?;
+            guard_folder(&existing, &obj)?;
+            managed::update(Some(&existing), &requested, &mut obj, manager);
+            if apply::same_declared(&obj, &existing) {
                 return Ok(ok_json(200, &existing));
             }
             if dry_run(q) {

@@ -70,27 +70,23 @@ impl ApiError {
         e
     }
 
-    /// 409 Conflict of field managers (server-side apply).
-    pub fn field_manager_conflict(
-        kind: &str,
-        name: &str,
-        manager: &str,
-        fields: &[String],
-    ) -> Self {
-        let causes: Vec<Value> = fields
+    /// 409 Conflict of field managers (server-side apply): `(manager, field)` pairs, printed
+    /// as the API server does (`conflict with "kubectl-edit" using apps/v1: .spec.replicas`).
+    pub fn field_manager_conflict(kind: &str, name: &str, conflicts: &[(String, String)]) -> Self {
+        let causes: Vec<Value> = conflicts
             .iter()
-            .map(|f| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager:?}"), "field": f}))
+            .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": f}))
             .collect();
         let mut e = Self::new(
             409,
             "Conflict",
             format!(
                 "Apply failed with {} conflict{}: {}",
-                fields.len(),
-                if fields.len() == 1 { "" } else { "s" },
-                fields
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                conflicts
                     .iter()
-                    .map(|f| format!("conflict with {manager:?}: {f}"))
+                    .map(|(m, f)| format!("conflict with {m}: {f}"))
                     .collect::<Vec<_>>()
                     .join("\n")
             ),
