@@ -455,7 +455,7 @@ fn server(args: ServerArgs) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let api = skiff_controller::api::start(
+        let (api, client) = skiff_controller::api::start(
             skiff_controller::api::ApiConfig {
                 listen: config.api,
                 tls_sans: config.tls_sans.clone(),
@@ -468,7 +468,7 @@ fn server(args: ServerArgs) -> Result<()> {
         )
         .await
         .context("starting the API server")?;
-        let mut tasks = skiff_controller::start(store.clone(), config.manifests.clone(), shutdown.clone());
+        let mut tasks = skiff_controller::start(store.clone(), client.clone(), config.manifests.clone(), shutdown.clone());
         tasks.push(api);
         tasks.extend(start_ingress(&config.ingress, &layout.data_dir, store.clone(), shutdown.clone()).await?);
         let imported = Arc::new(tokio::sync::Notify::new());
@@ -484,7 +484,10 @@ fn server(args: ServerArgs) -> Result<()> {
         // Archives already in the images folder are imported before pods are started (for a
         // while at most: a huge archive must not hold the agent back).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
-        let cluster = cluster::StoreCluster::new(store.clone());
+        let (cluster, watches) = cluster::KubeCluster::start(client, shutdown.clone())
+            .await
+            .context("the agent's view of the API")?;
+        tasks.extend(watches);
         tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
             std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),
             network.records.clone(),

@@ -14,16 +14,20 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
 
 pub use pod::Agent;
 
-/// What the agent needs from the control plane.
+/// A write to the control plane, in flight.
+pub type Write<'a> = futures_util::future::BoxFuture<'a, anyhow::Result<()>>;
+
+/// What the agent needs from the control plane. Reads come from a local cache kept current by
+/// watches (they never wait); writes go to the API server.
 pub trait Cluster: Send + Sync + 'static {
     /// Every pod bound to this node (all pods: there is one node).
     fn pods(&self) -> Vec<Pod>;
-    /// A notification whenever a pod changes.
+    /// A notification whenever a pod, Service or EndpointSlice changes.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()>;
-    /// Replaces a pod's status.
-    fn set_pod_status(&self, pod: &Pod, status: PodStatus) -> anyhow::Result<()>;
+    /// Replaces a pod's status (only of that very pod: same uid).
+    fn set_pod_status<'a>(&'a self, pod: &'a Pod, status: PodStatus) -> Write<'a>;
     /// Ends a graceful deletion: the pod's containers are stopped and removed.
-    fn pod_gone(&self, pod: &Pod) -> anyhow::Result<()>;
+    fn pod_gone<'a>(&'a self, pod: &'a Pod) -> Write<'a>;
     /// A Secret (for imagePullSecrets), if it exists.
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// Records an event about a pod (`kubectl describe` shows it). Never fails the caller.
@@ -32,11 +36,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
     /// Records what the node allocated to a Service: fields merged into its `spec` (virtual
     /// IP, node ports) and/or its `status` (a LoadBalancer's address).
-    fn update_service(
-        &self,
-        namespace: &str,
-        name: &str,
+    fn update_service<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
         spec: Option<serde_json::Value>,
         status: Option<serde_json::Value>,
-    ) -> anyhow::Result<()>;
+    ) -> Write<'a>;
 }

@@ -65,52 +65,29 @@ pub fn record(
     }
 }
 
-fn try_record(
-    store: &Store,
-    object: &Value,
-    ty: Type,
-    reason: &str,
-    message: &str,
-    source: Source,
-) -> Result<(), crate::store::StoreError> {
+/// A new Event about `object`. Its name is derived from (object, reason, message), so a repeat
+/// finds it and bumps its count, as client-go's event correlator does.
+fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Source) -> Value {
+    use std::hash::{Hash, Hasher};
     let ns = match meta::namespace(object) {
         "" => "default",
         ns => ns,
     };
-    let involved = json!({
-        "kind": object["kind"],
-        "namespace": meta::namespace(object),
-        "name": meta::name(object),
-        "uid": meta::uid(object),
-        "apiVersion": object["apiVersion"],
-        "resourceVersion": object["metadata"]["resourceVersion"],
-    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (meta::uid(object), reason, message).hash(&mut h);
     let now = now_rfc3339();
-    // One Event per (object, reason, message): repeats bump the count.
-    let existing = store.list("Event", Some(ns)).into_iter().find(|e| {
-        e["involvedObject"]["uid"] == involved["uid"]
-            && e["reason"] == reason
-            && e["message"] == message
-    });
-    if let Some(e) = existing {
-        let mut e = (*e).clone();
-        e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
-        e["lastTimestamp"] = json!(now);
-        e["involvedObject"] = involved;
-        if let Some(m) = e["metadata"].as_object_mut() {
-            m.remove("resourceVersion");
-        }
-        store.update(e)?;
-        return Ok(());
-    }
-    let suffix: String = (0..16)
-        .map(|_| format!("{:x}", rand::random::<u8>() % 16))
-        .collect();
-    store.create(json!({
+    json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": format!("{}.{suffix}", meta::name(object)), "namespace": ns},
-        "involvedObject": involved,
+        "metadata": {"name": format!("{}.{:016x}", meta::name(object), h.finish()), "namespace": ns},
+        "involvedObject": {
+            "kind": object["kind"],
+            "namespace": meta::namespace(object),
+            "name": meta::name(object),
+            "uid": meta::uid(object),
+            "apiVersion": object["apiVersion"],
+            "resourceVersion": object["metadata"]["resourceVersion"],
+        },
         "reason": reason,
         "message": message,
         "source": {"component": source.component(), "host": node_name()},
@@ -120,21 +97,101 @@ fn try_record(
         "type": match ty { Type::Normal => "Normal", Type::Warning => "Warning" },
         "reportingComponent": source.component(),
         "reportingInstance": node_name(),
-    }))?;
+    })
+}
+
+fn try_record(
+    store: &Store,
+    object: &Value,
+    ty: Type,
+    reason: &str,
+    message: &str,
+    source: Source,
+) -> Result<(), crate::store::StoreError> {
+    let event = new_event(object, ty, reason, message, source);
+    match store.get(&ObjectKey::of(&event)) {
+        Some(e) => {
+            let mut e = (*e).clone();
+            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+            e["lastTimestamp"] = event["lastTimestamp"].clone();
+            e["involvedObject"] = event["involvedObject"].clone();
+            if let Some(m) = e["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
+            store.update(e)?;
+        }
+        None => {
+            store.create(event)?;
+        }
+    }
     Ok(())
 }
 
-/// Deletes events whose last occurrence is older than [`TTL_SECONDS`].
+/// Records an event through the API (the controllers' and the node's way, as clients); a
+/// repeat bumps the count of the first. Never fails the caller.
+pub async fn record_via(
+    client: &kube::Client,
+    object: &Value,
+    ty: Type,
+    reason: &str,
+    message: &str,
+    source: Source,
+) {
+    if let Err(e) = try_record_via(client, object, ty, reason, message, source).await {
+        tracing::debug!("recording an event failed: {e}");
+    }
+}
+
+async fn try_record_via(
+    client: &kube::Client,
+    object: &Value,
+    ty: Type,
+    reason: &str,
+    message: &str,
+    source: Source,
+) -> Result<(), kube::Error> {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+    let event = new_event(object, ty, reason, message, source);
+    let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Event>(&());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), meta::namespace(&event), &ar);
+    let name = meta::name(&event).to_string();
+    let now = event["lastTimestamp"].clone();
+    let obj: DynamicObject = serde_json::from_value(event).expect("a valid Event");
+    match api.create(&PostParams::default(), &obj).await {
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let current = api.get(&name).await?;
+            let count = current.data["count"].as_i64().unwrap_or(1) + 1;
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"count": count, "lastTimestamp": now})),
+            )
+            .await?;
+            Ok(())
+        }
+        r => r.map(|_| ()),
+    }
+}
+
+/// Deletes events whose last occurrence is older than [`TTL_SECONDS`], and those of deleted
+/// namespaces (the API server's own housekeeping, as etcd's TTL is Kubernetes').
 pub fn expire(store: &Store) -> Result<(), crate::store::StoreError> {
     let now = jiff::Timestamp::now().as_second();
+    let namespaces: std::collections::HashSet<String> = store
+        .list("Namespace", None)
+        .iter()
+        .map(|n| meta::name(n).to_string())
+        .collect();
     let old: Vec<ObjectKey> = store
         .list("Event", None)
         .iter()
         .filter(|e| {
-            e["lastTimestamp"]
-                .as_str()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .is_some_and(|t| now - t.as_second() > TTL_SECONDS)
+            !namespaces.contains(meta::namespace(e))
+                || e["lastTimestamp"]
+                    .as_str()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|t| now - t.as_second() > TTL_SECONDS)
         })
         .map(|e| ObjectKey::of(e))
         .collect();

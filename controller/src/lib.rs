@@ -16,6 +16,7 @@ pub mod managed;
 pub mod meta;
 pub mod store;
 pub mod validate;
+pub mod view;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,16 +46,50 @@ pub fn ensure_builtin_namespaces(store: &store::Store) -> Result<(), store::Stor
     Ok(())
 }
 
-/// Starts the control plane's tasks: the manifests folder and the reconcilers.
-/// They stop when `shutdown` flips to true.
+/// Starts the control plane's tasks: the manifests folder (writing to the store in one
+/// transaction per file), the reconcilers (API clients through `client`, the in-process
+/// client), and the API server's housekeeping (expired Events). They stop when `shutdown`
+/// flips to true.
 pub fn start(
     store: Arc<store::Store>,
+    client: kube::Client,
     manifests_dir: PathBuf,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let folder = folder::ManifestsFolder::new(manifests_dir, store.clone());
+    let controllers = {
+        let shutdown = shutdown.clone();
+        async move {
+            match view::View::start(client, controllers::KINDS, shutdown.clone()).await {
+                Ok((view, watches)) => {
+                    controllers::run(view, shutdown).await;
+                    for w in watches {
+                        w.abort();
+                    }
+                }
+                Err(e) => tracing::error!("the controllers' view of the API: {e:#}"),
+            }
+        }
+    };
+    let housekeeping = {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = events::expire(&store) {
+                            tracing::warn!("expiring events: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    };
     vec![
-        tokio::spawn(folder.run(shutdown.clone())),
-        tokio::spawn(controllers::run(store, shutdown)),
+        tokio::spawn(folder.run(shutdown)),
+        tokio::spawn(controllers),
+        tokio::spawn(housekeeping),
     ]
 }

@@ -514,16 +514,20 @@ impl Agent {
                     namespace,
                     name,
                     patch,
-                } => self
-                    .cluster
-                    .update_service(&namespace, &name, Some(patch), None),
+                } => {
+                    self.cluster
+                        .update_service(&namespace, &name, Some(patch), None)
+                        .await
+                }
                 crate::network::services::Allocation::Status {
                     namespace,
                     name,
                     status,
-                } => self
-                    .cluster
-                    .update_service(&namespace, &name, None, Some(status)),
+                } => {
+                    self.cluster
+                        .update_service(&namespace, &name, None, Some(status))
+                        .await
+                }
             };
             if let Err(e) = r {
                 tracing::warn!("recording a Service allocation: {e}");
@@ -602,7 +606,7 @@ impl Agent {
             // Nothing of it runs here (never started, or already cleaned up).
             let dir = self.pod_dir(r);
             self.remove_sandbox(&r.uid, dir).await;
-            if let Err(e) = self.cluster.pod_gone(pod) {
+            if let Err(e) = self.cluster.pod_gone(pod).await {
                 tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "finishing the deletion: {e}");
             }
             return;
@@ -634,7 +638,7 @@ impl Agent {
         self.remove_sandbox(&r.uid, dir).await;
         tracing::info!(pod = %format!("{}/{}", r.namespace, r.name), "pod stopped and removed");
         self.pods.remove(&r.uid);
-        if let Err(e) = self.cluster.pod_gone(pod) {
+        if let Err(e) = self.cluster.pod_gone(pod).await {
             tracing::warn!(pod = %format!("{}/{}", r.namespace, r.name), "finishing the deletion: {e}");
         }
     }
@@ -1101,7 +1105,7 @@ impl Agent {
                     &message,
                 );
             }
-            if let Err(e) = self.cluster.set_pod_status(pod, status) {
+            if let Err(e) = self.cluster.set_pod_status(pod, status).await {
                 tracing::warn!(pod = %format!("{}/{}", state.pod.namespace, state.pod.name), "writing status: {e}");
             }
         }

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 
 use super::status::ApiError;
+use super::ReqBody;
 use super::{full, ApiState, Body, ExecRequest};
 
 const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -39,7 +40,7 @@ pub fn handle(
     state: &Arc<ApiState>,
     pod: &Value,
     params: &[(String, String)],
-    req: Request<hyper::body::Incoming>,
+    req: Request<ReqBody>,
 ) -> Result<Response<Body>, ApiError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let flag = |k: &str| get(k).is_some_and(|v| v == "true" || v == "1");

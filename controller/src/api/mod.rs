@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod exec;
+pub mod local;
 pub mod patch;
 pub mod rest;
 pub mod select;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use tokio::sync::{mpsc, watch};
@@ -37,6 +38,23 @@ use crate::store::Store;
 
 /// A response body: whole, or streamed (watches, followed logs).
 pub type Body = BoxBody<Bytes, Infallible>;
+
+/// The body of a request: from a TLS connection or from the in-process client ([`local`]).
+pub type ReqBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// Why reading a request body failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(String);
+
+/// Erases the type of a request body.
+pub fn req_body<B>(body: B) -> ReqBody
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    body.map_err(|e| BodyError(e.to_string())).boxed_unsync()
+}
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -181,7 +199,7 @@ pub async fn start(
     store: Arc<Store>,
     node: Arc<dyn Node>,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, kube::Client)> {
     let mut sans = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -206,8 +224,9 @@ pub async fn start(
         tokens,
         node,
     });
+    let client = local::client(state.clone());
     tracing::info!(listen = %listener.local_addr()?, kubeconfig = %config.kubeconfig.display(), "API server listening");
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -222,6 +241,7 @@ pub async fn start(
                         let Ok(tls) = acceptor.accept(tcp).await else { return };
                         let service = hyper::service::service_fn(move |req| {
                             let state = state.clone();
+                            let req = req.map(req_body);
                             async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
                         });
                         let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -230,14 +250,11 @@ pub async fn start(
                 }
             }
         }
-    }))
+    });
+    Ok((task, client))
 }
 
-async fn handle(
-    state: Arc<ApiState>,
-    req: Request<hyper::body::Incoming>,
-    peer: SocketAddr,
-) -> Response<Body> {
+async fn handle(state: Arc<ApiState>, req: Request<ReqBody>, peer: SocketAddr) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -257,7 +274,7 @@ async fn handle(
     response
 }
 
-fn authenticate(state: &ApiState, req: &Request<hyper::body::Incoming>) -> Option<auth::Identity> {
+fn authenticate(state: &ApiState, req: &Request<ReqBody>) -> Option<auth::Identity> {
     let header = req
         .headers()
         .get(hyper::header::AUTHORIZATION)?

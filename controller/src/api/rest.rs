@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Identity;
 use super::select::{FieldSelector, LabelSelector};
 use super::status::ApiError;
+use super::ReqBody;
 use super::{discovery, full, patch, table, ApiState, Body, LogOptions};
 use crate::apply::{self, MANIFEST_ANNOTATION};
 use crate::kinds::{KindInfo, KINDS};
@@ -120,11 +121,7 @@ fn metrics(state: &ApiState) -> String {
 }
 
 /// Routes one authenticated request.
-pub async fn route(
-    state: &Arc<ApiState>,
-    who: Identity,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let accept = req
@@ -232,7 +229,7 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
     }
 }
 
-fn query(req: &Request<hyper::body::Incoming>) -> HashMap<String, String> {
+fn query(req: &Request<ReqBody>) -> HashMap<String, String> {
     req.uri()
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -272,7 +269,7 @@ fn authorize(who: &Identity, t: &Target, verb: &str) -> Result<(), ApiError> {
     )))
 }
 
-async fn read_body(req: Request<hyper::body::Incoming>) -> Result<(String, Bytes), ApiError> {
+async fn read_body(req: Request<ReqBody>) -> Result<(String, Bytes), ApiError> {
     let ct = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -389,7 +386,7 @@ fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError> {
 async fn resource(
     state: &Arc<ApiState>,
     who: Identity,
-    req: Request<hyper::body::Incoming>,
+    req: Request<ReqBody>,
     group: &str,
     version: &str,
     rest: &[String],
@@ -725,6 +722,10 @@ fn write(
         return Err(not_found(t, name));
     };
     let patch_body = parse_body(ct, body)?;
+    if verb == "update" {
+        let uid = json!({"uid": patch_body["metadata"]["uid"]});
+        precondition(&existing, &uid, t, name)?;
+    }
     // The document the patch or replacement applies to.
     let base = if sub == Some("scale") {
         scale_of(&existing)
@@ -832,6 +833,25 @@ fn write(
     }
 }
 
+/// `preconditions` of a delete, or the `uid`/`resourceVersion` of a replacement: the write
+/// is for that very object (409 otherwise, in the API server's words).
+fn precondition(existing: &Value, pre: &Value, t: &Target, name: &str) -> Result<(), ApiError> {
+    for (field, what) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        if let Some(want) = pre[field].as_str().filter(|w| !w.is_empty()) {
+            let have = existing["metadata"][field].as_str().unwrap_or_default();
+            if want != have {
+                return Err(ApiError::conflict(
+                    t.kind.plural,
+                    &t.group,
+                    name,
+                    &format!("Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn delete(
     state: &ApiState,
     t: &Target,
@@ -862,10 +882,14 @@ fn delete(
     let grace = options["gracePeriodSeconds"]
         .as_i64()
         .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+    precondition(&existing, &options["preconditions"], t, name)?;
     if dry_run(q) {
         return Ok(ok_json(200, &existing));
     }
     let op = match grace {
+        // A grace period of 0 removes at once: `kubectl delete --force --grace-period=0`, and
+        // the node's last word on a pod it has stopped.
+        Some(0) => Op::Remove(key),
         Some(g) if t.kind.kind == "Pod" => Op::DeleteWithGrace(key, g),
         _ => Op::Delete(key),
     };

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::meta;
-use crate::store::{now_rfc3339, ObjectKey, Op, Store, StoreError};
+use crate::store::{now_rfc3339, ObjectKey, Op};
+use crate::view::{View, WriteError};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -102,13 +103,13 @@ fn with_replicas(rs: &Value, n: i64) -> Value {
 }
 
 /// Reconciles one Deployment.
-pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
+pub async fn reconcile(view: &View, d: &Value) -> Result<(), WriteError> {
     let ns = meta::namespace(d);
     let uid = meta::uid(d);
     let desired = d["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let hash = pod_template_hash(&d["spec"]["template"]);
     let new_name = format!("{}-{}", meta::name(d), hash);
-    let mut owned: Vec<Arc<Value>> = store
+    let mut owned: Vec<Arc<Value>> = view
         .list("ReplicaSet", Some(ns))
         .into_iter()
         .filter(|rs| meta::controller_uid(rs) == Some(uid))
@@ -127,12 +128,15 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
                 // Rolling back to an older template: it becomes the newest revision.
                 let mut rs2 = (**rs).clone();
                 meta::set_annotation(&mut rs2, REVISION, &(max_revision + 1).to_string());
-                store.update(rs2)?
+                Arc::new(view.update(rs2).await?)
             } else {
                 rs.clone()
             }
         }
-        None => store.create(new_replicaset(d, &hash, max_revision + 1))?,
+        None => Arc::new(
+            view.create(new_replicaset(d, &hash, max_revision + 1))
+                .await?,
+        ),
     };
     let old: Vec<Arc<Value>> = owned
         .iter()
@@ -229,29 +233,30 @@ pub fn reconcile(store: &Store, d: &Value) -> Result<(), StoreError> {
         })
         .collect();
     if !ops.is_empty() {
-        store.transaction(ops)?;
+        view.apply(ops).await?;
         for (name, before, after) in scaled {
             let how = if after > before { "up" } else { "down" };
-            crate::events::record(
-                store,
+            crate::events::record_via(
+                view.client(),
                 d,
                 crate::events::Type::Normal,
                 "ScalingReplicaSet",
                 &format!("Scaled {how} replica set {name} from {before} to {after}"),
                 crate::events::Source::DeploymentController,
-            );
+            )
+            .await;
         }
     }
-    write_status(store, d, &new_rs, &old, desired)
+    write_status(view, d, &new_rs, &old, desired).await
 }
 
-fn write_status(
-    store: &Store,
+async fn write_status(
+    view: &View,
     d: &Value,
     new_rs: &Value,
     old: &[Arc<Value>],
     desired: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), WriteError> {
     let all = std::iter::once(new_rs).chain(old.iter().map(|rs| &**rs));
     let (mut total, mut ready, mut available) = (0, 0, 0);
     for rs in all {
@@ -373,6 +378,6 @@ fn write_status(
         "unavailableReplicas": (desired - available).max(0),
         "conditions": [available_cond, progressing],
     });
-    store.update_status(&ObjectKey::of(d), status)?;
+    view.update_status(&ObjectKey::of(d), status).await?;
     Ok(())
 }

@@ -7,7 +7,8 @@
 use serde_json::{json, Value};
 
 use crate::meta;
-use crate::store::{ObjectKey, Op, Store, StoreError};
+use crate::store::{ObjectKey, Op};
+use crate::view::{View, WriteError};
 
 const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 
@@ -85,20 +86,20 @@ pub fn desired(svc: &Value, pods: &[&Value]) -> Value {
 }
 
 /// Reconciles the EndpointSlices of every Service.
-pub fn reconcile(store: &Store) -> Result<(), StoreError> {
+pub async fn reconcile(view: &View) -> Result<(), WriteError> {
     let mut ops = Vec::new();
-    for svc in store.list("Service", None) {
+    for svc in view.list("Service", None) {
         if svc["spec"]["selector"]
             .as_object()
             .is_none_or(|m| m.is_empty())
         {
             continue;
         }
-        let pods = store.list("Pod", Some(meta::namespace(&svc)));
+        let pods = view.list("Pod", Some(meta::namespace(&svc)));
         let refs: Vec<&Value> = pods.iter().map(|p| &**p).collect();
         let want = desired(&svc, &refs);
         let key = ObjectKey::of(&want);
-        match store.get(&key) {
+        match view.get(&key) {
             None => ops.push(Op::Create(want)),
             Some(have) => {
                 if have["endpoints"] != want["endpoints"]
@@ -111,7 +112,7 @@ pub fn reconcile(store: &Store) -> Result<(), StoreError> {
         }
     }
     if !ops.is_empty() {
-        store.transaction(ops)?;
+        view.apply(ops).await?;
     }
     Ok(())
 }

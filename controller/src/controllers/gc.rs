@@ -1,15 +1,17 @@
 //! Garbage collection: objects whose owners are all gone (by `ownerReferences[].uid`) are
 //! deleted — deleting a Deployment removes its ReplicaSets, and theirs, their Pods — and so are
-//! namespaced objects whose Namespace is gone. Pods go through graceful deletion.
+//! namespaced objects whose Namespace is gone. Pods go through graceful deletion. (Events are
+//! the API server's: it expires them, see `events::expire`.)
 
 use std::collections::HashSet;
 
 use crate::meta;
-use crate::store::{ObjectKey, Op, Store, StoreError};
+use crate::store::{ObjectKey, Op};
+use crate::view::{View, WriteError};
 
 /// One collection pass.
-pub fn collect(store: &Store) -> Result<(), StoreError> {
-    let all = store.all();
+pub async fn collect(view: &View) -> Result<(), WriteError> {
+    let all = view.all();
     let uids: HashSet<&str> = all.iter().map(|o| meta::uid(o)).collect();
     let namespaces: HashSet<&str> = all
         .iter()
@@ -36,7 +38,7 @@ pub fn collect(store: &Store) -> Result<(), StoreError> {
         }
     }
     if !ops.is_empty() {
-        store.transaction(ops)?;
+        view.apply(ops).await?;
     }
-    crate::events::expire(store)
+    Ok(())
 }

@@ -1,10 +1,13 @@
 //! The reconcile loops. Each is an idempotent function of (declared objects, observed objects)
-//! that writes what must change through the store, like a Kubernetes controller.
+//! that writes what must change through the API, like a Kubernetes controller: they read the
+//! [`View`]'s caches (kept by `kube`'s watcher over the in-process client) and write with API
+//! requests.
 //!
 //! The loop here runs every reconciler over all of its objects whenever a relevant change is
-//! committed (debounced), and every few seconds anyway (for time-based conditions such as
+//! seen (debounced), and every few seconds anyway (for time-based conditions such as
 //! `minReadySeconds` and the progress deadline). At home-server scale — tens of objects — a
-//! full pass costs microseconds; per-object work queues would buy nothing yet.
+//! full pass costs microseconds; per-object work queues (`kube`'s `Controller`) would buy
+//! nothing yet. (The ingress reconciler still reads the store: see `ingress.rs`.)
 
 pub mod deployment;
 pub mod endpoints;
@@ -17,36 +20,56 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::store::{Store, StoreError};
+use crate::view::{View, WriteError};
 
 const DEBOUNCE: Duration = Duration::from_millis(10);
 const RESYNC: Duration = Duration::from_secs(5);
 
+/// The kinds the reconcilers read: their caches are kept by the view. Every namespaced kind
+/// is among them, for the garbage collector; Events are not (the API server expires them).
+pub const KINDS: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Deployment",
+    "ReplicaSet",
+    "Pod",
+    "Service",
+    "EndpointSlice",
+    "IngressClass",
+    "Ingress",
+];
+
 /// One pass of every reconciler.
-pub fn reconcile_all(store: &Store) -> Result<(), StoreError> {
-    gc::collect(store)?;
-    for d in store.list("Deployment", None) {
-        if let Err(e) = deployment::reconcile(store, &d) {
+pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
+    gc::collect(view).await?;
+    for d in view.list("Deployment", None) {
+        if let Err(e) = deployment::reconcile(view, &d).await {
             tracing::warn!(deployment = %crate::store::ObjectKey::of(&d), "reconcile failed: {e}");
         }
     }
-    if let Err(e) = endpoints::reconcile(store) {
+    if let Err(e) = endpoints::reconcile(view).await {
         tracing::warn!("endpoint slices: {e}");
     }
-    for rs in store.list("ReplicaSet", None) {
-        if let Err(e) = replicaset::reconcile(store, &rs) {
+    for rs in view.list("ReplicaSet", None) {
+        if let Err(e) = replicaset::reconcile(view, &rs).await {
             tracing::warn!(replicaset = %crate::store::ObjectKey::of(&rs), "reconcile failed: {e}");
         }
     }
     Ok(())
 }
 
-/// Runs the reconcilers until `shutdown` flips.
-pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
-    let mut events = store.subscribe();
+/// Runs the reconcilers until `shutdown` flips: a pass after every burst of relevant changes
+/// (once the caches show the previous pass's own writes), and every few seconds anyway (for
+/// time-based conditions such as `minReadySeconds` and the progress deadline).
+pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
+    let mut events = view.subscribe();
     loop {
-        if let Err(e) = reconcile_all(&store) {
+        if let Err(e) = reconcile_all(&view).await {
             tracing::warn!("controllers: {e}");
+        }
+        if !view.wait_settled(Duration::from_secs(2)).await {
+            tracing::warn!("the caches did not show the controllers' writes within 2 s");
         }
         // Wait for a relevant change or the resync period.
         let mut relevant = false;
@@ -57,7 +80,7 @@ pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
                 _ = &mut resync => break,
                 e = events.recv() => match e {
-                    Ok(ev) => relevant = matches!(ev.object["kind"].as_str(), Some("Deployment" | "ReplicaSet" | "Pod" | "Namespace" | "Service")),
+                    Ok(kind) => relevant = matches!(kind, "Deployment" | "ReplicaSet" | "Pod" | "Namespace" | "Service"),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -74,7 +97,7 @@ mod tests {
     use super::*;
     use crate::apply::{apply_source, Document};
     use crate::meta;
-    use crate::store::ObjectKey;
+    use crate::store::{ObjectKey, Store};
     use serde_json::{json, Value};
 
     fn deployment(args: &str, replicas: i64) -> Vec<Document> {
@@ -104,12 +127,30 @@ mod tests {
         }
     }
 
-    fn settle(store: &Store) {
+    /// Passes of the reconcilers (through the API) and of the fake kubelet (on the store)
+    /// until nothing changes.
+    async fn settle(store: &Store, view: &View) {
         for _ in 0..20 {
-            reconcile_all(store).unwrap();
+            reconcile_all(view).await.unwrap();
+            assert!(view.wait_settled(Duration::from_secs(5)).await);
             kubelet(store);
+            // Until the caches have seen the kubelet's writes too.
+            let rvs = |pods: Vec<Arc<Value>>| -> Vec<Value> {
+                pods.iter()
+                    .map(|p| p["metadata"]["resourceVersion"].clone())
+                    .collect()
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while rvs(view.list("Pod", None)) != rvs(store.list("Pod", None))
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        reconcile_all(store).unwrap();
+        reconcile_all(view).await.unwrap();
+        assert!(view.wait_settled(Duration::from_secs(5)).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     fn pods(store: &Store) -> Vec<Value> {
@@ -120,13 +161,17 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn deployment_rolls_out_scales_and_is_collected() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_rolls_out_scales_and_is_collected() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
         crate::ensure_builtin_namespaces(&store).unwrap();
+        let client = crate::api::local::client_for(store.clone(), dir.path()).unwrap();
+        let (_stop, shutdown) = watch::channel(false);
+        let (view, _watches) = View::start(client, KINDS, shutdown).await.unwrap();
+        let view = &*view;
         apply_source(&store, "web.yaml", &deployment("v1", 2)).unwrap();
-        settle(&store);
+        settle(&store, view).await;
         let rs = store.list("ReplicaSet", None);
         assert_eq!(rs.len(), 1);
         let first_rs = meta::name(&rs[0]).to_string();
@@ -146,7 +191,7 @@ mod tests {
 
         // A template change replaces every pod through a new ReplicaSet; the old one stays, empty.
         apply_source(&store, "web.yaml", &deployment("v2", 2)).unwrap();
-        settle(&store);
+        settle(&store, view).await;
         let ps = pods(&store);
         assert_eq!(ps.len(), 2);
         assert!(ps
@@ -166,15 +211,15 @@ mod tests {
 
         // Scale up and down.
         apply_source(&store, "web.yaml", &deployment("v2", 3)).unwrap();
-        settle(&store);
+        settle(&store, view).await;
         assert_eq!(pods(&store).len(), 3);
         apply_source(&store, "web.yaml", &deployment("v2", 1)).unwrap();
-        settle(&store);
+        settle(&store, view).await;
         assert_eq!(pods(&store).len(), 1);
 
         // Deleting the file deletes the Deployment, and the collector takes the rest.
         apply_source(&store, "web.yaml", &[]).unwrap();
-        settle(&store);
+        settle(&store, view).await;
         assert!(store.list("ReplicaSet", None).is_empty());
         assert!(pods(&store).is_empty());
     }

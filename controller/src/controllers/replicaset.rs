@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::meta;
-use crate::store::{ObjectKey, Op, Store, StoreError};
+use crate::store::{ObjectKey, Op};
+use crate::view::{View, WriteError};
 
 /// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -48,9 +49,8 @@ fn pod_active(pod: &Value) -> bool {
 }
 
 /// The Pods a controller owns, by owner uid.
-pub fn owned_pods(store: &Store, namespace: &str, owner_uid: &str) -> Vec<Arc<Value>> {
-    store
-        .list("Pod", Some(namespace))
+pub fn owned_pods(view: &View, namespace: &str, owner_uid: &str) -> Vec<Arc<Value>> {
+    view.list("Pod", Some(namespace))
         .into_iter()
         .filter(|p| meta::controller_uid(p) == Some(owner_uid))
         .collect()
@@ -83,12 +83,12 @@ fn new_pod(rs: &Value) -> Value {
 }
 
 /// Reconciles one ReplicaSet: creates or deletes Pods, then writes status.
-pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
+pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
     if meta::is_terminating(rs) {
         return Ok(());
     }
     let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-    let pods = owned_pods(store, meta::namespace(rs), meta::uid(rs));
+    let pods = owned_pods(view, meta::namespace(rs), meta::uid(rs));
     let mut active: Vec<&Arc<Value>> = pods.iter().filter(|p| pod_active(p)).collect();
     let mut ops = Vec::new();
     if active.len() < want {
@@ -113,25 +113,27 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
         }
     }
     if !ops.is_empty() {
-        let done = store.transaction(ops)?;
-        for obj in done {
-            let (reason, verb) = if meta::is_terminating(&obj) {
-                ("SuccessfulDelete", "Deleted")
-            } else {
-                ("SuccessfulCreate", "Created")
+        for op in ops {
+            let (reason, verb, name) = match &op {
+                Op::Delete(k) => ("SuccessfulDelete", "Deleted", k.name.clone()),
+                Op::Create(p) => ("SuccessfulCreate", "Created", meta::name(p).to_string()),
+                _ => unreachable!("only creations and deletions"),
             };
-            crate::events::record(
-                store,
+            view.apply(vec![op]).await?;
+            crate::events::record_via(
+                view.client(),
                 rs,
                 crate::events::Type::Normal,
                 reason,
-                &format!("{verb} pod: {}", meta::name(&obj)),
+                &format!("{verb} pod: {name}"),
                 crate::events::Source::ReplicaSetController,
-            );
+            )
+            .await;
         }
+        // The status follows once the caches show the change (the next pass).
+        return Ok(());
     }
-    // Status, from what exists after the change.
-    let pods = owned_pods(store, meta::namespace(rs), meta::uid(rs));
+    // Status, from what exists.
     let now = jiff::Timestamp::now();
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let active: Vec<_> = pods.iter().filter(|p| pod_active(p)).collect();
@@ -147,6 +149,6 @@ pub fn reconcile(store: &Store, rs: &Value) -> Result<(), StoreError> {
         "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
     });
-    store.update_status(&ObjectKey::of(rs), status)?;
+    view.update_status(&ObjectKey::of(rs), status).await?;
     Ok(())
 }

@@ -1,0 +1,67 @@
+//! The in-process client (architecture decision 2): a [`kube::Client`] whose transport is the
+//! API server's own request handler — no socket, no TLS, no token. The daemon's own loops (the
+//! node agent, the controllers) use it exactly as an operator uses the API of a Kubernetes
+//! cluster, through `kube`'s runtime (`watcher`, reflector stores), and go through the same
+//! validation, defaulting, field ownership and events as kubectl.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::Request;
+
+use super::auth::Identity;
+use super::{req_body, rest, ApiState};
+
+/// The identity of the daemon's own requests: the admin, named as the system.
+fn system() -> Identity {
+    Identity {
+        id: "system:skiff".into(),
+        namespace: None,
+    }
+}
+
+/// A client of `state`'s API; `default` namespace.
+pub fn client(state: Arc<ApiState>) -> kube::Client {
+    let service = tower::service_fn(move |req: Request<kube::client::Body>| {
+        let state = state.clone();
+        async move {
+            let req = req.map(req_body);
+            Ok::<_, Infallible>(rest::route(&state, system(), req).await)
+        }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// A node that has nothing to show (logs and exec answer with an error): for clients of a
+/// store without an agent — tests and benchmarks.
+struct NoNode;
+
+impl super::Node for NoNode {
+    fn logs(
+        &self,
+        _: &serde_json::Value,
+        _: super::LogOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, String> {
+        Err("no node".into())
+    }
+    fn exec(
+        &self,
+        _: &serde_json::Value,
+        _: super::ExecRequest,
+    ) -> Result<tokio::process::Child, String> {
+        Err("no node".into())
+    }
+}
+
+/// An in-process client of `store` without an API server listening or a node: for tests and
+/// benchmarks of API clients.
+pub fn client_for(
+    store: Arc<crate::store::Store>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<kube::Client> {
+    Ok(client(Arc::new(ApiState {
+        store,
+        tokens: super::auth::Tokens::open(data_dir)?,
+        node: Arc::new(NoNode),
+    })))
+}

@@ -1,0 +1,376 @@
+//! The controllers' view of the cluster as an API client (architecture decision 2): one cache
+//! per kind kept by `kube`'s [`watcher`] (list, then watch; re-list after a 410 or a broken
+//! stream, with back-off) over the in-process client, and writes as API requests — the same
+//! validation, defaulting, field ownership and watch events as kubectl's.
+//!
+//! The caches hold each object once as JSON, keyed like the store, so the reconcilers read
+//! them as they would read the store. A write's result is remembered until the cache has seen
+//! it ([`View::settled`]): a pass never runs on a cache that has not yet seen the previous
+//! pass's own writes (the "expectations" of Kubernetes' controllers: without them a
+//! ReplicaSet whose new pods are not yet cached would create them again).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::core::{GroupVersionKind, Request};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::kinds::{self, KindInfo};
+use crate::store::{ObjectKey, Op};
+
+/// Why a write through the API failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteError(#[from] pub kube::Error);
+
+impl WriteError {
+    /// The HTTP status of an API error (409 for conflicts, 404…).
+    pub fn code(&self) -> Option<u16> {
+        match &self.0 {
+            kube::Error::Api(s) => Some(s.code),
+            _ => None,
+        }
+    }
+}
+
+type Cache = BTreeMap<ObjectKey, Arc<Value>>;
+
+/// Cached objects of the watched kinds, and writes through the API.
+pub struct View {
+    client: kube::Client,
+    caches: BTreeMap<&'static str, Arc<RwLock<Cache>>>,
+    /// Written objects the caches have not shown yet: (key, resourceVersion; 0 for a deletion).
+    pending: Mutex<Vec<(ObjectKey, u64)>>,
+    changes: broadcast::Sender<&'static str>,
+}
+
+fn info(kind: &str) -> &'static KindInfo {
+    kinds::by_kind(kind).expect("a served kind")
+}
+
+fn resource(kind: &str) -> ApiResource {
+    let i = info(kind);
+    let (group, version) = i
+        .api_version
+        .rsplit_once('/')
+        .unwrap_or(("", i.api_version));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, i.kind), i.plural)
+}
+
+fn rv(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+fn value(obj: DynamicObject) -> Option<Arc<Value>> {
+    serde_json::to_value(obj).ok().map(Arc::new)
+}
+
+impl View {
+    /// Starts a cache per kind and returns once every one holds what the API holds.
+    pub async fn start(
+        client: kube::Client,
+        kinds: &[&'static str],
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<(Arc<View>, Vec<JoinHandle<()>>)> {
+        let (changes, _) = broadcast::channel(256);
+        let mut caches = BTreeMap::new();
+        let mut tasks = Vec::new();
+        let mut ready = Vec::new();
+        for &kind in kinds {
+            let cache = Arc::new(RwLock::new(Cache::new()));
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            tasks.push(tokio::spawn(keep(
+                client.clone(),
+                kind,
+                cache.clone(),
+                changes.clone(),
+                ready_tx,
+                shutdown.clone(),
+            )));
+            caches.insert(kind, cache);
+            ready.push(ready_rx);
+        }
+        tokio::time::timeout(Duration::from_secs(60), async {
+            for r in ready {
+                let _ = r.await;
+            }
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the API's first lists took over a minute"))?;
+        let view = Arc::new(View {
+            client,
+            caches,
+            pending: Mutex::new(Vec::new()),
+            changes,
+        });
+        Ok((view, tasks))
+    }
+
+    /// The client the view writes with.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The kind of every cache change, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<&'static str> {
+        self.changes.subscribe()
+    }
+
+    fn cache(&self, kind: &str) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.caches
+            .get(kind)
+            .unwrap_or_else(|| panic!("no cache of {kind}"))
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every object of a kind, in one namespace or all, ordered by namespace and name.
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        self.cache(kind)
+            .iter()
+            .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.cache(&key.kind).get(key).cloned()
+    }
+
+    /// Every cached object.
+    pub fn all(&self) -> Vec<Arc<Value>> {
+        self.caches
+            .keys()
+            .flat_map(|k| self.list(k, None))
+            .collect()
+    }
+
+    fn path(key: &ObjectKey, name: bool) -> String {
+        let i = info(&key.kind);
+        let base = if i.api_version.contains('/') {
+            format!("/apis/{}", i.api_version)
+        } else {
+            format!("/api/{}", i.api_version)
+        };
+        let ns = if i.namespaced {
+            format!("/namespaces/{}", key.namespace)
+        } else {
+            String::new()
+        };
+        if name {
+            format!("{base}{ns}/{}/{}", i.plural, key.name)
+        } else {
+            format!("{base}{ns}/{}", i.plural)
+        }
+    }
+
+    async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, WriteError> {
+        Ok(self.client.request::<Value>(req).await?)
+    }
+
+    fn expect(&self, key: ObjectKey, obj: &Value) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key, rv(obj)));
+    }
+
+    /// Creates an object.
+    pub async fn create(&self, obj: Value) -> Result<Value, WriteError> {
+        let key = ObjectKey::of(&obj);
+        let req = Request::new(Self::path(&key, false))
+            .create(
+                &PostParams::default(),
+                serde_json::to_vec(&obj).expect("json"),
+            )
+            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let created = self.send(req).await?;
+        self.expect(ObjectKey::of(&created), &created);
+        Ok(created)
+    }
+
+    /// Replaces an object (its `resourceVersion`, if set, must still be current: 409 if not).
+    pub async fn update(&self, obj: Value) -> Result<Value, WriteError> {
+        let key = ObjectKey::of(&obj);
+        let req = Request::new(Self::path(&key, false))
+            .replace(
+                &key.name,
+                &PostParams::default(),
+                serde_json::to_vec(&obj).expect("json"),
+            )
+            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let updated = self.send(req).await?;
+        self.expect(key, &updated);
+        Ok(updated)
+    }
+
+    /// Replaces an object's status.
+    pub async fn update_status(&self, key: &ObjectKey, status: Value) -> Result<Value, WriteError> {
+        if let Some(current) = self.get(key) {
+            if current.get("status") == Some(&status) {
+                return Ok((*current).clone());
+            }
+        }
+        let i = info(&key.kind);
+        let body = json!({
+            "apiVersion": i.api_version, "kind": i.kind,
+            "metadata": {"name": key.name, "namespace": key.namespace},
+            "status": status,
+        });
+        let req = Request::new(Self::path(key, false))
+            .replace_subresource(
+                "status",
+                &key.name,
+                &PostParams::default(),
+                serde_json::to_vec(&body).expect("json"),
+            )
+            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let updated = self.send(req).await?;
+        self.expect(key.clone(), &updated);
+        Ok(updated)
+    }
+
+    /// Deletes an object (Pods gracefully). Gone already is fine.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), WriteError> {
+        let req = Request::new(Self::path(key, false))
+            .delete(&key.name, &DeleteParams::default())
+            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        match self.send(req).await {
+            Ok(v) => {
+                self.expect(key.clone(), &v);
+                Ok(())
+            }
+            Err(e) if e.code() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs store-style operations one after another (the API has no transactions; each
+    /// reconciler is written so that a pass cut short is finished by the next one).
+    pub async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Value>, WriteError> {
+        let mut out = Vec::new();
+        for op in ops {
+            match op {
+                Op::Create(o) => out.push(self.create(o).await?),
+                Op::Update(o) => out.push(self.update(o).await?),
+                Op::UpdateStatus(k, s) => out.push(self.update_status(&k, s).await?),
+                Op::Delete(k) | Op::DeleteWithGrace(k, _) | Op::Remove(k) => {
+                    self.delete(&k).await?;
+                    out.push(Value::Null);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the caches show every write made through this view (each written object at
+    /// its written version or later, or gone). Forgets what they show.
+    pub fn settled(&self) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|(key, want)| {
+            let Some(cache) = self.caches.get(key.kind.as_str()) else {
+                return false;
+            };
+            let cache = cache.read().unwrap_or_else(|p| p.into_inner());
+            match cache.get(key) {
+                Some(o) => rv(o) < *want,
+                // Gone: a deletion shown, or a creation already deleted again.
+                None => false,
+            }
+        });
+        pending.is_empty()
+    }
+
+    /// Waits (up to `limit`) until [`View::settled`].
+    pub async fn wait_settled(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut changes = self.subscribe();
+        loop {
+            if self.settled() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changes.recv())
+                .await
+                .is_err()
+            {
+                return self.settled();
+            }
+        }
+    }
+}
+
+/// Keeps one kind's cache with `kube`'s watcher until `shutdown` flips.
+async fn keep(
+    client: kube::Client,
+    kind: &'static str,
+    cache: Arc<RwLock<Cache>>,
+    changes: broadcast::Sender<&'static str>,
+    ready: tokio::sync::oneshot::Sender<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let api = kube::Api::<DynamicObject>::all_with(client, &resource(kind));
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut ready = Some(ready);
+    let mut relisting: Option<Cache> = None;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.changed() => return,
+            e = stream.next() => e,
+        };
+        let event = match event {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!(kind, "watch: {e}");
+                continue;
+            }
+            Some(Ok(e)) => e,
+        };
+        let write = |f: &mut dyn FnMut(&mut Cache)| {
+            f(&mut cache.write().unwrap_or_else(|p| p.into_inner()));
+        };
+        match event {
+            watcher::Event::Init => relisting = Some(Cache::new()),
+            watcher::Event::InitApply(o) => {
+                if let (Some(buf), Some(v)) = (relisting.as_mut(), value(o)) {
+                    buf.insert(ObjectKey::of(&v), v);
+                }
+            }
+            watcher::Event::InitDone => {
+                let fresh = relisting.take().unwrap_or_default();
+                write(&mut |c| *c = fresh.clone());
+                if let Some(r) = ready.take() {
+                    let _ = r.send(());
+                }
+                let _ = changes.send(kind);
+            }
+            watcher::Event::Apply(o) => {
+                if let Some(v) = value(o) {
+                    write(&mut |c| {
+                        c.insert(ObjectKey::of(&v), v.clone());
+                    });
+                    let _ = changes.send(kind);
+                }
+            }
+            watcher::Event::Delete(o) => {
+                if let Some(v) = value(o) {
+                    write(&mut |c| {
+                        c.remove(&ObjectKey::of(&v));
+                    });
+                    let _ = changes.send(kind);
+                }
+            }
+        }
+    }
+}
