@@ -6,6 +6,8 @@
 //! - [`rest`]: objects and collections — get, list (Table or List), watch, create, update,
 //!   patch (strategic merge, merge, JSON, apply), delete, `status` and `scale` subresources,
 //!   pod logs through the [`Node`];
+//! - [`protobuf`]: bodies in Kubernetes' protobuf encoding (kubectl's typed generators) decoded
+//!   into the JSON objects everything else handles;
 //! - [`table`], [`select`], [`patch`], [`status`]: what those need.
 //!
 //! Writes go through the same validation and defaulting as the manifests folder, into the same
@@ -17,6 +19,7 @@ pub mod discovery;
 pub mod exec;
 pub mod local;
 pub mod patch;
+pub mod protobuf;
 pub mod rest;
 pub mod select;
 pub mod status;

@@ -286,7 +286,7 @@ async fn read_body(req: Request<ReqBody>) -> Result<(String, Bytes), ApiError> {
 
 fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(ct));
+        return super::protobuf::decode(body);
     }
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
@@ -721,6 +721,12 @@ fn write(
     let Some(existing) = existing else {
         return Err(not_found(t, name));
     };
+    if sub == Some("status") && ct.contains("protobuf") {
+        // The protobuf decoder maps what clients declare and drops `status`.
+        let mut e = ApiError::unsupported_media_type(ct);
+        e.message = "the status subresource takes JSON bodies, not protobuf".to_string();
+        return Err(e);
+    }
     let patch_body = parse_body(ct, body)?;
     if verb == "update" {
         let uid = json!({"uid": patch_body["metadata"]["uid"]});
