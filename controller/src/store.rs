@@ -141,8 +141,11 @@ struct Inner {
     history_floor: u64,
 }
 
-/// How many recent events are kept for resuming watches.
-const HISTORY: usize = 10_000;
+/// How many recent events are kept for resuming watches. Each is a version of an object
+/// (~10 KB as JSON in memory): 1,000 bound the window to ~10 MB. Watchers that ask for
+/// bookmarks hear the current resourceVersion every minute, so a quiet watch resumes within
+/// the window; beyond it, a resume gets 410 and re-lists, as from Kubernetes.
+const HISTORY: usize = 1_000;
 
 /// The resourceVersion carried by an event's object.
 pub fn event_rv(e: &Event) -> u64 {

@@ -24,6 +24,8 @@ use crate::{defaults, managed, meta, validate};
 pub const FOLDER_MANAGER: &str = "skiff-manifests-folder";
 const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const MAX_BODY: usize = 3 * 1024 * 1024;
+/// How often a watch that allows bookmarks hears the current resourceVersion.
+const BOOKMARK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A `Status` response.
 pub fn error(e: &ApiError) -> Response<Body> {
@@ -970,8 +972,10 @@ fn watch(
         .filter(|v| !v.is_empty() && *v != "0")
         .and_then(|v| v.parse().ok());
     let kind = t.kind.kind;
+    let api_version = t.kind.api_version;
     let namespace = t.namespace.clone();
     let timeout = q.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok());
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
     let (initial, mut last_rv, mut rx) = match rv {
         None => {
             let (items, at, rx) = state.store.list_and_watch(kind);
@@ -1035,6 +1039,10 @@ fn watch(
         }
         let deadline =
             timeout.map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s));
+        // Every event up to here has been seen (sent or filtered out): what a bookmark says.
+        let mut seen_rv = last_rv;
+        let mut bookmark =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
         loop {
             let next = async {
                 match deadline {
@@ -1044,10 +1052,22 @@ fn watch(
             };
             tokio::select! {
                 _ = tx.closed() => return,
+                _ = bookmark.tick(), if bookmarks && !as_table => {
+                    let line = json!({"type": "BOOKMARK", "object": {
+                        "kind": kind, "apiVersion": api_version,
+                        "metadata": {"resourceVersion": seen_rv.to_string()},
+                    }});
+                    let mut line = serde_json::to_vec(&line).expect("json");
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return;
+                    }
+                }
                 ev = next => match ev {
                     None => return,
                     Some(Ok(e)) => {
                         let rv = event_rv(&e);
+                        seen_rv = seen_rv.max(rv);
                         if rv <= last_rv || !matches(&e.object) {
                             continue;
                         }
