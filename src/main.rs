@@ -455,7 +455,7 @@ fn server(args: ServerArgs) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let (api, client) = skiff_controller::api::start(
+        let (api, api_state) = skiff_controller::api::start(
             skiff_controller::api::ApiConfig {
                 listen: config.api,
                 tls_sans: config.tls_sans.clone(),
@@ -468,9 +468,18 @@ fn server(args: ServerArgs) -> Result<()> {
         )
         .await
         .context("starting the API server")?;
-        let mut tasks = skiff_controller::start(store.clone(), client.clone(), config.manifests.clone(), shutdown.clone());
+        // The controllers (and the ingress reconciler) read one set of caches, kept by kube's
+        // watcher over the in-process client.
+        let (view, mut tasks) = skiff_controller::view::View::start(
+            skiff_controller::api::local::client(api_state.clone(), "skiff-controller"),
+            skiff_controller::controllers::KINDS,
+            shutdown.clone(),
+        )
+        .await
+        .context("the controllers' view of the API")?;
+        tasks.extend(skiff_controller::start(store.clone(), view.clone(), config.manifests.clone(), shutdown.clone()));
         tasks.push(api);
-        tasks.extend(start_ingress(&config.ingress, &layout.data_dir, store.clone(), shutdown.clone()).await?);
+        tasks.extend(start_ingress(&config.ingress, &layout.data_dir, view.clone(), shutdown.clone()).await?);
         let imported = Arc::new(tokio::sync::Notify::new());
         let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(skiff_agent::image::folder::run(
@@ -484,7 +493,8 @@ fn server(args: ServerArgs) -> Result<()> {
         // Archives already in the images folder are imported before pods are started (for a
         // while at most: a huge archive must not hold the agent back).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
-        let (cluster, watches) = cluster::KubeCluster::start(client, shutdown.clone())
+        let node_client = skiff_controller::api::local::client(api_state, "skiff-node");
+        let (cluster, watches) = cluster::KubeCluster::start(node_client, shutdown.clone())
             .await
             .context("the agent's view of the API")?;
         tasks.extend(watches);
@@ -681,7 +691,7 @@ impl skiff_controller::controllers::ingress::IngressProxy for ProxyHandle {
 async fn start_ingress(
     settings: &IngressSettings,
     data_dir: &Path,
-    store: Arc<skiff_controller::store::Store>,
+    view: Arc<skiff_controller::view::View>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
@@ -716,7 +726,7 @@ async fn start_ingress(
     let handle: Arc<dyn skiff_controller::controllers::ingress::IngressProxy> =
         Arc::new(ProxyHandle(proxy));
     let certs = Arc::new(skiff_controller::acme::CertManager::new(
-        store.clone(),
+        view.clone(),
         handle.clone(),
         skiff_controller::acme::AcmeConfig {
             directory: settings.acme_directory.clone(),
@@ -732,7 +742,7 @@ async fn start_ingress(
         _ => "127.0.0.1".to_string(),
     };
     tasks.push(tokio::spawn(skiff_controller::controllers::ingress::run(
-        store, handle, certs, address, shutdown,
+        view, handle, certs, address, shutdown,
     )));
     Ok(tasks)
 }

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
         (tx, rx)
     };
     let kubeconfig = dir.path().join("kubeconfig.yaml");
-    let (_task, local) = api::start(
+    let (_task, state) = api::start(
         ApiConfig {
             listen: "127.0.0.1:0".parse()?,
             tls_sans: vec![],
@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown,
     )
     .await?;
+    let local = api::local::client(state, "skiff-bench");
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
     let https = kube::Client::try_from(
         kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,

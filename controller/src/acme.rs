@@ -32,7 +32,8 @@ use tokio::sync::Notify;
 
 use crate::controllers::ingress::IngressProxy;
 use crate::meta;
-use crate::store::{ObjectKey, Store};
+use crate::store::ObjectKey;
+use crate::view::View;
 
 /// The annotation skiff puts on Secrets it issued (value: the ACME directory).
 pub const ISSUER_ANNOTATION: &str = "skiff.io/certificate-issuer";
@@ -113,7 +114,7 @@ struct State {
 }
 
 struct Inner {
-    store: Arc<Store>,
+    view: Arc<View>,
     proxy: Arc<dyn IngressProxy>,
     config: AcmeConfig,
     state: Mutex<State>,
@@ -186,31 +187,40 @@ fn issuer_of(chain_pem: &str) -> String {
     )
 }
 
-/// Records an event from `skiff-ingress` about `object`, aggregated like `events::record`.
-pub fn record_event(store: &Store, object: &Value, warning: bool, reason: &str, message: &str) {
+/// Records an event from `skiff-ingress` about `object` (in the background, through the API).
+pub fn record_event(view: &View, object: &Value, warning: bool, reason: &str, message: &str) {
     let ty = if warning {
         crate::events::Type::Warning
     } else {
         crate::events::Type::Normal
     };
-    crate::events::record(
-        store,
-        object,
-        ty,
-        reason,
-        message,
-        crate::events::Source::Ingress,
+    let (client, object, reason, message) = (
+        view.client().clone(),
+        object.clone(),
+        reason.to_string(),
+        message.to_string(),
     );
+    tokio::spawn(async move {
+        crate::events::record_via(
+            &client,
+            &object,
+            ty,
+            &reason,
+            &message,
+            crate::events::Source::Ingress,
+        )
+        .await;
+    });
 }
 
 impl CertManager {
     /// A manager handing certificates and challenge answers to `proxy`.
-    pub fn new(store: Arc<Store>, proxy: Arc<dyn IngressProxy>, config: AcmeConfig) -> Self {
+    pub fn new(view: Arc<View>, proxy: Arc<dyn IngressProxy>, config: AcmeConfig) -> Self {
         // instant-acme builds rustls client configs with the process' default provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         CertManager {
             inner: Arc::new(Inner {
-                store,
+                view,
                 proxy,
                 config,
                 state: Mutex::new(State::default()),
@@ -239,7 +249,7 @@ impl CertManager {
                     );
                     once(
                         &mut st,
-                        &inner.store,
+                        &inner.view,
                         ing,
                         false,
                         "IssuerHandledBySkiff",
@@ -254,7 +264,7 @@ impl CertManager {
         for want in wants {
             let secret = want.secret_name.as_ref().and_then(|n| {
                 inner
-                    .store
+                    .view
                     .get(&ObjectKey::new("Secret", &want.namespace, n))
             });
             let parsed = secret.as_ref().and_then(|s| {
@@ -336,7 +346,7 @@ impl CertManager {
         let Some(directory) = inner.config.directory.clone() else {
             once(
                 st,
-                &inner.store,
+                &inner.view,
                 ing,
                 true,
                 "CertificateSelfSigned",
@@ -350,7 +360,7 @@ impl CertManager {
         let Some(secret_name) = want.secret_name.clone() else {
             once(
                 st,
-                &inner.store,
+                &inner.view,
                 ing,
                 true,
                 "NoSecretName",
@@ -367,7 +377,7 @@ impl CertManager {
             {
                 once(
                     st,
-                    &inner.store,
+                    &inner.view,
                     ing,
                     true,
                     "CertificateNotReplaced",
@@ -393,13 +403,14 @@ impl CertManager {
             let started = Instant::now();
             let result = match issue(&inner, &directory, &want.hosts).await {
                 Ok((chain, key_pem)) => store_secret(
-                    &inner.store,
+                    &inner.view,
                     &want.namespace,
                     &secret_name,
                     &directory,
                     &chain,
                     &key_pem,
                 )
+                .await
                 .map(|()| issuer_of(&chain)),
                 Err(e) => Err(e),
             };
@@ -413,7 +424,7 @@ impl CertManager {
                     drop(st);
                     tracing::info!(hosts = %want.hosts.join(","), "certificate issued in {:?}", started.elapsed());
                     record_event(
-                        &inner.store,
+                        &inner.view,
                         &want.ingress,
                         false,
                         "CertificateIssued",
@@ -432,7 +443,7 @@ impl CertManager {
                     drop(st);
                     tracing::warn!(hosts = %want.hosts.join(","), "certificate order failed (retry in {backoff:?}): {e}");
                     record_event(
-                        &inner.store,
+                        &inner.view,
                         &want.ingress,
                         true,
                         "CertificateFailed",
@@ -460,17 +471,17 @@ impl CertManager {
 }
 
 /// Records an event once per (object uid, message) for the life of the process.
-fn once(st: &mut State, store: &Store, obj: &Value, warning: bool, reason: &str, msg: &str) {
+fn once(st: &mut State, view: &View, obj: &Value, warning: bool, reason: &str, msg: &str) {
     if st
         .reported
         .insert((meta::uid(obj).to_string(), msg.to_string()))
     {
-        record_event(store, obj, warning, reason, msg);
+        record_event(view, obj, warning, reason, msg);
     }
 }
 
-fn store_secret(
-    store: &Store,
+async fn store_secret(
+    view: &View,
     namespace: &str,
     name: &str,
     directory: &str,
@@ -482,7 +493,7 @@ fn store_secret(
             .expect("bytes serialize")
     };
     let data = json!({"tls.crt": b64(chain), "tls.key": b64(key)});
-    let existing = store.get(&ObjectKey::new("Secret", namespace, name));
+    let existing = view.get(&ObjectKey::new("Secret", namespace, name));
     let result = match existing {
         Some(s) => {
             let mut s = (*s).clone();
@@ -490,9 +501,9 @@ fn store_secret(
             s["data"] = data;
             meta::set_annotation(&mut s, ISSUER_ANNOTATION, directory);
             // Keeps the resourceVersion: a concurrent change makes this fail (and retry later).
-            store.update(s).map(|_| ())
+            view.update(s).await.map(|_| ())
         }
-        None => store
+        None => view
             .create(json!({
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": name, "namespace": namespace,
@@ -500,6 +511,7 @@ fn store_secret(
                 "type": "kubernetes.io/tls",
                 "data": data,
             }))
+            .await
             .map(|_| ()),
     };
     result.map_err(|e| format!("storing Secret {namespace}/{name}: {e}"))

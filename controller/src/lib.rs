@@ -47,30 +47,16 @@ pub fn ensure_builtin_namespaces(store: &store::Store) -> Result<(), store::Stor
 }
 
 /// Starts the control plane's tasks: the manifests folder (writing to the store in one
-/// transaction per file), the reconcilers (API clients through `client`, the in-process
-/// client), and the API server's housekeeping (expired Events). They stop when `shutdown`
-/// flips to true.
+/// transaction per file), the reconcilers (API clients reading `view`), and the API server's
+/// housekeeping (expired Events). They stop when `shutdown` flips to true.
 pub fn start(
     store: Arc<store::Store>,
-    client: kube::Client,
+    view: Arc<view::View>,
     manifests_dir: PathBuf,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let folder = folder::ManifestsFolder::new(manifests_dir, store.clone());
-    let controllers = {
-        let shutdown = shutdown.clone();
-        async move {
-            match view::View::start(client, controllers::KINDS, shutdown.clone()).await {
-                Ok((view, watches)) => {
-                    controllers::run(view, shutdown).await;
-                    for w in watches {
-                        w.abort();
-                    }
-                }
-                Err(e) => tracing::error!("the controllers' view of the API: {e:#}"),
-            }
-        }
-    };
+    let controllers = controllers::run(view, shutdown.clone());
     let housekeeping = {
         let mut shutdown = shutdown.clone();
         async move {

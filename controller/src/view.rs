@@ -42,6 +42,33 @@ impl WriteError {
 
 type Cache = BTreeMap<ObjectKey, Arc<Value>>;
 
+/// Reading objects: the view's caches in the daemon, the store in unit tests of the pure
+/// parts of a reconciler.
+pub trait Objects: Send + Sync {
+    /// One object.
+    fn get(&self, key: &ObjectKey) -> Option<Arc<Value>>;
+    /// Every object of a kind, in one namespace or all, ordered by namespace and name.
+    fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>>;
+}
+
+impl Objects for crate::store::Store {
+    fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        crate::store::Store::get(self, key)
+    }
+    fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        crate::store::Store::list(self, kind, namespace)
+    }
+}
+
+impl Objects for View {
+    fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        View::get(self, key)
+    }
+    fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        View::list(self, kind, namespace)
+    }
+}
+
 /// Cached objects of the watched kinds, and writes through the API.
 pub struct View {
     client: kube::Client,

@@ -20,12 +20,16 @@ fn system() -> Identity {
     }
 }
 
-/// A client of `state`'s API; `default` namespace.
-pub fn client(state: Arc<ApiState>) -> kube::Client {
+/// A client of `state`'s API; `default` namespace. `agent` names the client in its requests'
+/// `User-Agent`, which names its field manager (`skiff-controller`, `skiff-node`).
+pub fn client(state: Arc<ApiState>, agent: &'static str) -> kube::Client {
     let service = tower::service_fn(move |req: Request<kube::client::Body>| {
         let state = state.clone();
         async move {
-            let req = req.map(req_body);
+            let mut req = req.map(req_body);
+            req.headers_mut()
+                .entry(hyper::header::USER_AGENT)
+                .or_insert(hyper::header::HeaderValue::from_static(agent));
             Ok::<_, Infallible>(rest::route(&state, system(), req).await)
         }
     });
@@ -59,9 +63,12 @@ pub fn client_for(
     store: Arc<crate::store::Store>,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<kube::Client> {
-    Ok(client(Arc::new(ApiState {
-        store,
-        tokens: super::auth::Tokens::open(data_dir)?,
-        node: Arc::new(NoNode),
-    })))
+    Ok(client(
+        Arc::new(ApiState {
+            store,
+            tokens: super::auth::Tokens::open(data_dir)?,
+            node: Arc::new(NoNode),
+        }),
+        "skiff-test",
+    ))
 }

@@ -202,7 +202,7 @@ pub async fn start(
     store: Arc<Store>,
     node: Arc<dyn Node>,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, kube::Client)> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<ApiState>)> {
     let mut sans = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -227,7 +227,7 @@ pub async fn start(
         tokens,
         node,
     });
-    let client = local::client(state.clone());
+    let local = state.clone();
     tracing::info!(listen = %listener.local_addr()?, kubeconfig = %config.kubeconfig.display(), "API server listening");
     let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -254,7 +254,7 @@ pub async fn start(
             }
         }
     });
-    Ok((task, client))
+    Ok((task, local))
 }
 
 async fn handle(state: Arc<ApiState>, req: Request<ReqBody>, peer: SocketAddr) -> Response<Body> {

@@ -25,7 +25,8 @@ use tokio::sync::{broadcast, watch};
 
 use crate::acme::{CertManager, TlsWant};
 use crate::meta;
-use crate::store::{ObjectKey, Store};
+use crate::store::ObjectKey;
+use crate::view::{Objects, View};
 
 /// The class skiff implements (the default IngressClass).
 pub const CLASS: &str = "skiff";
@@ -54,7 +55,7 @@ pub trait IngressProxy: Send + Sync {
 
 /// Whether skiff serves this Ingress: class `skiff`, a class whose controller is skiff's, or no
 /// class (skiff's class is the default).
-pub fn is_ours(store: &Store, ingress: &Value) -> bool {
+pub fn is_ours(store: &dyn Objects, ingress: &Value) -> bool {
     let class = ingress["spec"]["ingressClassName"]
         .as_str()
         .or_else(|| meta::annotation(ingress, "kubernetes.io/ingress.class"));
@@ -68,7 +69,7 @@ pub fn is_ours(store: &Store, ingress: &Value) -> bool {
 }
 
 /// The Ingresses skiff serves, oldest first.
-pub fn ours(store: &Store) -> Vec<Arc<Value>> {
+pub fn ours(store: &dyn Objects) -> Vec<Arc<Value>> {
     let mut v: Vec<Arc<Value>> = store
         .list("Ingress", None)
         .into_iter()
@@ -92,7 +93,12 @@ pub fn ours(store: &Store) -> Vec<Arc<Value>> {
 
 /// The ready endpoints of `namespace/service` for the Ingress backend port `port`
 /// (`{"number": n}` or `{"name": "http"}`).
-pub fn resolve_backend(store: &Store, namespace: &str, service: &str, port: &Value) -> Backend {
+pub fn resolve_backend(
+    store: &dyn Objects,
+    namespace: &str,
+    service: &str,
+    port: &Value,
+) -> Backend {
     let port_label = port["number"]
         .as_i64()
         .map(|n| n.to_string())
@@ -159,7 +165,7 @@ fn host_in(tls_hosts: &HashSet<String>, host: &str) -> bool {
 }
 
 /// The routing table and the certificates wanted, from every Ingress skiff serves.
-pub fn desired(store: &Store, ingresses: &[Arc<Value>]) -> (RouteTable, Vec<TlsWant>) {
+pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Vec<TlsWant>) {
     let mut rules: Vec<HostRule> = Vec::new();
     let mut by_host: BTreeMap<String, usize> = BTreeMap::new();
     let mut default_backend = None;
@@ -246,34 +252,38 @@ pub fn desired(store: &Store, ingresses: &[Arc<Value>]) -> (RouteTable, Vec<TlsW
 }
 
 /// One pass: routes to the proxy, certificates through the manager, statuses.
-pub fn reconcile(store: &Store, proxy: &dyn IngressProxy, certs: &CertManager, address: &str) {
-    let ingresses = ours(store);
-    let (table, wants) = desired(store, &ingresses);
+pub async fn reconcile(view: &View, proxy: &dyn IngressProxy, certs: &CertManager, address: &str) {
+    let ingresses = ours(view);
+    let (table, wants) = desired(view, &ingresses);
     proxy.set_routes(table);
     certs.reconcile(&ingresses, &wants);
     let status = json!({"loadBalancer": {"ingress": [{"ip": address}]}});
     for ing in &ingresses {
         if ing["status"] != status {
-            if let Err(e) = store.update_status(&ObjectKey::of(ing), status.clone()) {
+            if let Err(e) = view
+                .update_status(&ObjectKey::of(ing), status.clone())
+                .await
+            {
                 tracing::debug!(ingress = %ObjectKey::of(ing), "status update failed: {e}");
             }
         }
     }
 }
 
-/// Runs the reconciler until `shutdown` flips: on every relevant committed change (debounced),
-/// when the certificate manager asks, and every few seconds (renewals are time-based).
+/// Runs the reconciler until `shutdown` flips: on every relevant change its caches see
+/// (debounced), when the certificate manager asks, and every few seconds (renewals are
+/// time-based).
 pub async fn run(
-    store: Arc<Store>,
+    view: Arc<View>,
     proxy: Arc<dyn IngressProxy>,
     certs: Arc<CertManager>,
     address: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut events = store.subscribe();
+    let mut events = view.subscribe();
     let wake = certs.wake_handle();
     loop {
-        reconcile(&store, &*proxy, &certs, &address);
+        reconcile(&view, &*proxy, &certs, &address).await;
         let mut relevant = false;
         let resync = tokio::time::sleep(RESYNC);
         tokio::pin!(resync);
@@ -283,9 +293,9 @@ pub async fn run(
                 _ = &mut resync => break,
                 _ = wake.notified() => relevant = true,
                 e = events.recv() => match e {
-                    Ok(ev) => relevant = matches!(
-                        ev.object["kind"].as_str(),
-                        Some("Ingress" | "IngressClass" | "Service" | "EndpointSlice" | "Secret")
+                    Ok(kind) => relevant = matches!(
+                        kind,
+                        "Ingress" | "IngressClass" | "Service" | "EndpointSlice" | "Secret"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -300,6 +310,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 //! seen (debounced), and every few seconds anyway (for time-based conditions such as
 //! `minReadySeconds` and the progress deadline). At home-server scale — tens of objects — a
 //! full pass costs microseconds; per-object work queues (`kube`'s `Controller`) would buy
-//! nothing yet. (The ingress reconciler still reads the store: see `ingress.rs`.)
+//! nothing yet.
 
 pub mod deployment;
 pub mod endpoints;
