@@ -1,23 +1,18 @@
 //! The agent's view of the control plane, as a client of the API server (architecture
-//! decision 2): caches of Pods, Services, EndpointSlices, Secrets and ConfigMaps kept current by `kube`'s
-//! `watcher` and reflector stores over the in-process client; status, deletions, Service
-//! allocations and Events are API requests — the same path kubectl's requests take.
+//! decision 2): it reads the daemon's shared caches (`skiff_controller::view::View`, kept by
+//! `kube`'s watcher over the in-process client — one informer per kind for the whole process,
+//! as client-go's shared informers), and writes as API requests: status, deletions, Service
+//! allocations and Events take the same path as kubectl's.
 
-use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
-use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use skiff_agent::Write;
+use skiff_controller::store::ObjectKey;
+use skiff_controller::view::View;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -27,81 +22,50 @@ const MANAGER: &str = "skiff-node";
 /// Implements [`skiff_agent::Cluster`] over the API.
 pub struct KubeCluster {
     client: kube::Client,
-    pods: reflector::Store<Pod>,
-    services: reflector::Store<Service>,
-    slices: reflector::Store<EndpointSlice>,
-    secrets: reflector::Store<Secret>,
-    config_maps: reflector::Store<ConfigMap>,
+    view: Arc<View>,
     changes: broadcast::Sender<()>,
 }
 
-/// Keeps a cache of every `K` until `shutdown` flips; each change is announced on `changes`.
-fn reflect<K>(
-    client: &kube::Client,
-    changes: Option<broadcast::Sender<()>>,
-    mut shutdown: watch::Receiver<bool>,
-) -> (reflector::Store<K>, JoinHandle<()>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    let task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                event = stream.next() => match event {
-                    Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) => {
-                        if let Some(tx) = &changes {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => tracing::warn!(kind = %K::kind(&()), "watch: {e}"),
-                    None => return,
-                },
-            }
-        }
-    });
-    (reader, task)
+fn decode<K: DeserializeOwned>(v: &serde_json::Value) -> Option<K> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| tracing::error!(object = %ObjectKey::of(v), "does not decode: {e}"))
+        .ok()
 }
 
 impl KubeCluster {
-    /// Starts the caches and returns once each holds what the API holds: the agent must not
-    /// act on a partial list (it would take running containers for orphans).
-    pub async fn start(
+    /// The agent's cluster over `view` (already filled), writing with `client`; wakes the
+    /// agent on every change of a Pod, Service or EndpointSlice until `shutdown` flips.
+    pub fn start(
         client: kube::Client,
-        shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<(Arc<Self>, Vec<JoinHandle<()>>)> {
+        view: Arc<View>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let (changes, _) = broadcast::channel(64);
-        let (pods, a) = reflect(&client, Some(changes.clone()), shutdown.clone());
-        let (services, b) = reflect(&client, Some(changes.clone()), shutdown.clone());
-        let (slices, c) = reflect(&client, Some(changes.clone()), shutdown.clone());
-        let (secrets, d) = reflect(&client, None, shutdown.clone());
-        let (config_maps, e) = reflect(&client, None, shutdown);
-        tokio::time::timeout(Duration::from_secs(60), async {
-            pods.wait_until_ready().await?;
-            services.wait_until_ready().await?;
-            slices.wait_until_ready().await?;
-            secrets.wait_until_ready().await?;
-            config_maps.wait_until_ready().await
-        })
-        .await
-        .context("the API's first lists took over a minute")?
-        .context("the API's caches")?;
-        let cluster = Arc::new(KubeCluster {
-            client,
-            pods,
-            services,
-            slices,
-            secrets,
-            config_maps,
-            changes,
+        let mut seen = view.subscribe();
+        let tx = changes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    kind = seen.recv() => match kind {
+                        Ok("Pod" | "Service" | "EndpointSlice")
+                        | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            let _ = tx.send(());
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
         });
-        Ok((cluster, vec![a, b, c, d, e]))
+        (
+            Arc::new(KubeCluster {
+                client,
+                view,
+                changes,
+            }),
+            task,
+        )
     }
 
     fn pod_api(&self, pod: &Pod) -> Api<Pod> {
@@ -118,7 +82,11 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 impl skiff_agent::Cluster for KubeCluster {
     fn pods(&self) -> Vec<Pod> {
-        self.pods.state().iter().map(|p| (**p).clone()).collect()
+        self.view
+            .list("Pod", None)
+            .iter()
+            .filter_map(|p| decode(p))
+            .collect()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<()> {
@@ -171,21 +139,16 @@ impl skiff_agent::Cluster for KubeCluster {
     }
 
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
-        self.secrets
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|s| (*s).clone())
+        decode(&*self.view.get(&ObjectKey::new("Secret", namespace, name))?)
     }
 
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str) {
-        let Some(p) = self.pods.get(&ObjectRef::new(pod).within(namespace)) else {
+        let Some(p) = self.view.get(&ObjectKey::new("Pod", namespace, pod)) else {
             return;
         };
         let (client, reason, message) =
             (self.client.clone(), reason.to_string(), message.to_string());
         tokio::spawn(async move {
-            let Ok(pod) = serde_json::to_value(&*p) else {
-                return;
-            };
             let ty = if warning {
                 skiff_controller::events::Type::Warning
             } else {
@@ -193,7 +156,7 @@ impl skiff_agent::Cluster for KubeCluster {
             };
             skiff_controller::events::record_via(
                 &client,
-                &pod,
+                &p,
                 ty,
                 &reason,
                 &message,
@@ -204,22 +167,11 @@ impl skiff_agent::Cluster for KubeCluster {
     }
 
     fn objects(&self, kind: &str) -> Vec<serde_json::Value> {
-        fn values<K: serde::Serialize>(items: Vec<Arc<K>>) -> Vec<serde_json::Value> {
-            items
-                .iter()
-                .filter_map(|o| serde_json::to_value(&**o).ok())
-                .collect()
-        }
-        match kind {
-            "Service" => values(self.services.state()),
-            "EndpointSlice" => values(self.slices.state()),
-            "Pod" => values(self.pods.state()),
-            "ConfigMap" => values(self.config_maps.state()),
-            other => {
-                tracing::error!(kind = other, "the agent keeps no cache of this kind");
-                Vec::new()
-            }
-        }
+        self.view
+            .list(kind, None)
+            .iter()
+            .map(|o| (**o).clone())
+            .collect()
     }
 
     fn update_service<'a>(

@@ -494,10 +494,8 @@ fn server(args: ServerArgs) -> Result<()> {
         // while at most: a huge archive must not hold the agent back).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
         let node_client = skiff_controller::api::local::client(api_state, "skiff-node");
-        let (cluster, watches) = cluster::KubeCluster::start(node_client, shutdown.clone())
-            .await
-            .context("the agent's view of the API")?;
-        tasks.extend(watches);
+        let (cluster, wake) = cluster::KubeCluster::start(node_client, view.clone(), shutdown.clone());
+        tasks.push(wake);
         tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
             std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),
             network.records.clone(),

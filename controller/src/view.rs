@@ -153,17 +153,22 @@ impl View {
         self.changes.subscribe()
     }
 
-    fn cache(&self, kind: &str) -> std::sync::RwLockReadGuard<'_, Cache> {
-        self.caches
-            .get(kind)
-            .unwrap_or_else(|| panic!("no cache of {kind}"))
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+    fn cache(&self, kind: &str) -> Option<std::sync::RwLockReadGuard<'_, Cache>> {
+        match self.caches.get(kind) {
+            Some(c) => Some(c.read().unwrap_or_else(|p| p.into_inner())),
+            None => {
+                tracing::error!(kind, "the view keeps no cache of this kind");
+                None
+            }
+        }
     }
 
     /// Every object of a kind, in one namespace or all, ordered by namespace and name.
     pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        self.cache(kind)
+        let Some(cache) = self.cache(kind) else {
+            return Vec::new();
+        };
+        cache
             .iter()
             .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
             .map(|(_, v)| v.clone())
@@ -172,7 +177,7 @@ impl View {
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
-        self.cache(&key.kind).get(key).cloned()
+        self.cache(&key.kind)?.get(key).cloned()
     }
 
     /// Every cached object.

@@ -423,7 +423,13 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
 
 /// `PartialObjectMetadata` of an object (what a Table row carries by default).
 pub fn partial_metadata(o: &Value) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+    // Without managedFields: kubectl never prints them from a Table, and they are a third of
+    // a pod's metadata.
+    let mut metadata = o["metadata"].clone();
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("managedFields");
+    }
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
 }
 
 /// A Table of objects of one kind.
