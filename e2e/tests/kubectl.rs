@@ -324,6 +324,31 @@ fn apply_reapply_server_side_converge_with_usual_columns() {
     assert!(d["metadata"]["managedFields"]
         .to_string()
         .contains("f:replicas"));
+    // The controllers are API clients: what they create carries their field manager.
+    for kind in ["rs", "pods"] {
+        let list: Value = serde_json::from_str(&k.ok(&[
+            "get",
+            kind,
+            "-l",
+            "app=web",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]))
+        .unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert!(!items.is_empty(), "no {kind}");
+        for item in items {
+            assert!(
+                item["metadata"]["managedFields"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|e| e["manager"] == "skiff-controller")),
+                "{kind} {} was not written through the API by skiff-controller: {}",
+                item["metadata"]["name"],
+                item["metadata"]["managedFields"]
+            );
+        }
+    }
 }
 
 /// Server-side apply as on a real cluster: two managers conflict on a field with different
@@ -772,6 +797,33 @@ fn events_section(describe: &str) -> String {
 
 /// "`kubectl get deploy nosuch` prints `Error from server (NotFound): deployments.apps "nosuch"
 /// not found`; a manifest with an unknown field is rejected naming the field."
+/// A `kind: List` file (what `kubectl get -o yaml` writes) applies item by item, client- and
+/// server-side; an unknown field in one item is refused by name, as on a real cluster.
+#[test]
+fn a_list_file_applies_and_a_bad_item_is_named() {
+    let s = server_with_images(&[]);
+    let k = Kubectl::admin(&s);
+    let list = |extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: l1}}\n  data: {{a: \"1\"}}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: l2}}\n  data: {{a: \"2\"}}\n{extra}"
+        )
+    };
+    let out = k.apply(&list(""), &[]);
+    assert!(
+        out.contains("configmap/l1 created") && out.contains("configmap/l2 created"),
+        "{out}"
+    );
+    let out = k.apply(&list(""), &["--server-side"]);
+    assert!(out.contains("configmap/l2 serverside-applied"), "{out}");
+    let o = k.run_stdin(&["apply", "-f", "-"], &list("  bogus: 1\n"));
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr.contains(r#"The ConfigMap "l2" is invalid"#)
+            && o.stderr.contains(r#"unknown field "bogus""#),
+        "{o}"
+    );
+}
+
 #[test]
 fn not_found_message_and_unknown_fields_rejected_by_name() {
     let s = server_with_images(&[]);

@@ -187,6 +187,41 @@ fn openapi_path(group: &str, version: &str) -> String {
     }
 }
 
+/// The content type of `/openapi/v2` (gnostic's protobuf `openapi.v2.Document`).
+pub const OPENAPI_V2: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpenApiV2Document {
+    #[prost(string, tag = "1")]
+    swagger: String,
+    #[prost(message, optional, tag = "2")]
+    info: Option<OpenApiV2Info>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpenApiV2Info {
+    #[prost(string, tag = "1")]
+    title: String,
+    #[prost(string, tag = "2")]
+    version: String,
+}
+
+/// `/openapi/v2`, which kubectl reads (as protobuf) only to validate a `kind: List` file on the
+/// client side — for Lists it never asks whether the server validates. The document has no
+/// definitions: kubectl then leaves the items' validation to the server, which validates each
+/// one strictly (unknown fields refused by name), as it does every other object.
+pub fn openapi_v2() -> Vec<u8> {
+    use prost::Message;
+    OpenApiV2Document {
+        swagger: "2.0".into(),
+        info: Some(OpenApiV2Info {
+            title: "skiff".into(),
+            version: format!("v1.32.0+skiff.{}", env!("CARGO_PKG_VERSION")),
+        }),
+    }
+    .encode_to_vec()
+}
+
 /// `/openapi/v3`: the index of per-group-version documents.
 pub fn openapi_index() -> Value {
     let mut paths = serde_json::Map::new();

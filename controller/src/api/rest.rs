@@ -159,6 +159,7 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
         ["apis", g, v] if get => discovery::resource_list(g, v)
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
+        ["openapi", "v2"] if get => respond(200, discovery::OPENAPI_V2, discovery::openapi_v2()),
         ["openapi", "v3"] if get => ok_json(200, &discovery::openapi_index()),
         ["openapi", "v3", rest @ ..] if get => discovery::openapi_document(&rest.join("/"))
             .map_or_else(|| error(&ApiError::no_route(&path)), |d| ok_json(200, &d)),
