@@ -52,6 +52,9 @@ enum Command {
         /// Run COMMAND inside the running container (for `kubectl exec`).
         #[arg(long)]
         exec: bool,
+        /// With --exec: give COMMAND a terminal; stdin carries frames (input, window sizes).
+        #[arg(long, requires = "exec")]
+        tty: bool,
         /// The container's directory.
         dir: PathBuf,
         /// The command for --exec.
@@ -335,12 +338,13 @@ fn main() {
     if let Command::Shim {
         delete,
         exec,
+        tty,
         dir,
         command,
     } = &cli.command
     {
         let code = if *exec {
-            skiff_agent::runtime::exec::main(dir, command.clone())
+            skiff_agent::runtime::exec::main(dir, command.clone(), *tty)
         } else if *delete {
             match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(
                 &dir.join("meta.json"),

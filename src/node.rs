@@ -50,13 +50,16 @@ impl Node for AgentNode {
             return Err(format!("container {:?} is not running", request.container));
         };
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        tokio::process::Command::new(exe)
-            .arg("shim")
-            .arg("--exec")
+        let mut command = tokio::process::Command::new(exe);
+        command.arg("shim").arg("--exec");
+        if request.tty {
+            command.arg("--tty");
+        }
+        command
             .arg(&dir)
             .arg("--")
             .args(&request.command)
-            .stdin(if request.stdin {
+            .stdin(if request.stdin || request.tty {
                 std::process::Stdio::piped()
             } else {
                 std::process::Stdio::null()

@@ -333,6 +333,153 @@ impl Drop for Streaming {
     }
 }
 
+/// A kubectl running on a pseudo-terminal of its own (what `exec -t` needs: kubectl asks for a
+/// terminal only when its stdin is one). What it prints is collected as it comes; keystrokes
+/// are written to the terminal, and its window size can be changed (kubectl then gets
+/// `SIGWINCH`, as from a resized terminal window).
+pub struct Terminal {
+    child: Child,
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    args: String,
+}
+
+/// Sets the window size of the terminal behind `fd`.
+fn set_window_size(fd: std::os::fd::RawFd, cols: u16, rows: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
+    unsafe {
+        libc::ioctl(fd, libc::TIOCSWINSZ, &ws);
+    }
+}
+
+impl Kubectl {
+    /// Starts `kubectl ARGS` with a new terminal of `cols`×`rows` as its stdin, stdout and
+    /// stderr (and controlling terminal).
+    pub fn spawn_on_terminal(&self, args: &[&str], cols: u16, rows: u16) -> Terminal {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::process::CommandExt;
+        let (mut m, mut s) = (-1, -1);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds; the name and termios pointers may be null.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just returned these fds; nothing else owns them.
+        let (master, slave) =
+            unsafe { (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s)) };
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: F_SETFD on fds we own.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        let child = {
+            let mut c = self.command(args);
+            c.stdin(slave.try_clone().expect("dup the pty"))
+                .stdout(slave.try_clone().expect("dup the pty"))
+                .stderr(slave);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            c.spawn().expect("spawn kubectl on a terminal")
+            // `c` (holding the slave's fds) is dropped here: only kubectl keeps the terminal.
+        };
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().expect("dup the pty master");
+        let out = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once kubectl (the last holder of the terminal) has exited.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            child,
+            master,
+            output,
+            args: args.join(" "),
+        }
+    }
+}
+
+impl Terminal {
+    /// Types `text` (use `\r` for Enter, as a terminal sends).
+    pub fn type_text(&mut self, text: &str) {
+        self.master
+            .write_all(text.as_bytes())
+            .expect("write to the terminal");
+    }
+
+    /// Changes the terminal's window size.
+    pub fn resize(&self, cols: u16, rows: u16) {
+        use std::os::fd::AsRawFd;
+        set_window_size(self.master.as_raw_fd(), cols, rows);
+    }
+
+    /// Everything printed so far (`\r` removed).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits up to `timeout` until the text printed so far satisfies `pred`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        crate::wait_until(timeout, Duration::from_millis(50), || pred(&self.text()))
+    }
+
+    /// Waits up to `timeout` for kubectl to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A description for failure messages.
+    pub fn describe(&mut self) -> String {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        format!(
+            "kubectl {} ({}); terminal so far:\n{}",
+            self.args,
+            if running { "still running" } else { "exited" },
+            self.text()
+        )
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One block of kubectl's column output: the column names and each row's cells by name.
 #[derive(Debug, Clone, Default)]
 pub struct Table {

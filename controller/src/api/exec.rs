@@ -2,7 +2,12 @@
 //! whose first byte is the channel — 0 stdin, 1 stdout, 2 stderr, 3 the final status, 4 resize;
 //! `[255, 0]` closes stdin (v5). The process's exit code travels as a `Status` with reason
 //! `NonZeroExitCode` and a cause `ExitCode`, which makes kubectl exit with the same code.
-//! Terminals (`-t`) are not supported yet: they are refused with a clear message.
+//!
+//! With `tty=true` (`kubectl exec -t`) the node runs the process on a pseudo-terminal: its
+//! output (stdout and stderr merged, as with Kubernetes) goes to channel 1, channel 0 is the
+//! terminal's input, and each resize message (channel 4, JSON `{"Width":W,"Height":H}`) sets
+//! the terminal's window size. Both travel to the node as frames on the exec helper's stdin
+//! (see [`Node::exec`](super::Node::exec)); the end of the WebSocket hangs the terminal up.
 
 use std::sync::Arc;
 
@@ -35,6 +40,30 @@ fn status_for(code: Option<i32>, command: &[String]) -> Value {
     }
 }
 
+/// Kinds of the frames on the exec helper's stdin when it runs a terminal.
+const TTY_INPUT: u8 = 0;
+const TTY_RESIZE: u8 = 4;
+
+/// One frame for the exec helper's stdin: `[kind, length (u32 big-endian), payload]`.
+fn tty_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(5 + payload.len());
+    f.push(kind);
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A resize message (`{"Width":W,"Height":H}`) as columns and rows, big-endian u16 each.
+fn resize(json: &[u8]) -> Option<[u8; 4]> {
+    let v: Value = serde_json::from_slice(json).ok()?;
+    let clamp = |k: &str| v[k].as_u64().map(|n| n.min(u64::from(u16::MAX)) as u16);
+    let (w, h) = (clamp("Width")?, clamp("Height")?);
+    let mut out = [0u8; 4];
+    out[..2].copy_from_slice(&w.to_be_bytes());
+    out[2..].copy_from_slice(&h.to_be_bytes());
+    Some(out)
+}
+
 /// Handles an exec request for `pod` (already authorized).
 pub fn handle(
     state: &Arc<ApiState>,
@@ -54,11 +83,7 @@ pub fn handle(
             "you must specify at least one command for the container",
         ));
     }
-    if flag("tty") {
-        return Err(ApiError::bad_request(
-            "terminals (kubectl exec -t) are not supported by skiff yet; run without -t",
-        ));
-    }
+    let tty = flag("tty");
     let containers: Vec<String> = pod["spec"]["containers"]
         .as_array()
         .map(|cs| {
@@ -106,6 +131,7 @@ pub fn handle(
                 container,
                 command: command.clone(),
                 stdin,
+                tty,
             },
         )
         .map_err(ApiError::bad_request)?;
@@ -136,21 +162,37 @@ pub fn handle(
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
         let mut child_stdin = child.stdin.take();
+        let mut stdin_open = stdin;
         // Client → stdin.
         let reader = tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 match msg {
-                    Message::Binary(data) if !data.is_empty() => match data[0] {
-                        0 => {
-                            if let Some(w) = child_stdin.as_mut() {
-                                if w.write_all(&data[1..]).await.is_err() {
+                    Message::Binary(data) if !data.is_empty() => {
+                        let frame = match data[0] {
+                            0 if tty && !stdin_open => continue,
+                            0 if tty => tty_frame(TTY_INPUT, &data[1..]),
+                            0 => data[1..].to_vec(),
+                            4 if tty => match resize(&data[1..]) {
+                                Some(size) => tty_frame(TTY_RESIZE, &size),
+                                None => continue,
+                            },
+                            // With a terminal the helper's stdin also carries resizes: it
+                            // stays open until the WebSocket ends.
+                            255 if v5 && data.get(1) == Some(&0) => {
+                                stdin_open = false;
+                                if !tty {
                                     child_stdin = None;
                                 }
+                                continue;
+                            }
+                            _ => continue,
+                        };
+                        if let Some(w) = child_stdin.as_mut() {
+                            if w.write_all(&frame).await.is_err() {
+                                child_stdin = None;
                             }
                         }
-                        255 if v5 && data.get(1) == Some(&0) => child_stdin = None,
-                        _ => {}
-                    },
+                    }
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -167,7 +209,8 @@ pub fn handle(
                     .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             ),
             (
-                2u8,
+                // With a terminal the helper writes only its own errors there.
+                if tty { 1 } else { 2u8 },
                 child
                     .stderr
                     .take()

@@ -92,6 +92,8 @@ pub struct ExecRequest {
     pub command: Vec<String>,
     /// Whether the client sends stdin.
     pub stdin: bool,
+    /// Whether the process gets a terminal (`kubectl exec -t`).
+    pub tty: bool,
 }
 
 /// What the API server asks of the node (the kubelet's part of the API: logs, exec).
@@ -103,6 +105,11 @@ pub trait Node: Send + Sync + 'static {
         options: LogOptions,
     ) -> Result<mpsc::Receiver<Bytes>, String>;
     /// Starts a process in a running container, with piped stdio (stdin piped only if asked).
+    ///
+    /// With `tty` the process runs on a terminal: stdout carries the terminal's output, stderr
+    /// only the node's own error messages, and stdin (always piped) carries frames
+    /// `[kind, length (u32 big-endian), payload]`: kind 0 input for the terminal, kind 4 a
+    /// window size (columns, rows: big-endian u16 each). Closing stdin hangs the terminal up.
     fn exec(
         &self,
         pod: &serde_json::Value,
