@@ -462,6 +462,13 @@ impl Server {
             .arg(format!("10.245.{}.0/24", self.net_index))
             .args(&self.extra_args)
             .env("NO_COLOR", "1")
+            // The daemon's image GC starts when the host's disk is 85 % full: on a busy build
+            // machine it would remove images under a test's feet. Only the GC test (which sets
+            // these itself) wants it.
+            .env(
+                "SKIFF_IMAGE_GC_HIGH_PERCENT",
+                std::env::var("SKIFF_IMAGE_GC_HIGH_PERCENT").unwrap_or_else(|_| "100".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
