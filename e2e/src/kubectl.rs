@@ -206,8 +206,14 @@ impl Kubectl {
 
     /// Starts a long-running `kubectl ARGS` whose stdout is read line by line.
     pub fn spawn(&self, args: &[&str]) -> Streaming {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// [`Kubectl::spawn`] with extra environment variables.
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Streaming {
         let mut child = self
             .command(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,9 +1,8 @@
 //! The kubectl issue's "Done when", checked with the real `kubectl` (1.32, `/usr/bin/kubectl`,
 //! a fresh `--cache-dir` per server) against a real `skiff server`, with manifests written by
-//! the tests. One test per bullet that works today.
-//!
-//! Not covered here on purpose (known gaps, reported separately): server-side-apply field
-//! removal and conflicts between two API field managers.
+//! the tests: one test per bullet, and the rest of what a k3s user does with kubectl
+//! (server-side apply between managers, `kind: List`, typed generators, `exec -it`,
+//! `port-forward`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -933,6 +932,27 @@ fn requests_without_a_valid_token_get_401() {
     );
 }
 
+/// `skiff token create -n NS`: its kubeconfig (written in the server's work dir) and token.
+fn namespace_token(s: &Server, ns: &str) -> (std::path::PathBuf, String) {
+    let kc = s.work_dir.join(format!("{ns}-kubeconfig.yaml"));
+    let o = s.cli(&[
+        "token",
+        "create",
+        "-n",
+        ns,
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--admin-kubeconfig",
+        s.kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "skiff token create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (kc, String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 /// "A namespace-scoped token cannot read another namespace (403) and can roll out an image in
 /// its own." Also: apply in its own namespace, list/revoke.
 #[test]
@@ -946,23 +966,7 @@ fn namespace_token_is_scoped_and_can_roll_out_an_image() {
     admin.apply(&sleeper_yaml("app", 1, 3606), &["-n", "ci"]);
     admin.apply(&sleeper_yaml("other", 1, 3607), &[]);
 
-    let ci_kc = s.work_dir.join("ci-kubeconfig.yaml");
-    let o = s.cli(&[
-        "token",
-        "create",
-        "-n",
-        "ci",
-        "--kubeconfig",
-        ci_kc.to_str().unwrap(),
-        "--admin-kubeconfig",
-        s.kubeconfig.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "skiff token create: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let (ci_kc, token) = namespace_token(&s, "ci");
     assert!(
         !token.is_empty() && !token.contains(char::is_whitespace),
         "token {token:?}"
@@ -1533,4 +1537,261 @@ fn exec_with_and_without_a_terminal() {
     );
     assert!(left.is_empty(), "left behind: {left:?}");
     s.assert_running();
+}
+
+/// A Deployment `web` (label `app: web`) whose busybox httpd answers on 8080 with the pod's
+/// name at `/` and 50,000 numbered lines at `/big.txt`; a Service `web` (port 80 → `http`).
+fn web_yaml() -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: [\"sh\", \"-c\", \"hostname > /www/index.html; seq 1 50000 > /www/big.txt; exec httpd -f -p 8080 -h /www\"]
+        ports:
+        - {{name: http, containerPort: 8080}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports:
+  - {{port: 80, targetPort: http}}
+"
+    )
+}
+
+/// Starts `kubectl port-forward TARGET 0:REMOTE` and returns it with the local port it chose
+/// (from its `Forwarding from 127.0.0.1:PORT -> POD_PORT` line: a Service's port is resolved
+/// by kubectl to the pod's).
+fn port_forward(
+    k: &Kubectl,
+    target: &str,
+    remote: u16,
+    pod_port: u16,
+    env: &[(&str, &str)],
+) -> (Streaming, u16) {
+    let spec = format!("0:{remote}");
+    let mut pf = k.spawn_with_env(&["port-forward", target, &spec], env);
+    let line = pf.wait_line(Duration::from_secs(30), |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let Some((_, line)) = line else {
+        let described = pf.describe();
+        panic!(
+            "kubectl port-forward {target} printed no port: {described}\nstderr: {}",
+            pf.stop()
+        );
+    };
+    let port = line["Forwarding from 127.0.0.1:".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert!(line.ends_with(&format!("-> {pod_port}")), "{line}");
+    (pf, port)
+}
+
+/// Opens a connection to 127.0.0.1:PORT and writes the first part of `GET PATH`.
+fn forwarded_open(port: u16, path: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(format!("GET {path} HTTP/1.0\r\n").as_bytes())
+        .unwrap();
+    c
+}
+
+/// Finishes the request begun by [`forwarded_open`]; the status code and the body.
+fn forwarded_finish(mut c: std::net::TcpStream) -> (String, String) {
+    use std::io::{Read, Write};
+    c.write_all(b"Host: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let r = c.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or_else(|| {
+        panic!("no HTTP answer ({r:?}): {out:?}");
+    });
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (code, body.to_string())
+}
+
+fn forwarded_get(port: u16, path: &str) -> (String, String) {
+    forwarded_finish(forwarded_open(port, path))
+}
+
+/// "`kubectl port-forward pod/NAME`, `deploy/NAME` and `svc/NAME` work as on a real cluster":
+/// over kubectl's WebSocket tunnel and its SPDY fallback, sequential and concurrent
+/// connections, a body of several frames; a forward to a closed port is reported.
+#[test]
+fn port_forward_to_pods_deployments_and_services() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(&web_yaml(), &[]);
+    rollout_ok(&k, "deploy/web", &[]);
+    let name = expect_pods(&mut s, &k, "app=web", 1, "web", running_and_ready)
+        .first()
+        .map(name_of)
+        .unwrap();
+    let big: String = (1..=50000).map(|i| format!("{i}\n")).collect();
+
+    let pod = format!("pod/{name}");
+    for (target, remote, env) in [
+        (pod.as_str(), 8080, &[][..]),
+        // The plain SPDY upgrade, which kubectl falls back to.
+        (
+            pod.as_str(),
+            8080,
+            &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")][..],
+        ),
+        ("deploy/web", 8080, &[][..]),
+        ("svc/web", 80, &[][..]),
+    ] {
+        let (mut pf, port) = port_forward(&k, target, remote, 8080, env);
+        let what = format!("{target} {env:?}");
+        if env.is_empty() && target == pod {
+            // Past kubectl's first keep-alive ping (every 10 s on the WebSocket tunnel).
+            std::thread::sleep(Duration::from_secs(12));
+        }
+        for _ in 0..2 {
+            assert_eq!(
+                forwarded_get(port, "/"),
+                ("200".to_string(), format!("{name}\n")),
+                "{what}"
+            );
+        }
+        // Two connections open at once, answered in the other order.
+        let first = forwarded_open(port, "/big.txt");
+        let second = forwarded_open(port, "/");
+        assert_eq!(
+            forwarded_finish(second),
+            ("200".to_string(), format!("{name}\n")),
+            "{what}"
+        );
+        let (code, body) = forwarded_finish(first);
+        assert_eq!(code, "200", "{what}");
+        assert!(
+            body == big,
+            "{what}: /big.txt came back with {} bytes",
+            body.len()
+        );
+        assert!(pf.running(), "{what}: {}", pf.describe());
+        let handled = format!("Handling connection for {port}");
+        let seen = (0..4).all(|_| {
+            pf.wait_line(Duration::from_secs(5), |l| l == handled)
+                .is_some()
+        });
+        assert!(seen, "{what}: {}", pf.describe());
+        let stderr = pf.stop();
+        assert!(stderr.is_empty(), "{what}: {stderr}");
+    }
+
+    // A hostNetwork pod listens on the host itself: reached on 127.0.0.1.
+    let host_port = free_port();
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: hostweb
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"echo on-the-host > /www/index.html; exec httpd -f -p 127.0.0.1:{host_port} -h /www\"]
+"
+        ),
+        &[],
+    );
+    let o = k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hostweb",
+        "--timeout=60s",
+    ]);
+    assert_eq!(o.code, 0, "{o}");
+    let listening = wait_until(WAIT, POLL, || {
+        std::net::TcpStream::connect(("127.0.0.1", host_port)).is_ok()
+    });
+    assert!(listening, "hostweb never listened on {host_port}");
+    let (mut pf, port) = port_forward(&k, "pod/hostweb", host_port, host_port, &[]);
+    assert_eq!(
+        forwarded_get(port, "/"),
+        ("200".to_string(), "on-the-host\n".to_string())
+    );
+    pf.stop();
+
+    // kubectl 1.32 speaks SPDY inside WebSocket by default and plain SPDY when told not to.
+    let log = s.log();
+    let sessions = |t: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("port-forward session") && l.contains(&format!("transport=\"{t}\""))
+            })
+            .count()
+    };
+    assert_eq!((sessions("WebSocket"), sessions("SPDY")), (4, 1), "{log}");
+
+    // A closed port: the error comes back on the error stream, in the kubelet's words; kubectl
+    // 1.32 prints it and then closes its whole session (as against a real kubelet: every
+    // forwarded connection ends), exiting 1.
+    let (mut pf, port) = port_forward(&k, &pod, 9999, 9999, &[]);
+    let mut c = forwarded_open(port, "/");
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c, &mut rest);
+    let status = pf.wait_exit(Duration::from_secs(30));
+    let stderr = pf.stop();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    let refused = format!("error forwarding port 9999 to pod {name}_default");
+    assert!(
+        stderr.contains(&refused) && stderr.contains("connect: connection refused"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lost connection to pod"), "{stderr}");
+    // The server is fine: a new session forwards again.
+    let (mut pf, port) = port_forward(&k, &pod, 8080, 8080, &[]);
+    assert_eq!(
+        forwarded_get(port, "/"),
+        ("200".to_string(), format!("{name}\n"))
+    );
+    pf.stop();
+
+    // port-forward is `create` on pods/portforward: a namespace token only in its namespace.
+    k.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ci\n",
+        &[],
+    );
+    let (_, token) = namespace_token(&s, "ci");
+    let path = format!("/api/v1/namespaces/default/pods/{name}/portforward");
+    let r = https_request_with(true, s.api_port, "POST", &path, Some(&token), None, None);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        r.body
+            .contains("cannot create resource \\\"pods/portforward\\\" in API group \\\"\\\" in the namespace \\\"default\\\""),
+        "{r:?}"
+    );
+    let path = "/api/v1/namespaces/ci/pods/nothing/portforward";
+    let r = https_request_with(true, s.api_port, "POST", path, Some(&token), None, None);
+    assert_eq!(r.status, 404, "{r:?}");
 }

@@ -50,6 +50,11 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 json!({"group": "", "version": "v1", "kind": "PodExecOptions"}),
                 vec!["create", "get"],
             ),
+            (
+                "portforward",
+                json!({"group": "", "version": "v1", "kind": "PodPortForwardOptions"}),
+                vec!["create", "get"],
+            ),
         ],
         "Deployment" | "ReplicaSet" => vec![
             ("status", own, vec!["get", "patch", "update"]),

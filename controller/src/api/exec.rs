@@ -64,6 +64,33 @@ fn resize(json: &[u8]) -> Option<[u8; 4]> {
     Some(out)
 }
 
+/// The 101 answer accepting a WebSocket upgrade (`key`: the client's `Sec-WebSocket-Key`) with
+/// `protocol`.
+pub fn websocket_response(key: &str, protocol: &str) -> Response<Body> {
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Response::builder()
+        .status(101)
+        .header(hyper::header::UPGRADE, "websocket")
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header("Sec-WebSocket-Accept", accept)
+        .header("Sec-WebSocket-Protocol", protocol)
+        .body(full(Bytes::new()))
+        .expect("valid response")
+}
+
+/// The connection of an upgraded request, once the 101 has been sent.
+pub async fn upgraded(
+    req: Request<ReqBody>,
+) -> Option<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+    match hyper::upgrade::on(req).await {
+        Ok(u) => Some(hyper_util::rt::TokioIo::new(u)),
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            None
+        }
+    }
+}
+
 /// Handles an exec request for `pod` (already authorized).
 pub fn handle(
     state: &Arc<ApiState>,
@@ -135,30 +162,14 @@ pub fn handle(
             },
         )
         .map_err(ApiError::bad_request)?;
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let v5 = *protocol == "v5.channel.k8s.io";
-    let response = Response::builder()
-        .status(101)
-        .header(hyper::header::UPGRADE, "websocket")
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header("Sec-WebSocket-Accept", accept)
-        .header("Sec-WebSocket-Protocol", *protocol)
-        .body(full(Bytes::new()))
-        .expect("valid response");
+    let response = websocket_response(key, protocol);
     tokio::spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!("exec upgrade failed: {e}");
-                return;
-            }
+        let Some(upgraded) = upgraded(req).await else {
+            return;
         };
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            hyper_util::rt::TokioIo::new(upgraded),
-            Role::Server,
-            None,
-        )
-        .await;
+        let ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
         let mut child_stdin = child.stdin.take();

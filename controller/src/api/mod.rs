@@ -6,6 +6,8 @@
 //! - [`rest`]: objects and collections — get, list (Table or List), watch, create, update,
 //!   patch (strategic merge, merge, JSON, apply), delete, `status` and `scale` subresources,
 //!   pod logs through the [`Node`];
+//! - [`exec`] and [`portforward`]: `kubectl exec` over WebSocket, `kubectl port-forward` over
+//!   SPDY/3.1 (tunnelled in WebSocket, or plain) to the pod's address;
 //! - [`protobuf`]: bodies in Kubernetes' protobuf encoding (kubectl's typed generators) decoded
 //!   into the JSON objects everything else handles;
 //! - [`table`], [`select`], [`patch`], [`status`]: what those need.
@@ -19,6 +21,7 @@ pub mod discovery;
 pub mod exec;
 pub mod local;
 pub mod patch;
+pub mod portforward;
 pub mod protobuf;
 pub mod rest;
 pub mod select;

@@ -407,10 +407,8 @@ async fn resource(
             .get(hyper::header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
     );
-    if t.kind.kind == "Pod"
-        && t.sub.as_deref() == Some("exec")
-        && (method == Method::GET || method == Method::POST)
-    {
+    let streaming = matches!(t.sub.as_deref(), Some("exec") | Some("portforward"));
+    if t.kind.kind == "Pod" && streaming && (method == Method::GET || method == Method::POST) {
         if let Err(e) = authorize(&who, &t, "create") {
             return error(&e);
         }
@@ -423,10 +421,12 @@ async fn resource(
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        return match super::exec::handle(state, &pod, &params, req) {
-            Ok(r) => r,
-            Err(e) => error(&e),
+        let answer = if t.sub.as_deref() == Some("exec") {
+            super::exec::handle(state, &pod, &params, req)
+        } else {
+            super::portforward::handle(&pod, req)
         };
+        return answer.unwrap_or_else(|e| error(&e));
     }
     let verb = match (&method, &t.name) {
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
