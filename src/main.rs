@@ -467,7 +467,10 @@ fn server(args: ServerArgs) -> Result<()> {
                 data_dir: layout.data_dir.clone(),
             },
             store.clone(),
-            Arc::new(node::AgentNode { layout: layout.clone() }),
+            Arc::new(node::AgentNode {
+                layout: layout.clone(),
+                pod_network: config.network.cluster_cidr,
+            }),
             shutdown.clone(),
         )
         .await

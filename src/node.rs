@@ -10,9 +10,18 @@ use tokio::sync::mpsc;
 pub struct AgentNode {
     /// The data directory's layout.
     pub layout: Layout,
+    /// The pod network (`--cluster-cidr`).
+    pub pod_network: skiff_agent::network::Cidr,
 }
 
 impl Node for AgentNode {
+    fn is_pod_address(&self, ip: std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(v4) => self.pod_network.contains(v4),
+            std::net::IpAddr::V6(_) => false,
+        }
+    }
+
     fn logs(
         &self,
         pod: &serde_json::Value,

@@ -33,6 +33,9 @@ impl Node for NoNode {
     fn exec(&self, _: &serde_json::Value, _: ExecRequest) -> Result<tokio::process::Child, String> {
         Err("no node".into())
     }
+    fn is_pod_address(&self, _: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 fn pod(i: usize) -> serde_json::Value {

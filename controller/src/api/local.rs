@@ -55,6 +55,9 @@ impl super::Node for NoNode {
     ) -> Result<tokio::process::Child, String> {
         Err("no node".into())
     }
+    fn is_pod_address(&self, _: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 /// An in-process client of `store` without an API server listening or a node: for tests and

@@ -118,6 +118,10 @@ pub trait Node: Send + Sync + 'static {
         pod: &serde_json::Value,
         request: ExecRequest,
     ) -> Result<tokio::process::Child, String>;
+    /// Whether `ip` is a pod address of this node (on its pod network), which port-forward
+    /// may connect to: a pod's `status.podIP` is written through the API, so it is checked
+    /// before the node connects anywhere on a client's behalf.
+    fn is_pod_address(&self, ip: std::net::IpAddr) -> bool;
 }
 
 /// The API server's settings.

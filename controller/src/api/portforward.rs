@@ -143,8 +143,18 @@ fn dictionary() -> &'static [u8] {
 }
 
 /// Handles a port-forward request for `pod` (already authorized).
-pub fn handle(pod: &Value, req: Request<ReqBody>) -> Result<Response<Body>, ApiError> {
+pub fn handle(
+    node: &dyn super::Node,
+    pod: &Value,
+    req: Request<ReqBody>,
+) -> Result<Response<Body>, ApiError> {
     let target = pod_address(pod)?;
+    if !target.is_loopback() && !node.is_pod_address(target) {
+        return Err(ApiError::bad_request(format!(
+            "the address of pod {} ({target}) is not on this node's pod network",
+            pod["metadata"]["name"].as_str().unwrap_or_default()
+        )));
+    }
     let pod_name = format!(
         "{}_{}",
         pod["metadata"]["name"].as_str().unwrap_or_default(),

@@ -424,7 +424,7 @@ async fn resource(
         let answer = if t.sub.as_deref() == Some("exec") {
             super::exec::handle(state, &pod, &params, req)
         } else {
-            super::portforward::handle(&pod, req)
+            super::portforward::handle(&*state.node, &pod, req)
         };
         return answer.unwrap_or_else(|e| error(&e));
     }
