@@ -466,6 +466,15 @@ async fn resource(
             Ok((_, body)) => delete(state, &t, &name, &body, &q),
             Err(e) => Err(e),
         },
+        (_, Some(_), Some(sub @ ("attach" | "ephemeralcontainers" | "eviction" | "binding"))) => {
+            let mut e = ApiError::method_not_allowed(method.as_str());
+            e.message = match sub {
+                "attach" => "kubectl attach is not supported by skiff: a container's output is in `kubectl logs -f`, and `kubectl exec -it` gives a shell".into(),
+                "ephemeralcontainers" => "ephemeral containers (kubectl debug) are not supported by skiff: use `kubectl exec -it`".into(),
+                other => format!("pods/{other} is not supported by skiff"),
+            };
+            Err(e)
+        }
         _ => Err(ApiError::method_not_allowed(method.as_str())),
     };
     match result {
