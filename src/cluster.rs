@@ -187,10 +187,16 @@ impl skiff_agent::Cluster for KubeCluster {
                 field_manager: Some(MANAGER.into()),
                 ..PatchParams::default()
             };
+            // The allocation was planned on the cached Service: it applies to that version
+            // only (a user's change in between wins; the next sync plans again).
+            let rv = self
+                .view
+                .get(&ObjectKey::new("Service", namespace, name))
+                .and_then(|s| s["metadata"]["resourceVersion"].as_str().map(String::from));
             let r = async {
                 if let Some(spec) = spec {
-                    api.patch(name, &pp, &Patch::Merge(json!({ "spec": spec })))
-                        .await?;
+                    let patch = json!({"metadata": {"resourceVersion": rv}, "spec": spec});
+                    api.patch(name, &pp, &Patch::Merge(patch)).await?;
                 }
                 if let Some(status) = status {
                     api.patch_status(name, &pp, &Patch::Merge(json!({ "status": status })))
@@ -201,6 +207,7 @@ impl skiff_agent::Cluster for KubeCluster {
             .await;
             match r {
                 Err(e) if is_not_found(&e) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
                 r => r.map_err(Into::into),
             }
         })

@@ -185,7 +185,7 @@ fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
                 manager: FOLDER_MANAGER.into(),
                 operation: managed::APPLY.into(),
                 api_version: l["apiVersion"].as_str().unwrap_or_default().into(),
-                time: String::new(),
+                time: crate::store::now_rfc3339(),
                 fields: managed::set_of(l)
                     .into_iter()
                     .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))

@@ -333,7 +333,13 @@ pub fn set_entries(obj: &mut Value, entries: &[Entry]) {
                 "manager": e.manager,
                 "operation": e.operation,
                 "apiVersion": e.api_version,
-                "time": e.time,
+                // Always a valid timestamp: clients decode it as one (a bad one would make
+                // a list of the kind undecodable for every watcher).
+                "time": if e.time.parse::<jiff::Timestamp>().is_ok() {
+                    e.time.clone()
+                } else {
+                    crate::store::now_rfc3339()
+                },
                 "fieldsType": "FieldsV1",
                 "fieldsV1": to_fields_v1(&e.fields),
             })
@@ -354,6 +360,19 @@ pub fn owned_by(obj: &Value, manager: &str) -> FieldSet {
         .filter(|e| e.manager == manager)
         .flat_map(|e| e.fields)
         .collect()
+}
+
+/// Whether the path is a key field of a list element (`…/k:{"name":"web"}/f:name`): it goes
+/// with its element (the element's `.`), never on its own — an element another manager keeps
+/// must keep its key.
+fn is_key_field(p: &Path) -> bool {
+    let [.., element, field] = p.as_slice() else {
+        return false;
+    };
+    let (Some(key), Some(field)) = (element.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(field))
 }
 
 fn is_leaf(p: &Path) -> bool {
@@ -432,7 +451,7 @@ pub fn apply(
             })
         };
         for p in before.fields.difference(&applying) {
-            if !owned_elsewhere(p) {
+            if !owned_elsewhere(p) && !is_key_field(p) {
                 remove_at(&mut obj, p);
             }
         }
@@ -502,25 +521,27 @@ pub fn removed(old: &Value, new: &Value) -> FieldSet {
 /// `old` (`None`: a create, where `requested` — the object as sent, before defaults — says
 /// what the writer set). A `managedFields` the request itself changed is kept as given.
 pub fn update(old: Option<&Value>, requested: &Value, new: &mut Value, manager: &str) {
+    // The entries the write starts from: the stored ones, or — as the API server does — those
+    // the request sets itself (kubectl's migration from client-side apply patches them): an
+    // empty list keeps the stored ones, `[{}]` clears them. Either way they are parsed and
+    // written anew, so only well-formed entries are stored.
     let given = &requested["metadata"]["managedFields"];
     let before = old.map(|o| &o["metadata"]["managedFields"]);
-    if given.is_array() && Some(given) != before {
-        let list = given.clone();
-        meta::metadata_mut(new).insert("managedFields".into(), list);
-        if given
-            .as_array()
-            .is_some_and(|a| a.iter().all(|e| e == &json!({})))
-        {
-            meta::metadata_mut(new).remove("managedFields");
+    let mut all = match given.as_array() {
+        Some(list) if Some(given) != before && !list.is_empty() => {
+            if list.iter().all(|e| e == &json!({})) {
+                Vec::new()
+            } else {
+                entries(requested)
+            }
         }
-        return;
-    }
+        _ => old.map(entries).unwrap_or_default(),
+    };
     let present = set_of(new);
     let changes = match old {
         Some(old) => changed(old, new),
         None => set_of(requested).intersection(&present).cloned().collect(),
     };
-    let mut all = old.map(entries).unwrap_or_default();
     let now = crate::store::now_rfc3339();
     let api_version = new["apiVersion"].as_str().unwrap_or_default().to_string();
     for e in all.iter_mut() {
@@ -669,6 +690,48 @@ mod tests {
         let r = apply(Some(&live), &changed, "kubectl", false).unwrap();
         assert_eq!(r["spec"]["replicas"], 3);
         assert!(apply(Some(&live), &changed, "someone", false).is_err());
+    }
+
+    #[test]
+    fn an_element_kept_for_another_manager_keeps_its_key() {
+        let applied = apply(None, &deploy(1, "x:1", false), "ci", false).unwrap();
+        let mut patched = applied.clone();
+        patched["spec"]["template"]["spec"]["containers"][0]["image"] = json!("x:2");
+        update(
+            Some(&applied),
+            &patched.clone(),
+            &mut patched,
+            "kubectl-set",
+        );
+        // ci renames its container: the old element stays for kubectl-set's image, with its name.
+        let mut renamed = deploy(1, "x:2", false);
+        renamed["spec"]["template"]["spec"]["containers"][0]["name"] = json!("app");
+        let r = apply(Some(&patched), &renamed, "ci", true).unwrap();
+        let cs = r["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert!(cs.iter().all(|c| c["name"].is_string()), "{cs:?}");
+    }
+
+    #[test]
+    fn given_managed_fields_are_normalized_and_empty_keeps_the_stored() {
+        let applied = apply(None, &deploy(1, "x:1", false), "ci", false).unwrap();
+        let mut req = applied.clone();
+        req["metadata"]["managedFields"] = json!([]);
+        let mut new = req.clone();
+        update(Some(&applied), &req, &mut new, "someone");
+        assert_eq!(owned_by(&new, "ci"), owned_by(&applied, "ci"));
+        req["metadata"]["managedFields"] = json!([{"manager":"x","operation":"Update","time":"not a time","fieldsV1":{"f:spec":{"f:replicas":{}}}}]);
+        let mut new = req.clone();
+        update(Some(&applied), &req, &mut new, "someone");
+        let t = new["metadata"]["managedFields"][0]["time"]
+            .as_str()
+            .unwrap();
+        assert!(t.parse::<jiff::Timestamp>().is_ok(), "{t}");
+        req["metadata"]["managedFields"] = json!([{}]);
+        let mut new = req.clone();
+        update(Some(&applied), &req, &mut new, "someone");
+        assert!(new["metadata"].get("managedFields").is_none());
     }
 
     #[test]

@@ -207,6 +207,22 @@ impl View {
         }
     }
 
+    /// One object read from the API itself, not the cache (`None`: it does not exist) — for
+    /// decisions that must not rest on a cache lagging behind another (the garbage collector).
+    pub async fn get_live(&self, key: &ObjectKey) -> Result<Option<Value>, WriteError> {
+        if kinds::by_kind(&key.kind).is_none() {
+            return Ok(None);
+        }
+        let req = Request::new(Self::path(key, false))
+            .get(&key.name, &Default::default())
+            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        match self.send(req).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.code() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, WriteError> {
         Ok(self.client.request::<Value>(req).await?)
     }

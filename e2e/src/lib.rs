@@ -166,12 +166,17 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 /// A TCP port that was free on 127.0.0.1 (and 0.0.0.0) a moment ago.
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
+    // Never the same port twice in one test process: the kernel may hand a released port out
+    // again at once, and a test's pod and a server's API port once got the same one.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
         let l = TcpListener::bind("0.0.0.0:0").expect("bind an ephemeral port");
         let port = l.local_addr().unwrap().port();
         drop(l);
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
         // Stay clear of the ports the busybox image uses by default.
-        if port != 8080 {
+        if port != 8080 && !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }

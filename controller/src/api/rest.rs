@@ -752,7 +752,7 @@ fn write(
     };
     let mut updated = base.clone();
     match verb {
-        "update" => updated = patch_body,
+        "update" => updated = patch_body.clone(),
         _ if ct.starts_with("application/merge-patch+json") => {
             patch::merge(&mut updated, &patch_body)
         }
@@ -824,11 +824,13 @@ fn write(
                 meta::metadata_mut(&mut updated).insert("namespace".into(), json!(ns));
             }
             if verb == "patch" {
-                // A patch is against what the client read: it applies to the current version.
-                meta::metadata_mut(&mut updated).insert(
-                    "resourceVersion".into(),
-                    existing["metadata"]["resourceVersion"].clone(),
-                );
+                // A patch applies to the current version, unless it names the version it was
+                // made against (then it is a precondition: 409 if the object changed since).
+                let rv = match patch_body["metadata"]["resourceVersion"].as_str() {
+                    Some(given) if !given.is_empty() => json!(given),
+                    _ => existing["metadata"]["resourceVersion"].clone(),
+                };
+                meta::metadata_mut(&mut updated).insert("resourceVersion".into(), rv);
             }
             // The manifests folder's own annotation stays with the object.
             if let Some(file) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
