@@ -493,27 +493,40 @@ async fn store_secret(
             .expect("bytes serialize")
     };
     let data = json!({"tls.crt": b64(chain), "tls.key": b64(key)});
-    let existing = view.get(&ObjectKey::new("Secret", namespace, name));
-    let result = match existing {
-        Some(s) => {
-            let mut s = (*s).clone();
-            s["type"] = json!("kubernetes.io/tls");
-            s["data"] = data;
-            meta::set_annotation(&mut s, ISSUER_ANNOTATION, directory);
-            // Keeps the resourceVersion: a concurrent change makes this fail (and retry later).
-            view.update(s).await.map(|_| ())
+    let secret_key = ObjectKey::new("Secret", namespace, name);
+    let write = |existing: Option<Value>| {
+        let data = data.clone();
+        async move {
+            match existing {
+                Some(mut s) => {
+                    s["type"] = json!("kubernetes.io/tls");
+                    s["data"] = data;
+                    meta::set_annotation(&mut s, ISSUER_ANNOTATION, directory);
+                    // Keeps the resourceVersion: a concurrent change makes this a 409.
+                    view.update(s).await.map(|_| ())
+                }
+                None => view
+                    .create(json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": name, "namespace": namespace,
+                            "annotations": {ISSUER_ANNOTATION: directory}},
+                        "type": "kubernetes.io/tls",
+                        "data": data,
+                    }))
+                    .await
+                    .map(|_| ()),
+            }
         }
-        None => view
-            .create(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": name, "namespace": namespace,
-                    "annotations": {ISSUER_ANNOTATION: directory}},
-                "type": "kubernetes.io/tls",
-                "data": data,
-            }))
-            .await
-            .map(|_| ()),
     };
+    let mut result = write(view.get(&secret_key).map(|s| (*s).clone())).await;
+    if result.as_ref().is_err_and(|e| e.code() == Some(409)) {
+        // The cache was behind (or the Secret changed meanwhile): once more on what the API
+        // holds now, rather than throwing a freshly issued certificate away.
+        result = match view.get_live(&secret_key).await {
+            Ok(live) => write(live).await,
+            Err(e) => Err(e),
+        };
+    }
     result.map_err(|e| format!("storing Secret {namespace}/{name}: {e}"))
 }
 

@@ -10,8 +10,9 @@
 //! ReplicaSet whose new pods are not yet cached would create them again).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
@@ -73,10 +74,17 @@ impl Objects for View {
 pub struct View {
     client: kube::Client,
     caches: BTreeMap<&'static str, Arc<RwLock<Cache>>>,
-    /// Written objects the caches have not shown yet: (key, resourceVersion; 0 for a deletion).
-    pending: Mutex<Vec<(ObjectKey, u64)>>,
+    /// Per kind, the highest resourceVersion its cache has taken in (every event of the kind
+    /// up to it is reflected: resourceVersions are one global sequence, watched in order).
+    seen: BTreeMap<&'static str, Arc<AtomicU64>>,
+    /// Writes made through this view, until their kind's cache has taken them in:
+    /// (key, the write's resourceVersion, when).
+    pending: Mutex<Vec<(ObjectKey, u64, Instant)>>,
     changes: broadcast::Sender<&'static str>,
 }
+
+/// How long a write may stay unseen by its cache before the reconcilers stop waiting for it.
+const PENDING_TTL: Duration = Duration::from_secs(60);
 
 fn info(kind: &str) -> &'static KindInfo {
     kinds::by_kind(kind).expect("a served kind")
@@ -111,20 +119,24 @@ impl View {
     ) -> anyhow::Result<(Arc<View>, Vec<JoinHandle<()>>)> {
         let (changes, _) = broadcast::channel(256);
         let mut caches = BTreeMap::new();
+        let mut seen = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut ready = Vec::new();
         for &kind in kinds {
             let cache = Arc::new(RwLock::new(Cache::new()));
+            let kind_seen = Arc::new(AtomicU64::new(0));
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             tasks.push(tokio::spawn(keep(
                 client.clone(),
                 kind,
                 cache.clone(),
+                kind_seen.clone(),
                 changes.clone(),
                 ready_tx,
                 shutdown.clone(),
             )));
             caches.insert(kind, cache);
+            seen.insert(kind, kind_seen);
             ready.push(ready_rx);
         }
         tokio::time::timeout(Duration::from_secs(60), async {
@@ -137,6 +149,7 @@ impl View {
         let view = Arc::new(View {
             client,
             caches,
+            seen,
             pending: Mutex::new(Vec::new()),
             changes,
         });
@@ -231,7 +244,7 @@ impl View {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((key, rv(obj)));
+            .push((key, rv(obj), Instant::now()));
     }
 
     /// Creates an object.
@@ -322,20 +335,24 @@ impl View {
         Ok(out)
     }
 
-    /// Whether the caches show every write made through this view (each written object at
-    /// its written version or later, or gone). Forgets what they show.
+    /// Whether the caches show every write made through this view: its kind's cache has taken
+    /// in events up to the write's resourceVersion (whatever happened to the object since).
+    /// Forgets what they show, and writes older than a minute (a cache that stalls must not
+    /// stop the reconcilers for good; it is logged).
     pub fn settled(&self) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|(key, want)| {
-            let Some(cache) = self.caches.get(key.kind.as_str()) else {
+        pending.retain(|(key, want, since)| {
+            let Some(seen) = self.seen.get(key.kind.as_str()) else {
                 return false;
             };
-            let cache = cache.read().unwrap_or_else(|p| p.into_inner());
-            match cache.get(key) {
-                Some(o) => rv(o) < *want,
-                // Gone: a deletion shown, or a creation already deleted again.
-                None => false,
+            if seen.load(Ordering::Acquire) >= *want {
+                return false;
             }
+            if since.elapsed() > PENDING_TTL {
+                tracing::warn!(object = %key, "the {} cache has not shown a write for a minute", key.kind);
+                return false;
+            }
+            true
         });
         pending.is_empty()
     }
@@ -359,10 +376,12 @@ impl View {
 }
 
 /// Keeps one kind's cache with `kube`'s watcher until `shutdown` flips.
+#[allow(clippy::too_many_arguments)]
 async fn keep(
     client: kube::Client,
     kind: &'static str,
     cache: Arc<RwLock<Cache>>,
+    seen: Arc<AtomicU64>,
     changes: broadcast::Sender<&'static str>,
     ready: tokio::sync::oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
@@ -397,7 +416,9 @@ async fn keep(
             }
             watcher::Event::InitDone => {
                 let fresh = relisting.take().unwrap_or_default();
+                let newest = fresh.values().map(|v| rv(v)).max().unwrap_or(0);
                 write(&mut |c| *c = fresh.clone());
+                seen.fetch_max(newest, Ordering::AcqRel);
                 if let Some(r) = ready.take() {
                     let _ = r.send(());
                 }
@@ -408,6 +429,7 @@ async fn keep(
                     write(&mut |c| {
                         c.insert(ObjectKey::of(&v), v.clone());
                     });
+                    seen.fetch_max(rv(&v), Ordering::AcqRel);
                     let _ = changes.send(kind);
                 }
             }
@@ -416,6 +438,7 @@ async fn keep(
                     write(&mut |c| {
                         c.remove(&ObjectKey::of(&v));
                     });
+                    seen.fetch_max(rv(&v), Ordering::AcqRel);
                     let _ = changes.send(kind);
                 }
             }

@@ -68,8 +68,8 @@ pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = reconcile_all(&view).await {
             tracing::warn!("controllers: {e}");
         }
-        if !view.wait_settled(Duration::from_secs(2)).await {
-            tracing::warn!("the caches did not show the controllers' writes within 2 s");
+        if !view.wait_settled(Duration::from_secs(10)).await {
+            tracing::warn!("the caches did not show the controllers' writes within 10 s");
         }
         // Wait for a relevant change or the resync period.
         let mut relevant = false;
