@@ -689,6 +689,37 @@ fn write(
     q: &HashMap<String, String>,
     manager: &str,
 ) -> Result<Response<Body>, ApiError> {
+    // Another write may slip in between reading the object and writing it (a controller's
+    // status, a node allocation): then the write is made again on the new version, as the API
+    // server's GuaranteedUpdate does — unless the client named the version it wrote against,
+    // for which the conflict is the answer.
+    let pinned = serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+    });
+    let mut attempts = 0;
+    loop {
+        match write_once(state, t, name, verb, (ct, body), q, manager) {
+            Err(e) if !pinned && attempts < 5 && super::status::is_modified_conflict(&e) => {
+                attempts += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// One attempt of [`write`].
+#[allow(clippy::too_many_arguments)]
+fn write_once(
+    state: &ApiState,
+    t: &Target,
+    name: &str,
+    verb: &str,
+    (ct, body): (&str, &[u8]),
+    q: &HashMap<String, String>,
+    manager: &str,
+) -> Result<Response<Body>, ApiError> {
     let key = key_of(t, name);
     let sub = t.sub.as_deref();
     let is_apply = ct.starts_with("application/apply-patch");

@@ -206,6 +206,15 @@ fn qualified(resource: &str, group: &str) -> String {
     }
 }
 
+/// Why a write against an outdated resourceVersion fails (Kubernetes' words).
+const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
+
+/// Whether the error is a write against an outdated resourceVersion.
+pub fn is_modified_conflict(e: &ApiError) -> bool {
+    e.code == 409 && e.message.ends_with(MODIFIED)
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError as E;
@@ -218,7 +227,7 @@ impl From<crate::store::StoreError> for ApiError {
                 match e {
                     E::AlreadyExists(_) => ApiError::already_exists(plural, group, &k.name),
                     E::NotFound(_) => ApiError::not_found(plural, group, &k.name),
-                    _ => ApiError::conflict(plural, group, &k.name, "the object has been modified; please apply your changes to the latest version and try again"),
+                    _ => ApiError::conflict(plural, group, &k.name, MODIFIED),
                 }
             }
             _ => ApiError::internal(e.to_string()),
