@@ -17,26 +17,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use serde_json::json;
-use skiff_controller::api::{self, ApiConfig, ExecRequest, LogOptions, Node};
+use skiff_controller::api::local::NoNode;
+use skiff_controller::api::{self, ApiConfig};
 use skiff_controller::store::{ObjectKey, Op, Store};
-
-struct NoNode;
-
-impl Node for NoNode {
-    fn logs(
-        &self,
-        _: &serde_json::Value,
-        _: LogOptions,
-    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, String> {
-        Err("no node".into())
-    }
-    fn exec(&self, _: &serde_json::Value, _: ExecRequest) -> Result<tokio::process::Child, String> {
-        Err("no node".into())
-    }
-    fn is_pod_address(&self, _: std::net::IpAddr) -> bool {
-        false
-    }
-}
 
 fn pod(i: usize) -> serde_json::Value {
     json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":format!("p{i}"),"namespace":"default",

@@ -173,23 +173,33 @@ const NODE_ALLOCATED: &[&str] = &[
     "f:kubectl.kubernetes.io/last-applied-configuration",
 ];
 
+/// The fields the manifests folder owns in a stored object: its managed fields entry, or for an
+/// object stored before skiff tracked managers, what the object declares but what the node
+/// allocated.
+pub fn folder_fields(obj: &Value) -> managed::FieldSet {
+    let owned = managed::owned_by(obj, FOLDER_MANAGER);
+    if !owned.is_empty() {
+        return owned;
+    }
+    managed::set_of(obj)
+        .into_iter()
+        .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))
+        .collect()
+}
+
 /// The folder's server-side apply of `applied` onto `live`: the folder is the truth, so it
 /// takes its fields back from any kubectl manager that changed them (said in the log).
 fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
     let mut live = live.cloned();
     if let Some(l) = live.as_mut() {
         if managed::owned_by(l, FOLDER_MANAGER).is_empty() {
-            // Stored before skiff tracked managers: the folder owned what the object declared.
             let mut entries = managed::entries(l);
             entries.push(managed::Entry {
                 manager: FOLDER_MANAGER.into(),
                 operation: managed::APPLY.into(),
                 api_version: l["apiVersion"].as_str().unwrap_or_default().into(),
                 time: crate::store::now_rfc3339(),
-                fields: managed::set_of(l)
-                    .into_iter()
-                    .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))
-                    .collect(),
+                fields: folder_fields(l),
             });
             managed::set_entries(l, &entries);
         }

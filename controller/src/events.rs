@@ -51,20 +51,6 @@ pub fn node_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// Records an event about `object` (any stored object). Failures are logged, never fatal.
-pub fn record(
-    store: &Store,
-    object: &Value,
-    ty: Type,
-    reason: &str,
-    message: &str,
-    source: Source,
-) {
-    if let Err(e) = try_record(store, object, ty, reason, message, source) {
-        tracing::debug!("recording an event failed: {e}");
-    }
-}
-
 /// A new Event about `object`. Its name is derived from (object, reason, message), so a repeat
 /// finds it and bumps its count, as client-go's event correlator does.
 fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Source) -> Value {
@@ -98,33 +84,6 @@ fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Sour
         "reportingComponent": source.component(),
         "reportingInstance": node_name(),
     })
-}
-
-fn try_record(
-    store: &Store,
-    object: &Value,
-    ty: Type,
-    reason: &str,
-    message: &str,
-    source: Source,
-) -> Result<(), crate::store::StoreError> {
-    let event = new_event(object, ty, reason, message, source);
-    match store.get(&ObjectKey::of(&event)) {
-        Some(e) => {
-            let mut e = (*e).clone();
-            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
-            e["lastTimestamp"] = event["lastTimestamp"].clone();
-            e["involvedObject"] = event["involvedObject"].clone();
-            if let Some(m) = e["metadata"].as_object_mut() {
-                m.remove("resourceVersion");
-            }
-            store.update(e)?;
-        }
-        None => {
-            store.create(event)?;
-        }
-    }
-    Ok(())
 }
 
 /// Records an event through the API (the controllers' and the node's way, as clients); a

@@ -31,6 +31,12 @@ use crate::store::{ObjectKey, Op};
 #[error("{0}")]
 pub struct WriteError(#[from] pub kube::Error);
 
+impl From<kube::core::request::Error> for WriteError {
+    fn from(e: kube::core::request::Error) -> Self {
+        WriteError(kube::Error::BuildRequest(e))
+    }
+}
+
 impl WriteError {
     /// The HTTP status of an API error (409 for conflicts, 404…).
     pub fn code(&self) -> Option<u16> {
@@ -201,22 +207,18 @@ impl View {
             .collect()
     }
 
-    fn path(key: &ObjectKey, name: bool) -> String {
+    /// The collection URL of the key's kind and namespace (kube's `Request` adds the name).
+    fn path(key: &ObjectKey) -> String {
         let i = info(&key.kind);
         let base = if i.api_version.contains('/') {
             format!("/apis/{}", i.api_version)
         } else {
             format!("/api/{}", i.api_version)
         };
-        let ns = if i.namespaced {
-            format!("/namespaces/{}", key.namespace)
+        if i.namespaced {
+            format!("{base}/namespaces/{}/{}", key.namespace, i.plural)
         } else {
-            String::new()
-        };
-        if name {
-            format!("{base}{ns}/{}/{}", i.plural, key.name)
-        } else {
-            format!("{base}{ns}/{}", i.plural)
+            format!("{base}/{}", i.plural)
         }
     }
 
@@ -226,9 +228,7 @@ impl View {
         if kinds::by_kind(&key.kind).is_none() {
             return Ok(None);
         }
-        let req = Request::new(Self::path(key, false))
-            .get(&key.name, &Default::default())
-            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let req = Request::new(Self::path(key)).get(&key.name, &Default::default())?;
         match self.send(req).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.code() == Some(404) => Ok(None),
@@ -250,12 +250,10 @@ impl View {
     /// Creates an object.
     pub async fn create(&self, obj: Value) -> Result<Value, WriteError> {
         let key = ObjectKey::of(&obj);
-        let req = Request::new(Self::path(&key, false))
-            .create(
-                &PostParams::default(),
-                serde_json::to_vec(&obj).expect("json"),
-            )
-            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let req = Request::new(Self::path(&key)).create(
+            &PostParams::default(),
+            serde_json::to_vec(&obj).expect("json"),
+        )?;
         let created = self.send(req).await?;
         self.expect(ObjectKey::of(&created), &created);
         Ok(created)
@@ -264,13 +262,11 @@ impl View {
     /// Replaces an object (its `resourceVersion`, if set, must still be current: 409 if not).
     pub async fn update(&self, obj: Value) -> Result<Value, WriteError> {
         let key = ObjectKey::of(&obj);
-        let req = Request::new(Self::path(&key, false))
-            .replace(
-                &key.name,
-                &PostParams::default(),
-                serde_json::to_vec(&obj).expect("json"),
-            )
-            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let req = Request::new(Self::path(&key)).replace(
+            &key.name,
+            &PostParams::default(),
+            serde_json::to_vec(&obj).expect("json"),
+        )?;
         let updated = self.send(req).await?;
         self.expect(key, &updated);
         Ok(updated)
@@ -289,14 +285,12 @@ impl View {
             "metadata": {"name": key.name, "namespace": key.namespace},
             "status": status,
         });
-        let req = Request::new(Self::path(key, false))
-            .replace_subresource(
-                "status",
-                &key.name,
-                &PostParams::default(),
-                serde_json::to_vec(&body).expect("json"),
-            )
-            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let req = Request::new(Self::path(key)).replace_subresource(
+            "status",
+            &key.name,
+            &PostParams::default(),
+            serde_json::to_vec(&body).expect("json"),
+        )?;
         let updated = self.send(req).await?;
         self.expect(key.clone(), &updated);
         Ok(updated)
@@ -304,9 +298,7 @@ impl View {
 
     /// Deletes an object (Pods gracefully). Gone already is fine.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), WriteError> {
-        let req = Request::new(Self::path(key, false))
-            .delete(&key.name, &DeleteParams::default())
-            .map_err(|e| WriteError(kube::Error::BuildRequest(e)))?;
+        let req = Request::new(Self::path(key)).delete(&key.name, &DeleteParams::default())?;
         match self.send(req).await {
             Ok(v) => {
                 self.expect(key.clone(), &v);

@@ -38,7 +38,7 @@ pub fn client(state: Arc<ApiState>, agent: &'static str) -> kube::Client {
 
 /// A node that has nothing to show (logs and exec answer with an error): for clients of a
 /// store without an agent — tests and benchmarks.
-struct NoNode;
+pub struct NoNode;
 
 impl super::Node for NoNode {
     fn logs(

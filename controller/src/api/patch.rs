@@ -195,35 +195,6 @@ pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
     json_patch::patch(target, &p).map_err(|e| format!("the JSON patch does not apply: {e}"))
 }
 
-/// The leaf paths where two values differ (for conflict messages), at most `limit`.
-pub fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>, limit: usize) {
-    if out.len() >= limit || old == new {
-        return;
-    }
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                changed_paths(
-                    a.get(k).unwrap_or(&Value::Null),
-                    b.get(k).unwrap_or(&Value::Null),
-                    &p,
-                    out,
-                    limit,
-                );
-            }
-        }
-        _ => out.push(path.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

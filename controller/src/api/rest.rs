@@ -355,15 +355,7 @@ fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError> {
     if meta::annotation(existing, MANIFEST_ANNOTATION).is_none() {
         return Ok(());
     }
-    let mut owned = managed::owned_by(existing, FOLDER_MANAGER);
-    if owned.is_empty() {
-        // Written before skiff tracked managers: the folder owns what it declared.
-        owned = managed::set_of(existing);
-        owned.retain(|p| {
-            !p.iter()
-                .any(|e| e == "f:kubectl.kubernetes.io/last-applied-configuration")
-        });
-    }
+    let owned = apply::folder_fields(existing);
     let touched: Vec<(String, String)> = managed::changed(existing, new)
         .union(&managed::removed(existing, new))
         .filter(|p| owned.contains(*p))
