@@ -1,5 +1,5 @@
 //! The agent's view of the control plane, as a client of the API server (architecture
-//! decision 2): it reads the daemon's shared caches (`skiff_controller::view::View`, kept by
+//! decision 2): it reads the daemon's shared caches (`skiff_controller::client::view::View`, kept by
 //! `kube`'s watcher over the in-process client — one informer per kind for the whole process,
 //! as client-go's shared informers), and writes as API requests: status, deletions, Service
 //! allocations and Events take the same path as kubectl's.
@@ -11,8 +11,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use skiff_agent::Write;
-use skiff_controller::store::ObjectKey;
-use skiff_controller::view::View;
+use skiff_controller::client::view::View;
+use skiff_controller::model::store::ObjectKey;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -150,17 +150,17 @@ impl skiff_agent::Cluster for KubeCluster {
             (self.client.clone(), reason.to_string(), message.to_string());
         tokio::spawn(async move {
             let ty = if warning {
-                skiff_controller::events::Type::Warning
+                skiff_controller::client::events::Type::Warning
             } else {
-                skiff_controller::events::Type::Normal
+                skiff_controller::client::events::Type::Normal
             };
-            skiff_controller::events::record_via(
+            skiff_controller::client::events::record_via(
                 &client,
                 &p,
                 ty,
                 &reason,
                 &message,
-                skiff_controller::events::Source::Kubelet,
+                skiff_controller::client::events::Source::Kubelet,
             )
             .await;
         });

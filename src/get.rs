@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use skiff_controller::{kinds, store::Store};
+use skiff_controller::model::{kinds, store::Store};
 
 /// Arguments of `skiff get`.
 #[derive(Args, Clone)]

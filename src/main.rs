@@ -4,7 +4,10 @@
 //! node agent (`skiff_agent`) and the images folder. `skiff shim` is the per-container
 //! process the agent starts; it must run before any thread exists, so it is dispatched first.
 
+#![forbid(unsafe_code)]
+
 mod cluster;
+mod config;
 mod get;
 mod node;
 
@@ -13,7 +16,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: store, controllers, node agent, manifests and images folders.
-    Server(ServerArgs),
+    Server(config::ServerArgs),
     /// Work with the image store.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -142,196 +144,6 @@ struct DataDirArg {
     data_dir: PathBuf,
 }
 
-#[derive(Args)]
-struct ServerArgs {
-    /// The configuration file (YAML; the same keys as these flags, e.g. `data-dir: /srv/skiff`).
-    #[arg(long, default_value = "/etc/skiff/config.yaml")]
-    config: PathBuf,
-    /// Where everything persistent lives. [default: /var/lib/skiff]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// The manifests folder. [default: /etc/skiff/manifests]
-    #[arg(long)]
-    manifests: Option<PathBuf>,
-    /// The images folder for archives to import. [default: <data-dir>/images]
-    #[arg(long)]
-    images: Option<PathBuf>,
-    /// Registry mirrors, credentials and TLS, in k3s's registries.yaml format.
-    /// [default: /etc/skiff/registries.yaml]
-    #[arg(long)]
-    registries: Option<PathBuf>,
-    /// The Kubernetes API's HTTPS port. [default: 6443]
-    #[arg(long)]
-    api_port: Option<u16>,
-    /// The address the API and the ingress proxy listen on. [default: 0.0.0.0]
-    #[arg(long)]
-    bind_address: Option<std::net::IpAddr>,
-    /// Extra host names or IPs for the API's serving certificate (repeatable).
-    #[arg(long)]
-    tls_san: Vec<String>,
-    /// Where to write the admin kubeconfig (mode 0600). [default: /etc/skiff/kubeconfig.yaml]
-    #[arg(long)]
-    write_kubeconfig: Option<PathBuf>,
-    /// The ingress proxy's HTTP port, on --bind-address (0: none). [default: 80]
-    #[arg(long)]
-    http_port: Option<u16>,
-    /// The ingress proxy's HTTPS port, on --bind-address (0: none). [default: 443]
-    #[arg(long)]
-    https_port: Option<u16>,
-    /// The ACME directory that certificates of Ingress TLS hosts are ordered from ("off": no
-    /// ACME, self-signed certificates). [default: Let's Encrypt's production directory]
-    #[arg(long)]
-    acme_directory: Option<String>,
-    /// The ACME account's contact e-mail address.
-    #[arg(long)]
-    acme_email: Option<String>,
-    /// A PEM file with the root to trust for the ACME server's own HTTPS (e.g. pebble's).
-    /// [default: the system's roots]
-    #[arg(long)]
-    acme_ca_root: Option<PathBuf>,
-    /// Pull only through the mirrors of registries.yaml, never from a registry's own endpoint
-    /// (registries on loopback excepted): for air-gapped hosts.
-    #[arg(long)]
-    disable_default_registry_endpoint: bool,
-    /// Pod addresses. [default: 10.42.0.0/16]
-    #[arg(long)]
-    cluster_cidr: Option<String>,
-    /// Service virtual IPs. [default: 10.43.0.0/16]
-    #[arg(long)]
-    service_cidr: Option<String>,
-    /// The pods' bridge. [default: skiff0]
-    #[arg(long)]
-    bridge: Option<String>,
-}
-
-/// `/etc/skiff/config.yaml`: the same keys as the flags.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct ConfigFile {
-    data_dir: Option<PathBuf>,
-    manifests: Option<PathBuf>,
-    images: Option<PathBuf>,
-    registries: Option<PathBuf>,
-    api_port: Option<u16>,
-    bind_address: Option<std::net::IpAddr>,
-    #[serde(default)]
-    tls_san: Vec<String>,
-    write_kubeconfig: Option<PathBuf>,
-    #[serde(default)]
-    disable_default_registry_endpoint: bool,
-    http_port: Option<u16>,
-    https_port: Option<u16>,
-    acme_directory: Option<String>,
-    acme_email: Option<String>,
-    acme_ca_root: Option<PathBuf>,
-    cluster_cidr: Option<String>,
-    service_cidr: Option<String>,
-    bridge: Option<String>,
-}
-
-struct ServerConfig {
-    data_dir: PathBuf,
-    manifests: PathBuf,
-    images: PathBuf,
-    registries: PathBuf,
-    api: std::net::SocketAddr,
-    tls_sans: Vec<String>,
-    kubeconfig: PathBuf,
-    offline_registries: bool,
-    ingress: IngressSettings,
-    network: skiff_agent::network::NetworkConfig,
-}
-
-impl ServerArgs {
-    fn resolve(&self) -> Result<ServerConfig> {
-        let file: ConfigFile = match std::fs::read_to_string(&self.config) {
-            Ok(text) => serde_yaml_ng::from_str::<Option<ConfigFile>>(&text)
-                .with_context(|| format!("invalid configuration file {}", self.config.display()))?
-                .unwrap_or_default(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.config.display())),
-        };
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| "/var/lib/skiff".into());
-        let manifests = self
-            .manifests
-            .clone()
-            .or(file.manifests)
-            .unwrap_or_else(|| "/etc/skiff/manifests".into());
-        let images = self
-            .images
-            .clone()
-            .or(file.images)
-            .unwrap_or_else(|| data_dir.join("images"));
-        let registries = self
-            .registries
-            .clone()
-            .or(file.registries)
-            .unwrap_or_else(|| "/etc/skiff/registries.yaml".into());
-        let port = self.api_port.or(file.api_port).unwrap_or(6443);
-        let bind = self
-            .bind_address
-            .or(file.bind_address)
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let mut tls_sans = file.tls_san;
-        tls_sans.extend(self.tls_san.iter().cloned());
-        let kubeconfig = self
-            .write_kubeconfig
-            .clone()
-            .or(file.write_kubeconfig)
-            .unwrap_or_else(|| "/etc/skiff/kubeconfig.yaml".into());
-        let listen = |port: u16| (port != 0).then(|| std::net::SocketAddr::new(bind, port));
-        let acme_directory = self
-            .acme_directory
-            .clone()
-            .or(file.acme_directory)
-            .unwrap_or_else(|| skiff_controller::acme::LETS_ENCRYPT.into());
-        let ingress = IngressSettings {
-            http: listen(self.http_port.or(file.http_port).unwrap_or(80)),
-            https: listen(self.https_port.or(file.https_port).unwrap_or(443)),
-            acme_directory: (acme_directory != "off").then_some(acme_directory),
-            acme_email: self.acme_email.clone().or(file.acme_email),
-            acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root),
-        };
-        Ok(ServerConfig {
-            ingress,
-            data_dir,
-            manifests,
-            images,
-            registries,
-            api: std::net::SocketAddr::new(bind, port),
-            tls_sans,
-            kubeconfig,
-            offline_registries: self.disable_default_registry_endpoint
-                || file.disable_default_registry_endpoint,
-            network: skiff_agent::network::NetworkConfig {
-                bridge: self
-                    .bridge
-                    .clone()
-                    .or(file.bridge)
-                    .unwrap_or_else(|| "skiff0".into()),
-                cluster_cidr: self
-                    .cluster_cidr
-                    .clone()
-                    .or(file.cluster_cidr)
-                    .unwrap_or_else(|| "10.42.0.0/16".into())
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?,
-                service_cidr: self
-                    .service_cidr
-                    .clone()
-                    .or(file.service_cidr)
-                    .unwrap_or_else(|| "10.43.0.0/16".into())
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
-            },
-        })
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
     // The shim first: it must stay single-threaded (no logging threads, no runtime).
@@ -405,7 +217,7 @@ fn init_logging() {
         .init();
 }
 
-fn server(args: ServerArgs) -> Result<()> {
+fn server(args: config::ServerArgs) -> Result<()> {
     let config = args.resolve()?;
     let layout = skiff_agent::runtime::Layout::new(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
@@ -420,9 +232,9 @@ fn server(args: ServerArgs) -> Result<()> {
         ),
     )?;
     let store = Arc::new(
-        skiff_controller::store::Store::open(&layout.data_dir).context("opening the store")?,
+        skiff_controller::model::store::Store::open(&layout.data_dir)
+            .context("opening the store")?,
     );
-    skiff_controller::ensure_builtin_namespaces(&store)?;
     let images = Arc::new(
         skiff_agent::image::ImageStore::open(&layout.data_dir)
             .context("opening the image store")?
@@ -459,34 +271,28 @@ fn server(args: ServerArgs) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let (api, api_state) = skiff_controller::api::start(
-            skiff_controller::api::ApiConfig {
-                listen: config.api,
-                tls_sans: config.tls_sans.clone(),
-                kubeconfig: config.kubeconfig.clone(),
-                data_dir: layout.data_dir.clone(),
+        let node = Arc::new(node::AgentNode {
+            layout: layout.clone(),
+            pod_network: config.network.cluster_cidr,
+        });
+        let control = skiff_controller::start(
+            store,
+            node,
+            skiff_controller::Config {
+                node_name: config.node_name.clone(),
+                api: skiff_controller::api::ApiConfig {
+                    listen: config.api,
+                    tls_sans: config.tls_sans.clone(),
+                    kubeconfig: config.kubeconfig.clone(),
+                    data_dir: layout.data_dir.clone(),
+                },
+                manifests: config.manifests.clone(),
+                ingress: config.ingress,
             },
-            store.clone(),
-            Arc::new(node::AgentNode {
-                layout: layout.clone(),
-                pod_network: config.network.cluster_cidr,
-            }),
             shutdown.clone(),
         )
-        .await
-        .context("starting the API server")?;
-        // The controllers (and the ingress reconciler) read one set of caches, kept by kube's
-        // watcher over the in-process client.
-        let (view, mut tasks) = skiff_controller::view::View::start(
-            skiff_controller::api::local::client(api_state.clone(), "skiff-controller"),
-            skiff_controller::controllers::KINDS,
-            shutdown.clone(),
-        )
-        .await
-        .context("the controllers' view of the API")?;
-        tasks.extend(skiff_controller::start(store.clone(), view.clone(), config.manifests.clone(), shutdown.clone()));
-        tasks.push(api);
-        tasks.extend(start_ingress(&config.ingress, &layout.data_dir, view.clone(), shutdown.clone()).await?);
+        .await?;
+        let mut tasks = control.tasks;
         let imported = Arc::new(tokio::sync::Notify::new());
         let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(skiff_agent::image::folder::run(
@@ -500,8 +306,8 @@ fn server(args: ServerArgs) -> Result<()> {
         // Archives already in the images folder are imported before pods are started (for a
         // while at most: a huge archive must not hold the agent back).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), first_pass).await;
-        let node_client = skiff_controller::api::local::client(api_state, "skiff-node");
-        let (cluster, wake) = cluster::KubeCluster::start(node_client, view.clone(), shutdown.clone());
+        let node_client = skiff_controller::api::local::client(control.api, "skiff-node");
+        let (cluster, wake) = cluster::KubeCluster::start(node_client, control.view, shutdown.clone());
         tasks.push(wake);
         tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
             std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),
@@ -650,104 +456,4 @@ fn token(cmd: TokenCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The ingress proxy's listeners and ACME settings.
-struct IngressSettings {
-    http: Option<std::net::SocketAddr>,
-    https: Option<std::net::SocketAddr>,
-    acme_directory: Option<String>,
-    acme_email: Option<String>,
-    acme_ca_root: Option<PathBuf>,
-}
-
-/// The ingress reconciler's view of the proxy.
-struct ProxyHandle(skiff_proxy::Proxy);
-
-impl skiff_controller::controllers::ingress::IngressProxy for ProxyHandle {
-    fn set_routes(&self, table: skiff_proxy::RouteTable) {
-        if self.0.set_routes(table) {
-            tracing::debug!("ingress routes updated");
-        }
-    }
-    fn set_certificates(
-        &self,
-        by_host: std::collections::HashMap<String, skiff_proxy::Certificate>,
-    ) {
-        self.0.set_certificates(by_host);
-    }
-    fn add_http01(&self, token: &str, key_authorization: &str) {
-        self.0.add_http01(token, key_authorization);
-    }
-    fn remove_http01(&self, token: &str) {
-        self.0.remove_http01(token);
-    }
-    fn add_tls_alpn01(&self, host: &str, certificate: skiff_proxy::Certificate) {
-        self.0.add_tls_alpn01(host, certificate);
-    }
-    fn remove_tls_alpn01(&self, host: &str) {
-        self.0.remove_tls_alpn01(host);
-    }
-}
-
-/// Starts the ingress proxy's listeners and the ingress reconciler. A port that cannot be bound
-/// (taken, or 80/443 without privileges) is logged and skipped: the rest of the daemon matters
-/// more than one listener.
-async fn start_ingress(
-    settings: &IngressSettings,
-    data_dir: &Path,
-    view: Arc<skiff_controller::view::View>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>> {
-    let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
-        https_port: settings.https.map_or(443, |a| a.port()),
-        tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
-        ..Default::default()
-    })
-    .context("starting the ingress proxy")?;
-    let mut tasks = Vec::new();
-    let mut up = [false, false];
-    for (i, addr) in [settings.http, settings.https].into_iter().enumerate() {
-        let Some(addr) = addr else { continue };
-        let scheme = if i == 0 { "HTTP" } else { "HTTPS" };
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                up[i] = true;
-                tracing::info!("ingress proxy listening on {addr} ({scheme})");
-                let (p, s) = (proxy.clone(), shutdown.clone());
-                tasks.push(tokio::spawn(async move {
-                    if i == 0 {
-                        p.serve_http(listener, s).await
-                    } else {
-                        p.serve_https(listener, s).await
-                    }
-                }));
-            }
-            Err(e) => tracing::error!(
-                "ingress proxy: cannot listen on {addr} ({scheme}): {e}; Ingresses are not served over {scheme}"
-            ),
-        }
-    }
-    let handle: Arc<dyn skiff_controller::controllers::ingress::IngressProxy> =
-        Arc::new(ProxyHandle(proxy));
-    let certs = Arc::new(skiff_controller::acme::CertManager::new(
-        view.clone(),
-        handle.clone(),
-        skiff_controller::acme::AcmeConfig {
-            directory: settings.acme_directory.clone(),
-            email: settings.acme_email.clone(),
-            ca_root: settings.acme_ca_root.clone(),
-            state_dir: data_dir.join("acme"),
-            http01: up[0],
-            tls_alpn01: up[1],
-        },
-    ));
-    let address = match settings.http.or(settings.https).map(|a| a.ip()) {
-        Some(ip) if !ip.is_unspecified() => ip.to_string(),
-        _ => "127.0.0.1".to_string(),
-    };
-    tasks.push(tokio::spawn(skiff_controller::controllers::ingress::run(
-        view, handle, certs, address, shutdown,
-    )));
-    Ok(tasks)
 }

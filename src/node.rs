@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use skiff_agent::pod::logs::{self, LogRequest};
 use skiff_agent::runtime::Layout;
-use skiff_controller::api::{ExecRequest, LogOptions, Node};
+use skiff_controller::api::{ExecRequest, LogOptions, Node, NodeError};
 use tokio::sync::mpsc;
 
 /// Implements [`Node`] over the agent's files.
@@ -26,7 +26,7 @@ impl Node for AgentNode {
         &self,
         pod: &serde_json::Value,
         o: LogOptions,
-    ) -> Result<mpsc::Receiver<Bytes>, String> {
+    ) -> Result<mpsc::Receiver<Bytes>, NodeError> {
         let m = &pod["metadata"];
         logs::stream(
             &self.layout,
@@ -43,22 +43,26 @@ impl Node for AgentNode {
                 limit_bytes: o.limit_bytes,
             },
         )
+        .map_err(NodeError::from)
     }
 
     fn exec(
         &self,
         pod: &serde_json::Value,
         request: ExecRequest,
-    ) -> Result<tokio::process::Child, String> {
+    ) -> Result<tokio::process::Child, NodeError> {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
         let Some(dir) = skiff_agent::runtime::exec::running_container_dir(
             &self.layout,
             uid,
             &request.container,
         ) else {
-            return Err(format!("container {:?} is not running", request.container));
+            return Err(NodeError(format!(
+                "container {:?} is not running",
+                request.container
+            )));
         };
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| NodeError(e.to_string()))?;
         let mut command = tokio::process::Command::new(exe);
         command.arg("shim").arg("--exec");
         if request.tty {
@@ -77,6 +81,6 @@ impl Node for AgentNode {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("starting the exec helper: {e}"))
+            .map_err(|e| NodeError(format!("starting the exec helper: {e}")))
     }
 }

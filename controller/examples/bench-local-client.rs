@@ -19,7 +19,7 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 use serde_json::json;
 use skiff_controller::api::local::NoNode;
 use skiff_controller::api::{self, ApiConfig};
-use skiff_controller::store::{ObjectKey, Op, Store};
+use skiff_controller::model::store::{ObjectKey, Op, Store};
 
 fn pod(i: usize) -> serde_json::Value {
     json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":format!("p{i}"),"namespace":"default",
@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let list_runs = 30;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(dir.path())?);
-    skiff_controller::ensure_builtin_namespaces(&store)?;
+    skiff_controller::model::builtin::ensure(&store)?;
     store.transaction((0..pods).map(|i| Op::Create(pod(i))).collect())?;
     for i in 0..pods {
         store.update_status(

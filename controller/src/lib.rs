@@ -1,81 +1,125 @@
-//! skiff's control plane: the object store, validation and defaulting, apply semantics, the
-//! manifests folder, and the reconcilers that turn Deployments into ReplicaSets into Pods.
+//! skiff's control plane, in layers — each uses only the layers above it in this list:
 //!
-//! Start reading at [`start`]: it is handed the [`store::Store`] and starts the manifests
-//! folder and the controllers as tasks.
+//! 1. [`model`]: the object model — kinds, metadata, validation, defaults, patches, field
+//!    ownership, and the store every write ends in.
+//! 2. [`api`]: the Kubernetes API server over the store (and its in-process transport).
+//! 3. [`folder`]: the manifests folder, writing files into the store as one transaction each.
+//! 4. [`client`]: the control plane as an API client — watch caches and Events.
+//! 5. [`controllers`] (Deployment, ReplicaSet, EndpointSlice, garbage collection) and
+//!    [`ingress`] (routes, ACME certificates, the seam to the proxy): reconcilers that read the
+//!    caches and write through the API.
+//!
+//! Start reading at [`start`]: it starts all of it.
 
-pub mod acme;
+#![forbid(unsafe_code)]
+
 pub mod api;
-pub mod apply;
+pub mod client;
 pub mod controllers;
-pub mod defaults;
-pub mod events;
 pub mod folder;
-pub mod kinds;
-pub mod managed;
-pub mod meta;
-pub mod store;
-pub mod validate;
-pub mod view;
+pub mod ingress;
+pub mod model;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// Makes sure the namespaces every cluster has exist.
-pub fn ensure_builtin_namespaces(store: &store::Store) -> Result<(), store::StoreError> {
-    for ns in ["default", "kube-system"] {
-        let key = store::ObjectKey::new("Namespace", "", ns);
-        if store.get(&key).is_none() {
-            store.create(serde_json::json!({
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
-            }))?;
-        }
-    }
-    // The default IngressClass: Ingresses without a class are skiff's.
-    let class = store::ObjectKey::new("IngressClass", "", "skiff");
-    if store.get(&class).is_none() {
-        store.create(serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-            "metadata": {"name": "skiff", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
-            "spec": {"controller": "skiff.io/ingress"}
-        }))?;
-    }
-    Ok(())
+use crate::client::view::View;
+use crate::model::store::Store;
+
+/// What the control plane is started with.
+pub struct Config {
+    /// This node's name (pods are bound to it, events name it).
+    pub node_name: String,
+    /// The API server's settings.
+    pub api: api::ApiConfig,
+    /// The manifests folder.
+    pub manifests: PathBuf,
+    /// The ingress proxy and its certificates.
+    pub ingress: IngressConfig,
 }
 
-/// Starts the control plane's tasks: the manifests folder (writing to the store in one
-/// transaction per file), the reconcilers (API clients reading `view`), and the API server's
-/// housekeeping (expired Events). They stop when `shutdown` flips to true.
-pub fn start(
-    store: Arc<store::Store>,
-    view: Arc<view::View>,
-    manifests_dir: PathBuf,
+/// The ingress proxy's listeners and how its certificates are obtained.
+pub struct IngressConfig {
+    /// The HTTP listener (`None`: none).
+    pub http: Option<SocketAddr>,
+    /// The HTTPS listener (`None`: none).
+    pub https: Option<SocketAddr>,
+    /// Whether the proxy resumes TLS sessions (off only for handshake benchmarks).
+    pub tls_resumption: bool,
+    /// The ACME directory URL (`None`: no ACME, self-signed certificates only).
+    pub acme_directory: Option<String>,
+    /// The ACME account's contact address.
+    pub acme_email: Option<String>,
+    /// A PEM file with the root of the ACME server's own HTTPS certificate (a private CA).
+    pub acme_ca_root: Option<PathBuf>,
+}
+
+/// Why the control plane did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The built-in objects could not be written.
+    #[error("writing the built-in namespaces: {0}")]
+    Builtin(#[from] model::store::StoreError),
+    /// The API server did not start.
+    #[error("starting the API server: {0}")]
+    Api(#[from] api::StartError),
+    /// The watch caches did not fill.
+    #[error("the controllers' view of the API: {0}")]
+    View(#[from] client::view::ViewError),
+    /// The ingress proxy could not be made.
+    #[error("starting the ingress proxy: {0}")]
+    Proxy(#[from] skiff_proxy::ProxyError),
+}
+
+/// The running control plane.
+pub struct ControlPlane {
+    /// The API server's state: in-process clients are made from it ([`ControlPlane::client`]).
+    pub api: Arc<api::ApiState>,
+    /// The watch caches every reconciler reads (the node agent reads them too).
+    pub view: Arc<View>,
+    /// Its tasks; they end after `shutdown` flips.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// An in-process API client acting as the admin, naming `manager` as its field manager.
+    pub fn client(&self, manager: &'static str) -> kube::Client {
+        api::local::client(self.api.clone(), manager)
+    }
+}
+
+/// Starts the whole control plane on `store`: the built-in objects, the API server (returns
+/// once it listens), the watch caches (filled before this returns), the reconcilers, the
+/// ingress proxy's listeners with the ingress/ACME reconciler, the manifests folder and the API
+/// server's housekeeping. Everything stops when `shutdown` flips to true.
+pub async fn start(
+    store: Arc<Store>,
+    node: Arc<dyn api::Node>,
+    config: Config,
     shutdown: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let folder = folder::ManifestsFolder::new(manifests_dir, store.clone());
-    let controllers = controllers::run(view, shutdown.clone());
-    let housekeeping = {
-        let mut shutdown = shutdown.clone();
-        async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tick.tick() => {
-                        if let Err(e) = events::expire(&store) {
-                            tracing::warn!("expiring events: {e}");
-                        }
-                    }
-                }
-            }
-        }
-    };
-    vec![
-        tokio::spawn(folder.run(shutdown)),
-        tokio::spawn(controllers),
-        tokio::spawn(housekeeping),
-    ]
+) -> Result<ControlPlane, StartError> {
+    model::node::set_name(&config.node_name);
+    model::builtin::ensure(&store)?;
+    let acme_dir = config.api.data_dir.join("acme");
+    let (api_task, api) = api::start(config.api, store.clone(), node, shutdown.clone()).await?;
+    let (view, mut tasks) = View::start(
+        api::local::client(api.clone(), "skiff-controller"),
+        controllers::KINDS,
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.push(api_task);
+    tasks.push(tokio::spawn(controllers::run(
+        view.clone(),
+        shutdown.clone(),
+    )));
+    tasks.extend(ingress::start(config.ingress, acme_dir, view.clone(), shutdown.clone()).await?);
+    let folder = folder::ManifestsFolder::new(config.manifests, store.clone());
+    tasks.push(tokio::spawn(folder.run(shutdown.clone())));
+    tasks.push(tokio::spawn(api::housekeeping::run(store, shutdown)));
+    Ok(ControlPlane { api, view, tasks })
 }

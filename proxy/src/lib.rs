@@ -14,6 +14,8 @@
 //! - Observability: one access log line per request (tracing target `access`, level info) and
 //!   per-route counters ([`Proxy::metrics`], Prometheus text format).
 
+#![forbid(unsafe_code)]
+
 mod routes;
 pub mod tls;
 mod upstream;

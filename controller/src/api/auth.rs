@@ -56,6 +56,11 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
+/// The token table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the token table: {0}")]
+pub struct TokenError(#[from] rusqlite::Error);
+
 /// The token table.
 pub struct Tokens {
     conn: Mutex<Connection>,
@@ -64,7 +69,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// Opens the table in `<data-dir>/state.db`.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(data_dir: &Path) -> Result<Self, TokenError> {
         let conn = Connection::open(data_dir.join("state.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
@@ -79,7 +84,7 @@ impl Tokens {
         &self,
         namespace: Option<&str>,
         id: Option<&str>,
-    ) -> anyhow::Result<(String, String)> {
+    ) -> Result<(String, String), TokenError> {
         let id = id
             .map(String::from)
             .unwrap_or_else(|| format!("{}-{}", namespace.unwrap_or("admin"), &random_hex(3)));
@@ -89,13 +94,18 @@ impl Tokens {
             .unwrap_or_else(|p| p.into_inner())
             .execute(
                 "INSERT INTO tokens (hash, id, namespace, created) VALUES (?1, ?2, ?3, ?4)",
-                params![hash(&token), id, namespace, crate::store::now_rfc3339()],
+                params![
+                    hash(&token),
+                    id,
+                    namespace,
+                    crate::model::store::now_rfc3339()
+                ],
             )?;
         Ok((id, token))
     }
 
     /// Lists tokens (never their secrets).
-    pub fn list(&self) -> anyhow::Result<Vec<TokenInfo>> {
+    pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt =
             conn.prepare("SELECT id, namespace, created FROM tokens ORDER BY created")?;
@@ -110,7 +120,7 @@ impl Tokens {
     }
 
     /// Revokes a token by id. Returns whether it existed.
-    pub fn revoke(&self, id: &str) -> anyhow::Result<bool> {
+    pub fn revoke(&self, id: &str) -> Result<bool, TokenError> {
         let n = self
             .conn
             .lock()

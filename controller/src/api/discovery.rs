@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::kinds::{KindInfo, KINDS};
+use crate::model::kinds::{KindInfo, KINDS};
 
 /// The content type of aggregated discovery.
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";

@@ -161,7 +161,7 @@ pub fn handle(
                 tty,
             },
         )
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.0))?;
     let v5 = *protocol == "v5.channel.k8s.io";
     let response = websocket_response(key, protocol);
     tokio::spawn(async move {

@@ -45,15 +45,15 @@ impl super::Node for NoNode {
         &self,
         _: &serde_json::Value,
         _: super::LogOptions,
-    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, String> {
-        Err("no node".into())
+    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, super::NodeError> {
+        Err(super::NodeError("no node".into()))
     }
     fn exec(
         &self,
         _: &serde_json::Value,
         _: super::ExecRequest,
-    ) -> Result<tokio::process::Child, String> {
-        Err("no node".into())
+    ) -> Result<tokio::process::Child, super::NodeError> {
+        Err(super::NodeError("no node".into()))
     }
     fn is_pod_address(&self, _: std::net::IpAddr) -> bool {
         false
@@ -63,9 +63,9 @@ impl super::Node for NoNode {
 /// An in-process client of `store` without an API server listening or a node: for tests and
 /// benchmarks of API clients.
 pub fn client_for(
-    store: Arc<crate::store::Store>,
+    store: Arc<crate::model::store::Store>,
     data_dir: &std::path::Path,
-) -> anyhow::Result<kube::Client> {
+) -> Result<kube::Client, super::auth::TokenError> {
     Ok(client(
         Arc::new(ApiState {
             store,

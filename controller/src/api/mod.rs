@@ -19,8 +19,8 @@
 pub mod auth;
 pub mod discovery;
 pub mod exec;
+pub mod housekeeping;
 pub mod local;
-pub mod patch;
 pub mod portforward;
 pub mod protobuf;
 pub mod rest;
@@ -40,7 +40,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use tokio::sync::{mpsc, watch};
 
-use crate::store::Store;
+use crate::model::store::Store;
 
 /// A response body: whole, or streamed (watches, followed logs).
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -99,6 +99,18 @@ pub struct ExecRequest {
     pub tty: bool,
 }
 
+/// The node could not do what was asked; the message is for the client (`kubectl logs`,
+/// `kubectl exec` show it).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct NodeError(pub String);
+
+impl From<String> for NodeError {
+    fn from(message: String) -> Self {
+        NodeError(message)
+    }
+}
+
 /// What the API server asks of the node (the kubelet's part of the API: logs, exec).
 pub trait Node: Send + Sync + 'static {
     /// Streams a container's log as text chunks. Errors are messages for the client.
@@ -106,7 +118,7 @@ pub trait Node: Send + Sync + 'static {
         &self,
         pod: &serde_json::Value,
         options: LogOptions,
-    ) -> Result<mpsc::Receiver<Bytes>, String>;
+    ) -> Result<mpsc::Receiver<Bytes>, NodeError>;
     /// Starts a process in a running container, with piped stdio (stdin piped only if asked).
     ///
     /// With `tty` the process runs on a terminal: stdout carries the terminal's output, stderr
@@ -117,7 +129,7 @@ pub trait Node: Send + Sync + 'static {
         &self,
         pod: &serde_json::Value,
         request: ExecRequest,
-    ) -> Result<tokio::process::Child, String>;
+    ) -> Result<tokio::process::Child, NodeError>;
     /// Whether `ip` is a pod address of this node (on its pod network), which port-forward
     /// may connect to: a pod's `status.podIP` is written through the API, so it is checked
     /// before the node connects anywhere on a client's behalf.
@@ -147,11 +159,31 @@ pub struct ApiState {
     pub node: Arc<dyn Node>,
 }
 
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+/// Why the API server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CA or the serving certificate.
+    #[error("the API's certificates: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The token table.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenError),
+    /// The listening socket.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The admin kubeconfig or token file.
+    #[error("writing the admin kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The kubeconfig's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Writes the admin kubeconfig (mode 0600), creating the admin token on first start.
@@ -161,22 +193,19 @@ fn write_kubeconfig(
     tokens: &auth::Tokens,
     ca_pem: &str,
     port: u16,
-) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+) -> Result<(), StartError> {
     let token_file = data_dir.join("tls").join("admin.token");
     let token = match std::fs::read_to_string(&token_file) {
         Ok(t) if tokens.authenticate(t.trim()).is_some() => t.trim().to_string(),
         _ => {
             let _ = tokens.revoke("admin");
             let (_, t) = tokens.create(None, Some("admin"))?;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&token_file)?;
-            f.write_all(t.as_bytes())?;
+            tls::write_private(&token_file, t.as_bytes()).map_err(|source| {
+                StartError::Kubeconfig {
+                    path: token_file.clone(),
+                    source,
+                }
+            })?;
             t
         }
     };
@@ -184,22 +213,14 @@ fn write_kubeconfig(
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority-data: {ca}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: admin\n    namespace: default\ncurrent-context: skiff\nusers:\n- name: admin\n  user:\n    token: {token}\n"
     );
+    let failed = |source| StartError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(failed)?;
     }
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(config.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    tls::write_private(path, config.as_bytes()).map_err(failed)
 }
 
 /// Standard base64 (for kubeconfig data fields).
@@ -216,18 +237,27 @@ pub async fn start(
     store: Arc<Store>,
     node: Arc<dyn Node>,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<ApiState>)> {
+) -> Result<(tokio::task::JoinHandle<()>, Arc<ApiState>), StartError> {
     let mut sans = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    sans.extend(hostname());
+    let host = crate::model::node::hostname();
+    if !sans.contains(&host) {
+        sans.push(host);
+    }
     sans.extend(config.tls_sans.iter().cloned());
     let certs = tls::ensure(&config.data_dir.join("tls"), &sans)?;
     let tokens = auth::Tokens::open(&config.data_dir)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let port = listener.local_addr()?.port();
+    let listen_failed = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(listen_failed)?;
+    let port = listener.local_addr().map_err(listen_failed)?.port();
     write_kubeconfig(
         &config.kubeconfig,
         &config.data_dir,
@@ -242,7 +272,7 @@ pub async fn start(
         node,
     });
     let local = state.clone();
-    tracing::info!(listen = %listener.local_addr()?, kubeconfig = %config.kubeconfig.display(), "API server listening");
+    tracing::info!(listen = %config.listen.ip(), port, kubeconfig = %config.kubeconfig.display(), "API server listening");
     let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {

@@ -45,8 +45,8 @@ use serde_json::{Map, Value};
 
 use super::base64_encode;
 use super::status::ApiError;
-use crate::kinds;
-use crate::validate::FieldError;
+use crate::model::kinds;
+use crate::model::validate::FieldError;
 
 /// The prefix of every Kubernetes protobuf body.
 pub const MAGIC: &[u8; 4] = b"k8s\0";
@@ -1609,8 +1609,8 @@ mod tests {
             // What is decoded passes validation as the JSON does; skiff has no ExternalName
             // Services, and says so by the field's name either way.
             let mut obj = decoded;
-            crate::defaults::apply(&mut obj);
-            let verdict = crate::validate::validate(&obj);
+            crate::model::defaults::apply(&mut obj);
+            let verdict = crate::model::validate::validate(&obj);
             if name == "svc-extname" {
                 assert_eq!(verdict.unwrap_err()[0].field, "spec.externalName");
             } else {
@@ -1834,7 +1834,7 @@ mod tests {
                 },
             })
         );
-        crate::validate::validate(&decoded).unwrap();
+        crate::model::validate::validate(&decoded).unwrap();
     }
 
     #[test]

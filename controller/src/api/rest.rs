@@ -14,14 +14,12 @@ use super::auth::Identity;
 use super::select::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::ReqBody;
-use super::{discovery, full, patch, table, ApiState, Body, LogOptions};
-use crate::apply::{self, MANIFEST_ANNOTATION};
-use crate::kinds::{KindInfo, KINDS};
-use crate::store::{event_rv, EventType, ObjectKey, Op};
-use crate::{defaults, managed, meta, validate};
+use super::{discovery, full, table, ApiState, Body, LogOptions};
+use crate::model::declared::{self, FOLDER_MANAGER, MANIFEST_ANNOTATION};
+use crate::model::kinds::{KindInfo, KINDS};
+use crate::model::store::{event_rv, EventType, ObjectKey, Op};
+use crate::model::{defaults, managed, meta, patch, validate};
 
-/// The field manager name of the manifests folder, as conflicts report it.
-pub const FOLDER_MANAGER: &str = "skiff-manifests-folder";
 const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const MAX_BODY: usize = 3 * 1024 * 1024;
 /// How often a watch that allows bookmarks hears the current resourceVersion.
@@ -355,7 +353,7 @@ fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError> {
     if meta::annotation(existing, MANIFEST_ANNOTATION).is_none() {
         return Ok(());
     }
-    let owned = apply::folder_fields(existing);
+    let owned = declared::folder_fields(existing);
     let touched: Vec<(String, String)> = managed::changed(existing, new)
         .union(&managed::removed(existing, new))
         .filter(|p| owned.contains(*p))
@@ -377,7 +375,6 @@ fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError> {
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn resource(
     state: &Arc<ApiState>,
     who: Identity,
@@ -503,10 +500,9 @@ fn get(state: &ApiState, t: &Target, name: &str, accept: &str) -> Result<Respons
 }
 
 fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let l = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
-        .map_err(ApiError::bad_request)?;
-    let f = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))
-        .map_err(ApiError::bad_request)?;
+    let bad = |e: super::select::SelectorError| ApiError::bad_request(e.to_string());
+    let l = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str)).map_err(bad)?;
+    let f = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str)).map_err(bad)?;
     Ok((l, f))
 }
 
@@ -584,10 +580,7 @@ fn create(
     }
     if meta::name(&obj).is_empty() {
         if let Some(prefix) = obj["metadata"]["generateName"].as_str().map(String::from) {
-            let name = format!(
-                "{prefix}{}",
-                crate::controllers::replicaset::random_suffix()
-            );
+            let name = format!("{prefix}{}", meta::random_suffix());
             meta::metadata_mut(&mut obj).insert("name".into(), json!(name));
         }
     }
@@ -702,7 +695,6 @@ fn write(
 }
 
 /// One attempt of [`write`].
-#[allow(clippy::too_many_arguments)]
 fn write_once(
     state: &ApiState,
     t: &Target,
@@ -747,7 +739,7 @@ fn write_once(
             let created = state.store.create(obj)?;
             return Ok(ok_json(201, &created));
         };
-        if apply::same_declared(&obj, &existing) || dry_run(q) {
+        if declared::same_declared(&obj, &existing) || dry_run(q) {
             return Ok(ok_json(200, &obj));
         }
         let updated = state.store.update(obj)?;
@@ -780,7 +772,8 @@ fn write_once(
             patch::merge(&mut updated, &patch_body)
         }
         _ if ct.starts_with("application/json-patch+json") => {
-            patch::json(&mut updated, &patch_body).map_err(ApiError::bad_request)?
+            patch::json(&mut updated, &patch_body)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
         }
         _ if ct.starts_with("application/strategic-merge-patch+json") => {
             patch::strategic_merge(&mut updated, &patch_body)
@@ -864,7 +857,7 @@ fn write_once(
             let mut obj = prepare(updated, strict(q))?;
             guard_folder(&existing, &obj)?;
             managed::update(Some(&existing), &requested, &mut obj, manager);
-            if apply::same_declared(&obj, &existing) {
+            if declared::same_declared(&obj, &existing) {
                 return Ok(ok_json(200, &existing));
             }
             if dry_run(q) {
@@ -912,7 +905,7 @@ fn delete(
             &format!("it is declared by the manifests folder file {file:?}; remove it from that file instead"),
         ));
     }
-    if t.kind.kind == "Namespace" && apply::PROTECTED_NAMESPACES.contains(&name) {
+    if t.kind.kind == "Namespace" && declared::PROTECTED_NAMESPACES.contains(&name) {
         return Err(ApiError::forbidden(format!(
             "namespaces {name:?} is forbidden: this namespace may not be deleted"
         )));
@@ -988,7 +981,7 @@ fn logs(state: &ApiState, t: &Target, name: &str, q: &HashMap<String, String>) -
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .expect("valid response")
         }
-        Err(message) => error(&ApiError::bad_request(message)),
+        Err(e) => error(&ApiError::bad_request(e.0)),
     }
 }
 

@@ -39,12 +39,12 @@ fn split_top(s: &str) -> Vec<&str> {
         .collect()
 }
 
-fn set(values: &str) -> Result<Vec<String>, String> {
+fn set(values: &str) -> Result<Vec<String>, SelectorError> {
     let v = values.trim();
     let inner = v
         .strip_prefix('(')
         .and_then(|v| v.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a set in parentheses, got {v:?}"))?;
+        .ok_or_else(|| SelectorError(format!("expected a set in parentheses, got {v:?}")))?;
     Ok(inner
         .split(',')
         .map(|s| s.trim().to_string())
@@ -52,9 +52,14 @@ fn set(values: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A selector that does not parse; the message is the API's answer.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SelectorError(String);
+
 impl LabelSelector {
     /// Parses a selector; an empty string selects everything.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let r = if let Some((k, v)) = part.split_once("!=") {
@@ -75,7 +80,9 @@ impl LabelSelector {
             {
                 Req::Exists(part.into())
             } else {
-                return Err(format!("unable to parse requirement {part:?}"));
+                return Err(SelectorError(format!(
+                    "unable to parse requirement {part:?}"
+                )));
             };
             reqs.push(r);
         }
@@ -103,7 +110,7 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses a field selector; an empty string selects everything.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -113,9 +120,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(format!(
+                return Err(SelectorError(format!(
                     "invalid field selector {part:?}: expected field=value or field!=value"
-                ));
+                )));
             };
             reqs.push((path.trim().to_string(), eq, value.trim().to_string()));
         }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::validate::FieldError;
+use crate::model::validate::FieldError;
 
 /// An API error, rendered as a `Status` object.
 #[derive(Debug, Clone)]
@@ -195,7 +195,8 @@ fn reason_of(f: &FieldError) -> &'static str {
 }
 
 fn group_of_kind(kind: &str) -> &'static str {
-    crate::kinds::by_kind(kind).map_or("", |k| k.api_version.split_once('/').map_or("", |(g, _)| g))
+    crate::model::kinds::by_kind(kind)
+        .map_or("", |k| k.api_version.split_once('/').map_or("", |(g, _)| g))
 }
 
 fn qualified(resource: &str, group: &str) -> String {
@@ -215,12 +216,12 @@ pub fn is_modified_conflict(e: &ApiError) -> bool {
     e.code == 409 && e.message.ends_with(MODIFIED)
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError as E;
+impl From<crate::model::store::StoreError> for ApiError {
+    fn from(e: crate::model::store::StoreError) -> Self {
+        use crate::model::store::StoreError as E;
         match &e {
             E::AlreadyExists(k) | E::NotFound(k) | E::Conflict { key: k, .. } => {
-                let info = crate::kinds::by_kind(&k.kind);
+                let info = crate::model::kinds::by_kind(&k.kind);
                 let plural = info.map_or("", |i| i.plural);
                 let group =
                     info.map_or("", |i| i.api_version.split_once('/').map_or("", |(g, _)| g));

@@ -38,13 +38,49 @@ fn ca_params() -> CertificateParams {
     params
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    std::fs::write(path, content)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+/// Why the certificates could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file in the certificates' folder.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Making a key or certificate.
+    #[error("making a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// The serving key file holds no key.
+    #[error("no private key in the serving key file")]
+    NoKey,
+    /// rustls refused the certificate or key.
+    #[error("the serving certificate: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Writes a file readable by its owner only (mode 0600 from the start), durably: a temporary
+/// file is written and synced, then renamed over `path`, and the folder synced — a crash leaves
+/// the old content or the new, never a torn or world-readable file. Keys, tokens, kubeconfigs.
+pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // A leftover temporary file keeps its mode on open: make sure.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Loads or makes the certificates in `dir` for `sans`.
-pub fn ensure(dir: &Path, sans: &[String]) -> anyhow::Result<Certificates> {
+pub fn ensure(dir: &Path, sans: &[String]) -> Result<Certificates, TlsError> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let ca_key_path = dir.join("ca.key");
@@ -57,7 +93,7 @@ pub fn ensure(dir: &Path, sans: &[String]) -> anyhow::Result<Certificates> {
     } else {
         let key = KeyPair::generate()?;
         let cert = ca_params().self_signed(&key)?;
-        write_private(&ca_key_path, &key.serialize_pem())?;
+        write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
         std::fs::write(&ca_cert_path, cert.pem())?;
         (key, cert.pem())
     };
@@ -93,7 +129,7 @@ pub fn ensure(dir: &Path, sans: &[String]) -> anyhow::Result<Certificates> {
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let issuer = Issuer::new(ca_params(), &ca_key);
         let cert = params.signed_by(&key, &issuer)?;
-        write_private(&key_path, &key.serialize_pem())?;
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
         std::fs::write(&cert_path, format!("{}{}", cert.pem(), ca_pem))?;
         std::fs::write(&sans_path, &wanted)?;
     }
@@ -105,11 +141,11 @@ pub fn ensure(dir: &Path, sans: &[String]) -> anyhow::Result<Certificates> {
 }
 
 /// A rustls server configuration offering HTTP/2 and HTTP/1.1.
-pub fn server_config(certs: &Certificates) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(certs: &Certificates) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain: Vec<_> =
         rustls_pemfile::certs(&mut certs.server_cert_pem.as_bytes()).collect::<Result<_, _>>()?;
     let key = rustls_pemfile::private_key(&mut certs.server_key_pem.as_bytes())?
-        .ok_or_else(|| anyhow::anyhow!("no private key in the serving key file"))?;
+        .ok_or(TlsError::NoKey)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

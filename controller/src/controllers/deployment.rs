@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::meta;
-use crate::store::{now_rfc3339, ObjectKey, Op};
-use crate::view::{View, WriteError};
+use crate::client::view::{View, WriteError};
+use crate::model::meta;
+use crate::model::store::{now_rfc3339, ObjectKey, Op};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -236,13 +236,13 @@ pub async fn reconcile(view: &View, d: &Value) -> Result<(), WriteError> {
         view.apply(ops).await?;
         for (name, before, after) in scaled {
             let how = if after > before { "up" } else { "down" };
-            crate::events::record_via(
+            crate::client::events::record_via(
                 view.client(),
                 d,
-                crate::events::Type::Normal,
+                crate::client::events::Type::Normal,
                 "ScalingReplicaSet",
                 &format!("Scaled {how} replica set {name} from {before} to {after}"),
-                crate::events::Source::DeploymentController,
+                crate::client::events::Source::DeploymentController,
             )
             .await;
         }

@@ -6,9 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::meta;
-use crate::store::{ObjectKey, Op};
-use crate::view::{View, WriteError};
+use crate::client::view::{View, WriteError};
+use crate::model::meta;
+use crate::model::store::{ObjectKey, Op};
 
 const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 

@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 
-use crate::meta;
-use crate::store::ObjectKey;
-use crate::view::{View, WriteError};
+use crate::client::view::{View, WriteError};
+use crate::model::meta;
+use crate::model::store::ObjectKey;
 
 /// One collection pass. Candidates come from the caches; each is confirmed against the API
 /// before it is deleted, since the caches of different kinds are kept by separate watches and

@@ -12,7 +12,6 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
-pub mod ingress;
 pub mod replicaset;
 
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::view::{View, WriteError};
+use crate::client::view::{View, WriteError};
 
 const DEBOUNCE: Duration = Duration::from_millis(10);
 const RESYNC: Duration = Duration::from_secs(5);
@@ -45,7 +44,7 @@ pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
     gc::collect(view).await?;
     for d in view.list("Deployment", None) {
         if let Err(e) = deployment::reconcile(view, &d).await {
-            tracing::warn!(deployment = %crate::store::ObjectKey::of(&d), "reconcile failed: {e}");
+            tracing::warn!(deployment = %crate::model::store::ObjectKey::of(&d), "reconcile failed: {e}");
         }
     }
     if let Err(e) = endpoints::reconcile(view).await {
@@ -53,7 +52,7 @@ pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
     }
     for rs in view.list("ReplicaSet", None) {
         if let Err(e) = replicaset::reconcile(view, &rs).await {
-            tracing::warn!(replicaset = %crate::store::ObjectKey::of(&rs), "reconcile failed: {e}");
+            tracing::warn!(replicaset = %crate::model::store::ObjectKey::of(&rs), "reconcile failed: {e}");
         }
     }
     Ok(())
@@ -95,9 +94,9 @@ pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::{apply_source, Document};
-    use crate::meta;
-    use crate::store::{ObjectKey, Store};
+    use crate::folder::apply::{apply_source, Document};
+    use crate::model::meta;
+    use crate::model::store::{ObjectKey, Store};
     use serde_json::{json, Value};
 
     fn deployment(args: &str, replicas: i64) -> Vec<Document> {
@@ -165,7 +164,7 @@ mod tests {
     async fn deployment_rolls_out_scales_and_is_collected() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        crate::ensure_builtin_namespaces(&store).unwrap();
+        crate::model::builtin::ensure(&store).unwrap();
         let client = crate::api::local::client_for(store.clone(), dir.path()).unwrap();
         let (_stop, shutdown) = watch::channel(false);
         let (view, _watches) = View::start(client, KINDS, shutdown).await.unwrap();

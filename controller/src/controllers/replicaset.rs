@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::meta;
-use crate::store::{ObjectKey, Op};
-use crate::view::{View, WriteError};
+use crate::client::view::{View, WriteError};
+use crate::model::meta;
+use crate::model::store::{ObjectKey, Op};
 
 /// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -78,7 +78,7 @@ fn new_pod(rs: &Value) -> Value {
     }
     let mut spec = template["spec"].clone();
     // One node: the pod is bound to it at once (what the scheduler would do).
-    spec["nodeName"] = json!(crate::events::node_name());
+    spec["nodeName"] = json!(crate::model::node::name());
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 }
 
@@ -120,13 +120,13 @@ pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
                 _ => unreachable!("only creations and deletions"),
             };
             view.apply(vec![op]).await?;
-            crate::events::record_via(
+            crate::client::events::record_via(
                 view.client(),
                 rs,
-                crate::events::Type::Normal,
+                crate::client::events::Type::Normal,
                 reason,
                 &format!("{verb} pod: {name}"),
-                crate::events::Source::ReplicaSetController,
+                crate::client::events::Source::ReplicaSetController,
             )
             .await;
         }

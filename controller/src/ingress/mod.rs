@@ -1,6 +1,6 @@
 //! The ingress reconciler: Ingress (class `skiff`, or none) + Service + EndpointSlice → the
 //! proxy's routing table, handed over whole through [`IngressProxy`] (the proxy swaps it
-//! atomically). Certificates for `tls` hosts come from [`crate::acme::CertManager`].
+//! atomically). Certificates for `tls` hosts come from [`crate::ingress::acme::CertManager`].
 //!
 //! - A rule's backend is the Service's *ready* endpoints: the Service port named by number or
 //!   name, resolved to the EndpointSlice port of the same name (so `targetPort` by name works);
@@ -14,44 +14,32 @@
 //! IngressClass, Service, EndpointSlice and Secret changes only, and a pod becoming ready reaches
 //! it as the EndpointSlice change the endpoints reconciler commits.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skiff_proxy::{Backend, Certificate, HostRule, PathKind, PathRule, RouteTable};
+use skiff_proxy::{Backend, HostRule, PathKind, PathRule, RouteTable};
 use tokio::sync::{broadcast, watch};
 
-use crate::acme::{CertManager, TlsWant};
-use crate::meta;
-use crate::store::ObjectKey;
-use crate::view::{Objects, View};
+use crate::client::view::{Objects, View};
+use crate::ingress::acme::{CertManager, TlsWant};
+use crate::model::meta;
+use crate::model::store::ObjectKey;
 
 /// The class skiff implements (the default IngressClass).
 pub const CLASS: &str = "skiff";
 /// The IngressClass `spec.controller` of skiff's classes.
 pub const CONTROLLER: &str = "skiff.io/ingress";
 
+pub mod acme;
+pub mod proxy;
+
+pub use proxy::IngressProxy;
+
 const DEBOUNCE: Duration = Duration::from_millis(5);
 const RESYNC: Duration = Duration::from_secs(5);
-
-/// What the reconciler needs from the proxy (implemented by the daemon over
-/// `skiff_proxy::Proxy`; tests use a recording fake).
-pub trait IngressProxy: Send + Sync {
-    /// Replaces the routing table.
-    fn set_routes(&self, table: RouteTable);
-    /// Replaces the certificates, by host (`app.example.com` or `*.example.com`).
-    fn set_certificates(&self, by_host: HashMap<String, Certificate>);
-    /// Answers an HTTP-01 challenge.
-    fn add_http01(&self, token: &str, key_authorization: &str);
-    /// Stops answering an HTTP-01 challenge.
-    fn remove_http01(&self, token: &str);
-    /// Answers TLS-ALPN-01 for `host` with `certificate`.
-    fn add_tls_alpn01(&self, host: &str, certificate: Certificate);
-    /// Stops answering TLS-ALPN-01 for `host`.
-    fn remove_tls_alpn01(&self, host: &str);
-}
 
 /// Whether skiff serves this Ingress: class `skiff`, a class whose controller is skiff's, or no
 /// class (skiff's class is the default).
@@ -307,15 +295,50 @@ pub async fn run(
     }
 }
 
+/// Makes the ingress proxy, binds its listeners, and starts the ingress/ACME reconciler.
+pub async fn start(
+    config: crate::IngressConfig,
+    acme_dir: std::path::PathBuf,
+    view: Arc<View>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, skiff_proxy::ProxyError> {
+    let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
+        https_port: config.https.map_or(443, |a| a.port()),
+        tls_resumption: config.tls_resumption,
+        ..Default::default()
+    })?;
+    let (up, mut tasks) = proxy::listen(&proxy, config.http, config.https, shutdown.clone()).await;
+    let handle: Arc<dyn IngressProxy> = Arc::new(proxy);
+    let certs = Arc::new(CertManager::new(
+        view.clone(),
+        handle.clone(),
+        acme::AcmeConfig {
+            directory: config.acme_directory,
+            email: config.acme_email,
+            ca_root: config.acme_ca_root,
+            state_dir: acme_dir,
+            http01: up.http,
+            tls_alpn01: up.https,
+        },
+    ));
+    // The address Ingress status reports: the proxy's, or loopback when it listens everywhere.
+    let address = match config.http.or(config.https).map(|a| a.ip()) {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
+    tasks.push(tokio::spawn(run(view, handle, certs, address, shutdown)));
+    Ok(tasks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::model::store::Store;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        crate::ensure_builtin_namespaces(&store).unwrap();
+        crate::model::builtin::ensure(&store).unwrap();
         (dir, store)
     }
 

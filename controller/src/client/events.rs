@@ -1,15 +1,12 @@
 //! Kubernetes Events (`v1/Event`) for what happens to objects — what `kubectl describe` and
 //! `kubectl get events` show. Repeats of the same (object, reason, message) bump `count` and
 //! `lastTimestamp` of one Event instead of adding new ones, as the Kubernetes event recorder
-//! does; events older than an hour are collected.
+//! does. The API server expires them (`api/housekeeping.rs`).
 
 use serde_json::{json, Value};
 
-use crate::meta;
-use crate::store::{now_rfc3339, ObjectKey, Store};
-
-/// How long events are kept.
-pub const TTL_SECONDS: i64 = 3600;
+use crate::model::meta;
+use crate::model::store::now_rfc3339;
 
 /// `Normal` or `Warning`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,13 +41,6 @@ impl Source {
     }
 }
 
-/// The node's name, as events and pods report it.
-pub fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// A new Event about `object`. Its name is derived from (object, reason, message), so a repeat
 /// finds it and bumps its count, as client-go's event correlator does.
 fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Source) -> Value {
@@ -76,13 +66,13 @@ fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Sour
         },
         "reason": reason,
         "message": message,
-        "source": {"component": source.component(), "host": node_name()},
+        "source": {"component": source.component(), "host": crate::model::node::name()},
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
         "type": match ty { Type::Normal => "Normal", Type::Warning => "Warning" },
         "reportingComponent": source.component(),
-        "reportingInstance": node_name(),
+        "reportingInstance": crate::model::node::name(),
     })
 }
 
@@ -131,31 +121,4 @@ async fn try_record_via(
         }
         r => r.map(|_| ()),
     }
-}
-
-/// Deletes events whose last occurrence is older than [`TTL_SECONDS`], and those of deleted
-/// namespaces (the API server's own housekeeping, as etcd's TTL is Kubernetes').
-pub fn expire(store: &Store) -> Result<(), crate::store::StoreError> {
-    let now = jiff::Timestamp::now().as_second();
-    let namespaces: std::collections::HashSet<String> = store
-        .list("Namespace", None)
-        .iter()
-        .map(|n| meta::name(n).to_string())
-        .collect();
-    let old: Vec<ObjectKey> = store
-        .list("Event", None)
-        .iter()
-        .filter(|e| {
-            !namespaces.contains(meta::namespace(e))
-                || e["lastTimestamp"]
-                    .as_str()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .is_some_and(|t| now - t.as_second() > TTL_SECONDS)
-        })
-        .map(|e| ObjectKey::of(e))
-        .collect();
-    for key in old {
-        store.remove(&key)?;
-    }
-    Ok(())
 }

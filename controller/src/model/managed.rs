@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use crate::api::patch;
-use crate::meta;
+use crate::model::meta;
+use crate::model::patch;
 
 /// One path of a field set.
 pub type Path = Vec<String>;
@@ -338,7 +338,7 @@ pub fn set_entries(obj: &mut Value, entries: &[Entry]) {
                 "time": if e.time.parse::<jiff::Timestamp>().is_ok() {
                     e.time.clone()
                 } else {
-                    crate::store::now_rfc3339()
+                    crate::model::store::now_rfc3339()
                 },
                 "fieldsType": "FieldsV1",
                 "fieldsV1": to_fields_v1(&e.fields),
@@ -467,7 +467,7 @@ pub fn apply(
         Some(b) if b.fields == applying && live.map(strip_managed) == Some(strip_managed(&obj)) => {
             b.time.clone()
         }
-        _ => crate::store::now_rfc3339(),
+        _ => crate::model::store::now_rfc3339(),
     };
     let mut all = others;
     all.push(Entry {
@@ -542,7 +542,7 @@ pub fn update(old: Option<&Value>, requested: &Value, new: &mut Value, manager: 
         Some(old) => changed(old, new),
         None => set_of(requested).intersection(&present).cloned().collect(),
     };
-    let now = crate::store::now_rfc3339();
+    let now = crate::model::store::now_rfc3339();
     let api_version = new["apiVersion"].as_str().unwrap_or_default().to_string();
     for e in all.iter_mut() {
         let keep: FieldSet = e

@@ -3,7 +3,7 @@
 //! `kubectl scale` and `kubectl rollout restart` send: `null` deletes, lists of objects merge by
 //! their key (containers by `name`, ports by `containerPort`…), `$patch: replace|delete`,
 //! `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>` and `$retainKeys` directives.
-//! Server-side apply merges the applied object the same way, after [`crate::managed`] has
+//! Server-side apply merges the applied object the same way, after [`crate::model::managed`] has
 //! checked conflicts and removed what the manager stopped applying.
 
 use serde_json::{Map, Value};
@@ -188,11 +188,21 @@ pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
+/// Why a JSON patch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonPatchError {
+    /// The body is not a JSON patch.
+    #[error("invalid JSON patch: {0}")]
+    Invalid(#[from] serde_json::Error),
+    /// An operation failed on the object.
+    #[error("the JSON patch does not apply: {0}")]
+    DoesNotApply(#[from] json_patch::PatchError),
+}
+
 /// Applies a JSON patch (RFC 6902).
-pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let p: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-    json_patch::patch(target, &p).map_err(|e| format!("the JSON patch does not apply: {e}"))
+pub fn json(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+    let p: json_patch::Patch = serde_json::from_value(patch.clone())?;
+    Ok(json_patch::patch(target, &p)?)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::kinds;
+use crate::model::kinds;
 
 /// One rejected field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -504,7 +504,10 @@ fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
             let sel = &spec["selector"]["matchLabels"];
             if sel.as_object().is_none_or(|m| m.is_empty()) {
                 out.push(err("spec.selector", "a non-empty matchLabels is required"));
-            } else if !crate::meta::labels_match(sel, &spec["template"]["metadata"]["labels"]) {
+            } else if !crate::model::meta::labels_match(
+                sel,
+                &spec["template"]["metadata"]["labels"],
+            ) {
                 out.push(err(
                     "spec.template.metadata.labels",
                     "must match spec.selector.matchLabels (`selector` does not match template `labels`)",

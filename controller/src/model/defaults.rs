@@ -40,7 +40,7 @@ fn fill(obj: &mut Value) {
             set_default(
                 &mut obj["spec"],
                 "nodeName",
-                json!(crate::events::node_name()),
+                json!(crate::model::node::name()),
             );
         }
         "Deployment" => {

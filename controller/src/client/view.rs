@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::kinds::{self, KindInfo};
-use crate::store::{ObjectKey, Op};
+use crate::model::kinds::{self, KindInfo};
+use crate::model::store::{ObjectKey, Op};
 
 /// Why a write through the API failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,12 @@ pub trait Objects: Send + Sync {
     fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>>;
 }
 
-impl Objects for crate::store::Store {
+impl Objects for crate::model::store::Store {
     fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
-        crate::store::Store::get(self, key)
+        crate::model::store::Store::get(self, key)
     }
     fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        crate::store::Store::list(self, kind, namespace)
+        crate::model::store::Store::list(self, kind, namespace)
     }
 }
 
@@ -74,6 +74,14 @@ impl Objects for View {
     fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
         View::list(self, kind, namespace)
     }
+}
+
+/// Why the view did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The caches' first lists did not all complete in time.
+    #[error("the API's first lists took over a minute")]
+    SlowFirstList,
 }
 
 /// Cached objects of the watched kinds, and writes through the API.
@@ -122,7 +130,7 @@ impl View {
         client: kube::Client,
         kinds: &[&'static str],
         shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<(Arc<View>, Vec<JoinHandle<()>>)> {
+    ) -> Result<(Arc<View>, Vec<JoinHandle<()>>), ViewError> {
         let (changes, _) = broadcast::channel(256);
         let mut caches = BTreeMap::new();
         let mut seen = BTreeMap::new();
@@ -151,7 +159,7 @@ impl View {
             }
         })
         .await
-        .map_err(|_| anyhow::anyhow!("the API's first lists took over a minute"))?;
+        .map_err(|_| ViewError::SlowFirstList)?;
         let view = Arc::new(View {
             client,
             caches,
@@ -368,7 +376,6 @@ impl View {
 }
 
 /// Keeps one kind's cache with `kube`'s watcher until `shutdown` flips.
-#[allow(clippy::too_many_arguments)]
 async fn keep(
     client: kube::Client,
     kind: &'static str,

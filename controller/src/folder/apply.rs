@@ -2,7 +2,7 @@
 //! manifests folder (each file is one unit, its "source").
 //!
 //! Every object of a source is validated and annotated with [`MANIFEST_ANNOTATION`] naming
-//! the source, then server-side applied (the same [`crate::managed`] code as `kubectl apply
+//! the source, then server-side applied (the same [`crate::model::managed`] code as `kubectl apply
 //! --server-side`) as the manager `skiff-manifests-folder` and defaulted; creations, updates
 //! and the deletion of objects the source no longer declares are committed in **one** store
 //! transaction. If any document is invalid, nothing of the source is applied.
@@ -11,16 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use crate::api::rest::FOLDER_MANAGER;
-use crate::store::{ObjectKey, Op, Store, StoreError};
-use crate::validate::{self, FieldError};
-use crate::{defaults, kinds, managed, meta};
-
-/// The annotation naming the manifests-folder file an object came from.
-pub const MANIFEST_ANNOTATION: &str = "skiff.io/manifest-file";
-
-/// Namespaces that are never deleted by pruning.
-pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+use crate::model::declared::{
+    folder_fields, same_declared, FOLDER_MANAGER, MANIFEST_ANNOTATION, PROTECTED_NAMESPACES,
+};
+use crate::model::store::{ObjectKey, Op, Store, StoreError};
+use crate::model::validate::{self, FieldError};
+use crate::model::{defaults, kinds, managed, meta};
 
 /// One document of a source, numbered from 1 as it appears.
 #[derive(Clone, Debug)]
@@ -108,31 +104,6 @@ pub struct Applied {
     pub deleted: Vec<ObjectKey>,
 }
 
-/// The declared part of an object: what apply compares and replaces.
-pub fn declared_view(obj: &Value) -> Value {
-    let mut out = serde_json::Map::new();
-    if let Some(map) = obj.as_object() {
-        for (k, v) in map {
-            if k != "metadata" && k != "status" {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    out.insert("labels".into(), obj["metadata"]["labels"].clone());
-    out.insert("annotations".into(), obj["metadata"]["annotations"].clone());
-    Value::Object(out)
-}
-
-/// Whether two versions of an object declare the same (spec, labels, annotations, owners,
-/// finalizers, managers): a write of one over the other would change nothing.
-pub fn same_declared(a: &Value, b: &Value) -> bool {
-    let md = |o: &Value, f: &str| o["metadata"].get(f).cloned();
-    declared_view(a) == declared_view(b)
-        && ["managedFields", "ownerReferences", "finalizers"]
-            .iter()
-            .all(|f| md(a, f) == md(b, f))
-}
-
 /// Normalizes and validates one document, with its namespace and the folder's annotation.
 /// Returns what the folder applies (defaults come after the merge with what is stored).
 pub fn prepare(doc: &Document, source: &str) -> Result<Value, ApplyError> {
@@ -165,28 +136,6 @@ pub fn prepare(doc: &Document, source: &str) -> Result<Value, ApplyError> {
     Ok(obj)
 }
 
-/// Fields the node fills in, never the folder's (path elements of a field set).
-const NODE_ALLOCATED: &[&str] = &[
-    "f:clusterIP",
-    "f:clusterIPs",
-    "f:nodePort",
-    "f:kubectl.kubernetes.io/last-applied-configuration",
-];
-
-/// The fields the manifests folder owns in a stored object: its managed fields entry, or for an
-/// object stored before skiff tracked managers, what the object declares but what the node
-/// allocated.
-pub fn folder_fields(obj: &Value) -> managed::FieldSet {
-    let owned = managed::owned_by(obj, FOLDER_MANAGER);
-    if !owned.is_empty() {
-        return owned;
-    }
-    managed::set_of(obj)
-        .into_iter()
-        .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))
-        .collect()
-}
-
 /// The folder's server-side apply of `applied` onto `live`: the folder is the truth, so it
 /// takes its fields back from any kubectl manager that changed them (said in the log).
 fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
@@ -198,7 +147,7 @@ fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
                 manager: FOLDER_MANAGER.into(),
                 operation: managed::APPLY.into(),
                 api_version: l["apiVersion"].as_str().unwrap_or_default().into(),
-                time: crate::store::now_rfc3339(),
+                time: crate::model::store::now_rfc3339(),
                 fields: folder_fields(l),
             });
             managed::set_entries(l, &entries);

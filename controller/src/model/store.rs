@@ -15,8 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::kinds::{self, KindInfo};
-use crate::meta;
+use crate::model::kinds::{self, KindInfo};
+use crate::model::meta;
 
 /// A key naming one object: kind, namespace ("" for cluster-scoped kinds), name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

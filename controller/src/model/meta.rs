@@ -69,3 +69,13 @@ pub fn labels_match(selector: &Value, labels: &Value) -> bool {
         None => true,
     }
 }
+
+/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
+const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// A random 5-character suffix, as Kubernetes' `generateName` makes.
+pub fn random_suffix() -> String {
+    (0..5)
+        .map(|_| ALPHANUMS[rand::random::<usize>() % ALPHANUMS.len()] as char)
+        .collect()
+}

@@ -18,8 +18,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::apply::{self, ApplyError, Document};
-use crate::store::Store;
+pub mod apply;
+
+use crate::model::store::Store;
+use apply::{ApplyError, Document};
 
 /// How long the folder must be quiet before a burst of events is acted on. Writes of a
 /// manifest take microseconds to a few milliseconds; an unfinished file that happens to parse
@@ -291,7 +293,7 @@ enum FileError {
     Apply(Vec<ApplyError>),
 }
 
-fn keys(keys: &[crate::store::ObjectKey]) -> Vec<String> {
+fn keys(keys: &[crate::model::store::ObjectKey]) -> Vec<String> {
     keys.iter().map(ToString::to_string).collect()
 }
 

@@ -30,10 +30,10 @@ use serde_json::{json, Value};
 use skiff_proxy::Certificate;
 use tokio::sync::Notify;
 
-use crate::controllers::ingress::IngressProxy;
-use crate::meta;
-use crate::store::ObjectKey;
-use crate::view::View;
+use crate::client::view::View;
+use crate::ingress::IngressProxy;
+use crate::model::meta;
+use crate::model::store::ObjectKey;
 
 /// The annotation skiff puts on Secrets it issued (value: the ACME directory).
 pub const ISSUER_ANNOTATION: &str = "skiff.io/certificate-issuer";
@@ -190,9 +190,9 @@ fn issuer_of(chain_pem: &str) -> String {
 /// Records an event from `skiff-ingress` about `object` (in the background, through the API).
 pub fn record_event(view: &View, object: &Value, warning: bool, reason: &str, message: &str) {
     let ty = if warning {
-        crate::events::Type::Warning
+        crate::client::events::Type::Warning
     } else {
-        crate::events::Type::Normal
+        crate::client::events::Type::Normal
     };
     let (client, object, reason, message) = (
         view.client().clone(),
@@ -201,13 +201,13 @@ pub fn record_event(view: &View, object: &Value, warning: bool, reason: &str, me
         message.to_string(),
     );
     tokio::spawn(async move {
-        crate::events::record_via(
+        crate::client::events::record_via(
             &client,
             &object,
             ty,
             &reason,
             &message,
-            crate::events::Source::Ingress,
+            crate::client::events::Source::Ingress,
         )
         .await;
     });
@@ -372,7 +372,7 @@ impl CertManager {
             return;
         };
         if let Some(s) = secret {
-            if meta::annotation(s, crate::apply::MANIFEST_ANNOTATION).is_some()
+            if meta::annotation(s, crate::model::declared::MANIFEST_ANNOTATION).is_some()
                 && meta::annotation(s, ISSUER_ANNOTATION).is_none()
             {
                 once(

@@ -1,0 +1,104 @@
+//! The seam between the ingress reconciler and the data plane: [`IngressProxy`] is all the
+//! reconciler and ACME know of the proxy, implemented here over [`skiff_proxy::Proxy`] (tests
+//! use a recording fake), and [`listen`] binds the proxy's HTTP and HTTPS listeners.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use skiff_proxy::{Certificate, Proxy, RouteTable};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the reconciler needs from the proxy (implemented by the daemon over
+/// `skiff_proxy::Proxy`; tests use a recording fake).
+pub trait IngressProxy: Send + Sync {
+    /// Replaces the routing table.
+    fn set_routes(&self, table: RouteTable);
+    /// Replaces the certificates, by host (`app.example.com` or `*.example.com`).
+    fn set_certificates(&self, by_host: HashMap<String, Certificate>);
+    /// Answers an HTTP-01 challenge.
+    fn add_http01(&self, token: &str, key_authorization: &str);
+    /// Stops answering an HTTP-01 challenge.
+    fn remove_http01(&self, token: &str);
+    /// Answers TLS-ALPN-01 for `host` with `certificate`.
+    fn add_tls_alpn01(&self, host: &str, certificate: Certificate);
+    /// Stops answering TLS-ALPN-01 for `host`.
+    fn remove_tls_alpn01(&self, host: &str);
+}
+
+impl IngressProxy for Proxy {
+    fn set_routes(&self, table: RouteTable) {
+        if Proxy::set_routes(self, table) {
+            tracing::debug!("ingress routes updated");
+        }
+    }
+    fn set_certificates(&self, by_host: HashMap<String, Certificate>) {
+        Proxy::set_certificates(self, by_host);
+    }
+    fn add_http01(&self, token: &str, key_authorization: &str) {
+        Proxy::add_http01(self, token, key_authorization);
+    }
+    fn remove_http01(&self, token: &str) {
+        Proxy::remove_http01(self, token);
+    }
+    fn add_tls_alpn01(&self, host: &str, certificate: Certificate) {
+        Proxy::add_tls_alpn01(self, host, certificate);
+    }
+    fn remove_tls_alpn01(&self, host: &str) {
+        Proxy::remove_tls_alpn01(self, host);
+    }
+}
+
+/// Which of the proxy's listeners are up (ACME offers only the challenges they can answer).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Listening {
+    /// The HTTP listener is bound.
+    pub http: bool,
+    /// The HTTPS listener is bound.
+    pub https: bool,
+}
+
+/// Binds the proxy's HTTP and HTTPS listeners and serves them until `shutdown`. A port that
+/// cannot be bound (taken, or 80/443 without privileges) is logged and skipped: the rest of the
+/// daemon matters more than one listener.
+pub async fn listen(
+    proxy: &Proxy,
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    shutdown: watch::Receiver<bool>,
+) -> (Listening, Vec<JoinHandle<()>>) {
+    let mut tasks = Vec::new();
+    let mut up = Listening::default();
+    if let Some(addr) = http {
+        if let Some(listener) = bind(addr, "HTTP").await {
+            up.http = true;
+            let (p, s) = (proxy.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move { p.serve_http(listener, s).await }));
+        }
+    }
+    if let Some(addr) = https {
+        if let Some(listener) = bind(addr, "HTTPS").await {
+            up.https = true;
+            let (p, s) = (proxy.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(
+                async move { p.serve_https(listener, s).await },
+            ));
+        }
+    }
+    (up, tasks)
+}
+
+async fn bind(addr: SocketAddr, scheme: &str) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!("ingress proxy listening on {addr} ({scheme})");
+            Some(listener)
+        }
+        Err(e) => {
+            tracing::error!(
+                "ingress proxy: cannot listen on {addr} ({scheme}): {e}; Ingresses are not served over {scheme}"
+            );
+            None
+        }
+    }
+}

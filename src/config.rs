@@ -1,0 +1,202 @@
+//! `skiff server`'s settings: the flags, `/etc/skiff/config.yaml` (the same keys), and the
+//! defaults, merged into one [`ServerConfig`] (a flag wins over the file, the file over the
+//! default).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// The configuration file (YAML; the same keys as these flags, e.g. `data-dir: /srv/skiff`).
+    #[arg(long, default_value = "/etc/skiff/config.yaml")]
+    config: PathBuf,
+    /// Where everything persistent lives. [default: /var/lib/skiff]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The manifests folder. [default: /etc/skiff/manifests]
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// The images folder for archives to import. [default: <data-dir>/images]
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Registry mirrors, credentials and TLS, in k3s's registries.yaml format.
+    /// [default: /etc/skiff/registries.yaml]
+    #[arg(long)]
+    registries: Option<PathBuf>,
+    /// The Kubernetes API's HTTPS port. [default: 6443]
+    #[arg(long)]
+    api_port: Option<u16>,
+    /// The address the API and the ingress proxy listen on. [default: 0.0.0.0]
+    #[arg(long)]
+    bind_address: Option<std::net::IpAddr>,
+    /// Extra host names or IPs for the API's serving certificate (repeatable).
+    #[arg(long)]
+    tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig (mode 0600). [default: /etc/skiff/kubeconfig.yaml]
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+    /// The ingress proxy's HTTP port, on --bind-address (0: none). [default: 80]
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// The ingress proxy's HTTPS port, on --bind-address (0: none). [default: 443]
+    #[arg(long)]
+    https_port: Option<u16>,
+    /// The ACME directory that certificates of Ingress TLS hosts are ordered from ("off": no
+    /// ACME, self-signed certificates). [default: Let's Encrypt's production directory]
+    #[arg(long)]
+    acme_directory: Option<String>,
+    /// The ACME account's contact e-mail address.
+    #[arg(long)]
+    acme_email: Option<String>,
+    /// A PEM file with the root to trust for the ACME server's own HTTPS (e.g. pebble's).
+    /// [default: the system's roots]
+    #[arg(long)]
+    acme_ca_root: Option<PathBuf>,
+    /// Pull only through the mirrors of registries.yaml, never from a registry's own endpoint
+    /// (registries on loopback excepted): for air-gapped hosts.
+    #[arg(long)]
+    disable_default_registry_endpoint: bool,
+    /// Pod addresses. [default: 10.42.0.0/16]
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// Service virtual IPs. [default: 10.43.0.0/16]
+    #[arg(long)]
+    service_cidr: Option<String>,
+    /// The pods' bridge. [default: skiff0]
+    #[arg(long)]
+    bridge: Option<String>,
+}
+
+/// `/etc/skiff/config.yaml`: the same keys as the flags.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    manifests: Option<PathBuf>,
+    images: Option<PathBuf>,
+    registries: Option<PathBuf>,
+    api_port: Option<u16>,
+    bind_address: Option<std::net::IpAddr>,
+    #[serde(default)]
+    tls_san: Vec<String>,
+    write_kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    disable_default_registry_endpoint: bool,
+    http_port: Option<u16>,
+    https_port: Option<u16>,
+    acme_directory: Option<String>,
+    acme_email: Option<String>,
+    acme_ca_root: Option<PathBuf>,
+    cluster_cidr: Option<String>,
+    service_cidr: Option<String>,
+    bridge: Option<String>,
+}
+
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub manifests: PathBuf,
+    pub images: PathBuf,
+    pub registries: PathBuf,
+    pub api: std::net::SocketAddr,
+    pub tls_sans: Vec<String>,
+    pub kubeconfig: PathBuf,
+    pub offline_registries: bool,
+    pub ingress: skiff_controller::IngressConfig,
+    pub node_name: String,
+    pub network: skiff_agent::network::NetworkConfig,
+}
+
+impl ServerArgs {
+    pub fn resolve(&self) -> Result<ServerConfig> {
+        let file: ConfigFile = match std::fs::read_to_string(&self.config) {
+            Ok(text) => serde_yaml_ng::from_str::<Option<ConfigFile>>(&text)
+                .with_context(|| format!("invalid configuration file {}", self.config.display()))?
+                .unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.config.display())),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| "/var/lib/skiff".into());
+        let manifests = self
+            .manifests
+            .clone()
+            .or(file.manifests)
+            .unwrap_or_else(|| "/etc/skiff/manifests".into());
+        let images = self
+            .images
+            .clone()
+            .or(file.images)
+            .unwrap_or_else(|| data_dir.join("images"));
+        let registries = self
+            .registries
+            .clone()
+            .or(file.registries)
+            .unwrap_or_else(|| "/etc/skiff/registries.yaml".into());
+        let port = self.api_port.or(file.api_port).unwrap_or(6443);
+        let bind = self
+            .bind_address
+            .or(file.bind_address)
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let mut tls_sans = file.tls_san;
+        tls_sans.extend(self.tls_san.iter().cloned());
+        let kubeconfig = self
+            .write_kubeconfig
+            .clone()
+            .or(file.write_kubeconfig)
+            .unwrap_or_else(|| "/etc/skiff/kubeconfig.yaml".into());
+        let listen = |port: u16| (port != 0).then(|| std::net::SocketAddr::new(bind, port));
+        let acme_directory = self
+            .acme_directory
+            .clone()
+            .or(file.acme_directory)
+            .unwrap_or_else(|| skiff_controller::ingress::acme::LETS_ENCRYPT.into());
+        let ingress = skiff_controller::IngressConfig {
+            http: listen(self.http_port.or(file.http_port).unwrap_or(80)),
+            https: listen(self.https_port.or(file.https_port).unwrap_or(443)),
+            tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
+            acme_directory: (acme_directory != "off").then_some(acme_directory),
+            acme_email: self.acme_email.clone().or(file.acme_email),
+            acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root),
+        };
+        Ok(ServerConfig {
+            ingress,
+            node_name: skiff_controller::model::node::hostname(),
+            data_dir,
+            manifests,
+            images,
+            registries,
+            api: std::net::SocketAddr::new(bind, port),
+            tls_sans,
+            kubeconfig,
+            offline_registries: self.disable_default_registry_endpoint
+                || file.disable_default_registry_endpoint,
+            network: skiff_agent::network::NetworkConfig {
+                bridge: self
+                    .bridge
+                    .clone()
+                    .or(file.bridge)
+                    .unwrap_or_else(|| "skiff0".into()),
+                cluster_cidr: self
+                    .cluster_cidr
+                    .clone()
+                    .or(file.cluster_cidr)
+                    .unwrap_or_else(|| "10.42.0.0/16".into())
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?,
+                service_cidr: self
+                    .service_cidr
+                    .clone()
+                    .or(file.service_cidr)
+                    .unwrap_or_else(|| "10.43.0.0/16".into())
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
+            },
+        })
+    }
+}
