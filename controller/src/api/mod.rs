@@ -23,11 +23,13 @@ pub mod housekeeping;
 pub mod local;
 pub mod portforward;
 pub mod protobuf;
+mod read;
 pub mod rest;
 pub mod select;
 pub mod status;
 pub mod table;
 pub mod tls;
+mod write;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,0 +1,349 @@
+//! The reading verbs: get, list (as a `List` or a server-side `Table`), watch (with resume
+//! from a resourceVersion, bookmarks, 410 beyond the retained window), pod logs, `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::Response;
+use serde_json::{json, Value};
+
+use super::rest::{
+    error, key_of, not_found, ok_json, respond, wants_table, Target, BOOKMARK_EVERY, TABLE_CT,
+};
+use super::select::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::{table, ApiState, Body, LogOptions};
+use crate::model::kinds::KINDS;
+use crate::model::meta;
+use crate::model::store::{event_rv, EventType};
+
+pub(super) fn get(
+    state: &ApiState,
+    t: &Target,
+    name: &str,
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    let obj = state
+        .store
+        .get(&key_of(t, name))
+        .ok_or_else(|| not_found(t, name))?;
+    if wants_table(accept) {
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        return Ok(respond(
+            200,
+            TABLE_CT,
+            serde_json::to_vec(&table::table(t.kind.kind, &[&obj], &rv, "Metadata")).expect("json"),
+        ));
+    }
+    Ok(ok_json(200, &obj))
+}
+
+pub(super) fn selectors(
+    q: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let bad = |e: super::select::SelectorError| ApiError::bad_request(e.to_string());
+    let l = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str)).map_err(bad)?;
+    let f = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str)).map_err(bad)?;
+    Ok((l, f))
+}
+
+pub(super) fn list(
+    state: &ApiState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    accept: &str,
+) -> Result<Response<Body>, ApiError> {
+    let (ls, fs) = selectors(q)?;
+    let rv = state.store.resource_version().to_string();
+    let items: Vec<Arc<Value>> = state
+        .store
+        .list(t.kind.kind, t.namespace.as_deref())
+        .into_iter()
+        .filter(|o| ls.matches(o) && fs.matches(o))
+        .collect();
+    if wants_table(accept) {
+        let refs: Vec<&Value> = items.iter().map(|o| &**o).collect();
+        let include = q.get("includeObject").map_or("Metadata", String::as_str);
+        return Ok(respond(
+            200,
+            TABLE_CT,
+            serde_json::to_vec(&table::table(t.kind.kind, &refs, &rv, include)).expect("json"),
+        ));
+    }
+    let items: Vec<&Value> = items.iter().map(|o| &**o).collect();
+    Ok(ok_json(
+        200,
+        &json!({"kind": format!("{}List", t.kind.kind), "apiVersion": t.kind.api_version, "metadata": {"resourceVersion": rv}, "items": items}),
+    ))
+}
+
+pub(super) fn logs(
+    state: &ApiState,
+    t: &Target,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Response<Body> {
+    let Some(pod) = state.store.get(&key_of(t, name)) else {
+        return error(&not_found(t, name));
+    };
+    let containers: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match q.get("container") {
+        Some(c) if !c.is_empty() => c.clone(),
+        _ if containers.len() == 1 => containers[0].clone(),
+        _ => {
+            return error(&ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )))
+        }
+    };
+    if !containers.contains(&container) {
+        return error(&ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "true");
+    let options = LogOptions {
+        container,
+        follow: flag("follow"),
+        tail_lines: q.get("tailLines").and_then(|v| v.parse().ok()),
+        timestamps: flag("timestamps"),
+        previous: flag("previous"),
+        since_seconds: q.get("sinceSeconds").and_then(|v| v.parse().ok()),
+        limit_bytes: q.get("limitBytes").and_then(|v| v.parse().ok()),
+    };
+    match state.node.logs(&pod, options) {
+        Ok(rx) => {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+            });
+            Response::builder()
+                .status(200)
+                .header(hyper::header::CONTENT_TYPE, "text/plain")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .expect("valid response")
+        }
+        Err(e) => error(&ApiError::bad_request(e.0)),
+    }
+}
+
+pub(super) fn watch(
+    state: &ApiState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    as_table: bool,
+) -> Response<Body> {
+    let (ls, fs) = match selectors(q) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let rv: Option<u64> = q
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0")
+        .and_then(|v| v.parse().ok());
+    let kind = t.kind.kind;
+    let api_version = t.kind.api_version;
+    let namespace = t.namespace.clone();
+    let timeout = q.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok());
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let (initial, mut last_rv, mut rx) = match rv {
+        None => {
+            let (items, at, rx) = state.store.list_and_watch(kind);
+            let initial: Vec<(EventType, Arc<Value>)> =
+                items.into_iter().map(|o| (EventType::Added, o)).collect();
+            (initial, at, rx)
+        }
+        Some(rv) => match state.store.watch_from(rv) {
+            Ok((past, rx)) => (
+                past.into_iter().map(|e| (e.kind, e.object)).collect(),
+                rv,
+                rx,
+            ),
+            Err(oldest) => {
+                // Kubernetes answers a too-old watch with an ERROR event carrying 410.
+                let status = ApiError::expired(rv, oldest).to_status();
+                let line = format!("{}\n", json!({"type": "ERROR", "object": status}));
+                return respond(200, "application/json", line);
+            }
+        },
+    };
+    let matches = move |o: &Value| {
+        o["kind"] == kind
+            && namespace
+                .as_deref()
+                .is_none_or(|ns| meta::namespace(o) == ns)
+            && ls.matches(o)
+            && fs.matches(o)
+    };
+    let render = move |ty: EventType, o: &Value| -> Bytes {
+        let ty = match ty {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        };
+        let object = if as_table {
+            let rv = o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            table::table(kind, &[o], &rv, "Metadata")
+        } else {
+            o.clone()
+        };
+        let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).expect("json");
+        line.push(b'\n');
+        Bytes::from(line)
+    };
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        for (ty, o) in initial {
+            if matches(&o) && tx.send(render(ty, &o)).await.is_err() {
+                return;
+            }
+            last_rv = last_rv.max(
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            );
+        }
+        let deadline =
+            timeout.map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s));
+        // Every event up to here has been seen (sent or filtered out): what a bookmark says.
+        let mut seen_rv = last_rv;
+        let mut bookmark =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        loop {
+            let next = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            };
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = bookmark.tick(), if bookmarks && !as_table => {
+                    let line = json!({"type": "BOOKMARK", "object": {
+                        "kind": kind, "apiVersion": api_version,
+                        "metadata": {"resourceVersion": seen_rv.to_string()},
+                    }});
+                    let mut line = serde_json::to_vec(&line).expect("json");
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return;
+                    }
+                }
+                ev = next => match ev {
+                    None => return,
+                    Some(Ok(e)) => {
+                        let rv = event_rv(&e);
+                        seen_rv = seen_rv.max(rv);
+                        if rv <= last_rv || !matches(&e.object) {
+                            continue;
+                        }
+                        last_rv = rv;
+                        if tx.send(render(e.kind, &e.object)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        let status = ApiError::expired(last_rv, last_rv).to_status();
+                        let _ = tx.send(Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))).await;
+                        return;
+                    }
+                    Some(Err(_)) => return,
+                },
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+    });
+    Response::builder()
+        .status(200)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            if as_table {
+                TABLE_CT
+            } else {
+                "application/json"
+            },
+        )
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("valid response")
+}
+
+/// Prometheus metrics from the store: objects per kind, pods per phase, container restarts,
+/// ready replicas of Deployments, the store's resourceVersion.
+pub(super) fn metrics(state: &ApiState) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP skiff_objects Objects in the store, by kind.\n# TYPE skiff_objects gauge"
+    );
+    for k in KINDS {
+        let _ = writeln!(
+            out,
+            "skiff_objects{{kind=\"{}\"}} {}",
+            k.kind,
+            state.store.list(k.kind, None).len()
+        );
+    }
+    let pods = state.store.list("Pod", None);
+    let mut phases: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut restarts = 0i64;
+    for p in &pods {
+        *phases
+            .entry(
+                p["status"]["phase"]
+                    .as_str()
+                    .unwrap_or("Pending")
+                    .to_string(),
+            )
+            .or_default() += 1;
+        restarts += p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+            .sum::<i64>();
+    }
+    let _ = writeln!(
+        out,
+        "# HELP skiff_pods Pods by phase.\n# TYPE skiff_pods gauge"
+    );
+    for phase in ["Pending", "Running", "Succeeded", "Failed"] {
+        let _ = writeln!(
+            out,
+            "skiff_pods{{phase=\"{phase}\"}} {}",
+            phases.get(phase).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_container_restarts Container restarts of the pods that exist.\n# TYPE skiff_container_restarts gauge\nskiff_container_restarts {restarts}");
+    let _ = writeln!(out, "# HELP skiff_deployment_replicas_available Available replicas per Deployment.\n# TYPE skiff_deployment_replicas_available gauge");
+    for d in state.store.list("Deployment", None) {
+        let _ = writeln!(
+            out,
+            "skiff_deployment_replicas_available{{namespace=\"{}\",deployment=\"{}\"}} {}",
+            meta::namespace(&d),
+            meta::name(&d),
+            d["status"]["availableReplicas"].as_i64().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_store_resource_version The store's newest resourceVersion.\n# TYPE skiff_store_resource_version counter\nskiff_store_resource_version {}", state.store.resource_version());
+    out
+}

@@ -1,0 +1,291 @@
+//! Layer 2 of validation: the fields skiff implements, as patterns (`spec.containers[].image`,
+//! `*` for any map key). A field Kubernetes knows but no pattern allows is refused by name —
+//! "not supported by skiff" — never silently ignored. Adding support for a field starts here.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{err, join, FieldError};
+
+/// A tree of the fields skiff implements.
+#[derive(Default, Debug)]
+pub(super) struct Allow {
+    leaf: bool,
+    children: BTreeMap<String, Allow>,
+    any_key: Option<Box<Allow>>,
+    items: Option<Box<Allow>>,
+}
+
+impl Allow {
+    fn from_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Allow {
+        let mut root = Allow::default();
+        for p in patterns {
+            let mut node = &mut root;
+            for seg in p.split('.') {
+                let (name, list) = match seg.strip_suffix("[]") {
+                    Some(n) => (n, true),
+                    None => (seg, false),
+                };
+                node = if name == "*" {
+                    node.any_key.get_or_insert_with(Default::default)
+                } else {
+                    node.children.entry(name.to_string()).or_default()
+                };
+                if list {
+                    node = node.items.get_or_insert_with(Default::default);
+                }
+            }
+            node.leaf = true;
+        }
+        root
+    }
+
+    pub(super) fn check(&self, v: &Value, path: &str, out: &mut Vec<FieldError>) {
+        if self.leaf {
+            return;
+        }
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    if child.is_null() {
+                        continue;
+                    }
+                    let p = join(path, k);
+                    match self.children.get(k).or(self.any_key.as_deref()) {
+                        Some(node) => node.check(child, &p, out),
+                        None => out.push(err(p, "field is not supported by skiff")),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(node) = &self.items {
+                    for (i, item) in items.iter().enumerate() {
+                        node.check(item, &format!("{path}[{i}]"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+const METADATA: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata.name",
+    "metadata.generateName",
+    "metadata.namespace",
+    "metadata.labels.*",
+    "metadata.annotations.*",
+    "metadata.ownerReferences",
+    // Set by the server; a client sending back what it read is fine (the store overwrites them).
+    "metadata.uid",
+    "metadata.resourceVersion",
+    "metadata.generation",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "metadata.deletionGracePeriodSeconds",
+];
+
+/// Fields of a PodSpec skiff implements (relative to the spec).
+const POD_SPEC: &[&str] = &[
+    "containers[].name",
+    "containers[].image",
+    "containers[].command",
+    "containers[].args",
+    "containers[].workingDir",
+    "containers[].env[].name",
+    "containers[].env[].value",
+    "containers[].env[].valueFrom.configMapKeyRef.name",
+    "containers[].env[].valueFrom.configMapKeyRef.key",
+    "containers[].env[].valueFrom.configMapKeyRef.optional",
+    "containers[].env[].valueFrom.secretKeyRef.name",
+    "containers[].env[].valueFrom.secretKeyRef.key",
+    "containers[].env[].valueFrom.secretKeyRef.optional",
+    "containers[].env[].valueFrom.fieldRef.fieldPath",
+    "containers[].env[].valueFrom.fieldRef.apiVersion",
+    "containers[].envFrom[].prefix",
+    "containers[].envFrom[].configMapRef.name",
+    "containers[].envFrom[].configMapRef.optional",
+    "containers[].envFrom[].secretRef.name",
+    "containers[].envFrom[].secretRef.optional",
+    "containers[].ports[].containerPort",
+    "containers[].ports[].name",
+    "containers[].ports[].protocol",
+    "containers[].ports[].hostPort",
+    "containers[].ports[].hostIP",
+    "containers[].imagePullPolicy",
+    "containers[].terminationMessagePath",
+    "containers[].terminationMessagePolicy",
+    "containers[].resources.limits.cpu",
+    "containers[].resources.limits.memory",
+    "containers[].resources.requests.cpu",
+    "containers[].resources.requests.memory",
+    "containers[].securityContext.runAsUser",
+    "containers[].securityContext.runAsGroup",
+    "containers[].volumeMounts[].name",
+    "containers[].volumeMounts[].mountPath",
+    "containers[].volumeMounts[].readOnly",
+    "containers[].volumeMounts[].subPath",
+    "volumes[].name",
+    "volumes[].emptyDir.medium",
+    "volumes[].emptyDir.sizeLimit",
+    "volumes[].hostPath.path",
+    "volumes[].hostPath.type",
+    "volumes[].configMap.name",
+    "volumes[].configMap.items[].key",
+    "volumes[].configMap.items[].path",
+    "volumes[].configMap.items[].mode",
+    "volumes[].configMap.defaultMode",
+    "volumes[].configMap.optional",
+    "volumes[].secret.secretName",
+    "volumes[].secret.items[].key",
+    "volumes[].secret.items[].path",
+    "volumes[].secret.items[].mode",
+    "volumes[].secret.defaultMode",
+    "volumes[].secret.optional",
+    "containers[].livenessProbe.httpGet.path",
+    "containers[].livenessProbe.httpGet.port",
+    "containers[].livenessProbe.httpGet.host",
+    "containers[].livenessProbe.httpGet.scheme",
+    "containers[].livenessProbe.httpGet.httpHeaders[].name",
+    "containers[].livenessProbe.httpGet.httpHeaders[].value",
+    "containers[].livenessProbe.tcpSocket.port",
+    "containers[].livenessProbe.tcpSocket.host",
+    "containers[].livenessProbe.exec.command",
+    "containers[].livenessProbe.initialDelaySeconds",
+    "containers[].livenessProbe.periodSeconds",
+    "containers[].livenessProbe.timeoutSeconds",
+    "containers[].livenessProbe.successThreshold",
+    "containers[].livenessProbe.failureThreshold",
+    "containers[].readinessProbe.httpGet.path",
+    "containers[].readinessProbe.httpGet.port",
+    "containers[].readinessProbe.httpGet.host",
+    "containers[].readinessProbe.httpGet.scheme",
+    "containers[].readinessProbe.httpGet.httpHeaders[].name",
+    "containers[].readinessProbe.httpGet.httpHeaders[].value",
+    "containers[].readinessProbe.tcpSocket.port",
+    "containers[].readinessProbe.tcpSocket.host",
+    "containers[].readinessProbe.exec.command",
+    "containers[].readinessProbe.initialDelaySeconds",
+    "containers[].readinessProbe.periodSeconds",
+    "containers[].readinessProbe.timeoutSeconds",
+    "containers[].readinessProbe.successThreshold",
+    "containers[].readinessProbe.failureThreshold",
+    "containers[].startupProbe.httpGet.path",
+    "containers[].startupProbe.httpGet.port",
+    "containers[].startupProbe.httpGet.host",
+    "containers[].startupProbe.httpGet.scheme",
+    "containers[].startupProbe.httpGet.httpHeaders[].name",
+    "containers[].startupProbe.httpGet.httpHeaders[].value",
+    "containers[].startupProbe.tcpSocket.port",
+    "containers[].startupProbe.tcpSocket.host",
+    "containers[].startupProbe.exec.command",
+    "containers[].startupProbe.initialDelaySeconds",
+    "containers[].startupProbe.periodSeconds",
+    "containers[].startupProbe.timeoutSeconds",
+    "containers[].startupProbe.successThreshold",
+    "containers[].startupProbe.failureThreshold",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+    "hostNetwork",
+    "dnsPolicy",
+    "hostname",
+    "imagePullSecrets[].name",
+    "nodeName",
+    "schedulerName",
+];
+
+pub(super) fn allowlist(kind: &str) -> Allow {
+    let mut patterns: Vec<String> = METADATA.iter().map(|s| s.to_string()).collect();
+    let pod = |prefix: &'static str| POD_SPEC.iter().map(move |p| format!("{prefix}{p}"));
+    match kind {
+        "Namespace" => {}
+        "Service" => patterns.extend(
+            [
+                "spec.type",
+                "spec.selector.*",
+                "spec.ports[].name",
+                "spec.ports[].protocol",
+                "spec.ports[].port",
+                "spec.ports[].targetPort",
+                "spec.ports[].nodePort",
+                "spec.ports[].appProtocol",
+                "spec.clusterIP",
+                "spec.clusterIPs",
+                "spec.sessionAffinity",
+                "spec.ipFamilies",
+                "spec.ipFamilyPolicy",
+                "spec.internalTrafficPolicy",
+                "spec.externalTrafficPolicy",
+                "spec.allocateLoadBalancerNodePorts",
+                "spec.publishNotReadyAddresses",
+            ]
+            .map(String::from),
+        ),
+        "EndpointSlice" => patterns.extend(["addressType", "endpoints", "ports"].map(String::from)),
+        "IngressClass" => patterns.extend(["spec.controller"].map(String::from)),
+        "Ingress" => patterns.extend(
+            [
+                "spec.ingressClassName",
+                "spec.defaultBackend.service.name",
+                "spec.defaultBackend.service.port.number",
+                "spec.defaultBackend.service.port.name",
+                "spec.rules[].host",
+                "spec.rules[].http.paths[].path",
+                "spec.rules[].http.paths[].pathType",
+                "spec.rules[].http.paths[].backend.service.name",
+                "spec.rules[].http.paths[].backend.service.port.number",
+                "spec.rules[].http.paths[].backend.service.port.name",
+                "spec.tls[].hosts",
+                "spec.tls[].secretName",
+            ]
+            .map(String::from),
+        ),
+        "Event" => patterns.extend(
+            [
+                "involvedObject",
+                "reason",
+                "message",
+                "source",
+                "firstTimestamp",
+                "lastTimestamp",
+                "count",
+                "type",
+                "eventTime",
+                "series",
+                "action",
+                "related",
+                "reportingComponent",
+                "reportingInstance",
+            ]
+            .map(String::from),
+        ),
+        "ConfigMap" => patterns.extend(["data.*", "binaryData.*", "immutable"].map(String::from)),
+        "Secret" => {
+            patterns.extend(["type", "data.*", "stringData.*", "immutable"].map(String::from))
+        }
+        "Pod" => patterns.extend(pod("spec.")),
+        "Deployment" | "ReplicaSet" => {
+            patterns.extend(
+                [
+                    "spec.replicas",
+                    "spec.selector.matchLabels.*",
+                    "spec.template.metadata.labels.*",
+                    "spec.template.metadata.annotations.*",
+                    "spec.minReadySeconds",
+                    "spec.revisionHistoryLimit",
+                    "spec.progressDeadlineSeconds",
+                    "spec.strategy.type",
+                    "spec.strategy.rollingUpdate.maxSurge",
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                ]
+                .map(String::from),
+            );
+            patterns.extend(pod("spec.template.spec."));
+        }
+        _ => {}
+    }
+    Allow::from_patterns(patterns.iter().map(String::as_str))
+}

@@ -1,0 +1,397 @@
+//! Layer 3 of validation: what the schema cannot say — names, selectors matching template
+//! labels, unique container names, ranges, per-kind rules (Services, Ingresses, pod specs).
+
+use serde_json::Value;
+
+use super::{err, FieldError};
+
+/// A DNS-1123 label: lower-case alphanumerics and '-', starting and ending alphanumeric, ≤ 63.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, ≤ 253.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>) {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        out.push(err("metadata.name", "is required"));
+    } else if kind == "Namespace" {
+        if !is_dns_label(name) {
+            out.push(err("metadata.name", format!("{name:?} must be a DNS-1123 label (lower-case letters, digits, '-'; at most 63)")));
+        }
+    } else if !is_dns_subdomain(name) {
+        out.push(err(
+            "metadata.name",
+            format!("{name:?} must be a DNS-1123 subdomain (lower-case letters, digits, '-', '.')"),
+        ));
+    }
+    if let Some(ns) = obj["metadata"]["namespace"].as_str() {
+        if !namespaced {
+            out.push(err(
+                "metadata.namespace",
+                format!("{kind} is cluster-scoped and takes no namespace"),
+            ));
+        } else if !is_dns_label(ns) {
+            out.push(err(
+                "metadata.namespace",
+                format!("{ns:?} is not a valid namespace name"),
+            ));
+        }
+    }
+    match kind {
+        "Service" => service_spec(&obj["spec"], out),
+        "Ingress" => ingress_spec(&obj["spec"], out),
+        "Pod" => pod_spec(&obj["spec"], "spec", false, out),
+        "Deployment" | "ReplicaSet" => {
+            let spec = &obj["spec"];
+            if let Some(r) = spec["replicas"].as_i64() {
+                if r < 0 {
+                    out.push(err("spec.replicas", "must be greater than or equal to 0"));
+                }
+            }
+            let sel = &spec["selector"]["matchLabels"];
+            if sel.as_object().is_none_or(|m| m.is_empty()) {
+                out.push(err("spec.selector", "a non-empty matchLabels is required"));
+            } else if !crate::model::meta::labels_match(
+                sel,
+                &spec["template"]["metadata"]["labels"],
+            ) {
+                out.push(err(
+                    "spec.template.metadata.labels",
+                    "must match spec.selector.matchLabels (`selector` does not match template `labels`)",
+                ));
+            }
+            if let Some(t) = spec["strategy"]["type"].as_str() {
+                if t != "RollingUpdate" && t != "Recreate" {
+                    out.push(err(
+                        "spec.strategy.type",
+                        format!("{t:?} is not RollingUpdate or Recreate"),
+                    ));
+                }
+                if t == "Recreate" && !spec["strategy"]["rollingUpdate"].is_null() {
+                    out.push(err(
+                        "spec.strategy.rollingUpdate",
+                        "may not be given when strategy type is Recreate",
+                    ));
+                }
+            }
+            pod_spec(&spec["template"]["spec"], "spec.template.spec", true, out);
+        }
+        _ => {}
+    }
+}
+
+fn service_spec(spec: &Value, out: &mut Vec<FieldError>) {
+    let ty = spec["type"].as_str().unwrap_or("ClusterIP");
+    if !["ClusterIP", "NodePort", "LoadBalancer"].contains(&ty) {
+        out.push(err(
+            "spec.type",
+            format!("{ty:?} is not supported by skiff (ClusterIP, NodePort, LoadBalancer)"),
+        ));
+    }
+    let headless = spec["clusterIP"].as_str() == Some("None");
+    let ports = spec["ports"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if ports.is_empty() && !headless {
+        out.push(err("spec.ports", "at least one port is required"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let port = p["port"].as_i64().unwrap_or(0);
+        if !(1..=65535).contains(&port) {
+            out.push(err(
+                format!("spec.ports[{i}].port"),
+                format!("{port} is not between 1 and 65535"),
+            ));
+        }
+        if let Some(proto) = p["protocol"].as_str() {
+            if !["TCP", "UDP"].contains(&proto) {
+                out.push(err(
+                    format!("spec.ports[{i}].protocol"),
+                    format!("{proto:?} is not supported by skiff (TCP, UDP)"),
+                ));
+            }
+        }
+        let name = p["name"].as_str().unwrap_or("");
+        if ports.len() > 1 && name.is_empty() {
+            out.push(err(
+                format!("spec.ports[{i}].name"),
+                "is required when the service has more than one port",
+            ));
+        } else if !names.insert(name) {
+            out.push(err(
+                format!("spec.ports[{i}].name"),
+                format!("duplicate port name {name:?}"),
+            ));
+        }
+    }
+    if spec["sessionAffinity"]
+        .as_str()
+        .is_some_and(|a| a != "None")
+    {
+        out.push(err(
+            "spec.sessionAffinity",
+            "only \"None\" is supported by skiff",
+        ));
+    }
+}
+
+fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
+    let backend = |b: &Value, path: &str, out: &mut Vec<FieldError>| {
+        let svc = &b["service"];
+        if svc["name"].as_str().is_none_or(str::is_empty) {
+            out.push(err(format!("{path}.service.name"), "is required"));
+        }
+        if svc["port"]["number"].is_null() == svc["port"]["name"].is_null() {
+            out.push(err(
+                format!("{path}.service.port"),
+                "exactly one of number or name is required",
+            ));
+        }
+    };
+    if !spec["defaultBackend"].is_null() {
+        backend(&spec["defaultBackend"], "spec.defaultBackend", out);
+    }
+    for (i, r) in spec["rules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if let Some(host) = r["host"].as_str() {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if host.parse::<std::net::IpAddr>().is_ok() || !is_dns_subdomain(bare) {
+                out.push(err(
+                    format!("spec.rules[{i}].host"),
+                    format!(
+                        "{host:?} must be a DNS name (a wildcard only as the first label, '*.')"
+                    ),
+                ));
+            }
+        }
+        for (j, p) in r["http"]["paths"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let pp = format!("spec.rules[{i}].http.paths[{j}]");
+            match p["pathType"].as_str() {
+                Some("Exact" | "Prefix" | "ImplementationSpecific") => {}
+                Some(other) => out.push(err(
+                    format!("{pp}.pathType"),
+                    format!("{other:?} is not Exact, Prefix or ImplementationSpecific"),
+                )),
+                None => out.push(err(format!("{pp}.pathType"), "is required")),
+            }
+            if p["path"]
+                .as_str()
+                .is_some_and(|path| !path.starts_with('/'))
+            {
+                out.push(err(format!("{pp}.path"), "must be an absolute path"));
+            }
+            backend(&p["backend"], &format!("{pp}.backend"), out);
+        }
+    }
+}
+
+fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
+    let containers = spec["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if containers.is_empty() {
+        out.push(err(
+            format!("{path}.containers"),
+            "at least one container is required",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        let cp = format!("{path}.containers[{i}]");
+        let name = c["name"].as_str().unwrap_or_default();
+        if !is_dns_label(name) {
+            out.push(err(
+                format!("{cp}.name"),
+                format!("{name:?} must be a DNS-1123 label"),
+            ));
+        } else if !seen.insert(name) {
+            out.push(err(
+                format!("{cp}.name"),
+                format!("duplicate container name {name:?}"),
+            ));
+        }
+        if c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
+            out.push(err(format!("{cp}.image"), "is required"));
+        }
+        if let Some(p) = c["imagePullPolicy"].as_str() {
+            if !["Always", "IfNotPresent", "Never"].contains(&p) {
+                out.push(err(
+                    format!("{cp}.imagePullPolicy"),
+                    format!("{p:?} is not Always, IfNotPresent or Never"),
+                ));
+            }
+        }
+        for (j, p) in c["ports"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let port = p["containerPort"].as_i64().unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                out.push(err(
+                    format!("{cp}.ports[{j}].containerPort"),
+                    format!("{port} is not between 1 and 65535"),
+                ));
+            }
+            if let Some(proto) = p["protocol"].as_str() {
+                if !["TCP", "UDP", "SCTP"].contains(&proto) {
+                    out.push(err(
+                        format!("{cp}.ports[{j}].protocol"),
+                        format!("{proto:?} is not TCP, UDP or SCTP"),
+                    ));
+                }
+            }
+        }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            let p = &c[probe];
+            if p.is_null() {
+                continue;
+            }
+            let handlers = ["httpGet", "tcpSocket", "exec"]
+                .iter()
+                .filter(|h| !p[**h].is_null())
+                .count();
+            if handlers != 1 {
+                out.push(err(
+                    format!("{cp}.{probe}"),
+                    "exactly one handler is required (httpGet, tcpSocket or exec)",
+                ));
+            }
+            if let Some(scheme) = p["httpGet"]["scheme"].as_str() {
+                if scheme != "HTTP" {
+                    out.push(err(
+                        format!("{cp}.{probe}.httpGet.scheme"),
+                        format!("{scheme:?} is not supported by skiff (HTTP)"),
+                    ));
+                }
+            }
+        }
+        for (j, e) in c["env"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if e["name"].as_str().is_none_or(str::is_empty) {
+                out.push(err(format!("{cp}.env[{j}].name"), "is required"));
+            }
+        }
+    }
+    let mut volume_names = std::collections::HashSet::new();
+    for (i, v) in spec["volumes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let name = v["name"].as_str().unwrap_or_default();
+        if !is_dns_label(name) {
+            out.push(err(
+                format!("{path}.volumes[{i}].name"),
+                format!("{name:?} must be a DNS-1123 label"),
+            ));
+        } else if !volume_names.insert(name) {
+            out.push(err(
+                format!("{path}.volumes[{i}].name"),
+                format!("duplicate volume name {name:?}"),
+            ));
+        }
+        let sources = ["emptyDir", "hostPath", "configMap", "secret"]
+            .iter()
+            .filter(|k| v.get(**k).is_some_and(|x| !x.is_null()))
+            .count();
+        if sources != 1 {
+            out.push(err(
+                format!("{path}.volumes[{i}]"),
+                "exactly one volume source is required (emptyDir, hostPath, configMap or secret)",
+            ));
+        }
+    }
+    for (i, c) in containers.iter().enumerate() {
+        for (j, m) in c["volumeMounts"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let mp = format!("{path}.containers[{i}].volumeMounts[{j}]");
+            let name = m["name"].as_str().unwrap_or_default();
+            if !volume_names.contains(name) {
+                out.push(err(
+                    format!("{mp}.name"),
+                    format!("volume {name:?} is not defined in the pod's volumes"),
+                ));
+            }
+            if !m["mountPath"].as_str().is_some_and(|p| p.starts_with('/')) {
+                out.push(err(format!("{mp}.mountPath"), "must be an absolute path"));
+            }
+            if let Some(sub) = m["subPath"].as_str() {
+                if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
+                    out.push(err(
+                        format!("{mp}.subPath"),
+                        "must be a relative path that does not contain '..'",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(p) = spec["restartPolicy"].as_str() {
+        if !["Always", "OnFailure", "Never"].contains(&p) {
+            out.push(err(
+                format!("{path}.restartPolicy"),
+                format!("{p:?} is not Always, OnFailure or Never"),
+            ));
+        } else if in_template && p != "Always" {
+            out.push(err(
+                format!("{path}.restartPolicy"),
+                format!("{p:?}: only \"Always\" is allowed in a Deployment or ReplicaSet"),
+            ));
+        }
+    }
+    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
+        if g < 0 {
+            out.push(err(
+                format!("{path}.terminationGracePeriodSeconds"),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if let Some(p) = spec["dnsPolicy"].as_str() {
+        if !["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"].contains(&p) {
+            out.push(err(
+                format!("{path}.dnsPolicy"),
+                format!("{p:?} is not a DNS policy"),
+            ));
+        }
+    }
+}
