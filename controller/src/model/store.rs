@@ -349,216 +349,26 @@ impl Store {
     pub fn transaction(&self, ops: Vec<Op>) -> Result<Vec<Arc<Value>>, StoreError> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        // Work on a private overlay of changes so that a failure leaves memory untouched.
-        let mut staged: BTreeMap<ObjectKey, Option<Arc<Value>>> = BTreeMap::new();
-        let mut results = Vec::with_capacity(ops.len());
-        let mut events = Vec::with_capacity(ops.len());
+        let mut stage = Staging::new(&inner.objects, ops.len());
         let mut rv = inner.resource_version;
-        let current =
-            |staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>, key: &ObjectKey| match staged
-                .get(key)
-            {
-                Some(v) => v.clone(),
-                None => inner.objects.get(key).cloned(),
-            };
         for op in ops {
             rv += 1;
-            let rv_s = rv.to_string();
-            match op {
-                Op::Create(mut obj) => {
-                    let key = ObjectKey::of(&obj);
-                    let info = kind_info(&key.kind)?;
-                    if current(&staged, &key).is_some() {
-                        return Err(StoreError::AlreadyExists(key));
-                    }
-                    let m = meta::metadata_mut(&mut obj);
-                    m.insert("uid".into(), json!(new_uid()));
-                    m.insert("resourceVersion".into(), json!(rv_s));
-                    m.insert("creationTimestamp".into(), json!(now_rfc3339()));
-                    if info.has_generation() {
-                        m.insert("generation".into(), json!(1));
-                    }
-                    m.remove("deletionTimestamp");
-                    if !info.namespaced {
-                        m.remove("namespace");
-                    }
-                    let obj = Arc::new(obj);
-                    staged.insert(key, Some(obj.clone()));
-                    events.push(Event {
-                        kind: EventType::Added,
-                        object: obj.clone(),
-                    });
-                    results.push(obj);
-                }
-                Op::Update(mut obj) => {
-                    let key = ObjectKey::of(&obj);
-                    let info = kind_info(&key.kind)?;
-                    let old =
-                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                    let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("");
-                    if let Some(given) = obj["metadata"]["resourceVersion"].as_str() {
-                        if given != old_rv {
-                            return Err(StoreError::Conflict {
-                                key,
-                                expected: given.to_string(),
-                                actual: old_rv.to_string(),
-                            });
-                        }
-                    }
-                    // Server-owned metadata and status come from the stored object.
-                    let old_meta = &old["metadata"];
-                    let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
-                    let m = meta::metadata_mut(&mut obj);
-                    for field in [
-                        "uid",
-                        "creationTimestamp",
-                        "deletionTimestamp",
-                        "deletionGracePeriodSeconds",
-                    ] {
-                        match old_meta.get(field) {
-                            Some(v) => m.insert(field.into(), v.clone()),
-                            None => m.remove(field),
-                        };
-                    }
-                    m.insert("resourceVersion".into(), json!(rv_s));
-                    if info.has_generation() {
-                        let g = old_meta["generation"].as_i64().unwrap_or(1);
-                        m.insert(
-                            "generation".into(),
-                            json!(if spec_changed { g + 1 } else { g }),
-                        );
-                    }
-                    match old.get("status") {
-                        Some(s) => obj["status"] = s.clone(),
-                        None => {
-                            if let Some(o) = obj.as_object_mut() {
-                                o.remove("status");
-                            }
-                        }
-                    }
-                    let obj = Arc::new(obj);
-                    staged.insert(key, Some(obj.clone()));
-                    events.push(Event {
-                        kind: EventType::Modified,
-                        object: obj.clone(),
-                    });
-                    results.push(obj);
-                }
-                Op::UpdateStatus(key, status) => {
-                    let old =
-                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                    let mut obj = (*old).clone();
-                    obj["status"] = status;
-                    meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
-                    let obj = Arc::new(obj);
-                    staged.insert(key, Some(obj.clone()));
-                    events.push(Event {
-                        kind: EventType::Modified,
-                        object: obj.clone(),
-                    });
-                    results.push(obj);
-                }
-                op @ (Op::Delete(_) | Op::DeleteWithGrace(..)) => {
-                    let (key, grace_override) = match op {
-                        Op::DeleteWithGrace(k, g) => (k, Some(g)),
-                        Op::Delete(k) => (k, None),
-                        _ => unreachable!("matched above"),
-                    };
-                    let old =
-                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                    if key.kind == "Pod" {
-                        if old["metadata"].get("deletionTimestamp").is_some() {
-                            results.push(old);
-                            rv -= 1;
-                            continue;
-                        }
-                        let mut obj = (*old).clone();
-                        let grace = grace_override
-                            .unwrap_or_else(|| {
-                                obj["spec"]["terminationGracePeriodSeconds"]
-                                    .as_i64()
-                                    .unwrap_or(30)
-                            })
-                            .max(0);
-                        let m = meta::metadata_mut(&mut obj);
-                        m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-                        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                        m.insert("resourceVersion".into(), json!(rv_s));
-                        let obj = Arc::new(obj);
-                        staged.insert(key, Some(obj.clone()));
-                        events.push(Event {
-                            kind: EventType::Modified,
-                            object: obj.clone(),
-                        });
-                        results.push(obj);
-                    } else {
-                        staged.insert(key, None);
-                        let mut obj = (*old).clone();
-                        meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
-                        let obj = Arc::new(obj);
-                        events.push(Event {
-                            kind: EventType::Deleted,
-                            object: obj.clone(),
-                        });
-                        results.push(obj);
-                    }
-                }
-                Op::Remove(key) => {
-                    let old =
-                        current(&staged, &key).ok_or_else(|| StoreError::NotFound(key.clone()))?;
-                    staged.insert(key, None);
-                    let mut obj = (*old).clone();
-                    meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv_s));
-                    let obj = Arc::new(obj);
-                    events.push(Event {
-                        kind: EventType::Deleted,
-                        object: obj.clone(),
-                    });
-                    results.push(obj);
-                }
+            if !stage.apply(op, rv)? {
+                // Nothing changed (a pod already terminating): no version used.
+                rv -= 1;
             }
         }
+        let Staging {
+            staged,
+            events,
+            results,
+            ..
+        } = stage;
         if staged.is_empty() {
             return Ok(results);
         }
         // Commit durably, then publish.
-        let tx = inner.conn.transaction()?;
-        for (key, value) in &staged {
-            match value {
-                Some(obj) => {
-                    let body = serde_json::to_string(&**obj).expect("JSON values serialize");
-                    tx.execute(
-                        "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (kind, namespace, name) DO UPDATE SET
-                           uid = excluded.uid, resource_version = excluded.resource_version, body = excluded.body",
-                        params![
-                            key.kind,
-                            key.namespace,
-                            key.name,
-                            obj["metadata"]["uid"].as_str().unwrap_or_default(),
-                            obj["metadata"]["resourceVersion"]
-                                .as_str()
-                                .and_then(|s| s.parse::<i64>().ok())
-                                .unwrap_or(0),
-                            body
-                        ],
-                    )?;
-                }
-                None => {
-                    tx.execute(
-                        "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-                        params![key.kind, key.namespace, key.name],
-                    )?;
-                }
-            }
-        }
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('resourceVersion', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            params![rv as i64],
-        )?;
-        tx.commit()?;
+        commit(&mut inner.conn, &staged, rv)?;
         inner.resource_version = rv;
         for (key, value) in staged {
             match value {
@@ -582,6 +392,240 @@ impl Store {
         }
         Ok(results)
     }
+}
+
+/// The changes of one transaction before it commits: a private overlay over the stored
+/// objects, so that a failure leaves memory untouched.
+struct Staging<'a> {
+    stored: &'a BTreeMap<ObjectKey, Arc<Value>>,
+    staged: BTreeMap<ObjectKey, Option<Arc<Value>>>,
+    events: Vec<Event>,
+    results: Vec<Arc<Value>>,
+}
+
+impl<'a> Staging<'a> {
+    fn new(stored: &'a BTreeMap<ObjectKey, Arc<Value>>, ops: usize) -> Self {
+        Staging {
+            stored,
+            staged: BTreeMap::new(),
+            events: Vec::with_capacity(ops),
+            results: Vec::with_capacity(ops),
+        }
+    }
+
+    /// The object as this transaction sees it so far.
+    fn current(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        match self.staged.get(key) {
+            Some(v) => v.clone(),
+            None => self.stored.get(key).cloned(),
+        }
+    }
+
+    fn existing(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+        self.current(key)
+            .ok_or_else(|| StoreError::NotFound(key.clone()))
+    }
+
+    /// Stages a new version of an object.
+    fn put(&mut self, key: ObjectKey, obj: Value, kind: EventType) {
+        let obj = Arc::new(obj);
+        self.staged.insert(key, Some(obj.clone()));
+        self.events.push(Event {
+            kind,
+            object: obj.clone(),
+        });
+        self.results.push(obj);
+    }
+
+    /// Stages the removal of an object; its last version carries the removal's version.
+    fn remove(&mut self, key: ObjectKey, old: &Value, rv: u64) {
+        self.staged.insert(key, None);
+        let mut obj = old.clone();
+        meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let obj = Arc::new(obj);
+        self.events.push(Event {
+            kind: EventType::Deleted,
+            object: obj.clone(),
+        });
+        self.results.push(obj);
+    }
+
+    /// Stages one operation at version `rv`; false if it changed nothing.
+    fn apply(&mut self, op: Op, rv: u64) -> Result<bool, StoreError> {
+        match op {
+            Op::Create(obj) => {
+                let key = ObjectKey::of(&obj);
+                let info = kind_info(&key.kind)?;
+                if self.current(&key).is_some() {
+                    return Err(StoreError::AlreadyExists(key));
+                }
+                self.put(key, created(obj, info, rv), EventType::Added);
+            }
+            Op::Update(obj) => {
+                let key = ObjectKey::of(&obj);
+                let info = kind_info(&key.kind)?;
+                let old = self.existing(&key)?;
+                let obj = updated(&key, &old, obj, info, rv)?;
+                self.put(key, obj, EventType::Modified);
+            }
+            Op::UpdateStatus(key, status) => {
+                let mut obj = (*self.existing(&key)?).clone();
+                obj["status"] = status;
+                meta::metadata_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(rv.to_string()));
+                self.put(key, obj, EventType::Modified);
+            }
+            Op::Delete(key) => return self.delete(key, None, rv),
+            Op::DeleteWithGrace(key, grace) => return self.delete(key, Some(grace), rv),
+            Op::Remove(key) => {
+                let old = self.existing(&key)?;
+                self.remove(key, &old, rv);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A deletion: Pods are marked (`deletionTimestamp`, grace) for the node to stop them,
+    /// everything else goes at once.
+    fn delete(&mut self, key: ObjectKey, grace: Option<i64>, rv: u64) -> Result<bool, StoreError> {
+        let old = self.existing(&key)?;
+        if key.kind != "Pod" {
+            self.remove(key, &old, rv);
+            return Ok(true);
+        }
+        if old["metadata"].get("deletionTimestamp").is_some() {
+            self.results.push(old);
+            return Ok(false);
+        }
+        let mut obj = (*old).clone();
+        let grace = grace
+            .unwrap_or_else(|| {
+                obj["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30)
+            })
+            .max(0);
+        let m = meta::metadata_mut(&mut obj);
+        m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        m.insert("resourceVersion".into(), json!(rv.to_string()));
+        self.put(key, obj, EventType::Modified);
+        Ok(true)
+    }
+}
+
+/// A new object as stored: identity, version, creation time, generation 1.
+fn created(mut obj: Value, info: &KindInfo, rv: u64) -> Value {
+    let m = meta::metadata_mut(&mut obj);
+    m.insert("uid".into(), json!(new_uid()));
+    m.insert("resourceVersion".into(), json!(rv.to_string()));
+    m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    if info.has_generation() {
+        m.insert("generation".into(), json!(1));
+    }
+    m.remove("deletionTimestamp");
+    if !info.namespaced {
+        m.remove("namespace");
+    }
+    obj
+}
+
+/// A replacement of `old` as stored: the server's metadata and the status stay `old`'s, the
+/// generation moves when the spec changed; a given resourceVersion must be `old`'s.
+fn updated(
+    key: &ObjectKey,
+    old: &Value,
+    mut obj: Value,
+    info: &KindInfo,
+    rv: u64,
+) -> Result<Value, StoreError> {
+    let old_rv = old["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    if let Some(given) = obj["metadata"]["resourceVersion"].as_str() {
+        if given != old_rv {
+            return Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: given.to_string(),
+                actual: old_rv.to_string(),
+            });
+        }
+    }
+    let old_meta = &old["metadata"];
+    let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
+    let m = meta::metadata_mut(&mut obj);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => m.insert(field.into(), v.clone()),
+            None => m.remove(field),
+        };
+    }
+    m.insert("resourceVersion".into(), json!(rv.to_string()));
+    if info.has_generation() {
+        let g = old_meta["generation"].as_i64().unwrap_or(1);
+        m.insert(
+            "generation".into(),
+            json!(if spec_changed { g + 1 } else { g }),
+        );
+    }
+    match old.get("status") {
+        Some(s) => obj["status"] = s.clone(),
+        None => {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+    Ok(obj)
+}
+
+/// Writes the staged changes and the new resourceVersion in one SQLite transaction.
+fn commit(
+    conn: &mut Connection,
+    staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>,
+    rv: u64,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    for (key, value) in staged {
+        match value {
+            Some(obj) => {
+                let body = serde_json::to_string(&**obj).expect("JSON values serialize");
+                tx.execute(
+                    "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (kind, namespace, name) DO UPDATE SET
+                       uid = excluded.uid, resource_version = excluded.resource_version, body = excluded.body",
+                    params![
+                        key.kind,
+                        key.namespace,
+                        key.name,
+                        obj["metadata"]["uid"].as_str().unwrap_or_default(),
+                        obj["metadata"]["resourceVersion"]
+                            .as_str()
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .unwrap_or(0),
+                        body
+                    ],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                    params![key.kind, key.namespace, key.name],
+                )?;
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES ('resourceVersion', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![rv as i64],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn kind_info(kind: &str) -> Result<&'static KindInfo, StoreError> {

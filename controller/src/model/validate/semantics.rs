@@ -1,6 +1,8 @@
 //! Layer 3 of validation: what the schema cannot say — names, selectors matching template
 //! labels, unique container names, ranges, per-kind rules (Services, Ingresses, pod specs).
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::{err, FieldError};
@@ -210,17 +212,14 @@ fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
 }
 
 fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
-    let containers = spec["containers"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let containers = items(&spec["containers"]);
     if containers.is_empty() {
         out.push(err(
             format!("{path}.containers"),
             "at least one container is required",
         ));
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for (i, c) in containers.iter().enumerate() {
         let cp = format!("{path}.containers[{i}]");
         let name = c["name"].as_str().unwrap_or_default();
@@ -235,91 +234,142 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
                 format!("duplicate container name {name:?}"),
             ));
         }
-        if c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
-            out.push(err(format!("{cp}.image"), "is required"));
-        }
-        if let Some(p) = c["imagePullPolicy"].as_str() {
-            if !["Always", "IfNotPresent", "Never"].contains(&p) {
-                out.push(err(
-                    format!("{cp}.imagePullPolicy"),
-                    format!("{p:?} is not Always, IfNotPresent or Never"),
-                ));
-            }
-        }
-        for (j, p) in c["ports"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let port = p["containerPort"].as_i64().unwrap_or(0);
-            if !(1..=65535).contains(&port) {
-                out.push(err(
-                    format!("{cp}.ports[{j}].containerPort"),
-                    format!("{port} is not between 1 and 65535"),
-                ));
-            }
-            if let Some(proto) = p["protocol"].as_str() {
-                if !["TCP", "UDP", "SCTP"].contains(&proto) {
-                    out.push(err(
-                        format!("{cp}.ports[{j}].protocol"),
-                        format!("{proto:?} is not TCP, UDP or SCTP"),
-                    ));
-                }
-            }
-        }
-        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-            let p = &c[probe];
-            if p.is_null() {
-                continue;
-            }
-            let handlers = ["httpGet", "tcpSocket", "exec"]
-                .iter()
-                .filter(|h| !p[**h].is_null())
-                .count();
-            if handlers != 1 {
-                out.push(err(
-                    format!("{cp}.{probe}"),
-                    "exactly one handler is required (httpGet, tcpSocket or exec)",
-                ));
-            }
-            if let Some(scheme) = p["httpGet"]["scheme"].as_str() {
-                if scheme != "HTTP" {
-                    out.push(err(
-                        format!("{cp}.{probe}.httpGet.scheme"),
-                        format!("{scheme:?} is not supported by skiff (HTTP)"),
-                    ));
-                }
-            }
-        }
-        for (j, e) in c["env"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            if e["name"].as_str().is_none_or(str::is_empty) {
-                out.push(err(format!("{cp}.env[{j}].name"), "is required"));
-            }
+        container(c, &cp, out);
+    }
+    let volume_names = volumes(spec, path, out);
+    for (i, c) in containers.iter().enumerate() {
+        let cp = format!("{path}.containers[{i}]");
+        volume_mounts(c, &cp, &volume_names, out);
+    }
+    let restart = one_of(
+        spec,
+        path,
+        "restartPolicy",
+        &["Always", "OnFailure", "Never"],
+        "is not Always, OnFailure or Never",
+        out,
+    );
+    if in_template && restart.is_some_and(|p| p != "Always") {
+        out.push(err(
+            format!("{path}.restartPolicy"),
+            format!(
+                "{:?}: only \"Always\" is allowed in a Deployment or ReplicaSet",
+                restart.unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
+        if g < 0 {
+            out.push(err(
+                format!("{path}.terminationGracePeriodSeconds"),
+                "must be greater than or equal to 0",
+            ));
         }
     }
-    let mut volume_names = std::collections::HashSet::new();
-    for (i, v) in spec["volumes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    one_of(
+        spec,
+        path,
+        "dnsPolicy",
+        &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+        "is not a DNS policy",
+        out,
+    );
+}
+
+/// The elements of a list field (none when absent).
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Checks that `obj.field`, when given, is one of `allowed`; returns it if it is.
+fn one_of<'a>(
+    obj: &'a Value,
+    path: &str,
+    field: &str,
+    allowed: &[&str],
+    message: &str,
+    out: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    let v = obj[field].as_str()?;
+    if allowed.contains(&v) {
+        return Some(v);
+    }
+    out.push(err(format!("{path}.{field}"), format!("{v:?} {message}")));
+    None
+}
+
+/// One container's image, pull policy, ports, probes and environment.
+fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
+    if c["image"].as_str().is_none_or(|s| s.trim().is_empty()) {
+        out.push(err(format!("{cp}.image"), "is required"));
+    }
+    one_of(
+        c,
+        cp,
+        "imagePullPolicy",
+        &["Always", "IfNotPresent", "Never"],
+        "is not Always, IfNotPresent or Never",
+        out,
+    );
+    for (j, p) in items(&c["ports"]).iter().enumerate() {
+        let port = p["containerPort"].as_i64().unwrap_or(0);
+        if !(1..=65535).contains(&port) {
+            out.push(err(
+                format!("{cp}.ports[{j}].containerPort"),
+                format!("{port} is not between 1 and 65535"),
+            ));
+        }
+        one_of(
+            p,
+            &format!("{cp}.ports[{j}]"),
+            "protocol",
+            &["TCP", "UDP", "SCTP"],
+            "is not TCP, UDP or SCTP",
+            out,
+        );
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let p = &c[probe];
+        if p.is_null() {
+            continue;
+        }
+        let handlers = ["httpGet", "tcpSocket", "exec"]
+            .iter()
+            .filter(|h| !p[**h].is_null())
+            .count();
+        if handlers != 1 {
+            out.push(err(
+                format!("{cp}.{probe}"),
+                "exactly one handler is required (httpGet, tcpSocket or exec)",
+            ));
+        }
+        one_of(
+            &p["httpGet"],
+            &format!("{cp}.{probe}.httpGet"),
+            "scheme",
+            &["HTTP"],
+            "is not supported by skiff (HTTP)",
+            out,
+        );
+    }
+    for (j, e) in items(&c["env"]).iter().enumerate() {
+        if e["name"].as_str().is_none_or(str::is_empty) {
+            out.push(err(format!("{cp}.env[{j}].name"), "is required"));
+        }
+    }
+}
+
+/// The pod's volumes: names unique DNS labels, exactly one source each. Returns the names.
+fn volumes<'a>(spec: &'a Value, path: &str, out: &mut Vec<FieldError>) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for (i, v) in items(&spec["volumes"]).iter().enumerate() {
         let name = v["name"].as_str().unwrap_or_default();
         if !is_dns_label(name) {
             out.push(err(
                 format!("{path}.volumes[{i}].name"),
                 format!("{name:?} must be a DNS-1123 label"),
             ));
-        } else if !volume_names.insert(name) {
+        } else if !names.insert(name) {
             out.push(err(
                 format!("{path}.volumes[{i}].name"),
                 format!("duplicate volume name {name:?}"),
@@ -336,62 +386,30 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
             ));
         }
     }
-    for (i, c) in containers.iter().enumerate() {
-        for (j, m) in c["volumeMounts"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let mp = format!("{path}.containers[{i}].volumeMounts[{j}]");
-            let name = m["name"].as_str().unwrap_or_default();
-            if !volume_names.contains(name) {
+    names
+}
+
+/// A container's mounts: of a defined volume, at an absolute path, a `subPath` that stays in.
+fn volume_mounts(c: &Value, cp: &str, volumes: &HashSet<&str>, out: &mut Vec<FieldError>) {
+    for (j, m) in items(&c["volumeMounts"]).iter().enumerate() {
+        let mp = format!("{cp}.volumeMounts[{j}]");
+        let name = m["name"].as_str().unwrap_or_default();
+        if !volumes.contains(name) {
+            out.push(err(
+                format!("{mp}.name"),
+                format!("volume {name:?} is not defined in the pod's volumes"),
+            ));
+        }
+        if !m["mountPath"].as_str().is_some_and(|p| p.starts_with('/')) {
+            out.push(err(format!("{mp}.mountPath"), "must be an absolute path"));
+        }
+        if let Some(sub) = m["subPath"].as_str() {
+            if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
                 out.push(err(
-                    format!("{mp}.name"),
-                    format!("volume {name:?} is not defined in the pod's volumes"),
+                    format!("{mp}.subPath"),
+                    "must be a relative path that does not contain '..'",
                 ));
             }
-            if !m["mountPath"].as_str().is_some_and(|p| p.starts_with('/')) {
-                out.push(err(format!("{mp}.mountPath"), "must be an absolute path"));
-            }
-            if let Some(sub) = m["subPath"].as_str() {
-                if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
-                    out.push(err(
-                        format!("{mp}.subPath"),
-                        "must be a relative path that does not contain '..'",
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(p) = spec["restartPolicy"].as_str() {
-        if !["Always", "OnFailure", "Never"].contains(&p) {
-            out.push(err(
-                format!("{path}.restartPolicy"),
-                format!("{p:?} is not Always, OnFailure or Never"),
-            ));
-        } else if in_template && p != "Always" {
-            out.push(err(
-                format!("{path}.restartPolicy"),
-                format!("{p:?}: only \"Always\" is allowed in a Deployment or ReplicaSet"),
-            ));
-        }
-    }
-    if let Some(g) = spec["terminationGracePeriodSeconds"].as_i64() {
-        if g < 0 {
-            out.push(err(
-                format!("{path}.terminationGracePeriodSeconds"),
-                "must be greater than or equal to 0",
-            ));
-        }
-    }
-    if let Some(p) = spec["dnsPolicy"].as_str() {
-        if !["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"].contains(&p) {
-            out.push(err(
-                format!("{path}.dnsPolicy"),
-                format!("{p:?} is not a DNS policy"),
-            ));
         }
     }
 }
