@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod ingress;
+pub mod plan;
 pub mod replicaset;
 
 use std::sync::Arc;
