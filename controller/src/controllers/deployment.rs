@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::{DeploymentStrategy, ReplicaSetStatus};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 use super::plan::{execute, execute_all, Event, Write};
@@ -31,11 +33,12 @@ pub fn pod_template_hash(template: &Value) -> String {
         .collect()
 }
 
-/// Resolves an int-or-percent against a total (`maxSurge` rounds up, `maxUnavailable` down).
-fn scaled(v: &Value, total: i64, round_up: bool) -> i64 {
+/// Resolves an int-or-percent against a total (`maxSurge` rounds up, `maxUnavailable` down);
+/// absent is 0.
+fn scaled(v: Option<&IntOrString>, total: i64, round_up: bool) -> i64 {
     match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => {
+        Some(IntOrString::Int(n)) => i64::from(*n),
+        Some(IntOrString::String(s)) => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
             if round_up {
                 (pct * total + 99) / 100
@@ -43,16 +46,53 @@ fn scaled(v: &Value, total: i64, round_up: bool) -> i64 {
                 pct * total / 100
             }
         }
-        _ => 0,
+        None => 0,
     }
+}
+
+/// `spec.strategy`. Absent (never, once defaulted) it is a rolling update without bounds.
+fn strategy(d: &Value) -> DeploymentStrategy {
+    serde_json::from_value(d["spec"]["strategy"].clone()).unwrap_or_default()
+}
+
+fn is_recreate(strategy: &DeploymentStrategy) -> bool {
+    strategy.type_.as_deref() == Some("Recreate")
+}
+
+/// `maxSurge` and `maxUnavailable` of a rolling update.
+fn bounds(strategy: &DeploymentStrategy) -> (Option<&IntOrString>, Option<&IntOrString>) {
+    let ru = strategy.rolling_update.as_ref();
+    (
+        ru.and_then(|ru| ru.max_surge.as_ref()),
+        ru.and_then(|ru| ru.max_unavailable.as_ref()),
+    )
 }
 
 fn replicas(rs: &Value) -> i64 {
     rs["spec"]["replicas"].as_i64().unwrap_or(0)
 }
 
-fn status_i64(obj: &Value, field: &str) -> i64 {
-    obj["status"][field].as_i64().unwrap_or(0)
+/// A ReplicaSet's `status`; none yet reads as no pods.
+fn rs_status(rs: &Value) -> ReplicaSetStatus {
+    serde_json::from_value(rs["status"].clone()).unwrap_or_default()
+}
+
+/// How many of a ReplicaSet's pods there are, and how many are ready and available.
+fn counts(rs: &Value) -> (i64, i64, i64) {
+    let s = rs_status(rs);
+    (
+        i64::from(s.replicas),
+        i64::from(s.ready_replicas.unwrap_or(0)),
+        i64::from(s.available_replicas.unwrap_or(0)),
+    )
+}
+
+fn pods(rs: &Value) -> i64 {
+    counts(rs).0
+}
+
+fn available(rs: &Value) -> i64 {
+    counts(rs).2
 }
 
 fn revision(rs: &Value) -> i64 {
@@ -185,20 +225,20 @@ pub fn plan(
 
 /// The replicas the new ReplicaSet and each old one should have after this pass.
 fn target_replicas(d: &Value, new_rs: &Value, old: &[Arc<Value>], desired: i64) -> (i64, Vec<i64>) {
-    let strategy = &d["spec"]["strategy"];
+    let strategy = strategy(d);
     let mut new_replicas = replicas(new_rs);
     let mut old_replicas: Vec<i64> = old.iter().map(|rs| replicas(rs)).collect();
-    if strategy["type"] == "Recreate" {
+    if is_recreate(&strategy) {
         if old_replicas.iter().any(|&r| r > 0) {
             old_replicas.iter_mut().for_each(|r| *r = 0);
-        } else if old.iter().all(|rs| status_i64(rs, "replicas") == 0) {
+        } else if old.iter().all(|rs| pods(rs) == 0) {
             new_replicas = desired;
         }
         return (new_replicas, old_replicas);
     }
-    let ru = &strategy["rollingUpdate"];
-    let max_surge = scaled(&ru["maxSurge"], desired, true);
-    let mut max_unavailable = scaled(&ru["maxUnavailable"], desired, false);
+    let (surge, unavailable) = bounds(&strategy);
+    let max_surge = scaled(surge, desired, true);
+    let mut max_unavailable = scaled(unavailable, desired, false);
     if max_surge == 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }
@@ -214,15 +254,11 @@ fn target_replicas(d: &Value, new_rs: &Value, old: &[Arc<Value>], desired: i64) 
     }
     // Scale old ReplicaSets down while enough pods stay available.
     let min_available = desired - max_unavailable;
-    let available: i64 = status_i64(new_rs, "availableReplicas")
-        + old
-            .iter()
-            .map(|rs| status_i64(rs, "availableReplicas"))
-            .sum::<i64>();
-    let mut can_remove = (available - min_available).max(0);
+    let available_now: i64 = available(new_rs) + old.iter().map(|rs| available(rs)).sum::<i64>();
+    let mut can_remove = (available_now - min_available).max(0);
     for (rs, r) in old.iter().zip(old_replicas.iter_mut()) {
         // Unavailable old pods help nobody: remove them first.
-        let unhealthy = (*r - status_i64(rs, "availableReplicas")).max(0);
+        let unhealthy = (*r - available(rs)).max(0);
         *r -= unhealthy;
     }
     for r in old_replicas.iter_mut() {
@@ -245,7 +281,7 @@ fn beyond_history(d: &Value, old: &[Arc<Value>], old_replicas: &[i64]) -> Vec<Wr
     let drained: Vec<&Arc<Value>> = old
         .iter()
         .zip(old_replicas)
-        .filter(|(rs, r)| **r == 0 && status_i64(rs, "replicas") == 0)
+        .filter(|(rs, r)| **r == 0 && pods(rs) == 0)
         .map(|(rs, _)| rs)
         .collect();
     if drained.len() <= limit {
@@ -343,16 +379,17 @@ fn status(
     let all = std::iter::once(new_rs).chain(old.iter().map(|rs| &**rs));
     let (mut total, mut ready, mut available) = (0, 0, 0);
     for rs in all {
-        total += status_i64(rs, "replicas");
-        ready += status_i64(rs, "readyReplicas");
-        available += status_i64(rs, "availableReplicas");
+        let (rs_pods, rs_ready, rs_available) = counts(rs);
+        total += rs_pods;
+        ready += rs_ready;
+        available += rs_available;
     }
-    let updated = status_i64(new_rs, "replicas");
-    let ru = &d["spec"]["strategy"]["rollingUpdate"];
-    let max_unavailable = if d["spec"]["strategy"]["type"] == "Recreate" {
+    let updated = pods(new_rs);
+    let strategy = strategy(d);
+    let max_unavailable = if is_recreate(&strategy) {
         0
     } else {
-        scaled(&ru["maxUnavailable"], desired, false)
+        scaled(bounds(&strategy).1, desired, false)
     };
     let now_text = rfc3339(now);
     let available_cond = if available >= desired - max_unavailable {
@@ -377,7 +414,7 @@ fn status(
     let complete = updated == desired
         && total == desired
         && available == desired
-        && status_i64(new_rs, "observedGeneration")
+        && rs_status(new_rs).observed_generation.unwrap_or(0)
             >= new_rs["metadata"]["generation"].as_i64().unwrap_or(0);
     let progressing = progressing(d, meta::name(new_rs), complete, updated, available, now);
     json!({
@@ -621,6 +658,40 @@ mod tests {
                 format!("scale {name} to 3"),
                 format!("event ScalingReplicaSet: Scaled up replica set {name} from 0 to 3"),
                 "status Deployment default/web".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replicaset_without_status_yet_counts_no_pods() {
+        // As the API answers a creation: no status.
+        let d = deployment(2, rolling(json!("25%"), json!("25%")));
+        let mut made = (*current(&d, 1, 0, 0)).clone();
+        made.as_object_mut().unwrap().remove("status");
+        let made = Arc::new(made);
+        let writes = plan(&d, &made, std::slice::from_ref(&made), now());
+        assert_eq!(
+            lines(&writes)[0],
+            format!("scale {} to 2", meta::name(&made))
+        );
+        let status = status_of(&writes);
+        assert_eq!(status["replicas"], 0);
+        assert_eq!(status["availableReplicas"], 0);
+        assert_eq!(status["unavailableReplicas"], 2);
+    }
+
+    #[test]
+    fn without_a_strategy_a_rollout_allows_one_unavailable_pod_and_no_surge() {
+        let mut d = deployment(2, json!(null));
+        d["spec"].as_object_mut().unwrap().remove("strategy");
+        let old = rs("web-old", 1, 2, 2, "2026-01-01T10:00:00Z");
+        let new = current(&d, 2, 0, 0);
+        let writes = plan(&d, &new, &[old, new.clone()], now());
+        assert_eq!(
+            lines(&writes)[..2],
+            [
+                "scale web-old to 1",
+                "event ScalingReplicaSet: Scaled down replica set web-old from 2 to 1"
             ]
         );
     }
