@@ -1,7 +1,9 @@
 //! The reconcile loops. Each is an idempotent function of (declared objects, observed objects)
 //! that writes what must change through the API, like a Kubernetes controller: they read the
 //! [`View`]'s caches (kept by `kube`'s watcher over the in-process client) and write with API
-//! requests.
+//! requests. The Deployment, ReplicaSet and garbage-collection reconcilers decide in pure
+//! `plan` functions of the cached objects and perform the [`plan::Write`]s they return through
+//! a thin executor; new reconcilers take the same shape.
 //!
 //! The loop here runs every reconciler over all of its objects whenever a relevant change is
 //! seen (debounced), and every few seconds anyway (for time-based conditions such as
@@ -12,6 +14,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod plan;
 pub mod replicaset;
 
 use std::sync::Arc;

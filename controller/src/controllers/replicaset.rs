@@ -5,19 +5,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::plan::{execute_all, Event, Write};
 use crate::client::view::{View, WriteError};
 use crate::model::meta;
-use crate::model::store::{ObjectKey, Op};
-
-/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// A random 5-character suffix, as Kubernetes' `generateName` makes.
-pub fn random_suffix() -> String {
-    (0..5)
-        .map(|_| ALPHANUMS[rand::random::<usize>() % ALPHANUMS.len()] as char)
-        .collect()
-}
+use crate::model::store::ObjectKey;
 
 /// Whether a Pod's `Ready` condition is true.
 pub fn pod_ready(pod: &Value) -> bool {
@@ -56,10 +47,10 @@ pub fn owned_pods(view: &View, namespace: &str, owner_uid: &str) -> Vec<Arc<Valu
         .collect()
 }
 
-/// A new Pod from a ReplicaSet's template.
-fn new_pod(rs: &Value) -> Value {
+/// A new Pod from a ReplicaSet's template, named `<rs>-<suffix>` and bound to `node`.
+fn new_pod(rs: &Value, suffix: &str, node: &str) -> Value {
     let template = &rs["spec"]["template"];
-    let name = format!("{}-{}", meta::name(rs), random_suffix());
+    let name = format!("{}-{}", meta::name(rs), suffix);
     let mut metadata = json!({
         "name": name,
         "namespace": meta::namespace(rs),
@@ -78,22 +69,42 @@ fn new_pod(rs: &Value) -> Value {
     }
     let mut spec = template["spec"].clone();
     // One node: the pod is bound to it at once (what the scheduler would do).
-    spec["nodeName"] = json!(crate::model::node::name());
+    spec["nodeName"] = json!(node);
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 }
 
-/// Reconciles one ReplicaSet: creates or deletes Pods, then writes status.
-pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
+/// One pass over a ReplicaSet, from the Pods it controls (as cached): Pods created (named
+/// `<rs>-<suffix()>`, bound to `node`) or deleted — not ready before ready, newest before
+/// oldest — to reach `spec.replicas`, each write followed by its Event; or, once the count is
+/// right, the status (counts as of `now`). Nothing for a ReplicaSet being deleted.
+pub fn plan(
+    rs: &Value,
+    pods: &[Arc<Value>],
+    now: jiff::Timestamp,
+    node: &str,
+    mut suffix: impl FnMut() -> String,
+) -> Vec<Write> {
     if meta::is_terminating(rs) {
-        return Ok(());
+        return Vec::new();
     }
     let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-    let pods = owned_pods(view, meta::namespace(rs), meta::uid(rs));
     let mut active: Vec<&Arc<Value>> = pods.iter().filter(|p| pod_active(p)).collect();
-    let mut ops = Vec::new();
+    let event = |reason, message| {
+        Write::Event(Event {
+            about: rs.clone(),
+            kind: crate::client::events::Type::Normal,
+            reason,
+            message,
+            source: crate::client::events::Source::ReplicaSetController,
+        })
+    };
+    let mut writes = Vec::new();
     if active.len() < want {
         for _ in active.len()..want {
-            ops.push(Op::Create(new_pod(rs)));
+            let pod = new_pod(rs, &suffix(), node);
+            let message = format!("Created pod: {}", meta::name(&pod));
+            writes.push(Write::Create(pod));
+            writes.push(event("SuccessfulCreate", message));
         }
     } else if active.len() > want {
         // Delete the least useful first: not ready before ready, newest before oldest.
@@ -109,32 +120,25 @@ pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
             )
         });
         for p in &active[..active.len() - want] {
-            ops.push(Op::Delete(ObjectKey::of(p)));
+            writes.push(Write::Delete(ObjectKey::of(p)));
+            writes.push(event(
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", meta::name(p)),
+            ));
         }
     }
-    if !ops.is_empty() {
-        for op in ops {
-            let (reason, verb, name) = match &op {
-                Op::Delete(k) => ("SuccessfulDelete", "Deleted", k.name.clone()),
-                Op::Create(p) => ("SuccessfulCreate", "Created", meta::name(p).to_string()),
-                _ => unreachable!("only creations and deletions"),
-            };
-            view.apply(vec![op]).await?;
-            crate::client::events::record_via(
-                view.client(),
-                rs,
-                crate::client::events::Type::Normal,
-                reason,
-                &format!("{verb} pod: {name}"),
-                crate::client::events::Source::ReplicaSetController,
-            )
-            .await;
-        }
+    if !writes.is_empty() {
         // The status follows once the caches show the change (the next pass).
-        return Ok(());
+        return writes;
     }
-    // Status, from what exists.
-    let now = jiff::Timestamp::now();
+    vec![Write::UpdateStatus(
+        ObjectKey::of(rs),
+        status(rs, pods, now),
+    )]
+}
+
+/// A ReplicaSet's status, from the Pods it controls.
+fn status(rs: &Value, pods: &[Arc<Value>], now: jiff::Timestamp) -> Value {
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let active: Vec<_> = pods.iter().filter(|p| pod_active(p)).collect();
     let ready = active.iter().filter(|p| pod_ready(p)).count();
@@ -142,13 +146,170 @@ pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
         .iter()
         .filter(|p| pod_available(p, min_ready, now))
         .count();
-    let status = json!({
+    json!({
         "replicas": active.len(),
         "fullyLabeledReplicas": active.len(),
         "readyReplicas": ready,
         "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
-    });
-    view.update_status(&ObjectKey::of(rs), status).await?;
-    Ok(())
+    })
+}
+
+/// Reconciles one ReplicaSet: performs its plan, in order.
+pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
+    if meta::is_terminating(rs) {
+        return Ok(());
+    }
+    let pods = owned_pods(view, meta::namespace(rs), meta::uid(rs));
+    let writes = plan(
+        rs,
+        &pods,
+        jiff::Timestamp::now(),
+        crate::model::node::name(),
+        meta::random_suffix,
+    );
+    execute_all(view, writes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::plan::describe;
+
+    const NOW: &str = "2026-01-01T12:00:00Z";
+
+    fn now() -> jiff::Timestamp {
+        NOW.parse().unwrap()
+    }
+
+    fn replicaset(replicas: i64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": "web-abc", "namespace": "default", "uid": "rs-uid", "generation": 2},
+          "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}, "annotations": {"note": "x"}},
+              "spec": {"containers": [{"name": "web", "image": "demo:1"}]}}}})
+    }
+
+    /// A Pod of `web-abc`, created at `created`, Running; ready since `ready_since` if given.
+    fn pod(name: &str, created: &str, ready_since: Option<&str>) -> Arc<Value> {
+        let conditions = match ready_since {
+            Some(t) => json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]),
+            None => json!([{"type": "Ready", "status": "False"}]),
+        };
+        Arc::new(json!({"apiVersion": "v1", "kind": "Pod",
+          "metadata": {"name": name, "namespace": "default", "creationTimestamp": created,
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc", "uid": "rs-uid",
+              "controller": true}]},
+          "status": {"phase": "Running", "conditions": conditions}}))
+    }
+
+    fn with(p: &Arc<Value>, f: impl FnOnce(&mut Value)) -> Arc<Value> {
+        let mut p = (**p).clone();
+        f(&mut p);
+        Arc::new(p)
+    }
+
+    /// Suffixes `aaaaa`, `bbbbb`, … in turn.
+    fn suffixes() -> impl FnMut() -> String {
+        let mut next = b'a';
+        move || {
+            let s = (next as char).to_string().repeat(5);
+            next += 1;
+            s
+        }
+    }
+
+    #[test]
+    fn missing_pods_are_created_from_the_template_each_with_its_event() {
+        let rs = replicaset(3);
+        let running = pod("web-abc-old", "2026-01-01T10:00:00Z", Some(NOW));
+        let failed = with(&running, |p| {
+            p["metadata"]["name"] = json!("web-abc-failed");
+            p["status"]["phase"] = json!("Failed");
+        });
+        let writes = plan(&rs, &[running, failed], now(), "node-1", suffixes());
+        assert_eq!(
+            describe(&writes),
+            [
+                "create Pod default/web-abc-aaaaa",
+                "event SuccessfulCreate: Created pod: web-abc-aaaaa",
+                "create Pod default/web-abc-bbbbb",
+                "event SuccessfulCreate: Created pod: web-abc-bbbbb",
+            ]
+        );
+        let Write::Create(p) = &writes[0] else {
+            unreachable!()
+        };
+        assert_eq!(p["spec"]["nodeName"], "node-1");
+        assert_eq!(p["spec"]["containers"][0]["image"], "demo:1");
+        assert_eq!(p["metadata"]["labels"]["app"], "web");
+        assert_eq!(p["metadata"]["annotations"]["note"], "x");
+        assert_eq!(meta::controller_uid(p), Some("rs-uid"));
+        assert_eq!(p["metadata"]["ownerReferences"][0]["name"], "web-abc");
+    }
+
+    #[test]
+    fn terminating_pods_are_replaced() {
+        let gone = with(&pod("web-abc-x", "2026-01-01T10:00:00Z", Some(NOW)), |p| {
+            p["metadata"]["deletionTimestamp"] = json!(NOW);
+        });
+        let writes = plan(&replicaset(1), &[gone], now(), "node-1", suffixes());
+        assert_eq!(describe(&writes)[0], "create Pod default/web-abc-aaaaa");
+    }
+
+    #[test]
+    fn surplus_pods_go_not_ready_first_then_newest_first() {
+        let pods = [
+            pod("ready-old", "2026-01-01T09:00:00Z", Some(NOW)),
+            pod("ready-new", "2026-01-01T11:00:00Z", Some(NOW)),
+            pod("unready-old", "2026-01-01T09:00:00Z", None),
+            pod("unready-new", "2026-01-01T11:00:00Z", None),
+        ];
+        let writes = plan(&replicaset(1), &pods, now(), "node-1", suffixes());
+        assert_eq!(
+            describe(&writes),
+            [
+                "delete Pod default/unready-new",
+                "event SuccessfulDelete: Deleted pod: unready-new",
+                "delete Pod default/unready-old",
+                "event SuccessfulDelete: Deleted pod: unready-old",
+                "delete Pod default/ready-new",
+                "event SuccessfulDelete: Deleted pod: ready-new",
+            ]
+        );
+    }
+
+    #[test]
+    fn at_the_count_the_status_counts_active_ready_and_available_pods() {
+        let mut rs = replicaset(3);
+        rs["spec"]["minReadySeconds"] = json!(30);
+        let pods = [
+            // Ready for an hour: available.
+            pod("a", "2026-01-01T10:00:00Z", Some("2026-01-01T11:00:00Z")),
+            // Ready for 10 s: ready, not yet available.
+            pod("b", "2026-01-01T10:00:00Z", Some("2026-01-01T11:59:50Z")),
+            pod("c", "2026-01-01T10:00:00Z", None),
+            // Done: not counted.
+            with(&pod("d", "2026-01-01T10:00:00Z", None), |p| {
+                p["status"]["phase"] = json!("Succeeded");
+            }),
+        ];
+        let writes = plan(&rs, &pods, now(), "node-1", suffixes());
+        assert_eq!(describe(&writes), ["status ReplicaSet default/web-abc"]);
+        let Write::UpdateStatus(_, status) = &writes[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            *status,
+            json!({"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 2,
+                   "availableReplicas": 1, "observedGeneration": 2})
+        );
+    }
+
+    #[test]
+    fn a_replicaset_being_deleted_plans_nothing() {
+        let mut rs = replicaset(2);
+        rs["metadata"]["deletionTimestamp"] = json!(NOW);
+        assert!(plan(&rs, &[], now(), "node-1", suffixes()).is_empty());
+    }
 }

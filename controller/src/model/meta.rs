@@ -70,8 +70,9 @@ pub fn labels_match(selector: &Value, labels: &Value) -> bool {
     }
 }
 
-/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+/// The alphabet Kubernetes uses for generated name suffixes and `SafeEncodeString` (no vowels,
+/// no look-alikes).
+pub const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// A random 5-character suffix, as Kubernetes' `generateName` makes.
 pub fn random_suffix() -> String {
