@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{restart_wanted, ContainerState, PodState};
+use super::restart::restart_wanted;
+use super::{ContainerState, PodState};
 use crate::runtime::ExitRecord;
 
 /// A timestamp at the seconds precision Kubernetes objects use.
