@@ -508,6 +508,9 @@ fn server(args: ServerArgs) -> Result<()> {
             network.records.clone(),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(
+            skiff_agent::network::ServiceProxy::new(cluster.clone(), network.clone()).run(shutdown.clone()),
+        ));
         let agent = skiff_agent::Agent::new(cluster, runtime, images, imported).with_network(network);
         tasks.push(tokio::spawn(agent.run(shutdown.clone())));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

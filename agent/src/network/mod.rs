@@ -1,7 +1,8 @@
 //! Pod networking without CNI plugins: a Linux bridge (default `skiff0`) whose address is the
 //! gateway of the cluster CIDR (default `10.42.0.0/16`), a veth pair per pod (the pod's end
 //! becomes `eth0` with an address from [`ipam`] and a default route via the gateway), and one
-//! nftables table of skiff's own ([`rules`]) for outbound NAT and Service virtual IPs.
+//! nftables table of skiff's own ([`rules`]) for outbound NAT and Service virtual IPs, kept by
+//! [`ServiceProxy`] (the node's kube-proxy, a loop of its own).
 //! Nothing else of the host's network configuration is touched, except enabling IPv4
 //! forwarding (as every container runtime must for routed pods).
 //!
@@ -11,12 +12,15 @@
 
 pub mod dns;
 pub mod ipam;
+mod proxy;
 pub mod rules;
 pub mod services;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+pub use proxy::ServiceProxy;
 
 use futures_util::TryStreamExt;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};

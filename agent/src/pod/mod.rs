@@ -161,8 +161,6 @@ pub struct Agent {
     pods: HashMap<String, PodState>,
     images_changed: Arc<tokio::sync::Notify>,
     network: Option<Arc<crate::network::Network>>,
-    /// The Service rules last installed (to write nftables only on change).
-    service_rules: Option<crate::network::rules::Rules>,
     tx: mpsc::UnboundedSender<worker::Msg>,
     rx: mpsc::UnboundedReceiver<worker::Msg>,
 }
@@ -197,13 +195,13 @@ impl Agent {
             pods: HashMap::new(),
             images_changed,
             network: None,
-            service_rules: None,
             tx,
             rx,
         }
     }
 
-    /// Gives pods without `hostNetwork` an address on the bridge, and implements Services.
+    /// Gives pods without `hostNetwork` an address on the bridge. (Services are implemented
+    /// by [`crate::network::ServiceProxy`], a loop of its own.)
     pub fn with_network(mut self, network: Arc<crate::network::Network>) -> Self {
         self.network = Some(network);
         self

@@ -173,71 +173,9 @@ impl Agent {
         }
     }
 
-    /// Implements Services on the node (see `network::services`): writes back what it
-    /// allocates, installs the rules when they changed, updates the DNS records.
-    async fn sync_services(&mut self, pods: &[Pod]) {
-        let Some(net) = self.network.clone() else {
-            return;
-        };
-        let services = self.cluster.objects("Service");
-        let slices = self.cluster.objects("EndpointSlice");
-        let plan = crate::network::services::plan(
-            &net.config,
-            &services,
-            &slices,
-            pods,
-            crate::network::host_ip(&net.config),
-        );
-        for a in plan.allocations {
-            let r = match a {
-                crate::network::services::Allocation::Spec {
-                    namespace,
-                    name,
-                    patch,
-                } => {
-                    self.cluster
-                        .update_service(&namespace, &name, Some(patch), None)
-                        .await
-                }
-                crate::network::services::Allocation::Status {
-                    namespace,
-                    name,
-                    status,
-                } => {
-                    self.cluster
-                        .update_service(&namespace, &name, None, Some(status))
-                        .await
-                }
-            };
-            if let Err(e) = r {
-                tracing::warn!("recording a Service allocation: {e}");
-            }
-        }
-        {
-            let mut current = net.records.write().unwrap_or_else(|p| p.into_inner());
-            if *current != plan.records {
-                *current = plan.records;
-            }
-        }
-        if self.service_rules.as_ref() == Some(&plan.rules) {
-            return;
-        }
-        let config = net.config.clone();
-        let rules = plan.rules.clone();
-        match tokio::task::spawn_blocking(move || crate::network::rules::apply(&config, &rules))
-            .await
-            .expect("no panic")
-        {
-            Ok(()) => self.service_rules = Some(plan.rules),
-            Err(e) => tracing::error!("installing the Service rules: {e}"),
-        }
-    }
-
     /// Compares declared pods with what runs, and acts.
     async fn sync(&mut self) {
-        // One read of the pods serves both the Service rules and the pod workers.
         let pods = self.cluster.pods();
-        self.sync_services(&pods).await;
         let mut seen = HashSet::new();
         for pod in &pods {
             let r = PodRef::of(pod);
