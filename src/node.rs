@@ -59,15 +59,15 @@ impl Node for AgentNode {
             return Err(format!("container {:?} is not running", request.container));
         };
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let mut command = tokio::process::Command::new(exe);
-        command.arg("shim").arg("--exec");
-        if request.tty {
-            command.arg("--tty");
-        }
+        let mut command = skiff_agent::runtime::protocol::shim_command(
+            &exe,
+            &dir,
+            skiff_agent::runtime::protocol::ShimCommand::Exec {
+                tty: request.tty,
+                command: &request.command,
+            },
+        );
         command
-            .arg(&dir)
-            .arg("--")
-            .args(&request.command)
             .stdin(if request.stdin || request.tty {
                 std::process::Stdio::piped()
             } else {

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -675,21 +674,12 @@ fn check_blob(source: &BlobSource, actual: &str, size: u64) -> Result<(), ImageE
 
 /// Replaces `dir/name` with `bytes` atomically and durably.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ImageError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| ImageError::io("create a temporary file in", dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| ImageError::io("write", tmp.path(), e))?;
     let dest = dir.join(name);
-    tmp.persist(&dest)
-        .map_err(|e| ImageError::io("replace", &dest, e.error))?;
-    sync_dir(dir)
+    crate::runtime::protocol::write_durable(&dest, bytes)
+        .map_err(|e| ImageError::io("replace", &dest, e))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    crate::runtime::protocol::sync_dir(dir)
         .map_err(|e| ImageError::io("sync the directory", dir, e))
 }

@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+use crate::runtime::protocol::{shim_command, ShimCommand};
+
 /// What a probe task reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -107,17 +109,19 @@ async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), St
     }
     if let Some(e) = &probe.exec {
         let command = e.command.clone().unwrap_or_default();
-        let child = tokio::process::Command::new(&target.exe)
-            .arg("shim")
-            .arg("--exec")
-            .arg(&target.container_dir)
-            .arg("--")
-            .args(&command)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status();
+        let child = shim_command(
+            &target.exe,
+            &target.container_dir,
+            ShimCommand::Exec {
+                tty: false,
+                command: &command,
+            },
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
         return match tokio::time::timeout(timeout, child).await {
             Ok(Ok(s)) if s.success() => Ok(()),
             Ok(Ok(s)) => Err(format!(
