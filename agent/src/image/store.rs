@@ -61,7 +61,6 @@ impl Default for ImportLimits {
 pub struct ImageStore {
     root: PathBuf,
     limits: ImportLimits,
-    puller: std::sync::Arc<super::puller::Puller>,
 }
 
 /// An image an import brought into the store.
@@ -144,11 +143,7 @@ impl ImageStore {
                 .create(&path)
                 .map_err(|e| ImageError::io("create", &path, e))?;
         }
-        let store = ImageStore {
-            root,
-            limits,
-            puller: Default::default(),
-        };
+        let store = ImageStore { root, limits };
         store.remove_stale_scratch();
         Ok(store)
     }
@@ -156,10 +151,6 @@ impl ImageStore {
     /// The store's root directory, `<data_dir>/store`.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    pub(crate) fn puller(&self) -> &super::puller::Puller {
-        &self.puller
     }
 
     /// The limits imports are held to.

@@ -36,7 +36,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::image::ImageStore;
+use crate::image::Puller;
 use crate::runtime::handle::Runtime;
 use crate::runtime::ExitRecord;
 use crate::Cluster;
@@ -157,7 +157,7 @@ impl PodState {
 pub struct Agent {
     cluster: Arc<dyn Cluster>,
     runtime: Runtime,
-    images: Arc<ImageStore>,
+    images: Puller,
     pods: HashMap<String, PodState>,
     images_changed: Arc<tokio::sync::Notify>,
     network: Option<Arc<crate::network::Network>>,
@@ -179,12 +179,12 @@ fn start_time(pod: Option<&Pod>) -> String {
 }
 
 impl Agent {
-    /// An agent over `cluster`, running containers with `runtime` from `images`.
-    /// `images_changed` is notified when an image was imported.
+    /// An agent over `cluster`, running containers with `runtime` from the images `images`
+    /// makes ready. `images_changed` is notified when an image was imported.
     pub fn new(
         cluster: Arc<dyn Cluster>,
         runtime: Runtime,
-        images: Arc<ImageStore>,
+        images: Puller,
         images_changed: Arc<tokio::sync::Notify>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
