@@ -43,6 +43,7 @@ impl Node for AgentNode {
                 limit_bytes: o.limit_bytes,
             },
         )
+        .map_err(|e| e.to_string())
     }
 
     fn exec(

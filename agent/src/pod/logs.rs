@@ -88,26 +88,48 @@ fn render(r: &Record<'_>, timestamps: bool, out: &mut Vec<u8>, at_line_start: &m
     }
 }
 
+/// Why a container's log cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// `--previous`, but the container has not been restarted.
+    #[error("previous terminated container {container:?} in pod {pod:?} not found")]
+    NoPrevious {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+    /// The container has not started yet.
+    #[error("container {container:?} in pod {pod:?} is waiting to start")]
+    NotStarted {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+}
+
 /// Opens a container's log as a stream of chunks.
-pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, String> {
+pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, LogError> {
     let dir = layout
         .pods()
         .join(format!("{}_{}_{}", req.namespace, req.pod, req.uid))
         .join(&req.container);
     let files = log_files(&dir);
     let chosen = if req.previous {
-        files.iter().rev().nth(1).cloned().ok_or_else(|| {
-            format!(
-                "previous terminated container {:?} in pod {:?} not found",
-                req.container, req.pod
-            )
-        })?
+        files
+            .iter()
+            .rev()
+            .nth(1)
+            .cloned()
+            .ok_or_else(|| LogError::NoPrevious {
+                container: req.container.clone(),
+                pod: req.pod.clone(),
+            })?
     } else {
-        files.last().cloned().ok_or_else(|| {
-            format!(
-                "container {:?} in pod {:?} is waiting to start",
-                req.container, req.pod
-            )
+        files.last().cloned().ok_or_else(|| LogError::NotStarted {
+            container: req.container.clone(),
+            pod: req.pod.clone(),
         })?
     };
     let (n, path) = chosen;

@@ -15,6 +15,7 @@
 //! volumes read from the cluster).
 
 mod adopt;
+mod error;
 mod instance;
 pub mod logs;
 pub mod probe;
@@ -40,6 +41,8 @@ use crate::image::Puller;
 use crate::runtime::handle::Runtime;
 use crate::runtime::ExitRecord;
 use crate::Cluster;
+
+pub use error::ConfigError;
 
 /// A pod's identity.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
