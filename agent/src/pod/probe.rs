@@ -49,6 +49,7 @@ fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
 }
 
 /// Runs one probe attempt; `Err` carries kubelet-style failure text.
+// Long on purpose: one branch per probe handler (httpGet, tcpSocket, exec), each short.
 async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), String> {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     if let Some(h) = &probe.http_get {
@@ -156,6 +157,8 @@ async fn run_probe(
 }
 
 /// Runs the container's probes until `done` flips; verdicts go to `tx`, warnings to `event`.
+// Long on purpose: the three probe kinds side by side, sharing `tx` and `event`, read as
+// kubelet's rules; apart they would each need the same captures handed around.
 pub async fn run(
     c: Container,
     target: Target,

@@ -172,6 +172,8 @@ impl EnvSources for NoSources {
 /// The container's own variables in order — `envFrom` first, then `env` — with `valueFrom`
 /// resolved and literal values expanded against the variables before them, as kubelet does.
 /// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
+// Long on purpose: one pass over envFrom then env, in kubelet's order, with the variables
+// defined so far; split, every part would need `vars` and `out` handed around.
 fn pod_env(
     container: &Container,
     sources: &dyn EnvSources,

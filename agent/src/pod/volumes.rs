@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, Volume,
+};
 
 use super::error::ConfigError;
 use super::process::EnvSources;
@@ -115,84 +117,17 @@ pub fn prepare(
     for v in volumes {
         let dir = pod_dir.join("volumes").join(&v.name);
         let path = if let Some(e) = &v.empty_dir {
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir).map_err(ConfigError::io(&dir))?;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                    .map_err(ConfigError::VolumeDir)?;
-                if e.medium.as_deref() == Some("Memory") {
-                    let size = e
-                        .size_limit
-                        .as_ref()
-                        .and_then(|q| crate::runtime::oci::parse_quantity(&q.0, 1.0));
-                    let options = size
-                        .map(|s| format!("size={s},mode=1777"))
-                        .unwrap_or_else(|| "mode=1777".into());
-                    nix::mount::mount(
-                        Some("tmpfs"),
-                        &dir,
-                        Some("tmpfs"),
-                        nix::mount::MsFlags::empty(),
-                        Some(options.as_str()),
-                    )
-                    .map_err(|e| ConfigError::Tmpfs {
-                        volume: v.name.clone(),
-                        source: e,
-                    })?;
-                }
-            }
+            empty_dir(&v.name, e, &dir)?;
             dir
         } else if let Some(h) = &v.host_path {
-            let p = PathBuf::from(&h.path);
-            match h.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => {
-                    std::fs::create_dir_all(&p).map_err(|source| ConfigError::HostPath {
-                        path: h.path.clone(),
-                        source,
-                    })?
-                }
-                "FileOrCreate" if !p.exists() => {
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent).map_err(|source| {
-                            ConfigError::HostPath {
-                                path: h.path.clone(),
-                                source,
-                            }
-                        })?;
-                    }
-                    std::fs::write(&p, b"").map_err(|source| ConfigError::HostPath {
-                        path: h.path.clone(),
-                        source,
-                    })?;
-                }
-                "FileOrCreate" => {}
-                "Directory" if !p.is_dir() => {
-                    return Err(ConfigError::HostPathType {
-                        path: h.path.clone(),
-                        kind: "directory",
-                    })
-                }
-                "File" if !p.is_file() => {
-                    return Err(ConfigError::HostPathType {
-                        path: h.path.clone(),
-                        kind: "file",
-                    })
-                }
-                _ if !p.exists() => return Err(ConfigError::HostPathMissing(h.path.clone())),
-                _ => {}
-            }
-            p
+            host_path(h)?
         } else if let Some(c) = &v.config_map {
-            match sources.config_map(&c.name) {
-                Some(data) => write_items(
-                    &dir,
-                    &data,
-                    c.items.as_deref(),
-                    c.default_mode.map(|m| m as u32).unwrap_or(0o644),
-                    &format!("ConfigMap {}", c.name),
-                )?,
-                None if c.optional.unwrap_or(false) => {
-                    std::fs::create_dir_all(&dir).map_err(ConfigError::VolumeDir)?
-                }
+            let data = sources.config_map(&c.name);
+            let what = format!("ConfigMap {}", c.name);
+            let (items, mode) = (c.items.as_deref(), c.default_mode);
+            match data {
+                Some(data) => write_items(&dir, &data, items, file_mode(mode), &what)?,
+                None if c.optional.unwrap_or(false) => create_dir(&dir)?,
                 None => {
                     return Err(ConfigError::NotFound {
                         kind: "configmap",
@@ -203,17 +138,11 @@ pub fn prepare(
             dir
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
+            let what = format!("Secret {name}");
+            let (items, mode) = (s.items.as_deref(), s.default_mode);
             match sources.secret(&name) {
-                Some(data) => write_items(
-                    &dir,
-                    &data,
-                    s.items.as_deref(),
-                    s.default_mode.map(|m| m as u32).unwrap_or(0o644),
-                    &format!("Secret {name}"),
-                )?,
-                None if s.optional.unwrap_or(false) => {
-                    std::fs::create_dir_all(&dir).map_err(ConfigError::VolumeDir)?
-                }
+                Some(data) => write_items(&dir, &data, items, file_mode(mode), &what)?,
+                None if s.optional.unwrap_or(false) => create_dir(&dir)?,
                 None => {
                     return Err(ConfigError::NotFound {
                         kind: "secret",
@@ -229,6 +158,80 @@ pub fn prepare(
         out.insert(v.name.clone(), Prepared { path, read_only });
     }
     Ok(out)
+}
+
+/// A configMap or secret volume's `defaultMode` (0644 when unset).
+fn file_mode(default_mode: Option<i32>) -> u32 {
+    default_mode.map(|m| m as u32).unwrap_or(0o644)
+}
+
+fn create_dir(dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir).map_err(ConfigError::VolumeDir)
+}
+
+/// An emptyDir: a world-writable directory, a tmpfs for `medium: Memory`; made once.
+fn empty_dir(name: &str, e: &EmptyDirVolumeSource, dir: &Path) -> Result<(), ConfigError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(ConfigError::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .map_err(ConfigError::VolumeDir)?;
+    if e.medium.as_deref() == Some("Memory") {
+        let size = e
+            .size_limit
+            .as_ref()
+            .and_then(|q| crate::runtime::oci::parse_quantity(&q.0, 1.0));
+        let options = size
+            .map(|s| format!("size={s},mode=1777"))
+            .unwrap_or_else(|| "mode=1777".into());
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .map_err(|source| ConfigError::Tmpfs {
+            volume: name.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// A hostPath: the host's path itself, created or checked as its `type` says.
+fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, ConfigError> {
+    let p = PathBuf::from(&h.path);
+    let failed = |source| ConfigError::HostPath {
+        path: h.path.clone(),
+        source,
+    };
+    match h.type_.as_deref().unwrap_or("") {
+        "DirectoryOrCreate" => std::fs::create_dir_all(&p).map_err(failed)?,
+        "FileOrCreate" if !p.exists() => {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(failed)?;
+            }
+            std::fs::write(&p, b"").map_err(failed)?;
+        }
+        "FileOrCreate" => {}
+        "Directory" if !p.is_dir() => {
+            return Err(ConfigError::HostPathType {
+                path: h.path.clone(),
+                kind: "directory",
+            })
+        }
+        "File" if !p.is_file() => {
+            return Err(ConfigError::HostPathType {
+                path: h.path.clone(),
+                kind: "file",
+            })
+        }
+        _ if !p.exists() => return Err(ConfigError::HostPathMissing(h.path.clone())),
+        _ => {}
+    }
+    Ok(p)
 }
 
 /// The bind mounts of a container's `volumeMounts`.
