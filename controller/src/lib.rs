@@ -46,6 +46,7 @@ pub struct Config {
 }
 
 /// The ingress proxy's listeners and how its certificates are obtained.
+#[derive(Clone, Debug)]
 pub struct IngressConfig {
     /// The HTTP listener (`None`: none).
     pub http: Option<SocketAddr>,

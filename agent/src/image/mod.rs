@@ -18,7 +18,6 @@
 
 mod archive;
 pub mod auth;
-pub mod cli;
 mod compression;
 mod digest;
 mod error;

@@ -158,6 +158,8 @@ impl PodState {
 
 /// The node agent's pod worker.
 pub struct Agent {
+    /// This node's name (pods are bound to it, events name it), from the binary.
+    node_name: String,
     cluster: Arc<dyn Cluster>,
     runtime: Runtime,
     images: Puller,
@@ -182,9 +184,10 @@ fn start_time(pod: Option<&Pod>) -> String {
 }
 
 impl Agent {
-    /// An agent over `cluster`, running containers with `runtime` from the images `images`
-    /// makes ready. `images_changed` is notified when an image was imported.
+    /// The agent of node `node_name` over `cluster`, running containers with `runtime` from the
+    /// images `images` makes ready. `images_changed` is notified when an image was imported.
     pub fn new(
+        node_name: &str,
         cluster: Arc<dyn Cluster>,
         runtime: Runtime,
         images: Puller,
@@ -192,6 +195,7 @@ impl Agent {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Agent {
+            node_name: node_name.into(),
             cluster,
             runtime,
             images,
@@ -209,11 +213,4 @@ impl Agent {
         self.network = Some(network);
         self
     }
-}
-
-/// The node's name (the host name), as pods and events report it.
-pub fn node_name() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

@@ -104,6 +104,7 @@ impl Agent {
             cluster: &*self.cluster,
             pod,
             pod_ip,
+            node_name: &self.node_name,
         };
         let volumes = volumes::prepare(
             &pod_dir,

@@ -11,6 +11,7 @@ pub(super) struct PodEnvSources<'a> {
     pub(super) cluster: &'a dyn Cluster,
     pub(super) pod: &'a Pod,
     pub(super) pod_ip: Option<std::net::Ipv4Addr>,
+    pub(super) node_name: &'a str,
 }
 
 impl process::EnvSources for PodEnvSources<'_> {
@@ -66,7 +67,7 @@ impl process::EnvSources for PodEnvSources<'_> {
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
-                .or_else(|| Some(super::node_name())),
+                .or_else(|| Some(self.node_name.to_string())),
             "spec.serviceAccountName" => Some("default".into()),
             "status.hostIP" => Some(
                 self.pod

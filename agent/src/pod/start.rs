@@ -175,6 +175,7 @@ impl Agent {
             cluster: &*self.cluster,
             pod: ctx.pod,
             pod_ip: state.pod_ip,
+            node_name: &self.node_name,
         };
         let cs = state.containers.get_mut(&c.name).expect("inserted");
         let defaults = process::ImageDefaults::from_config(&image.config);

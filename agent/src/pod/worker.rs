@@ -300,9 +300,7 @@ impl Agent {
                 "Scheduled",
                 &format!(
                     "Successfully assigned {}/{} to {}",
-                    r.namespace,
-                    r.name,
-                    super::node_name()
+                    r.namespace, r.name, self.node_name
                 ),
             );
         }

@@ -1,27 +1,124 @@
-//! `skiff image pull|rm|prune`: the command-line face of the store's pull and removal, with a
-//! progress bar when stderr is a terminal and plain lines otherwise.
+//! `skiff image import|ls|pull|rm|prune`: the command-line face of the image store, with a
+//! progress bar for pulls when stderr is a terminal and plain lines otherwise.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use skiff_agent::image::gc::{self, Removed};
+use skiff_agent::image::pull::{self, PullOptions, PullProgress};
+use skiff_agent::image::registries::RegistriesConfig;
+use skiff_agent::image::ImageStore;
 
-use super::gc::Removed;
-use super::pull::{PullOptions, PullProgress};
-use super::registries::RegistriesConfig;
-use super::store::ImageStore;
-use super::{gc, pull};
+use crate::DataDirArg;
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Import a `docker save` or OCI archive.
+    Import {
+        /// The archive.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List images.
+    Ls {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Pull an image from its registry (mirrors, credentials and TLS from registries.yaml).
+    Pull {
+        /// The image reference ("nginx:1.27", "registry.lan:5000/app@sha256:…").
+        reference: String,
+        /// k3s-style registries.yaml.
+        #[arg(long, default_value = "/etc/skiff/registries.yaml")]
+        registries: PathBuf,
+        /// The platform to pick from a multi-arch index, as os/arch[/variant].
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Remove an image (by name: the name; the image goes with its last name) and the layers
+    /// nothing else uses. Refused while a container uses it.
+    Rm {
+        /// Name, `name@sha256:…` or image id.
+        reference: String,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Remove every image no container uses, and their layers.
+    Prune {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+/// Runs one `skiff image` command.
+pub fn run(cmd: ImageCommand) -> Result<()> {
+    match cmd {
+        ImageCommand::Import { file, data } => import(&file, &data.data_dir),
+        ImageCommand::Ls { data } => ls(&data.data_dir),
+        ImageCommand::Pull {
+            reference,
+            registries,
+            platform,
+            data,
+        } => pull(&reference, &registries, platform.as_deref(), &data.data_dir),
+        ImageCommand::Rm { reference, data } => rm(&reference, &data.data_dir),
+        ImageCommand::Prune { data } => prune(&data.data_dir),
+    }
+}
+
+fn import(file: &Path, data_dir: &Path) -> Result<()> {
+    if !file.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    let store =
+        skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    let imported = store
+        .import_archive(file)
+        .with_context(|| format!("importing {}", file.display()))?;
+    for image in imported {
+        let names = if image.names.is_empty() {
+            "<no name>".to_string()
+        } else {
+            image.names.join(", ")
+        };
+        println!("imported {} {}", image.id, names);
+    }
+    Ok(())
+}
+
+fn ls(data_dir: &Path) -> Result<()> {
+    let store =
+        skiff_agent::image::ImageStore::open(data_dir).context("opening the image store")?;
+    println!("{:<60} {:<20} LAYERS", "NAME", "ID");
+    for image in store.list()? {
+        let short = image
+            .id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
+        let names = if image.names.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            image.names.clone()
+        };
+        for name in names {
+            println!("{name:<60} {short:<20} {}", image.layers.len());
+        }
+    }
+    Ok(())
+}
 
 /// `skiff image pull REF`.
-pub fn pull(
-    reference: &str,
-    registries: &Path,
-    platform: Option<&str>,
-    data_dir: &Path,
-) -> Result<()> {
+fn pull(reference: &str, registries: &Path, platform: Option<&str>, data_dir: &Path) -> Result<()> {
     let store = ImageStore::open(data_dir).context("opening the image store")?;
     let registries = RegistriesConfig::load(registries)?;
     let platform = match platform {
@@ -167,7 +264,7 @@ fn mb(bytes: u64) -> String {
 }
 
 /// `skiff image rm REF`.
-pub fn rm(reference: &str, data_dir: &Path) -> Result<()> {
+fn rm(reference: &str, data_dir: &Path) -> Result<()> {
     let store = ImageStore::open(data_dir).context("opening the image store")?;
     let removed = gc::remove(&store, reference)?;
     report(&removed);
@@ -175,7 +272,7 @@ pub fn rm(reference: &str, data_dir: &Path) -> Result<()> {
 }
 
 /// `skiff image prune`.
-pub fn prune(data_dir: &Path) -> Result<()> {
+fn prune(data_dir: &Path) -> Result<()> {
     let store = ImageStore::open(data_dir).context("opening the image store")?;
     let removed = gc::prune(&store)?;
     report(&removed);

@@ -1,0 +1,181 @@
+//! `skiff server`: opens what lives in the data directory, then starts the control plane
+//! (`skiff_controller::start`) and the node (the images folder, cluster DNS, the Service
+//! proxy and the pod agent) on one tokio runtime, until SIGTERM or Ctrl-C. Containers keep
+//! running when it stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use skiff_agent::image::{ImageStore, Puller};
+use skiff_agent::network::Network;
+use skiff_agent::runtime::handle::Runtime;
+use skiff_agent::runtime::protocol::PidFile;
+use skiff_agent::runtime::Layout;
+use skiff_controller::model::store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ServerArgs, ServerConfig};
+
+/// What the daemon opens before its runtime starts.
+struct Opened {
+    layout: Layout,
+    store: Arc<Store>,
+    images: Arc<ImageStore>,
+    puller: Puller,
+    runtime: Runtime,
+    network: Arc<Network>,
+}
+
+/// Runs the daemon.
+pub fn run(args: ServerArgs) -> Result<()> {
+    let config = args.resolve()?;
+    let opened = open(&config)?;
+    tracing::info!(
+        data_dir = %opened.layout.data_dir.display(),
+        manifests = %config.manifests.display(),
+        images = %config.images.display(),
+        node = %config.node_name,
+        version = env!("CARGO_PKG_VERSION"),
+        "skiff server starting"
+    );
+    let run_dir = opened.layout.data_dir.join("run");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(config, opened))?;
+    let _ = std::fs::remove_file(run_dir.join("skiff.pid"));
+    tracing::info!("skiff server stopped");
+    // Tasks may still hold blocking threads (a slow import); do not wait for them.
+    rt.shutdown_background();
+    Ok(())
+}
+
+/// The data directory, the pid file, the store, the image store, the runtime and the host's
+/// pod networking.
+fn open(config: &ServerConfig) -> Result<Opened> {
+    let layout = Layout::new(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(layout.data_dir.join("run"))?;
+    PidFile::current().write(&skiff_agent::runtime::killall::daemon_pid_file(&layout))?;
+    let store = Arc::new(Store::open(&layout.data_dir).context("opening the store")?);
+    let images = Arc::new(ImageStore::open(&layout.data_dir).context("opening the image store")?);
+    let puller = Puller::new((*images).clone())
+        .with_registries(config.registries.clone())
+        .without_default_registry_endpoint(config.offline_registries);
+    // A broken registries.yaml is reported now (pulls report it again until it is fixed).
+    if let Err(e) = puller.registries() {
+        tracing::error!("{e}");
+    }
+    let runtime = Runtime::new(layout.clone())?;
+    config.network.save(&layout.data_dir)?;
+    let network = Arc::new(Network::new(config.network.clone(), &layout.data_dir));
+    network.setup_host().with_context(|| {
+        format!(
+            "setting up pod networking ({}, {})",
+            config.network.bridge, config.network.cluster_cidr
+        )
+    })?;
+    Ok(Opened {
+        layout,
+        store,
+        images,
+        puller,
+        runtime,
+        network,
+    })
+}
+
+/// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C.
+async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let node = Arc::new(crate::node::AgentNode {
+        layout: opened.layout.clone(),
+        pod_network: config.network.cluster_cidr,
+    });
+    let control = skiff_controller::start(
+        opened.store.clone(),
+        node,
+        skiff_controller::Config {
+            node_name: config.node_name.clone(),
+            api: skiff_controller::api::ApiConfig {
+                listen: config.api,
+                tls_sans: config.tls_sans.clone(),
+                kubeconfig: config.kubeconfig.clone(),
+                data_dir: opened.layout.data_dir.clone(),
+            },
+            manifests: config.manifests.clone(),
+            ingress: config.ingress.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let mut tasks = start_node(&config, opened, &control, shutdown).await;
+    tasks.extend(control.tasks);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping (containers keep running)"),
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// The node's loops: the images folder (its first pass before pods start), the agent's view of
+/// the cluster, cluster DNS, the Service proxy and the pod agent.
+async fn start_node(
+    config: &ServerConfig,
+    opened: Opened,
+    control: &skiff_controller::ControlPlane,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let imported = Arc::new(tokio::sync::Notify::new());
+    let (first_pass_tx, first_pass) = tokio::sync::oneshot::channel();
+    tasks.push(tokio::spawn(skiff_agent::image::folder::run(
+        opened.images.clone(),
+        config.images.clone(),
+        opened
+            .layout
+            .data_dir
+            .join("run")
+            .join("images-folder.json"),
+        imported.clone(),
+        first_pass_tx,
+        shutdown.clone(),
+    )));
+    // Archives already in the images folder are imported before pods are started (for a
+    // while at most: a huge archive must not hold the agent back).
+    let _ = tokio::time::timeout(Duration::from_secs(10), first_pass).await;
+    let (cluster, wake) = crate::cluster::KubeCluster::start(
+        control.client("skiff-node"),
+        control.view.clone(),
+        shutdown.clone(),
+    );
+    tasks.push(wake);
+    let network = opened.network;
+    tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
+        std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),
+        network.records.clone(),
+        shutdown.clone(),
+    )));
+    let services = skiff_agent::network::ServiceProxy::new(cluster.clone(), network.clone());
+    tasks.push(tokio::spawn(services.run(shutdown.clone())));
+    let agent = skiff_agent::Agent::new(
+        &config.node_name,
+        cluster,
+        opened.runtime,
+        opened.puller,
+        imported,
+    )
+    .with_network(network);
+    tasks.push(tokio::spawn(agent.run(shutdown)));
+    tasks
+}
