@@ -369,8 +369,17 @@ def skiff_bin():
 class Skiff:
     """One `skiff server` with its own data, manifests and images folders under `root`."""
 
-    def __init__(self, root):
-        self.bin = skiff_bin()
+    def __init__(self, root, bin=None, net_index=None):
+        """`bin`: another build to run (default: skiff_bin()). `net_index`: give this server
+        its own bridge and address ranges and no ingress listeners, so that two servers can
+        run side by side (a before/after comparison in one run)."""
+        self.bin = bin or skiff_bin()
+        self.net_args = []
+        if net_index is not None:
+            self.net_args = ["--bridge", f"skiffbench{net_index}",
+                             "--cluster-cidr", f"10.{200 + net_index}.0.0/16",
+                             "--service-cidr", f"10.{210 + net_index}.0.0/16",
+                             "--http-port", "0", "--https-port", "0"]
         self.root = root
         self.data = os.path.join(root, "data")
         self.manifests = os.path.join(root, "manifests")
@@ -391,7 +400,8 @@ class Skiff:
              "--images", self.images, "--config", "/dev/null",
              "--api-port", str(free_port()), "--bind-address", "127.0.0.1",
              "--disable-default-registry-endpoint",
-             "--write-kubeconfig", os.path.join(self.data, "..", "kubeconfig.yaml")],
+             "--write-kubeconfig", os.path.join(self.data, "..", "kubeconfig.yaml")]
+            + self.net_args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
         pidfile = os.path.join(self.data, "run", "skiff.pid")
         deadline = time.time() + 30

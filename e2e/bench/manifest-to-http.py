@@ -2,6 +2,7 @@
 """Benchmark: manifest written → first HTTP 200 from the container, skiff vs `podman kube play`.
 
     python3 e2e/bench/manifest-to-http.py [--runs 20] [--no-podman] [--json OUT.json]
+                                          [--baseline OLD_SKIFF_BIN]
 
 Run as root. Builds the busybox test image (e2e/images/build-busybox-image.sh), imports it
 into a fresh skiff data directory and into podman (`podman load`), then, interleaved (the
@@ -21,6 +22,10 @@ skiff the steps in between are timestamped from inotify events on the data direc
 benchlib.ContainerWatch: pod dir created, container dir created, overlayfs + config.json done,
 meta.json durable, shim spawned, shim running, libcontainer start() returned, state.json
 durable), then HTTP 200.
+
+With --baseline, a second skiff server runs that build as a third engine ("baseline"),
+interleaved with the others: a before/after comparison in the same run (both servers then get
+their own bridge and no ingress listeners, so they do not collide).
 
 Cleans up on exit (skiff killall, temp dirs, podman state reset, containers.conf restored).
 """
@@ -117,6 +122,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--no-podman", action="store_true")
     ap.add_argument("--json", help="write all results to this file")
+    ap.add_argument("--baseline", help="another skiff binary to compare in the same run")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -124,25 +130,38 @@ def main():
 
     work = B.make_workdir("skiff-bench-m2h.")
     sk = None
+    base = None
     pm = None
     results, failures = [], []
     info = B.machine_info()
     try:
         archive = B.build_image(work)
-        sk = B.Skiff(os.path.join(work, "skiff"))
+        side_by_side = 1 if args.baseline else None
+        sk = B.Skiff(os.path.join(work, "skiff"), net_index=side_by_side)
         sk.import_image(archive)
         watch = B.ContainerWatch(sk.data)
         sk.start()
         info["skiff"] = B.run([sk.bin, "--version"], check=False, quiet=True).stdout.strip()
+        if args.baseline:
+            base = B.Skiff(os.path.join(work, "baseline"), bin=args.baseline, net_index=2)
+            base.import_image(archive)
+            base_watch = B.ContainerWatch(base.data)
+            base.start()
+            info["baseline"] = args.baseline
         if not args.no_podman:
             pm = B.Podman(work)
             pm.setup(archive)
             info["podman"] = pm.version()
-        engines = ["skiff"] + ([] if args.no_podman else ["podman"])
+        engines = (["skiff"] + (["baseline"] if args.baseline else [])
+                   + ([] if args.no_podman else ["podman"]))
 
         def one(engine, i):
             if engine == "skiff":
                 return run_skiff(sk, watch, i, failures)
+            if engine == "baseline":
+                r = run_skiff(base, base_watch, i, failures)
+                r["engine"] = "baseline"
+                return r
             return run_podman(work, i, failures)
 
         B.log("warm-up (discarded)")
@@ -150,7 +169,8 @@ def main():
             r = one(e, 0)
             B.log(f"  warm-up {e}: {r.get('ms')} ms")
         for i in range(1, args.runs + 1):
-            order = engines if i % 2 else list(reversed(engines))
+            # Rotate the order every run, so that no engine always follows another.
+            order = engines[i % len(engines):] + engines[:i % len(engines)]
             for e in order:
                 r = one(e, i)
                 results.append(r)
@@ -166,6 +186,8 @@ def main():
     finally:
         if sk is not None:
             sk.stop()
+        if base is not None:
+            base.stop()
         if pm is not None:
             pm.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -194,6 +216,9 @@ def report(results, failures, info, engines, args):
             print(f"| {e} | {s['n']} | {s['p50']:.1f} | {s['p90']:.1f} | {s['min']:.1f} | {s['max']:.1f} |")
         else:
             print(f"| {e} | 0 | — | — | — | — |")
+    if stats.get("baseline") and stats.get("skiff"):
+        print(f"\nratio skiff/baseline: p50 {stats['skiff']['p50'] / stats['baseline']['p50']:.2f}×, "
+              f"p90 {stats['skiff']['p90'] / stats['baseline']['p90']:.2f}×")
     if stats.get("podman") and stats.get("skiff"):
         print(f"\nratio podman/skiff: p50 {stats['podman']['p50'] / stats['skiff']['p50']:.2f}×, "
               f"p90 {stats['podman']['p90'] / stats['skiff']['p90']:.2f}×")
