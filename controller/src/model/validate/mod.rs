@@ -81,21 +81,9 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
             ),
         )]);
     }
-    let roundtrip = match kind {
-        "Namespace" => roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj),
-        "ConfigMap" => roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj),
-        "Secret" => roundtrip::<k8s_openapi::api::core::v1::Secret>(obj),
-        "Pod" => roundtrip::<k8s_openapi::api::core::v1::Pod>(obj),
-        "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
-        "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
-        "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
-        "Service" => roundtrip::<k8s_openapi::api::core::v1::Service>(obj),
-        "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
-        "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
-        "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
-        _ => unreachable!("every served kind has a type"),
-    }
-    .map_err(|e| vec![e])?;
+    let roundtrip = typed_roundtrip(kind, obj)
+        .expect("every served kind has a type")
+        .map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     unknown_fields(obj, &roundtrip, "", &mut errors);
     if !errors.is_empty() {
@@ -116,20 +104,28 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
 /// The object with every field Kubernetes does not know removed (what the API server keeps
 /// when asked for `fieldValidation=Ignore`).
 pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
-    match obj["kind"].as_str().unwrap_or_default() {
-        "Namespace" => roundtrip::<k8s_openapi::api::core::v1::Namespace>(obj),
-        "ConfigMap" => roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj),
-        "Secret" => roundtrip::<k8s_openapi::api::core::v1::Secret>(obj),
-        "Pod" => roundtrip::<k8s_openapi::api::core::v1::Pod>(obj),
-        "Deployment" => roundtrip::<k8s_openapi::api::apps::v1::Deployment>(obj),
-        "ReplicaSet" => roundtrip::<k8s_openapi::api::apps::v1::ReplicaSet>(obj),
-        "Event" => roundtrip::<k8s_openapi::api::core::v1::Event>(obj),
-        "Service" => roundtrip::<k8s_openapi::api::core::v1::Service>(obj),
-        "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
-        "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
-        "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
-        _ => Ok(obj.clone()),
-    }
+    typed_roundtrip(obj["kind"].as_str().unwrap_or_default(), obj)
+        .unwrap_or_else(|| Ok(obj.clone()))
+}
+
+/// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
+/// serve): the one table of the kinds' types.
+fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
+    use k8s_openapi::api::{apps, core, discovery, networking};
+    Some(match kind {
+        "Namespace" => roundtrip::<core::v1::Namespace>(obj),
+        "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
+        "Secret" => roundtrip::<core::v1::Secret>(obj),
+        "Pod" => roundtrip::<core::v1::Pod>(obj),
+        "Deployment" => roundtrip::<apps::v1::Deployment>(obj),
+        "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
+        "Event" => roundtrip::<core::v1::Event>(obj),
+        "Service" => roundtrip::<core::v1::Service>(obj),
+        "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),
+        "Ingress" => roundtrip::<networking::v1::Ingress>(obj),
+        "IngressClass" => roundtrip::<networking::v1::IngressClass>(obj),
+        _ => return None,
+    })
 }
 
 fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, FieldError> {
