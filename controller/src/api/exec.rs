@@ -137,24 +137,7 @@ fn exec_request(pod: &Value, params: &[(String, String)]) -> Result<ExecRequest,
             "you must specify at least one command for the container",
         ));
     }
-    let containers: Vec<String> = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let container = match get("container") {
-        Some(c) if !c.is_empty() => c.to_string(),
-        _ => containers.first().cloned().unwrap_or_default(),
-    };
-    if !containers.contains(&container) {
-        return Err(ApiError::bad_request(format!(
-            "container {container} is not valid for pod {}",
-            pod["metadata"]["name"].as_str().unwrap_or_default()
-        )));
-    }
+    let container = super::container_of(pod, get("container"), true)?;
     Ok(ExecRequest {
         container,
         command,

@@ -161,6 +161,37 @@ pub struct ApiState {
     pub node: Arc<dyn Node>,
 }
 
+/// The container of `pod` a request names (logs, exec). Without a name: the only container, or
+/// with `first_by_default` the first (exec); otherwise the request must name one.
+fn container_of(
+    pod: &serde_json::Value,
+    asked: Option<&str>,
+    first_by_default: bool,
+) -> Result<String, status::ApiError> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let container = match asked {
+        Some(c) if !c.is_empty() => c,
+        _ if containers.len() == 1 || (first_by_default && !containers.is_empty()) => containers[0],
+        _ if first_by_default => "",
+        _ => {
+            return Err(status::ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )))
+        }
+    };
+    if !containers.contains(&container) {
+        return Err(status::ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    Ok(container.to_string())
+}
+
 /// Why the API server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -92,29 +92,10 @@ pub(super) fn logs(
     let Some(pod) = state.store.get(&key_of(t, name)) else {
         return error(&not_found(t, name));
     };
-    let containers: Vec<String> = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let container = match q.get("container") {
-        Some(c) if !c.is_empty() => c.clone(),
-        _ if containers.len() == 1 => containers[0].clone(),
-        _ => {
-            return error(&ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )))
-        }
+    let container = match super::container_of(&pod, q.get("container").map(String::as_str), false) {
+        Ok(c) => c,
+        Err(e) => return error(&e),
     };
-    if !containers.contains(&container) {
-        return error(&ApiError::bad_request(format!(
-            "container {container} is not valid for pod {name}"
-        )));
-    }
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "true");
     let options = LogOptions {
         container,
