@@ -56,7 +56,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 vec!["create", "get"],
             ),
         ],
-        "Deployment" | "ReplicaSet" => vec![
+        "Deployment" | "ReplicaSet" | "StatefulSet" => vec![
             ("status", own, vec!["get", "patch", "update"]),
             (
                 "scale",
@@ -71,7 +71,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
 
 fn categories(k: &KindInfo) -> Vec<&'static str> {
     match k.kind {
-        "Pod" | "Deployment" | "ReplicaSet" => vec!["all"],
+        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" => vec!["all"],
         _ => vec![],
     }
 }

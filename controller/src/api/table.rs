@@ -38,6 +38,19 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
+        "StatefulSet" => vec![
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
+        "ControllerRevision" => vec![
+            ("Name", "string", 0),
+            ("Controller", "string", 0),
+            ("Revision", "integer", 0),
+            ("Age", "string", 0),
+        ],
         "ConfigMap" => vec![
             ("Name", "string", 0),
             ("Data", "integer", 0),
@@ -181,6 +194,24 @@ fn containers_and_images(spec: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
+/// The controlling owner as kubectl prints it, `<kind>.<group>/<name>` (`<none>` without one).
+fn controller_of(o: &Value) -> String {
+    o["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+        .map(|r| {
+            let kind = r["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
+            let api = r["apiVersion"].as_str().unwrap_or_default();
+            match api.rsplit_once('/') {
+                Some((group, _)) => {
+                    format!("{kind}.{group}/{}", r["name"].as_str().unwrap_or_default())
+                }
+                None => format!("{kind}/{}", r["name"].as_str().unwrap_or_default()),
+            }
+        })
+        .unwrap_or_else(|| "<none>".to_string())
+}
+
 fn selector(sel: &Value) -> String {
     sel["matchLabels"]
         .as_object()
@@ -261,6 +292,26 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(selector(&o["spec"]["selector"])),
             ]
         }
+        "StatefulSet" => {
+            let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    o["spec"]["replicas"].as_i64().unwrap_or(0)
+                )),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+            ]
+        }
+        "ControllerRevision" => vec![
+            name,
+            json!(controller_of(o)),
+            int(&o["revision"]),
+            json!(age(o)),
+        ],
         "ConfigMap" => vec![
             name,
             json!(

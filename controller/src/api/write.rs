@@ -244,7 +244,7 @@ pub(super) fn scale_get(
     t: &Target,
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
-    if !matches!(t.kind.kind, "Deployment" | "ReplicaSet") {
+    if !matches!(t.kind.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
         return Err(ApiError::no_route("scale"));
     }
     let obj = state

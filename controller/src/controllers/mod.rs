@@ -35,6 +35,8 @@ pub const KINDS: &[&str] = &[
     "Secret",
     "Deployment",
     "ReplicaSet",
+    "StatefulSet",
+    "ControllerRevision",
     "Pod",
     "Service",
     "EndpointSlice",

@@ -66,6 +66,7 @@ fn fill(obj: &mut Value) {
             set_default(spec, "minReadySeconds", json!(0));
             pod_spec(&mut spec["template"]["spec"]);
         }
+        "StatefulSet" => statefulset(&mut obj["spec"]),
         "Service" => {
             let spec = &mut obj["spec"];
             set_default(spec, "type", json!("ClusterIP"));
@@ -125,6 +126,25 @@ pub fn is_latest(image: &str) -> bool {
     }
 }
 
+/// A StatefulSet's spec, as Kubernetes defaults it.
+fn statefulset(spec: &mut Value) {
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "updateStrategy", json!({}));
+    let strategy = &mut spec["updateStrategy"];
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        set_default(strategy, "rollingUpdate", json!({}));
+        set_default(&mut strategy["rollingUpdate"], "partition", json!(0));
+    }
+    set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({}));
+    let policy = &mut spec["persistentVolumeClaimRetentionPolicy"];
+    set_default(policy, "whenDeleted", json!("Retain"));
+    set_default(policy, "whenScaled", json!("Retain"));
+    pod_spec(&mut spec["template"]["spec"]);
+}
+
 fn pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
@@ -161,6 +181,26 @@ mod tests {
         assert_eq!(s["data"]["b"], "eA==");
         assert!(s.get("stringData").is_none());
         assert_eq!(s["type"], "Opaque");
+    }
+
+    #[test]
+    fn statefulset_defaults_follow_kubernetes() {
+        let mut s = json!({"kind":"StatefulSet","spec":{"template":{"spec":{"containers":[
+            {"name":"a","image":"x:1"}]}}}});
+        apply(&mut s);
+        let spec = &s["spec"];
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+        assert_eq!(spec["revisionHistoryLimit"], 10);
+        assert_eq!(
+            spec["updateStrategy"],
+            json!({"type":"RollingUpdate","rollingUpdate":{"partition":0}})
+        );
+        assert_eq!(
+            spec["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted":"Retain","whenScaled":"Retain"})
+        );
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub struct KindInfo {
 impl KindInfo {
     /// Whether the store tracks `metadata.generation` (kinds with a `spec`).
     pub fn has_generation(&self) -> bool {
-        matches!(self.kind, "Pod" | "Deployment" | "ReplicaSet" | "Ingress")
+        matches!(
+            self.kind,
+            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet"
+        )
     }
 }
 
@@ -58,6 +61,20 @@ pub static KINDS: &[KindInfo] = &[
         kind: "ReplicaSet",
         plural: "replicasets",
         short_names: &["rs"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "StatefulSet",
+        plural: "statefulsets",
+        short_names: &["sts"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "ControllerRevision",
+        plural: "controllerrevisions",
+        short_names: &[],
         namespaced: true,
     },
     KindInfo {

@@ -192,6 +192,7 @@ const POD_SPEC: &[&str] = &[
     "hostNetwork",
     "dnsPolicy",
     "hostname",
+    "subdomain",
     "imagePullSecrets[].name",
     "nodeName",
     "schedulerName",
@@ -286,6 +287,32 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             );
             patterns.extend(pod("spec.template.spec."));
         }
+        "StatefulSet" => {
+            patterns.extend(
+                [
+                    "spec.replicas",
+                    "spec.selector.matchLabels.*",
+                    "spec.template.metadata.labels.*",
+                    "spec.template.metadata.annotations.*",
+                    "spec.serviceName",
+                    "spec.podManagementPolicy",
+                    "spec.updateStrategy.type",
+                    "spec.updateStrategy.rollingUpdate.partition",
+                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                    "spec.minReadySeconds",
+                    "spec.revisionHistoryLimit",
+                    "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+                    "spec.persistentVolumeClaimRetentionPolicy.whenScaled",
+                    // Refused by name in the semantics ("not supported by skiff yet") when
+                    // not empty, until PersistentVolumeClaims exist.
+                    "spec.volumeClaimTemplates",
+                ]
+                .map(String::from),
+            );
+            patterns.extend(pod("spec.template.spec."));
+        }
+        // Written by the StatefulSet controller: a revision's template, whole.
+        "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}
     }
     Allow::from_patterns(patterns.iter().map(String::as_str))

@@ -18,6 +18,7 @@ use crate::model::kinds;
 
 mod allow;
 mod semantics;
+mod statefulset;
 
 use allow::allowlist;
 use semantics::semantics;
@@ -119,6 +120,8 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "Pod" => roundtrip::<core::v1::Pod>(obj),
         "Deployment" => roundtrip::<apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
+        "StatefulSet" => roundtrip::<apps::v1::StatefulSet>(obj),
+        "ControllerRevision" => roundtrip::<apps::v1::ControllerRevision>(obj),
         "Event" => roundtrip::<core::v1::Event>(obj),
         "Service" => roundtrip::<core::v1::Service>(obj),
         "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),

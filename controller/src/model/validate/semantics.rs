@@ -56,23 +56,7 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
         "Deployment" | "ReplicaSet" => {
             let spec = &obj["spec"];
-            if let Some(r) = spec["replicas"].as_i64() {
-                if r < 0 {
-                    out.push(err("spec.replicas", "must be greater than or equal to 0"));
-                }
-            }
-            let sel = &spec["selector"]["matchLabels"];
-            if sel.as_object().is_none_or(|m| m.is_empty()) {
-                out.push(err("spec.selector", "a non-empty matchLabels is required"));
-            } else if !crate::model::meta::labels_match(
-                sel,
-                &spec["template"]["metadata"]["labels"],
-            ) {
-                out.push(err(
-                    "spec.template.metadata.labels",
-                    "must match spec.selector.matchLabels (`selector` does not match template `labels`)",
-                ));
-            }
+            workload(spec, out);
             if let Some(t) = spec["strategy"]["type"].as_str() {
                 if t != "RollingUpdate" && t != "Recreate" {
                     out.push(err(
@@ -89,7 +73,36 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
             }
             pod_spec(&spec["template"]["spec"], "spec.template.spec", true, out);
         }
+        "StatefulSet" => {
+            workload(&obj["spec"], out);
+            super::statefulset::spec(&obj["spec"], out);
+            pod_spec(
+                &obj["spec"]["template"]["spec"],
+                "spec.template.spec",
+                true,
+                out,
+            );
+        }
         _ => {}
+    }
+}
+
+/// What every workload's spec must say: replicas ≥ 0, a selector that its template's labels
+/// match.
+fn workload(spec: &Value, out: &mut Vec<FieldError>) {
+    if let Some(r) = spec["replicas"].as_i64() {
+        if r < 0 {
+            out.push(err("spec.replicas", "must be greater than or equal to 0"));
+        }
+    }
+    let sel = &spec["selector"]["matchLabels"];
+    if sel.as_object().is_none_or(|m| m.is_empty()) {
+        out.push(err("spec.selector", "a non-empty matchLabels is required"));
+    } else if !crate::model::meta::labels_match(sel, &spec["template"]["metadata"]["labels"]) {
+        out.push(err(
+            "spec.template.metadata.labels",
+            "must match spec.selector.matchLabels (`selector` does not match template `labels`)",
+        ));
     }
 }
 
@@ -253,7 +266,7 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         out.push(err(
             format!("{path}.restartPolicy"),
             format!(
-                "{:?}: only \"Always\" is allowed in a Deployment or ReplicaSet",
+                "{:?}: only \"Always\" is allowed in a Deployment, ReplicaSet or StatefulSet",
                 restart.unwrap_or_default()
             ),
         ));
@@ -264,6 +277,16 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
                 format!("{path}.terminationGracePeriodSeconds"),
                 "must be greater than or equal to 0",
             ));
+        }
+    }
+    for field in ["hostname", "subdomain"] {
+        if let Some(v) = spec[field].as_str() {
+            if !is_dns_label(v) {
+                out.push(err(
+                    format!("{path}.{field}"),
+                    format!("{v:?} must be a DNS-1123 label"),
+                ));
+            }
         }
     }
     one_of(
@@ -282,7 +305,7 @@ fn items(v: &Value) -> &[Value] {
 }
 
 /// Checks that `obj.field`, when given, is one of `allowed`; returns it if it is.
-fn one_of<'a>(
+pub(super) fn one_of<'a>(
     obj: &'a Value,
     path: &str,
     field: &str,

@@ -1,0 +1,177 @@
+//! The rules of a StatefulSet's own fields (the selector, replicas and the pod template are
+//! checked as for every workload, in `semantics.rs`).
+
+use serde_json::Value;
+
+use super::semantics::{is_dns_label, one_of};
+use super::{err, FieldError};
+
+/// `spec` of a StatefulSet: names, policies, strategy, counts.
+pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
+    if let Some(s) = spec["serviceName"].as_str() {
+        // It becomes each pod's `subdomain`, a DNS label.
+        if !s.is_empty() && !is_dns_label(s) {
+            out.push(err(
+                "spec.serviceName",
+                format!("{s:?} must be a DNS-1123 label"),
+            ));
+        }
+    }
+    one_of(
+        spec,
+        "spec",
+        "podManagementPolicy",
+        &["OrderedReady", "Parallel"],
+        "is not OrderedReady or Parallel",
+        out,
+    );
+    for field in ["minReadySeconds", "revisionHistoryLimit"] {
+        if spec[field].as_i64().is_some_and(|n| n < 0) {
+            out.push(err(
+                format!("spec.{field}"),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    update_strategy(&spec["updateStrategy"], out);
+    let policy = &spec["persistentVolumeClaimRetentionPolicy"];
+    for field in ["whenDeleted", "whenScaled"] {
+        one_of(
+            policy,
+            "spec.persistentVolumeClaimRetentionPolicy",
+            field,
+            &["Retain", "Delete"],
+            "is not Retain or Delete",
+            out,
+        );
+    }
+    if spec["volumeClaimTemplates"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty())
+    {
+        out.push(err(
+            "spec.volumeClaimTemplates",
+            "not supported by skiff yet (PersistentVolumeClaims are not implemented)",
+        ));
+    }
+}
+
+/// `spec.updateStrategy`: RollingUpdate (partition ≥ 0, maxUnavailable ≥ 1 or a percentage)
+/// or OnDelete.
+fn update_strategy(s: &Value, out: &mut Vec<FieldError>) {
+    let ty = one_of(
+        s,
+        "spec.updateStrategy",
+        "type",
+        &["RollingUpdate", "OnDelete"],
+        "is not RollingUpdate or OnDelete",
+        out,
+    );
+    let ru = &s["rollingUpdate"];
+    if ty == Some("OnDelete") && !ru.is_null() {
+        out.push(err(
+            "spec.updateStrategy.rollingUpdate",
+            "only allowed for updateStrategy 'RollingUpdate'",
+        ));
+    }
+    if ru["partition"].as_i64().is_some_and(|n| n < 0) {
+        out.push(err(
+            "spec.updateStrategy.rollingUpdate.partition",
+            "must be greater than or equal to 0",
+        ));
+    }
+    let bad_max = match &ru["maxUnavailable"] {
+        Value::Null => false,
+        Value::Number(n) => n.as_i64().is_none_or(|n| n < 1),
+        Value::String(p) => p
+            .strip_suffix('%')
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_none_or(|n| n == 0 || n > 100),
+        _ => true,
+    };
+    if bad_max {
+        out.push(err(
+            "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            "must be at least 1, or a percentage from 1% to 100%",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::model::validate::validate;
+
+    fn sts() -> Value {
+        json!({"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"web"},
+          "spec":{"replicas":3,"serviceName":"web","selector":{"matchLabels":{"app":"web"}},
+            "podManagementPolicy":"Parallel",
+            "updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":1,"maxUnavailable":2}},
+            "persistentVolumeClaimRetentionPolicy":{"whenDeleted":"Retain","whenScaled":"Delete"},
+            "template":{"metadata":{"labels":{"app":"web"}},
+              "spec":{"containers":[{"name":"web","image":"demo"}]}}}})
+    }
+
+    fn field_of(s: &Value) -> String {
+        let e = validate(s).unwrap_err();
+        e[0].field.clone()
+    }
+
+    #[test]
+    fn a_supported_statefulset_passes() {
+        validate(&sts()).unwrap();
+    }
+
+    #[test]
+    fn wrong_values_are_named() {
+        let cases: [(&str, Value, &str); 6] = [
+            ("replicas", json!(-1), "spec.replicas"),
+            (
+                "podManagementPolicy",
+                json!("Random"),
+                "spec.podManagementPolicy",
+            ),
+            ("serviceName", json!("Web_1"), "spec.serviceName"),
+            (
+                "updateStrategy",
+                json!({"type":"OnDelete","rollingUpdate":{"partition":0}}),
+                "spec.updateStrategy.rollingUpdate",
+            ),
+            (
+                "updateStrategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":0}}),
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            ),
+            (
+                "volumeClaimTemplates",
+                json!([{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"]}}]),
+                "spec.volumeClaimTemplates",
+            ),
+        ];
+        for (field, value, path) in cases {
+            let mut s = sts();
+            s["spec"][field] = value;
+            assert_eq!(field_of(&s), path, "{field}");
+        }
+    }
+
+    #[test]
+    fn template_rules_are_a_workloads() {
+        let mut s = sts();
+        s["spec"]["template"]["metadata"]["labels"] = json!({"app":"other"});
+        assert_eq!(field_of(&s), "spec.template.metadata.labels");
+        let mut s = sts();
+        s["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(field_of(&s), "spec.template.spec.restartPolicy");
+    }
+
+    #[test]
+    fn unimplemented_fields_are_refused_by_name() {
+        let mut s = sts();
+        s["spec"]["ordinals"] = json!({"start": 1});
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e[0].field, "spec.ordinals");
+        assert!(e[0].message.contains("not supported"), "{}", e[0]);
+    }
+}
