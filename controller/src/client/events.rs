@@ -26,6 +26,8 @@ pub enum Source {
     DeploymentController,
     /// The ReplicaSet reconciler.
     ReplicaSetController,
+    /// The StatefulSet reconciler.
+    StatefulSetController,
     /// The Ingress reconciler and its certificates.
     Ingress,
 }
@@ -36,6 +38,7 @@ impl Source {
             Source::Kubelet => "kubelet",
             Source::DeploymentController => "deployment-controller",
             Source::ReplicaSetController => "replicaset-controller",
+            Source::StatefulSetController => "statefulset-controller",
             Source::Ingress => "skiff-ingress",
         }
     }

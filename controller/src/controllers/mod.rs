@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod plan;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,11 @@ pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
     if let Err(e) = endpoints::reconcile(view).await {
         tracing::warn!("endpoint slices: {e}");
     }
+    for sts in view.list("StatefulSet", None) {
+        if let Err(e) = statefulset::reconcile(view, &sts).await {
+            tracing::warn!(statefulset = %crate::model::store::ObjectKey::of(&sts), "reconcile failed: {e}");
+        }
+    }
     for rs in view.list("ReplicaSet", None) {
         if let Err(e) = replicaset::reconcile(view, &rs).await {
             tracing::warn!(replicaset = %crate::model::store::ObjectKey::of(&rs), "reconcile failed: {e}");
@@ -84,7 +90,7 @@ pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
                 _ = &mut resync => break,
                 e = events.recv() => match e {
-                    Ok(kind) => relevant = matches!(kind, "Deployment" | "ReplicaSet" | "Pod" | "Namespace" | "Service"),
+                    Ok(kind) => relevant = matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -226,5 +232,67 @@ mod tests {
         settle(&store, view).await;
         assert!(store.list("ReplicaSet", None).is_empty());
         assert!(pods(&store).is_empty());
+    }
+
+    fn statefulset(image: &str, replicas: i64) -> Vec<Document> {
+        vec![Document {
+            index: 1,
+            object: json!({"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db"},
+              "spec":{"replicas":replicas,"serviceName":"db","selector":{"matchLabels":{"app":"db"}},
+                "template":{"metadata":{"labels":{"app":"db"}},
+                  "spec":{"containers":[{"name":"db","image":image}]}}}}),
+        }]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statefulset_creates_updates_scales_and_is_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        crate::model::builtin::ensure(&store).unwrap();
+        let client = crate::api::local::client_for(store.clone(), dir.path()).unwrap();
+        let (_stop, shutdown) = watch::channel(false);
+        let (view, _watches) = View::start(client, KINDS, shutdown).await.unwrap();
+        let view = &*view;
+        let names = |store: &Store| {
+            let mut n: Vec<String> = pods(store)
+                .iter()
+                .map(|p| meta::name(p).to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        apply_source(&store, "db.yaml", &statefulset("db:1", 3)).unwrap();
+        settle(&store, view).await;
+        assert_eq!(names(&store), ["db-0", "db-1", "db-2"]);
+        let key = ObjectKey::new("StatefulSet", "default", "db");
+        let s = store.get(&key).unwrap();
+        assert_eq!(s["status"]["readyReplicas"], 3);
+        assert_eq!(
+            s["status"]["currentRevision"],
+            s["status"]["updateRevision"]
+        );
+        assert_eq!(store.list("ControllerRevision", None).len(), 1);
+
+        apply_source(&store, "db.yaml", &statefulset("db:2", 3)).unwrap();
+        settle(&store, view).await;
+        assert!(pods(&store)
+            .iter()
+            .all(|p| p["spec"]["containers"][0]["image"] == "db:2"));
+        let s = store.get(&key).unwrap();
+        assert_eq!(s["status"]["updatedReplicas"], 3);
+        assert_eq!(
+            s["status"]["currentRevision"],
+            s["status"]["updateRevision"]
+        );
+        assert_eq!(store.list("ControllerRevision", None).len(), 2);
+
+        apply_source(&store, "db.yaml", &statefulset("db:2", 1)).unwrap();
+        settle(&store, view).await;
+        assert_eq!(names(&store), ["db-0"]);
+
+        apply_source(&store, "db.yaml", &[]).unwrap();
+        settle(&store, view).await;
+        assert!(pods(&store).is_empty());
+        assert!(store.list("ControllerRevision", None).is_empty());
     }
 }
