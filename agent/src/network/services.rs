@@ -64,6 +64,26 @@ fn ns_name(svc: &Value) -> (String, String) {
     )
 }
 
+/// A headless Service's per-pod names: `<hostname>.<service>.<ns>.svc.<domain>` for each
+/// ready endpoint its EndpointSlice names by hostname (pods whose `subdomain` is the Service,
+/// as a StatefulSet's are).
+fn hostname_records<'a>(
+    slice: Option<&'a Value>,
+    name: &'a str,
+    ns: &'a str,
+) -> impl Iterator<Item = (String, Vec<Ipv4Addr>)> + 'a {
+    slice
+        .and_then(|s| s["endpoints"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|e| e["conditions"]["ready"] == true)
+        .filter_map(move |e| {
+            let host = e["hostname"].as_str()?;
+            let ip = e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok()?;
+            Some((format!("{host}.{name}.{ns}.svc.{DOMAIN}"), vec![ip]))
+        })
+}
+
 /// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
 pub fn plan(
     cfg: &NetworkConfig,
@@ -202,6 +222,7 @@ pub fn plan(
             }
             (None, Some("None")) => {
                 out.records.0.insert(fqdn, ready.clone());
+                out.records.0.extend(hostname_records(slice, &name, &ns));
             }
             _ => {}
         }
@@ -292,5 +313,28 @@ mod tests {
             p.records.0["web.default.svc.cluster.local"],
             vec![Ipv4Addr::new(10, 43, 0, 11)]
         );
+    }
+
+    #[test]
+    fn a_headless_service_names_its_ready_pods_and_each_by_hostname() {
+        let svc = json!({"metadata":{"namespace":"db","name":"redis"},
+            "spec":{"clusterIP":"None","ports":[{"name":"","port":6379,"protocol":"TCP"}]}});
+        let slice = json!({"metadata":{"namespace":"db","name":"redis"},
+            "ports":[{"name":"","port":6379}],
+            "endpoints":[
+                {"addresses":["10.42.0.5"],"hostname":"redis-0","conditions":{"ready":true}},
+                {"addresses":["10.42.0.6"],"hostname":"redis-1","conditions":{"ready":false}},
+                {"addresses":["10.42.0.7"],"conditions":{"ready":true}}]});
+        let p = plan(&cfg(), &[svc], &[slice], &[], Ipv4Addr::new(192, 0, 2, 1));
+        let r = &p.records.0;
+        assert_eq!(
+            r["redis.db.svc.cluster.local"],
+            vec![Ipv4Addr::new(10, 42, 0, 5), Ipv4Addr::new(10, 42, 0, 7)]
+        );
+        assert_eq!(
+            r["redis-0.redis.db.svc.cluster.local"],
+            vec![Ipv4Addr::new(10, 42, 0, 5)]
+        );
+        assert!(!r.contains_key("redis-1.redis.db.svc.cluster.local"));
     }
 }

@@ -93,7 +93,16 @@ impl Agent {
         };
         let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
         let resolv = self.resolv_conf(r, spec, host_network);
-        let etc = match write_etc_files(&pod_dir, host_network, &hostname, pod_ip, resolv) {
+        // With a subdomain, /etc/hosts names the pod by its cluster DNS name too (as kubelet).
+        let names = match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => format!(
+                "{hostname}.{sub}.{}.svc.{}\t{hostname}",
+                r.namespace,
+                crate::network::dns::DOMAIN
+            ),
+            None => hostname.clone(),
+        };
+        let etc = match write_etc_files(&pod_dir, host_network, &hostname, &names, pod_ip, resolv) {
             Ok(files) => files,
             Err(e) => {
                 tracing::error!(pod = %r.key(), "writing /etc files: {e}");
@@ -202,10 +211,13 @@ impl Agent {
 
 /// Writes the pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, returning the bind
 /// mounts for them. A `hostNetwork` pod sees the host's files, as on Kubernetes.
+/// `names`: the pod's names in its `/etc/hosts` line (the hostname, or the cluster DNS name
+/// and the hostname, tab-separated).
 pub(super) fn write_etc_files(
     pod_dir: &Path,
     host_network: bool,
     hostname: &str,
+    names: &str,
     pod_ip: Option<Ipv4Addr>,
     resolv: Option<String>,
 ) -> std::io::Result<Vec<(String, PathBuf)>> {
@@ -215,9 +227,7 @@ pub(super) fn write_etc_files(
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
     } else {
         let own = pod_ip.map_or_else(|| "127.0.1.1".to_string(), |ip| ip.to_string());
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
-        )
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{names}\n")
     };
     let host_name = if host_network {
         nix::unistd::gethostname()
@@ -253,6 +263,7 @@ mod tests {
             dir.path(),
             false,
             "web",
+            "web",
             ip,
             Some("nameserver 10.42.0.1\n".into()),
         )
@@ -271,8 +282,23 @@ mod tests {
     #[test]
     fn etc_hosts_without_an_address() {
         let dir = tempfile::tempdir().unwrap();
-        write_etc_files(dir.path(), false, "web", None, Some(String::new())).unwrap();
+        write_etc_files(dir.path(), false, "web", "web", None, Some(String::new())).unwrap();
         let hosts = std::fs::read_to_string(dir.path().join("etc/hosts")).unwrap();
         assert!(hosts.ends_with("127.0.1.1\tweb\n"), "{hosts}");
+    }
+
+    #[test]
+    fn etc_hosts_with_a_subdomain_names_the_pod_by_its_dns_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = Some(Ipv4Addr::new(10, 42, 0, 7));
+        let names = "web-0.web.default.svc.cluster.local\tweb-0";
+        write_etc_files(dir.path(), false, "web-0", names, ip, Some(String::new())).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join("etc").join(name)).unwrap();
+        assert!(
+            read("hosts").ends_with("10.42.0.7\tweb-0.web.default.svc.cluster.local\tweb-0\n"),
+            "{}",
+            read("hosts")
+        );
+        assert_eq!(read("hostname"), "web-0\n");
     }
 }

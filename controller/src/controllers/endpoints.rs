@@ -41,12 +41,20 @@ pub fn desired(svc: &Value, pods: &[&Value]) -> Value {
         }
         let terminating = meta::is_terminating(pod);
         let ready = super::replicaset::pod_ready(pod);
-        endpoints.push(json!({
+        let mut endpoint = json!({
             "addresses": [ip],
             "conditions": {"ready": ready && !terminating, "serving": ready, "terminating": terminating},
             "targetRef": {"kind": "Pod", "namespace": meta::namespace(pod), "name": meta::name(pod), "uid": meta::uid(pod)},
             "nodeName": pod["spec"]["nodeName"],
-        }));
+        });
+        // As Kubernetes' controller: a pod whose subdomain is this Service's name is named by
+        // its hostname (cluster DNS answers `<hostname>.<service>.<ns>.svc…` for it).
+        if let Some(h) = pod["spec"]["hostname"].as_str() {
+            if pod["spec"]["subdomain"].as_str() == Some(meta::name(svc)) {
+                endpoint["hostname"] = json!(h);
+            }
+        }
+        endpoints.push(endpoint);
     }
     endpoints.sort_by(|a, b| {
         a["targetRef"]["name"]
