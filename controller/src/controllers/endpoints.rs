@@ -124,3 +124,24 @@ pub async fn reconcile(view: &View) -> Result<(), WriteError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_whose_subdomain_is_the_service_is_named_by_its_hostname() {
+        let svc = json!({"metadata": {"name": "web", "namespace": "default", "uid": "s"},
+            "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        let pod = |name: &str, subdomain: &str| {
+            json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+              "spec": {"hostname": name, "subdomain": subdomain},
+              "status": {"podIP": "10.42.0.5", "phase": "Running"}})
+        };
+        let (web0, other) = (pod("web-0", "web"), pod("x-0", "other"));
+        let slice = desired(&svc, &[&web0, &other]);
+        let eps = slice["endpoints"].as_array().unwrap();
+        assert_eq!(eps[0]["hostname"], "web-0");
+        assert!(eps[1].get("hostname").is_none(), "{}", eps[1]);
+    }
+}
