@@ -26,8 +26,8 @@ use oci_spec::image::ImageConfiguration;
 use sha2::{Digest as _, Sha256};
 
 use super::archive::{
-    choose_platform, host_platform, ArchiveImage, BlobSource, Document, CONFIG_TYPES, DOCKER_LIST,
-    DOCKER_MANIFEST, LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
+    choose_platform, host_platform, ArchiveImage, BlobSource, Descriptor, Document, CONFIG_TYPES,
+    DOCKER_LIST, DOCKER_MANIFEST, LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
 };
 use super::auth::{lookup, parse_challenge, Challenge, CredentialSet, Credentials};
 use super::digest::{sha256_hex, sha256_of};
@@ -169,86 +169,18 @@ async fn resolve_manifest(
         .unwrap_or_else(|| "latest".into());
     let (bytes, content_type, header_digest) = session.manifest(&target, store).await?;
     let digest = sha256_of(&bytes);
-    if let Some(pinned) = &reference.digest {
-        if *pinned != digest {
-            return Err(ImageError::DownloadDigestMismatch {
-                what: "manifest",
-                digest: pinned.clone(),
-                actual: digest,
-                endpoint: session.endpoint.url(),
-            });
-        }
-    } else if let Some(header) = header_digest.filter(|d| d.starts_with("sha256:")) {
-        if header != digest {
-            return Err(ImageError::DownloadDigestMismatch {
-                what: "manifest",
-                digest: header,
-                actual: digest,
-                endpoint: session.endpoint.url(),
-            });
-        }
-    }
+    check_manifest_digest(session, reference, header_digest, &digest)?;
     let (document, media_type) =
         parse_document(&bytes, content_type.as_deref(), &digest, &session.reference)?;
     let mut digests = vec![digest.clone()];
     let mut documents = vec![(digest.clone(), bytes)];
     let (manifest_digest, manifest) = match media_type.as_str() {
         OCI_INDEX | DOCKER_LIST => {
-            let (os, arch, variant) = match &options.platform {
-                Some((os, arch, variant)) => (os.clone(), arch.clone(), variant.clone()),
-                None => {
-                    let (os, arch) = host_platform();
-                    (os.to_owned(), arch.to_owned(), None)
-                }
-            };
-            let chosen = choose_platform(
-                document.manifests.as_deref().unwrap_or_default(),
-                &os,
-                &arch,
-                variant.as_deref(),
-            )
-            .ok_or_else(|| ImageError::NoMatchingPlatform {
-                index: digest.clone(),
-                platform: format!("{os}/{arch}"),
-            })?;
-            let (child, child_type, _) = session.manifest(&chosen.digest, store).await?;
-            let actual = sha256_of(&child);
-            if actual != chosen.digest {
-                return Err(ImageError::DownloadDigestMismatch {
-                    what: "manifest",
-                    digest: chosen.digest.clone(),
-                    actual,
-                    endpoint: session.endpoint.url(),
-                });
-            }
-            if child.len() as u64 != chosen.size {
-                return Err(ImageError::DownloadIncomplete {
-                    what: "manifest",
-                    digest: chosen.digest.clone(),
-                    endpoint: session.endpoint.url(),
-                    reason: format!("{} bytes instead of {}", child.len(), chosen.size),
-                });
-            }
-            let declared = chosen.media_type.clone().or(child_type);
-            let (child_doc, child_media) = parse_document(
-                &child,
-                declared.as_deref(),
-                &chosen.digest,
-                &session.reference,
-            )?;
-            if child_media != OCI_MANIFEST && child_media != DOCKER_MANIFEST {
-                return Err(ImageError::BadManifest {
-                    what: "manifest",
-                    digest: chosen.digest.clone(),
-                    reference: session.reference.clone(),
-                    reason: format!(
-                        "an index entry leads to {child_media:?}, not an image manifest"
-                    ),
-                });
-            }
-            digests.push(chosen.digest.clone());
-            documents.push((chosen.digest.clone(), child));
-            (chosen.digest, child_doc)
+            let (child_digest, child_doc, child) =
+                resolve_index(store, session, options, &digest, &document).await?;
+            digests.push(child_digest.clone());
+            documents.push((child_digest.clone(), child));
+            (child_digest, child_doc)
         }
         OCI_MANIFEST | DOCKER_MANIFEST => (digest, document),
         _ => unreachable!("parse_document returns known types"),
@@ -261,6 +193,106 @@ async fn resolve_manifest(
     })
 }
 
+/// The first manifest's digest must be the pinned one, or else the one the registry's
+/// `Docker-Content-Digest` header gives.
+fn check_manifest_digest(
+    session: &Session,
+    reference: &Reference,
+    header_digest: Option<String>,
+    digest: &str,
+) -> Result<(), ImageError> {
+    if let Some(pinned) = &reference.digest {
+        if pinned != digest {
+            return Err(ImageError::DownloadDigestMismatch {
+                what: "manifest",
+                digest: pinned.clone(),
+                actual: digest.to_owned(),
+                endpoint: session.endpoint.url(),
+            });
+        }
+    } else if let Some(header) = header_digest.filter(|d| d.starts_with("sha256:")) {
+        if header != digest {
+            return Err(ImageError::DownloadDigestMismatch {
+                what: "manifest",
+                digest: header,
+                actual: digest.to_owned(),
+                endpoint: session.endpoint.url(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The platform to pick from an index: the options' or this machine's.
+fn wanted_platform(options: &PullOptions) -> (String, String, Option<String>) {
+    match &options.platform {
+        Some((os, arch, variant)) => (os.clone(), arch.clone(), variant.clone()),
+        None => {
+            let (os, arch) = host_platform();
+            (os.to_owned(), arch.to_owned(), None)
+        }
+    }
+}
+
+/// The image manifest an index gives for the platform, fetched and verified: (its digest,
+/// the document, its bytes).
+async fn resolve_index(
+    store: &ImageStore,
+    session: &Session,
+    options: &PullOptions,
+    index_digest: &str,
+    index: &Document,
+) -> Result<(String, Document, Vec<u8>), ImageError> {
+    let (os, arch, variant) = wanted_platform(options);
+    let chosen = choose_platform(
+        index.manifests.as_deref().unwrap_or_default(),
+        &os,
+        &arch,
+        variant.as_deref(),
+    )
+    .ok_or_else(|| ImageError::NoMatchingPlatform {
+        index: index_digest.to_owned(),
+        platform: format!("{os}/{arch}"),
+    })?;
+    let (child, child_type, _) = session.manifest(&chosen.digest, store).await?;
+    let actual = sha256_of(&child);
+    if actual != chosen.digest {
+        return Err(ImageError::DownloadDigestMismatch {
+            what: "manifest",
+            digest: chosen.digest.clone(),
+            actual,
+            endpoint: session.endpoint.url(),
+        });
+    }
+    if child.len() as u64 != chosen.size {
+        return Err(ImageError::DownloadIncomplete {
+            what: "manifest",
+            digest: chosen.digest.clone(),
+            endpoint: session.endpoint.url(),
+            reason: format!("{} bytes instead of {}", child.len(), chosen.size),
+        });
+    }
+    let declared = chosen.media_type.clone().or(child_type);
+    let (child_doc, child_media) = parse_document(
+        &child,
+        declared.as_deref(),
+        &chosen.digest,
+        &session.reference,
+    )?;
+    if child_media != OCI_MANIFEST && child_media != DOCKER_MANIFEST {
+        return Err(ImageError::BadManifest {
+            what: "manifest",
+            digest: chosen.digest.clone(),
+            reference: session.reference.clone(),
+            reason: format!("an index entry leads to {child_media:?}, not an image manifest"),
+        });
+    }
+    Ok((chosen.digest.clone(), child_doc, child))
+}
+
+/// A layer to download: digest, size, scratch path.
+type LayerDownload = (String, u64, PathBuf);
+
 async fn fetch(
     store: &ImageStore,
     session: &Session,
@@ -269,50 +301,9 @@ async fn fetch(
     options: &PullOptions,
 ) -> Result<Image, ImageError> {
     let started = Instant::now();
-    let bad = |reason: String| ImageError::BadManifest {
-        what: "manifest",
-        digest: resolved.manifest_digest.clone(),
-        reference: session.reference.clone(),
-        reason,
-    };
-    let config = resolved
-        .manifest
-        .config
-        .clone()
-        .ok_or_else(|| bad("it has no config".into()))?;
-    let config_type = config.media_type.as_deref().unwrap_or_default();
-    if !CONFIG_TYPES.contains(&config_type) {
-        return Err(ImageError::UnsupportedMediaType {
-            digest: config.digest.clone(),
-            media_type: config_type.to_owned(),
-            role: "an image config",
-        });
-    }
-    sha256_hex(&config.digest)?;
-    let layers = resolved.manifest.layers.clone().unwrap_or_default();
-    for layer in &layers {
-        let layer_type = layer.media_type.as_deref().unwrap_or_default();
-        if !LAYER_TYPES.contains(&layer_type) {
-            return Err(ImageError::UnsupportedMediaType {
-                digest: layer.digest.clone(),
-                media_type: layer_type.to_owned(),
-                role: "a layer",
-            });
-        }
-        sha256_hex(&layer.digest)?;
-    }
-
+    let (config, layers) = checked_descriptors(session, &resolved)?;
     let (scratch, _scratch_lock) = store.scratch("pull-")?;
-    let config_bytes = session
-        .small_blob(&config.digest, config.size, "image config", store)
-        .await?;
-    let config_path = scratch.path().join("config.json");
-    std::fs::write(&config_path, &config_bytes)
-        .map_err(|e| ImageError::io("write", &config_path, e))?;
-    let diff_ids: Vec<String> = serde_json::from_slice::<ImageConfiguration>(&config_bytes)
-        .map(|c| c.rootfs().diff_ids().clone())
-        .unwrap_or_default();
-
+    let (config_path, diff_ids) = fetch_config(store, session, &config, scratch.path()).await?;
     // Garbage collection waits until the image is recorded (or refused).
     let guard = {
         let store = store.clone();
@@ -320,49 +311,14 @@ async fn fetch(
             .await
             .expect("no panic")?
     };
-    let mut sources = Vec::with_capacity(layers.len());
-    let mut downloads = Vec::new();
-    for (i, layer) in layers.iter().enumerate() {
-        let label = layer.digest.clone();
-        let present = diff_ids.get(i).is_some_and(|d| store.has_layer(d));
-        let stored = store.blob_file(&layer.digest)?;
-        let path = if present || stored.is_file() {
-            stored
-        } else {
-            let path = scratch.path().join(sha256_hex(&layer.digest)?);
-            if !downloads
-                .iter()
-                .any(|(d, _, _): &(String, u64, PathBuf)| *d == layer.digest)
-            {
-                downloads.push((layer.digest.clone(), layer.size, path.clone()));
-            }
-            path
-        };
-        sources.push(BlobSource {
-            path,
-            label,
-            digest: Some(layer.digest.clone()),
-            size: Some(layer.size),
-        });
-    }
+    let (sources, downloads) = layer_sources(store, scratch.path(), &layers, &diff_ids)?;
     options.report(PullProgress::Resolved {
         endpoint: session.endpoint.url(),
         digest: resolved.manifest_digest.clone(),
         layers: layers.len(),
         to_download: downloads.iter().map(|(_, s, _)| s).sum(),
     });
-    let concurrency = match options.max_concurrent_downloads {
-        0 => 3,
-        n => n,
-    };
-    let mut results = futures_util::stream::iter(downloads.into_iter().map(
-        |(digest, size, path)| async move { session.download(&digest, size, &path, options).await },
-    ))
-    .buffer_unordered(concurrency);
-    while let Some(result) = results.next().await {
-        result?;
-    }
-    drop(results);
+    download_layers(session, downloads, options).await?;
 
     options.report(PullProgress::Unpacking);
     let image = ArchiveImage {
@@ -397,6 +353,118 @@ async fn fetch(
     store
         .resolve(&id)?
         .ok_or(ImageError::NotFound { reference: id })
+}
+
+/// The manifest's config and layers, refused when a media type is not an image's or a
+/// digest is not sha256.
+fn checked_descriptors(
+    session: &Session,
+    resolved: &Resolved,
+) -> Result<(Descriptor, Vec<Descriptor>), ImageError> {
+    let config = resolved
+        .manifest
+        .config
+        .clone()
+        .ok_or_else(|| ImageError::BadManifest {
+            what: "manifest",
+            digest: resolved.manifest_digest.clone(),
+            reference: session.reference.clone(),
+            reason: "it has no config".into(),
+        })?;
+    let config_type = config.media_type.as_deref().unwrap_or_default();
+    if !CONFIG_TYPES.contains(&config_type) {
+        return Err(ImageError::UnsupportedMediaType {
+            digest: config.digest.clone(),
+            media_type: config_type.to_owned(),
+            role: "an image config",
+        });
+    }
+    sha256_hex(&config.digest)?;
+    let layers = resolved.manifest.layers.clone().unwrap_or_default();
+    for layer in &layers {
+        let layer_type = layer.media_type.as_deref().unwrap_or_default();
+        if !LAYER_TYPES.contains(&layer_type) {
+            return Err(ImageError::UnsupportedMediaType {
+                digest: layer.digest.clone(),
+                media_type: layer_type.to_owned(),
+                role: "a layer",
+            });
+        }
+        sha256_hex(&layer.digest)?;
+    }
+    Ok((config, layers))
+}
+
+/// Downloads the image config into `scratch/config.json`: its path and the layers' diff ids.
+async fn fetch_config(
+    store: &ImageStore,
+    session: &Session,
+    config: &Descriptor,
+    scratch: &Path,
+) -> Result<(PathBuf, Vec<String>), ImageError> {
+    let config_bytes = session
+        .small_blob(&config.digest, config.size, "image config", store)
+        .await?;
+    let config_path = scratch.join("config.json");
+    std::fs::write(&config_path, &config_bytes)
+        .map_err(|e| ImageError::io("write", &config_path, e))?;
+    let diff_ids: Vec<String> = serde_json::from_slice::<ImageConfiguration>(&config_bytes)
+        .map(|c| c.rootfs().diff_ids().clone())
+        .unwrap_or_default();
+    Ok((config_path, diff_ids))
+}
+
+/// Where each layer will come from (the store when it has the layer or its blob, else a
+/// scratch file), and the downloads that fill those scratch files (each digest once).
+fn layer_sources(
+    store: &ImageStore,
+    scratch: &Path,
+    layers: &[Descriptor],
+    diff_ids: &[String],
+) -> Result<(Vec<BlobSource>, Vec<LayerDownload>), ImageError> {
+    let mut sources = Vec::with_capacity(layers.len());
+    let mut downloads: Vec<LayerDownload> = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let label = layer.digest.clone();
+        let present = diff_ids.get(i).is_some_and(|d| store.has_layer(d));
+        let stored = store.blob_file(&layer.digest)?;
+        let path = if present || stored.is_file() {
+            stored
+        } else {
+            let path = scratch.join(sha256_hex(&layer.digest)?);
+            if !downloads.iter().any(|(d, _, _)| *d == layer.digest) {
+                downloads.push((layer.digest.clone(), layer.size, path.clone()));
+            }
+            path
+        };
+        sources.push(BlobSource {
+            path,
+            label,
+            digest: Some(layer.digest.clone()),
+            size: Some(layer.size),
+        });
+    }
+    Ok((sources, downloads))
+}
+
+/// Downloads layers, `max_concurrent_downloads` at once (3 by default).
+async fn download_layers(
+    session: &Session,
+    downloads: Vec<LayerDownload>,
+    options: &PullOptions,
+) -> Result<(), ImageError> {
+    let concurrency = match options.max_concurrent_downloads {
+        0 => 3,
+        n => n,
+    };
+    let mut results = futures_util::stream::iter(downloads.into_iter().map(
+        |(digest, size, path)| async move { session.download(&digest, size, &path, options).await },
+    ))
+    .buffer_unordered(concurrency);
+    while let Some(result) = results.next().await {
+        result?;
+    }
+    Ok(())
 }
 
 /// One endpoint, with its HTTP client and what authentication it asked for.
@@ -706,25 +774,17 @@ impl Session {
         path: &Path,
         options: &PullOptions,
     ) -> Result<(), ImageError> {
-        use std::io::Write;
-        let incomplete = |reason: String| ImageError::DownloadIncomplete {
-            what: "layer",
-            digest: digest.to_owned(),
-            endpoint: self.endpoint.url(),
-            reason,
-        };
-        let mut file =
-            std::fs::File::create(path).map_err(|e| ImageError::io("create", path, e))?;
-        let mut hasher = Sha256::new();
-        let mut done = 0u64;
-        let mut last_report = Instant::now();
+        let mut download = Download::create(digest, size, path, self.endpoint.url())?;
         let mut last_error = String::new();
         for attempt in 0..DOWNLOAD_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                tracing::info!(%digest, done, size, "resuming an interrupted download: {last_error}");
+                tracing::info!(%digest, done = download.done, size, "resuming an interrupted download: {last_error}");
             }
-            let response = match self.get(&self.url("blobs", digest), None, done).await {
+            let response = match self
+                .get(&self.url("blobs", digest), None, download.done)
+                .await
+            {
                 Ok(r) => r,
                 // The first request failing is an answer, not an interruption.
                 Err(e) if attempt == 0 => return Err(e),
@@ -733,70 +793,135 @@ impl Session {
                     continue;
                 }
             };
-            if done > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            if download.done > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
                 // No range support: start over.
-                file =
-                    std::fs::File::create(path).map_err(|e| ImageError::io("create", path, e))?;
-                hasher = Sha256::new();
-                done = 0;
+                download.restart()?;
             }
-            let mut stream = response.bytes_stream();
-            let mut broken = None;
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        broken = Some(transport_message(&e));
-                        break;
-                    }
-                };
-                done += chunk.len() as u64;
-                if done > size {
-                    return Err(incomplete(format!(
-                        "the registry sent more than the {size} bytes its manifest says"
-                    )));
-                }
-                hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .map_err(|e| ImageError::io("write", path, e))?;
-                if last_report.elapsed() >= Duration::from_millis(100) {
-                    last_report = Instant::now();
-                    options.report(PullProgress::Downloading {
-                        digest: digest.to_owned(),
-                        done,
-                        total: size,
-                    });
-                }
-            }
-            match broken {
+            match download.copy(response, options).await? {
                 Some(e) => last_error = e,
-                None if done < size => {
-                    last_error = format!("the connection ended after {done} of {size} bytes")
+                None if download.done < size => {
+                    last_error = format!(
+                        "the connection ended after {} of {size} bytes",
+                        download.done
+                    )
                 }
-                None => {
-                    file.sync_all()
-                        .map_err(|e| ImageError::io("sync", path, e))?;
-                    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-                    if actual != digest {
-                        return Err(ImageError::DownloadDigestMismatch {
-                            what: "layer",
-                            digest: digest.to_owned(),
-                            actual,
-                            endpoint: self.endpoint.url(),
-                        });
-                    }
-                    options.report(PullProgress::Downloading {
-                        digest: digest.to_owned(),
-                        done,
-                        total: size,
-                    });
-                    return Ok(());
-                }
+                None => return download.finish(options),
             }
         }
-        Err(incomplete(format!(
-            "got {done} of {size} bytes after {DOWNLOAD_ATTEMPTS} attempts: {last_error}"
+        Err(download.incomplete(format!(
+            "got {} of {size} bytes after {DOWNLOAD_ATTEMPTS} attempts: {last_error}",
+            download.done
         )))
+    }
+}
+
+/// One layer download: its scratch file, and the hash and count of the bytes so far.
+struct Download<'a> {
+    digest: &'a str,
+    size: u64,
+    path: &'a Path,
+    /// `scheme://host` of the endpoint, for errors.
+    endpoint: String,
+    file: std::fs::File,
+    hasher: Sha256,
+    done: u64,
+    last_report: Instant,
+}
+
+impl<'a> Download<'a> {
+    fn create(
+        digest: &'a str,
+        size: u64,
+        path: &'a Path,
+        endpoint: String,
+    ) -> Result<Self, ImageError> {
+        let file = std::fs::File::create(path).map_err(|e| ImageError::io("create", path, e))?;
+        Ok(Download {
+            digest,
+            size,
+            path,
+            endpoint,
+            file,
+            hasher: Sha256::new(),
+            done: 0,
+            last_report: Instant::now(),
+        })
+    }
+
+    /// Starts over from the first byte.
+    fn restart(&mut self) -> Result<(), ImageError> {
+        self.file =
+            std::fs::File::create(self.path).map_err(|e| ImageError::io("create", self.path, e))?;
+        self.hasher = Sha256::new();
+        self.done = 0;
+        Ok(())
+    }
+
+    fn incomplete(&self, reason: String) -> ImageError {
+        ImageError::DownloadIncomplete {
+            what: "layer",
+            digest: self.digest.to_owned(),
+            endpoint: self.endpoint.clone(),
+            reason,
+        }
+    }
+
+    fn report(&self, options: &PullOptions) {
+        options.report(PullProgress::Downloading {
+            digest: self.digest.to_owned(),
+            done: self.done,
+            total: self.size,
+        });
+    }
+
+    /// Appends a response's body to the file; why the connection broke, if it did.
+    async fn copy(
+        &mut self,
+        response: reqwest::Response,
+        options: &PullOptions,
+    ) -> Result<Option<String>, ImageError> {
+        use std::io::Write;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Ok(Some(transport_message(&e))),
+            };
+            self.done += chunk.len() as u64;
+            if self.done > self.size {
+                return Err(self.incomplete(format!(
+                    "the registry sent more than the {} bytes its manifest says",
+                    self.size
+                )));
+            }
+            self.hasher.update(&chunk);
+            self.file
+                .write_all(&chunk)
+                .map_err(|e| ImageError::io("write", self.path, e))?;
+            if self.last_report.elapsed() >= Duration::from_millis(100) {
+                self.last_report = Instant::now();
+                self.report(options);
+            }
+        }
+        Ok(None)
+    }
+
+    /// All bytes are there: synced and verified.
+    fn finish(self, options: &PullOptions) -> Result<(), ImageError> {
+        self.file
+            .sync_all()
+            .map_err(|e| ImageError::io("sync", self.path, e))?;
+        let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if actual != self.digest {
+            return Err(ImageError::DownloadDigestMismatch {
+                what: "layer",
+                digest: self.digest.to_owned(),
+                actual,
+                endpoint: self.endpoint,
+            });
+        }
+        self.report(options);
+        Ok(())
     }
 }
 
