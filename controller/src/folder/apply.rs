@@ -240,7 +240,9 @@ pub fn apply_source(
         match store.get(&key) {
             None => {
                 applied.created.push(key);
-                ops.push(Op::Create(folder_apply(None, &obj)));
+                let mut obj = folder_apply(None, &obj);
+                defaults::on_create(&mut obj, store);
+                ops.push(Op::Create(obj));
             }
             Some(existing) => {
                 if let Some(other) = meta::annotation(&existing, MANIFEST_ANNOTATION) {

@@ -18,6 +18,7 @@ use crate::model::kinds;
 
 mod allow;
 mod semantics;
+pub mod storage;
 
 use allow::allowlist;
 use semantics::semantics;
@@ -93,6 +94,11 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
         "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
         "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
         "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
+        "PersistentVolumeClaim" => {
+            roundtrip::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(obj)
+        }
+        "PersistentVolume" => roundtrip::<k8s_openapi::api::core::v1::PersistentVolume>(obj),
+        "StorageClass" => roundtrip::<k8s_openapi::api::storage::v1::StorageClass>(obj),
         _ => unreachable!("every served kind has a type"),
     }
     .map_err(|e| vec![e])?;
@@ -106,6 +112,18 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
         return Err(errors);
     }
     semantics(obj, info.namespaced, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Validates a change of an existing object (`new` already passed [`validate`]): the fields
+/// Kubernetes makes immutable stay as they are.
+pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    storage::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -128,6 +146,11 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
         "EndpointSlice" => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj),
         "Ingress" => roundtrip::<k8s_openapi::api::networking::v1::Ingress>(obj),
         "IngressClass" => roundtrip::<k8s_openapi::api::networking::v1::IngressClass>(obj),
+        "PersistentVolumeClaim" => {
+            roundtrip::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(obj)
+        }
+        "PersistentVolume" => roundtrip::<k8s_openapi::api::core::v1::PersistentVolume>(obj),
+        "StorageClass" => roundtrip::<k8s_openapi::api::storage::v1::StorageClass>(obj),
         _ => Ok(obj.clone()),
     }
 }
