@@ -113,7 +113,7 @@ impl skiff_agent::Cluster for KubeCluster {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(skiff_agent::WriteError::new(e)),
             }
         })
     }
@@ -133,7 +133,7 @@ impl skiff_agent::Cluster for KubeCluster {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(skiff_agent::WriteError::new(e)),
             }
         })
     }
@@ -208,7 +208,7 @@ impl skiff_agent::Cluster for KubeCluster {
             match r {
                 Err(e) if is_not_found(&e) => Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-                r => r.map_err(Into::into),
+                r => r.map_err(skiff_agent::WriteError::new),
             }
         })
     }

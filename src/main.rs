@@ -237,12 +237,13 @@ fn server(args: config::ServerArgs) -> Result<()> {
     );
     let images = Arc::new(
         skiff_agent::image::ImageStore::open(&layout.data_dir)
-            .context("opening the image store")?
-            .with_registries(config.registries.clone())
-            .without_default_registry_endpoint(config.offline_registries),
+            .context("opening the image store")?,
     );
+    let puller = skiff_agent::image::Puller::new((*images).clone())
+        .with_registries(config.registries.clone())
+        .without_default_registry_endpoint(config.offline_registries);
     // A broken registries.yaml is reported now (pulls report it again until it is fixed).
-    if let Err(e) = images.registries() {
+    if let Err(e) = puller.registries() {
         tracing::error!("{e}");
     }
     let runtime = skiff_agent::runtime::handle::Runtime::new(layout.clone())?;
@@ -314,7 +315,10 @@ fn server(args: config::ServerArgs) -> Result<()> {
             network.records.clone(),
             shutdown.clone(),
         )));
-        let agent = skiff_agent::Agent::new(cluster, runtime, images, imported).with_network(network);
+        tasks.push(tokio::spawn(
+            skiff_agent::network::ServiceProxy::new(cluster.clone(), network.clone()).run(shutdown.clone()),
+        ));
+        let agent = skiff_agent::Agent::new(cluster, runtime, puller, imported).with_network(network);
         tasks.push(tokio::spawn(agent.run(shutdown.clone())));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

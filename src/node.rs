@@ -43,7 +43,7 @@ impl Node for AgentNode {
                 limit_bytes: o.limit_bytes,
             },
         )
-        .map_err(NodeError::from)
+        .map_err(|e| NodeError(e.to_string()))
     }
 
     fn exec(
@@ -63,15 +63,15 @@ impl Node for AgentNode {
             )));
         };
         let exe = std::env::current_exe().map_err(|e| NodeError(e.to_string()))?;
-        let mut command = tokio::process::Command::new(exe);
-        command.arg("shim").arg("--exec");
-        if request.tty {
-            command.arg("--tty");
-        }
+        let mut command = skiff_agent::runtime::protocol::shim_command(
+            &exe,
+            &dir,
+            skiff_agent::runtime::protocol::ShimCommand::Exec {
+                tty: request.tty,
+                command: &request.command,
+            },
+        );
         command
-            .arg(&dir)
-            .arg("--")
-            .args(&request.command)
             .stdin(if request.stdin || request.tty {
                 std::process::Stdio::piped()
             } else {

@@ -15,7 +15,19 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
 pub use pod::Agent;
 
 /// A write to the control plane, in flight.
-pub type Write<'a> = futures_util::future::BoxFuture<'a, anyhow::Result<()>>;
+pub type Write<'a> = futures_util::future::BoxFuture<'a, Result<(), WriteError>>;
+
+/// A write to the control plane that failed; its message is the API client's.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct WriteError(Box<dyn std::error::Error + Send + Sync>);
+
+impl WriteError {
+    /// Wraps the API client's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        WriteError(Box::new(error))
+    }
+}
 
 /// What the agent needs from the control plane. Reads come from a local cache kept current by
 /// watches (they never wait); writes go to the API server.

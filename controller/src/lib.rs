@@ -9,6 +9,8 @@
 //!    [`ingress`] (routes, ACME certificates, the seam to the proxy): reconcilers that read the
 //!    caches and write through the API.
 //!
+//! [`files`] (durable private writes) is used by all of them.
+//!
 //! Start reading at [`start`]: it starts all of it.
 
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@
 pub mod api;
 pub mod client;
 pub mod controllers;
+pub mod files;
 pub mod folder;
 pub mod ingress;
 pub mod model;

@@ -474,21 +474,8 @@ async fn route(
 ) -> (Response<Body>, Option<Arc<str>>) {
     let path = req.uri().path();
     if !conn.https {
-        if let Some(token) = path.strip_prefix(CHALLENGE_PREFIX) {
-            let answer = shared
-                .http01
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(token)
-                .cloned();
-            if let Some(answer) = answer {
-                let mut r = Response::new(Either::Right(Full::new(Bytes::from(answer))));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                return (r, None);
-            }
+        if let Some(answer) = http01_answer(shared, path) {
+            return (answer, None);
         }
     }
     let host = request_host(&req);
@@ -522,10 +509,89 @@ async fn route(
             Some(route_name),
         );
     }
-
-    // The upstream request: same method, path, headers and body.
     let upgrade = is_upgrade(&req);
     let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let upstream = match upstream_request(conn, &backend.authority, req, upgrade) {
+        Ok(r) => r,
+        Err(Refused::BadRequest) => {
+            return (local(StatusCode::BAD_REQUEST, "400 bad request\n"), None)
+        }
+        Err(Refused::Connect) => {
+            let answer = local(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 CONNECT is not proxied\n",
+            );
+            return (answer, Some(route_name));
+        }
+    };
+    let result = tokio::time::timeout(
+        shared.config.response_timeout,
+        shared.client.request(upstream),
+    )
+    .await;
+    let mut resp = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            counters.count(502);
+            tracing::debug!(backend = %backend.name, "upstream failed: {e:?}");
+            return (
+                local(StatusCode::BAD_GATEWAY, "502 the backend did not answer\n"),
+                Some(route_name),
+            );
+        }
+        Err(_) => {
+            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            counters.count(504);
+            return (
+                local(StatusCode::GATEWAY_TIMEOUT, "504 the backend timed out\n"),
+                Some(route_name),
+            );
+        }
+    };
+    counters.count(resp.status().as_u16());
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = on_client_upgrade {
+            return (relay_upgrade(client_side, resp), Some(route_name));
+        }
+    }
+    strip_hop_by_hop(resp.headers_mut(), false);
+    (resp.map(Either::Left), Some(route_name))
+}
+
+/// The answer to a pending HTTP-01 challenge, if `path` asks for one.
+fn http01_answer(shared: &Shared, path: &str) -> Option<Response<Body>> {
+    let token = path.strip_prefix(CHALLENGE_PREFIX)?;
+    let answer = shared
+        .http01
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(token)
+        .cloned()?;
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(answer))));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(r)
+}
+
+/// Why a request is not proxied.
+enum Refused {
+    /// Its target does not make an upstream URI.
+    BadRequest,
+    /// CONNECT (a tunnel, not a request for the backend).
+    Connect,
+}
+
+/// The upstream request: same method, path, headers and body, hop-by-hop headers removed,
+/// `X-Forwarded-*` added, addressed to `authority`.
+fn upstream_request(
+    conn: &Conn,
+    authority: &http::uri::Authority,
+    req: Request<Incoming>,
+    upgrade: bool,
+) -> Result<Request<Incoming>, Refused> {
     let (mut parts, body) = req.into_parts();
     let forwarded_host = match parts.headers.get(header::HOST) {
         Some(h) => h.clone(),
@@ -561,7 +627,7 @@ async fn route(
         .insert(X_FORWARDED_HOST.clone(), forwarded_host);
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(backend.authority.clone());
+    uri.authority = Some(authority.clone());
     uri.path_and_query = Some(
         parts
             .uri
@@ -569,74 +635,36 @@ async fn route(
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     );
-    parts.uri = match Uri::from_parts(uri) {
-        Ok(u) => u,
-        Err(_) => return (local(StatusCode::BAD_REQUEST, "400 bad request\n"), None),
-    };
+    parts.uri = Uri::from_parts(uri).map_err(|_| Refused::BadRequest)?;
     parts.version = Version::HTTP_11;
     if parts.method == Method::CONNECT {
-        return (
-            local(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "405 CONNECT is not proxied\n",
-            ),
-            Some(route_name),
-        );
+        return Err(Refused::Connect);
     }
-    let upstream = Request::from_parts(parts, body);
+    Ok(Request::from_parts(parts, body))
+}
 
-    let result = tokio::time::timeout(
-        shared.config.response_timeout,
-        shared.client.request(upstream),
-    )
-    .await;
-    let mut resp = match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.count(502);
-            tracing::debug!(backend = %backend.name, "upstream failed: {e:?}");
-            return (
-                local(StatusCode::BAD_GATEWAY, "502 the backend did not answer\n"),
-                Some(route_name),
-            );
+/// Answers 101 to the client and relays bytes both ways once both sides have switched.
+fn relay_upgrade(
+    client_side: hyper::upgrade::OnUpgrade,
+    mut resp: Response<Incoming>,
+) -> Response<Body> {
+    let upstream_side = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        match (client_side.await, upstream_side.await) {
+            (Ok(c), Ok(u)) => {
+                let mut c = TokioIo::new(c);
+                let mut u = TokioIo::new(u);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            }
+            (c, u) => tracing::debug!(
+                "upgrade failed: client {:?}, upstream {:?}",
+                c.err(),
+                u.err()
+            ),
         }
-        Err(_) => {
-            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.count(504);
-            return (
-                local(StatusCode::GATEWAY_TIMEOUT, "504 the backend timed out\n"),
-                Some(route_name),
-            );
-        }
-    };
-    counters.count(resp.status().as_u16());
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_side) = on_client_upgrade {
-            let upstream_side = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                match (client_side.await, upstream_side.await) {
-                    (Ok(c), Ok(u)) => {
-                        let mut c = TokioIo::new(c);
-                        let mut u = TokioIo::new(u);
-                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                    }
-                    (c, u) => tracing::debug!(
-                        "upgrade failed: client {:?}, upstream {:?}",
-                        c.err(),
-                        u.err()
-                    ),
-                }
-            });
-            let (parts, _) = resp.into_parts();
-            return (
-                Response::from_parts(parts, Either::Right(Full::default())),
-                Some(route_name),
-            );
-        }
-    }
-    strip_hop_by_hop(resp.headers_mut(), false);
-    (resp.map(Either::Left), Some(route_name))
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, Either::Right(Full::default()))
 }
 
 fn redirect(shared: &Shared, host: &str, uri: &Uri) -> Response<Body> {

@@ -69,10 +69,38 @@ impl Credentials {
 /// Credentials keyed by registry host, as found in pull secrets.
 pub type CredentialSet = Vec<(String, Credentials)>;
 
+/// Why a pull secret gives no credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The Secret holds no Docker configuration.
+    #[error("secret {secret:?} has neither .dockerconfigjson nor .dockercfg")]
+    NoDockerConfig {
+        /// The Secret's name.
+        secret: String,
+    },
+    /// The Secret's Docker configuration cannot be read.
+    #[error("secret {secret:?}: {source}")]
+    InSecret {
+        /// The Secret's name.
+        secret: String,
+        /// What is wrong with its configuration.
+        source: Box<AuthError>,
+    },
+    /// The Docker configuration is not the JSON it should be.
+    #[error("invalid docker config JSON: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// A host's `auth` is not base64 of `user:password`.
+    #[error("the auth of {host:?} is not base64 of user:password")]
+    BadAuth {
+        /// The registry host.
+        host: String,
+    },
+}
+
 /// Reads the credentials of `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`) and
 /// `kubernetes.io/dockercfg` (`.dockercfg`) Secrets; other Secrets give none. The second value
 /// names what could not be read (for the pod's status), if anything.
-pub fn credentials_from_secret(secret: &Secret) -> Result<CredentialSet, String> {
+pub fn credentials_from_secret(secret: &Secret) -> Result<CredentialSet, AuthError> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let data = secret.data.clone().unwrap_or_default();
     let (bytes, nested) = if let Some(b) = data.get(".dockerconfigjson") {
@@ -80,16 +108,17 @@ pub fn credentials_from_secret(secret: &Secret) -> Result<CredentialSet, String>
     } else if let Some(b) = data.get(".dockercfg") {
         (b.0.clone(), false)
     } else {
-        return Err(format!(
-            "secret {name:?} has neither .dockerconfigjson nor .dockercfg"
-        ));
+        return Err(AuthError::NoDockerConfig { secret: name });
     };
-    parse_docker_config(&bytes, nested).map_err(|e| format!("secret {name:?}: {e}"))
+    parse_docker_config(&bytes, nested).map_err(|e| AuthError::InSecret {
+        secret: name,
+        source: Box::new(e),
+    })
 }
 
 /// Parses `{"auths": {host: {auth|username|password|identitytoken}}}` (or the legacy form
 /// without `auths`).
-pub fn parse_docker_config(bytes: &[u8], nested: bool) -> Result<CredentialSet, String> {
+pub fn parse_docker_config(bytes: &[u8], nested: bool) -> Result<CredentialSet, AuthError> {
     #[derive(Deserialize)]
     struct Config {
         #[serde(default)]
@@ -110,17 +139,17 @@ pub fn parse_docker_config(bytes: &[u8], nested: bool) -> Result<CredentialSet, 
     }
     let auths: BTreeMap<String, Entry> = if nested {
         serde_json::from_slice::<Config>(bytes)
-            .map_err(|e| format!("invalid docker config JSON: {e}"))?
+            .map_err(AuthError::InvalidJson)?
             .auths
     } else {
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid docker config JSON: {e}"))?
+        serde_json::from_slice(bytes).map_err(AuthError::InvalidJson)?
     };
     let mut out = Vec::new();
     for (host, entry) in auths {
         let (mut username, mut password) = (entry.username, entry.password);
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-            let (u, p) = decode_basic(auth)
-                .ok_or_else(|| format!("the auth of {host:?} is not base64 of user:password"))?;
+            let (u, p) =
+                decode_basic(auth).ok_or_else(|| AuthError::BadAuth { host: host.clone() })?;
             username = username.or(Some(u));
             password = password.or(Some(p));
         }

@@ -13,6 +13,7 @@ use super::gc::Removed;
 use super::pull::{PullOptions, PullProgress};
 use super::registries::RegistriesConfig;
 use super::store::ImageStore;
+use super::{gc, pull};
 
 /// `skiff image pull REF`.
 pub fn pull(
@@ -59,7 +60,7 @@ pub fn pull(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let image = rt.block_on(store.pull(reference, &options));
+    let image = rt.block_on(pull::pull(&store, reference, &options));
     if terminal {
         eprintln!();
     }
@@ -168,7 +169,7 @@ fn mb(bytes: u64) -> String {
 /// `skiff image rm REF`.
 pub fn rm(reference: &str, data_dir: &Path) -> Result<()> {
     let store = ImageStore::open(data_dir).context("opening the image store")?;
-    let removed = store.remove(reference)?;
+    let removed = gc::remove(&store, reference)?;
     report(&removed);
     Ok(())
 }
@@ -176,7 +177,7 @@ pub fn rm(reference: &str, data_dir: &Path) -> Result<()> {
 /// `skiff image prune`.
 pub fn prune(data_dir: &Path) -> Result<()> {
     let store = ImageStore::open(data_dir).context("opening the image store")?;
-    let removed = store.prune()?;
+    let removed = gc::prune(&store)?;
     report(&removed);
     Ok(())
 }

@@ -337,7 +337,8 @@ pub enum ImageError {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: super::registries::RegistriesError,
     },
 
     /// An image is still used by a container and may not be removed.

@@ -3,11 +3,15 @@
 //!
 //! Imports `docker save` archives (the classic `manifest.json` layout and the OCI layout
 //! Docker 25+ writes beside it) and OCI image-layout archives, and pulls from registries
-//! (`pull.rs`, configured by `registries.rs` and `auth.rs`); both feed the same verified ingest
-//! in `store.rs`. `puller.rs` is what the pod worker asks for images (pull policies, back-off);
-//! `gc.rs` removes images nothing uses when the disk fills up.
+//! (`pull.rs`, the registry client, configured by `registries.rs` and `auth.rs`); both feed the
+//! same verified ingest in `store.rs`. [`Puller`] (`puller.rs`) holds a store and owns pulling:
+//! the registries configuration in force, and what the pod worker asks for images (pull
+//! policies, back-off). `gc.rs` holds free functions over a store that remove images (`skiff
+//! image rm|prune`, and the collector that runs when the disk fills up).
 //!
-//! Start at `store.rs` (the on-disk layout and [`ImageStore`]); `archive.rs` reads archive
+//! Dependencies go one way: `puller.rs` → `pull.rs`, `gc.rs` → `store.rs`.
+//!
+//! Start at `store.rs` (the on-disk layout and [`ImageStore`], storage only); `archive.rs` reads archive
 //! layouts, `unpack.rs` is the security boundary that turns a layer into a directory,
 //! `reference.rs` normalizes image names, `digest.rs` and `compression.rs` are the small pieces
 //! they share.
@@ -34,7 +38,7 @@ mod tests;
 
 pub use error::ImageError;
 pub use pull::{PullOptions, PullProgress};
-pub use puller::{ImageWanted, Readiness};
+pub use puller::{ImageWanted, Puller, Readiness};
 pub use reference::{normalize_reference, Reference};
 pub use registries::RegistriesConfig;
 pub use store::{Image, ImageStore, ImportLimits, ImportedImage};

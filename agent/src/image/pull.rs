@@ -120,283 +120,283 @@ struct Resolved {
     documents: Vec<(String, Vec<u8>)>,
 }
 
-impl ImageStore {
-    /// Pulls `reference` ("nginx", "registry.lan:5000/app:42", "ghcr.io/o/a@sha256:…") into the
-    /// store and returns it. Pulling an image the store has downloads nothing but the manifest
-    /// and config. Refused whole (nothing recorded, no blob kept) when anything fails
-    /// verification; the error names the digest and the endpoint.
-    pub async fn pull(&self, reference: &str, options: &PullOptions) -> Result<Image, ImageError> {
-        let parsed = Reference::parse(reference)?;
-        let name = parsed.to_string();
-        let mut failures: Vec<ImageError> = Vec::new();
-        for endpoint in options.registries.endpoints(&parsed) {
-            let session = match Session::new(&name, endpoint, options) {
-                Ok(s) => s,
-                Err(e) => {
-                    failures.push(e);
-                    continue;
-                }
-            };
-            // Resolving may fall back to the next endpoint; once a manifest is found, the
-            // image comes from that endpoint or not at all.
-            let resolved = match self.resolve_manifest(&session, &parsed, options).await {
-                Ok(r) => r,
-                Err(e @ ImageError::Registry { .. }) => {
-                    tracing::debug!(endpoint = %session.endpoint.url(), "{e}");
-                    failures.push(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            return self.fetch(&session, &parsed, resolved, options).await;
-        }
-        Err(combine(&name, failures))
+/// Pulls `reference` ("nginx", "registry.lan:5000/app:42", "ghcr.io/o/a@sha256:…") into the
+/// store and returns it. Pulling an image the store has downloads nothing but the manifest
+/// and config. Refused whole (nothing recorded, no blob kept) when anything fails
+/// verification; the error names the digest and the endpoint.
+pub async fn pull(
+    store: &ImageStore,
+    reference: &str,
+    options: &PullOptions,
+) -> Result<Image, ImageError> {
+    let parsed = Reference::parse(reference)?;
+    let name = parsed.to_string();
+    let mut failures: Vec<ImageError> = Vec::new();
+    for endpoint in options.registries.endpoints(&parsed) {
+        let session = match Session::new(&name, endpoint, options) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        // Resolving may fall back to the next endpoint; once a manifest is found, the
+        // image comes from that endpoint or not at all.
+        let resolved = match resolve_manifest(store, &session, &parsed, options).await {
+            Ok(r) => r,
+            Err(e @ ImageError::Registry { .. }) => {
+                tracing::debug!(endpoint = %session.endpoint.url(), "{e}");
+                failures.push(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        return fetch(store, &session, &parsed, resolved, options).await;
     }
+    Err(combine(&name, failures))
+}
 
-    async fn resolve_manifest(
-        &self,
-        session: &Session,
-        reference: &Reference,
-        options: &PullOptions,
-    ) -> Result<Resolved, ImageError> {
-        let target = reference
-            .digest
-            .clone()
-            .or_else(|| reference.tag.clone())
-            .unwrap_or_else(|| "latest".into());
-        let (bytes, content_type, header_digest) = session.manifest(&target, self).await?;
-        let digest = sha256_of(&bytes);
-        if let Some(pinned) = &reference.digest {
-            if *pinned != digest {
+async fn resolve_manifest(
+    store: &ImageStore,
+    session: &Session,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<Resolved, ImageError> {
+    let target = reference
+        .digest
+        .clone()
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let (bytes, content_type, header_digest) = session.manifest(&target, store).await?;
+    let digest = sha256_of(&bytes);
+    if let Some(pinned) = &reference.digest {
+        if *pinned != digest {
+            return Err(ImageError::DownloadDigestMismatch {
+                what: "manifest",
+                digest: pinned.clone(),
+                actual: digest,
+                endpoint: session.endpoint.url(),
+            });
+        }
+    } else if let Some(header) = header_digest.filter(|d| d.starts_with("sha256:")) {
+        if header != digest {
+            return Err(ImageError::DownloadDigestMismatch {
+                what: "manifest",
+                digest: header,
+                actual: digest,
+                endpoint: session.endpoint.url(),
+            });
+        }
+    }
+    let (document, media_type) =
+        parse_document(&bytes, content_type.as_deref(), &digest, &session.reference)?;
+    let mut digests = vec![digest.clone()];
+    let mut documents = vec![(digest.clone(), bytes)];
+    let (manifest_digest, manifest) = match media_type.as_str() {
+        OCI_INDEX | DOCKER_LIST => {
+            let (os, arch, variant) = match &options.platform {
+                Some((os, arch, variant)) => (os.clone(), arch.clone(), variant.clone()),
+                None => {
+                    let (os, arch) = host_platform();
+                    (os.to_owned(), arch.to_owned(), None)
+                }
+            };
+            let chosen = choose_platform(
+                document.manifests.as_deref().unwrap_or_default(),
+                &os,
+                &arch,
+                variant.as_deref(),
+            )
+            .ok_or_else(|| ImageError::NoMatchingPlatform {
+                index: digest.clone(),
+                platform: format!("{os}/{arch}"),
+            })?;
+            let (child, child_type, _) = session.manifest(&chosen.digest, store).await?;
+            let actual = sha256_of(&child);
+            if actual != chosen.digest {
                 return Err(ImageError::DownloadDigestMismatch {
                     what: "manifest",
-                    digest: pinned.clone(),
-                    actual: digest,
+                    digest: chosen.digest.clone(),
+                    actual,
                     endpoint: session.endpoint.url(),
                 });
             }
-        } else if let Some(header) = header_digest.filter(|d| d.starts_with("sha256:")) {
-            if header != digest {
-                return Err(ImageError::DownloadDigestMismatch {
+            if child.len() as u64 != chosen.size {
+                return Err(ImageError::DownloadIncomplete {
                     what: "manifest",
-                    digest: header,
-                    actual: digest,
+                    digest: chosen.digest.clone(),
                     endpoint: session.endpoint.url(),
+                    reason: format!("{} bytes instead of {}", child.len(), chosen.size),
                 });
             }
-        }
-        let (document, media_type) =
-            parse_document(&bytes, content_type.as_deref(), &digest, &session.reference)?;
-        let mut digests = vec![digest.clone()];
-        let mut documents = vec![(digest.clone(), bytes)];
-        let (manifest_digest, manifest) = match media_type.as_str() {
-            OCI_INDEX | DOCKER_LIST => {
-                let (os, arch, variant) = match &options.platform {
-                    Some((os, arch, variant)) => (os.clone(), arch.clone(), variant.clone()),
-                    None => {
-                        let (os, arch) = host_platform();
-                        (os.to_owned(), arch.to_owned(), None)
-                    }
-                };
-                let chosen = choose_platform(
-                    document.manifests.as_deref().unwrap_or_default(),
-                    &os,
-                    &arch,
-                    variant.as_deref(),
-                )
-                .ok_or_else(|| ImageError::NoMatchingPlatform {
-                    index: digest.clone(),
-                    platform: format!("{os}/{arch}"),
-                })?;
-                let (child, child_type, _) = session.manifest(&chosen.digest, self).await?;
-                let actual = sha256_of(&child);
-                if actual != chosen.digest {
-                    return Err(ImageError::DownloadDigestMismatch {
-                        what: "manifest",
-                        digest: chosen.digest.clone(),
-                        actual,
-                        endpoint: session.endpoint.url(),
-                    });
-                }
-                if child.len() as u64 != chosen.size {
-                    return Err(ImageError::DownloadIncomplete {
-                        what: "manifest",
-                        digest: chosen.digest.clone(),
-                        endpoint: session.endpoint.url(),
-                        reason: format!("{} bytes instead of {}", child.len(), chosen.size),
-                    });
-                }
-                let declared = chosen.media_type.clone().or(child_type);
-                let (child_doc, child_media) = parse_document(
-                    &child,
-                    declared.as_deref(),
-                    &chosen.digest,
-                    &session.reference,
-                )?;
-                if child_media != OCI_MANIFEST && child_media != DOCKER_MANIFEST {
-                    return Err(ImageError::BadManifest {
-                        what: "manifest",
-                        digest: chosen.digest.clone(),
-                        reference: session.reference.clone(),
-                        reason: format!(
-                            "an index entry leads to {child_media:?}, not an image manifest"
-                        ),
-                    });
-                }
-                digests.push(chosen.digest.clone());
-                documents.push((chosen.digest.clone(), child));
-                (chosen.digest, child_doc)
-            }
-            OCI_MANIFEST | DOCKER_MANIFEST => (digest, document),
-            _ => unreachable!("parse_document returns known types"),
-        };
-        Ok(Resolved {
-            manifest_digest,
-            manifest,
-            digests,
-            documents,
-        })
-    }
-
-    async fn fetch(
-        &self,
-        session: &Session,
-        reference: &Reference,
-        resolved: Resolved,
-        options: &PullOptions,
-    ) -> Result<Image, ImageError> {
-        let started = Instant::now();
-        let bad = |reason: String| ImageError::BadManifest {
-            what: "manifest",
-            digest: resolved.manifest_digest.clone(),
-            reference: session.reference.clone(),
-            reason,
-        };
-        let config = resolved
-            .manifest
-            .config
-            .clone()
-            .ok_or_else(|| bad("it has no config".into()))?;
-        let config_type = config.media_type.as_deref().unwrap_or_default();
-        if !CONFIG_TYPES.contains(&config_type) {
-            return Err(ImageError::UnsupportedMediaType {
-                digest: config.digest.clone(),
-                media_type: config_type.to_owned(),
-                role: "an image config",
-            });
-        }
-        sha256_hex(&config.digest)?;
-        let layers = resolved.manifest.layers.clone().unwrap_or_default();
-        for layer in &layers {
-            let layer_type = layer.media_type.as_deref().unwrap_or_default();
-            if !LAYER_TYPES.contains(&layer_type) {
-                return Err(ImageError::UnsupportedMediaType {
-                    digest: layer.digest.clone(),
-                    media_type: layer_type.to_owned(),
-                    role: "a layer",
+            let declared = chosen.media_type.clone().or(child_type);
+            let (child_doc, child_media) = parse_document(
+                &child,
+                declared.as_deref(),
+                &chosen.digest,
+                &session.reference,
+            )?;
+            if child_media != OCI_MANIFEST && child_media != DOCKER_MANIFEST {
+                return Err(ImageError::BadManifest {
+                    what: "manifest",
+                    digest: chosen.digest.clone(),
+                    reference: session.reference.clone(),
+                    reason: format!(
+                        "an index entry leads to {child_media:?}, not an image manifest"
+                    ),
                 });
             }
-            sha256_hex(&layer.digest)?;
+            digests.push(chosen.digest.clone());
+            documents.push((chosen.digest.clone(), child));
+            (chosen.digest, child_doc)
         }
+        OCI_MANIFEST | DOCKER_MANIFEST => (digest, document),
+        _ => unreachable!("parse_document returns known types"),
+    };
+    Ok(Resolved {
+        manifest_digest,
+        manifest,
+        digests,
+        documents,
+    })
+}
 
-        let (scratch, _scratch_lock) = self.scratch("pull-")?;
-        let config_bytes = session
-            .small_blob(&config.digest, config.size, "image config", self)
-            .await?;
-        let config_path = scratch.path().join("config.json");
-        std::fs::write(&config_path, &config_bytes)
-            .map_err(|e| ImageError::io("write", &config_path, e))?;
-        let diff_ids: Vec<String> = serde_json::from_slice::<ImageConfiguration>(&config_bytes)
-            .map(|c| c.rootfs().diff_ids().clone())
-            .unwrap_or_default();
-
-        // Garbage collection waits until the image is recorded (or refused).
-        let guard = {
-            let store = self.clone();
-            tokio::task::spawn_blocking(move || store.ingest_guard())
-                .await
-                .expect("no panic")?
-        };
-        let mut sources = Vec::with_capacity(layers.len());
-        let mut downloads = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            let label = layer.digest.clone();
-            let present = diff_ids.get(i).is_some_and(|d| self.has_layer(d));
-            let stored = self.blob_file(&layer.digest)?;
-            let path = if present || stored.is_file() {
-                stored
-            } else {
-                let path = scratch.path().join(sha256_hex(&layer.digest)?);
-                if !downloads
-                    .iter()
-                    .any(|(d, _, _): &(String, u64, PathBuf)| *d == layer.digest)
-                {
-                    downloads.push((layer.digest.clone(), layer.size, path.clone()));
-                }
-                path
-            };
-            sources.push(BlobSource {
-                path,
-                label,
-                digest: Some(layer.digest.clone()),
-                size: Some(layer.size),
-            });
-        }
-        options.report(PullProgress::Resolved {
-            endpoint: session.endpoint.url(),
-            digest: resolved.manifest_digest.clone(),
-            layers: layers.len(),
-            to_download: downloads.iter().map(|(_, s, _)| s).sum(),
+async fn fetch(
+    store: &ImageStore,
+    session: &Session,
+    reference: &Reference,
+    resolved: Resolved,
+    options: &PullOptions,
+) -> Result<Image, ImageError> {
+    let started = Instant::now();
+    let bad = |reason: String| ImageError::BadManifest {
+        what: "manifest",
+        digest: resolved.manifest_digest.clone(),
+        reference: session.reference.clone(),
+        reason,
+    };
+    let config = resolved
+        .manifest
+        .config
+        .clone()
+        .ok_or_else(|| bad("it has no config".into()))?;
+    let config_type = config.media_type.as_deref().unwrap_or_default();
+    if !CONFIG_TYPES.contains(&config_type) {
+        return Err(ImageError::UnsupportedMediaType {
+            digest: config.digest.clone(),
+            media_type: config_type.to_owned(),
+            role: "an image config",
         });
-        let concurrency = match options.max_concurrent_downloads {
-            0 => 3,
-            n => n,
-        };
-        let mut results =
-            futures_util::stream::iter(downloads.into_iter().map(
-                |(digest, size, path)| async move {
-                    session.download(&digest, size, &path, options).await
-                },
-            ))
-            .buffer_unordered(concurrency);
-        while let Some(result) = results.next().await {
-            result?;
-        }
-        drop(results);
-
-        options.report(PullProgress::Unpacking);
-        let image = ArchiveImage {
-            names: if reference.digest.is_none() {
-                vec![reference.to_string()]
-            } else {
-                Vec::new()
-            },
-            config: BlobSource {
-                path: config_path,
-                label: config.digest.clone(),
-                digest: Some(config.digest.clone()),
-                size: Some(config.size),
-            },
-            layers: sources,
-            digests: resolved.digests,
-            documents: resolved.documents,
-        };
-        let store = self.clone();
-        let imported = tokio::task::spawn_blocking(move || {
-            let result = store.ingest(vec![image], &guard);
-            drop(guard);
-            drop(scratch);
-            result
-        })
-        .await
-        .expect("no panic")?;
-        let id = imported.first().map(|i| i.id.clone()).unwrap_or_default();
-        tracing::info!(reference = %session.reference, %id, endpoint = %session.endpoint.url(),
-            took = ?started.elapsed(), "pulled image");
-        options.report(PullProgress::Done { id: id.clone() });
-        self.resolve(&id)?
-            .ok_or(ImageError::NotFound { reference: id })
     }
+    sha256_hex(&config.digest)?;
+    let layers = resolved.manifest.layers.clone().unwrap_or_default();
+    for layer in &layers {
+        let layer_type = layer.media_type.as_deref().unwrap_or_default();
+        if !LAYER_TYPES.contains(&layer_type) {
+            return Err(ImageError::UnsupportedMediaType {
+                digest: layer.digest.clone(),
+                media_type: layer_type.to_owned(),
+                role: "a layer",
+            });
+        }
+        sha256_hex(&layer.digest)?;
+    }
+
+    let (scratch, _scratch_lock) = store.scratch("pull-")?;
+    let config_bytes = session
+        .small_blob(&config.digest, config.size, "image config", store)
+        .await?;
+    let config_path = scratch.path().join("config.json");
+    std::fs::write(&config_path, &config_bytes)
+        .map_err(|e| ImageError::io("write", &config_path, e))?;
+    let diff_ids: Vec<String> = serde_json::from_slice::<ImageConfiguration>(&config_bytes)
+        .map(|c| c.rootfs().diff_ids().clone())
+        .unwrap_or_default();
+
+    // Garbage collection waits until the image is recorded (or refused).
+    let guard = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.ingest_guard())
+            .await
+            .expect("no panic")?
+    };
+    let mut sources = Vec::with_capacity(layers.len());
+    let mut downloads = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let label = layer.digest.clone();
+        let present = diff_ids.get(i).is_some_and(|d| store.has_layer(d));
+        let stored = store.blob_file(&layer.digest)?;
+        let path = if present || stored.is_file() {
+            stored
+        } else {
+            let path = scratch.path().join(sha256_hex(&layer.digest)?);
+            if !downloads
+                .iter()
+                .any(|(d, _, _): &(String, u64, PathBuf)| *d == layer.digest)
+            {
+                downloads.push((layer.digest.clone(), layer.size, path.clone()));
+            }
+            path
+        };
+        sources.push(BlobSource {
+            path,
+            label,
+            digest: Some(layer.digest.clone()),
+            size: Some(layer.size),
+        });
+    }
+    options.report(PullProgress::Resolved {
+        endpoint: session.endpoint.url(),
+        digest: resolved.manifest_digest.clone(),
+        layers: layers.len(),
+        to_download: downloads.iter().map(|(_, s, _)| s).sum(),
+    });
+    let concurrency = match options.max_concurrent_downloads {
+        0 => 3,
+        n => n,
+    };
+    let mut results = futures_util::stream::iter(downloads.into_iter().map(
+        |(digest, size, path)| async move { session.download(&digest, size, &path, options).await },
+    ))
+    .buffer_unordered(concurrency);
+    while let Some(result) = results.next().await {
+        result?;
+    }
+    drop(results);
+
+    options.report(PullProgress::Unpacking);
+    let image = ArchiveImage {
+        names: if reference.digest.is_none() {
+            vec![reference.to_string()]
+        } else {
+            Vec::new()
+        },
+        config: BlobSource {
+            path: config_path,
+            label: config.digest.clone(),
+            digest: Some(config.digest.clone()),
+            size: Some(config.size),
+        },
+        layers: sources,
+        digests: resolved.digests,
+        documents: resolved.documents,
+    };
+    let ingesting = store.clone();
+    let imported = tokio::task::spawn_blocking(move || {
+        let result = ingesting.ingest(vec![image], &guard);
+        drop(guard);
+        drop(scratch);
+        result
+    })
+    .await
+    .expect("no panic")?;
+    let id = imported.first().map(|i| i.id.clone()).unwrap_or_default();
+    tracing::info!(reference = %session.reference, %id, endpoint = %session.endpoint.url(),
+        took = ?started.elapsed(), "pulled image");
+    options.report(PullProgress::Done { id: id.clone() });
+    store
+        .resolve(&id)?
+        .ok_or(ImageError::NotFound { reference: id })
 }
 
 /// One endpoint, with its HTTP client and what authentication it asked for.

@@ -351,8 +351,7 @@ async fn pulls_and_resumes_an_interrupted_download() {
         .push(format!("/v2/mock/app/blobs/{layer}"));
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
-    let image = store
-        .pull("mock.test/mock/app:v1", &registry.options())
+    let image = super::pull::pull(&store, "mock.test/mock/app:v1", &registry.options())
         .await
         .unwrap();
     assert_eq!(image.id, config);
@@ -373,8 +372,7 @@ async fn pulls_and_resumes_an_interrupted_download() {
         .unwrap()
         .is_some());
     let before = registry.state.lock().unwrap().seen.len();
-    store
-        .pull("mock.test/mock/app:v1", &registry.options())
+    super::pull::pull(&store, "mock.test/mock/app:v1", &registry.options())
         .await
         .unwrap();
     let seen = registry.state.lock().unwrap().seen.clone();
@@ -390,8 +388,7 @@ async fn refuses_a_corrupt_layer_naming_its_digest_and_keeps_nothing() {
     let (_, _, layer) = registry.image("mock/app", "v1", &layer_tar(&[("a", b"a")]), true);
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
-    let err = store
-        .pull("mock.test/mock/app:v1", &registry.options())
+    let err = super::pull::pull(&store, "mock.test/mock/app:v1", &registry.options())
         .await
         .unwrap_err();
     assert!(
@@ -412,8 +409,7 @@ async fn refuses_malformed_and_mismatching_manifests() {
     );
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
-    let err = store
-        .pull("mock.test/mock/bad:v1", &registry.options())
+    let err = super::pull::pull(&store, "mock.test/mock/bad:v1", &registry.options())
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::BadManifest { .. }), "{err}");
@@ -429,10 +425,13 @@ async fn refuses_malformed_and_mismatching_manifests() {
         [&format!("/v2/mock/app/manifests/{manifest}")]
         .clone();
     registry.serve(&format!("/v2/mock/app/manifests/{other}"), &ct, body);
-    let err = store
-        .pull(&format!("mock.test/mock/app@{other}"), &registry.options())
-        .await
-        .unwrap_err();
+    let err = super::pull::pull(
+        &store,
+        &format!("mock.test/mock/app@{other}"),
+        &registry.options(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, ImageError::DownloadDigestMismatch { .. }),
         "{err}"
@@ -440,8 +439,7 @@ async fn refuses_malformed_and_mismatching_manifests() {
     assert!(err.to_string().contains(&other), "{err}");
 
     // An unknown tag: the registry's own words.
-    let err = store
-        .pull("mock.test/mock/none:v1", &registry.options())
+    let err = super::pull::pull(&store, "mock.test/mock/none:v1", &registry.options())
         .await
         .unwrap_err();
     assert!(
@@ -463,8 +461,7 @@ async fn refuses_a_decompression_bomb() {
         ..ImportLimits::default()
     };
     let store = ImageStore::open_with_limits(data.path(), limits).unwrap();
-    let err = store
-        .pull("mock.test/mock/bomb:v1", &registry.options())
+    let err = super::pull::pull(&store, "mock.test/mock/bomb:v1", &registry.options())
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::LayerTooLarge { .. }), "{err}");
@@ -480,8 +477,7 @@ async fn bearer_token_flow_with_pull_secret_credentials() {
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
     // Anonymous: the token service refuses; the message says so.
-    let err = store
-        .pull("mock.test/mock/app:v1", &registry.options())
+    let err = super::pull::pull(&store, "mock.test/mock/app:v1", &registry.options())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("token service"), "{err}");
@@ -496,7 +492,9 @@ async fn bearer_token_flow_with_pull_secret_credentials() {
             identity_token: None,
         },
     )];
-    let image = store.pull("mock.test/mock/app:v1", &options).await.unwrap();
+    let image = super::pull::pull(&store, "mock.test/mock/app:v1", &options)
+        .await
+        .unwrap();
     assert_eq!(image.id, config);
     // An identity token (OAuth2 refresh token) from a docker config is traded for a token.
     registry.state.lock().unwrap().refresh = Some("refresh-me".into());
@@ -508,7 +506,9 @@ async fn bearer_token_flow_with_pull_secret_credentials() {
     .unwrap();
     let other_data = tempfile::tempdir().unwrap();
     let other = ImageStore::open(other_data.path()).unwrap();
-    let image = other.pull("mock.test/mock/app:v1", &options).await.unwrap();
+    let image = super::pull::pull(&other, "mock.test/mock/app:v1", &options)
+        .await
+        .unwrap();
     assert_eq!(image.id, config);
 }
 
@@ -535,7 +535,9 @@ async fn follows_blob_redirects_without_sending_credentials_elsewhere() {
     )];
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
-    let image = store.pull("mock.test/mock/app:v1", &options).await.unwrap();
+    let image = super::pull::pull(&store, "mock.test/mock/app:v1", &options)
+        .await
+        .unwrap();
     assert_eq!(image.id, config);
     let seen = registry.state.lock().unwrap().seen.clone();
     let storage: Vec<_> = seen

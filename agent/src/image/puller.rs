@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
 use super::auth::CredentialSet;
+use super::error::ImageError;
 use super::pull::PullOptions;
 use super::reference::Reference;
 use super::registries::RegistriesConfig;
@@ -66,9 +67,9 @@ struct Entry {
     error_shown: bool,
 }
 
-/// Pull state shared by every clone of an [`ImageStore`].
+/// Pull state, shared by every clone of a [`Puller`].
 #[derive(Debug, Default)]
-pub(crate) struct Puller {
+struct State {
     entries: Mutex<HashMap<String, Entry>>,
     recent: Mutex<HashMap<String, Instant>>,
     registries: Mutex<Option<PathBuf>>,
@@ -76,38 +77,49 @@ pub(crate) struct Puller {
     gc_started: AtomicBool,
 }
 
-impl Puller {
-    /// Image ids pods asked for within [`RECENT_USE`].
-    pub(crate) fn recently_wanted(&self) -> Vec<String> {
-        let now = Instant::now();
-        let mut recent = self.recent.lock().expect("not poisoned");
-        recent.retain(|_, t| now.duration_since(*t) < RECENT_USE);
-        recent.keys().cloned().collect()
-    }
+/// Pulls images into an [`ImageStore`], from the registries configuration in force; answers
+/// the pod worker's "is this image ready?". Clones share their state.
+#[derive(Debug, Clone)]
+pub struct Puller {
+    store: ImageStore,
+    state: Arc<State>,
 }
 
-impl ImageStore {
+impl Puller {
+    /// A puller into `store`, with no registries configuration.
+    pub fn new(store: ImageStore) -> Self {
+        Puller {
+            store,
+            state: Default::default(),
+        }
+    }
+
+    /// The store pulls go into.
+    pub fn store(&self) -> &ImageStore {
+        &self.store
+    }
+
+    /// Image ids pods asked for within [`RECENT_USE`].
+    pub fn recently_wanted(&self) -> Vec<String> {
+        recently_wanted(&self.state)
+    }
+
     /// Where registries.yaml is read from (on every pull, so edits apply without a restart).
     pub fn with_registries(self, path: PathBuf) -> Self {
-        *self.puller().registries.lock().expect("not poisoned") = Some(path);
+        *self.state.registries.lock().expect("not poisoned") = Some(path);
         self
     }
 
     /// The registries configuration in force (empty when none is configured or the file is
     /// missing).
-    pub fn registries(&self) -> Result<RegistriesConfig, super::ImageError> {
-        let path = self
-            .puller()
-            .registries
-            .lock()
-            .expect("not poisoned")
-            .clone();
+    pub fn registries(&self) -> Result<RegistriesConfig, ImageError> {
+        let path = self.state.registries.lock().expect("not poisoned").clone();
         let mut config = match path {
             Some(path) => RegistriesConfig::load(&path)?,
             None => RegistriesConfig::default(),
         };
         config.default_endpoint_disabled = self
-            .puller()
+            .state
             .default_endpoint_disabled
             .load(std::sync::atomic::Ordering::Relaxed);
         Ok(config)
@@ -115,10 +127,15 @@ impl ImageStore {
 
     /// Never pull from a registry's own endpoint unless it is on loopback: only mirrors.
     pub fn without_default_registry_endpoint(self, disabled: bool) -> Self {
-        self.puller()
+        self.state
             .default_endpoint_disabled
             .store(disabled, std::sync::atomic::Ordering::Relaxed);
         self
+    }
+
+    /// Pulls `reference` into the store (see [`super::pull::pull`]).
+    pub async fn pull(&self, reference: &str, options: &PullOptions) -> Result<Image, ImageError> {
+        super::pull::pull(&self.store, reference, options).await
     }
 
     /// Answers at once whether `wanted` is ready, starting (or retrying, after its back-off) a
@@ -134,7 +151,7 @@ impl ImageStore {
                 }
             }
         };
-        let local = || match self.resolve(&wanted.reference) {
+        let local = || match self.store.resolve(&wanted.reference) {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(image = %wanted.reference, %error, "reading the image store");
@@ -142,7 +159,7 @@ impl ImageStore {
             }
         };
         let ready = |image: Image| {
-            self.puller()
+            self.state
                 .recent
                 .lock()
                 .expect("not poisoned")
@@ -171,12 +188,12 @@ impl ImageStore {
         }
 
         let key = format!("{parsed}|{}", credentials_hash(&wanted.credentials));
-        let mut entries = self.puller().entries.lock().expect("not poisoned");
+        let mut entries = self.state.entries.lock().expect("not poisoned");
         let entry = entries.entry(key).or_default();
         if wanted.policy == "Always" {
             if let Some((at, id)) = &entry.last_success {
                 if wanted.pulled_after.is_none_or(|after| *at >= after) {
-                    if let Ok(Some(image)) = self.resolve(id) {
+                    if let Ok(Some(image)) = self.store.resolve(id) {
                         return ready(image);
                     }
                 }
@@ -229,11 +246,11 @@ impl ImageStore {
     }
 
     fn spawn_pull(&self, wanted: ImageWanted, key: String) {
-        let store = self.clone();
+        let puller = self.clone();
         tracing::info!(image = %wanted.reference, who = %wanted.who, "pulling image");
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = match store.registries() {
+            let result = match puller.registries() {
                 Ok(registries) => {
                     let options = PullOptions {
                         registries,
@@ -241,11 +258,11 @@ impl ImageStore {
                         max_concurrent_downloads: 3,
                         ..Default::default()
                     };
-                    store.pull(&wanted.reference, &options).await
+                    puller.pull(&wanted.reference, &options).await
                 }
                 Err(e) => Err(e),
             };
-            let mut entries = store.puller().entries.lock().expect("not poisoned");
+            let mut entries = puller.state.entries.lock().expect("not poisoned");
             let entry = entries.entry(key).or_default();
             entry.in_flight = false;
             match result {
@@ -277,13 +294,23 @@ impl ImageStore {
 
     /// Starts the disk-pressure garbage collector the first time pods ask for images.
     fn start_gc_once(&self) {
-        if self.puller().gc_started.swap(true, Ordering::SeqCst) {
+        if self.state.gc_started.swap(true, Ordering::SeqCst) {
             return;
         }
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(super::gc::run(self.clone()));
+            let state = self.state.clone();
+            tokio::spawn(super::gc::run(self.store.clone(), move || {
+                recently_wanted(&state)
+            }));
         }
     }
+}
+
+fn recently_wanted(state: &State) -> Vec<String> {
+    let now = Instant::now();
+    let mut recent = state.recent.lock().expect("not poisoned");
+    recent.retain(|_, t| now.duration_since(*t) < RECENT_USE);
+    recent.keys().cloned().collect()
 }
 
 fn credentials_hash(credentials: &CredentialSet) -> String {

@@ -129,6 +129,40 @@ impl Endpoint {
     }
 }
 
+/// What is wrong with a registries configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistriesError {
+    /// The text is not YAML of the expected shape.
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// A mirror endpoint is not a URL skiff can use.
+    #[error("mirrors.{registry:?}.endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        /// The mirrored registry.
+        registry: String,
+        /// The endpoint as written.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A rewrite pattern is not a valid regular expression.
+    #[error("mirrors.{registry:?}.rewrite {pattern:?}: {source}")]
+    Rewrite {
+        /// The mirrored registry.
+        registry: String,
+        /// The pattern as written.
+        pattern: String,
+        /// Why it does not compile.
+        source: regex::Error,
+    },
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("configs.{host:?}.tls: cert_file and key_file go together")]
+    CertWithoutKey {
+        /// The registry host.
+        host: String,
+    },
+}
+
 impl RegistriesConfig {
     /// Reads `path`; a missing file is an empty configuration.
     pub fn load(path: &Path) -> Result<Self, ImageError> {
@@ -143,26 +177,29 @@ impl RegistriesConfig {
     }
 
     /// Parses and checks the YAML text (endpoints and rewrite expressions).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let config: RegistriesConfig = serde_yaml_ng::from_str::<Option<RegistriesConfig>>(text)
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+    pub fn parse(text: &str) -> Result<Self, RegistriesError> {
+        let config: RegistriesConfig =
+            serde_yaml_ng::from_str::<Option<RegistriesConfig>>(text)?.unwrap_or_default();
         for (registry, mirror) in &config.mirrors {
             for endpoint in &mirror.endpoint {
-                parse_endpoint(endpoint)
-                    .map_err(|e| format!("mirrors.{registry:?}.endpoint {endpoint:?}: {e}"))?;
+                parse_endpoint(endpoint).map_err(|reason| RegistriesError::Endpoint {
+                    registry: registry.clone(),
+                    endpoint: endpoint.clone(),
+                    reason,
+                })?;
             }
             for pattern in mirror.rewrite.keys() {
-                regex::Regex::new(pattern)
-                    .map_err(|e| format!("mirrors.{registry:?}.rewrite {pattern:?}: {e}"))?;
+                regex::Regex::new(pattern).map_err(|source| RegistriesError::Rewrite {
+                    registry: registry.clone(),
+                    pattern: pattern.clone(),
+                    source,
+                })?;
             }
         }
         for (host, c) in &config.configs {
             if let Some(tls) = &c.tls {
                 if tls.cert_file.is_some() != tls.key_file.is_some() {
-                    return Err(format!(
-                        "configs.{host:?}.tls: cert_file and key_file go together"
-                    ));
+                    return Err(RegistriesError::CertWithoutKey { host: host.clone() });
                 }
             }
         }

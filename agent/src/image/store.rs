@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -62,7 +61,6 @@ impl Default for ImportLimits {
 pub struct ImageStore {
     root: PathBuf,
     limits: ImportLimits,
-    puller: std::sync::Arc<super::puller::Puller>,
 }
 
 /// An image an import brought into the store.
@@ -145,11 +143,7 @@ impl ImageStore {
                 .create(&path)
                 .map_err(|e| ImageError::io("create", &path, e))?;
         }
-        let store = ImageStore {
-            root,
-            limits,
-            puller: Default::default(),
-        };
+        let store = ImageStore { root, limits };
         store.remove_stale_scratch();
         Ok(store)
     }
@@ -157,10 +151,6 @@ impl ImageStore {
     /// The store's root directory, `<data_dir>/store`.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    pub(crate) fn puller(&self) -> &super::puller::Puller {
-        &self.puller
     }
 
     /// The limits imports are held to.
@@ -675,21 +665,12 @@ fn check_blob(source: &BlobSource, actual: &str, size: u64) -> Result<(), ImageE
 
 /// Replaces `dir/name` with `bytes` atomically and durably.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ImageError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| ImageError::io("create a temporary file in", dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| ImageError::io("write", tmp.path(), e))?;
     let dest = dir.join(name);
-    tmp.persist(&dest)
-        .map_err(|e| ImageError::io("replace", &dest, e.error))?;
-    sync_dir(dir)
+    crate::runtime::protocol::write_durable(&dest, bytes)
+        .map_err(|e| ImageError::io("replace", &dest, e))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    crate::runtime::protocol::sync_dir(dir)
         .map_err(|e| ImageError::io("sync the directory", dir, e))
 }

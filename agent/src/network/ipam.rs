@@ -7,6 +7,33 @@ use std::path::PathBuf;
 
 use super::Cidr;
 
+/// Why a pod got no address.
+#[derive(Debug, thiserror::Error)]
+pub enum IpamError {
+    /// The allocations directory could not be created.
+    #[error("creating {}: {source}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The allocation could not be recorded.
+    #[error("recording {ip}: {source}")]
+    Record {
+        /// The address.
+        ip: Ipv4Addr,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// Every address of the range is allocated.
+    #[error("no free address left in {cidr}")]
+    Exhausted {
+        /// The range.
+        cidr: Cidr,
+    },
+}
+
 /// The allocations of one cluster CIDR.
 #[derive(Clone, Debug)]
 pub struct Ipam {
@@ -51,12 +78,14 @@ impl Ipam {
     }
 
     /// The pod's address, allocating the lowest free one (after the gateway) if needed.
-    pub fn allocate(&self, pod_uid: &str) -> Result<Ipv4Addr, String> {
+    pub fn allocate(&self, pod_uid: &str) -> Result<Ipv4Addr, IpamError> {
         if let Some(ip) = self.lookup(pod_uid) {
             return Ok(ip);
         }
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir).map_err(|source| IpamError::CreateDir {
+            dir: self.dir.clone(),
+            source,
+        })?;
         let mut n = 2;
         while let Some(ip) = self.cidr.nth(n) {
             let path = self.dir.join(ip.to_string());
@@ -68,15 +97,15 @@ impl Ipam {
                 Ok(mut f) => {
                     use std::io::Write;
                     f.write_all(pod_uid.as_bytes())
-                        .map_err(|e| format!("recording {ip}: {e}"))?;
+                        .map_err(|source| IpamError::Record { ip, source })?;
                     let _ = f.sync_all();
                     return Ok(ip);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(format!("recording {ip}: {e}")),
+                Err(source) => return Err(IpamError::Record { ip, source }),
             }
         }
-        Err(format!("no free address left in {}", self.cidr))
+        Err(IpamError::Exhausted { cidr: self.cidr })
     }
 
     /// Frees the pod's address.

@@ -1,7 +1,8 @@
 //! Pod networking without CNI plugins: a Linux bridge (default `skiff0`) whose address is the
 //! gateway of the cluster CIDR (default `10.42.0.0/16`), a veth pair per pod (the pod's end
 //! becomes `eth0` with an address from [`ipam`] and a default route via the gateway), and one
-//! nftables table of skiff's own ([`rules`]) for outbound NAT and Service virtual IPs.
+//! nftables table of skiff's own ([`rules`]) for outbound NAT and Service virtual IPs, kept by
+//! [`ServiceProxy`] (the node's kube-proxy, a loop of its own).
 //! Nothing else of the host's network configuration is touched, except enabling IPv4
 //! forwarding (as every container runtime must for routed pods).
 //!
@@ -11,12 +12,15 @@
 
 pub mod dns;
 pub mod ipam;
+mod proxy;
 pub mod rules;
 pub mod services;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+pub use proxy::ServiceProxy;
 
 use futures_util::TryStreamExt;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -31,16 +35,49 @@ pub struct Cidr {
     pub prefix: u8,
 }
 
+/// Why a text is not a usable CIDR.
+#[derive(Debug, thiserror::Error)]
+pub enum CidrError {
+    /// No `/`.
+    #[error("{0:?} is not a CIDR (like 10.42.0.0/16)")]
+    NotCidr(String),
+    /// The address part is not an IPv4 address.
+    #[error("{input:?}: {source}")]
+    Address {
+        /// The text.
+        input: String,
+        /// Why not.
+        source: std::net::AddrParseError,
+    },
+    /// The prefix length is not a number.
+    #[error("{input:?}: {source}")]
+    Prefix {
+        /// The text.
+        input: String,
+        /// Why not.
+        source: std::num::ParseIntError,
+    },
+    /// The prefix length is outside /8../30.
+    #[error("{0:?}: the prefix must be between /8 and /30")]
+    PrefixRange(String),
+}
+
 impl std::str::FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = CidrError;
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (a, p) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a CIDR (like 10.42.0.0/16)"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
-        let prefix: u8 = p.parse().map_err(|e| format!("{s:?}: {e}"))?;
+            .ok_or_else(|| CidrError::NotCidr(s.to_string()))?;
+        let addr: Ipv4Addr = a.parse().map_err(|source| CidrError::Address {
+            input: s.to_string(),
+            source,
+        })?;
+        let prefix: u8 = p.parse().map_err(|source| CidrError::Prefix {
+            input: s.to_string(),
+            source,
+        })?;
         if !(8..=30).contains(&prefix) {
-            return Err(format!("{s:?}: the prefix must be between /8 and /30"));
+            return Err(CidrError::PrefixRange(s.to_string()));
         }
         let mask = u32::MAX << (32 - prefix);
         Ok(Cidr {
@@ -137,19 +174,34 @@ pub fn host_ip(cfg: &NetworkConfig) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::LOCALHOST)
 }
 
-/// Network errors.
-pub type NetResult<T> = Result<T, String>;
+/// The result of a step of netlink configuration; the message names the step.
+type Step<T> = Result<T, String>;
+
+/// Why the node's network could not be set up, a pod attached, or the network removed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The pod got no address.
+    #[error(transparent)]
+    Address(#[from] ipam::IpamError),
+    /// Configuring links, addresses or routes failed; the message names the step.
+    #[error("{0}")]
+    Netlink(String),
+    /// A host setting (IPv4 forwarding, `route_localnet`) could not be written.
+    #[error("{0}")]
+    HostSetting(String),
+    /// nftables did not take the rules.
+    #[error(transparent)]
+    Rules(#[from] rules::NftError),
+}
 
 /// Runs `f` on a fresh thread with a current-thread runtime and a netlink connection made in
 /// `netns` (or the host's namespace).
 fn with_netlink<T: Send + 'static>(
     netns: Option<PathBuf>,
-    f: impl FnOnce(
-            rtnetlink::Handle,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = NetResult<T>>>>
+    f: impl FnOnce(rtnetlink::Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = Step<T>>>>
         + Send
         + 'static,
-) -> NetResult<T> {
+) -> Step<T> {
     std::thread::spawn(move || {
         if let Some(ns) = netns {
             let file =
@@ -172,7 +224,7 @@ fn with_netlink<T: Send + 'static>(
     .map_err(|_| "the netlink thread panicked".to_string())?
 }
 
-async fn link_index(handle: &rtnetlink::Handle, name: &str) -> NetResult<Option<u32>> {
+async fn link_index(handle: &rtnetlink::Handle, name: &str) -> Step<Option<u32>> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(l)) => Ok(Some(l.header.index)),
@@ -219,7 +271,7 @@ impl Network {
     /// Creates the bridge (with the gateway address, up), a route for the service range over
     /// it (so that service traffic never leaves by the uplink), enables forwarding, and
     /// installs the base of skiff's nftables table. Idempotent.
-    pub fn setup_host(&self) -> NetResult<()> {
+    pub fn setup_host(&self) -> Result<(), NetError> {
         let cfg = self.config.clone();
         with_netlink(None, move |h| {
             Box::pin(async move {
@@ -266,9 +318,10 @@ impl Network {
                 }
                 Ok(())
             })
-        })?;
+        })
+        .map_err(NetError::Netlink)?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-            .map_err(|e| format!("enabling IPv4 forwarding: {e}"))?;
+            .map_err(|e| NetError::HostSetting(format!("enabling IPv4 forwarding: {e}")))?;
         // Host ports reached from the host's own loopback are DNATed to pods over the bridge:
         // the kernel must accept the loopback source there (it is then masqueraded). Set on
         // this bridge only.
@@ -276,14 +329,15 @@ impl Network {
             "/proc/sys/net/ipv4/conf/{}/route_localnet",
             self.config.bridge
         );
-        std::fs::write(&localnet, "1").map_err(|e| format!("{localnet}: {e}"))?;
-        rules::apply(&self.config, &rules::Rules::default())
+        std::fs::write(&localnet, "1")
+            .map_err(|e| NetError::HostSetting(format!("{localnet}: {e}")))?;
+        Ok(rules::apply(&self.config, &rules::Rules::default())?)
     }
 
     /// Gives a pod its interface: allocates an address, creates the veth pair, moves one end
     /// into the pod's network namespace as `eth0` with a default route via the gateway.
     /// Idempotent: an already attached pod keeps its address.
-    pub fn attach(&self, pod_uid: &str, netns: &Path) -> NetResult<Ipv4Addr> {
+    pub fn attach(&self, pod_uid: &str, netns: &Path) -> Result<Ipv4Addr, NetError> {
         let ip = self.ipam.allocate(pod_uid)?;
         let host = veth_name(pod_uid);
         let peer = format!("{host}p");
@@ -293,7 +347,8 @@ impl Network {
             let host = host.clone();
             with_netlink(None, move |h| {
                 Box::pin(async move { Ok(link_index(&h, &host).await?.is_some()) })
-            })?
+            })
+            .map_err(NetError::Netlink)?
         };
         if attached {
             return Ok(ip);
@@ -344,7 +399,8 @@ impl Network {
                         .map_err(|e| format!("moving {peer} into the pod: {e}"))?;
                     Ok(())
                 })
-            })?;
+            })
+            .map_err(NetError::Netlink)?;
         }
         let (prefix, gw) = (
             self.config.cluster_cidr.prefix,
@@ -381,7 +437,8 @@ impl Network {
                     .map_err(|e| format!("default route: {e}"))?;
                 Ok(())
             })
-        })?;
+        })
+        .map_err(NetError::Netlink)?;
         Ok(ip)
     }
 
@@ -402,7 +459,7 @@ impl Network {
 
     /// Removes every network artefact of this instance: the nftables table, the pods' veths,
     /// the bridge (with its routes), the address allocations.
-    pub fn teardown(&self) -> NetResult<()> {
+    pub fn teardown(&self) -> Result<(), NetError> {
         rules::remove(&self.config);
         let bridge = self.config.bridge.clone();
         let veths: Vec<String> = self.ipam.pods().iter().map(|uid| veth_name(uid)).collect();
@@ -422,8 +479,31 @@ impl Network {
                 }
                 Ok(())
             })
-        })?;
+        })
+        .map_err(NetError::Netlink)?;
         self.ipam.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c: Cidr = "10.42.7.9/16".parse().unwrap();
+        assert_eq!(c.to_string(), "10.42.0.0/16");
+        assert_eq!(c.gateway(), Ipv4Addr::new(10, 42, 0, 1));
+        let err = |s: &str| s.parse::<Cidr>().unwrap_err().to_string();
+        assert_eq!(
+            err("10.0.0.0"),
+            "\"10.0.0.0\" is not a CIDR (like 10.42.0.0/16)"
+        );
+        assert_eq!(
+            err("10.0.0.0/4"),
+            "\"10.0.0.0/4\": the prefix must be between /8 and /30"
+        );
+        assert!(err("x/16").starts_with("\"x/16\": "));
     }
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::{NetResult, NetworkConfig};
+use super::NetworkConfig;
 
 /// One Service port as the node implements it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,21 @@ fn dnat_map(endpoints: &[(std::net::Ipv4Addr, u16)]) -> String {
     )
 }
 
-fn nft(script: &str) -> NetResult<()> {
+/// Why nftables did not take skiff's rules.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    /// `nft` could not be started.
+    #[error("running nft (is the nftables package installed?): {0}")]
+    Spawn(#[source] std::io::Error),
+    /// Talking to `nft` failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+    /// `nft` rejected the ruleset; its message.
+    #[error("nft refused the ruleset: {0}")]
+    Refused(String),
+}
+
+fn nft(script: &str) -> Result<(), NftError> {
     let mut child = Command::new("nft")
         .arg("-f")
         .arg("-")
@@ -70,18 +84,17 @@ fn nft(script: &str) -> NetResult<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running nft (is the nftables package installed?): {e}"))?;
+        .map_err(NftError::Spawn)?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(script.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        .map_err(NftError::Io)?;
+    let out = child.wait_with_output().map_err(NftError::Io)?;
     if !out.status.success() {
-        return Err(format!(
-            "nft refused the ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        return Err(NftError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
     Ok(())
@@ -148,7 +161,7 @@ table inet {t} {{
 }
 
 /// Installs (replaces) skiff's table with `rules`.
-pub fn apply(cfg: &NetworkConfig, rules: &Rules) -> NetResult<()> {
+pub fn apply(cfg: &NetworkConfig, rules: &Rules) -> Result<(), NftError> {
     nft(&ruleset(cfg, rules))
 }
 

@@ -88,26 +88,48 @@ fn render(r: &Record<'_>, timestamps: bool, out: &mut Vec<u8>, at_line_start: &m
     }
 }
 
+/// Why a container's log cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// `--previous`, but the container has not been restarted.
+    #[error("previous terminated container {container:?} in pod {pod:?} not found")]
+    NoPrevious {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+    /// The container has not started yet.
+    #[error("container {container:?} in pod {pod:?} is waiting to start")]
+    NotStarted {
+        /// The container.
+        container: String,
+        /// The pod.
+        pod: String,
+    },
+}
+
 /// Opens a container's log as a stream of chunks.
-pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, String> {
+pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, LogError> {
     let dir = layout
         .pods()
         .join(format!("{}_{}_{}", req.namespace, req.pod, req.uid))
         .join(&req.container);
     let files = log_files(&dir);
     let chosen = if req.previous {
-        files.iter().rev().nth(1).cloned().ok_or_else(|| {
-            format!(
-                "previous terminated container {:?} in pod {:?} not found",
-                req.container, req.pod
-            )
-        })?
+        files
+            .iter()
+            .rev()
+            .nth(1)
+            .cloned()
+            .ok_or_else(|| LogError::NoPrevious {
+                container: req.container.clone(),
+                pod: req.pod.clone(),
+            })?
     } else {
-        files.last().cloned().ok_or_else(|| {
-            format!(
-                "container {:?} in pod {:?} is waiting to start",
-                req.container, req.pod
-            )
+        files.last().cloned().ok_or_else(|| LogError::NotStarted {
+            container: req.container.clone(),
+            pod: req.pod.clone(),
         })?
     };
     let (n, path) = chosen;
@@ -117,92 +139,130 @@ pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::
         .since_seconds
         .map(|s| jiff::Timestamp::now().as_second() - s)
         .and_then(|s| jiff::Timestamp::from_second(s).ok());
-    tokio::task::spawn_blocking(move || {
-        let Ok(mut file) = std::fs::File::open(&path) else {
-            return;
-        };
-        let mut text = String::new();
-        if file.read_to_string(&mut text).is_err() {
-            return;
-        }
-        let mut offset = text.len() as u64;
-        // Whole records only: a trailing line without newline is re-read when following.
-        let complete = match text.rfind('\n') {
-            Some(i) => i + 1,
-            None => 0,
-        };
-        offset -= (text.len() - complete) as u64;
-        let records: Vec<Record<'_>> = text[..complete]
-            .lines()
-            .filter_map(parse)
-            .filter(|r| {
-                since.is_none_or(|s| r.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s))
-            })
-            .collect();
-        // --tail counts whole lines (a P record continues into the next).
-        let mut start = 0;
-        if let Some(tail) = req.tail_lines {
-            let ends: Vec<usize> = records
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| !r.partial)
-                .map(|(i, _)| i)
-                .collect();
-            if ends.len() > tail {
-                start = if tail == 0 {
-                    records.len()
-                } else {
-                    ends[ends.len() - tail - 1] + 1
-                };
-            }
-        }
-        let mut budget = req.limit_bytes.unwrap_or(usize::MAX);
-        let mut at_line_start = true;
-        let mut out = Vec::new();
-        for r in &records[start..] {
-            render(r, req.timestamps, &mut out, &mut at_line_start);
-        }
-        if !send(&tx, &mut out, &mut budget) || !req.follow {
-            return;
-        }
-        // Follow: new records as they are written, until the instance is gone.
-        let mut reader = BufReader::new(file);
-        if reader.seek(SeekFrom::Start(offset)).is_err() {
-            return;
-        }
-        let mut pending = String::new();
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) => {
-                    if !instance_dir.exists() || tx.is_closed() {
-                        // One more look: the last lines may have landed just before the end.
-                        let _ = reader.read_line(&mut line);
-                        if line.is_empty() {
-                            return;
-                        }
-                    } else {
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-            pending.push_str(&line);
-            if !pending.ends_with('\n') {
-                continue;
-            }
-            if let Some(r) = parse(pending.trim_end_matches('\n')) {
-                render(&r, req.timestamps, &mut out, &mut at_line_start);
-            }
-            pending.clear();
-            if !send(&tx, &mut out, &mut budget) {
-                return;
-            }
-        }
-    });
+    tokio::task::spawn_blocking(move || serve(&path, &instance_dir, &req, since, tx));
     Ok(rx)
+}
+
+/// Where rendered records go: the stream, within `--limit-bytes`.
+struct Output {
+    tx: mpsc::Sender<bytes::Bytes>,
+    out: Vec<u8>,
+    budget: usize,
+    at_line_start: bool,
+    timestamps: bool,
+}
+
+impl Output {
+    fn push(&mut self, r: &Record<'_>) {
+        render(r, self.timestamps, &mut self.out, &mut self.at_line_start);
+    }
+    /// Sends what was rendered; false when the stream is done (closed, or the limit reached).
+    fn flush(&mut self) -> bool {
+        send(&self.tx, &mut self.out, &mut self.budget)
+    }
+}
+
+/// Sends the log file at `path` (records since `since`, the last `--tail` lines), then, when
+/// following, what is written to it until the instance is gone.
+fn serve(
+    path: &Path,
+    instance_dir: &Path,
+    req: &LogRequest,
+    since: Option<jiff::Timestamp>,
+    tx: mpsc::Sender<bytes::Bytes>,
+) {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut text = String::new();
+    if file.read_to_string(&mut text).is_err() {
+        return;
+    }
+    let mut offset = text.len() as u64;
+    // Whole records only: a trailing line without newline is re-read when following.
+    let complete = match text.rfind('\n') {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    offset -= (text.len() - complete) as u64;
+    let records: Vec<Record<'_>> = text[..complete]
+        .lines()
+        .filter_map(parse)
+        .filter(|r| since.is_none_or(|s| r.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s)))
+        .collect();
+    let mut output = Output {
+        tx,
+        out: Vec::new(),
+        budget: req.limit_bytes.unwrap_or(usize::MAX),
+        at_line_start: true,
+        timestamps: req.timestamps,
+    };
+    for r in &records[tail_start(&records, req.tail_lines)..] {
+        output.push(r);
+    }
+    if !output.flush() || !req.follow {
+        return;
+    }
+    let mut reader = BufReader::new(file);
+    if reader.seek(SeekFrom::Start(offset)).is_err() {
+        return;
+    }
+    follow(reader, instance_dir, &mut output);
+}
+
+/// The first record `--tail` shows: it counts whole lines (a P record continues into the next).
+fn tail_start(records: &[Record<'_>], tail: Option<usize>) -> usize {
+    let Some(tail) = tail else {
+        return 0;
+    };
+    let ends: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.partial)
+        .map(|(i, _)| i)
+        .collect();
+    if ends.len() <= tail {
+        0
+    } else if tail == 0 {
+        records.len()
+    } else {
+        ends[ends.len() - tail - 1] + 1
+    }
+}
+
+/// Follow: new records as they are written, until the instance is gone.
+fn follow(mut reader: BufReader<std::fs::File>, instance_dir: &Path, output: &mut Output) {
+    let mut pending = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                if !instance_dir.exists() || output.tx.is_closed() {
+                    // One more look: the last lines may have landed just before the end.
+                    let _ = reader.read_line(&mut line);
+                    if line.is_empty() {
+                        return;
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        pending.push_str(&line);
+        if !pending.ends_with('\n') {
+            continue;
+        }
+        if let Some(r) = parse(pending.trim_end_matches('\n')) {
+            output.push(&r);
+        }
+        pending.clear();
+        if !output.flush() {
+            return;
+        }
+    }
 }
 
 fn send(tx: &mpsc::Sender<bytes::Bytes>, out: &mut Vec<u8>, budget: &mut usize) -> bool {
@@ -214,4 +274,22 @@ fn send(tx: &mpsc::Sender<bytes::Bytes>, out: &mut Vec<u8>, budget: &mut usize) 
     let chunk = bytes::Bytes::copy_from_slice(&out[..n]);
     out.clear();
     tx.blocking_send(chunk).is_ok() && *budget > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_counts_whole_lines() {
+        let text = "t stdout F one\nt stdout P tw\nt stdout F o\nt stdout F three\n";
+        let records: Vec<Record<'_>> = text.lines().filter_map(parse).collect();
+        assert_eq!(tail_start(&records, None), 0);
+        assert_eq!(tail_start(&records, Some(0)), 4);
+        assert_eq!(tail_start(&records, Some(1)), 3);
+        // The second line is two records (P then F).
+        assert_eq!(tail_start(&records, Some(2)), 1);
+        assert_eq!(tail_start(&records, Some(3)), 0);
+        assert_eq!(tail_start(&records, Some(10)), 0);
+    }
 }

@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+use crate::runtime::protocol::{shim_command, ShimCommand};
+
 /// What a probe task reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -47,6 +49,7 @@ fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
 }
 
 /// Runs one probe attempt; `Err` carries kubelet-style failure text.
+// Long on purpose: one branch per probe handler (httpGet, tcpSocket, exec), each short.
 async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), String> {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     if let Some(h) = &probe.http_get {
@@ -107,17 +110,19 @@ async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), St
     }
     if let Some(e) = &probe.exec {
         let command = e.command.clone().unwrap_or_default();
-        let child = tokio::process::Command::new(&target.exe)
-            .arg("shim")
-            .arg("--exec")
-            .arg(&target.container_dir)
-            .arg("--")
-            .args(&command)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status();
+        let child = shim_command(
+            &target.exe,
+            &target.container_dir,
+            ShimCommand::Exec {
+                tty: false,
+                command: &command,
+            },
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
         return match tokio::time::timeout(timeout, child).await {
             Ok(Ok(s)) if s.success() => Ok(()),
             Ok(Ok(s)) => Err(format!(
@@ -152,6 +157,8 @@ async fn run_probe(
 }
 
 /// Runs the container's probes until `done` flips; verdicts go to `tx`, warnings to `event`.
+// Long on purpose: the three probe kinds side by side, sharing `tx` and `event`, read as
+// kubelet's rules; apart they would each need the same captures handed around.
 pub async fn run(
     c: Container,
     target: Target,

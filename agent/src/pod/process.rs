@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Container;
 
+use super::error::ConfigError;
 use crate::runtime::oci::Process;
 
 /// The default PATH when neither image nor pod sets one (containerd's).
@@ -86,7 +87,7 @@ fn passwd_gid_of(table: Option<&str>, uid: u32) -> Option<u32> {
 }
 
 /// Resolves the image's `User` ("uid", "uid:gid", "name", "name:group") to numbers.
-fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), String> {
+fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), ConfigError> {
     if user.is_empty() {
         return Ok((0, 0));
     }
@@ -98,15 +99,16 @@ fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), String> {
     };
     let (uid, primary) = match u.parse::<u32>() {
         Ok(uid) => (uid, passwd_gid_of(passwd.as_deref(), uid)),
-        Err(_) => lookup(passwd.as_deref(), u)
-            .ok_or_else(|| format!("the image's user {u:?} is not in its /etc/passwd"))?,
+        Err(_) => {
+            lookup(passwd.as_deref(), u).ok_or_else(|| ConfigError::UnknownUser(u.to_string()))?
+        }
     };
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => lookup(group.as_deref(), g)
                 .map(|(gid, _)| gid)
-                .ok_or_else(|| format!("the image's group {g:?} is not in its /etc/group"))?,
+                .ok_or_else(|| ConfigError::UnknownGroup(g.to_string()))?,
         },
         None => primary.unwrap_or(0),
     };
@@ -170,10 +172,12 @@ impl EnvSources for NoSources {
 /// The container's own variables in order — `envFrom` first, then `env` — with `valueFrom`
 /// resolved and literal values expanded against the variables before them, as kubelet does.
 /// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
+// Long on purpose: one pass over envFrom then env, in kubelet's order, with the variables
+// defined so far; split, every part would need `vars` and `out` handed around.
 fn pod_env(
     container: &Container,
     sources: &dyn EnvSources,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, ConfigError> {
     let mut vars: HashMap<String, String> = HashMap::new();
     let mut out: Vec<(String, String)> = Vec::new();
     let mut set = |k: String, v: String, vars: &mut HashMap<String, String>| {
@@ -209,7 +213,7 @@ fn pod_env(
                 }
             }
             None if optional => {}
-            None => return Err(format!("{what} {name:?} not found")),
+            None => return Err(ConfigError::NotFound { kind: what, name }),
         }
     }
     for e in container.env.as_deref().unwrap_or_default() {
@@ -221,28 +225,41 @@ fn pod_env(
                         Some(Some(v)) => v,
                         _ if r.optional.unwrap_or(false) => continue,
                         Some(None) => {
-                            return Err(format!(
-                                "couldn't find key {} in ConfigMap {}",
-                                r.key, r.name
-                            ))
+                            return Err(ConfigError::MissingKey {
+                                key: r.key.clone(),
+                                object: format!("ConfigMap {}", r.name),
+                            })
                         }
-                        None => return Err(format!("configmap {:?} not found", r.name)),
+                        None => {
+                            return Err(ConfigError::NotFound {
+                                kind: "configmap",
+                                name: r.name.clone(),
+                            })
+                        }
                     }
                 } else if let Some(r) = &src.secret_key_ref {
                     match sources.secret(&r.name).map(|d| d.get(&r.key).cloned()) {
                         Some(Some(v)) => v,
                         _ if r.optional.unwrap_or(false) => continue,
                         Some(None) => {
-                            return Err(format!("couldn't find key {} in Secret {}", r.key, r.name))
+                            return Err(ConfigError::MissingKey {
+                                key: r.key.clone(),
+                                object: format!("Secret {}", r.name),
+                            })
                         }
-                        None => return Err(format!("secret {:?} not found", r.name)),
+                        None => {
+                            return Err(ConfigError::NotFound {
+                                kind: "secret",
+                                name: r.name.clone(),
+                            })
+                        }
                     }
                 } else if let Some(f) = &src.field_ref {
                     sources
                         .field(&f.field_path)
-                        .ok_or_else(|| format!("unsupported fieldRef {:?}", f.field_path))?
+                        .ok_or_else(|| ConfigError::UnsupportedFieldRef(f.field_path.clone()))?
                 } else {
-                    return Err(format!("env {:?}: unsupported valueFrom", e.name));
+                    return Err(ConfigError::UnsupportedValueFrom(e.name.clone()));
                 }
             }
         };
@@ -258,7 +275,7 @@ pub fn process(
     layers: &[PathBuf],
     hostname: &str,
     sources: &dyn EnvSources,
-) -> Result<Process, String> {
+) -> Result<Process, ConfigError> {
     // Environment: the pod's variables, each expanded against those before it.
     let pod_env = pod_env(container, sources)?;
     let vars: HashMap<String, String> = pod_env.iter().cloned().collect();
@@ -305,7 +322,7 @@ pub fn process(
         image.entrypoint.iter().chain(&image.cmd).cloned().collect()
     };
     if argv.is_empty() {
-        return Err("no command: neither the container nor its image sets one".into());
+        return Err(ConfigError::NoCommand);
     }
 
     let cwd = container
@@ -315,7 +332,7 @@ pub fn process(
         .or_else(|| Some(image.working_dir.clone()).filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".into());
     if !Path::new(&cwd).is_absolute() {
-        return Err(format!("workingDir {cwd:?} is not an absolute path"));
+        return Err(ConfigError::RelativeWorkingDir(cwd));
     }
 
     let sc = container.security_context.as_ref();
@@ -415,6 +432,7 @@ mod tests {
         assert_eq!(resolve_user("7:8", &layers).unwrap(), (7, 8));
         assert!(resolve_user("nobody", &layers)
             .unwrap_err()
+            .to_string()
             .contains("nobody"));
     }
 }

@@ -6,11 +6,12 @@
 
 use k8s_openapi::api::core::v1::{
     ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodStatus,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{restart_wanted, ContainerState, PodState};
+use super::restart::restart_wanted;
+use super::{ContainerState, PodState};
 use crate::runtime::ExitRecord;
 
 /// A timestamp at the seconds precision Kubernetes objects use.
@@ -111,6 +112,49 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
     status
 }
 
+/// The pod's phase: Succeeded or Failed once every container has exited for good (by the
+/// restart policy), Running while one runs or will restart, Pending before.
+fn phase(
+    spec: &PodSpec,
+    policy: &str,
+    state: &PodState,
+    statuses: &[ContainerStatus],
+) -> &'static str {
+    let running = statuses
+        .iter()
+        .any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
+    let finished: Vec<&ExitRecord> = spec
+        .containers
+        .iter()
+        .filter_map(|c| state.containers.get(&c.name))
+        .filter(|cs| cs.current.is_none())
+        .filter_map(|cs| cs.last_exit.as_ref().map(|(e, _, _)| e))
+        .filter(|e| !restart_wanted(policy, e))
+        .collect();
+    let restarting = spec
+        .containers
+        .iter()
+        .filter_map(|c| state.containers.get(&c.name))
+        .any(|cs| {
+            cs.current.is_none()
+                && cs
+                    .last_exit
+                    .as_ref()
+                    .is_some_and(|(e, _, _)| restart_wanted(policy, e))
+        });
+    if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
+        if finished.iter().all(|e| e.exit_code == 0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else if running || restarting {
+        "Running"
+    } else {
+        "Pending"
+    }
+}
+
 /// The status of `pod` given what the worker knows.
 pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -130,39 +174,7 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         })
         .collect();
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-    let running = statuses
-        .iter()
-        .any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
-    let finished: Vec<&ExitRecord> = spec
-        .containers
-        .iter()
-        .filter_map(|c| state.containers.get(&c.name))
-        .filter(|cs| cs.current.is_none())
-        .filter_map(|cs| cs.last_exit.as_ref().map(|(e, _, _)| e))
-        .filter(|e| !restart_wanted(&policy, e))
-        .collect();
-    let restarting = spec
-        .containers
-        .iter()
-        .filter_map(|c| state.containers.get(&c.name))
-        .any(|cs| {
-            cs.current.is_none()
-                && cs
-                    .last_exit
-                    .as_ref()
-                    .is_some_and(|(e, _, _)| restart_wanted(&policy, e))
-        });
-    let phase = if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
-        if finished.iter().all(|e| e.exit_code == 0) {
-            "Succeeded"
-        } else {
-            "Failed"
-        }
-    } else if running || restarting {
-        "Running"
-    } else {
-        "Pending"
-    };
+    let phase = phase(&spec, &policy, state, &statuses);
     let old = pod
         .status
         .as_ref()

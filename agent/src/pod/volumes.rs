@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, KeyToPath, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, Volume,
+};
 
+use super::error::ConfigError;
 use super::process::EnvSources;
 
 /// A bind mount for a container: (destination, source, read-only).
@@ -21,10 +24,10 @@ fn write_items(
     items: Option<&[KeyToPath]>,
     mode: u32,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), ConfigError> {
     // Files are replaced in place (write + rename), so containers that already mount the
     // directory see the new content; keys gone from the source are removed.
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(ConfigError::io(dir))?;
     let pairs: Vec<(String, String, u32)> = match items {
         Some(items) => items
             .iter()
@@ -37,7 +40,10 @@ fn write_items(
                             i.mode.map(|m| m as u32).unwrap_or(mode),
                         )
                     })
-                    .ok_or_else(|| format!("couldn't find key {} in {what}", i.key))
+                    .ok_or_else(|| ConfigError::MissingKey {
+                        key: i.key.clone(),
+                        object: what.to_string(),
+                    })
             })
             .collect::<Result<_, _>>()?,
         None => data
@@ -47,8 +53,10 @@ fn write_items(
     };
     let mut keep = std::collections::HashSet::new();
     for (rel, value, mode) in pairs {
-        let rel = safe_relative(&rel)
-            .ok_or_else(|| format!("{what}: item path {rel:?} must stay inside the volume"))?;
+        let rel = safe_relative(&rel).ok_or_else(|| ConfigError::ItemOutside {
+            object: what.to_string(),
+            path: rel.clone(),
+        })?;
         keep.insert(
             rel.components()
                 .next()
@@ -57,15 +65,18 @@ fn write_items(
         );
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(ConfigError::io(parent))?;
         }
         let tmp = path.with_extension("skiff-tmp");
-        std::fs::write(&tmp, value).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::write(&tmp, value).map_err(ConfigError::io(&tmp))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(ConfigError::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(ConfigError::io(&path))?;
     }
-    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .map_err(ConfigError::VolumeDir)?
+        .flatten()
+    {
         if !keep.contains(&entry.file_name()) {
             let p = entry.path();
             let _ = if p.is_dir() {
@@ -101,97 +112,47 @@ pub fn prepare(
     pod_dir: &Path,
     volumes: &[Volume],
     sources: &dyn EnvSources,
-) -> Result<HashMap<String, Prepared>, String> {
+) -> Result<HashMap<String, Prepared>, ConfigError> {
     let mut out = HashMap::new();
     for v in volumes {
         let dir = pod_dir.join("volumes").join(&v.name);
         let path = if let Some(e) = &v.empty_dir {
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                    .map_err(|e| e.to_string())?;
-                if e.medium.as_deref() == Some("Memory") {
-                    let size = e
-                        .size_limit
-                        .as_ref()
-                        .and_then(|q| crate::runtime::oci::parse_quantity(&q.0, 1.0));
-                    let options = size
-                        .map(|s| format!("size={s},mode=1777"))
-                        .unwrap_or_else(|| "mode=1777".into());
-                    nix::mount::mount(
-                        Some("tmpfs"),
-                        &dir,
-                        Some("tmpfs"),
-                        nix::mount::MsFlags::empty(),
-                        Some(options.as_str()),
-                    )
-                    .map_err(|e| format!("mounting tmpfs for volume {}: {e}", v.name))?;
-                }
-            }
+            empty_dir(&v.name, e, &dir)?;
             dir
         } else if let Some(h) = &v.host_path {
-            let p = PathBuf::from(&h.path);
-            match h.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => {
-                    std::fs::create_dir_all(&p).map_err(|e| format!("hostPath {}: {e}", h.path))?
-                }
-                "FileOrCreate" if !p.exists() => {
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| format!("hostPath {}: {e}", h.path))?;
-                    }
-                    std::fs::write(&p, b"").map_err(|e| format!("hostPath {}: {e}", h.path))?;
-                }
-                "FileOrCreate" => {}
-                "Directory" if !p.is_dir() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a directory",
-                        h.path
-                    ))
-                }
-                "File" if !p.is_file() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a file",
-                        h.path
-                    ))
-                }
-                _ if !p.exists() => return Err(format!("hostPath {} does not exist", h.path)),
-                _ => {}
-            }
-            p
+            host_path(h)?
         } else if let Some(c) = &v.config_map {
-            match sources.config_map(&c.name) {
-                Some(data) => write_items(
-                    &dir,
-                    &data,
-                    c.items.as_deref(),
-                    c.default_mode.map(|m| m as u32).unwrap_or(0o644),
-                    &format!("ConfigMap {}", c.name),
-                )?,
-                None if c.optional.unwrap_or(false) => {
-                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?
+            let data = sources.config_map(&c.name);
+            let what = format!("ConfigMap {}", c.name);
+            let (items, mode) = (c.items.as_deref(), c.default_mode);
+            match data {
+                Some(data) => write_items(&dir, &data, items, file_mode(mode), &what)?,
+                None if c.optional.unwrap_or(false) => create_dir(&dir)?,
+                None => {
+                    return Err(ConfigError::NotFound {
+                        kind: "configmap",
+                        name: c.name.clone(),
+                    })
                 }
-                None => return Err(format!("configmap {:?} not found", c.name)),
             }
             dir
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
+            let what = format!("Secret {name}");
+            let (items, mode) = (s.items.as_deref(), s.default_mode);
             match sources.secret(&name) {
-                Some(data) => write_items(
-                    &dir,
-                    &data,
-                    s.items.as_deref(),
-                    s.default_mode.map(|m| m as u32).unwrap_or(0o644),
-                    &format!("Secret {name}"),
-                )?,
-                None if s.optional.unwrap_or(false) => {
-                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?
+                Some(data) => write_items(&dir, &data, items, file_mode(mode), &what)?,
+                None if s.optional.unwrap_or(false) => create_dir(&dir)?,
+                None => {
+                    return Err(ConfigError::NotFound {
+                        kind: "secret",
+                        name,
+                    })
                 }
-                None => return Err(format!("secret {name:?} not found")),
             }
             dir
         } else {
-            return Err(format!("volume {:?}: unsupported volume source", v.name));
+            return Err(ConfigError::UnsupportedVolume(v.name.clone()));
         };
         let read_only = v.config_map.is_some() || v.secret.is_some();
         out.insert(v.name.clone(), Prepared { path, read_only });
@@ -199,34 +160,104 @@ pub fn prepare(
     Ok(out)
 }
 
+/// A configMap or secret volume's `defaultMode` (0644 when unset).
+fn file_mode(default_mode: Option<i32>) -> u32 {
+    default_mode.map(|m| m as u32).unwrap_or(0o644)
+}
+
+fn create_dir(dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir).map_err(ConfigError::VolumeDir)
+}
+
+/// An emptyDir: a world-writable directory, a tmpfs for `medium: Memory`; made once.
+fn empty_dir(name: &str, e: &EmptyDirVolumeSource, dir: &Path) -> Result<(), ConfigError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(ConfigError::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+        .map_err(ConfigError::VolumeDir)?;
+    if e.medium.as_deref() == Some("Memory") {
+        let size = e
+            .size_limit
+            .as_ref()
+            .and_then(|q| crate::runtime::oci::parse_quantity(&q.0, 1.0));
+        let options = size
+            .map(|s| format!("size={s},mode=1777"))
+            .unwrap_or_else(|| "mode=1777".into());
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .map_err(|source| ConfigError::Tmpfs {
+            volume: name.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// A hostPath: the host's path itself, created or checked as its `type` says.
+fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, ConfigError> {
+    let p = PathBuf::from(&h.path);
+    let failed = |source| ConfigError::HostPath {
+        path: h.path.clone(),
+        source,
+    };
+    match h.type_.as_deref().unwrap_or("") {
+        "DirectoryOrCreate" => std::fs::create_dir_all(&p).map_err(failed)?,
+        "FileOrCreate" if !p.exists() => {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(failed)?;
+            }
+            std::fs::write(&p, b"").map_err(failed)?;
+        }
+        "FileOrCreate" => {}
+        "Directory" if !p.is_dir() => {
+            return Err(ConfigError::HostPathType {
+                path: h.path.clone(),
+                kind: "directory",
+            })
+        }
+        "File" if !p.is_file() => {
+            return Err(ConfigError::HostPathType {
+                path: h.path.clone(),
+                kind: "file",
+            })
+        }
+        _ if !p.exists() => return Err(ConfigError::HostPathMissing(h.path.clone())),
+        _ => {}
+    }
+    Ok(p)
+}
+
 /// The bind mounts of a container's `volumeMounts`.
 pub fn mounts(
     container: &Container,
     volumes: &HashMap<String, Prepared>,
-) -> Result<Vec<Mount>, String> {
+) -> Result<Vec<Mount>, ConfigError> {
     let mut out = Vec::new();
     for m in container.volume_mounts.as_deref().unwrap_or_default() {
         let prepared = volumes
             .get(&m.name)
-            .ok_or_else(|| format!("volume {:?} is not defined", m.name))?;
+            .ok_or_else(|| ConfigError::UndefinedVolume(m.name.clone()))?;
         let base = &prepared.path;
         let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => {
                 let rel = safe_relative(sub)
-                    .ok_or_else(|| format!("subPath {sub:?} must stay inside the volume"))?;
+                    .ok_or_else(|| ConfigError::SubPathOutside(sub.to_string()))?;
                 let p = base.join(rel);
                 if !p.exists() {
-                    std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    std::fs::create_dir_all(&p).map_err(ConfigError::io(&p))?;
                 }
                 // No symlink inside the volume may lead the mount elsewhere.
-                let real = p
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
-                let real_base = base
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", base.display()))?;
+                let real = p.canonicalize().map_err(ConfigError::io(&p))?;
+                let real_base = base.canonicalize().map_err(ConfigError::io(base))?;
                 if !real.starts_with(&real_base) {
-                    return Err(format!("subPath {sub:?} leads outside the volume"));
+                    return Err(ConfigError::SubPathEscapes(sub.to_string()));
                 }
                 real
             }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::unix::AsyncFd;
 
+use super::protocol::{self, PidFile, ShimCommand};
 use super::{
     mount, pidfd, process_parent_and_state, process_start_ticks, read_json, write_json_durable,
     ContainerMeta, ExitRecord, Layout, ShimState,
@@ -135,9 +136,7 @@ impl Runtime {
             id: id.clone(),
             source,
         })?;
-        let child = tokio::process::Command::new(&self.shim_exe)
-            .arg("shim")
-            .arg(&dir)
+        let child = protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Run)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -244,10 +243,7 @@ impl Runtime {
     pub async fn remove(&self, meta: &ContainerMeta) -> std::io::Result<()> {
         let dir = self.layout.container(&meta.id);
         if meta.libcontainer_root.join(&meta.id).exists() {
-            let status = tokio::process::Command::new(&self.shim_exe)
-                .arg("shim")
-                .arg("--delete")
-                .arg(&dir)
+            let status = protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Delete)
                 .stdin(Stdio::null())
                 .status()
                 .await?;
@@ -273,18 +269,11 @@ impl Runtime {
 
 /// Waits while the shim of `dir` is alive and has recorded neither a start nor an exit.
 fn wait_while_starting(dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) else {
-        return;
-    };
-    let mut parts = text.split_whitespace();
-    let (Some(Ok(pid)), Some(Ok(ticks))) = (
-        parts.next().map(str::parse::<i32>),
-        parts.next().map(str::parse::<u64>),
-    ) else {
+    let Some(shim) = PidFile::read(&protocol::shim_pid_file(dir)) else {
         return;
     };
     let deadline = std::time::Instant::now() + START_TIMEOUT;
-    while process_start_ticks(pid) == Some(ticks)
+    while shim.is_alive()
         && !dir.join("state.json").exists()
         && !dir.join("exit.json").exists()
         && std::time::Instant::now() < deadline

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::protocol::{shim_pid_file, PidFile};
 use super::{
     mount, pidfd, process_parent_and_state, process_start_ticks, read_json, shim, ContainerMeta,
     Layout, ShimState,
@@ -47,22 +48,15 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
     let layout = Layout::new(data_dir)?;
     let mut summary = Summary::default();
     // 1. The daemon first, so it does not restart what we stop.
-    if let Ok(text) = std::fs::read_to_string(daemon_pid_file(&layout)) {
-        let mut parts = text.split_whitespace();
-        if let (Some(Ok(pid)), Some(Ok(ticks))) = (
-            parts.next().map(str::parse::<i32>),
-            parts.next().map(str::parse::<u64>),
-        ) {
-            if process_start_ticks(pid) == Some(ticks) {
-                if let Ok(fd) = pidfd::open(pid) {
-                    let _ = pidfd::send_signal(&fd, libc::SIGTERM);
-                    if !wait_gone(pid, ticks, Duration::from_secs(10)) {
-                        let _ = pidfd::send_signal(&fd, libc::SIGKILL);
-                        wait_gone(pid, ticks, Duration::from_secs(5));
-                    }
-                    summary.daemon_stopped = true;
-                }
+    if let Some(daemon) = PidFile::read(&daemon_pid_file(&layout)).filter(PidFile::is_alive) {
+        let PidFile { pid, start_ticks } = daemon;
+        if let Ok(fd) = pidfd::open(pid) {
+            let _ = pidfd::send_signal(&fd, libc::SIGTERM);
+            if !wait_gone(pid, start_ticks, Duration::from_secs(10)) {
+                let _ = pidfd::send_signal(&fd, libc::SIGKILL);
+                wait_gone(pid, start_ticks, Duration::from_secs(5));
             }
+            summary.daemon_stopped = true;
         }
     }
     // 2. Every container: kill its processes, let its shim record the exit, then clean up.
@@ -98,18 +92,10 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
             }
         }
         // A shim still starting its container (no state yet): stop it too.
-        if let Ok(text) = std::fs::read_to_string(dir.join("shim.pid")) {
-            let mut parts = text.split_whitespace();
-            if let (Some(Ok(pid)), Some(Ok(ticks))) = (
-                parts.next().map(str::parse::<i32>),
-                parts.next().map(str::parse::<u64>),
-            ) {
-                if process_start_ticks(pid) == Some(ticks) {
-                    if let Ok(fd) = pidfd::open(pid) {
-                        let _ = pidfd::send_signal(&fd, libc::SIGKILL);
-                        wait_gone(pid, ticks, Duration::from_secs(5));
-                    }
-                }
+        if let Some(shim) = PidFile::read(&shim_pid_file(dir)).filter(PidFile::is_alive) {
+            if let Ok(fd) = pidfd::open(shim.pid) {
+                let _ = pidfd::send_signal(&fd, libc::SIGKILL);
+                wait_gone(shim.pid, shim.start_ticks, Duration::from_secs(5));
             }
         }
         if let Some(meta) = meta {

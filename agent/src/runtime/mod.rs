@@ -18,7 +18,8 @@
 //!
 //! Modules: [`oci`] builds the OCI runtime spec, [`sandbox`] the pod's shared namespaces,
 //! [`shim`] is the shim process, [`handle`] is the daemon's side (create, adopt, signal,
-//! wait, remove), [`killall`] stops everything of a data directory.
+//! wait, remove), [`protocol`] what they agree on (command lines, pid files, durable records),
+//! [`killall`] stops everything of a data directory.
 
 pub mod exec;
 pub mod handle;
@@ -26,14 +27,16 @@ pub mod killall;
 pub mod mount;
 pub mod oci;
 pub mod pidfd;
+pub mod protocol;
 pub mod sandbox;
 pub mod shim;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub use protocol::write_json_durable;
 
 /// Paths of one data directory that the runtime uses.
 #[derive(Clone, Debug)]
@@ -169,22 +172,6 @@ impl ExitRecord {
             finished_at: now_rfc3339(),
         }
     }
-}
-
-/// Writes a JSON file atomically and durably: temp file, fsync, rename, fsync of the directory.
-pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Reads a JSON file, `None` if it does not exist or does not parse.

@@ -21,6 +21,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
+use super::protocol::{shim_pid_file, PidFile};
 use super::{
     now_rfc3339, now_rfc3339_nanos, pidfd, process_start_ticks, read_json, write_json_durable,
     ContainerMeta, ExitRecord, ShimState,
@@ -44,11 +45,7 @@ pub fn main(dir: &Path) -> i32 {
     }
     // Say who we are before anything else, so a daemon restarting right now can tell a shim
     // that is still starting its container from one that died.
-    let me = std::process::id() as i32;
-    let _ = std::fs::write(
-        dir.join("shim.pid"),
-        format!("{me} {}\n", process_start_ticks(me).unwrap_or(0)),
-    );
+    let _ = PidFile::current().write(&shim_pid_file(dir));
     let Some(meta) = read_json::<ContainerMeta>(&dir.join("meta.json")) else {
         eprintln!("shim: cannot read {}/meta.json", dir.display());
         return 2;

@@ -98,6 +98,33 @@ pub fn handle(
     params: &[(String, String)],
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, ApiError> {
+    let request = exec_request(pod, params)?;
+    let (key, protocol) = negotiate(req.headers())?;
+    let command = request.command.clone();
+    let (stdin, tty) = (request.stdin, request.tty);
+    let child = state
+        .node
+        .exec(pod, request)
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    let session = Session {
+        command,
+        streams: Streams {
+            stdin,
+            tty,
+            v5: protocol == "v5.channel.k8s.io",
+        },
+    };
+    let response = websocket_response(key, protocol);
+    tokio::spawn(async move {
+        if let Some(upgraded) = upgraded(req).await {
+            session.run(upgraded, child).await;
+        }
+    });
+    Ok(response)
+}
+
+/// The command, container and streams asked for, checked against the pod.
+fn exec_request(pod: &Value, params: &[(String, String)]) -> Result<ExecRequest, ApiError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let flag = |k: &str| get(k).is_some_and(|v| v == "true" || v == "1");
     let command: Vec<String> = params
@@ -110,7 +137,6 @@ pub fn handle(
             "you must specify at least one command for the container",
         ));
     }
-    let tty = flag("tty");
     let containers: Vec<String> = pod["spec"]["containers"]
         .as_array()
         .map(|cs| {
@@ -129,7 +155,16 @@ pub fn handle(
             pod["metadata"]["name"].as_str().unwrap_or_default()
         )));
     }
-    let headers = req.headers();
+    Ok(ExecRequest {
+        container,
+        command,
+        stdin: flag("stdin"),
+        tty: flag("tty"),
+    })
+}
+
+/// The WebSocket key and the channel subprotocol both sides speak.
+fn negotiate(headers: &hyper::HeaderMap) -> Result<(&str, &'static str), ApiError> {
     let upgrade = headers
         .get(hyper::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -144,111 +179,47 @@ pub fn handle(
     let protocol = PROTOCOLS
         .iter()
         .find(|p| offered.split(',').any(|o| o.trim() == **p));
-    let (Some(key), Some(protocol), true) =
-        (key, protocol, upgrade.eq_ignore_ascii_case("websocket"))
-    else {
-        return Err(ApiError::bad_request("exec needs a WebSocket upgrade with the v5.channel.k8s.io or v4.channel.k8s.io subprotocol"));
-    };
-    let stdin = flag("stdin");
-    let mut child = state
-        .node
-        .exec(
-            pod,
-            ExecRequest {
-                container,
-                command: command.clone(),
-                stdin,
-                tty,
-            },
-        )
-        .map_err(|e| ApiError::bad_request(e.0))?;
-    let v5 = *protocol == "v5.channel.k8s.io";
-    let response = websocket_response(key, protocol);
-    tokio::spawn(async move {
-        let Some(upgraded) = upgraded(req).await else {
-            return;
-        };
+    match (key, protocol, upgrade.eq_ignore_ascii_case("websocket")) {
+        (Some(key), Some(protocol), true) => Ok((key, protocol)),
+        _ => Err(ApiError::bad_request("exec needs a WebSocket upgrade with the v5.channel.k8s.io or v4.channel.k8s.io subprotocol")),
+    }
+}
+
+type Pipe = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// One exec session: the channels between kubectl's WebSocket and the helper's stdio.
+struct Session {
+    command: Vec<String>,
+    streams: Streams,
+}
+
+/// What the client asked of the streams, and the protocol version.
+#[derive(Clone, Copy)]
+struct Streams {
+    stdin: bool,
+    tty: bool,
+    v5: bool,
+}
+
+impl Session {
+    async fn run(self, upgraded: Upgraded, mut child: tokio::process::Child) {
         let ws =
             tokio_tungstenite::WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
-        let (mut sink, mut stream) = ws.split();
+        let (mut sink, stream) = ws.split();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
-        let mut child_stdin = child.stdin.take();
-        let mut stdin_open = stdin;
-        // Client → stdin.
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                match msg {
-                    Message::Binary(data) if !data.is_empty() => {
-                        let frame = match data[0] {
-                            0 if tty && !stdin_open => continue,
-                            0 if tty => tty_frame(TTY_INPUT, &data[1..]),
-                            0 => data[1..].to_vec(),
-                            4 if tty => match resize(&data[1..]) {
-                                Some(size) => tty_frame(TTY_RESIZE, &size),
-                                None => continue,
-                            },
-                            // With a terminal the helper's stdin also carries resizes: it
-                            // stays open until the WebSocket ends.
-                            255 if v5 && data.get(1) == Some(&0) => {
-                                stdin_open = false;
-                                if !tty {
-                                    child_stdin = None;
-                                }
-                                continue;
-                            }
-                            _ => continue,
-                        };
-                        if let Some(w) = child_stdin.as_mut() {
-                            if w.write_all(&frame).await.is_err() {
-                                child_stdin = None;
-                            }
-                        }
-                    }
-                    Message::Close(_) => break,
-                    _ => {}
-                }
-            }
-        });
-        // stdout / stderr → client.
-        let mut pumps = Vec::new();
-        for (channel, pipe) in [
-            (
-                1u8,
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            ),
-            (
-                // With a terminal the helper writes only its own errors there.
-                if tty { 1 } else { 2u8 },
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            ),
-        ] {
-            let Some(mut pipe) = pipe else { continue };
-            let tx = out_tx.clone();
-            pumps.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match pipe.read(&mut buf[1..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            buf[0] = channel;
-                            if tx
-                                .send(Message::Binary(Bytes::copy_from_slice(&buf[..=n])))
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }));
-        }
+        let reader = tokio::spawn(self.streams.client_to_stdin(stream, child.stdin.take()));
+        // stdout / stderr → client. With a terminal the helper writes only its own errors on
+        // stderr, and they go to the terminal's channel.
+        let stdout = child.stdout.take().map(|p| Box::new(p) as Pipe);
+        let stderr = child.stderr.take().map(|p| Box::new(p) as Pipe);
+        let pumps: Vec<_> = [
+            (1u8, stdout),
+            (if self.streams.tty { 1 } else { 2u8 }, stderr),
+        ]
+        .into_iter()
+        .filter_map(|(channel, pipe)| Some(tokio::spawn(pump(channel, pipe?, out_tx.clone()))))
+        .collect();
         let writer = tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
                 let close = matches!(m, Message::Close(_));
@@ -263,7 +234,9 @@ pub fn handle(
             let _ = p.await;
         }
         let mut frame = vec![3u8];
-        frame.extend_from_slice(&serde_json::to_vec(&status_for(code, &command)).expect("json"));
+        frame.extend_from_slice(
+            &serde_json::to_vec(&status_for(code, &self.command)).expect("json"),
+        );
         let _ = out_tx.send(Message::Binary(Bytes::from(frame))).await;
         // A normal close (1000) tells kubectl every stream has ended.
         let close = tokio_tungstenite::tungstenite::protocol::CloseFrame {
@@ -274,6 +247,70 @@ pub fn handle(
         drop(out_tx);
         let _ = writer.await;
         reader.abort();
-    });
-    Ok(response)
+    }
+}
+
+impl Streams {
+    /// Client → the helper's stdin: channel 0 (input), 4 (resize, with a terminal), 255 (v5's
+    /// close of a channel).
+    async fn client_to_stdin(
+        self,
+        mut stream: futures_util::stream::SplitStream<tokio_tungstenite::WebSocketStream<Upgraded>>,
+        mut child_stdin: Option<tokio::process::ChildStdin>,
+    ) {
+        let Streams { stdin, tty, v5 } = self;
+        let mut stdin_open = stdin;
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                Message::Binary(data) if !data.is_empty() => {
+                    let frame = match data[0] {
+                        0 if tty && !stdin_open => continue,
+                        0 if tty => tty_frame(TTY_INPUT, &data[1..]),
+                        0 => data[1..].to_vec(),
+                        4 if tty => match resize(&data[1..]) {
+                            Some(size) => tty_frame(TTY_RESIZE, &size),
+                            None => continue,
+                        },
+                        // With a terminal the helper's stdin also carries resizes: it
+                        // stays open until the WebSocket ends.
+                        255 if v5 && data.get(1) == Some(&0) => {
+                            stdin_open = false;
+                            if !tty {
+                                child_stdin = None;
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    if let Some(w) = child_stdin.as_mut() {
+                        if w.write_all(&frame).await.is_err() {
+                            child_stdin = None;
+                        }
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Copies one of the helper's pipes to the client as frames of `channel`.
+async fn pump(channel: u8, mut pipe: Pipe, tx: tokio::sync::mpsc::Sender<Message>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match pipe.read(&mut buf[1..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                buf[0] = channel;
+                if tx
+                    .send(Message::Binary(Bytes::copy_from_slice(&buf[..=n])))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
 }

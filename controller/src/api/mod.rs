@@ -202,7 +202,7 @@ fn write_kubeconfig(
         _ => {
             let _ = tokens.revoke("admin");
             let (_, t) = tokens.create(None, Some("admin"))?;
-            tls::write_private(&token_file, t.as_bytes()).map_err(|source| {
+            crate::files::write_private(&token_file, t.as_bytes()).map_err(|source| {
                 StartError::Kubeconfig {
                     path: token_file.clone(),
                     source,
@@ -222,7 +222,7 @@ fn write_kubeconfig(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(failed)?;
     }
-    tls::write_private(path, config.as_bytes()).map_err(failed)
+    crate::files::write_private(path, config.as_bytes()).map_err(failed)
 }
 
 /// Standard base64 (for kubeconfig data fields).

@@ -464,14 +464,15 @@ struct Forward {
 
 /// Runs one SPDY session: `input` is the byte stream from kubectl, `output` takes frames.
 async fn session(pod: PodTarget, mut input: mpsc::Receiver<Bytes>, output: mpsc::Sender<Bytes>) {
-    let pod = Arc::new(pod);
-    let mut codec = HeaderCodec::new();
+    let mut s = Session {
+        pod: Arc::new(pod),
+        codec: HeaderCodec::new(),
+        pairs: HashMap::new(),
+        forwards: HashMap::new(),
+        request_of: HashMap::new(),
+        output,
+    };
     let mut buf = BytesMut::new();
-    let mut pairs: HashMap<String, Pair> = HashMap::new();
-    // Data stream id → its forward.
-    let mut forwards: HashMap<u32, Forward> = HashMap::new();
-    // Streams of pairs still incomplete, with their request (to drop it on RST_STREAM).
-    let mut request_of: HashMap<u32, String> = HashMap::new();
     'session: while let Some(chunk) = input.recv().await {
         buf.extend_from_slice(&chunk);
         while buf.len() >= 8 {
@@ -485,110 +486,149 @@ async fn session(pod: PodTarget, mut input: mpsc::Receiver<Bytes>, output: mpsc:
             let head = buf.split_to(8);
             let payload = buf.split_to(len).freeze();
             let flags = head[4];
-            if head[0] & 0x80 == 0 {
-                // A data frame.
+            let go_on = if head[0] & 0x80 == 0 {
                 let stream = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-                if let Some(f) = forwards.get(&stream) {
-                    if !payload.is_empty() {
-                        // A gone pod connection just drops what kubectl sends.
-                        let _ = f.to_pod.send(Some(payload)).await;
-                    }
-                    if flags & FLAG_FIN != 0 {
-                        let _ = f.to_pod.send(None).await;
-                    }
-                }
-                continue;
-            }
-            let kind = u16::from_be_bytes([head[2], head[3]]);
-            match kind {
-                SYN_STREAM if payload.len() >= 10 => {
-                    let stream =
-                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                            & 0x7fff_ffff;
-                    let headers = match codec.decode(&payload[10..]) {
-                        Ok(h) => h,
-                        Err(e) => {
-                            tracing::debug!("port-forward: {e}");
-                            break 'session;
-                        }
-                    };
-                    let get = |n: &str| {
-                        headers
-                            .iter()
-                            .find(|(k, _)| k == n)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default()
-                    };
-                    let (kind, port, request) = (get("streamtype"), get("port"), get("requestid"));
-                    if output.send(reply(&mut codec, stream)).await.is_err() {
-                        break 'session;
-                    }
-                    let pair = pairs.entry(request.clone()).or_default();
-                    pair.port = port;
-                    match kind.as_str() {
-                        "error" => pair.error = Some(stream),
-                        "data" => pair.data = Some(stream),
-                        other => {
-                            tracing::debug!("port-forward: unknown stream type {other:?}");
-                            let mut p = stream.to_be_bytes().to_vec();
-                            p.extend_from_slice(&1u32.to_be_bytes()); // PROTOCOL_ERROR
-                            let _ = output.send(control(RST_STREAM, 0, &p)).await;
-                            continue;
-                        }
-                    }
-                    request_of.insert(stream, request.clone());
-                    if let (Some(error), Some(data_id)) = (pair.error, pair.data) {
-                        let port = pair.port.clone();
-                        pairs.remove(&request);
-                        request_of.remove(&error);
-                        request_of.remove(&data_id);
-                        let (tx, rx) = mpsc::channel(64);
-                        let task = tokio::spawn(forward(
-                            pod.clone(),
-                            port,
-                            error,
-                            data_id,
-                            rx,
-                            output.clone(),
-                        ));
-                        forwards.insert(
-                            data_id,
-                            Forward {
-                                to_pod: tx,
-                                error,
-                                task,
-                            },
-                        );
-                    }
-                }
-                RST_STREAM if payload.len() >= 4 => {
-                    let stream =
-                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                            & 0x7fff_ffff;
-                    // kubectl resets the data stream once the pod's side ended (the forward has
-                    // finished), or when its local connection failed: then the pod connection
-                    // is dropped and the error stream finished, which kubectl waits for.
-                    if let Some(f) = forwards.remove(&stream) {
-                        if !f.task.is_finished() {
-                            f.task.abort();
-                            let _ = output.send(data(f.error, FLAG_FIN, &[])).await;
-                        }
-                    }
-                    if let Some(r) = request_of.remove(&stream) {
-                        pairs.remove(&r);
-                    }
-                }
-                // Echo kubectl's keep-alive pings.
-                PING if output.send(control(PING, 0, &payload)).await.is_err() => break 'session,
-                GOAWAY => break 'session,
-                // SETTINGS, WINDOW_UPDATE, HEADERS, NOOP: nothing to do.
-                _ => {}
+                s.data_frame(stream, flags, payload).await;
+                true
+            } else {
+                s.control_frame(u16::from_be_bytes([head[2], head[3]]), payload)
+                    .await
+            };
+            if !go_on {
+                break 'session;
             }
         }
-        forwards.retain(|_, f| !f.task.is_finished());
+        s.forwards.retain(|_, f| !f.task.is_finished());
     }
-    for (_, f) in forwards {
+    for (_, f) in s.forwards {
         f.task.abort();
+    }
+}
+
+/// One port-forward session's streams.
+struct Session {
+    pod: Arc<PodTarget>,
+    codec: HeaderCodec,
+    /// Pairs (error + data stream) by request id, while incomplete.
+    pairs: HashMap<String, Pair>,
+    /// Data stream id → its forward.
+    forwards: HashMap<u32, Forward>,
+    /// Streams of pairs still incomplete, with their request (to drop it on RST_STREAM).
+    request_of: HashMap<u32, String>,
+    output: mpsc::Sender<Bytes>,
+}
+
+fn stream_id(payload: &[u8]) -> u32 {
+    u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff
+}
+
+impl Session {
+    /// Data from kubectl for a forwarded connection.
+    async fn data_frame(&self, stream: u32, flags: u8, payload: Bytes) {
+        if let Some(f) = self.forwards.get(&stream) {
+            if !payload.is_empty() {
+                // A gone pod connection just drops what kubectl sends.
+                let _ = f.to_pod.send(Some(payload)).await;
+            }
+            if flags & FLAG_FIN != 0 {
+                let _ = f.to_pod.send(None).await;
+            }
+        }
+    }
+
+    /// A control frame; false ends the session.
+    async fn control_frame(&mut self, kind: u16, payload: Bytes) -> bool {
+        match kind {
+            SYN_STREAM if payload.len() >= 10 => return self.syn_stream(&payload).await,
+            RST_STREAM if payload.len() >= 4 => {
+                let stream = stream_id(&payload);
+                // kubectl resets the data stream once the pod's side ended (the forward has
+                // finished), or when its local connection failed: then the pod connection
+                // is dropped and the error stream finished, which kubectl waits for.
+                if let Some(f) = self.forwards.remove(&stream) {
+                    if !f.task.is_finished() {
+                        f.task.abort();
+                        let _ = self.output.send(data(f.error, FLAG_FIN, &[])).await;
+                    }
+                }
+                if let Some(r) = self.request_of.remove(&stream) {
+                    self.pairs.remove(&r);
+                }
+            }
+            // Echo kubectl's keep-alive pings.
+            PING => return self.output.send(control(PING, 0, &payload)).await.is_ok(),
+            GOAWAY => return false,
+            // SETTINGS, WINDOW_UPDATE, HEADERS, NOOP: nothing to do.
+            _ => {}
+        }
+        true
+    }
+
+    /// A new stream: one half of a (error, data) pair for a port; a complete pair starts a
+    /// forward. False ends the session.
+    async fn syn_stream(&mut self, payload: &[u8]) -> bool {
+        let stream = stream_id(payload);
+        let headers = match self.codec.decode(&payload[10..]) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!("port-forward: {e}");
+                return false;
+            }
+        };
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let (kind, port, request) = (get("streamtype"), get("port"), get("requestid"));
+        if self
+            .output
+            .send(reply(&mut self.codec, stream))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let pair = self.pairs.entry(request.clone()).or_default();
+        pair.port = port;
+        match kind.as_str() {
+            "error" => pair.error = Some(stream),
+            "data" => pair.data = Some(stream),
+            other => {
+                tracing::debug!("port-forward: unknown stream type {other:?}");
+                let mut p = stream.to_be_bytes().to_vec();
+                p.extend_from_slice(&1u32.to_be_bytes()); // PROTOCOL_ERROR
+                let _ = self.output.send(control(RST_STREAM, 0, &p)).await;
+                return true;
+            }
+        }
+        self.request_of.insert(stream, request.clone());
+        if let (Some(error), Some(data_id)) = (pair.error, pair.data) {
+            let port = pair.port.clone();
+            self.pairs.remove(&request);
+            self.request_of.remove(&error);
+            self.request_of.remove(&data_id);
+            let (tx, rx) = mpsc::channel(64);
+            let task = tokio::spawn(forward(
+                self.pod.clone(),
+                port,
+                error,
+                data_id,
+                rx,
+                self.output.clone(),
+            ));
+            self.forwards.insert(
+                data_id,
+                Forward {
+                    to_pod: tx,
+                    error,
+                    task,
+                },
+            );
+        }
+        true
     }
 }
 

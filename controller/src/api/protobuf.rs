@@ -8,7 +8,8 @@
 //! The envelope is the four bytes `k8s\0` and a `runtime.Unknown` message (typeMeta, the object's
 //! own message as `raw`). The object's message is decoded by `k8s-pb` (the prost types kube-rs
 //! generates from Kubernetes' `.proto` files); that crate has no JSON mapping, so the mapping to
-//! Kubernetes JSON is written here, one function per message, for the kinds skiff serves:
+//! Kubernetes JSON is written here, one function per message, for the kinds skiff serves (the
+//! functions are as long as their messages have fields — field-by-field tables by nature):
 //!
 //! - field names are the Go json tags (camelCase);
 //! - `IntOrString` becomes a number or a string, `Quantity` its string, `Time` an RFC 3339 string

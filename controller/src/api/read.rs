@@ -146,7 +146,7 @@ pub(super) fn watch(
     q: &HashMap<String, String>,
     as_table: bool,
 ) -> Response<Body> {
-    let (ls, fs) = match selectors(q) {
+    let (labels, fields) = match selectors(q) {
         Ok(s) => s,
         Err(e) => return error(&e),
     };
@@ -154,14 +154,9 @@ pub(super) fn watch(
         .get("resourceVersion")
         .filter(|v| !v.is_empty() && *v != "0")
         .and_then(|v| v.parse().ok());
-    let kind = t.kind.kind;
-    let api_version = t.kind.api_version;
-    let namespace = t.namespace.clone();
-    let timeout = q.get("timeoutSeconds").and_then(|v| v.parse::<u64>().ok());
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let (initial, mut last_rv, mut rx) = match rv {
+    let (initial, last_rv, rx) = match rv {
         None => {
-            let (items, at, rx) = state.store.list_and_watch(kind);
+            let (items, at, rx) = state.store.list_and_watch(t.kind.kind);
             let initial: Vec<(EventType, Arc<Value>)> =
                 items.into_iter().map(|o| (EventType::Added, o)).collect();
             (initial, at, rx)
@@ -180,95 +175,21 @@ pub(super) fn watch(
             }
         },
     };
-    let matches = move |o: &Value| {
-        o["kind"] == kind
-            && namespace
-                .as_deref()
-                .is_none_or(|ns| meta::namespace(o) == ns)
-            && ls.matches(o)
-            && fs.matches(o)
-    };
-    let render = move |ty: EventType, o: &Value| -> Bytes {
-        let ty = match ty {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        };
-        let object = if as_table {
-            let rv = o["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            table::table(kind, &[o], &rv, "Metadata")
-        } else {
-            o.clone()
-        };
-        let mut line = serde_json::to_vec(&json!({"type": ty, "object": object})).expect("json");
-        line.push(b'\n');
-        Bytes::from(line)
+    let w = Watch {
+        kind: t.kind.kind,
+        api_version: t.kind.api_version,
+        namespace: t.namespace.clone(),
+        labels,
+        fields,
+        as_table,
+        bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+        deadline: q
+            .get("timeoutSeconds")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s)),
     };
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-    tokio::spawn(async move {
-        for (ty, o) in initial {
-            if matches(&o) && tx.send(render(ty, &o)).await.is_err() {
-                return;
-            }
-            last_rv = last_rv.max(
-                o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            );
-        }
-        let deadline =
-            timeout.map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s));
-        // Every event up to here has been seen (sent or filtered out): what a bookmark says.
-        let mut seen_rv = last_rv;
-        let mut bookmark =
-            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
-        loop {
-            let next = async {
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
-                    None => Some(rx.recv().await),
-                }
-            };
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = bookmark.tick(), if bookmarks && !as_table => {
-                    let line = json!({"type": "BOOKMARK", "object": {
-                        "kind": kind, "apiVersion": api_version,
-                        "metadata": {"resourceVersion": seen_rv.to_string()},
-                    }});
-                    let mut line = serde_json::to_vec(&line).expect("json");
-                    line.push(b'\n');
-                    if tx.send(Bytes::from(line)).await.is_err() {
-                        return;
-                    }
-                }
-                ev = next => match ev {
-                    None => return,
-                    Some(Ok(e)) => {
-                        let rv = event_rv(&e);
-                        seen_rv = seen_rv.max(rv);
-                        if rv <= last_rv || !matches(&e.object) {
-                            continue;
-                        }
-                        last_rv = rv;
-                        if tx.send(render(e.kind, &e.object)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                        let status = ApiError::expired(last_rv, last_rv).to_status();
-                        let _ = tx.send(Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))).await;
-                        return;
-                    }
-                    Some(Err(_)) => return,
-                },
-            }
-        }
-    });
+    tokio::spawn(w.run(initial, last_rv, rx, tx));
     let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
     });
@@ -284,6 +205,120 @@ pub(super) fn watch(
         )
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .expect("valid response")
+}
+
+/// One watch: what it selects, how it renders, until when it runs.
+struct Watch {
+    kind: &'static str,
+    api_version: &'static str,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    as_table: bool,
+    bookmarks: bool,
+    deadline: Option<tokio::time::Instant>,
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(v).expect("json");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+impl Watch {
+    fn matches(&self, o: &Value) -> bool {
+        o["kind"] == self.kind
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| meta::namespace(o) == ns)
+            && self.labels.matches(o)
+            && self.fields.matches(o)
+    }
+
+    fn render(&self, ty: EventType, o: &Value) -> Bytes {
+        let ty = match ty {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        };
+        let object = if self.as_table {
+            let rv = o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            table::table(self.kind, &[o], &rv, "Metadata")
+        } else {
+            o.clone()
+        };
+        line(&json!({"type": ty, "object": object}))
+    }
+
+    fn bookmark(&self, rv: u64) -> Bytes {
+        line(&json!({"type": "BOOKMARK", "object": {
+            "kind": self.kind, "apiVersion": self.api_version,
+            "metadata": {"resourceVersion": rv.to_string()},
+        }}))
+    }
+
+    /// Sends the initial events, then every matching change, bookmarks when asked, until the
+    /// client goes, the deadline passes, or the watcher lags (410, as Kubernetes answers).
+    async fn run(
+        self,
+        initial: Vec<(EventType, Arc<Value>)>,
+        mut last_rv: u64,
+        mut rx: tokio::sync::broadcast::Receiver<crate::model::store::Event>,
+        tx: tokio::sync::mpsc::Sender<Bytes>,
+    ) {
+        for (ty, o) in initial {
+            if self.matches(&o) && tx.send(self.render(ty, &o)).await.is_err() {
+                return;
+            }
+            last_rv = last_rv.max(
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            );
+        }
+        // Every event up to here has been seen (sent or filtered out): what a bookmark says.
+        let mut seen_rv = last_rv;
+        let mut bookmark =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        loop {
+            let next = async {
+                match self.deadline {
+                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            };
+            let out = tokio::select! {
+                _ = tx.closed() => return,
+                _ = bookmark.tick(), if self.bookmarks && !self.as_table => self.bookmark(seen_rv),
+                ev = next => match ev {
+                    None => return,
+                    Some(Ok(e)) => {
+                        let rv = event_rv(&e);
+                        seen_rv = seen_rv.max(rv);
+                        if rv <= last_rv || !self.matches(&e.object) {
+                            continue;
+                        }
+                        last_rv = rv;
+                        self.render(e.kind, &e.object)
+                    }
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        let status = ApiError::expired(last_rv, last_rv).to_status();
+                        let _ = tx.send(line(&json!({"type": "ERROR", "object": status}))).await;
+                        return;
+                    }
+                    Some(Err(_)) => return,
+                },
+            };
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Prometheus metrics from the store: objects per kind, pods per phase, container restarts,

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-/// Columns of a kind: (name, type, priority).
+/// Columns of a kind: (name, type, priority). (Long: a table, one arm per kind.)
 pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
     match kind {
         "Pod" => vec![
@@ -225,7 +225,8 @@ fn selector(sel: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// The cells of one row.
+/// The cells of one row. (Long: a table, one arm per kind, each as kubectl prints it —
+/// splitting it would scatter what one kind's row says.)
 pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
     let name = json!(o["metadata"]["name"].as_str().unwrap_or_default());
     let int = |v: &Value| json!(v.as_i64().unwrap_or(0));

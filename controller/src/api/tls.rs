@@ -55,30 +55,6 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Writes a file readable by its owner only (mode 0600 from the start), durably: a temporary
-/// file is written and synced, then renamed over `path`, and the folder synced — a crash leaves
-/// the old content or the new, never a torn or world-readable file. Keys, tokens, kubeconfigs.
-pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    // A leftover temporary file keeps its mode on open: make sure.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// Loads or makes the certificates in `dir` for `sans`.
 pub fn ensure(dir: &Path, sans: &[String]) -> Result<Certificates, TlsError> {
     std::fs::create_dir_all(dir)?;
@@ -93,7 +69,7 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<Certificates, TlsError> {
     } else {
         let key = KeyPair::generate()?;
         let cert = ca_params().self_signed(&key)?;
-        write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
+        crate::files::write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
         std::fs::write(&ca_cert_path, cert.pem())?;
         (key, cert.pem())
     };
@@ -129,7 +105,7 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<Certificates, TlsError> {
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let issuer = Issuer::new(ca_params(), &ca_key);
         let cert = params.signed_by(&key, &issuer)?;
-        write_private(&key_path, key.serialize_pem().as_bytes())?;
+        crate::files::write_private(&key_path, key.serialize_pem().as_bytes())?;
         std::fs::write(&cert_path, format!("{}{}", cert.pem(), ca_pem))?;
         std::fs::write(&sans_path, &wanted)?;
     }

@@ -237,58 +237,18 @@ pub fn apply_source(
             });
             continue;
         }
-        match store.get(&key) {
-            None => {
-                applied.created.push(key);
-                let mut obj = folder_apply(None, &obj);
-                defaults::on_create(&mut obj, store);
-                ops.push(Op::Create(obj));
+        match one(store, store.get(&key).as_deref(), source, doc, key, &obj) {
+            Ok((outcome, key, op)) => {
+                applied.record(outcome, key);
+                ops.extend(op);
             }
-            Some(existing) => {
-                if let Some(other) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
-                    if other != source {
-                        errors.push(ApplyError::DeclaredElsewhere {
-                            doc,
-                            key,
-                            other: other.to_string(),
-                        });
-                        continue;
-                    }
-                } else if meta::controller_uid(&existing).is_some() {
-                    errors.push(ApplyError::Controlled { doc, key });
-                    continue;
-                }
-                if meta::is_terminating(&existing) {
-                    // A Pod on its way out: it is re-created once gone (the next pass).
-                    applied.unchanged.push(key);
-                    continue;
-                }
-                // What the file does not declare stays: addresses and node ports the node
-                // allocated, fields other managers own.
-                let merged = folder_apply(Some(&existing), &obj);
-                if same_declared(&existing, &merged) {
-                    applied.unchanged.push(key);
-                } else {
-                    applied.updated.push(key);
-                    ops.push(Op::Update(merged));
-                }
-            }
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    for obj in store.all() {
-        if meta::annotation(&obj, MANIFEST_ANNOTATION) != Some(source) {
-            continue;
-        }
-        let key = ObjectKey::of(&obj);
-        if seen.contains_key(&key) || meta::is_terminating(&obj) {
-            continue;
-        }
-        if key.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&key.name.as_str()) {
-            continue;
-        }
+    for key in pruned(store, source, &seen) {
         applied.deleted.push(key.clone());
         ops.push(Op::Delete(key));
     }
@@ -298,6 +258,83 @@ pub fn apply_source(
             .map_err(|e| vec![ApplyError::Store(e)])?;
     }
     Ok(applied)
+}
+
+/// What applying one object does.
+enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Applied {
+    fn record(&mut self, outcome: Outcome, key: ObjectKey) {
+        match outcome {
+            Outcome::Created => self.created.push(key),
+            Outcome::Updated => self.updated.push(key),
+            Outcome::Unchanged => self.unchanged.push(key),
+        }
+    }
+}
+
+/// One declared object against what is stored: the write it needs, or why it is refused.
+fn one(
+    store: &Store,
+    existing: Option<&Value>,
+    source: &str,
+    doc: usize,
+    key: ObjectKey,
+    obj: &Value,
+) -> Result<(Outcome, ObjectKey, Option<Op>), ApplyError> {
+    let Some(existing) = existing else {
+        let mut obj = folder_apply(None, obj);
+        defaults::on_create(&mut obj, store);
+        return Ok((Outcome::Created, key, Some(Op::Create(obj))));
+    };
+    if let Some(other) = meta::annotation(existing, MANIFEST_ANNOTATION) {
+        if other != source {
+            return Err(ApplyError::DeclaredElsewhere {
+                doc,
+                key,
+                other: other.to_string(),
+            });
+        }
+    } else if meta::controller_uid(existing).is_some() {
+        return Err(ApplyError::Controlled { doc, key });
+    }
+    if meta::is_terminating(existing) {
+        // A Pod (or a claim or volume held by its finalizer) on its way out: it is re-created
+        // once gone (the next pass).
+        return Ok((Outcome::Unchanged, key, None));
+    }
+    // What the file does not declare stays: addresses and node ports the node allocated,
+    // fields other managers own.
+    let merged = folder_apply(Some(existing), obj);
+    validate::validate_update(existing, &merged).map_err(|errors| ApplyError::Invalid {
+        doc,
+        what: describe(&merged),
+        errors,
+    })?;
+    if same_declared(existing, &merged) {
+        Ok((Outcome::Unchanged, key, None))
+    } else {
+        Ok((Outcome::Updated, key, Some(Op::Update(merged))))
+    }
+}
+
+/// The objects `source` declared before and declares no more (protected namespaces stay).
+fn pruned(store: &Store, source: &str, seen: &BTreeMap<ObjectKey, usize>) -> Vec<ObjectKey> {
+    store
+        .all()
+        .iter()
+        .filter(|obj| meta::annotation(obj, MANIFEST_ANNOTATION) == Some(source))
+        .filter(|obj| !meta::is_terminating(obj))
+        .map(|obj| ObjectKey::of(obj))
+        .filter(|key| !seen.contains_key(key))
+        .filter(|key| {
+            !(key.kind == "Namespace" && PROTECTED_NAMESPACES.contains(&key.name.as_str()))
+        })
+        .collect()
 }
 
 /// Every source named by an object's [`MANIFEST_ANNOTATION`] in the store.

@@ -113,6 +113,44 @@ struct State {
     served: Vec<(String, usize)>,
 }
 
+impl State {
+    /// The certificate in a Secret, parsed once per resourceVersion.
+    fn parse(&mut self, namespace: &str, secret: &Value) -> Option<Arc<Parsed>> {
+        let key = (namespace.to_string(), meta::name(secret).to_string());
+        let rv = secret["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        match self.parsed.get(&key) {
+            Some((have, p)) if *have == rv => p.clone(),
+            _ => {
+                let p = parse_secret(secret).map(Arc::new);
+                self.parsed.insert(key, (rv, p.clone()));
+                p
+            }
+        }
+    }
+
+    /// The temporary self-signed certificate for a set of hosts, made once.
+    fn self_signed_for(&mut self, hosts: &[String]) -> Option<Certificate> {
+        let mut names = hosts.to_vec();
+        names.sort();
+        if let Some(c) = self.self_signed.get(&names) {
+            return Some(c.clone());
+        }
+        match skiff_proxy::tls::self_signed(&names) {
+            Ok(c) => {
+                self.self_signed.insert(names, c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!("self-signed certificate for {}: {e}", names.join(", "));
+                None
+            }
+        }
+    }
+}
+
 struct Inner {
     view: Arc<View>,
     proxy: Arc<dyn IngressProxy>,
@@ -267,50 +305,22 @@ impl CertManager {
                     .view
                     .get(&ObjectKey::new("Secret", &want.namespace, n))
             });
-            let parsed = secret.as_ref().and_then(|s| {
-                let key = (want.namespace.clone(), meta::name(s).to_string());
-                live.insert(key.clone());
-                let rv = s["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                match st.parsed.get(&key) {
-                    Some((have, p)) if *have == rv => p.clone(),
-                    _ => {
-                        let p = parse_secret(s).map(Arc::new);
-                        st.parsed.insert(key, (rv, p.clone()));
-                        p
-                    }
-                }
-            });
+            if let Some(s) = &secret {
+                live.insert((want.namespace.clone(), meta::name(s).to_string()));
+            }
+            let parsed = secret.as_ref().and_then(|s| st.parse(&want.namespace, s));
             let usable = parsed.filter(|p| p.not_before <= now && now < p.not_after);
             let mut all_covered = true;
             for h in &want.hosts {
-                match &usable {
-                    Some(p) if p.covers(h) => {
-                        by_host.entry(h.clone()).or_insert_with(|| p.cert.clone());
-                    }
+                let cert = match &usable {
+                    Some(p) if p.covers(h) => Some(p.cert.clone()),
                     _ => {
                         all_covered = false;
-                        let mut names = want.hosts.clone();
-                        names.sort();
-                        let cert = match st.self_signed.get(&names) {
-                            Some(c) => Some(c.clone()),
-                            None => match skiff_proxy::tls::self_signed(&names) {
-                                Ok(c) => {
-                                    st.self_signed.insert(names, c.clone());
-                                    Some(c)
-                                }
-                                Err(e) => {
-                                    tracing::warn!("self-signed certificate for {h}: {e}");
-                                    None
-                                }
-                            },
-                        };
-                        if let Some(c) = cert {
-                            by_host.entry(h.clone()).or_insert(c);
-                        }
+                        st.self_signed_for(&want.hosts)
                     }
+                };
+                if let Some(c) = cert {
+                    by_host.entry(h.clone()).or_insert(c);
                 }
             }
             let ours = secret
@@ -342,53 +352,13 @@ impl CertManager {
 
     fn maybe_order(&self, st: &mut State, want: &TlsWant, secret: Option<&Value>, renewal: bool) {
         let inner = &self.inner;
-        let ing = &want.ingress;
-        let Some(directory) = inner.config.directory.clone() else {
-            once(
-                st,
-                &inner.view,
-                ing,
-                true,
-                "CertificateSelfSigned",
-                &format!(
-                    "ACME is off: serving a self-signed certificate for {}",
-                    want.hosts.join(", ")
-                ),
-            );
-            return;
-        };
-        let Some(secret_name) = want.secret_name.clone() else {
-            once(
-                st,
-                &inner.view,
-                ing,
-                true,
-                "NoSecretName",
-                &format!(
-                    "the tls section for {} names no secretName: serving a self-signed certificate",
-                    want.hosts.join(", ")
-                ),
-            );
-            return;
-        };
-        if let Some(s) = secret {
-            if meta::annotation(s, crate::model::declared::MANIFEST_ANNOTATION).is_some()
-                && meta::annotation(s, ISSUER_ANNOTATION).is_none()
-            {
-                once(
-                    st,
-                    &inner.view,
-                    ing,
-                    true,
-                    "CertificateNotReplaced",
-                    &format!(
-                        "Secret {secret_name} is declared in a manifest file and holds no valid certificate for {}; skiff does not overwrite it (serving a self-signed certificate)",
-                        want.hosts.join(", ")
-                    ),
-                );
+        let (directory, secret_name) = match order_target(&inner.config, want, secret) {
+            Ok(target) => target,
+            Err((reason, message)) => {
+                once(st, &inner.view, &want.ingress, true, reason, &message);
                 return;
             }
-        }
+        };
         let key = (want.namespace.clone(), secret_name.clone());
         let order = st.orders.entry(key.clone()).or_default();
         if order.running || order.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -414,59 +384,103 @@ impl CertManager {
                 .map(|()| issuer_of(&chain)),
                 Err(e) => Err(e),
             };
-            let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-            let o = st.orders.entry(key).or_default();
-            o.running = false;
-            match result {
-                Ok(issuer) => {
-                    o.failures = 0;
-                    o.retry_at = None;
-                    drop(st);
-                    tracing::info!(hosts = %want.hosts.join(","), "certificate issued in {:?}", started.elapsed());
-                    record_event(
-                        &inner.view,
-                        &want.ingress,
-                        false,
-                        "CertificateIssued",
-                        &format!(
-                            "certificate for {} stored in Secret {secret_name} (issuer {issuer})",
-                            want.hosts.join(", ")
-                        ),
-                    );
-                }
-                Err(e) => {
-                    o.failures += 1;
-                    let backoff = FIRST_BACKOFF
-                        .saturating_mul(1 << (o.failures - 1).min(16))
-                        .min(MAX_BACKOFF);
-                    o.retry_at = Some(Instant::now() + backoff);
-                    drop(st);
-                    tracing::warn!(hosts = %want.hosts.join(","), "certificate order failed (retry in {backoff:?}): {e}");
-                    record_event(
-                        &inner.view,
-                        &want.ingress,
-                        true,
-                        "CertificateFailed",
-                        &format!(
-                            "{} for {} failed (next attempt in {}s{}): {e}",
-                            if renewal {
-                                "renewal"
-                            } else {
-                                "certificate order"
-                            },
-                            want.hosts.join(", "),
-                            backoff.as_secs(),
-                            if renewal {
-                                "; the current certificate stays in use"
-                            } else {
-                                "; serving a self-signed certificate"
-                            },
-                        ),
-                    );
-                }
+            if result.is_ok() {
+                tracing::info!(hosts = %want.hosts.join(","), "certificate issued in {:?}", started.elapsed());
             }
+            ordered(&inner, key, &want, renewal, result);
             inner.wake.notify_one();
         });
+    }
+}
+
+/// Where a certificate for `want` would be ordered from and stored (the ACME directory, the
+/// Secret's name) — or why it is not ordered: (event reason, message).
+fn order_target(
+    config: &AcmeConfig,
+    want: &TlsWant,
+    secret: Option<&Value>,
+) -> Result<(String, String), (&'static str, String)> {
+    let hosts = want.hosts.join(", ");
+    let Some(directory) = config.directory.clone() else {
+        return Err((
+            "CertificateSelfSigned",
+            format!("ACME is off: serving a self-signed certificate for {hosts}"),
+        ));
+    };
+    let Some(secret_name) = want.secret_name.clone() else {
+        return Err((
+            "NoSecretName",
+            format!("the tls section for {hosts} names no secretName: serving a self-signed certificate"),
+        ));
+    };
+    if let Some(s) = secret {
+        if meta::annotation(s, crate::model::declared::MANIFEST_ANNOTATION).is_some()
+            && meta::annotation(s, ISSUER_ANNOTATION).is_none()
+        {
+            return Err((
+                "CertificateNotReplaced",
+                format!(
+                    "Secret {secret_name} is declared in a manifest file and holds no valid certificate for {hosts}; skiff does not overwrite it (serving a self-signed certificate)"
+                ),
+            ));
+        }
+    }
+    Ok((directory, secret_name))
+}
+
+/// Records how an order ended: the back-off after a failure (1 min doubling to 6 h), and an
+/// event on the Ingress either way.
+fn ordered(
+    inner: &Inner,
+    key: (String, String),
+    want: &TlsWant,
+    renewal: bool,
+    result: Result<String, String>,
+) {
+    let secret_name = key.1.clone();
+    let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+    let o = st.orders.entry(key).or_default();
+    o.running = false;
+    let hosts = want.hosts.join(", ");
+    match result {
+        Ok(issuer) => {
+            o.failures = 0;
+            o.retry_at = None;
+            drop(st);
+            record_event(
+                &inner.view,
+                &want.ingress,
+                false,
+                "CertificateIssued",
+                &format!(
+                    "certificate for {hosts} stored in Secret {secret_name} (issuer {issuer})"
+                ),
+            );
+        }
+        Err(e) => {
+            o.failures += 1;
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << (o.failures - 1).min(16))
+                .min(MAX_BACKOFF);
+            o.retry_at = Some(Instant::now() + backoff);
+            drop(st);
+            tracing::warn!(hosts = %want.hosts.join(","), "certificate order failed (retry in {backoff:?}): {e}");
+            let (what, meanwhile) = if renewal {
+                ("renewal", "the current certificate stays in use")
+            } else {
+                ("certificate order", "serving a self-signed certificate")
+            };
+            record_event(
+                &inner.view,
+                &want.ingress,
+                true,
+                "CertificateFailed",
+                &format!(
+                    "{what} for {hosts} failed (next attempt in {}s; {meanwhile}): {e}",
+                    backoff.as_secs()
+                ),
+            );
+        }
     }
 }
 
@@ -588,7 +602,8 @@ async fn account(inner: &Inner, directory: &str) -> Result<Account, String> {
             std::fs::create_dir_all(&inner.config.state_dir)
                 .map_err(|e| format!("creating {}: {e}", inner.config.state_dir.display()))?;
             let text = serde_json::to_vec(&creds).map_err(|e| e.to_string())?;
-            write_private(&path, &text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            crate::files::write_private(&path, &text)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
             account
         }
     };
@@ -596,19 +611,71 @@ async fn account(inner: &Inner, directory: &str) -> Result<Account, String> {
     Ok(account)
 }
 
-fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Answers one challenge per pending authorization through the proxy — HTTP-01 when the
+/// HTTP port is up, else TLS-ALPN-01 — and tells the CA it is ready.
+async fn answer_challenges(
+    inner: &Inner,
+    order: &mut instant_acme::Order,
+    published: &mut Published,
+) -> Result<(), String> {
+    let mut authzs = order.authorizations();
+    while let Some(a) = authzs.next().await {
+        let mut authz = a.map_err(|e| format!("authorization: {e}"))?;
+        let ident = authz.identifier().to_string();
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => return Err(format!("the authorization for {ident} is {other:?}")),
+        }
+        let offered: Vec<ChallengeType> =
+            authz.challenges.iter().map(|c| c.r#type.clone()).collect();
+        let pick = if inner.config.http01 && offered.contains(&ChallengeType::Http01) {
+            ChallengeType::Http01
+        } else if inner.config.tls_alpn01 && offered.contains(&ChallengeType::TlsAlpn01) {
+            ChallengeType::TlsAlpn01
+        } else {
+            return Err(format!(
+                "no challenge skiff can answer for {ident} (offered: {offered:?})"
+            ));
+        };
+        let mut ch = authz
+            .challenge(pick.clone())
+            .ok_or_else(|| format!("challenge {pick:?} vanished"))?;
+        let ka = ch.key_authorization();
+        if pick == ChallengeType::Http01 {
+            inner.proxy.add_http01(&ch.token, ka.as_str());
+            published.tokens.push(ch.token.clone());
+        } else {
+            let cert = skiff_proxy::tls::tls_alpn01_certificate(&ident, ka.digest().as_ref())
+                .map_err(|e| e.to_string())?;
+            inner.proxy.add_tls_alpn01(&ident, cert);
+            published.alpn_hosts.push(ident.clone());
+        }
+        ch.set_ready()
+            .await
+            .map_err(|e| format!("challenge for {ident}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// What the CA said about each failed challenge of an order.
+async fn failure_reasons(order: &mut instant_acme::Order) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut a)) = authzs.next().await {
+        if let Ok(state) = a.refresh().await {
+            for c in &state.challenges {
+                if let Some(p) = &c.error {
+                    reasons.push(format!(
+                        "{}: {}",
+                        state.identifier(),
+                        p.detail.as_deref().unwrap_or("failed")
+                    ));
+                }
+            }
+        }
+    }
+    reasons
 }
 
 /// Runs one ACME order for `hosts`; returns (certificate chain PEM, private key PEM).
@@ -634,65 +701,13 @@ async fn issue(
         tokens: Vec::new(),
         alpn_hosts: Vec::new(),
     };
-    {
-        let mut authzs = order.authorizations();
-        while let Some(a) = authzs.next().await {
-            let mut authz = a.map_err(|e| format!("authorization: {e}"))?;
-            let ident = authz.identifier().to_string();
-            match authz.status {
-                AuthorizationStatus::Pending => {}
-                AuthorizationStatus::Valid => continue,
-                other => return Err(format!("the authorization for {ident} is {other:?}")),
-            }
-            let offered: Vec<ChallengeType> =
-                authz.challenges.iter().map(|c| c.r#type.clone()).collect();
-            let pick = if inner.config.http01 && offered.contains(&ChallengeType::Http01) {
-                ChallengeType::Http01
-            } else if inner.config.tls_alpn01 && offered.contains(&ChallengeType::TlsAlpn01) {
-                ChallengeType::TlsAlpn01
-            } else {
-                return Err(format!(
-                    "no challenge skiff can answer for {ident} (offered: {offered:?})"
-                ));
-            };
-            let mut ch = authz
-                .challenge(pick.clone())
-                .ok_or_else(|| format!("challenge {pick:?} vanished"))?;
-            let ka = ch.key_authorization();
-            if pick == ChallengeType::Http01 {
-                inner.proxy.add_http01(&ch.token, ka.as_str());
-                published.tokens.push(ch.token.clone());
-            } else {
-                let cert = skiff_proxy::tls::tls_alpn01_certificate(&ident, ka.digest().as_ref())
-                    .map_err(|e| e.to_string())?;
-                inner.proxy.add_tls_alpn01(&ident, cert);
-                published.alpn_hosts.push(ident.clone());
-            }
-            ch.set_ready()
-                .await
-                .map_err(|e| format!("challenge for {ident}: {e}"))?;
-        }
-    }
+    answer_challenges(inner, &mut order, &mut published).await?;
     let status = order
         .poll_ready(&RetryPolicy::new().timeout(Duration::from_secs(90)))
         .await
         .map_err(|e| format!("waiting for validation: {e}"))?;
     if status != OrderStatus::Ready {
-        let mut reasons = Vec::new();
-        let mut authzs = order.authorizations();
-        while let Some(Ok(mut a)) = authzs.next().await {
-            if let Ok(state) = a.refresh().await {
-                for c in &state.challenges {
-                    if let Some(p) = &c.error {
-                        reasons.push(format!(
-                            "{}: {}",
-                            state.identifier(),
-                            p.detail.as_deref().unwrap_or("failed")
-                        ));
-                    }
-                }
-            }
-        }
+        let reasons = failure_reasons(&mut order).await;
         return Err(format!(
             "the order is {status:?}: {}",
             if reasons.is_empty() {

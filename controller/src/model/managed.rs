@@ -403,38 +403,11 @@ pub fn apply(
         .map(|i| others.remove(i));
     let applying = set_of(applied);
 
-    let mut conflicts: Vec<(usize, Path)> = Vec::new();
-    for (i, e) in others.iter().enumerate() {
-        if e.manager == manager {
-            continue;
-        }
-        for p in applying.intersection(&e.fields).filter(|p| is_leaf(p)) {
-            if let Some(have) = value_at(live_obj, p) {
-                if Some(have) != value_at(applied, p) {
-                    conflicts.push((i, p.clone()));
-                }
-            }
-        }
-    }
+    let conflicts = conflicts(live_obj, applied, &applying, &others, manager);
     if !conflicts.is_empty() && !force {
-        // kubectl's move from client-side to server-side apply: fields it declared in the
-        // last-applied annotation are its own.
-        let allowed = (manager == KUBECTL)
-            .then(|| meta::annotation(live_obj, LAST_APPLIED))
-            .flatten()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .map(|v| set_of(&v))
-            .unwrap_or_default();
-        if conflicts.iter().any(|(_, p)| !allowed.contains(p)) {
-            return Err(conflicts
-                .into_iter()
-                .filter(|(_, p)| !allowed.contains(p))
-                .map(|(i, p)| Conflict {
-                    manager: others[i].manager.clone(),
-                    api_version: others[i].api_version.clone(),
-                    field: display(&p),
-                })
-                .collect());
+        let refused = refused(live_obj, manager, &conflicts, &others);
+        if !refused.is_empty() {
+            return Err(refused);
         }
     }
     for (i, p) in &conflicts {
@@ -482,6 +455,56 @@ pub fn apply(
     });
     set_entries(&mut obj, &all);
     Ok(obj)
+}
+
+/// The leaf fields `applied` sets that another manager owns with a different value: (index of
+/// the other manager's entry, field).
+fn conflicts(
+    live: &Value,
+    applied: &Value,
+    applying: &FieldSet,
+    others: &[Entry],
+    manager: &str,
+) -> Vec<(usize, Path)> {
+    let mut conflicts = Vec::new();
+    for (i, e) in others.iter().enumerate() {
+        if e.manager == manager {
+            continue;
+        }
+        for p in applying.intersection(&e.fields).filter(|p| is_leaf(p)) {
+            if let Some(have) = value_at(live, p) {
+                if Some(have) != value_at(applied, p) {
+                    conflicts.push((i, p.clone()));
+                }
+            }
+        }
+    }
+    conflicts
+}
+
+/// The conflicts that refuse an unforced apply. kubectl's move from client-side to server-side
+/// apply is exempt for the fields it declared in the last-applied annotation: they are its own.
+fn refused(
+    live: &Value,
+    manager: &str,
+    conflicts: &[(usize, Path)],
+    others: &[Entry],
+) -> Vec<Conflict> {
+    let allowed = (manager == KUBECTL)
+        .then(|| meta::annotation(live, LAST_APPLIED))
+        .flatten()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .map(|v| set_of(&v))
+        .unwrap_or_default();
+    conflicts
+        .iter()
+        .filter(|(_, p)| !allowed.contains(p))
+        .map(|(i, p)| Conflict {
+            manager: others[*i].manager.clone(),
+            api_version: others[*i].api_version.clone(),
+            field: display(p),
+        })
+        .collect()
 }
 
 fn strip_managed(obj: &Value) -> Value {

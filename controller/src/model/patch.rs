@@ -108,43 +108,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 strategic_merge(slot, pv);
             }
             Value::Array(items) => {
-                let existing = t.get(k).and_then(Value::as_array).cloned();
-                let key = merge_key(
-                    k,
-                    items.first().or(existing.as_ref().and_then(|e| e.first())),
-                );
-                let objects = items.iter().all(Value::is_object);
-                let merged = match (key, existing) {
-                    (Some(key), Some(mut list)) if objects => {
-                        for item in items {
-                            let id = item_id(key, item);
-                            let pos = list.iter().position(|e| item_id(key, e) == id);
-                            if item.get("$patch").and_then(Value::as_str) == Some("delete") {
-                                if let Some(i) = pos {
-                                    list.remove(i);
-                                }
-                            } else if let Some(i) = pos {
-                                strategic_merge(&mut list[i], item);
-                            } else {
-                                list.push(strip_directives(item));
-                            }
-                        }
-                        list
-                    }
-                    (_, Some(mut list)) if merges_primitives(k) => {
-                        for item in items {
-                            if !list.contains(item) {
-                                list.push(item.clone());
-                            }
-                        }
-                        list
-                    }
-                    _ => items
-                        .iter()
-                        .filter(|i| i.get("$patch").is_none())
-                        .map(strip_directives)
-                        .collect(),
-                };
+                let merged = merge_list(k, t.get(k).and_then(Value::as_array).cloned(), items);
                 t.insert(k.clone(), Value::Array(merged));
             }
             scalar => {
@@ -159,28 +123,74 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
         }
     }
     for (field, order) in orders {
-        let Some(list) = target[&field].as_array().cloned() else {
-            continue;
-        };
-        let key = merge_key(&field, list.first());
-        let id = |v: &Value| match key {
-            Some(k) if v.is_object() => item_id(k, v),
-            _ => v.clone(),
-        };
-        let mut sorted: Vec<Value> = Vec::with_capacity(list.len());
-        for o in &order {
-            let want = id(o);
-            if let Some(e) = list.iter().find(|e| id(e) == want) {
-                sorted.push(e.clone());
-            }
+        if let Some(list) = target[&field].as_array() {
+            let sorted = in_order(&field, list, &order);
+            target[&field] = Value::Array(sorted);
         }
-        for e in &list {
-            if !sorted.iter().any(|s| id(s) == id(e)) {
-                sorted.push(e.clone());
-            }
-        }
-        target[&field] = Value::Array(sorted);
     }
+}
+
+/// A list field patched: lists with a merge key merge element by element (`$patch: delete`
+/// removes one), sets of scalars gain new elements, other lists are replaced.
+fn merge_list(field: &str, existing: Option<Vec<Value>>, items: &[Value]) -> Vec<Value> {
+    let key = merge_key(
+        field,
+        items.first().or(existing.as_ref().and_then(|e| e.first())),
+    );
+    let objects = items.iter().all(Value::is_object);
+    match (key, existing) {
+        (Some(key), Some(mut list)) if objects => {
+            for item in items {
+                let id = item_id(key, item);
+                let pos = list.iter().position(|e| item_id(key, e) == id);
+                if item.get("$patch").and_then(Value::as_str) == Some("delete") {
+                    if let Some(i) = pos {
+                        list.remove(i);
+                    }
+                } else if let Some(i) = pos {
+                    strategic_merge(&mut list[i], item);
+                } else {
+                    list.push(strip_directives(item));
+                }
+            }
+            list
+        }
+        (_, Some(mut list)) if merges_primitives(field) => {
+            for item in items {
+                if !list.contains(item) {
+                    list.push(item.clone());
+                }
+            }
+            list
+        }
+        _ => items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_directives)
+            .collect(),
+    }
+}
+
+/// `list` sorted as `$setElementOrder` says; elements it does not name keep their order after.
+fn in_order(field: &str, list: &[Value], order: &[Value]) -> Vec<Value> {
+    let key = merge_key(field, list.first());
+    let id = |v: &Value| match key {
+        Some(k) if v.is_object() => item_id(k, v),
+        _ => v.clone(),
+    };
+    let mut sorted: Vec<Value> = Vec::with_capacity(list.len());
+    for o in order {
+        let want = id(o);
+        if let Some(e) = list.iter().find(|e| id(e) == want) {
+            sorted.push(e.clone());
+        }
+    }
+    for e in list {
+        if !sorted.iter().any(|s| id(s) == id(e)) {
+            sorted.push(e.clone());
+        }
+    }
+    sorted
 }
 
 /// Applies a JSON merge patch (RFC 7386).

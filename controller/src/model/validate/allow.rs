@@ -200,6 +200,7 @@ const POD_SPEC: &[&str] = &[
     "schedulerName",
 ];
 
+/// The allowed fields of `kind`. (Long: a table, one arm per kind, read as a list.)
 pub(super) fn allowlist(kind: &str) -> Allow {
     let mut patterns: Vec<String> = METADATA.iter().map(|s| s.to_string()).collect();
     let pod = |prefix: &'static str| POD_SPEC.iter().map(move |p| format!("{prefix}{p}"));

@@ -1,0 +1,115 @@
+//! The node's Service implementation — what kube-proxy does, as a loop of its own: on every
+//! change of pods, Services or EndpointSlices (the [`Cluster`]'s notifications), and on a
+//! periodic tick, it computes the plan ([`services::plan`]), writes back what the node
+//! allocates (virtual IPs, node ports, LoadBalancer status), updates the cluster DNS records
+//! and installs the nftables rules when they changed ([`rules`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::services::{self, Allocation};
+use super::{rules, Network};
+use crate::Cluster;
+
+/// The longest the loop waits without a notification (a failed rule installation is retried
+/// then). The pod worker, which did this before, woke at least this often.
+const TICK: Duration = Duration::from_secs(30);
+
+/// Implements Services on the node.
+pub struct ServiceProxy {
+    cluster: Arc<dyn Cluster>,
+    network: Arc<Network>,
+    /// The Service rules last installed (to write nftables only on change).
+    installed: Option<rules::Rules>,
+}
+
+impl ServiceProxy {
+    /// A proxy for the Services of `cluster` over `network`.
+    pub fn new(cluster: Arc<dyn Cluster>, network: Arc<Network>) -> Self {
+        ServiceProxy {
+            cluster,
+            network,
+            installed: None,
+        }
+    }
+
+    /// Syncs at once, then on every change notification and tick, until `shutdown` flips.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.cluster.subscribe();
+        loop {
+            self.sync().await;
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                r = changes.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        break;
+                    }
+                    // Coalesce a burst.
+                    while changes.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// One pass: writes back what it allocates, updates the DNS records, installs the rules
+    /// when they changed.
+    async fn sync(&mut self) {
+        let net = self.network.clone();
+        let pods = self.cluster.pods();
+        let services = self.cluster.objects("Service");
+        let slices = self.cluster.objects("EndpointSlice");
+        let plan = services::plan(
+            &net.config,
+            &services,
+            &slices,
+            &pods,
+            super::host_ip(&net.config),
+        );
+        for a in plan.allocations {
+            let r = match a {
+                Allocation::Spec {
+                    namespace,
+                    name,
+                    patch,
+                } => {
+                    self.cluster
+                        .update_service(&namespace, &name, Some(patch), None)
+                        .await
+                }
+                Allocation::Status {
+                    namespace,
+                    name,
+                    status,
+                } => {
+                    self.cluster
+                        .update_service(&namespace, &name, None, Some(status))
+                        .await
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!("recording a Service allocation: {e}");
+            }
+        }
+        {
+            let mut current = net.records.write().unwrap_or_else(|p| p.into_inner());
+            if *current != plan.records {
+                *current = plan.records;
+            }
+        }
+        if self.installed.as_ref() == Some(&plan.rules) {
+            return;
+        }
+        let config = net.config.clone();
+        let rules = plan.rules.clone();
+        match tokio::task::spawn_blocking(move || rules::apply(&config, &rules))
+            .await
+            .expect("no panic")
+        {
+            Ok(()) => self.installed = Some(plan.rules),
+            Err(e) => tracing::error!("installing the Service rules: {e}"),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Re-adoption: the containers an earlier daemon left. Running ones are watched again (their
+//! probes are attached at the first sync); those that exited while skiff was down, or whose
+//! shim ended without a record, are removed and their exit recorded, as if seen live.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::mpsc;
+
+use super::{instance, start_time, Agent, ContainerState, Instance, PodRef, PodState};
+use crate::runtime::handle::{Found, Running};
+use crate::runtime::{ContainerMeta, ExitRecord};
+
+/// What became of a container found on disk.
+enum Outcome {
+    Running(Box<Running>),
+    Exited(ExitRecord),
+}
+
+impl Agent {
+    /// Re-adopts every container the runtime finds.
+    pub(super) async fn adopt(&mut self) {
+        let pods: HashMap<String, Pod> = self
+            .cluster
+            .pods()
+            .into_iter()
+            .map(|p| (p.metadata.uid.clone().unwrap_or_default(), p))
+            .collect();
+        for found in self.runtime.find_all() {
+            let (meta, outcome) = match found {
+                Found::Running(running) => (running.meta.clone(), Outcome::Running(running)),
+                Found::Exited(meta, exit) => (meta, Outcome::Exited(exit)),
+                Found::Lost(meta) => {
+                    let exit = ExitRecord::unknown(
+                        "the container's shim ended while skiff was down, without recording an exit",
+                        None,
+                    );
+                    (meta, Outcome::Exited(exit))
+                }
+            };
+            self.adopt_one(meta, outcome, &pods).await;
+        }
+    }
+
+    async fn adopt_one(
+        &mut self,
+        meta: ContainerMeta,
+        outcome: Outcome,
+        pods: &HashMap<String, Pod>,
+    ) {
+        match &outcome {
+            Outcome::Running(running) => {
+                tracing::info!(container = %meta.id, pod = %format!("{}/{}", meta.pod_namespace, meta.pod_name), pid = running.state.init_pid, "re-adopted a running container");
+            }
+            Outcome::Exited(exit) => {
+                tracing::info!(container = %meta.id, code = exit.exit_code, "found a container that exited while skiff was down");
+                if let Err(e) = self.runtime.remove(&meta).await {
+                    tracing::warn!(container = %meta.id, "removing: {e}");
+                }
+            }
+        }
+        let pod = pods.get(&meta.pod_uid);
+        let cs = self.adopted_state(&meta, pod);
+        cs.restart_count = meta.restart_count;
+        match outcome {
+            Outcome::Running(running) => {
+                let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+                cs.current = Some(Instance {
+                    id: meta.id.clone(),
+                    spec_hash: meta.spec_hash.clone(),
+                    image_id: meta.image_id.clone(),
+                    started_at: Some(running.state.started_at.clone()),
+                    stopping: false,
+                    stop: stop_tx,
+                    ready: None,
+                    _probes: None,
+                    probes_attached: false,
+                });
+                tokio::spawn(instance::monitor(
+                    self.runtime.clone(),
+                    *running,
+                    stop_rx,
+                    self.tx.clone(),
+                ));
+            }
+            Outcome::Exited(exit) => cs.record_exit(
+                exit,
+                meta.id.clone(),
+                meta.image_id.clone(),
+                Duration::ZERO,
+                &meta.container_name,
+                &meta.pod_name,
+            ),
+        }
+    }
+
+    /// The state of the adopted container's slot, tracking its pod if needed.
+    fn adopted_state(&mut self, meta: &ContainerMeta, pod: Option<&Pod>) -> &mut ContainerState {
+        let host_network = pod.is_some_and(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false)
+        });
+        let start_time = start_time(pod);
+        let state = self.pods.entry(meta.pod_uid.clone()).or_insert_with(|| {
+            let r = PodRef {
+                uid: meta.pod_uid.clone(),
+                namespace: meta.pod_namespace.clone(),
+                name: meta.pod_name.clone(),
+            };
+            PodState::new(r, host_network, start_time)
+        });
+        state
+            .containers
+            .entry(meta.container_name.clone())
+            .or_default()
+    }
+}

@@ -1,0 +1,277 @@
+//! A pod's sandbox: its namespaces (`runtime::sandbox`), its address on the bridge, its
+//! `/etc` files and its volumes — made ready before its containers start, and removed when
+//! the pod goes.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+
+use super::sources::PodEnvSources;
+use super::start::StartContext;
+use super::{volumes, Agent, PodRef};
+use crate::runtime::sandbox::{self, Namespaces};
+
+impl Agent {
+    /// `<data-dir>/pods/<ns>_<name>_<uid>`.
+    pub(super) fn pod_dir(&self, pod: &PodRef) -> PathBuf {
+        self.runtime.layout.pods().join(pod.dir_name())
+    }
+
+    /// Removes a pod's sandbox (namespaces, /etc files, logs) and frees its address.
+    pub(super) async fn remove_sandbox(&self, uid: &str, dir: PathBuf) {
+        let network = self.network.clone();
+        let uid = uid.to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = sandbox::remove(&dir);
+            if let Some(n) = network {
+                n.detach(&uid);
+            }
+            r
+        })
+        .await
+        .expect("no panic");
+        if let Err(e) = result {
+            tracing::warn!("removing a pod sandbox: {e}");
+        }
+    }
+
+    /// When the pod's network mode changed, stops its containers (with `grace`) and, once none
+    /// runs, removes its namespaces and address so that the next start makes new ones. True
+    /// when the pod may go on starting containers.
+    pub(super) async fn renew_sandbox_if_mode_changed(
+        &mut self,
+        r: &PodRef,
+        host_network: bool,
+        grace: Duration,
+    ) -> bool {
+        let state = self.pods.get_mut(&r.uid).expect("tracked");
+        if state.host_network == host_network {
+            return true;
+        }
+        if state.stop_all(grace) {
+            return false;
+        }
+        let dir = self.runtime.layout.pods().join(r.dir_name()).join("ns");
+        state.host_network = host_network;
+        state.pod_ip = None;
+        let (network, uid) = (self.network.clone(), r.uid.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = sandbox::remove(&dir);
+            if let Some(n) = network {
+                n.detach(&uid);
+            }
+        })
+        .await;
+        true
+    }
+
+    /// Makes the pod's sandbox ready for `to_start`: namespaces and address, `/etc` files,
+    /// volumes. On failure the containers wait with the reason, and `None` is returned.
+    pub(super) async fn prepare_sandbox<'a>(
+        &mut self,
+        pod: &'a Pod,
+        r: &'a PodRef,
+        spec: &PodSpec,
+        to_start: &[(Container, String)],
+    ) -> Option<StartContext<'a>> {
+        let host_network = spec.host_network.unwrap_or(false);
+        let hostname = spec.hostname.clone().unwrap_or_else(|| r.name.clone());
+        let pod_dir = self.pod_dir(r);
+        let ns = match self
+            .ensure_namespaces(r, &pod_dir, host_network, &hostname)
+            .await
+        {
+            Ok(ns) => ns,
+            Err(e) => {
+                tracing::error!(pod = %r.key(), "creating the pod sandbox: {e}");
+                let message = format!("pod sandbox: {e}");
+                self.set_waiting(r, to_start, "CreateContainerError", &message, false);
+                return None;
+            }
+        };
+        let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
+        let resolv = self.resolv_conf(r, spec, host_network);
+        let etc = match write_etc_files(&pod_dir, host_network, &hostname, pod_ip, resolv) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(pod = %r.key(), "writing /etc files: {e}");
+                Vec::new()
+            }
+        };
+        let sources = PodEnvSources {
+            cluster: &*self.cluster,
+            pod,
+            pod_ip,
+        };
+        let volumes = volumes::prepare(
+            &pod_dir,
+            spec.volumes.as_deref().unwrap_or_default(),
+            &sources,
+        );
+        let volumes = match volumes {
+            Ok(v) => v,
+            Err(e) => {
+                let message = e.to_string();
+                self.set_waiting(r, to_start, "CreateContainerConfigError", &message, true);
+                return None;
+            }
+        };
+        Some(StartContext {
+            pod,
+            r,
+            ns,
+            hostname,
+            etc,
+            pod_dir,
+            volumes,
+        })
+    }
+
+    /// The containers of `to_start` wait with `reason` and `message` (logged once per message
+    /// when `log_changes`).
+    fn set_waiting(
+        &mut self,
+        r: &PodRef,
+        to_start: &[(Container, String)],
+        reason: &str,
+        message: &str,
+        log_changes: bool,
+    ) {
+        let state = self.pods.get_mut(&r.uid).expect("tracked");
+        for (c, _) in to_start {
+            let cs = state.containers.entry(c.name.clone()).or_default();
+            if log_changes && cs.waiting.as_ref().map(|w| w.1.as_str()) != Some(message) {
+                tracing::warn!(pod = %r.key(), "volumes: {message}");
+            }
+            cs.waiting = Some((reason.into(), message.to_string()));
+        }
+    }
+
+    /// Creates (or finds) the pod's namespaces and, on the bridge, attaches the pod and records
+    /// its address.
+    async fn ensure_namespaces(
+        &mut self,
+        r: &PodRef,
+        pod_dir: &Path,
+        host_network: bool,
+        hostname: &str,
+    ) -> std::io::Result<Namespaces> {
+        let network = self.network.clone().filter(|_| !host_network);
+        let (pod_dir, hostname, uid) = (pod_dir.to_path_buf(), hostname.to_string(), r.uid.clone());
+        let (ns, ip) = tokio::task::spawn_blocking(
+            move || -> std::io::Result<(Namespaces, Option<Ipv4Addr>)> {
+                let started = Instant::now();
+                let ns = sandbox::ensure(&pod_dir, host_network, &hostname)?;
+                let ip = match (&network, &ns.net) {
+                    (Some(n), Some(netns)) => {
+                        let ip = n.attach(&uid, netns).map_err(std::io::Error::other)?;
+                        // Measured by e2e/bench/network.py: namespaces, veth, address, routes.
+                        tracing::debug!(pod = %uid, %ip, took_us = started.elapsed().as_micros() as u64, "pod network ready");
+                        Some(ip)
+                    }
+                    _ => None,
+                };
+                Ok((ns, ip))
+            },
+        )
+        .await
+        .expect("no panic")?;
+        if ip.is_some() {
+            self.pods.get_mut(&r.uid).expect("tracked").pod_ip = ip;
+        }
+        Ok(ns)
+    }
+
+    /// Cluster DNS for pods on the bridge with dnsPolicy ClusterFirst (the default), and for
+    /// `ClusterFirstWithHostNet`; `None`: the host's resolv.conf.
+    fn resolv_conf(&self, r: &PodRef, spec: &PodSpec, host_network: bool) -> Option<String> {
+        let dns_policy = spec
+            .dns_policy
+            .clone()
+            .unwrap_or_else(|| "ClusterFirst".into());
+        let cluster_dns = matches!(dns_policy.as_str(), "ClusterFirst" if !host_network)
+            || dns_policy == "ClusterFirstWithHostNet";
+        self.network.as_ref().filter(|_| cluster_dns).map(|n| {
+            crate::network::dns::resolv_conf(n.config.cluster_cidr.gateway(), &r.namespace)
+        })
+    }
+}
+
+/// Writes the pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, returning the bind
+/// mounts for them. A `hostNetwork` pod sees the host's files, as on Kubernetes.
+pub(super) fn write_etc_files(
+    pod_dir: &Path,
+    host_network: bool,
+    hostname: &str,
+    pod_ip: Option<Ipv4Addr>,
+    resolv: Option<String>,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let etc = pod_dir.join("etc");
+    std::fs::create_dir_all(&etc)?;
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+    } else {
+        let own = pod_ip.map_or_else(|| "127.0.1.1".to_string(), |ip| ip.to_string());
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
+        )
+    };
+    let host_name = if host_network {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().to_string())
+            .unwrap_or_else(|_| hostname.into())
+    } else {
+        hostname.to_string()
+    };
+    let resolv =
+        resolv.unwrap_or_else(|| std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let mut files = Vec::new();
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{host_name}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        let path = etc.join(name);
+        std::fs::write(&path, content)?;
+        files.push((format!("/etc/{name}"), path));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etc_files_of_a_bridged_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = Some(Ipv4Addr::new(10, 42, 0, 7));
+        let files = write_etc_files(
+            dir.path(),
+            false,
+            "web",
+            ip,
+            Some("nameserver 10.42.0.1\n".into()),
+        )
+        .unwrap();
+        let targets: Vec<&str> = files.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(targets, ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
+        let read = |name: &str| std::fs::read_to_string(dir.path().join("etc").join(name)).unwrap();
+        assert_eq!(
+            read("hosts"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.42.0.7\tweb\n"
+        );
+        assert_eq!(read("hostname"), "web\n");
+        assert_eq!(read("resolv.conf"), "nameserver 10.42.0.1\n");
+    }
+
+    #[test]
+    fn etc_hosts_without_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        write_etc_files(dir.path(), false, "web", None, Some(String::new())).unwrap();
+        let hosts = std::fs::read_to_string(dir.path().join("etc/hosts")).unwrap();
+        assert!(hosts.ends_with("127.0.1.1\tweb\n"), "{hosts}");
+    }
+}

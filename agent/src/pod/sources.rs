@@ -1,0 +1,91 @@
+//! What a pod's env (`valueFrom`, `envFrom`) and volumes read from the cluster: ConfigMaps,
+//! Secrets and the pod's own fields.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::process;
+use crate::Cluster;
+
+/// `env[].valueFrom` and `envFrom` sources of one pod, read from the cluster.
+pub(super) struct PodEnvSources<'a> {
+    pub(super) cluster: &'a dyn Cluster,
+    pub(super) pod: &'a Pod,
+    pub(super) pod_ip: Option<std::net::Ipv4Addr>,
+}
+
+impl process::EnvSources for PodEnvSources<'_> {
+    fn config_map(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let cm = self
+            .cluster
+            .objects("ConfigMap")
+            .into_iter()
+            .find(|c| c["metadata"]["namespace"] == ns && c["metadata"]["name"] == name)?;
+        Some(
+            cm["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let secret = self.cluster.secret(ns, name)?;
+        Some(
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+                .collect(),
+        )
+    }
+
+    fn field(&self, path: &str) -> Option<String> {
+        let m = &self.pod.metadata;
+        let keyed = |prefix: &str, map: &Option<std::collections::BTreeMap<String, String>>| {
+            let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+            Some(
+                map.as_ref()
+                    .and_then(|m| m.get(key))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        };
+        match path {
+            "metadata.name" => m.name.clone(),
+            "metadata.namespace" => m.namespace.clone(),
+            "metadata.uid" => m.uid.clone(),
+            "spec.nodeName" => self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .or_else(|| Some(super::node_name())),
+            "spec.serviceAccountName" => Some("default".into()),
+            "status.hostIP" => Some(
+                self.pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.host_ip.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+            ),
+            "status.podIP" => Some(match self.pod_ip {
+                Some(ip) => ip.to_string(),
+                None => self
+                    .pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+            }),
+            _ => keyed("metadata.labels['", &m.labels)
+                .or_else(|| keyed("metadata.annotations['", &m.annotations)),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The worker loop: what wakes it, the messages container tasks send it, and what it does per
+//! pod on each pass (start, restart, replace, stop).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use tokio::sync::watch;
+
+use super::restart::restart_wanted;
+use super::{instance, probe, spec_hash, start_time, Agent, PodRef, PodState};
+use crate::runtime::ExitRecord;
+
+/// How often to look again at pods waiting for something outside our events (an image).
+const RETRY: Duration = Duration::from_secs(1);
+/// The longest the loop sleeps without a reason to wake.
+const IDLE: Duration = Duration::from_secs(30);
+/// The grace period when a pod does not say (and for containers it no longer declares).
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Messages from container tasks to the loop.
+#[derive(Debug)]
+pub(super) enum Msg {
+    Running {
+        pod: String,
+        name: String,
+        id: String,
+        started_at: String,
+    },
+    Exited {
+        pod: String,
+        name: String,
+        id: String,
+        exit: ExitRecord,
+        ran_for: Duration,
+    },
+    Probe {
+        pod: String,
+        name: String,
+        id: String,
+        verdict: probe::Verdict,
+    },
+}
+
+/// The pod's `terminationGracePeriodSeconds` (30 s when unset).
+fn grace_period(spec: &PodSpec) -> Duration {
+    Duration::from_secs(spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64)
+}
+
+impl Agent {
+    /// Re-adopts containers left by an earlier daemon, then runs until `shutdown` flips.
+    /// Containers keep running when it returns.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.cluster.subscribe();
+        self.adopt().await;
+        loop {
+            self.sync().await;
+            let wake = self.next_wake();
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                r = changes.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        break;
+                    }
+                    // Coalesce a burst.
+                    while changes.try_recv().is_ok() {}
+                }
+                Some(msg) = self.rx.recv() => {
+                    self.handle(msg);
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg);
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {}
+                _ = self.images_changed.notified() => {}
+            }
+        }
+        tracing::info!("agent stopped; containers keep running");
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut wake = IDLE;
+        for p in self.pods.values() {
+            for c in p.containers.values() {
+                if let Some(t) = c.not_before {
+                    wake = wake.min(t.saturating_duration_since(now) + Duration::from_millis(5));
+                }
+                if c.waiting.is_some() && c.not_before.is_none() {
+                    wake = wake.min(RETRY);
+                }
+            }
+        }
+        wake
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Running {
+                pod,
+                name,
+                id,
+                started_at,
+            } => {
+                if let Some(cs) = self
+                    .pods
+                    .get_mut(&pod)
+                    .and_then(|p| p.containers.get_mut(&name))
+                {
+                    if let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) {
+                        inst.started_at = Some(started_at);
+                        cs.waiting = None;
+                    }
+                }
+            }
+            Msg::Probe {
+                pod,
+                name,
+                id,
+                verdict,
+            } => self.handle_probe(&pod, &name, &id, verdict),
+            Msg::Exited {
+                pod,
+                name,
+                id,
+                exit,
+                ran_for,
+            } => {
+                let Some(state) = self.pods.get_mut(&pod) else {
+                    return;
+                };
+                let pod_name = state.pod.name.clone();
+                let Some(cs) = state.containers.get_mut(&name) else {
+                    return;
+                };
+                let Some(inst) = cs.current.take_if(|i| i.id == id) else {
+                    return;
+                };
+                tracing::info!(container = %id, code = exit.exit_code, reason = %exit.reason, "container exited");
+                cs.record_exit(exit, inst.id, inst.image_id, ran_for, &name, &pod_name);
+            }
+        }
+    }
+
+    fn handle_probe(&mut self, pod: &str, name: &str, id: &str, verdict: probe::Verdict) {
+        let Some(state) = self.pods.get_mut(pod) else {
+            return;
+        };
+        let Some(inst) = state
+            .containers
+            .get_mut(name)
+            .and_then(|cs| cs.current.as_mut())
+            .filter(|i| i.id == id)
+        else {
+            return;
+        };
+        match verdict {
+            probe::Verdict::Ready(ready) => inst.ready = Some(ready),
+            probe::Verdict::Unhealthy => {
+                if !inst.stopping {
+                    inst.stop(Duration::from_secs(2));
+                    self.cluster.event(
+                        &state.pod.namespace,
+                        &state.pod.name,
+                        false,
+                        "Killing",
+                        &format!(
+                            "Container {name} failed a liveness or startup probe, will be restarted"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Compares declared pods with what runs, and acts.
+    async fn sync(&mut self) {
+        let pods = self.cluster.pods();
+        let mut seen = HashSet::new();
+        for pod in &pods {
+            let r = PodRef::of(pod);
+            seen.insert(r.uid.clone());
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.sync_terminating(pod, &r).await;
+            } else {
+                self.sync_pod(pod, &r).await;
+            }
+        }
+        self.sync_orphans(&seen).await;
+    }
+
+    /// Pods gone from the cluster without a graceful deletion: stops what is left of them.
+    async fn sync_orphans(&mut self, seen: &HashSet<String>) {
+        let orphans: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|u| !seen.contains(*u))
+            .cloned()
+            .collect();
+        for uid in orphans {
+            let state = self.pods.get_mut(&uid).expect("listed");
+            if !state.stop_all(DEFAULT_GRACE) {
+                let dir = self.runtime.layout.pods().join(state.pod.dir_name());
+                self.remove_sandbox(&uid, dir).await;
+                self.pods.remove(&uid);
+            }
+        }
+    }
+
+    async fn sync_terminating(&mut self, pod: &Pod, r: &PodRef) {
+        let grace = Duration::from_secs(
+            pod.metadata
+                .deletion_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        );
+        let Some(state) = self.pods.get_mut(&r.uid) else {
+            // Nothing of it runs here (never started, or already cleaned up).
+            let dir = self.pod_dir(r);
+            self.remove_sandbox(&r.uid, dir).await;
+            self.finish_deletion(pod, r).await;
+            return;
+        };
+        let mut busy = false;
+        for (name, cs) in state.containers.iter_mut() {
+            cs.not_before = None;
+            cs.waiting = None;
+            if let Some(inst) = cs.current.as_mut() {
+                busy = true;
+                if !inst.stopping {
+                    inst.stop(grace);
+                    self.cluster.event(
+                        &r.namespace,
+                        &r.name,
+                        false,
+                        "Killing",
+                        &format!("Stopping container {name}"),
+                    );
+                }
+            }
+        }
+        if busy || state.finished {
+            return;
+        }
+        state.finished = true;
+        let dir = self.pod_dir(r);
+        self.remove_sandbox(&r.uid, dir).await;
+        tracing::info!(pod = %r.key(), "pod stopped and removed");
+        self.pods.remove(&r.uid);
+        self.finish_deletion(pod, r).await;
+    }
+
+    async fn finish_deletion(&self, pod: &Pod, r: &PodRef) {
+        if let Err(e) = self.cluster.pod_gone(pod).await {
+            tracing::warn!(pod = %r.key(), "finishing the deletion: {e}");
+        }
+    }
+
+    async fn sync_pod(&mut self, pod: &Pod, r: &PodRef) {
+        let Some(spec) = pod.spec.as_ref() else {
+            return;
+        };
+        let host_network = spec.host_network.unwrap_or(false);
+        self.track(pod, r, host_network);
+        // A change of the pod's network mode means a new sandbox: stop everything first.
+        if !self
+            .renew_sandbox_if_mode_changed(r, host_network, grace_period(spec))
+            .await
+        {
+            return;
+        }
+        let to_start = self.containers_to_start(pod, r, spec, host_network);
+        if to_start.is_empty() {
+            self.write_status(pod).await;
+            return;
+        }
+        let Some(ctx) = self.prepare_sandbox(pod, r, spec, &to_start).await else {
+            self.write_status(pod).await;
+            return;
+        };
+        for (c, hash) in to_start {
+            self.start_container(&ctx, &c, hash);
+        }
+        self.write_status(pod).await;
+    }
+
+    /// Makes sure the loop tracks the pod (announcing a new one as scheduled), and knows its
+    /// address.
+    fn track(&mut self, pod: &Pod, r: &PodRef, host_network: bool) {
+        let has_start_time = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_some();
+        if !self.pods.contains_key(&r.uid) && !has_start_time {
+            self.cluster.event(
+                &r.namespace,
+                &r.name,
+                false,
+                "Scheduled",
+                &format!(
+                    "Successfully assigned {}/{} to {}",
+                    r.namespace,
+                    r.name,
+                    super::node_name()
+                ),
+            );
+        }
+        let start_time = start_time(Some(pod));
+        let state = self
+            .pods
+            .entry(r.uid.clone())
+            .or_insert_with(|| PodState::new(r.clone(), host_network, start_time));
+        if !host_network && state.pod_ip.is_none() {
+            if let Some(n) = &self.network {
+                state.pod_ip = n.ipam.lookup(&r.uid);
+            }
+        }
+    }
+
+    /// Decides which containers of the pod start now, with their spec hashes: stops those no
+    /// longer declared, replaces those whose spec changed, attaches probes to re-adopted ones,
+    /// and restarts exited ones under the restart policy once their back-off has passed.
+    fn containers_to_start(
+        &mut self,
+        pod: &Pod,
+        r: &PodRef,
+        spec: &PodSpec,
+        host_network: bool,
+    ) -> Vec<(Container, String)> {
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        let stored_restarts: HashMap<String, u32> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| (c.name.clone(), c.restart_count.max(0) as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = self.pods.get_mut(&r.uid).expect("tracked");
+        let now = Instant::now();
+        let names: Vec<&String> = spec.containers.iter().map(|c| &c.name).collect();
+        // Containers no longer in the spec.
+        for (name, cs) in state.containers.iter_mut() {
+            if !names.contains(&name) {
+                if let Some(inst) = cs.current.as_mut() {
+                    inst.stop(DEFAULT_GRACE);
+                }
+            }
+        }
+        let mut to_start = Vec::new();
+        for c in &spec.containers {
+            let hash = spec_hash(c, host_network);
+            let pod_ip = state.pod_ip;
+            let cs = state.containers.entry(c.name.clone()).or_default();
+            if cs.restart_count == 0 {
+                cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
+            }
+            if let Some(inst) = cs.current.as_mut() {
+                if !inst.probes_attached && inst.spec_hash == hash {
+                    // Re-adopted after a daemon restart: its probes run again; it keeps serving
+                    // until a readiness probe says otherwise.
+                    inst.probes_attached = true;
+                    inst._probes = instance::spawn_probes(
+                        &self.runtime,
+                        &self.cluster,
+                        &self.tx,
+                        r,
+                        c,
+                        &inst.id,
+                        pod_ip,
+                    );
+                    if c.readiness_probe.is_some() {
+                        inst.ready = Some(true);
+                    }
+                }
+                if inst.spec_hash != hash && !inst.stopping {
+                    tracing::info!(container = %inst.id, "the container's spec changed: replacing it");
+                    inst.stop(grace_period(spec));
+                    cs.replace = true;
+                }
+                continue;
+            }
+            if let Some((exit, _, _)) = &cs.last_exit {
+                if !cs.replace && !restart_wanted(&policy, exit) {
+                    continue;
+                }
+                if cs.not_before.is_some_and(|t| t > now) {
+                    continue;
+                }
+            }
+            to_start.push((c.clone(), hash));
+        }
+        to_start
+    }
+}
