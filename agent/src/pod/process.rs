@@ -152,6 +152,11 @@ pub trait EnvSources {
     fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>>;
     /// A `fieldRef` path (`metadata.name`, `status.podIP`, `metadata.labels['app']`…).
     fn field(&self, path: &str) -> Option<String>;
+    /// The volume a PersistentVolumeClaim of the pod's namespace is bound to, or why it
+    /// cannot be used yet.
+    fn claim(&self, name: &str) -> Result<super::volumes::ClaimVolume, super::volumes::ClaimWait> {
+        Err(super::volumes::ClaimWait::NotFound(name.to_string()))
+    }
 }
 
 /// No sources (containers that use none).
@@ -174,7 +179,7 @@ impl EnvSources for NoSources {
 /// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
 // Long on purpose: one pass over envFrom then env, in kubelet's order, with the variables
 // defined so far; split, every part would need `vars` and `out` handed around.
-fn pod_env(
+pub fn pod_env(
     container: &Container,
     sources: &dyn EnvSources,
 ) -> Result<Vec<(String, String)>, ConfigError> {
