@@ -559,7 +559,11 @@ pub(super) fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let key = key_of(t, name);
     let existing = state.store.get(&key).ok_or_else(|| not_found(t, name))?;
-    if let Some(file) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
+    // An object the folder already deletes (a Pod being stopped) may be finished off: the
+    // node's last word on a pod it has stopped.
+    let folder_file = meta::annotation(&existing, MANIFEST_ANNOTATION)
+        .filter(|_| !meta::is_terminating(&existing));
+    if let Some(file) = folder_file {
         return Err(ApiError::conflict(
             t.kind.plural,
             &t.group,
