@@ -141,7 +141,16 @@ fn release_claim(i: &Inputs, c: &Value, out: &mut Vec<Action>) {
     if !meta::is_terminating(c) || !has_finalizer(c, PVC_PROTECTION) {
         return;
     }
-    if users(i.pods, c).is_empty() {
+    // A pod the node holds back for want of its claims (PodScheduled=False) never started:
+    // it does not hold the claim (else a Deployment's replacement pods would keep it forever).
+    let started = |p: &&Arc<Value>| {
+        !p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|k| k["type"] == "PodScheduled" && k["status"] == "False")
+    };
+    if !users(i.pods, c).iter().any(started) {
         out.push(write(Write::Update(without_finalizer(c, PVC_PROTECTION))));
     }
 }

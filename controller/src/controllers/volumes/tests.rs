@@ -256,6 +256,12 @@ fn a_claim_in_use_keeps_its_finalizer_until_the_pod_is_gone() {
         p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
     }));
     assert!(describe(&w.plan()).is_empty());
+    // A pod held back for want of the claim does not hold it.
+    w.pods[0] = with(&pod("web", "data", "Pending"), |p| {
+        p["status"]["conditions"] =
+            json!([{"type":"PodScheduled","status":"False","reason":"Unschedulable"}])
+    });
+    assert_eq!(written(&w.plan(), "update").len(), 1);
     w.pods.clear();
     let a = w.plan();
     let u = written(&a, "update");
