@@ -152,6 +152,11 @@ pub trait EnvSources {
     fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>>;
     /// A `fieldRef` path (`metadata.name`, `status.podIP`, `metadata.labels['app']`…).
     fn field(&self, path: &str) -> Option<String>;
+    /// The volume a PersistentVolumeClaim of the pod's namespace is bound to, or why it
+    /// cannot be used yet.
+    fn claim(&self, name: &str) -> Result<super::volumes::ClaimVolume, super::volumes::ClaimWait> {
+        Err(super::volumes::ClaimWait::NotFound(name.to_string()))
+    }
 }
 
 /// No sources (containers that use none).
@@ -172,7 +177,7 @@ impl EnvSources for NoSources {
 /// The container's own variables in order — `envFrom` first, then `env` — with `valueFrom`
 /// resolved and literal values expanded against the variables before them, as kubelet does.
 /// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
-fn pod_env(
+pub fn pod_env(
     container: &Container,
     sources: &dyn EnvSources,
 ) -> Result<Vec<(String, String)>, ConfigError> {

@@ -28,6 +28,8 @@ pub enum Source {
     ReplicaSetController,
     /// The Ingress reconciler and its certificates.
     Ingress,
+    /// The volume reconciler: binding, provisioning, reclaiming, protection.
+    VolumeController,
 }
 
 impl Source {
@@ -37,6 +39,7 @@ impl Source {
             Source::DeploymentController => "deployment-controller",
             Source::ReplicaSetController => "replicaset-controller",
             Source::Ingress => "skiff-ingress",
+            Source::VolumeController => "persistentvolume-controller",
         }
     }
 }
