@@ -34,7 +34,9 @@ fn decode<K: DeserializeOwned>(v: &serde_json::Value) -> Option<K> {
 
 impl KubeCluster {
     /// The agent's cluster over `view` (already filled), writing with `client`; wakes the
-    /// agent on every change of a Pod, Service or EndpointSlice until `shutdown` flips.
+    /// agent on every change of a Pod, Service, EndpointSlice, PersistentVolumeClaim or
+    /// PersistentVolume (a pod waiting for its claim starts once it is bound) until `shutdown`
+    /// flips.
     pub fn start(
         client: kube::Client,
         view: Arc<View>,
@@ -48,7 +50,7 @@ impl KubeCluster {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     kind = seen.recv() => match kind {
-                        Ok("Pod" | "Service" | "EndpointSlice")
+                        Ok("Pod" | "Service" | "EndpointSlice" | "PersistentVolumeClaim" | "PersistentVolume")
                         | Err(broadcast::error::RecvError::Lagged(_)) => {
                             let _ = tx.send(());
                         }

@@ -34,7 +34,8 @@ impl WriteError {
 pub trait Cluster: Send + Sync + 'static {
     /// Every pod bound to this node (all pods: there is one node).
     fn pods(&self) -> Vec<Pod>;
-    /// A notification whenever a pod, Service or EndpointSlice changes.
+    /// A notification whenever a pod, Service, EndpointSlice, PersistentVolumeClaim or
+    /// PersistentVolume changes.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()>;
     /// Replaces a pod's status (only of that very pod: same uid).
     fn set_pod_status<'a>(&'a self, pod: &'a Pod, status: PodStatus) -> Write<'a>;
@@ -44,7 +45,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// Records an event about a pod (`kubectl describe` shows it). Never fails the caller.
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str);
-    /// Every object of a kind (Services and EndpointSlices, for the node's Service rules).
+    /// Every object of a kind (Services and EndpointSlices, for the node's Service rules;
+    /// ConfigMaps; PersistentVolumeClaims and PersistentVolumes, for pods' claims).
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
     /// Records what the node allocated to a Service: fields merged into its `spec` (virtual
     /// IP, node ports) and/or its `status` (a LoadBalancer's address).

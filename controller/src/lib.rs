@@ -5,7 +5,7 @@
 //! 2. [`api`]: the Kubernetes API server over the store (and its in-process transport).
 //! 3. [`folder`]: the manifests folder, writing files into the store as one transaction each.
 //! 4. [`client`]: the control plane as an API client — watch caches and Events.
-//! 5. [`controllers`] (Deployment, ReplicaSet, EndpointSlice, garbage collection) and
+//! 5. [`controllers`] (Deployment, ReplicaSet, EndpointSlice, garbage collection, volumes) and
 //!    [`ingress`] (routes, ACME certificates, the seam to the proxy): reconcilers that read the
 //!    caches and write through the API.
 //!
@@ -109,6 +109,7 @@ pub async fn start(
     model::node::set_name(&config.node_name);
     model::builtin::ensure(&store)?;
     let acme_dir = config.api.data_dir.join("acme");
+    let storage = controllers::volumes::Storage::new(&config.api.data_dir);
     let (api_task, api) = api::start(config.api, store.clone(), node, shutdown.clone()).await?;
     let (view, mut tasks) = View::start(
         api::local::client(api.clone(), "skiff-controller"),
@@ -119,6 +120,7 @@ pub async fn start(
     tasks.push(api_task);
     tasks.push(tokio::spawn(controllers::run(
         view.clone(),
+        storage,
         shutdown.clone(),
     )));
     tasks.extend(ingress::start(config.ingress, acme_dir, view.clone(), shutdown.clone()).await?);

@@ -121,21 +121,9 @@ pub(crate) fn extract(
     let mut buf = vec![0u8; 128 * 1024];
     for entry in tar.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
-        let components = sanitize(&raw).map_err(|reason| ImageError::UnsafeArchiveEntry {
-            archive: archive.to_owned(),
-            entry: name.clone(),
-            reason,
-        })?;
-        if components.is_empty() {
+        let Some(key) = entry_key(archive, &entry.path_bytes())? else {
             continue;
-        }
-        let key = components
-            .iter()
-            .map(|c| c.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        };
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let path = dir.join(&key);
@@ -181,6 +169,26 @@ pub(crate) fn extract(
         }
     }
     Ok(extracted)
+}
+
+/// An archive entry's path as a key ("a/b/c"), `None` for the archive's root; refused when it
+/// would leave the archive.
+fn entry_key(archive: &Path, raw: &[u8]) -> Result<Option<String>, ImageError> {
+    let components = sanitize(raw).map_err(|reason| ImageError::UnsafeArchiveEntry {
+        archive: archive.to_owned(),
+        entry: String::from_utf8_lossy(raw).into_owned(),
+        reason,
+    })?;
+    if components.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        components
+            .iter()
+            .map(|c| c.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    ))
 }
 
 impl ExtractedArchive {
@@ -390,19 +398,7 @@ impl ExtractedArchive {
                 file: descriptor.digest.clone(),
                 source,
             })?;
-        let media_type = descriptor
-            .media_type
-            .clone()
-            .or_else(|| document.media_type.clone())
-            .unwrap_or_else(|| {
-                if document.manifests.is_some() {
-                    OCI_INDEX.to_owned()
-                } else if document.config.is_some() {
-                    OCI_MANIFEST.to_owned()
-                } else {
-                    String::new()
-                }
-            });
+        let media_type = media_type(descriptor, &document);
         digests.push(descriptor.digest.clone());
         documents.push((descriptor.digest.clone(), bytes));
         match media_type.as_str() {
@@ -428,38 +424,7 @@ impl ExtractedArchive {
                 )
             }
             OCI_MANIFEST | DOCKER_MANIFEST => {
-                let config = document
-                    .config
-                    .ok_or_else(|| ImageError::BadArchiveReference {
-                        referrer: referrer.to_owned(),
-                        file: descriptor.digest.clone(),
-                        reason: "is a manifest without a config",
-                    })?;
-                let config_type = config.media_type.as_deref().unwrap_or_default();
-                if !CONFIG_TYPES.contains(&config_type) {
-                    return Err(ImageError::UnsupportedMediaType {
-                        digest: config.digest.clone(),
-                        media_type: config_type.to_owned(),
-                        role: "an image config",
-                    });
-                }
-                let config = self.blob_source(&descriptor.digest, &config)?;
-                let layers = document
-                    .layers
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|layer| {
-                        let layer_type = layer.media_type.as_deref().unwrap_or_default();
-                        if !LAYER_TYPES.contains(&layer_type) {
-                            return Err(ImageError::UnsupportedMediaType {
-                                digest: layer.digest.clone(),
-                                media_type: layer_type.to_owned(),
-                                role: "a layer",
-                            });
-                        }
-                        self.blob_source(&descriptor.digest, layer)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let (config, layers) = self.manifest_blobs(descriptor, referrer, document)?;
                 Ok(Some(ArchiveImage {
                     names,
                     config,
@@ -474,6 +439,49 @@ impl ExtractedArchive {
                 Ok(None)
             }
         }
+    }
+
+    /// An image manifest's config and layers in the archive, refused when a media type is not
+    /// an image's.
+    fn manifest_blobs(
+        &self,
+        descriptor: &Descriptor,
+        referrer: &str,
+        document: Document,
+    ) -> Result<(BlobSource, Vec<BlobSource>), ImageError> {
+        let config = document
+            .config
+            .ok_or_else(|| ImageError::BadArchiveReference {
+                referrer: referrer.to_owned(),
+                file: descriptor.digest.clone(),
+                reason: "is a manifest without a config",
+            })?;
+        let config_type = config.media_type.as_deref().unwrap_or_default();
+        if !CONFIG_TYPES.contains(&config_type) {
+            return Err(ImageError::UnsupportedMediaType {
+                digest: config.digest.clone(),
+                media_type: config_type.to_owned(),
+                role: "an image config",
+            });
+        }
+        let config = self.blob_source(&descriptor.digest, &config)?;
+        let layers = document
+            .layers
+            .unwrap_or_default()
+            .iter()
+            .map(|layer| {
+                let layer_type = layer.media_type.as_deref().unwrap_or_default();
+                if !LAYER_TYPES.contains(&layer_type) {
+                    return Err(ImageError::UnsupportedMediaType {
+                        digest: layer.digest.clone(),
+                        media_type: layer_type.to_owned(),
+                        role: "a layer",
+                    });
+                }
+                self.blob_source(&descriptor.digest, layer)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((config, layers))
     }
 
     fn blob_source(
@@ -541,6 +549,24 @@ pub(crate) struct Platform {
     pub os: String,
     #[serde(default)]
     pub variant: Option<String>,
+}
+
+/// What a document of an OCI layout is: its descriptor's media type, else its own, else
+/// guessed from its fields (empty when neither an index nor a manifest).
+fn media_type(descriptor: &Descriptor, document: &Document) -> String {
+    descriptor
+        .media_type
+        .clone()
+        .or_else(|| document.media_type.clone())
+        .unwrap_or_else(|| {
+            if document.manifests.is_some() {
+                OCI_INDEX.to_owned()
+            } else if document.config.is_some() {
+                OCI_MANIFEST.to_owned()
+            } else {
+                String::new()
+            }
+        })
 }
 
 /// The manifest of an index that is for `os`/`arch` (and `variant`, when one is asked for;

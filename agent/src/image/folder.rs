@@ -44,8 +44,14 @@ pub async fn run(
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::error!(dir = %dir.display(), "cannot create the images folder: {e}");
     }
-    let mut done: HashMap<String, String> = crate::runtime::read_json(&record).unwrap_or_default();
-    let mut failed: HashMap<String, String> = HashMap::new();
+    let mut folder = Folder {
+        done: crate::runtime::read_json(&record).unwrap_or_default(),
+        images,
+        record,
+        on_import,
+        failed: HashMap::new(),
+        sizes: HashMap::new(),
+    };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.is_ok() {
@@ -55,60 +61,10 @@ pub async fn run(
     .and_then(|mut w| w.watch(&dir, notify::RecursiveMode::NonRecursive).map(|()| w))
     .map_err(|e| tracing::warn!(dir = %dir.display(), "cannot watch the images folder (re-scanning every {RESCAN:?}): {e}"))
     .ok();
-    let mut sizes: HashMap<String, String> = HashMap::new();
     // Files present at start are taken as complete: import them without waiting.
     let mut first = true;
     loop {
-        // Look at every file; import those whose version is new and stable since the last look.
-        let mut unstable = false;
-        let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        for path in entries {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            if name.starts_with('.')
-                || name.ends_with('~')
-                || name.ends_with(".tmp")
-                || name.ends_with(".part")
-            {
-                continue;
-            }
-            let Some(v) = version(&path) else { continue };
-            if done.get(&name) == Some(&v) || failed.get(&name) == Some(&v) {
-                continue;
-            }
-            if !first && sizes.get(&name) != Some(&v) {
-                sizes.insert(name, v);
-                unstable = true;
-                continue;
-            }
-            let store = images.clone();
-            let p = path.clone();
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || store.import_archive(&p))
-                .await
-                .expect("import does not panic")
-            {
-                Ok(imported) => {
-                    for image in &imported {
-                        tracing::info!(file = %path.display(), id = %image.id, names = ?image.names, took = ?started.elapsed(), "image imported");
-                    }
-                    on_import.notify_one();
-                    done.insert(name, v);
-                    if let Err(e) = crate::runtime::write_json_durable(&record, &done) {
-                        tracing::warn!("cannot record imported archives: {e}");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(file = %path.display(), "image archive not imported: {e}");
-                    failed.insert(name, v);
-                }
-            }
-        }
+        let unstable = folder.scan(&dir, first).await;
         first = false;
         if let Some(tx) = first_pass.take() {
             let _ = tx.send(());
@@ -123,4 +79,84 @@ pub async fn run(
             }
         }
     }
+}
+
+/// What the folder's loop knows of its files.
+struct Folder {
+    images: Arc<ImageStore>,
+    /// Where `done` is recorded.
+    record: PathBuf,
+    on_import: Arc<tokio::sync::Notify>,
+    /// Imported versions by file name.
+    done: HashMap<String, String>,
+    /// Versions that failed to import, by file name.
+    failed: HashMap<String, String>,
+    /// Versions seen at the last look, by file name.
+    sizes: HashMap<String, String>,
+}
+
+impl Folder {
+    /// Looks at every file; imports those whose version is new and stable since the last look
+    /// (or, at the `first` look, every new one). Whether a file is still changing.
+    async fn scan(&mut self, dir: &Path, first: bool) -> bool {
+        let mut unstable = false;
+        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        for path in entries {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if ignored(&name) {
+                continue;
+            }
+            let Some(v) = version(&path) else { continue };
+            if self.done.get(&name) == Some(&v) || self.failed.get(&name) == Some(&v) {
+                continue;
+            }
+            if !first && self.sizes.get(&name) != Some(&v) {
+                self.sizes.insert(name, v);
+                unstable = true;
+                continue;
+            }
+            self.import(path, name, v).await;
+        }
+        unstable
+    }
+
+    /// Imports one archive and records the outcome.
+    async fn import(&mut self, path: PathBuf, name: String, v: String) {
+        let store = self.images.clone();
+        let p = path.clone();
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || store.import_archive(&p))
+            .await
+            .expect("import does not panic")
+        {
+            Ok(imported) => {
+                for image in &imported {
+                    tracing::info!(file = %path.display(), id = %image.id, names = ?image.names, took = ?started.elapsed(), "image imported");
+                }
+                self.on_import.notify_one();
+                self.done.insert(name, v);
+                if let Err(e) = crate::runtime::write_json_durable(&self.record, &self.done) {
+                    tracing::warn!("cannot record imported archives: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), "image archive not imported: {e}");
+                self.failed.insert(name, v);
+            }
+        }
+    }
+}
+
+/// Hidden, backup and partial files are not archives to import.
+fn ignored(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
 }

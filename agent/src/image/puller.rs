@@ -151,98 +151,67 @@ impl Puller {
                 }
             }
         };
-        let local = || match self.store.resolve(&wanted.reference) {
+        if let Some(answer) = self.answer_without_pull(wanted) {
+            return answer;
+        }
+        let key = format!("{parsed}|{}", credentials_hash(&wanted.credentials));
+        let mut entries = self.state.entries.lock().expect("not poisoned");
+        let entry = entries.entry(key.clone()).or_default();
+        if wanted.policy == "Always" {
+            if let Some((at, id)) = &entry.last_success {
+                if wanted.pulled_after.is_none_or(|after| *at >= after) {
+                    if let Ok(Some(image)) = self.store.resolve(id) {
+                        return self.used(image);
+                    }
+                }
+            }
+        }
+        let (waiting, start) = pull_readiness(entry, &wanted.reference, Instant::now());
+        drop(entries);
+        if start {
+            self.spawn_pull(wanted.clone(), key);
+        }
+        waiting
+    }
+
+    /// The answer when the pull policy settles it from the store alone: `Never` always,
+    /// `IfNotPresent` when the image is there.
+    fn answer_without_pull(&self, wanted: &ImageWanted) -> Option<Readiness> {
+        match wanted.policy.as_str() {
+            "Never" => Some(match self.present(wanted) {
+                Some(image) => self.used(image),
+                None => Readiness::Waiting {
+                    reason: "ErrImageNeverPull",
+                    message: format!(
+                        "Container image {:?} is not present with pull policy of Never",
+                        wanted.reference
+                    ),
+                },
+            }),
+            "Always" => None,
+            _ => self.present(wanted).map(|image| self.used(image)),
+        }
+    }
+
+    /// The image in the store, if it is there.
+    fn present(&self, wanted: &ImageWanted) -> Option<Image> {
+        match self.store.resolve(&wanted.reference) {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(image = %wanted.reference, %error, "reading the image store");
                 None
             }
-        };
-        let ready = |image: Image| {
-            self.state
-                .recent
-                .lock()
-                .expect("not poisoned")
-                .insert(image.id.clone(), Instant::now());
-            Readiness::Ready(Box::new(image))
-        };
-        match wanted.policy.as_str() {
-            "Never" => {
-                return match local() {
-                    Some(image) => ready(image),
-                    None => Readiness::Waiting {
-                        reason: "ErrImageNeverPull",
-                        message: format!(
-                            "Container image {:?} is not present with pull policy of Never",
-                            wanted.reference
-                        ),
-                    },
-                }
-            }
-            "Always" => {}
-            _ => {
-                if let Some(image) = local() {
-                    return ready(image);
-                }
-            }
         }
+    }
 
-        let key = format!("{parsed}|{}", credentials_hash(&wanted.credentials));
-        let mut entries = self.state.entries.lock().expect("not poisoned");
-        let entry = entries.entry(key).or_default();
-        if wanted.policy == "Always" {
-            if let Some((at, id)) = &entry.last_success {
-                if wanted.pulled_after.is_none_or(|after| *at >= after) {
-                    if let Ok(Some(image)) = self.store.resolve(id) {
-                        return ready(image);
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        let back_off = |entry: &Entry| Readiness::Waiting {
-            reason: "ImagePullBackOff",
-            message: format!(
-                "Back-off pulling image {:?}: ErrImagePull: {}",
-                wanted.reference,
-                entry.last_error.clone().unwrap_or_default()
-            ),
-        };
-        if entry.in_flight {
-            return if entry.failures > 0 {
-                back_off(entry)
-            } else {
-                Readiness::Waiting {
-                    reason: "ContainerCreating",
-                    message: format!("Pulling image {:?}", wanted.reference),
-                }
-            };
-        }
-        if entry.failures > 0 && entry.retry_at.is_some_and(|t| t > now) {
-            if !entry.error_shown {
-                entry.error_shown = true;
-                return Readiness::Waiting {
-                    reason: "ErrImagePull",
-                    message: entry.last_error.clone().unwrap_or_default(),
-                };
-            }
-            return back_off(entry);
-        }
-        entry.in_flight = true;
-        let waiting = if entry.failures > 0 {
-            back_off(entry)
-        } else {
-            Readiness::Waiting {
-                reason: "ContainerCreating",
-                message: format!("Pulling image {:?}", wanted.reference),
-            }
-        };
-        drop(entries);
-        self.spawn_pull(
-            wanted.clone(),
-            format!("{parsed}|{}", credentials_hash(&wanted.credentials)),
-        );
-        waiting
+    /// Ready, and remembered as recently used.
+    fn used(&self, image: Image) -> Readiness {
+        self.state
+            .recent
+            .lock()
+            .expect("not poisoned")
+            .insert(image.id.clone(), Instant::now());
+        Readiness::Ready(Box::new(image))
     }
 
     fn spawn_pull(&self, wanted: ImageWanted, key: String) {
@@ -323,4 +292,47 @@ fn credentials_hash(credentials: &CredentialSet) -> String {
         }
     }
     hex::encode(&hasher.finalize()[..8])
+}
+/// While an image is not in the store: what to tell, given its pull state, and whether to
+/// start a pull now (marked in flight). A pull that failed is retried after its back-off; its
+/// error is shown once as `ErrImagePull`, then as `ImagePullBackOff`.
+fn pull_readiness(entry: &mut Entry, reference: &str, now: Instant) -> (Readiness, bool) {
+    let back_off = |entry: &Entry| Readiness::Waiting {
+        reason: "ImagePullBackOff",
+        message: format!(
+            "Back-off pulling image {:?}: ErrImagePull: {}",
+            reference,
+            entry.last_error.clone().unwrap_or_default()
+        ),
+    };
+    let pulling = || Readiness::Waiting {
+        reason: "ContainerCreating",
+        message: format!("Pulling image {:?}", reference),
+    };
+    if entry.in_flight {
+        let waiting = if entry.failures > 0 {
+            back_off(entry)
+        } else {
+            pulling()
+        };
+        return (waiting, false);
+    }
+    if entry.failures > 0 && entry.retry_at.is_some_and(|t| t > now) {
+        if !entry.error_shown {
+            entry.error_shown = true;
+            let shown = Readiness::Waiting {
+                reason: "ErrImagePull",
+                message: entry.last_error.clone().unwrap_or_default(),
+            };
+            return (shown, false);
+        }
+        return (back_off(entry), false);
+    }
+    entry.in_flight = true;
+    let waiting = if entry.failures > 0 {
+        back_off(entry)
+    } else {
+        pulling()
+    };
+    (waiting, true)
 }

@@ -32,91 +32,22 @@ pub struct Reference {
 impl Reference {
     /// Parses and normalizes `reference`.
     pub fn parse(reference: &str) -> Result<Reference, ImageError> {
-        let invalid = |reason: &str| ImageError::InvalidReference {
+        let invalid = |reason: String| ImageError::InvalidReference {
             reference: reference.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
         if reference.is_empty() {
-            return Err(invalid("it is empty"));
+            return Err(invalid("it is empty".into()));
         }
         if reference.trim() != reference {
-            return Err(invalid("it has leading or trailing whitespace"));
+            return Err(invalid("it has leading or trailing whitespace".into()));
         }
-
-        let (remainder, digest) = match reference.split_once('@') {
-            Some((name, digest)) => {
-                let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
-                    invalid("its digest must be \"sha256:\" followed by 64 lowercase hex digits")
-                })?;
-                if !is_sha256_hex(hex) {
-                    return Err(invalid(
-                        "its digest must be \"sha256:\" followed by 64 lowercase hex digits",
-                    ));
-                }
-                (name, Some(digest.to_owned()))
-            }
-            None => (reference, None),
-        };
-
-        // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
-        let last_slash = remainder.rfind('/');
-        let (name, tag) = match remainder.rfind(':') {
-            Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
-                (&remainder[..colon], Some(&remainder[colon + 1..]))
-            }
-            _ => (remainder, None),
-        };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(invalid(&format!(
-                    "tag {tag:?} must be 1 to {MAX_TAG_LEN} characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
-                )));
-            }
-        }
+        let (remainder, digest) = split_digest(reference).map_err(invalid)?;
+        let (name, tag) = split_tag(remainder).map_err(invalid)?;
         if name.is_empty() {
-            return Err(invalid("it has no repository name"));
+            return Err(invalid("it has no repository name".into()));
         }
-
-        let (domain, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_owned(), rest.to_owned())
-            }
-            _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
-        };
-        if !valid_domain(&domain) {
-            return Err(invalid(&format!(
-                "registry {domain:?} is not a valid host[:port]"
-            )));
-        }
-        let domain = if domain == "index.docker.io" {
-            DEFAULT_DOMAIN.to_owned()
-        } else {
-            domain
-        };
-        if path.is_empty() {
-            return Err(invalid("it has no repository path after the registry"));
-        }
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(invalid("repository names must be lowercase"));
-        }
-        if let Some(component) = path.split('/').find(|c| !valid_path_component(c)) {
-            return Err(invalid(&format!(
-                "path component {component:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
-            )));
-        }
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
-            format!("{OFFICIAL_PREFIX}{path}")
-        } else {
-            path
-        };
-        if domain.len() + 1 + path.len() > MAX_NAME_LEN {
-            return Err(invalid(&format!(
-                "the repository name is longer than {MAX_NAME_LEN} characters"
-            )));
-        }
-
+        let (domain, path) = normalize_name(name).map_err(invalid)?;
         let tag = match (&digest, tag) {
             (Some(_), _) => None,
             (None, Some(tag)) => Some(tag.to_owned()),
@@ -134,6 +65,87 @@ impl Reference {
     pub fn repository(&self) -> String {
         format!("{}/{}", self.domain, self.path)
     }
+}
+
+/// Splits `name@sha256:<hex>` into the name and the digest; the reason when the digest is
+/// malformed.
+fn split_digest(reference: &str) -> Result<(&str, Option<String>), String> {
+    const BAD_DIGEST: &str = "its digest must be \"sha256:\" followed by 64 lowercase hex digits";
+    match reference.split_once('@') {
+        Some((name, digest)) => {
+            let hex = digest
+                .strip_prefix("sha256:")
+                .ok_or_else(|| BAD_DIGEST.to_owned())?;
+            if !is_sha256_hex(hex) {
+                return Err(BAD_DIGEST.to_owned());
+            }
+            Ok((name, Some(digest.to_owned())))
+        }
+        None => Ok((reference, None)),
+    }
+}
+
+/// Splits `name:tag` into the name and the tag (a tag follows the last ':' that comes after
+/// the last '/': a ':' before it is a port); the reason when the tag is malformed.
+fn split_tag(remainder: &str) -> Result<(&str, Option<&str>), String> {
+    let last_slash = remainder.rfind('/');
+    let (name, tag) = match remainder.rfind(':') {
+        Some(colon) if last_slash.is_none_or(|slash| colon > slash) => {
+            (&remainder[..colon], Some(&remainder[colon + 1..]))
+        }
+        _ => (remainder, None),
+    };
+    if let Some(tag) = tag {
+        if !valid_tag(tag) {
+            return Err(format!(
+                "tag {tag:?} must be 1 to {MAX_TAG_LEN} characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+            ));
+        }
+    }
+    Ok((name, tag))
+}
+
+/// A repository name as (domain, path), normalized as Docker does (docker.io, `library/`);
+/// the reason when it is not valid.
+fn normalize_name(name: &str) -> Result<(String, String), String> {
+    let (domain, path) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_owned(), rest.to_owned())
+        }
+        _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
+    };
+    if !valid_domain(&domain) {
+        return Err(format!("registry {domain:?} is not a valid host[:port]"));
+    }
+    let domain = if domain == "index.docker.io" {
+        DEFAULT_DOMAIN.to_owned()
+    } else {
+        domain
+    };
+    if path.is_empty() {
+        return Err("it has no repository path after the registry".into());
+    }
+    if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("repository names must be lowercase".into());
+    }
+    if let Some(component) = path.split('/').find(|c| !valid_path_component(c)) {
+        return Err(format!(
+            "path component {component:?} must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
+        ));
+    }
+    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        format!("{OFFICIAL_PREFIX}{path}")
+    } else {
+        path
+    };
+    if domain.len() + 1 + path.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "the repository name is longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    Ok((domain, path))
 }
 
 impl std::fmt::Display for Reference {

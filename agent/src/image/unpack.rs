@@ -177,86 +177,19 @@ impl Unpacker<'_> {
             return Ok(());
         }
         if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX) {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(self.unsafe_entry(&name, "is a whiteout for an invalid name"));
-            }
-            let path = parent.join(OsStr::from_bytes(hidden));
-            let io = |e| self.entry_io(&name, e);
-            remove_existing(&path).map_err(io)?;
-            mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| io(e.into()))?;
-            if self.chown {
-                let (uid, gid) = owner(entry).map_err(io)?;
-                lchown(&path, Some(uid), Some(gid)).map_err(io)?;
-            }
-            return Ok(());
+            return self.whiteout(entry, &parent, hidden, &name);
         }
 
         let path = parent.join(last);
         match kind {
-            EntryType::Directory => {
-                let io = |e| self.entry_io(&name, e);
-                match fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => {
-                        fs::remove_file(&path).map_err(io)?;
-                        create_dir(&path).map_err(io)?;
-                    }
-                    Err(e) if e.kind() == ErrorKind::NotFound => create_dir(&path).map_err(io)?,
-                    Err(e) => return Err(io(e)),
-                }
-                self.apply_metadata(entry, &path, &name, true)
-            }
+            EntryType::Directory => self.unpack_dir(entry, &path, &name),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                remove_existing(&path).map_err(|e| self.entry_io(&name, e))?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(|e| self.entry_io(&name, e))?;
-                self.copy_content(entry, &mut file, &name)?;
-                drop(file);
-                self.apply_metadata(entry, &path, &name, false)
+                self.unpack_file(entry, &path, &name)
             }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.unsafe_entry(&name, "is a symbolic link without a target"))?
-                    .into_owned();
-                let io = |e| self.entry_io(&name, e);
-                remove_existing(&path).map_err(io)?;
-                symlink(OsStr::from_bytes(&target), &path).map_err(io)?;
-                self.apply_metadata(entry, &path, &name, false)
-            }
-            EntryType::Link => {
-                let source = self.hard_link_source(entry, &name)?;
-                if source == path {
-                    return Ok(());
-                }
-                let io = |e| self.entry_io(&name, e);
-                remove_existing(&path).map_err(io)?;
-                fs::hard_link(&source, &path).map_err(io)
-            }
+            EntryType::Symlink => self.unpack_symlink(entry, &path, &name),
+            EntryType::Link => self.unpack_hard_link(entry, &path, &name),
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let io = |e| self.entry_io(&name, e);
-                remove_existing(&path).map_err(io)?;
-                let (sflag, dev) = match kind {
-                    EntryType::Char | EntryType::Block => {
-                        let major = entry.header().device_major().map_err(io)?.unwrap_or(0);
-                        let minor = entry.header().device_minor().map_err(io)?.unwrap_or(0);
-                        let sflag = if kind == EntryType::Char {
-                            SFlag::S_IFCHR
-                        } else {
-                            SFlag::S_IFBLK
-                        };
-                        (sflag, makedev(major.into(), minor.into()))
-                    }
-                    _ => (SFlag::S_IFIFO, 0),
-                };
-                mknod(&path, sflag, Mode::from_bits_truncate(0o600), dev)
-                    .map_err(|e| io(e.into()))?;
-                self.apply_metadata(entry, &path, &name, false)
+                self.unpack_special(entry, kind, &path, &name)
             }
             other => Err(ImageError::UnsupportedLayerEntry {
                 layer: self.layer.to_owned(),
@@ -264,6 +197,126 @@ impl Unpacker<'_> {
                 kind: format!("{other:?}"),
             }),
         }
+    }
+
+    /// A whiteout `.wh.<hidden>` in `parent`: the overlayfs form, a 0/0 character device.
+    fn whiteout<R: Read>(
+        &self,
+        entry: &tar::Entry<R>,
+        parent: &Path,
+        hidden: &[u8],
+        name: &str,
+    ) -> Result<(), ImageError> {
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(self.unsafe_entry(name, "is a whiteout for an invalid name"));
+        }
+        let path = parent.join(OsStr::from_bytes(hidden));
+        let io = |e| self.entry_io(name, e);
+        remove_existing(&path).map_err(io)?;
+        mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| io(e.into()))?;
+        if self.chown {
+            let (uid, gid) = owner(entry).map_err(io)?;
+            lchown(&path, Some(uid), Some(gid)).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// A directory: kept if there is one, replacing anything else.
+    fn unpack_dir<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let io = |e| self.entry_io(name, e);
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                fs::remove_file(path).map_err(io)?;
+                create_dir(path).map_err(io)?;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => create_dir(path).map_err(io)?,
+            Err(e) => return Err(io(e)),
+        }
+        self.apply_metadata(entry, path, name, true)
+    }
+
+    /// A regular file, created anew (never through a symbolic link).
+    fn unpack_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        remove_existing(path).map_err(|e| self.entry_io(name, e))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| self.entry_io(name, e))?;
+        self.copy_content(entry, &mut file, name)?;
+        drop(file);
+        self.apply_metadata(entry, path, name, false)
+    }
+
+    fn unpack_symlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| self.unsafe_entry(name, "is a symbolic link without a target"))?
+            .into_owned();
+        let io = |e| self.entry_io(name, e);
+        remove_existing(path).map_err(io)?;
+        symlink(OsStr::from_bytes(&target), path).map_err(io)?;
+        self.apply_metadata(entry, path, name, false)
+    }
+
+    fn unpack_hard_link<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let source = self.hard_link_source(entry, name)?;
+        if source == path {
+            return Ok(());
+        }
+        let io = |e| self.entry_io(name, e);
+        remove_existing(path).map_err(io)?;
+        fs::hard_link(&source, path).map_err(io)
+    }
+
+    /// A character or block device, or a FIFO.
+    fn unpack_special<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        kind: EntryType,
+        path: &Path,
+        name: &str,
+    ) -> Result<(), ImageError> {
+        let io = |e| self.entry_io(name, e);
+        remove_existing(path).map_err(io)?;
+        let (sflag, dev) = match kind {
+            EntryType::Char | EntryType::Block => {
+                let major = entry.header().device_major().map_err(io)?.unwrap_or(0);
+                let minor = entry.header().device_minor().map_err(io)?.unwrap_or(0);
+                let sflag = if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                (sflag, makedev(major.into(), minor.into()))
+            }
+            _ => (SFlag::S_IFIFO, 0),
+        };
+        mknod(path, sflag, Mode::from_bits_truncate(0o600), dev).map_err(|e| io(e.into()))?;
+        self.apply_metadata(entry, path, name, false)
     }
 
     /// Makes sure every parent of an entry exists as a real directory (creating missing ones)

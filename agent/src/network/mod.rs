@@ -341,8 +341,6 @@ impl Network {
         let ip = self.ipam.allocate(pod_uid)?;
         let host = veth_name(pod_uid);
         let peer = format!("{host}p");
-        let bridge = self.config.bridge.clone();
-        let ns_path = netns.to_path_buf();
         let attached = {
             let host = host.clone();
             with_netlink(None, move |h| {
@@ -354,51 +352,13 @@ impl Network {
             return Ok(ip);
         }
         {
-            let (host, peer, ns_path) = (host.clone(), peer.clone(), ns_path.clone());
+            let (peer, bridge, ns_path) = (
+                peer.clone(),
+                self.config.bridge.clone(),
+                netns.to_path_buf(),
+            );
             with_netlink(None, move |h| {
-                Box::pin(async move {
-                    h.link()
-                        .add(LinkVeth::new(&host, &peer).build())
-                        .execute()
-                        .await
-                        .map_err(|e| format!("creating veth {host}: {e}"))?;
-                    let bridge_idx = link_index(&h, &bridge)
-                        .await?
-                        .ok_or(format!("no bridge {bridge}"))?;
-                    let host_idx = link_index(&h, &host).await?.ok_or("the veth vanished")?;
-                    let peer_idx = link_index(&h, &peer)
-                        .await?
-                        .ok_or("the veth peer vanished")?;
-                    h.link()
-                        .set(
-                            LinkUnspec::new_with_index(host_idx)
-                                .controller(bridge_idx)
-                                .up()
-                                .build(),
-                        )
-                        .execute()
-                        .await
-                        .map_err(|e| format!("attaching {host} to {bridge}: {e}"))?;
-                    // Hairpin: with br_netfilter, a pod reaching a Service that picks the pod
-                    // itself needs its frame sent back out of the port it came in by.
-                    h.link()
-                        .set_port(LinkBridgePort::new(host_idx).hairpin(true).build())
-                        .execute()
-                        .await
-                        .map_err(|e| format!("hairpin on {host}: {e}"))?;
-                    let ns = std::fs::File::open(&ns_path)
-                        .map_err(|e| format!("opening {}: {e}", ns_path.display()))?;
-                    h.link()
-                        .set(
-                            LinkUnspec::new_with_index(peer_idx)
-                                .setns_by_fd(ns.as_raw_fd())
-                                .build(),
-                        )
-                        .execute()
-                        .await
-                        .map_err(|e| format!("moving {peer} into the pod: {e}"))?;
-                    Ok(())
-                })
+                Box::pin(async move { create_veth(&h, &host, &peer, &bridge, &ns_path).await })
             })
             .map_err(NetError::Netlink)?;
         }
@@ -406,37 +366,8 @@ impl Network {
             self.config.cluster_cidr.prefix,
             self.config.cluster_cidr.gateway(),
         );
-        with_netlink(Some(ns_path), move |h| {
-            Box::pin(async move {
-                let idx = link_index(&h, &peer)
-                    .await?
-                    .ok_or("the pod's veth end is missing")?;
-                h.link()
-                    .set(LinkUnspec::new_with_index(idx).name("eth0").build())
-                    .execute()
-                    .await
-                    .map_err(|e| format!("naming eth0: {e}"))?;
-                h.address()
-                    .add(idx, ip.into(), prefix)
-                    .execute()
-                    .await
-                    .map_err(|e| format!("addressing eth0: {e}"))?;
-                h.link()
-                    .set(LinkUnspec::new_with_index(idx).up().build())
-                    .execute()
-                    .await
-                    .map_err(|e| format!("eth0 up: {e}"))?;
-                let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(gw)
-                    .output_interface(idx)
-                    .build();
-                h.route()
-                    .add(route)
-                    .execute()
-                    .await
-                    .map_err(|e| format!("default route: {e}"))?;
-                Ok(())
-            })
+        with_netlink(Some(netns.to_path_buf()), move |h| {
+            Box::pin(async move { configure_eth0(&h, &peer, ip, prefix, gw).await })
         })
         .map_err(NetError::Netlink)?;
         Ok(ip)
@@ -484,6 +415,95 @@ impl Network {
         self.ipam.clear();
         Ok(())
     }
+}
+
+/// Creates the veth pair `host`–`peer`, attaches `host` to the bridge (hairpin on) and moves
+/// `peer` into the network namespace at `ns_path`.
+async fn create_veth(
+    h: &rtnetlink::Handle,
+    host: &str,
+    peer: &str,
+    bridge: &str,
+    ns_path: &Path,
+) -> Step<()> {
+    h.link()
+        .add(LinkVeth::new(host, peer).build())
+        .execute()
+        .await
+        .map_err(|e| format!("creating veth {host}: {e}"))?;
+    let bridge_idx = link_index(h, bridge)
+        .await?
+        .ok_or(format!("no bridge {bridge}"))?;
+    let host_idx = link_index(h, host).await?.ok_or("the veth vanished")?;
+    let peer_idx = link_index(h, peer).await?.ok_or("the veth peer vanished")?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(host_idx)
+                .controller(bridge_idx)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("attaching {host} to {bridge}: {e}"))?;
+    // Hairpin: with br_netfilter, a pod reaching a Service that picks the pod itself needs its
+    // frame sent back out of the port it came in by.
+    h.link()
+        .set_port(LinkBridgePort::new(host_idx).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(|e| format!("hairpin on {host}: {e}"))?;
+    let ns =
+        std::fs::File::open(ns_path).map_err(|e| format!("opening {}: {e}", ns_path.display()))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(peer_idx)
+                .setns_by_fd(ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("moving {peer} into the pod: {e}"))?;
+    Ok(())
+}
+
+/// Inside the pod's network namespace: renames `peer` to `eth0`, gives it `ip`, brings it up
+/// and routes by default through the gateway.
+async fn configure_eth0(
+    h: &rtnetlink::Handle,
+    peer: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gw: Ipv4Addr,
+) -> Step<()> {
+    let idx = link_index(h, peer)
+        .await?
+        .ok_or("the pod's veth end is missing")?;
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).name("eth0").build())
+        .execute()
+        .await
+        .map_err(|e| format!("naming eth0: {e}"))?;
+    h.address()
+        .add(idx, ip.into(), prefix)
+        .execute()
+        .await
+        .map_err(|e| format!("addressing eth0: {e}"))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| format!("eth0 up: {e}"))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gw)
+        .output_interface(idx)
+        .build();
+    h.route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(|e| format!("default route: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

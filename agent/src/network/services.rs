@@ -64,6 +64,150 @@ fn ns_name(svc: &Value) -> (String, String) {
     )
 }
 
+/// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
+pub fn plan(
+    cfg: &NetworkConfig,
+    services: &[Value],
+    slices: &[Value],
+    pods: &[Pod],
+    host_ip: Ipv4Addr,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut allocator = Allocator::new(services);
+    for svc in services {
+        plan_service(cfg, svc, slices, host_ip, &mut allocator, &mut out);
+    }
+    out.rules.host_ports.extend(pod_host_ports(cfg, pods));
+    out.rules
+        .services
+        .sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
+    out.rules
+        .host_ports
+        .sort_by(|a, b| (a.port, &a.protocol, a.host_ip).cmp(&(b.port, &b.protocol, b.host_ip)));
+    out
+}
+
+/// The virtual IPs and node ports in use, and the next free ones.
+struct Allocator {
+    used_ips: HashSet<Ipv4Addr>,
+    used_ports: HashSet<u16>,
+}
+
+impl Allocator {
+    fn new(services: &[Value]) -> Self {
+        let used_ips = services
+            .iter()
+            .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
+            .collect();
+        let used_ports = services
+            .iter()
+            .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p["nodePort"].as_u64().map(|n| n as u16))
+            .collect();
+        Allocator {
+            used_ips,
+            used_ports,
+        }
+    }
+
+    /// The Service's virtual IP (`None` for a headless one), allocated into `patch` when the
+    /// Service has none yet.
+    fn cluster_ip(
+        &mut self,
+        cfg: &NetworkConfig,
+        svc: &Value,
+        patch: &mut serde_json::Map<String, Value>,
+    ) -> Option<Ipv4Addr> {
+        match svc["spec"]["clusterIP"].as_str() {
+            Some("None") => None,
+            Some(ip) => ip.parse().ok(),
+            None => {
+                // .1 and .10 are the API's and DNS's on Kubernetes, start after them.
+                let ip = (11..)
+                    .map_while(|n| cfg.service_cidr.nth(n))
+                    .find(|ip| !self.used_ips.contains(ip));
+                if let Some(ip) = ip {
+                    self.used_ips.insert(ip);
+                    patch.insert("clusterIP".into(), json!(ip.to_string()));
+                    patch.insert("clusterIPs".into(), json!([ip.to_string()]));
+                }
+                ip
+            }
+        }
+    }
+
+    /// Gives a node port to each port without one; whether any changed.
+    fn node_ports(&mut self, ports: &mut [Value]) -> bool {
+        let mut changed = false;
+        for p in ports.iter_mut() {
+            if p["nodePort"].is_null() {
+                if let Some(n) = NODE_PORTS.clone().find(|n| !self.used_ports.contains(n)) {
+                    self.used_ports.insert(n);
+                    p["nodePort"] = json!(n);
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// One Service: its allocations, rules and DNS record into `out`.
+fn plan_service(
+    cfg: &NetworkConfig,
+    svc: &Value,
+    slices: &[Value],
+    host_ip: Ipv4Addr,
+    allocator: &mut Allocator,
+    out: &mut Plan,
+) {
+    let (ns, name) = ns_name(svc);
+    let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+    let mut patch = serde_json::Map::new();
+    let vip = allocator.cluster_ip(cfg, svc, &mut patch);
+    // Node ports for NodePort and LoadBalancer Services.
+    let mut ports: Vec<Value> = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if (ty == "NodePort" || ty == "LoadBalancer") && allocator.node_ports(&mut ports) {
+        patch.insert("ports".into(), Value::Array(ports.clone()));
+    }
+    if !patch.is_empty() {
+        out.allocations.push(Allocation::Spec {
+            namespace: ns.clone(),
+            name: name.clone(),
+            patch: Value::Object(patch),
+        });
+    }
+    if ty == "LoadBalancer" {
+        let status =
+            json!({"loadBalancer": {"ingress": [{"ip": host_ip.to_string(), "ipMode": "VIP"}]}});
+        if svc["status"] != status {
+            out.allocations.push(Allocation::Status {
+                namespace: ns.clone(),
+                name: name.clone(),
+                status,
+            });
+        }
+    }
+    let slice = slices.iter().find(|s| {
+        s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str()
+    });
+    let ready = ready_endpoints(cfg, slice);
+    for p in &ports {
+        port_rules(p, slice, &ready, vip, ty == "LoadBalancer", &mut out.rules);
+    }
+    let fqdn = format!("{name}.{ns}.svc.{DOMAIN}");
+    match (vip, svc["spec"]["clusterIP"].as_str()) {
+        (Some(ip), _) => {
+            out.records.0.insert(fqdn, vec![ip]);
+        }
+        (None, Some("None")) => {
+            out.records.0.insert(fqdn, ready);
+            out.records.0.extend(hostname_records(slice, &name, &ns));
+        }
+        _ => {}
+    }
+}
+
 /// A headless Service's per-pod names: `<hostname>.<service>.<ns>.svc.<domain>` for each
 /// ready endpoint its EndpointSlice names by hostname (pods whose `subdomain` is the Service,
 /// as a StatefulSet's are).
@@ -84,150 +228,76 @@ fn hostname_records<'a>(
         })
 }
 
-/// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
-pub fn plan(
-    cfg: &NetworkConfig,
-    services: &[Value],
-    slices: &[Value],
-    pods: &[Pod],
-    host_ip: Ipv4Addr,
-) -> Plan {
-    let mut out = Plan::default();
-    let mut used_ips: HashSet<Ipv4Addr> = services
-        .iter()
-        .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
-        .collect();
-    let mut used_ports: HashSet<u16> = services
-        .iter()
-        .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p["nodePort"].as_u64().map(|n| n as u16))
-        .collect();
-    for svc in services {
-        let (ns, name) = ns_name(svc);
-        let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
-        let mut patch = serde_json::Map::new();
-        // The virtual IP: .1 and .10 are the API's and DNS's on Kubernetes, start after them.
-        let vip: Option<Ipv4Addr> = match svc["spec"]["clusterIP"].as_str() {
-            Some("None") => None,
-            Some(ip) => ip.parse().ok(),
-            None => {
-                let ip = (11..)
-                    .map_while(|n| cfg.service_cidr.nth(n))
-                    .find(|ip| !used_ips.contains(ip));
-                if let Some(ip) = ip {
-                    used_ips.insert(ip);
-                    patch.insert("clusterIP".into(), json!(ip.to_string()));
-                    patch.insert("clusterIPs".into(), json!([ip.to_string()]));
-                }
+/// The ready endpoints' addresses in a Service's EndpointSlice.
+fn ready_endpoints(cfg: &NetworkConfig, slice: Option<&Value>) -> Vec<Ipv4Addr> {
+    slice
+        .and_then(|s| s["endpoints"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|e| e["conditions"]["ready"] == true)
+        .filter_map(|e| e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok())
+        // A hostNetwork pod (reported at 127.0.0.1) is reached at the bridge's gateway.
+        .map(|ip| {
+            if ip.is_loopback() {
+                cfg.cluster_cidr.gateway()
+            } else {
                 ip
             }
-        };
-        // Node ports for NodePort and LoadBalancer Services.
-        let mut ports: Vec<Value> = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
-        if ty == "NodePort" || ty == "LoadBalancer" {
-            let mut changed = false;
-            for p in ports.iter_mut() {
-                if p["nodePort"].is_null() {
-                    if let Some(n) = NODE_PORTS.clone().find(|n| !used_ports.contains(n)) {
-                        used_ports.insert(n);
-                        p["nodePort"] = json!(n);
-                        changed = true;
-                    }
-                }
-            }
-            if changed {
-                patch.insert("ports".into(), Value::Array(ports.clone()));
-            }
-        }
-        if !patch.is_empty() {
-            out.allocations.push(Allocation::Spec {
-                namespace: ns.clone(),
-                name: name.clone(),
-                patch: Value::Object(patch),
-            });
-        }
-        if ty == "LoadBalancer" {
-            let status = json!({"loadBalancer": {"ingress": [{"ip": host_ip.to_string(), "ipMode": "VIP"}]}});
-            if svc["status"] != status {
-                out.allocations.push(Allocation::Status {
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    status,
-                });
-            }
-        }
-        // Endpoints per port.
-        let slice = slices.iter().find(|s| {
-            s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str()
+        })
+        .collect()
+}
+
+/// The rules for one Service port: its virtual IP, its node port, its LoadBalancer port.
+fn port_rules(
+    p: &Value,
+    slice: Option<&Value>,
+    ready: &[Ipv4Addr],
+    vip: Option<Ipv4Addr>,
+    load_balancer: bool,
+    rules: &mut Rules,
+) {
+    let pname = p["name"].as_str().unwrap_or("");
+    let target = slice.and_then(|s| {
+        s["ports"]
+            .as_array()?
+            .iter()
+            .find(|sp| sp["name"].as_str().unwrap_or("") == pname)
+            .and_then(|sp| sp["port"].as_u64())
+    });
+    let endpoints: Vec<(Ipv4Addr, u16)> = match target {
+        Some(t) => ready.iter().map(|ip| (*ip, t as u16)).collect(),
+        None => Vec::new(),
+    };
+    let protocol = p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
+    if let Some(vip) = vip {
+        rules.services.push(ServiceRule {
+            vip,
+            protocol: protocol.clone(),
+            port: p["port"].as_u64().unwrap_or(0) as u16,
+            endpoints: endpoints.clone(),
         });
-        let ready: Vec<Ipv4Addr> = slice
-            .and_then(|s| s["endpoints"].as_array())
-            .into_iter()
-            .flatten()
-            .filter(|e| e["conditions"]["ready"] == true)
-            .filter_map(|e| e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok())
-            // A hostNetwork pod (reported at 127.0.0.1) is reached at the bridge's gateway.
-            .map(|ip| {
-                if ip.is_loopback() {
-                    cfg.cluster_cidr.gateway()
-                } else {
-                    ip
-                }
-            })
-            .collect();
-        for p in &ports {
-            let pname = p["name"].as_str().unwrap_or("");
-            let target = slice.and_then(|s| {
-                s["ports"]
-                    .as_array()?
-                    .iter()
-                    .find(|sp| sp["name"].as_str().unwrap_or("") == pname)
-                    .and_then(|sp| sp["port"].as_u64())
-            });
-            let endpoints: Vec<(Ipv4Addr, u16)> = match target {
-                Some(t) => ready.iter().map(|ip| (*ip, t as u16)).collect(),
-                None => Vec::new(),
-            };
-            let protocol = p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
-            if let Some(vip) = vip {
-                out.rules.services.push(ServiceRule {
-                    vip,
-                    protocol: protocol.clone(),
-                    port: p["port"].as_u64().unwrap_or(0) as u16,
-                    endpoints: endpoints.clone(),
-                });
-            }
-            if let Some(n) = p["nodePort"].as_u64() {
-                out.rules.host_ports.push(HostPortRule {
-                    protocol: protocol.clone(),
-                    port: n as u16,
-                    host_ip: None,
-                    endpoints: endpoints.clone(),
-                });
-            }
-            if ty == "LoadBalancer" {
-                out.rules.host_ports.push(HostPortRule {
-                    protocol,
-                    port: p["port"].as_u64().unwrap_or(0) as u16,
-                    host_ip: None,
-                    endpoints,
-                });
-            }
-        }
-        // DNS.
-        let fqdn = format!("{name}.{ns}.svc.{DOMAIN}");
-        match (vip, svc["spec"]["clusterIP"].as_str()) {
-            (Some(ip), _) => {
-                out.records.0.insert(fqdn, vec![ip]);
-            }
-            (None, Some("None")) => {
-                out.records.0.insert(fqdn, ready.clone());
-                out.records.0.extend(hostname_records(slice, &name, &ns));
-            }
-            _ => {}
-        }
     }
-    // Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself).
+    if let Some(n) = p["nodePort"].as_u64() {
+        rules.host_ports.push(HostPortRule {
+            protocol: protocol.clone(),
+            port: n as u16,
+            host_ip: None,
+            endpoints: endpoints.clone(),
+        });
+    }
+    if load_balancer {
+        rules.host_ports.push(HostPortRule {
+            protocol,
+            port: p["port"].as_u64().unwrap_or(0) as u16,
+            host_ip: None,
+            endpoints,
+        });
+    }
+}
+
+/// Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself).
+fn pod_host_ports(cfg: &NetworkConfig, pods: &[Pod]) -> Vec<HostPortRule> {
+    let mut rules = Vec::new();
     for pod in pods {
         let Some(ip) = pod
             .status
@@ -248,7 +318,7 @@ pub fn plan(
                 let Some(host_port) = p.host_port else {
                     continue;
                 };
-                out.rules.host_ports.push(HostPortRule {
+                rules.push(HostPortRule {
                     protocol: p
                         .protocol
                         .clone()
@@ -265,13 +335,7 @@ pub fn plan(
             }
         }
     }
-    out.rules
-        .services
-        .sort_by(|a, b| (a.vip, a.port, &a.protocol).cmp(&(b.vip, b.port, &b.protocol)));
-    out.rules
-        .host_ports
-        .sort_by(|a, b| (a.port, &a.protocol, a.host_ip).cmp(&(b.port, &b.protocol, b.host_ip)));
-    out
+    rules
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub enum ConfigError {
         /// The item path.
         path: String,
     },
+    /// A PersistentVolumeClaim the pod uses cannot be used (yet).
+    #[error(transparent)]
+    Claim(super::volumes::ClaimWait),
     /// A volume source skiff does not implement.
     #[error("volume {0:?}: unsupported volume source")]
     UnsupportedVolume(String),

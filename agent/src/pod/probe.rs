@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -49,91 +49,98 @@ fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
 }
 
 /// Runs one probe attempt; `Err` carries kubelet-style failure text.
-// Long on purpose: one branch per probe handler (httpGet, tcpSocket, exec), each short.
 async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), String> {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     if let Some(h) = &probe.http_get {
         let port = port_of(c, &h.port).ok_or("the probe's port is not a container port")?;
-        let ip: IpAddr = h
-            .host
-            .as_deref()
-            .and_then(|h| h.parse().ok())
-            .unwrap_or(target.ip);
-        let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let fut = async move {
-            let mut s = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
-                .await
-                .map_err(|e| format!("Get \"http://{ip}:{port}{path}\": {e}"))?;
-            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.32\r\nConnection: close\r\n");
-            for hdr in h.http_headers.iter().flatten() {
-                req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
-            }
-            req.push_str("\r\n");
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut head = vec![0u8; 64];
-            let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
-            let line = String::from_utf8_lossy(&head[..n]).to_string();
-            let code: u16 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            if (200..400).contains(&code) {
-                Ok(())
-            } else {
-                Err(format!("HTTP probe failed with statuscode: {code}"))
-            }
-        };
-        return tokio::time::timeout(timeout, fut)
+        let ip = probe_ip(h.host.as_deref(), target);
+        return tokio::time::timeout(timeout, http_get(h, ip, port))
             .await
             .map_err(|_| "timeout".to_string())?;
     }
     if let Some(t) = &probe.tcp_socket {
         let port = port_of(c, &t.port).ok_or("the probe's port is not a container port")?;
-        let ip: IpAddr = t
-            .host
-            .as_deref()
-            .and_then(|h| h.parse().ok())
-            .unwrap_or(target.ip);
-        return match tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect(SocketAddr::new(ip, port)),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("dial tcp {ip}:{port}: {e}")),
-            Err(_) => Err(format!("dial tcp {ip}:{port}: i/o timeout")),
-        };
+        let ip = probe_ip(t.host.as_deref(), target);
+        return tcp_socket(ip, port, timeout).await;
     }
     if let Some(e) = &probe.exec {
-        let command = e.command.clone().unwrap_or_default();
-        let child = shim_command(
-            &target.exe,
-            &target.container_dir,
-            ShimCommand::Exec {
-                tty: false,
-                command: &command,
-            },
-        )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-        return match tokio::time::timeout(timeout, child).await {
-            Ok(Ok(s)) if s.success() => Ok(()),
-            Ok(Ok(s)) => Err(format!(
-                "command {command:?} exited with {}",
-                s.code().unwrap_or(-1)
-            )),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("command {command:?} timed out")),
-        };
+        return exec(e.command.clone().unwrap_or_default(), target, timeout).await;
     }
     Err("the probe has no handler".into())
+}
+
+/// The probe's `host`, else the pod's address.
+fn probe_ip(host: Option<&str>, target: &Target) -> IpAddr {
+    host.and_then(|h| h.parse().ok()).unwrap_or(target.ip)
+}
+
+/// `httpGet`: a 2xx or 3xx status is success.
+async fn http_get(h: &HTTPGetAction, ip: IpAddr, port: u16) -> Result<(), String> {
+    let path = h.path.clone().unwrap_or_else(|| "/".into());
+    let mut s = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
+        .await
+        .map_err(|e| format!("Get \"http://{ip}:{port}{path}\": {e}"))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.32\r\nConnection: close\r\n");
+    for hdr in h.http_headers.iter().flatten() {
+        req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; 64];
+    let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head[..n]).to_string();
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// `tcpSocket`: a connection is success.
+async fn tcp_socket(ip: IpAddr, port: u16, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect(SocketAddr::new(ip, port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("dial tcp {ip}:{port}: {e}")),
+        Err(_) => Err(format!("dial tcp {ip}:{port}: i/o timeout")),
+    }
+}
+
+/// `exec`: the command, run in the container through `skiff shim --exec`, exits with 0.
+async fn exec(command: Vec<String>, target: &Target, timeout: Duration) -> Result<(), String> {
+    let child = shim_command(
+        &target.exe,
+        &target.container_dir,
+        ShimCommand::Exec {
+            tty: false,
+            command: &command,
+        },
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true)
+    .status();
+    match tokio::time::timeout(timeout, child).await {
+        Ok(Ok(s)) if s.success() => Ok(()),
+        Ok(Ok(s)) => Err(format!(
+            "command {command:?} exited with {}",
+            s.code().unwrap_or(-1)
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("command {command:?} timed out")),
+    }
 }
 
 async fn run_probe(
@@ -157,8 +164,6 @@ async fn run_probe(
 }
 
 /// Runs the container's probes until `done` flips; verdicts go to `tx`, warnings to `event`.
-// Long on purpose: the three probe kinds side by side, sharing `tx` and `event`, read as
-// kubelet's rules; apart they would each need the same captures handed around.
 pub async fn run(
     c: Container,
     target: Target,
@@ -166,84 +171,25 @@ pub async fn run(
     event: impl Fn(String) + Send + Sync + 'static,
     mut done: watch::Receiver<bool>,
 ) {
-    let event = std::sync::Arc::new(event);
+    let event: &(dyn Fn(String) + Send + Sync) = &event;
     let work = async {
         // Startup: nothing else runs until it succeeds.
         if let Some(p) = &c.startup_probe {
-            let threshold = p.failure_threshold.unwrap_or(3).max(1);
-            let mut failures = 0;
-            let mut ok = false;
-            run_probe(&c, p, &target, |success, why| {
-                if success {
-                    ok = true;
-                    return false;
-                }
-                failures += 1;
-                event(format!("Startup probe failed: {}", why.unwrap_or_default()));
-                failures < threshold
-            })
-            .await;
-            if !ok {
+            if !startup(&c, p, &target, event).await {
                 let _ = tx.send(Verdict::Unhealthy);
                 return;
             }
         }
         let readiness = async {
-            let Some(p) = &c.readiness_probe else {
-                return std::future::pending::<()>().await;
-            };
-            let (need_ok, need_fail) = (
-                p.success_threshold.unwrap_or(1).max(1),
-                p.failure_threshold.unwrap_or(3).max(1),
-            );
-            let (mut oks, mut fails, mut ready) = (0, 0, false);
-            run_probe(&c, p, &target, |success, why| {
-                if success {
-                    oks += 1;
-                    fails = 0;
-                    if !ready && oks >= need_ok {
-                        ready = true;
-                        let _ = tx.send(Verdict::Ready(true));
-                    }
-                } else {
-                    fails += 1;
-                    oks = 0;
-                    event(format!(
-                        "Readiness probe failed: {}",
-                        why.unwrap_or_default()
-                    ));
-                    if ready && fails >= need_fail {
-                        ready = false;
-                        let _ = tx.send(Verdict::Ready(false));
-                    }
-                }
-                true
-            })
-            .await;
+            match &c.readiness_probe {
+                Some(p) => readiness(&c, p, &target, &tx, event).await,
+                None => std::future::pending::<()>().await,
+            }
         };
         let liveness = async {
-            let Some(p) = &c.liveness_probe else {
-                return std::future::pending::<()>().await;
-            };
-            let threshold = p.failure_threshold.unwrap_or(3).max(1);
-            let mut fails = 0;
-            run_probe(&c, p, &target, |success, why| {
-                if success {
-                    fails = 0;
-                    return true;
-                }
-                fails += 1;
-                event(format!(
-                    "Liveness probe failed: {}",
-                    why.unwrap_or_default()
-                ));
-                if fails >= threshold {
-                    let _ = tx.send(Verdict::Unhealthy);
-                    return false;
-                }
-                true
-            })
-            .await;
+            if let Some(p) = &c.liveness_probe {
+                liveness(&c, p, &target, &tx, event).await;
+            }
             std::future::pending::<()>().await
         };
         tokio::join!(readiness, liveness);
@@ -252,4 +198,96 @@ pub async fn run(
         _ = work => {}
         _ = done.changed() => {}
     }
+}
+
+/// The startup probe until it succeeds (true) or fails `failureThreshold` times (false).
+async fn startup(
+    c: &Container,
+    p: &Probe,
+    target: &Target,
+    event: &(dyn Fn(String) + Send + Sync),
+) -> bool {
+    let threshold = p.failure_threshold.unwrap_or(3).max(1);
+    let mut failures = 0;
+    let mut ok = false;
+    run_probe(c, p, target, |success, why| {
+        if success {
+            ok = true;
+            return false;
+        }
+        failures += 1;
+        event(format!("Startup probe failed: {}", why.unwrap_or_default()));
+        failures < threshold
+    })
+    .await;
+    ok
+}
+
+/// The readiness probe, forever: ready after `successThreshold` successes in a row, not ready
+/// after `failureThreshold` failures in a row.
+async fn readiness(
+    c: &Container,
+    p: &Probe,
+    target: &Target,
+    tx: &mpsc::UnboundedSender<Verdict>,
+    event: &(dyn Fn(String) + Send + Sync),
+) {
+    let (need_ok, need_fail) = (
+        p.success_threshold.unwrap_or(1).max(1),
+        p.failure_threshold.unwrap_or(3).max(1),
+    );
+    let (mut oks, mut fails, mut ready) = (0, 0, false);
+    run_probe(c, p, target, |success, why| {
+        if success {
+            oks += 1;
+            fails = 0;
+            if !ready && oks >= need_ok {
+                ready = true;
+                let _ = tx.send(Verdict::Ready(true));
+            }
+        } else {
+            fails += 1;
+            oks = 0;
+            event(format!(
+                "Readiness probe failed: {}",
+                why.unwrap_or_default()
+            ));
+            if ready && fails >= need_fail {
+                ready = false;
+                let _ = tx.send(Verdict::Ready(false));
+            }
+        }
+        true
+    })
+    .await;
+}
+
+/// The liveness probe until it fails `failureThreshold` times in a row: then the container is
+/// unhealthy.
+async fn liveness(
+    c: &Container,
+    p: &Probe,
+    target: &Target,
+    tx: &mpsc::UnboundedSender<Verdict>,
+    event: &(dyn Fn(String) + Send + Sync),
+) {
+    let threshold = p.failure_threshold.unwrap_or(3).max(1);
+    let mut fails = 0;
+    run_probe(c, p, target, |success, why| {
+        if success {
+            fails = 0;
+            return true;
+        }
+        fails += 1;
+        event(format!(
+            "Liveness probe failed: {}",
+            why.unwrap_or_default()
+        ));
+        if fails >= threshold {
+            let _ = tx.send(Verdict::Unhealthy);
+            return false;
+        }
+        true
+    })
+    .await;
 }

@@ -4,10 +4,10 @@
 //! `workingDir` overrides WorkingDir; `securityContext.runAsUser/runAsGroup` override User,
 //! whose names are resolved in the image's `/etc/passwd` and `/etc/group`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, EnvFromSource, EnvVarSource};
 
 use super::error::ConfigError;
 use crate::runtime::oci::Process;
@@ -152,6 +152,11 @@ pub trait EnvSources {
     fn secret(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>>;
     /// A `fieldRef` path (`metadata.name`, `status.podIP`, `metadata.labels['app']`…).
     fn field(&self, path: &str) -> Option<String>;
+    /// The volume a PersistentVolumeClaim of the pod's namespace is bound to, or why it
+    /// cannot be used yet.
+    fn claim(&self, name: &str) -> Result<super::volumes::ClaimVolume, super::volumes::ClaimWait> {
+        Err(super::volumes::ClaimWait::NotFound(name.to_string()))
+    }
 }
 
 /// No sources (containers that use none).
@@ -172,100 +177,131 @@ impl EnvSources for NoSources {
 /// The container's own variables in order — `envFrom` first, then `env` — with `valueFrom`
 /// resolved and literal values expanded against the variables before them, as kubelet does.
 /// A missing ConfigMap, Secret or key (not `optional`) is an error in kubelet's words.
-// Long on purpose: one pass over envFrom then env, in kubelet's order, with the variables
-// defined so far; split, every part would need `vars` and `out` handed around.
-fn pod_env(
+pub fn pod_env(
     container: &Container,
     sources: &dyn EnvSources,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut set = |k: String, v: String, vars: &mut HashMap<String, String>| {
-        vars.insert(k.clone(), v.clone());
-        match out.iter_mut().find(|(ok, _)| *ok == k) {
-            Some(slot) => slot.1 = v,
-            None => out.push((k, v)),
-        }
-    };
+    let mut env = EnvList::default();
     for from in container.env_from.as_deref().unwrap_or_default() {
         let prefix = from.prefix.clone().unwrap_or_default();
-        let (data, what, name, optional) = if let Some(r) = &from.config_map_ref {
-            (
-                sources.config_map(&r.name),
-                "configmap",
-                r.name.clone(),
-                r.optional.unwrap_or(false),
-            )
-        } else if let Some(r) = &from.secret_ref {
-            (
-                sources.secret(&r.name),
-                "secret",
-                r.name.clone(),
-                r.optional.unwrap_or(false),
-            )
-        } else {
-            continue;
-        };
-        match data {
-            Some(d) => {
-                for (k, v) in d {
-                    set(format!("{prefix}{k}"), v, &mut vars);
-                }
-            }
-            None if optional => {}
-            None => return Err(ConfigError::NotFound { kind: what, name }),
+        for (k, v) in env_from(from, sources)? {
+            env.set(format!("{prefix}{k}"), v);
         }
     }
     for e in container.env.as_deref().unwrap_or_default() {
         let value = match &e.value_from {
-            None => expand(e.value.as_deref().unwrap_or_default(), &vars),
-            Some(src) => {
-                if let Some(r) = &src.config_map_key_ref {
-                    match sources.config_map(&r.name).map(|d| d.get(&r.key).cloned()) {
-                        Some(Some(v)) => v,
-                        _ if r.optional.unwrap_or(false) => continue,
-                        Some(None) => {
-                            return Err(ConfigError::MissingKey {
-                                key: r.key.clone(),
-                                object: format!("ConfigMap {}", r.name),
-                            })
-                        }
-                        None => {
-                            return Err(ConfigError::NotFound {
-                                kind: "configmap",
-                                name: r.name.clone(),
-                            })
-                        }
-                    }
-                } else if let Some(r) = &src.secret_key_ref {
-                    match sources.secret(&r.name).map(|d| d.get(&r.key).cloned()) {
-                        Some(Some(v)) => v,
-                        _ if r.optional.unwrap_or(false) => continue,
-                        Some(None) => {
-                            return Err(ConfigError::MissingKey {
-                                key: r.key.clone(),
-                                object: format!("Secret {}", r.name),
-                            })
-                        }
-                        None => {
-                            return Err(ConfigError::NotFound {
-                                kind: "secret",
-                                name: r.name.clone(),
-                            })
-                        }
-                    }
-                } else if let Some(f) = &src.field_ref {
-                    sources
-                        .field(&f.field_path)
-                        .ok_or_else(|| ConfigError::UnsupportedFieldRef(f.field_path.clone()))?
-                } else {
-                    return Err(ConfigError::UnsupportedValueFrom(e.name.clone()));
-                }
-            }
+            None => expand(e.value.as_deref().unwrap_or_default(), &env.vars),
+            Some(src) => match value_from(&e.name, src, sources)? {
+                Some(v) => v,
+                None => continue,
+            },
         };
-        set(e.name.clone(), value, &mut vars);
+        env.set(e.name.clone(), value);
     }
-    Ok(out)
+    Ok(env.out)
+}
+
+/// Variables in order of first definition, a later definition replacing the value.
+#[derive(Default)]
+struct EnvList {
+    /// The variables defined so far, for `$(VAR)` expansion.
+    vars: HashMap<String, String>,
+    out: Vec<(String, String)>,
+}
+
+impl EnvList {
+    fn set(&mut self, k: String, v: String) {
+        self.vars.insert(k.clone(), v.clone());
+        match self.out.iter_mut().find(|(ok, _)| *ok == k) {
+            Some(slot) => slot.1 = v,
+            None => self.out.push((k, v)),
+        }
+    }
+}
+
+/// The variables of one `envFrom` source (none for an optional one that is missing).
+fn env_from(
+    from: &EnvFromSource,
+    sources: &dyn EnvSources,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let (data, what, name, optional) = if let Some(r) = &from.config_map_ref {
+        (
+            sources.config_map(&r.name),
+            "configmap",
+            r.name.clone(),
+            r.optional.unwrap_or(false),
+        )
+    } else if let Some(r) = &from.secret_ref {
+        (
+            sources.secret(&r.name),
+            "secret",
+            r.name.clone(),
+            r.optional.unwrap_or(false),
+        )
+    } else {
+        return Ok(BTreeMap::new());
+    };
+    match data {
+        Some(d) => Ok(d),
+        None if optional => Ok(BTreeMap::new()),
+        None => Err(ConfigError::NotFound { kind: what, name }),
+    }
+}
+
+/// The value of the variable `name` from its `valueFrom` (`None`: an optional key that is
+/// missing, the variable is left out).
+fn value_from(
+    name: &str,
+    src: &EnvVarSource,
+    sources: &dyn EnvSources,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(r) = &src.config_map_key_ref {
+        key_of(
+            sources.config_map(&r.name),
+            ("configmap", "ConfigMap"),
+            &r.name,
+            &r.key,
+            r.optional.unwrap_or(false),
+        )
+    } else if let Some(r) = &src.secret_key_ref {
+        key_of(
+            sources.secret(&r.name),
+            ("secret", "Secret"),
+            &r.name,
+            &r.key,
+            r.optional.unwrap_or(false),
+        )
+    } else if let Some(f) = &src.field_ref {
+        sources
+            .field(&f.field_path)
+            .map(Some)
+            .ok_or_else(|| ConfigError::UnsupportedFieldRef(f.field_path.clone()))
+    } else {
+        Err(ConfigError::UnsupportedValueFrom(name.to_owned()))
+    }
+}
+
+/// `key` of a ConfigMap's or Secret's `data`; `kind` is how errors name the object (the
+/// `NotFound` kind, the `MissingKey` object).
+fn key_of(
+    data: Option<BTreeMap<String, String>>,
+    kind: (&'static str, &str),
+    name: &str,
+    key: &str,
+    optional: bool,
+) -> Result<Option<String>, ConfigError> {
+    match data.map(|d| d.get(key).cloned()) {
+        Some(Some(v)) => Ok(Some(v)),
+        _ if optional => Ok(None),
+        Some(None) => Err(ConfigError::MissingKey {
+            key: key.to_owned(),
+            object: format!("{} {name}", kind.1),
+        }),
+        None => Err(ConfigError::NotFound {
+            kind: kind.0,
+            name: name.to_owned(),
+        }),
+    }
 }
 
 /// Decides the process of `container` in a pod named `hostname`.
@@ -279,6 +315,34 @@ pub fn process(
     // Environment: the pod's variables, each expanded against those before it.
     let pod_env = pod_env(container, sources)?;
     let vars: HashMap<String, String> = pod_env.iter().cloned().collect();
+    let env = environment(image, pod_env, hostname);
+    let argv = argv(container, image, &vars)?;
+    let cwd = container
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| Some(image.working_dir.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    if !Path::new(&cwd).is_absolute() {
+        return Err(ConfigError::RelativeWorkingDir(cwd));
+    }
+    let (uid, gid) = user(container, image, layers)?;
+    Ok(Process {
+        args: argv,
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid,
+        gid,
+        additional_gids: Vec::new(),
+    })
+}
+
+/// The image's environment overridden by the pod's, with a default `PATH` and `HOSTNAME`.
+fn environment(
+    image: &ImageDefaults,
+    pod_env: Vec<(String, String)>,
+    hostname: &str,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = image
         .env
         .iter()
@@ -299,21 +363,25 @@ pub fn process(
     if !env.iter().any(|(k, _)| k == "HOSTNAME") {
         env.push(("HOSTNAME".into(), hostname.into()));
     }
+    env
+}
 
-    let command: Vec<String> = container
-        .command
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| expand(s, &vars))
-        .collect();
-    let args: Vec<String> = container
-        .args
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| expand(s, &vars))
-        .collect();
+/// `command` and `args` (expanded) over the image's entrypoint and cmd, as Kubernetes combines
+/// them.
+fn argv(
+    container: &Container,
+    image: &ImageDefaults,
+    vars: &HashMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let expanded = |list: &Option<Vec<String>>| -> Vec<String> {
+        list.as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| expand(s, vars))
+            .collect()
+    };
+    let command = expanded(&container.command);
+    let args = expanded(&container.args);
     let argv: Vec<String> = if !command.is_empty() {
         command.into_iter().chain(args).collect()
     } else if container.args.is_some() {
@@ -324,17 +392,16 @@ pub fn process(
     if argv.is_empty() {
         return Err(ConfigError::NoCommand);
     }
+    Ok(argv)
+}
 
-    let cwd = container
-        .working_dir
-        .clone()
-        .filter(|w| !w.is_empty())
-        .or_else(|| Some(image.working_dir.clone()).filter(|w| !w.is_empty()))
-        .unwrap_or_else(|| "/".into());
-    if !Path::new(&cwd).is_absolute() {
-        return Err(ConfigError::RelativeWorkingDir(cwd));
-    }
-
+/// The uid and gid: the image's user (resolved in its own `/etc/passwd`), overridden by
+/// `runAsUser` (with that user's group from the image) and `runAsGroup`.
+fn user(
+    container: &Container,
+    image: &ImageDefaults,
+    layers: &[PathBuf],
+) -> Result<(u32, u32), ConfigError> {
     let sc = container.security_context.as_ref();
     let (mut uid, mut gid) = resolve_user(&image.user, layers)?;
     if let Some(u) = sc.and_then(|s| s.run_as_user) {
@@ -344,14 +411,7 @@ pub fn process(
     if let Some(g) = sc.and_then(|s| s.run_as_group) {
         gid = g as u32;
     }
-    Ok(Process {
-        args: argv,
-        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd,
-        uid,
-        gid,
-        additional_gids: Vec::new(),
-    })
+    Ok((uid, gid))
 }
 
 #[cfg(test)]

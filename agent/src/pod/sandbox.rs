@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::sources::PodEnvSources;
 use super::start::StartContext;
@@ -137,6 +138,54 @@ impl Agent {
             pod_dir,
             volumes,
         })
+    }
+
+    /// Whether a pod not started yet may start as far as its PersistentVolumeClaims go. If
+    /// not, it stays Pending, unscheduled, with the scheduler's condition and a
+    /// FailedScheduling event (once per reason); it is looked at again when claims change.
+    pub(super) async fn claims_ready(&mut self, pod: &Pod, r: &PodRef, spec: &PodSpec) -> bool {
+        let sources = PodEnvSources {
+            cluster: &*self.cluster,
+            pod,
+            pod_ip: None,
+            node_name: &self.node_name,
+        };
+        let Err(why) = volumes::claims_ready(spec.volumes.as_deref().unwrap_or_default(), &sources)
+        else {
+            return true;
+        };
+        let message = format!("0/1 nodes are available: {why}.");
+        let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+        let said = current.is_some_and(|c| {
+            c.iter()
+                .any(|c| c.message.as_deref() == Some(message.as_str()))
+        });
+        if said {
+            return false;
+        }
+        tracing::info!(pod = %r.key(), "waits: {why}");
+        self.cluster
+            .event(&r.namespace, &r.name, true, "FailedScheduling", &message);
+        let status = PodStatus {
+            phase: Some("Pending".into()),
+            conditions: Some(vec![PodCondition {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("Unschedulable".into()),
+                message: Some(message),
+                last_transition_time: jiff::Timestamp::from_second(
+                    jiff::Timestamp::now().as_second(),
+                )
+                .ok()
+                .map(Time),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        if let Err(e) = self.cluster.set_pod_status(pod, status).await {
+            tracing::warn!(pod = %r.key(), "writing the status of a waiting pod: {e}");
+        }
+        false
     }
 
     /// The containers of `to_start` wait with `reason` and `message` (logged once per message

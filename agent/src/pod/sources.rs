@@ -1,9 +1,10 @@
 //! What a pod's env (`valueFrom`, `envFrom`) and volumes read from the cluster: ConfigMaps,
-//! Secrets and the pod's own fields.
+//! Secrets, PersistentVolumeClaims with their volumes, and the pod's own fields.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
 
 use super::process;
+use super::volumes::{ClaimVolume, ClaimWait};
 use crate::Cluster;
 
 /// `env[].valueFrom` and `envFrom` sources of one pod, read from the cluster.
@@ -45,6 +46,39 @@ impl process::EnvSources for PodEnvSources<'_> {
                 .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
                 .collect(),
         )
+    }
+
+    fn claim(&self, name: &str) -> Result<ClaimVolume, ClaimWait> {
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let find = |kind: &str, ns: &str, name: &str| {
+            self.cluster.objects(kind).into_iter().find(|o| {
+                o["metadata"]["namespace"].as_str().unwrap_or("") == ns
+                    && o["metadata"]["name"] == name
+            })
+        };
+        let claim = find("PersistentVolumeClaim", ns, name)
+            .ok_or_else(|| ClaimWait::NotFound(name.to_string()))?;
+        let volume_name = claim["spec"]["volumeName"].as_str().unwrap_or_default();
+        if volume_name.is_empty() || claim["status"]["phase"] != "Bound" {
+            return Err(ClaimWait::Unbound(name.to_string()));
+        }
+        let volume = find("PersistentVolume", "", volume_name)
+            .filter(|v| v["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"])
+            .ok_or_else(|| ClaimWait::NoVolume(volume_name.to_string()))?;
+        let source = if volume["spec"]["hostPath"].is_object() {
+            serde_json::from_value(volume["spec"]["hostPath"].clone()).ok()
+        } else {
+            volume["spec"]["local"]["path"]
+                .as_str()
+                .map(|path| HostPathVolumeSource {
+                    path: path.to_string(),
+                    type_: Some("Directory".into()),
+                })
+        };
+        Ok(ClaimVolume {
+            source: source.ok_or_else(|| ClaimWait::NoVolume(volume_name.to_string()))?,
+            terminating: claim["metadata"]["deletionTimestamp"].is_string(),
+        })
     }
 
     fn field(&self, path: &str) -> Option<String> {

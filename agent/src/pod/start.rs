@@ -188,7 +188,9 @@ impl Agent {
                 message
             })
             .and_then(|proc| {
-                let mounts = volumes::mounts(c, &ctx.volumes).map_err(|e| e.to_string())?;
+                let env = process::pod_env(c, &sources).map_err(|e| e.to_string())?;
+                let env = env.into_iter().collect();
+                let mounts = volumes::mounts(c, &ctx.volumes, &env).map_err(|e| e.to_string())?;
                 Ok((proc, mounts))
             });
         match config {

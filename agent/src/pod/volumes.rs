@@ -1,8 +1,11 @@
 //! A pod's volumes, made real under its directory (`<pod-dir>/volumes/<name>`) and bind-mounted
 //! into its containers: `emptyDir` (a directory, or a tmpfs for `medium: Memory`), `hostPath`
 //! (the host's path itself; `DirectoryOrCreate`/`FileOrCreate` create it), `configMap` and
-//! `secret` (one file per key or per listed item, rewritten at every container start).
-//! `subPath` selects a path inside the volume; it may not leave it.
+//! `secret` (one file per key or per listed item, rewritten at every container start),
+//! `persistentVolumeClaim` (the bound PersistentVolume's directory itself: a directory skiff
+//! provisioned under `<data-dir>/volumes`, or a static volume's `hostPath`/`local` path).
+//! `subPath` selects a path inside the volume, `subPathExpr` too after `$(VAR)` expansion from
+//! the container's environment; neither may leave it.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -89,6 +92,49 @@ fn write_items(
     Ok(())
 }
 
+/// Where a claim's volume is on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimVolume {
+    /// The PersistentVolume's `hostPath` (a `local` volume's path is a `Directory`).
+    pub source: HostPathVolumeSource,
+    /// Whether the claim is being deleted (a pod not yet started may not use it).
+    pub terminating: bool,
+}
+
+/// Why a pod cannot use a claim yet; the pod waits (Pending) and starts once it can. Worded
+/// as the scheduler words it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimWait {
+    /// No such claim in the pod's namespace.
+    #[error("persistentvolumeclaim {0:?} not found")]
+    NotFound(String),
+    /// The claim is not bound to a volume yet.
+    #[error(
+        "persistentvolumeclaim {0:?} is not bound yet (pod has unbound PersistentVolumeClaims)"
+    )]
+    Unbound(String),
+    /// The claim is being deleted.
+    #[error("persistentvolumeclaim {0:?} is being deleted")]
+    Terminating(String),
+    /// The claim's volume does not exist, or has no source skiff can mount.
+    #[error("persistentvolume {0:?} not found or not usable")]
+    NoVolume(String),
+}
+
+/// Whether a pod not yet started may start as far as its claims go: each exists, is bound
+/// and is not being deleted.
+pub fn claims_ready(volumes: &[Volume], sources: &dyn EnvSources) -> Result<(), ClaimWait> {
+    for v in volumes {
+        if let Some(c) = &v.persistent_volume_claim {
+            let volume = sources.claim(&c.claim_name)?;
+            if volume.terminating {
+                return Err(ClaimWait::Terminating(c.claim_name.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A relative path that stays below its base (no `..`, not absolute).
 pub fn safe_relative(p: &str) -> Option<PathBuf> {
     let path = Path::new(p);
@@ -151,10 +197,17 @@ pub fn prepare(
                 }
             }
             dir
+        } else if let Some(c) = &v.persistent_volume_claim {
+            let volume = sources.claim(&c.claim_name).map_err(ConfigError::Claim)?;
+            host_path(&volume.source)?
         } else {
             return Err(ConfigError::UnsupportedVolume(v.name.clone()));
         };
-        let read_only = v.config_map.is_some() || v.secret.is_some();
+        let read_only = v.config_map.is_some()
+            || v.secret.is_some()
+            || v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.read_only == Some(true));
         out.insert(v.name.clone(), Prepared { path, read_only });
     }
     Ok(out)
@@ -234,10 +287,12 @@ fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, ConfigError> {
     Ok(p)
 }
 
-/// The bind mounts of a container's `volumeMounts`.
+/// The bind mounts of a container's `volumeMounts`; `env` is the container's environment
+/// (its `env` and `envFrom`), which `subPathExpr` expands.
 pub fn mounts(
     container: &Container,
     volumes: &HashMap<String, Prepared>,
+    env: &HashMap<String, String>,
 ) -> Result<Vec<Mount>, ConfigError> {
     let mut out = Vec::new();
     for m in container.volume_mounts.as_deref().unwrap_or_default() {
@@ -245,22 +300,13 @@ pub fn mounts(
             .get(&m.name)
             .ok_or_else(|| ConfigError::UndefinedVolume(m.name.clone()))?;
         let base = &prepared.path;
-        let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            Some(sub) => {
-                let rel = safe_relative(sub)
-                    .ok_or_else(|| ConfigError::SubPathOutside(sub.to_string()))?;
-                let p = base.join(rel);
-                if !p.exists() {
-                    std::fs::create_dir_all(&p).map_err(ConfigError::io(&p))?;
-                }
-                // No symlink inside the volume may lead the mount elsewhere.
-                let real = p.canonicalize().map_err(ConfigError::io(&p))?;
-                let real_base = base.canonicalize().map_err(ConfigError::io(base))?;
-                if !real.starts_with(&real_base) {
-                    return Err(ConfigError::SubPathEscapes(sub.to_string()));
-                }
-                real
-            }
+        let sub = match (m.sub_path.as_deref(), m.sub_path_expr.as_deref()) {
+            (Some(sub), _) if !sub.is_empty() => Some(sub.to_string()),
+            (_, Some(expr)) if !expr.is_empty() => Some(super::process::expand(expr, env)),
+            _ => None,
+        };
+        let source = match sub {
+            Some(sub) => sub_path(base, &sub)?,
             None => base.clone(),
         };
         out.push((
@@ -272,9 +318,50 @@ pub fn mounts(
     Ok(out)
 }
 
+/// `sub` inside the volume at `base`, made if missing; it may not leave the volume, not even
+/// through a symlink.
+fn sub_path(base: &Path, sub: &str) -> Result<PathBuf, ConfigError> {
+    let rel = safe_relative(sub).ok_or_else(|| ConfigError::SubPathOutside(sub.to_string()))?;
+    let p = base.join(rel);
+    if !p.exists() {
+        std::fs::create_dir_all(&p).map_err(ConfigError::io(&p))?;
+    }
+    // No symlink inside the volume may lead the mount elsewhere.
+    let real = p.canonicalize().map_err(ConfigError::io(&p))?;
+    let real_base = base.canonicalize().map_err(ConfigError::io(base))?;
+    if !real.starts_with(&real_base) {
+        return Err(ConfigError::SubPathEscapes(sub.to_string()));
+    }
+    Ok(real)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_path_expr_expands_the_container_env_and_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = HashMap::from([(
+            "data".to_string(),
+            Prepared {
+                path: dir.path().to_path_buf(),
+                read_only: false,
+            },
+        )]);
+        let mount = |expr: &str| -> Container {
+            serde_json::from_value(serde_json::json!({"name":"c","volumeMounts":[
+                {"name":"data","mountPath":"/data","subPathExpr":expr}]}))
+            .unwrap()
+        };
+        let env = HashMap::from([("POD".to_string(), "web-1".to_string())]);
+        let m = mounts(&mount("logs/$(POD)"), &volumes, &env).unwrap();
+        let real = dir.path().canonicalize().unwrap().join("logs/web-1");
+        assert_eq!(m[0].1, real);
+        assert!(real.is_dir());
+        let env = HashMap::from([("POD".to_string(), "../../etc".to_string())]);
+        assert!(mounts(&mount("$(POD)"), &volumes, &env).is_err());
+    }
 
     #[test]
     fn sub_paths_stay_inside() {

@@ -260,6 +260,9 @@ impl Agent {
         let Some(spec) = pod.spec.as_ref() else {
             return;
         };
+        if !self.pods.contains_key(&r.uid) && !self.claims_ready(pod, r, spec).await {
+            return;
+        }
         let host_network = spec.host_network.unwrap_or(false);
         self.track(pod, r, host_network);
         // A change of the pod's network mode means a new sandbox: stop everything first.

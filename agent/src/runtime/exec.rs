@@ -299,125 +299,191 @@ fn relay(master: OwnedFd, pid: Pid) -> i32 {
         return wait_code(pid);
     };
     let mut stdout = std::io::stdout().lock();
-    let mut frames: Vec<u8> = Vec::new();
-    let mut input: Vec<u8> = Vec::new();
-    let mut master_open = true;
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut hang_up = false;
-    loop {
-        let mut fds = vec![libc::pollfd {
-            fd: exited.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // Input is read only while the terminal keeps up with it.
-        let read_stdin = input.len() < 64 * 1024;
-        fds.push(libc::pollfd {
-            fd: if read_stdin { 0 } else { -1 },
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        fds.push(libc::pollfd {
-            fd: if master_open { m } else { -1 },
-            events: libc::POLLIN | if input.is_empty() { 0 } else { libc::POLLOUT },
-            revents: 0,
-        });
-        // SAFETY: a valid array of pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+    let mut terminal = Terminal::new(master);
+    match terminal.relay_until_exit(&exited, &mut stdout) {
+        RelayEnd::HungUp => {
+            // The client is gone: hang the terminal up, then make sure the process ends.
+            drop(terminal);
+            if !poll_one(exited.as_raw_fd(), libc::POLLIN, Duration::from_secs(5)) {
+                let _ = pidfd::send_signal(&exited, libc::SIGKILL);
             }
-            break;
+            wait_code(pid)
         }
-        if fds[0].revents != 0 {
-            break;
+        RelayEnd::Exited => {
+            let code = wait_code(pid);
+            terminal.drain(&mut stdout);
+            code
         }
-        if fds[1].revents != 0 {
-            match nix::unistd::read(0, &mut buf) {
-                Ok(0) | Err(_) => {
-                    hang_up = true;
-                    break;
+    }
+}
+
+/// How a relay ended.
+enum RelayEnd {
+    /// The process exited (or polling failed).
+    Exited,
+    /// The client went away: stdin ended or stdout failed.
+    HungUp,
+}
+
+/// The terminal's side of a relay: its master, the input waiting for it, and stdin's frames
+/// not yet complete.
+struct Terminal {
+    master: OwnedFd,
+    /// Until the master reads its end (every slave fd closed).
+    open: bool,
+    frames: Vec<u8>,
+    input: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Terminal {
+    fn new(master: OwnedFd) -> Self {
+        Terminal {
+            master,
+            open: true,
+            frames: Vec::new(),
+            input: Vec::new(),
+            buf: vec![0u8; 32 * 1024],
+        }
+    }
+
+    /// Relays until the process exits (`exited`, its pidfd, is readable) or the client goes.
+    fn relay_until_exit(&mut self, exited: &OwnedFd, stdout: &mut impl Write) -> RelayEnd {
+        loop {
+            let mut fds = self.poll_fds(exited);
+            // SAFETY: a valid array of pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
                 }
-                Ok(n) => frames.extend_from_slice(&buf[..n]),
+                return RelayEnd::Exited;
             }
-            while frames.len() >= 5 {
-                let len = u32::from_be_bytes([frames[1], frames[2], frames[3], frames[4]]) as usize;
-                if frames.len() < 5 + len {
-                    break;
-                }
-                let payload = &frames[5..5 + len];
-                match frames[0] {
-                    TTY_INPUT => input.extend_from_slice(payload),
-                    TTY_RESIZE if len == 4 => set_size(
-                        &master,
-                        u16::from_be_bytes([payload[0], payload[1]]),
-                        u16::from_be_bytes([payload[2], payload[3]]),
-                    ),
-                    _ => {}
-                }
-                frames.drain(..5 + len);
+            if fds[0].revents != 0 {
+                return RelayEnd::Exited;
+            }
+            if fds[1].revents != 0 && !self.read_stdin() {
+                return RelayEnd::HungUp;
+            }
+            if self.open && fds[2].revents != 0 && !self.serve_master(fds[2].revents, stdout) {
+                return RelayEnd::HungUp;
             }
         }
-        if master_open && fds[2].revents != 0 {
-            if fds[2].revents & libc::POLLOUT != 0 && !input.is_empty() {
-                match nix::unistd::write(&master, &input) {
-                    Ok(n) => {
-                        input.drain(..n);
+    }
+
+    /// What to poll: the process's pidfd, stdin (while the terminal keeps up with the input),
+    /// the master (while open; writable only when input waits).
+    fn poll_fds(&self, exited: &OwnedFd) -> [libc::pollfd; 3] {
+        let read_stdin = self.input.len() < 64 * 1024;
+        [
+            libc::pollfd {
+                fd: exited.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if read_stdin { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if self.open {
+                    self.master.as_raw_fd()
+                } else {
+                    -1
+                },
+                events: libc::POLLIN
+                    | if self.input.is_empty() {
+                        0
+                    } else {
+                        libc::POLLOUT
+                    },
+                revents: 0,
+            },
+        ]
+    }
+
+    /// Reads stdin and applies its complete frames; false at its end.
+    fn read_stdin(&mut self) -> bool {
+        match nix::unistd::read(0, &mut self.buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => self.frames.extend_from_slice(&self.buf[..n]),
+        }
+        while self.frames.len() >= 5 {
+            let f = &self.frames;
+            let len = u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize;
+            if f.len() < 5 + len {
+                break;
+            }
+            let payload = &f[5..5 + len];
+            match f[0] {
+                TTY_INPUT => self.input.extend_from_slice(payload),
+                TTY_RESIZE if len == 4 => set_size(
+                    &self.master,
+                    u16::from_be_bytes([payload[0], payload[1]]),
+                    u16::from_be_bytes([payload[2], payload[3]]),
+                ),
+                _ => {}
+            }
+            self.frames.drain(..5 + len);
+        }
+        true
+    }
+
+    /// Writes waiting input to the master and copies its output to stdout; false when stdout
+    /// fails.
+    fn serve_master(&mut self, revents: libc::c_short, stdout: &mut impl Write) -> bool {
+        if revents & libc::POLLOUT != 0 && !self.input.is_empty() {
+            match nix::unistd::write(&self.master, &self.input) {
+                Ok(n) => {
+                    self.input.drain(..n);
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => self.input.clear(),
+            }
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            match nix::unistd::read(self.master.as_raw_fd(), &mut self.buf) {
+                Ok(0) => self.open = false,
+                Ok(n) => {
+                    if stdout
+                        .write_all(&self.buf[..n])
+                        .and_then(|_| stdout.flush())
+                        .is_err()
+                    {
+                        return false;
                     }
-                    Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => input.clear(),
                 }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                // EIO: every slave fd is closed.
+                Err(_) => self.open = false,
             }
-            if fds[2].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                match nix::unistd::read(m, &mut buf) {
-                    Ok(0) => master_open = false,
-                    Ok(n) => {
-                        if stdout
-                            .write_all(&buf[..n])
-                            .and_then(|_| stdout.flush())
-                            .is_err()
-                        {
-                            hang_up = true;
-                            break;
-                        }
+        }
+        true
+    }
+
+    /// After the exit: what the process wrote just before it; a background process that still
+    /// holds the terminal gets a second at most, then the hang-up.
+    fn drain(&mut self, stdout: &mut impl Write) {
+        let m = self.master.as_raw_fd();
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.open && Instant::now() < until {
+            if !poll_one(m, libc::POLLIN, Duration::from_millis(100)) {
+                break;
+            }
+            match nix::unistd::read(m, &mut self.buf) {
+                Ok(n) if n > 0 => {
+                    if stdout
+                        .write_all(&self.buf[..n])
+                        .and_then(|_| stdout.flush())
+                        .is_err()
+                    {
+                        break;
                     }
-                    Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
-                    // EIO: every slave fd is closed.
-                    Err(_) => master_open = false,
                 }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                _ => break,
             }
         }
     }
-    if hang_up {
-        // The client is gone: hang the terminal up, then make sure the process ends.
-        drop(master);
-        if !poll_one(exited.as_raw_fd(), libc::POLLIN, Duration::from_secs(5)) {
-            let _ = pidfd::send_signal(&exited, libc::SIGKILL);
-        }
-        return wait_code(pid);
-    }
-    let code = wait_code(pid);
-    // What the process wrote just before it exited; a background process that still holds
-    // the terminal gets a second at most, then the hang-up.
-    let until = Instant::now() + Duration::from_secs(1);
-    while master_open && Instant::now() < until {
-        if !poll_one(m, libc::POLLIN, Duration::from_millis(100)) {
-            break;
-        }
-        match nix::unistd::read(m, &mut buf) {
-            Ok(n) if n > 0 => {
-                if stdout
-                    .write_all(&buf[..n])
-                    .and_then(|_| stdout.flush())
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
-            _ => break,
-        }
-    }
-    code
 }

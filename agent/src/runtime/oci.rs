@@ -152,6 +152,41 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     let (effective, permitted): (&[&str], &[&str]) =
         if p.uid == 0 { (caps, caps) } else { (&[], &[]) };
     let nofile = nofile_limit();
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": p.uid, "gid": p.gid, "additionalGids": p.additional_gids},
+            "args": p.args,
+            "env": p.env,
+            "cwd": p.cwd,
+            "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": false,
+        },
+        "root": {"path": rootfs, "readonly": false},
+        "mounts": mounts(input),
+        "linux": {
+            "cgroupsPath": input.cgroups_path,
+            "namespaces": namespaces(input),
+            "resources": resources(&input.limits),
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap",
+            ],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    if input.namespaces.uts.is_some() {
+        spec["hostname"] = json!(input.hostname);
+    }
+    spec
+}
+
+/// Private PID and mount namespaces; network, UTS and IPC from the pod's sandbox when it has
+/// them.
+fn namespaces(input: &SpecInput<'_>) -> Vec<Value> {
     let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
     for (kind, path) in [
         ("network", &input.namespaces.net),
@@ -162,6 +197,11 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             namespaces.push(json!({"type": kind, "path": path}));
         }
     }
+    namespaces
+}
+
+/// The standard filesystems, then the volumes' and the pod's `/etc` files' bind mounts.
+fn mounts(input: &SpecInput<'_>) -> Vec<Value> {
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -182,6 +222,31 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     for (dest, source) in &input.etc_files {
         mounts.push(json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rprivate"]}));
     }
+    mounts
+}
+
+/// The cgroup's resources: devices, memory and CPU limits.
+fn resources(limits: &Limits) -> Value {
+    let mut resources = json!({"devices": devices()});
+    if let Some(m) = limits.memory {
+        resources["memory"] = json!({"limit": m});
+    }
+    if limits.cpu_quota.is_some() || limits.cpu_shares.is_some() {
+        let mut cpu = json!({});
+        if let Some(q) = limits.cpu_quota {
+            cpu["quota"] = json!(q);
+            cpu["period"] = json!(100_000);
+        }
+        if let Some(sh) = limits.cpu_shares {
+            cpu["shares"] = json!(sh);
+        }
+        resources["cpu"] = cpu;
+    }
+    resources
+}
+
+/// Devices: deny all, then mknod of any and the standard allowlist.
+fn devices() -> Vec<Value> {
     let char_dev = |major: i64, minor: Option<i64>| {
         let mut d = json!({"allow": true, "type": "c", "major": major, "access": "rwm"});
         if let Some(m) = minor {
@@ -189,7 +254,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         }
         d
     };
-    let devices = vec![
+    vec![
         json!({"allow": false, "access": "rwm"}),
         json!({"allow": true, "type": "c", "access": "m"}),
         json!({"allow": true, "type": "b", "access": "m"}),
@@ -201,52 +266,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
         char_dev(5, Some(0)), // tty
         char_dev(5, Some(2)), // ptmx
         char_dev(136, None),  // pts
-    ];
-    let mut resources = json!({"devices": devices});
-    if let Some(m) = input.limits.memory {
-        resources["memory"] = json!({"limit": m});
-    }
-    if input.limits.cpu_quota.is_some() || input.limits.cpu_shares.is_some() {
-        let mut cpu = json!({});
-        if let Some(q) = input.limits.cpu_quota {
-            cpu["quota"] = json!(q);
-            cpu["period"] = json!(100_000);
-        }
-        if let Some(sh) = input.limits.cpu_shares {
-            cpu["shares"] = json!(sh);
-        }
-        resources["cpu"] = cpu;
-    }
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": p.uid, "gid": p.gid, "additionalGids": p.additional_gids},
-            "args": p.args,
-            "env": p.env,
-            "cwd": p.cwd,
-            "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": false,
-        },
-        "root": {"path": rootfs, "readonly": false},
-        "mounts": mounts,
-        "linux": {
-            "cgroupsPath": input.cgroups_path,
-            "namespaces": namespaces,
-            "resources": resources,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                "/sys/firmware", "/sys/devices/virtual/powercap",
-            ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    });
-    if input.namespaces.uts.is_some() {
-        spec["hostname"] = json!(input.hostname);
-    }
-    spec
+    ]
 }
 
 #[cfg(test)]

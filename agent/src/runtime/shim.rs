@@ -87,38 +87,8 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let devnull = File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
-    if let Some(parent) = meta.log_path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
-    }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&meta.log_path)
-        .map_err(|e| format!("opening log {}: {e}", meta.log_path.display()))?;
-    std::fs::create_dir_all(&meta.libcontainer_root)
-        .map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
-
-    let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
-        .with_root_path(&meta.libcontainer_root)
-        .map_err(|e| format!("libcontainer root: {e}"))?
-        .with_stdin(OwnedFd::from(devnull))
-        .with_stdout(out_w)
-        .with_stderr(err_w)
-        .validate_id()
-        .map_err(|e| format!("container id {:?}: {e}", meta.id))?
-        .as_init(dir.join("bundle"))
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| format!("creating the container: {e}"))?;
-    container
-        .start()
-        .map_err(|e| format!("starting the container: {e}"))?;
-    let init = container
-        .pid()
-        .ok_or("libcontainer reported no init pid")?
-        .as_raw();
+    let mut log = open_log(meta)?;
+    let init = start_container(dir, meta, devnull, out_w, err_w)?;
     let started_at = now_rfc3339_nanos();
     let me = std::process::id() as i32;
     let state = ShimState {
@@ -129,9 +99,75 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
     };
     write_json_durable(&dir.join("state.json"), &state)
         .map_err(|e| format!("recording state: {e}"))?;
-
     let init_fd = pidfd::open(init).map_err(|e| format!("pidfd_open({init}): {e}"))?;
-    let mut streams = [
+    let status = copy_output(init, &init_fd, out_r, err_r, &mut log)?;
+    let record = exit_record(dir, status, started_at);
+    write_json_durable(&dir.join("exit.json"), &record)
+        .map_err(|e| format!("recording the exit: {e}"))?;
+    delete_container(meta);
+    Ok(())
+}
+
+/// Opens the container's log for appending (creating its directory) and creates
+/// libcontainer's root.
+fn open_log(meta: &ContainerMeta) -> Result<File, String> {
+    if let Some(parent) = meta.log_path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&meta.log_path)
+        .map_err(|e| format!("opening log {}: {e}", meta.log_path.display()))?;
+    std::fs::create_dir_all(&meta.libcontainer_root)
+        .map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
+    Ok(log)
+}
+
+/// Creates and starts the container from `dir/bundle` with the given stdio; its init's pid.
+fn start_container(
+    dir: &Path,
+    meta: &ContainerMeta,
+    stdin: File,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<i32, String> {
+    let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
+        .with_root_path(&meta.libcontainer_root)
+        .map_err(|e| format!("libcontainer root: {e}"))?
+        .with_stdin(OwnedFd::from(stdin))
+        .with_stdout(stdout)
+        .with_stderr(stderr)
+        .validate_id()
+        .map_err(|e| format!("container id {:?}: {e}", meta.id))?
+        .as_init(dir.join("bundle"))
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("creating the container: {e}"))?;
+    container
+        .start()
+        .map_err(|e| format!("starting the container: {e}"))?;
+    Ok(container
+        .pid()
+        .ok_or("libcontainer reported no init pid")?
+        .as_raw())
+}
+
+/// One of the container's output pipes and the log records it becomes.
+type Stream = Option<(OwnedFd, LineWriter)>;
+
+/// Copies the container's stdout and stderr into the log until init has exited and both
+/// streams are closed (or 2 s after the exit); init's wait status.
+fn copy_output(
+    init: i32,
+    init_fd: &OwnedFd,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    log: &mut File,
+) -> Result<Option<WaitStatus>, String> {
+    let mut streams: [Stream; 2] = [
         Some((out_r, LineWriter::new("stdout"))),
         Some((err_r, LineWriter::new("stderr"))),
     ];
@@ -144,32 +180,7 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         if drain_deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
-        let mut fds: Vec<PollFd> = Vec::with_capacity(3);
-        let mut which: Vec<usize> = Vec::with_capacity(3);
-        for (i, s) in streams.iter().enumerate() {
-            if let Some((fd, _)) = s {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(i);
-            }
-        }
-        if status.is_none() {
-            fds.push(PollFd::new(init_fd.as_fd(), PollFlags::POLLIN));
-            which.push(usize::MAX);
-        }
-        match poll(&mut fds, PollTimeout::from(500u16)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(format!("poll: {e}")),
-        }
-        let ready: Vec<(usize, bool)> = fds
-            .iter()
-            .zip(&which)
-            .map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty())))
-            .collect();
-        drop(fds);
-        for (w, is_ready) in ready {
-            if !is_ready {
-                continue;
-            }
+        for w in poll_ready(&streams, status.is_none().then_some(init_fd))? {
             if w == usize::MAX {
                 status = Some(wait_for(init));
                 // The streams close when the container's processes are gone; don't wait forever
@@ -177,33 +188,70 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
                 drain_deadline = Some(Instant::now() + Duration::from_secs(2));
                 continue;
             }
-            let mut buf = [0u8; 64 * 1024];
-            let (fd, writer) = streams[w].as_mut().expect("polled streams exist");
-            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                Ok(0) => {
-                    writer.finish(&mut log);
-                    streams[w] = None;
-                }
-                Ok(n) => writer.feed(&buf[..n], &mut log),
-                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => {
-                    writer.finish(&mut log);
-                    streams[w] = None;
-                }
-            }
+            read_stream(&mut streams[w], log);
         }
         reap_orphans(init);
     }
     for (_, w) in streams.iter_mut().flatten() {
-        w.finish(&mut log);
+        w.finish(log);
     }
     let _ = log.sync_all();
+    Ok(status)
+}
+
+/// Polls the open streams and, while init runs, its pidfd (up to 500 ms); which are ready:
+/// stream indexes, `usize::MAX` for init.
+fn poll_ready(streams: &[Stream; 2], init_fd: Option<&OwnedFd>) -> Result<Vec<usize>, String> {
+    let mut fds: Vec<PollFd> = Vec::with_capacity(3);
+    let mut which: Vec<usize> = Vec::with_capacity(3);
+    for (i, s) in streams.iter().enumerate() {
+        if let Some((fd, _)) = s {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            which.push(i);
+        }
+    }
+    if let Some(init_fd) = init_fd {
+        fds.push(PollFd::new(init_fd.as_fd(), PollFlags::POLLIN));
+        which.push(usize::MAX);
+    }
+    match poll(&mut fds, PollTimeout::from(500u16)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(format!("poll: {e}")),
+    }
+    Ok(fds
+        .iter()
+        .zip(&which)
+        .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(_, w)| *w)
+        .collect())
+}
+
+/// Reads what a ready stream has into the log; closes it at its end or on an error.
+fn read_stream(stream: &mut Stream, log: &mut File) {
+    let mut buf = [0u8; 64 * 1024];
+    let (fd, writer) = stream.as_mut().expect("polled streams exist");
+    match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+        Ok(0) => {
+            writer.finish(log);
+            *stream = None;
+        }
+        Ok(n) => writer.feed(&buf[..n], log),
+        Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+        Err(_) => {
+            writer.finish(log);
+            *stream = None;
+        }
+    }
+}
+
+/// The exit record for init's wait status.
+fn exit_record(dir: &Path, status: Option<WaitStatus>, started_at: String) -> ExitRecord {
     let (exit_code, signal) = match status.unwrap_or(WaitStatus::StillAlive) {
         WaitStatus::Exited(_, code) => (code, None),
         WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
         _ => (255, None),
     };
-    let record = ExitRecord {
+    ExitRecord {
         exit_code,
         signal,
         reason: if exit_code == 0 {
@@ -216,11 +264,7 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
         message: None,
         started_at: Some(started_at),
         finished_at: now_rfc3339(),
-    };
-    write_json_durable(&dir.join("exit.json"), &record)
-        .map_err(|e| format!("recording the exit: {e}"))?;
-    delete_container(meta);
-    Ok(())
+    }
 }
 
 /// Whether the kernel's OOM killer acted in the container's memory cgroup (read before

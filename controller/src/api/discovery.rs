@@ -64,7 +64,9 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 vec!["get", "patch", "update"],
             ),
         ],
-        "Namespace" => vec![("status", own, vec!["get", "patch", "update"])],
+        "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" => {
+            vec![("status", own, vec!["get", "patch", "update"])]
+        }
         _ => vec![],
     }
 }

@@ -97,6 +97,38 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Parameters", "string", 0),
             ("Age", "string", 0),
         ],
+        "PersistentVolumeClaim" => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Volume", "string", 0),
+            ("Capacity", "string", 0),
+            ("Access Modes", "string", 0),
+            ("StorageClass", "string", 0),
+            ("VolumeAttributesClass", "string", 0),
+            ("Age", "string", 0),
+            ("VolumeMode", "string", 1),
+        ],
+        "PersistentVolume" => vec![
+            ("Name", "string", 0),
+            ("Capacity", "string", 0),
+            ("Access Modes", "string", 0),
+            ("Reclaim Policy", "string", 0),
+            ("Status", "string", 0),
+            ("Claim", "string", 0),
+            ("StorageClass", "string", 0),
+            ("VolumeAttributesClass", "string", 0),
+            ("Reason", "string", 0),
+            ("Age", "string", 0),
+            ("VolumeMode", "string", 1),
+        ],
+        "StorageClass" => vec![
+            ("Name", "string", 0),
+            ("Provisioner", "string", 0),
+            ("ReclaimPolicy", "string", 0),
+            ("VolumeBindingMode", "string", 0),
+            ("AllowVolumeExpansion", "string", 0),
+            ("Age", "string", 0),
+        ],
         "Event" => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -448,6 +480,7 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!("<none>"),
             json!(age(o)),
         ],
+        "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => storage_cells(kind, o),
         "Event" => {
             let last = o["lastTimestamp"]
                 .as_str()
@@ -470,6 +503,105 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             ]
         }
         _ => vec![name, json!(age(o))],
+    }
+}
+
+/// Access modes as kubectl abbreviates them (`RWO,ROX`).
+fn access_modes(modes: &Value) -> String {
+    modes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The rows of claims, volumes and classes, as kubectl's printers fill them.
+fn storage_cells(kind: &str, o: &Value) -> Vec<Value> {
+    let s = |v: &Value| json!(v.as_str().unwrap_or_default());
+    let name = o["metadata"]["name"].as_str().unwrap_or_default();
+    let terminating = o["metadata"]["deletionTimestamp"].is_string();
+    let phase = |default: &str| {
+        json!(if terminating {
+            "Terminating"
+        } else {
+            o["status"]["phase"].as_str().unwrap_or(default)
+        })
+    };
+    let mode = json!(o["spec"]["volumeMode"].as_str().unwrap_or("Filesystem"));
+    match kind {
+        "PersistentVolumeClaim" => {
+            let bound = o["status"]["phase"] == "Bound";
+            vec![
+                json!(name),
+                phase("Pending"),
+                s(&o["spec"]["volumeName"]),
+                json!(if bound {
+                    o["status"]["capacity"]["storage"]
+                        .as_str()
+                        .unwrap_or_default()
+                } else {
+                    ""
+                }),
+                json!(if bound {
+                    access_modes(&o["status"]["accessModes"])
+                } else {
+                    String::new()
+                }),
+                s(&o["spec"]["storageClassName"]),
+                json!("<unset>"),
+                json!(age(o)),
+                mode,
+            ]
+        }
+        "PersistentVolume" => {
+            let claim = &o["spec"]["claimRef"];
+            let claim = match (claim["namespace"].as_str(), claim["name"].as_str()) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                _ => String::new(),
+            };
+            vec![
+                json!(name),
+                s(&o["spec"]["capacity"]["storage"]),
+                json!(access_modes(&o["spec"]["accessModes"])),
+                s(&o["spec"]["persistentVolumeReclaimPolicy"]),
+                phase("Pending"),
+                json!(claim),
+                s(&o["spec"]["storageClassName"]),
+                json!("<unset>"),
+                s(&o["status"]["reason"]),
+                json!(age(o)),
+                mode,
+            ]
+        }
+        _ => {
+            let default = o["metadata"]["annotations"]
+                [crate::model::defaults::DEFAULT_CLASS_ANNOTATION]
+                == "true";
+            vec![
+                json!(if default {
+                    format!("{name} (default)")
+                } else {
+                    name.to_string()
+                }),
+                s(&o["provisioner"]),
+                json!(o["reclaimPolicy"].as_str().unwrap_or("Delete")),
+                json!(o["volumeBindingMode"].as_str().unwrap_or("Immediate")),
+                json!(o["allowVolumeExpansion"]
+                    .as_bool()
+                    .unwrap_or(false)
+                    .to_string()),
+                json!(age(o)),
+            ]
+        }
     }
 }
 

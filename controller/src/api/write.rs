@@ -173,6 +173,7 @@ pub(super) fn create(
     let requested = obj.clone();
     let mut obj = prepare(obj, strict(q))?;
     managed::update(None, &requested, &mut obj, manager);
+    defaults::on_create(&mut obj, &state.store);
     if dry_run(q) {
         return Ok(ok_json(201, &obj));
     }
@@ -374,14 +375,16 @@ fn apply_object(
             t.kind.plural
         )));
     }
-    let obj = server_side_apply(existing, &applied, manager, q)?;
+    let mut obj = server_side_apply(existing, &applied, manager, q)?;
     let Some(existing) = existing else {
+        defaults::on_create(&mut obj, &state.store);
         if dry_run(q) {
             return Ok(ok_json(201, &obj));
         }
         let created = state.store.create(obj)?;
         return Ok(ok_json(201, &created));
     };
+    immutable(existing, &obj)?;
     if declared::same_declared(&obj, existing) || dry_run(q) {
         return Ok(ok_json(200, &obj));
     }
@@ -500,6 +503,7 @@ fn write_whole(
     let requested = updated.clone();
     let mut obj = prepare(updated, strict(q))?;
     guard_folder(existing, &obj)?;
+    immutable(existing, &obj)?;
     managed::update(Some(existing), &requested, &mut obj, manager);
     if declared::same_declared(&obj, existing) {
         return Ok(ok_json(200, existing));
@@ -509,6 +513,17 @@ fn write_whole(
     }
     let updated = state.store.update(obj)?;
     Ok(ok_json(200, &updated))
+}
+
+/// Refuses a change of a field Kubernetes makes immutable (a claim's spec, a volume's source).
+fn immutable(existing: &Value, new: &Value) -> Result<(), ApiError> {
+    validate::validate_update(existing, new).map_err(|errors| {
+        ApiError::invalid(
+            existing["kind"].as_str().unwrap_or_default(),
+            meta::name(existing),
+            &errors,
+        )
+    })
 }
 
 /// `preconditions` of a delete, or the `uid`/`resourceVersion` of a replacement: the write
@@ -544,7 +559,11 @@ pub(super) fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let key = key_of(t, name);
     let existing = state.store.get(&key).ok_or_else(|| not_found(t, name))?;
-    if let Some(file) = meta::annotation(&existing, MANIFEST_ANNOTATION) {
+    // An object the folder already deletes (a Pod being stopped) may be finished off: the
+    // node's last word on a pod it has stopped.
+    let folder_file = meta::annotation(&existing, MANIFEST_ANNOTATION)
+        .filter(|_| !meta::is_terminating(&existing));
+    if let Some(file) = folder_file {
         return Err(ApiError::conflict(
             t.kind.plural,
             &t.group,
@@ -571,8 +590,8 @@ pub(super) fn delete(
     }
     let op = match grace {
         // A grace period of 0 removes at once: `kubectl delete --force --grace-period=0`, and
-        // the node's last word on a pod it has stopped.
-        Some(0) => Op::Remove(key),
+        // the node's last word on a pod it has stopped. Finalizers hold even then.
+        Some(0) if !t.kind.has_finalizers() => Op::Remove(key),
         Some(g) if t.kind.kind == "Pod" => Op::DeleteWithGrace(key, g),
         _ => Op::Delete(key),
     };

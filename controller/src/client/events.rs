@@ -30,6 +30,8 @@ pub enum Source {
     StatefulSetController,
     /// The Ingress reconciler and its certificates.
     Ingress,
+    /// The volume reconciler: binding, provisioning, reclaiming, protection.
+    VolumeController,
 }
 
 impl Source {
@@ -40,6 +42,7 @@ impl Source {
             Source::ReplicaSetController => "replicaset-controller",
             Source::StatefulSetController => "statefulset-controller",
             Source::Ingress => "skiff-ingress",
+            Source::VolumeController => "persistentvolume-controller",
         }
     }
 }

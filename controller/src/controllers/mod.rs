@@ -1,8 +1,8 @@
 //! The reconcile loops. Each is an idempotent function of (declared objects, observed objects)
 //! that writes what must change through the API, like a Kubernetes controller: they read the
 //! [`View`]'s caches (kept by `kube`'s watcher over the in-process client) and write with API
-//! requests. The Deployment, ReplicaSet and garbage-collection reconcilers decide in pure
-//! `plan` functions of the cached objects and perform the [`plan::Write`]s they return through
+//! requests. The Deployment, ReplicaSet, garbage-collection and volume reconcilers decide in
+//! pure `plan` functions of the cached objects and perform the [`plan::Write`]s they return through
 //! a thin executor; new reconcilers take the same shape.
 //!
 //! The loop here runs every reconciler over all of its objects whenever a relevant change is
@@ -17,6 +17,7 @@ pub mod gc;
 pub mod plan;
 pub mod replicaset;
 pub mod statefulset;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +44,17 @@ pub const KINDS: &[&str] = &[
     "EndpointSlice",
     "IngressClass",
     "Ingress",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
 ];
 
 /// One pass of every reconciler.
-pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
+pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<(), WriteError> {
     gc::collect(view).await?;
+    if let Err(e) = volumes::reconcile(view, storage).await {
+        tracing::warn!("volumes: {e}");
+    }
     for d in view.list("Deployment", None) {
         if let Err(e) = deployment::reconcile(view, &d).await {
             tracing::warn!(deployment = %crate::model::store::ObjectKey::of(&d), "reconcile failed: {e}");
@@ -72,10 +79,10 @@ pub async fn reconcile_all(view: &View) -> Result<(), WriteError> {
 /// Runs the reconcilers until `shutdown` flips: a pass after every burst of relevant changes
 /// (once the caches show the previous pass's own writes), and every few seconds anyway (for
 /// time-based conditions such as `minReadySeconds` and the progress deadline).
-pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch::Receiver<bool>) {
     let mut events = view.subscribe();
     loop {
-        if let Err(e) = reconcile_all(&view).await {
+        if let Err(e) = reconcile_all(&view, &storage).await {
             tracing::warn!("controllers: {e}");
         }
         if !view.wait_settled(Duration::from_secs(10)).await {
@@ -90,7 +97,11 @@ pub async fn run(view: Arc<View>, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
                 _ = &mut resync => break,
                 e = events.recv() => match e {
-                    Ok(kind) => relevant = matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"),
+                    Ok(kind) => relevant = matches!(
+                        kind,
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"
+                            | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
+                    ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -141,7 +152,7 @@ mod tests {
     /// until nothing changes.
     async fn settle(store: &Store, view: &View) {
         for _ in 0..20 {
-            reconcile_all(view).await.unwrap();
+            reconcile_all(view, &storage(store)).await.unwrap();
             assert!(view.wait_settled(Duration::from_secs(5)).await);
             kubelet(store);
             // Until the caches have seen the kubelet's writes too.
@@ -158,9 +169,16 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        reconcile_all(view).await.unwrap();
+        reconcile_all(view, &storage(store)).await.unwrap();
         assert!(view.wait_settled(Duration::from_secs(5)).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fn storage(_: &Store) -> volumes::Storage {
+        volumes::Storage {
+            volumes_dir: std::env::temp_dir().join("skiff-unused-volumes"),
+            capacity_note: String::new(),
+        }
     }
 
     fn pods(store: &Store) -> Vec<Value> {

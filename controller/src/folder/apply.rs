@@ -237,7 +237,7 @@ pub fn apply_source(
             });
             continue;
         }
-        match one(store.get(&key).as_deref(), source, doc, key, &obj) {
+        match one(store, store.get(&key).as_deref(), source, doc, key, &obj) {
             Ok((outcome, key, op)) => {
                 applied.record(outcome, key);
                 ops.extend(op);
@@ -279,6 +279,7 @@ impl Applied {
 
 /// One declared object against what is stored: the write it needs, or why it is refused.
 fn one(
+    store: &Store,
     existing: Option<&Value>,
     source: &str,
     doc: usize,
@@ -286,11 +287,9 @@ fn one(
     obj: &Value,
 ) -> Result<(Outcome, ObjectKey, Option<Op>), ApplyError> {
     let Some(existing) = existing else {
-        return Ok((
-            Outcome::Created,
-            key,
-            Some(Op::Create(folder_apply(None, obj))),
-        ));
+        let mut obj = folder_apply(None, obj);
+        defaults::on_create(&mut obj, store);
+        return Ok((Outcome::Created, key, Some(Op::Create(obj))));
     };
     if let Some(other) = meta::annotation(existing, MANIFEST_ANNOTATION) {
         if other != source {
@@ -304,12 +303,18 @@ fn one(
         return Err(ApplyError::Controlled { doc, key });
     }
     if meta::is_terminating(existing) {
-        // A Pod on its way out: it is re-created once gone (the next pass).
+        // A Pod (or a claim or volume held by its finalizer) on its way out: it is re-created
+        // once gone (the next pass).
         return Ok((Outcome::Unchanged, key, None));
     }
     // What the file does not declare stays: addresses and node ports the node allocated,
     // fields other managers own.
     let merged = folder_apply(Some(existing), obj);
+    validate::validate_update(existing, &merged).map_err(|errors| ApplyError::Invalid {
+        doc,
+        what: describe(&merged),
+        errors,
+    })?;
     if same_declared(existing, &merged) {
         Ok((Outcome::Unchanged, key, None))
     } else {

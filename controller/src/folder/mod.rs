@@ -226,6 +226,12 @@ impl ManifestsFolder {
 
     fn apply_file(&self, source: &str, text: &str) -> Result<(), FileError> {
         let docs = parse_documents(text)?;
+        // A file with no objects at all is most likely one being written (truncated, not yet
+        // filled) — pruning everything it declared would be the wrong guess. kubectl refuses
+        // an empty apply too; deleting the file is how its objects are deleted.
+        if docs.is_empty() && apply::sources_in_store(&self.store).contains(source) {
+            return Err(FileError::NoObjects);
+        }
         let done = apply::apply_source(&self.store, source, &docs).map_err(FileError::Apply)?;
         if !(done.created.is_empty() && done.updated.is_empty() && done.deleted.is_empty()) {
             tracing::info!(
@@ -291,6 +297,8 @@ enum FileError {
     Parse(#[from] ParseError),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Apply(Vec<ApplyError>),
+    #[error("the file declares no objects (still being written, or emptied); what it declared before stays — delete the file to delete its objects")]
+    NoObjects,
 }
 
 fn keys(keys: &[crate::model::store::ObjectKey]) -> Vec<String> {
@@ -310,6 +318,28 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let e = parse_documents("a: 1\n---\nb: [\n").unwrap_err();
         assert!(e.to_string().starts_with("document 2"), "{e}");
+    }
+
+    #[test]
+    fn a_file_emptied_while_being_written_prunes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(d.path()).unwrap());
+        crate::model::builtin::ensure(&store).unwrap();
+        let folder = ManifestsFolder::new(d.path().join("manifests"), store.clone());
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept}\ndata: {k: v}\n";
+        folder.apply_file("app.yaml", cm).unwrap();
+        let key = crate::model::store::ObjectKey::new("ConfigMap", "default", "kept");
+        for partial in ["", "\n", "# my app\n"] {
+            let e = folder.apply_file("app.yaml", partial).unwrap_err();
+            assert!(matches!(e, FileError::NoObjects), "{e}");
+            assert!(store.get(&key).is_some(), "pruned by {partial:?}");
+        }
+        // A new empty file is nothing to do; a complete file applies.
+        folder.apply_file("new.yaml", "").unwrap();
+        folder
+            .apply_file("app.yaml", &cm.replace("k: v", "k: w"))
+            .unwrap();
+        assert_eq!(store.get(&key).unwrap()["data"]["k"], "w");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The objects every cluster has from its first start: the `default` and `kube-system`
-//! namespaces, and skiff's IngressClass (the default one).
+//! namespaces, skiff's IngressClass and the `local-path` StorageClass (the default ones).
 
 use crate::model::store::{self, Store};
 
-/// Makes sure the built-in namespaces and IngressClass exist.
+/// Makes sure the built-in namespaces, IngressClass and StorageClass exist.
 pub fn ensure(store: &Store) -> Result<(), store::StoreError> {
     for ns in ["default", "kube-system"] {
         let key = store::ObjectKey::new("Namespace", "", ns);
@@ -23,5 +23,22 @@ pub fn ensure(store: &Store) -> Result<(), store::StoreError> {
             "spec": {"controller": "skiff.io/ingress"}
         }))?;
     }
+    // The default StorageClass, named and provisioned as k3s's: a directory per claim under
+    // `<data-dir>/volumes` (controllers/volumes.rs).
+    let class = store::ObjectKey::new("StorageClass", "", LOCAL_PATH);
+    if store.get(&class).is_none() {
+        store.create(serde_json::json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": LOCAL_PATH, "annotations": {crate::model::defaults::DEFAULT_CLASS_ANNOTATION: "true"}},
+            "provisioner": LOCAL_PATH_PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }))?;
+    }
     Ok(())
 }
+
+/// The built-in StorageClass's name.
+pub const LOCAL_PATH: &str = "local-path";
+/// The provisioner skiff implements (k3s's name for it).
+pub const LOCAL_PATH_PROVISIONER: &str = "rancher.io/local-path";

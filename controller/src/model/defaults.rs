@@ -96,6 +96,18 @@ fn fill(obj: &mut Value) {
                 }
             }
         }
+        "PersistentVolumeClaim" => {
+            set_default(&mut obj["spec"], "volumeMode", json!("Filesystem"));
+        }
+        "PersistentVolume" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "volumeMode", json!("Filesystem"));
+            set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+        }
+        "StorageClass" => {
+            set_default(obj, "reclaimPolicy", json!("Delete"));
+            set_default(obj, "volumeBindingMode", json!("Immediate"));
+        }
         "Secret" => {
             set_default(obj, "type", json!("Opaque"));
             // As the API server does: stringData is merged into data (base64) and not stored.
@@ -111,6 +123,54 @@ fn fill(obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// The annotation that marks a StorageClass as the default one.
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+
+/// The default StorageClass among `classes`, as the DefaultStorageClass admission picks it:
+/// the newest of those annotated as the default.
+pub fn default_storage_class(classes: &[std::sync::Arc<Value>]) -> Option<&str> {
+    classes
+        .iter()
+        .filter(|c| crate::model::meta::annotation(c, DEFAULT_CLASS_ANNOTATION) == Some("true"))
+        .max_by(|a, b| {
+            let t = |c: &Value| {
+                c["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .map(String::from)
+            };
+            t(a).cmp(&t(b))
+                .then_with(|| crate::model::meta::name(b).cmp(crate::model::meta::name(a)))
+        })
+        .map(|c| crate::model::meta::name(c))
+}
+
+/// What the admission plugins do to an object being created, beyond defaults: a claim
+/// without `storageClassName` gets the default class (DefaultStorageClass), claims and
+/// volumes get their deletion-protection finalizers (StorageObjectInUseProtection).
+pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
+    use crate::model::validate::storage::{PVC_PROTECTION, PV_PROTECTION};
+    let finalizer = match obj["kind"].as_str().unwrap_or_default() {
+        "PersistentVolumeClaim" => {
+            if obj["spec"]["storageClassName"].is_null() {
+                let classes = store.list("StorageClass", None);
+                if let Some(c) = default_storage_class(&classes) {
+                    obj["spec"]["storageClassName"] = json!(c);
+                }
+            }
+            PVC_PROTECTION
+        }
+        "PersistentVolume" => PV_PROTECTION,
+        _ => return,
+    };
+    let m = crate::model::meta::metadata_mut(obj);
+    let list = m.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut() {
+        if !list.iter().any(|f| f == finalizer) {
+            list.push(json!(finalizer));
+        }
     }
 }
 

@@ -24,6 +24,13 @@ impl KindInfo {
             "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet"
         )
     }
+
+    /// Whether objects of this kind may carry `metadata.finalizers`, which hold a deletion
+    /// back (`deletionTimestamp` set) until the list is empty. Pods have their own graceful
+    /// deletion instead.
+    pub fn has_finalizers(&self) -> bool {
+        matches!(self.kind, "PersistentVolumeClaim" | "PersistentVolume")
+    }
 }
 
 /// Every kind skiff serves, in the order a folder applies them (namespaces first).
@@ -47,6 +54,27 @@ pub static KINDS: &[KindInfo] = &[
         kind: "Secret",
         plural: "secrets",
         short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "storage.k8s.io/v1",
+        kind: "StorageClass",
+        plural: "storageclasses",
+        short_names: &["sc"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "PersistentVolume",
+        plural: "persistentvolumes",
+        short_names: &["pv"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        short_names: &["pvc"],
         namespaced: true,
     },
     KindInfo {

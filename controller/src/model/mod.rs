@@ -7,7 +7,7 @@
 //! - [`managed`]: `managedFields` and server-side apply; [`declared`]: what a manifest file
 //!   declares (the folder's field manager and the fields it owns).
 //! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has.
-//! - [`node`]: this node's name.
+//! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers.
 //!
 //! Everything above this layer — the API server, the manifests folder, the API clients and the
 //! reconcilers — uses it; it uses none of them.
@@ -20,5 +20,6 @@ pub mod managed;
 pub mod meta;
 pub mod node;
 pub mod patch;
+pub mod quantity;
 pub mod store;
 pub mod validate;

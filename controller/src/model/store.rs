@@ -4,7 +4,8 @@
 //!
 //! Owns: object identity (uid), `resourceVersion` (one global, monotonic sequence that survives
 //! restarts), `generation` (bumped when `spec` changes), `creationTimestamp`, graceful deletion of
-//! Pods (`deletionTimestamp`). A write is acknowledged only after its transaction committed.
+//! Pods (`deletionTimestamp`), and finalizers for the kinds that have them (a deletion marks
+//! the object; it goes when an update leaves its `metadata.finalizers` empty). A write is acknowledged only after its transaction committed.
 //! Does not own: validation or defaulting (see `validate`, `defaults`) — callers hand it valid objects.
 
 use std::collections::BTreeMap;
@@ -91,7 +92,9 @@ pub enum Op {
     /// Replace an object's `status` only.
     UpdateStatus(ObjectKey, Value),
     /// Delete an object. Pods are deleted gracefully: they get a `deletionTimestamp` and stay
-    /// until the agent has stopped them and calls [`Op::Remove`].
+    /// until the agent has stopped them and calls [`Op::Remove`]. Objects of kinds with
+    /// finalizers ([`KindInfo::has_finalizers`]) that carry some get a `deletionTimestamp` and
+    /// stay until an [`Op::Update`] empties their `metadata.finalizers`.
     Delete(ObjectKey),
     /// Delete a Pod with this grace period (seconds) instead of its spec's.
     DeleteWithGrace(ObjectKey, i64),
@@ -466,7 +469,12 @@ impl<'a> Staging<'a> {
                 let info = kind_info(&key.kind)?;
                 let old = self.existing(&key)?;
                 let obj = updated(&key, &old, obj, info, rv)?;
-                self.put(key, obj, EventType::Modified);
+                if info.has_finalizers() && meta::is_terminating(&obj) && finalizers(&obj) == 0 {
+                    // The last finalizer of an object being deleted is gone: so is the object.
+                    self.remove(key, &obj, rv);
+                } else {
+                    self.put(key, obj, EventType::Modified);
+                }
             }
             Op::UpdateStatus(key, status) => {
                 let mut obj = (*self.existing(&key)?).clone();
@@ -485,17 +493,28 @@ impl<'a> Staging<'a> {
         Ok(true)
     }
 
-    /// A deletion: Pods are marked (`deletionTimestamp`, grace) for the node to stop them,
-    /// everything else goes at once.
+    /// A deletion: Pods are marked (`deletionTimestamp`, grace) for the node to stop them;
+    /// objects of kinds with finalizers that still carry some are marked and stay until the
+    /// last is removed (an update); everything else goes at once.
     fn delete(&mut self, key: ObjectKey, grace: Option<i64>, rv: u64) -> Result<bool, StoreError> {
         let old = self.existing(&key)?;
-        if key.kind != "Pod" {
+        let held = kind_info(&key.kind)?.has_finalizers() && finalizers(&old) > 0;
+        if key.kind != "Pod" && !held {
             self.remove(key, &old, rv);
             return Ok(true);
         }
         if old["metadata"].get("deletionTimestamp").is_some() {
             self.results.push(old);
             return Ok(false);
+        }
+        if held {
+            let mut obj = (*old).clone();
+            let m = meta::metadata_mut(&mut obj);
+            m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+            self.put(key, obj, EventType::Modified);
+            return Ok(true);
         }
         let mut obj = (*old).clone();
         let grace = grace
@@ -512,6 +531,11 @@ impl<'a> Staging<'a> {
         self.put(key, obj, EventType::Modified);
         Ok(true)
     }
+}
+
+/// How many `metadata.finalizers` an object carries.
+fn finalizers(obj: &Value) -> usize {
+    obj["metadata"]["finalizers"].as_array().map_or(0, Vec::len)
 }
 
 /// A new object as stored: identity, version, creation time, generation 1.
@@ -727,5 +751,42 @@ mod tests {
         assert!(s.get(&key).is_some());
         s.remove(&key).unwrap();
         assert!(s.get(&key).is_none());
+    }
+
+    #[test]
+    fn finalizers_hold_a_deletion_until_the_last_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let claim = json!({"apiVersion":"v1","kind":"PersistentVolumeClaim",
+            "metadata":{"name":"data","namespace":"default","finalizers":["kubernetes.io/pvc-protection"]},
+            "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}});
+        s.create(claim).unwrap();
+        let key = ObjectKey::new("PersistentVolumeClaim", "default", "data");
+        let marked = s.delete(&key).unwrap();
+        assert!(marked["metadata"]["deletionTimestamp"].is_string());
+        // A second deletion changes nothing; an update keeps the mark.
+        let rv = s.resource_version();
+        s.delete(&key).unwrap();
+        assert_eq!(s.resource_version(), rv);
+        let mut o = (*s.get(&key).unwrap()).clone();
+        o["metadata"]["labels"] = json!({"a": "b"});
+        let o = s.update(o).unwrap();
+        assert!(o["metadata"]["deletionTimestamp"].is_string());
+        // Removing the last finalizer removes the object.
+        let mut o = (*o).clone();
+        o["metadata"]["finalizers"] = json!([]);
+        s.update(o).unwrap();
+        assert!(s.get(&key).is_none());
+        // Without finalizers a deletion is immediate, and other kinds never wait.
+        let mut bare = json!({"apiVersion":"v1","kind":"PersistentVolumeClaim",
+            "metadata":{"name":"bare","namespace":"default"},"spec":{}});
+        s.create(bare.clone()).unwrap();
+        s.delete(&ObjectKey::of(&bare)).unwrap();
+        assert!(s.get(&ObjectKey::of(&bare)).is_none());
+        bare["kind"] = json!("ConfigMap");
+        bare["metadata"]["finalizers"] = json!(["x"]);
+        s.create(bare.clone()).unwrap();
+        s.delete(&ObjectKey::of(&bare)).unwrap();
+        assert!(s.get(&ObjectKey::of(&bare)).is_none());
     }
 }

@@ -128,6 +128,7 @@ const POD_SPEC: &[&str] = &[
     "containers[].volumeMounts[].mountPath",
     "containers[].volumeMounts[].readOnly",
     "containers[].volumeMounts[].subPath",
+    "containers[].volumeMounts[].subPathExpr",
     "volumes[].name",
     "volumes[].emptyDir.medium",
     "volumes[].emptyDir.sizeLimit",
@@ -145,6 +146,8 @@ const POD_SPEC: &[&str] = &[
     "volumes[].secret.items[].mode",
     "volumes[].secret.defaultMode",
     "volumes[].secret.optional",
+    "volumes[].persistentVolumeClaim.claimName",
+    "volumes[].persistentVolumeClaim.readOnly",
     "containers[].livenessProbe.httpGet.path",
     "containers[].livenessProbe.httpGet.port",
     "containers[].livenessProbe.httpGet.host",
@@ -269,6 +272,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             patterns.extend(["type", "data.*", "stringData.*", "immutable"].map(String::from))
         }
         "Pod" => patterns.extend(pod("spec.")),
+        "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
+            patterns.extend(storage(kind).iter().map(|p| p.to_string()))
+        }
         "Deployment" | "ReplicaSet" => {
             patterns.extend(
                 [
@@ -316,4 +322,46 @@ pub(super) fn allowlist(kind: &str) -> Allow {
         _ => {}
     }
     Allow::from_patterns(patterns.iter().map(String::as_str))
+}
+
+/// The fields of the storage kinds skiff implements (the finalizers of claims and volumes are
+/// the deletion protection's, which skiff keeps).
+fn storage(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "PersistentVolumeClaim" => &[
+            "metadata.finalizers",
+            "spec.accessModes",
+            "spec.resources.requests.storage",
+            "spec.storageClassName",
+            "spec.volumeName",
+            "spec.volumeMode",
+            "spec.selector.matchLabels.*",
+        ],
+        "PersistentVolume" => &[
+            "metadata.finalizers",
+            "spec.capacity.storage",
+            "spec.accessModes",
+            "spec.persistentVolumeReclaimPolicy",
+            "spec.storageClassName",
+            "spec.volumeMode",
+            "spec.hostPath.path",
+            "spec.hostPath.type",
+            "spec.local.path",
+            "spec.nodeAffinity.required.nodeSelectorTerms[].matchExpressions[].key",
+            "spec.nodeAffinity.required.nodeSelectorTerms[].matchExpressions[].operator",
+            "spec.nodeAffinity.required.nodeSelectorTerms[].matchExpressions[].values",
+            "spec.claimRef.apiVersion",
+            "spec.claimRef.kind",
+            "spec.claimRef.namespace",
+            "spec.claimRef.name",
+            "spec.claimRef.uid",
+            "spec.claimRef.resourceVersion",
+        ],
+        _ => &[
+            "provisioner",
+            "reclaimPolicy",
+            "volumeBindingMode",
+            "allowVolumeExpansion",
+        ],
+    }
 }

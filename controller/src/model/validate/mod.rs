@@ -19,6 +19,7 @@ use crate::model::kinds;
 mod allow;
 mod semantics;
 mod statefulset;
+pub mod storage;
 
 use allow::allowlist;
 use semantics::semantics;
@@ -102,6 +103,18 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
     }
 }
 
+/// Validates a change of an existing object (`new` already passed [`validate`]): the fields
+/// Kubernetes makes immutable stay as they are.
+pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    storage::update(old, new, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// The object with every field Kubernetes does not know removed (what the API server keeps
 /// when asked for `fieldValidation=Ignore`).
 pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
@@ -112,7 +125,7 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, core, discovery, networking};
+    use k8s_openapi::api::{apps, core, discovery, networking, storage};
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
@@ -127,6 +140,9 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),
         "Ingress" => roundtrip::<networking::v1::Ingress>(obj),
         "IngressClass" => roundtrip::<networking::v1::IngressClass>(obj),
+        "PersistentVolumeClaim" => roundtrip::<core::v1::PersistentVolumeClaim>(obj),
+        "PersistentVolume" => roundtrip::<core::v1::PersistentVolume>(obj),
+        "StorageClass" => roundtrip::<storage::v1::StorageClass>(obj),
         _ => return None,
     })
 }

@@ -54,6 +54,9 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Service" => service_spec(&obj["spec"], out),
         "Ingress" => ingress_spec(&obj["spec"], out),
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
+        "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
+            super::storage::check(obj, out)
+        }
         "Deployment" | "ReplicaSet" => {
             let spec = &obj["spec"];
             workload(spec, out);
@@ -300,7 +303,7 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
 }
 
 /// The elements of a list field (none when absent).
-fn items(v: &Value) -> &[Value] {
+pub(super) fn items(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
@@ -382,6 +385,15 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
     }
 }
 
+/// The volume sources skiff implements.
+const SOURCES: &[&str] = &[
+    "emptyDir",
+    "hostPath",
+    "configMap",
+    "secret",
+    "persistentVolumeClaim",
+];
+
 /// The pod's volumes: names unique DNS labels, exactly one source each. Returns the names.
 fn volumes<'a>(spec: &'a Value, path: &str, out: &mut Vec<FieldError>) -> HashSet<&'a str> {
     let mut names = HashSet::new();
@@ -398,14 +410,21 @@ fn volumes<'a>(spec: &'a Value, path: &str, out: &mut Vec<FieldError>) -> HashSe
                 format!("duplicate volume name {name:?}"),
             ));
         }
-        let sources = ["emptyDir", "hostPath", "configMap", "secret"]
+        let sources = SOURCES
             .iter()
             .filter(|k| v.get(**k).is_some_and(|x| !x.is_null()))
             .count();
         if sources != 1 {
             out.push(err(
                 format!("{path}.volumes[{i}]"),
-                "exactly one volume source is required (emptyDir, hostPath, configMap or secret)",
+                "exactly one volume source is required (emptyDir, hostPath, configMap, secret or persistentVolumeClaim)",
+            ));
+        }
+        let claim = &v["persistentVolumeClaim"];
+        if claim.is_object() && !claim["claimName"].as_str().is_some_and(is_dns_subdomain) {
+            out.push(err(
+                format!("{path}.volumes[{i}].persistentVolumeClaim.claimName"),
+                "Required value: a claim's name",
             ));
         }
     }
@@ -426,13 +445,23 @@ fn volume_mounts(c: &Value, cp: &str, volumes: &HashSet<&str>, out: &mut Vec<Fie
         if !m["mountPath"].as_str().is_some_and(|p| p.starts_with('/')) {
             out.push(err(format!("{mp}.mountPath"), "must be an absolute path"));
         }
-        if let Some(sub) = m["subPath"].as_str() {
-            if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
-                out.push(err(
-                    format!("{mp}.subPath"),
-                    "must be a relative path that does not contain '..'",
-                ));
+        for field in ["subPath", "subPathExpr"] {
+            if let Some(sub) = m[field].as_str() {
+                if sub.starts_with('/') || sub.split('/').any(|s| s == "..") {
+                    out.push(err(
+                        format!("{mp}.{field}"),
+                        "must be a relative path that does not contain '..'",
+                    ));
+                }
             }
+        }
+        if m["subPath"].as_str().is_some_and(|s| !s.is_empty())
+            && m["subPathExpr"].as_str().is_some_and(|s| !s.is_empty())
+        {
+            out.push(err(
+                format!("{mp}.subPathExpr"),
+                "Invalid value: subPathExpr and subPath are mutually exclusive",
+            ));
         }
     }
 }
