@@ -2,7 +2,8 @@
 //! waiting for the previous to be Ready; the pod's hostname is its name and the headless
 //! Service gives it a DNS name; a template change rolls from the highest ordinal down;
 //! `kubectl rollout status|history|undo`, `get sts`, `describe`; scale-down from the highest
-//! ordinal; deleting the set removes its pods.
+//! ordinal; deleting the set removes its pods. `volumeClaimTemplates`: a claim per ordinal,
+//! kept across pod replacement, scale-down and the set's deletion.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -242,18 +243,112 @@ fn scales_down_and_deletes(s: &mut Server, k: &Kubectl) {
     assert!(gone, "pods left after deleting the set");
 }
 
-#[test]
-fn volume_claim_templates_are_refused_by_name() {
-    let s = server_with_images(&[]);
-    let k = Kubectl::admin(&s);
-    let yaml = web_yaml("one", 1).replace(
-        "  serviceName: web\n",
-        "  serviceName: web\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec:\n      accessModes: [ReadWriteOnce]\n      resources: {requests: {storage: 1Gi}}\n",
-    );
-    let o = k.run_stdin(&["apply", "-f", "-"], &yaml);
-    assert!(!o.ok(), "{o}");
+fn db_yaml(replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: {replicas}
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels: {{app: db}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {{requests: {{storage: 1Gi}}}}
+  template:
+    metadata:
+      labels: {{app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: [\"sh\", \"-c\", \"[ -f /data/who ] || hostname > /data/who; exec sleep 3600\"]
+        volumeMounts:
+        - {{name: data, mountPath: /data}}
+"
+    )
+}
+
+fn claim_names(k: &Kubectl) -> Vec<String> {
+    let mut names = k.names(&["pvc", "-l", "app=db"]);
+    names.sort();
+    names
+}
+
+fn db_pods_ready(k: &Kubectl, want: &[&str]) -> bool {
+    let ps = k
+        .get_json(&["pods", "-l", "app=db"])
+        .and_then(|v| v["items"].as_array().cloned())
+        .unwrap_or_default();
+    let mut names: Vec<&str> = ps.iter().map(name).collect();
+    names.sort();
+    names == want
+        && ps.iter().all(|p| {
+            p["metadata"]["deletionTimestamp"].is_null()
+                && p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+}
+
+fn wait_db(s: &mut Server, k: &Kubectl, want: &[&str], what: &str) {
+    let ok = wait_until(Duration::from_secs(90), Duration::from_millis(250), || {
+        db_pods_ready(k, want)
+    });
+    s.assert_running();
     assert!(
-        o.stderr.contains("spec.volumeClaimTemplates") && o.stderr.contains("not supported"),
-        "{o}"
+        ok,
+        "{what}: pods {want:?}\n{}",
+        k.run(&["get", "pods,pvc", "-o", "wide"])
     );
+}
+
+fn cat(k: &Kubectl, pod: &str, file: &str) -> String {
+    k.ok(&["exec", pod, "--", "cat", file]).trim().to_string()
+}
+
+/// A claim per ordinal, made before the pod, kept across pod replacement, scale-down and the
+/// set's deletion (Kubernetes' default retention), and mounted again by the same ordinal.
+#[test]
+fn volume_claim_templates_give_each_ordinal_its_own_kept_claim() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(&db_yaml(2), &[]);
+    wait_db(&mut s, &k, &["db-0", "db-1"], "created");
+    assert_eq!(claim_names(&k), ["data-db-0", "data-db-1"]);
+    assert_eq!(cat(&k, "db-1", "/data/who"), "db-1");
+    k.ok(&["exec", "db-0", "--", "sh", "-c", "echo kept > /data/note"]);
+    let uid = k.get_json(&["pod", "db-0"]).expect("db-0")["metadata"]["uid"].clone();
+    k.ok(&["delete", "pod", "db-0"]);
+    let replaced = wait_until(Duration::from_secs(90), Duration::from_millis(250), || {
+        k.get_json(&["pod", "db-0"])
+            .is_some_and(|p| p["metadata"]["uid"] != uid)
+            && db_pods_ready(&k, &["db-0", "db-1"])
+    });
+    assert!(replaced, "db-0 was not replaced");
+    assert_eq!(cat(&k, "db-0", "/data/note"), "kept");
+
+    k.ok(&["scale", "sts/db", "--replicas=1"]);
+    wait_db(&mut s, &k, &["db-0"], "scaled to 1");
+    assert_eq!(claim_names(&k), ["data-db-0", "data-db-1"]);
+    k.ok(&["scale", "sts/db", "--replicas=2"]);
+    wait_db(&mut s, &k, &["db-0", "db-1"], "scaled to 2");
+    assert_eq!(cat(&k, "db-1", "/data/who"), "db-1");
+
+    let d = k.ok(&["describe", "sts", "db"]);
+    assert!(
+        d.contains("Volume Claims:") && d.contains("Capacity:") && d.contains("1Gi"),
+        "{d}"
+    );
+    k.ok(&["delete", "sts", "db"]);
+    wait_db(&mut s, &k, &[], "deleted");
+    assert_eq!(claim_names(&k), ["data-db-0", "data-db-1"]);
 }

@@ -8,8 +8,11 @@
 //! at a time; `Parallel` does both at once. `RollingUpdate` replaces pods of another revision
 //! from the highest ordinal down to `partition`, within `maxUnavailable` (default 1: each
 //! replacement waits for the previous to be ready); `OnDelete` replaces only pods deleted by
-//! someone else. Claims (`volumeClaimTemplates`) are refused by validation until skiff has
-//! PersistentVolumeClaims.
+//! someone else. Each ordinal gets a claim per `volumeClaimTemplates` entry,
+//! `<template>-<set>-<ordinal>`, made before its pod and mounted by it; claims outlive pod
+//! replacement, scale-down and the set (`persistentVolumeClaimRetentionPolicy` Retain, the
+//! default; `whenScaled: Delete` deletes a removed ordinal's claims, `whenDeleted: Delete`
+//! makes the set their owner, for the garbage collector).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -39,24 +42,29 @@ struct Pass<'a> {
     current: String,
     /// Each revision's pod template, by revision name.
     templates: BTreeMap<String, Value>,
+    /// The namespace's PersistentVolumeClaims, by name.
+    claims: BTreeMap<&'a str, &'a Value>,
     now: jiff::Timestamp,
 }
 
-/// One pass over a StatefulSet, from the Pods and ControllerRevisions it controls (as cached):
-/// the revision of its template made (or raised to the newest, after a rollback); Pods
-/// created, deleted for scale-down or replaced for an update, each with its Event, as the
-/// policies allow; old revisions beyond `revisionHistoryLimit` deleted; then the status
-/// (counted from the pods as given). Nothing for a set being deleted.
+/// One pass over a StatefulSet, from the Pods and ControllerRevisions it controls and the
+/// namespace's claims (as cached): the revision of its template made (or raised to the
+/// newest, after a rollback); Pods created (after the claims of their ordinal), deleted for
+/// scale-down or replaced for an update, each with its Event, as the policies allow; old
+/// revisions beyond `revisionHistoryLimit` deleted; then the status (counted from the pods as
+/// given). Nothing for a set being deleted.
 pub fn plan(
     sts: &Value,
     pods: &[Arc<Value>],
     revisions: &[Arc<Value>],
+    claims: &[Arc<Value>],
     now: jiff::Timestamp,
 ) -> Vec<Write> {
     if meta::is_terminating(sts) {
         return Vec::new();
     }
-    let (pass, mut writes) = revision_writes(sts, revisions, now);
+    let (mut pass, mut writes) = revision_writes(sts, revisions, now);
+    pass.claims = claims.iter().map(|c| (meta::name(c), &**c)).collect();
     writes.extend(pod_writes(&pass, pods));
     let mut live: BTreeSet<&str> = pods.iter().map(|p| revision_of(p)).collect();
     live.insert(&pass.update);
@@ -78,7 +86,9 @@ pub async fn reconcile(view: &View, sts: &Value) -> Result<(), WriteError> {
         .into_iter()
         .filter(|r| meta::controller_uid(r) == Some(meta::uid(sts)))
         .collect();
-    execute_all(view, plan(sts, &pods, &revisions, jiff::Timestamp::now())).await
+    let claims = view.list("PersistentVolumeClaim", Some(ns));
+    let now = jiff::Timestamp::now();
+    execute_all(view, plan(sts, &pods, &revisions, &claims, now)).await
 }
 
 fn revision_number(cr: &Value) -> i64 {
@@ -179,6 +189,7 @@ fn revision_writes<'a>(
         update,
         current,
         templates,
+        claims: BTreeMap::new(),
         now,
     };
     (pass, writes)
@@ -272,21 +283,67 @@ impl Pass<'_> {
         })
     }
 
+    /// Pod `ordinal`, after the claims it mounts (none while one of them is going away).
     fn create(&self, ordinal: usize, out: &mut Vec<Write>) {
+        let pod_name = format!("{}-{ordinal}", meta::name(self.sts));
+        let mut claim_going = false;
+        for t in claim_templates(self.sts) {
+            let name = claim_name(self.sts, t, ordinal);
+            match self.claims.get(name.as_str()) {
+                None => {
+                    out.push(Write::Create(new_claim(self.sts, t, &name)));
+                    out.push(self.claim_event(&name, &pod_name));
+                }
+                Some(c) => claim_going |= meta::is_terminating(c),
+            }
+        }
+        if claim_going {
+            return;
+        }
         let revision = self.revision_for(ordinal);
         let template = self
             .templates
             .get(revision)
             .unwrap_or(&self.sts["spec"]["template"]);
         let pod = new_pod(self.sts, template, revision, ordinal);
-        let name = meta::name(&pod).to_string();
         out.push(Write::Create(pod));
-        out.push(self.event("SuccessfulCreate", "create", &name));
+        out.push(self.event("SuccessfulCreate", "create", &pod_name));
+    }
+
+    fn claim_event(&self, claim: &str, pod: &str) -> Write {
+        Write::Event(Event {
+            about: self.sts.clone(),
+            kind: events::Type::Normal,
+            reason: "SuccessfulCreate",
+            message: format!(
+                "create Claim {claim} Pod {pod} in StatefulSet {} success",
+                meta::name(self.sts)
+            ),
+            source: events::Source::StatefulSetController,
+        })
     }
 
     fn delete(&self, pod: &Value, out: &mut Vec<Write>) {
         out.push(Write::Delete(ObjectKey::of(pod)));
         out.push(self.event("SuccessfulDelete", "delete", meta::name(pod)));
+    }
+
+    /// A pod beyond `replicas`; its claims too under `whenScaled: Delete` (the claims'
+    /// protection keeps them until the pod is gone).
+    fn delete_condemned(&self, ordinal: usize, pod: &Value, out: &mut Vec<Write>) {
+        self.delete(pod, out);
+        let policy = &self.spec()["persistentVolumeClaimRetentionPolicy"]["whenScaled"];
+        if policy != "Delete" {
+            return;
+        }
+        for t in claim_templates(self.sts) {
+            let name = claim_name(self.sts, t, ordinal);
+            if let Some(c) = self.claims.get(name.as_str()) {
+                if !meta::is_terminating(c) {
+                    out.push(Write::Delete(ObjectKey::of(c)));
+                }
+            }
+        }
     }
 }
 
@@ -317,7 +374,63 @@ fn new_pod(sts: &Value, template: &Value, revision: &str, ordinal: usize) -> Val
     {
         spec["subdomain"] = json!(service);
     }
+    for t in claim_templates(sts) {
+        claim_volume(&mut spec, t, &claim_name(sts, t, ordinal));
+    }
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+}
+
+fn claim_templates(sts: &Value) -> impl Iterator<Item = &Value> {
+    sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+}
+
+/// The claim of `template` for `ordinal`: `<template>-<set>-<ordinal>`.
+fn claim_name(sts: &Value, template: &Value, ordinal: usize) -> String {
+    let t = template["metadata"]["name"].as_str().unwrap_or_default();
+    format!("{t}-{}-{ordinal}", meta::name(sts))
+}
+
+/// A claim from its template, labelled with the set's selector; owned by the set only under
+/// `whenDeleted: Delete` (Kubernetes' default, Retain, keeps claims when the set goes).
+fn new_claim(sts: &Value, template: &Value, name: &str) -> Value {
+    let mut labels = template["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    if let Some(sel) = sts["spec"]["selector"]["matchLabels"].as_object() {
+        for (k, v) in sel {
+            labels[k] = v.clone();
+        }
+    }
+    let mut metadata = json!({"name": name, "namespace": meta::namespace(sts), "labels": labels});
+    if template["metadata"]["annotations"].is_object() {
+        metadata["annotations"] = template["metadata"]["annotations"].clone();
+    }
+    if sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete" {
+        let mut owner = owner_reference(sts);
+        owner["controller"] = json!(false);
+        metadata["ownerReferences"] = json!([owner]);
+    }
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata,
+        "spec": template["spec"]})
+}
+
+/// The pod's volume named like the claim template (replacing one of that name) mounting the
+/// ordinal's claim.
+fn claim_volume(spec: &mut Value, template: &Value, claim: &str) {
+    let name = &template["metadata"]["name"];
+    let volume = json!({"name": name, "persistentVolumeClaim": {"claimName": claim}});
+    if !spec["volumes"].is_array() {
+        spec["volumes"] = json!([]);
+    }
+    let volumes = spec["volumes"].as_array_mut().expect("just made");
+    match volumes.iter_mut().find(|v| v["name"] == *name) {
+        Some(v) => *v = volume,
+        None => volumes.push(volume),
+    }
 }
 
 /// The pod writes of a pass: missing ordinals created (failed pods deleted, to be created
@@ -348,9 +461,9 @@ fn pod_writes(pass: &Pass, pods: &[Arc<Value>]) -> Vec<Write> {
             return writes;
         }
     }
-    for (_, p) in by_ordinal.range(replicas..).rev() {
+    for (o, p) in by_ordinal.range(replicas..).rev() {
         if !meta::is_terminating(p) {
-            pass.delete(p, &mut writes);
+            pass.delete_condemned(*o, p, &mut writes);
         }
         if monotonic {
             return writes;
@@ -513,7 +626,7 @@ mod tests {
     #[test]
     fn the_first_pass_makes_the_revision_and_pod_zero_only() {
         let s = sts(3, "demo:1");
-        let writes = plan(&s, &[], &[], now());
+        let writes = plan(&s, &[], &[], &[], now());
         let rev = revision_name(&s);
         assert_eq!(
             describe(&writes),
@@ -549,16 +662,16 @@ mod tests {
     fn ordered_ready_waits_for_each_pod_before_the_next() {
         let s = sts(3, "demo:1");
         let revs = [revision(&s, 1)];
-        let not_ready = plan(&s, &[pod(&s, 0, false)], &revs, now());
+        let not_ready = plan(&s, &[pod(&s, 0, false)], &revs, &[], now());
         assert!(
             pod_lines(&not_ready).is_empty(),
             "{:?}",
             describe(&not_ready)
         );
-        let ready = plan(&s, &[pod(&s, 0, true)], &revs, now());
+        let ready = plan(&s, &[pod(&s, 0, true)], &revs, &[], now());
         assert_eq!(pod_lines(&ready), ["create Pod default/web-1"]);
         // A missing middle ordinal comes back first.
-        let gap = plan(&s, &[pod(&s, 0, true), pod(&s, 2, true)], &revs, now());
+        let gap = plan(&s, &[pod(&s, 0, true), pod(&s, 2, true)], &revs, &[], now());
         assert_eq!(pod_lines(&gap), ["create Pod default/web-1"]);
     }
 
@@ -566,7 +679,7 @@ mod tests {
     fn min_ready_seconds_hold_the_next_ordinal() {
         let mut s = sts(2, "demo:1");
         s["spec"]["minReadySeconds"] = json!(7200);
-        let writes = plan(&s, &[pod(&s, 0, true)], &[revision(&s, 1)], now());
+        let writes = plan(&s, &[pod(&s, 0, true)], &[revision(&s, 1)], &[], now());
         assert!(pod_lines(&writes).is_empty());
         assert_eq!(status_of(&writes)["readyReplicas"], 1);
         assert_eq!(status_of(&writes)["availableReplicas"], 0);
@@ -577,7 +690,7 @@ mod tests {
         let mut s = sts(3, "demo:1");
         s["spec"]["podManagementPolicy"] = json!("Parallel");
         let revs = [revision(&s, 1)];
-        let writes = plan(&s, &[], &revs, now());
+        let writes = plan(&s, &[], &revs, &[], now());
         assert_eq!(
             pod_lines(&writes),
             [
@@ -588,7 +701,7 @@ mod tests {
         );
         s["spec"]["replicas"] = json!(1);
         let pods: Vec<_> = (0..3).map(|o| pod(&s, o, false)).collect();
-        let writes = plan(&s, &pods, &revs, now());
+        let writes = plan(&s, &pods, &revs, &[], now());
         assert_eq!(
             pod_lines(&writes),
             ["delete Pod default/web-2", "delete Pod default/web-1"]
@@ -600,16 +713,16 @@ mod tests {
         let s = sts(1, "demo:1");
         let revs = [revision(&s, 1)];
         let pods: Vec<_> = (0..3).map(|o| pod(&s, o, true)).collect();
-        let writes = plan(&s, &pods, &revs, now());
+        let writes = plan(&s, &pods, &revs, &[], now());
         assert_eq!(pod_lines(&writes), ["delete Pod default/web-2"]);
         assert!(describe(&writes).contains(
             &"event SuccessfulDelete: delete Pod web-2 in StatefulSet web successful".to_string()
         ));
         let waiting = [pods[0].clone(), pods[1].clone(), terminating(&pods[2])];
-        assert!(pod_lines(&plan(&s, &waiting, &revs, now())).is_empty());
+        assert!(pod_lines(&plan(&s, &waiting, &revs, &[], now())).is_empty());
         // Not while a remaining pod is unhealthy.
         let unhealthy = [pod(&s, 0, false), pods[1].clone()];
-        assert!(pod_lines(&plan(&s, &unhealthy, &revs, now())).is_empty());
+        assert!(pod_lines(&plan(&s, &unhealthy, &revs, &[], now())).is_empty());
     }
 
     #[test]
@@ -617,7 +730,7 @@ mod tests {
         let s = sts(1, "demo:1");
         let mut failed = (*pod(&s, 0, false)).clone();
         failed["status"]["phase"] = json!("Failed");
-        let writes = plan(&s, &[Arc::new(failed)], &[revision(&s, 1)], now());
+        let writes = plan(&s, &[Arc::new(failed)], &[revision(&s, 1)], &[], now());
         assert_eq!(pod_lines(&writes), ["delete Pod default/web-0"]);
     }
 
@@ -628,11 +741,11 @@ mod tests {
         new["status"]["currentRevision"] = json!(revision_name(&old));
         let revs = [revision(&old, 1), revision(&new, 2)];
         let mut pods: Vec<_> = (0..3).map(|o| pod(&old, o, true)).collect();
-        let writes = plan(&new, &pods, &revs, now());
+        let writes = plan(&new, &pods, &revs, &[], now());
         assert_eq!(pod_lines(&writes), ["delete Pod default/web-2"]);
         // web-2 is gone: it comes back from the new template.
         pods.pop();
-        let writes = plan(&new, &pods, &revs, now());
+        let writes = plan(&new, &pods, &revs, &[], now());
         assert_eq!(pod_lines(&writes), ["create Pod default/web-2"]);
         let Write::Create(p) = &writes[0] else {
             unreachable!()
@@ -640,9 +753,9 @@ mod tests {
         assert_eq!(p["spec"]["containers"][0]["image"], "demo:2");
         // Not ready yet: wait; ready: next is web-1.
         pods.push(pod(&new, 2, false));
-        assert!(pod_lines(&plan(&new, &pods, &revs, now())).is_empty());
+        assert!(pod_lines(&plan(&new, &pods, &revs, &[], now())).is_empty());
         pods[2] = pod(&new, 2, true);
-        let writes = plan(&new, &pods, &revs, now());
+        let writes = plan(&new, &pods, &revs, &[], now());
         assert_eq!(pod_lines(&writes), ["delete Pod default/web-1"]);
         let st = status_of(&writes);
         assert_eq!(st["updatedReplicas"], 1);
@@ -657,10 +770,10 @@ mod tests {
         new["status"]["currentRevision"] = json!(revision_name(&old));
         let revs = [revision(&old, 1), revision(&new, 2)];
         let pods = [pod(&old, 0, true), pod(&new, 1, true)];
-        let st = status_of(&plan(&new, &pods, &revs, now())).clone();
+        let st = status_of(&plan(&new, &pods, &revs, &[], now())).clone();
         assert_eq!(st["currentRevision"], json!(revision_name(&old)));
         let pods = [pod(&new, 0, true), pod(&new, 1, true)];
-        let st = status_of(&plan(&new, &pods, &revs, now())).clone();
+        let st = status_of(&plan(&new, &pods, &revs, &[], now())).clone();
         assert_eq!(
             st,
             json!({"replicas": 2, "readyReplicas": 2, "availableReplicas": 2,
@@ -678,9 +791,9 @@ mod tests {
         new["status"]["currentRevision"] = json!(revision_name(&old));
         let revs = [revision(&old, 1), revision(&new, 2)];
         let pods = [pod(&old, 0, true), pod(&old, 1, true), pod(&new, 2, true)];
-        assert!(pod_lines(&plan(&new, &pods, &revs, now())).is_empty());
+        assert!(pod_lines(&plan(&new, &pods, &revs, &[], now())).is_empty());
         // A deleted pod below the partition comes back at the current revision.
-        let writes = plan(&new, &pods[1..], &revs, now());
+        let writes = plan(&new, &pods[1..], &revs, &[], now());
         let Write::Create(p) = &writes[0] else {
             panic!("{:?}", describe(&writes))
         };
@@ -699,7 +812,7 @@ mod tests {
         let revs = [revision(&old, 1), revision(&new, 2)];
         let pods: Vec<_> = (0..3).map(|o| pod(&old, o, true)).collect();
         assert_eq!(
-            pod_lines(&plan(&new, &pods, &revs, now())),
+            pod_lines(&plan(&new, &pods, &revs, &[], now())),
             ["delete Pod default/web-2", "delete Pod default/web-1"]
         );
     }
@@ -711,8 +824,8 @@ mod tests {
         new["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
         let revs = [revision(&old, 1), revision(&new, 2)];
         let pods = [pod(&old, 0, true), pod(&old, 1, true)];
-        assert!(pod_lines(&plan(&new, &pods, &revs, now())).is_empty());
-        let writes = plan(&new, &pods[..1], &revs, now());
+        assert!(pod_lines(&plan(&new, &pods, &revs, &[], now())).is_empty());
+        let writes = plan(&new, &pods[..1], &revs, &[], now());
         let Write::Create(p) = &writes[0] else {
             panic!("{:?}", describe(&writes))
         };
@@ -724,7 +837,7 @@ mod tests {
         let old = sts(1, "demo:1");
         let new = sts(1, "demo:2");
         let revs = [revision(&old, 1), revision(&new, 2)];
-        let writes = plan(&old, &[pod(&new, 0, true)], &revs, now());
+        let writes = plan(&old, &[pod(&new, 0, true)], &revs, &[], now());
         let Write::Update(r) = &writes[0] else {
             panic!("{:?}", describe(&writes))
         };
@@ -743,7 +856,7 @@ mod tests {
             .collect();
         // A pod still runs revision 1.
         let pods = [pod(&sts(1, "demo:1"), 0, true)];
-        let writes = plan(&s, &pods, &revs, now());
+        let writes = plan(&s, &pods, &revs, &[], now());
         let deleted: Vec<_> = pod_lines(&writes)
             .into_iter()
             .filter(|l| l.starts_with("delete ControllerRevision"))
@@ -772,6 +885,95 @@ mod tests {
     fn a_set_being_deleted_plans_nothing() {
         let mut s = sts(2, "demo:1");
         s["metadata"]["deletionTimestamp"] = json!(NOW);
-        assert!(plan(&s, &[], &[], now()).is_empty());
+        assert!(plan(&s, &[], &[], &[], now()).is_empty());
+    }
+
+    fn with_claims(mut s: Value, when_deleted: &str, when_scaled: &str) -> Value {
+        s["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data",
+            "labels": {"tier": "db"}},
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}]);
+        s["spec"]["template"]["spec"]["volumes"] =
+            json!([{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]);
+        s["spec"]["persistentVolumeClaimRetentionPolicy"] =
+            json!({"whenDeleted": when_deleted, "whenScaled": when_scaled});
+        s
+    }
+
+    fn claim(name: &str) -> Arc<Value> {
+        Arc::new(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "default"}}))
+    }
+
+    #[test]
+    fn each_ordinal_gets_its_claim_before_its_pod_and_mounts_it() {
+        let s = with_claims(sts(2, "demo:1"), "Retain", "Retain");
+        let writes = plan(&s, &[], &[revision(&s, 1)], &[], now());
+        assert_eq!(
+            describe(&writes),
+            [
+                "create PersistentVolumeClaim default/data-web-0",
+                "event SuccessfulCreate: create Claim data-web-0 Pod web-0 in StatefulSet web success",
+                "create Pod default/web-0",
+                "event SuccessfulCreate: create Pod web-0 in StatefulSet web successful",
+                "status StatefulSet default/web",
+            ]
+        );
+        let Write::Create(c) = &writes[0] else {
+            unreachable!()
+        };
+        assert_eq!(c["metadata"]["labels"], json!({"tier": "db", "app": "web"}));
+        assert_eq!(c["spec"]["resources"]["requests"]["storage"], "1Gi");
+        assert!(c["metadata"].get("ownerReferences").is_none(), "{c}");
+        let Write::Create(p) = &writes[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            p["spec"]["volumes"],
+            json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}},
+                   {"name": "tmp", "emptyDir": {}}])
+        );
+        // The claim kept from an earlier pod is used again, not made anew.
+        let writes = plan(&s, &[], &[revision(&s, 1)], &[claim("data-web-0")], now());
+        assert_eq!(pod_lines(&writes), ["create Pod default/web-0"]);
+    }
+
+    #[test]
+    fn a_pod_waits_while_its_claim_is_going_away() {
+        let s = with_claims(sts(1, "demo:1"), "Retain", "Retain");
+        let mut going = (*claim("data-web-0")).clone();
+        going["metadata"]["deletionTimestamp"] = json!(NOW);
+        let writes = plan(&s, &[], &[revision(&s, 1)], &[Arc::new(going)], now());
+        assert!(pod_lines(&writes).is_empty(), "{:?}", describe(&writes));
+    }
+
+    #[test]
+    fn claims_stay_on_scale_down_unless_when_scaled_is_delete() {
+        let keep = with_claims(sts(1, "demo:1"), "Retain", "Retain");
+        let pods = [pod(&keep, 0, true), pod(&keep, 1, true)];
+        let claims = [claim("data-web-0"), claim("data-web-1")];
+        let writes = plan(&keep, &pods, &[revision(&keep, 1)], &claims, now());
+        assert_eq!(pod_lines(&writes), ["delete Pod default/web-1"]);
+        let drop = with_claims(sts(1, "demo:1"), "Retain", "Delete");
+        let writes = plan(&drop, &pods, &[revision(&drop, 1)], &claims, now());
+        assert_eq!(
+            pod_lines(&writes),
+            [
+                "delete Pod default/web-1",
+                "delete PersistentVolumeClaim default/data-web-1"
+            ]
+        );
+    }
+
+    #[test]
+    fn when_deleted_delete_makes_the_set_an_owner_of_its_claims() {
+        let s = with_claims(sts(1, "demo:1"), "Delete", "Retain");
+        let writes = plan(&s, &[], &[revision(&s, 1)], &[], now());
+        let Write::Create(c) = &writes[0] else {
+            unreachable!()
+        };
+        let owner = &c["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], "sts-uid");
+        assert_eq!(owner["controller"], false);
     }
 }

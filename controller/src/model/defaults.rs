@@ -202,6 +202,11 @@ fn statefulset(spec: &mut Value) {
     let policy = &mut spec["persistentVolumeClaimRetentionPolicy"];
     set_default(policy, "whenDeleted", json!("Retain"));
     set_default(policy, "whenScaled", json!("Retain"));
+    if let Some(claims) = spec["volumeClaimTemplates"].as_array_mut() {
+        for c in claims {
+            set_default(&mut c["spec"], "volumeMode", json!("Filesystem"));
+        }
+    }
     pod_spec(&mut spec["template"]["spec"]);
 }
 

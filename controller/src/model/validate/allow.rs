@@ -309,11 +309,20 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                     "spec.revisionHistoryLimit",
                     "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
                     "spec.persistentVolumeClaimRetentionPolicy.whenScaled",
-                    // Refused by name in the semantics ("not supported by skiff yet") when
-                    // not empty, until PersistentVolumeClaims exist.
-                    "spec.volumeClaimTemplates",
+                    "spec.volumeClaimTemplates[].apiVersion",
+                    "spec.volumeClaimTemplates[].kind",
+                    "spec.volumeClaimTemplates[].metadata.name",
+                    "spec.volumeClaimTemplates[].metadata.labels.*",
+                    "spec.volumeClaimTemplates[].metadata.annotations.*",
                 ]
                 .map(String::from),
+            );
+            // A claim template's spec is a claim's (its finalizers are the claim's own).
+            let claim = storage("PersistentVolumeClaim").iter();
+            patterns.extend(
+                claim
+                    .filter_map(|p| p.strip_prefix("spec."))
+                    .map(|p| format!("spec.volumeClaimTemplates[].spec.{p}")),
             );
             patterns.extend(pod("spec.template.spec."));
         }

@@ -79,12 +79,9 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "StatefulSet" => {
             workload(&obj["spec"], out);
             super::statefulset::spec(&obj["spec"], out);
-            pod_spec(
-                &obj["spec"]["template"]["spec"],
-                "spec.template.spec",
-                true,
-                out,
-            );
+            // Each claim template is a volume of the pods (the set's pods mount its claim).
+            let template = super::statefulset::with_claim_volumes(&obj["spec"]);
+            pod_spec(&template, "spec.template.spec", true, out);
         }
         _ => {}
     }

@@ -45,15 +45,61 @@ pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
             out,
         );
     }
-    if spec["volumeClaimTemplates"]
-        .as_array()
-        .is_some_and(|v| !v.is_empty())
-    {
-        out.push(err(
-            "spec.volumeClaimTemplates",
-            "not supported by skiff yet (PersistentVolumeClaims are not implemented)",
-        ));
+    claim_templates(spec, out);
+}
+
+/// `spec.volumeClaimTemplates`: names unique DNS labels, each spec a valid claim's (the
+/// claims are made from them, `<template>-<set>-<ordinal>`).
+fn claim_templates(spec: &Value, out: &mut Vec<FieldError>) {
+    let mut seen = std::collections::HashSet::new();
+    let templates = spec["volumeClaimTemplates"].as_array();
+    for (i, t) in templates.into_iter().flatten().enumerate() {
+        let path = format!("spec.volumeClaimTemplates[{i}]");
+        let name = t["metadata"]["name"].as_str().unwrap_or_default();
+        if !is_dns_label(name) {
+            out.push(err(
+                format!("{path}.metadata.name"),
+                format!("{name:?} must be a DNS-1123 label"),
+            ));
+        } else if !seen.insert(name) {
+            out.push(err(
+                format!("{path}.metadata.name"),
+                format!("duplicate claim template {name:?}"),
+            ));
+        }
+        let mut errors = Vec::new();
+        super::storage::claim(&t["spec"], &mut errors);
+        out.extend(errors.into_iter().map(|e| FieldError {
+            field: e.field.replacen("spec.", &format!("{path}.spec."), 1),
+            message: e.message,
+        }));
     }
+}
+
+/// The pod template's spec with a volume for each claim template it does not already name
+/// (what the pods will have), for the pod checks.
+pub(super) fn with_claim_volumes(spec: &Value) -> Value {
+    let mut pod = spec["template"]["spec"].clone();
+    let templates = spec["volumeClaimTemplates"].as_array();
+    for t in templates.into_iter().flatten() {
+        let name = t["metadata"]["name"].clone();
+        let volumes = pod["volumes"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if name.is_string() && !volumes.iter().any(|v| v["name"] == name) {
+            let volume = serde_json::json!({"name": name,
+                "persistentVolumeClaim": {"claimName": "claim"}});
+            if !pod["volumes"].is_array() {
+                pod["volumes"] = Value::Array(Vec::new());
+            }
+            pod["volumes"]
+                .as_array_mut()
+                .expect("just made")
+                .push(volume);
+        }
+    }
+    pod
 }
 
 /// `spec.updateStrategy`: RollingUpdate (partition ≥ 0, maxUnavailable ≥ 1 or a percentage)
@@ -146,7 +192,7 @@ mod tests {
             (
                 "volumeClaimTemplates",
                 json!([{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"]}}]),
-                "spec.volumeClaimTemplates",
+                "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
             ),
         ];
         for (field, value, path) in cases {
@@ -154,6 +200,23 @@ mod tests {
             s["spec"][field] = value;
             assert_eq!(field_of(&s), path, "{field}");
         }
+    }
+
+    #[test]
+    fn claim_templates_are_claims_and_volumes_of_the_pods() {
+        let mut s = sts();
+        s["spec"]["volumeClaimTemplates"] = json!([{"metadata":{"name":"data"},
+            "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]);
+        s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name":"data","mountPath":"/data"}]);
+        validate(&s).unwrap();
+        s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("nope");
+        assert_eq!(
+            field_of(&s),
+            "spec.template.spec.containers[0].volumeMounts[0].name"
+        );
+        s["spec"]["volumeClaimTemplates"][0]["spec"]["bogus"] = json!(1);
+        assert_eq!(field_of(&s), "spec.volumeClaimTemplates[0].spec.bogus");
     }
 
     #[test]

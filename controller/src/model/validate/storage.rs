@@ -87,7 +87,7 @@ fn class_name(spec: &Value, out: &mut Vec<FieldError>) {
     }
 }
 
-fn claim(spec: &Value, out: &mut Vec<FieldError>) {
+pub(super) fn claim(spec: &Value, out: &mut Vec<FieldError>) {
     access_modes(spec, out);
     storage_size(
         &spec["resources"]["requests"]["storage"],
