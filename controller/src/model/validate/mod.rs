@@ -108,6 +108,7 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
 pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
+    statefulset::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

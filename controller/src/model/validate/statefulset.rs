@@ -102,6 +102,42 @@ pub(super) fn with_claim_volumes(spec: &Value) -> Value {
     pod
 }
 
+/// The fields of a StatefulSet's spec that may change after creation (Kubernetes' list).
+const MUTABLE: &[&str] = &[
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+/// A change of a StatefulSet: only the mutable fields of its spec (both sides compared with
+/// Kubernetes' defaults filled, so that leaving a defaulted field out is no change).
+pub(super) fn update(old: &Value, new: &Value, out: &mut Vec<FieldError>) {
+    if old["kind"] != "StatefulSet" {
+        return;
+    }
+    let fixed = |o: &Value| {
+        let mut o = o.clone();
+        crate::model::defaults::apply(&mut o);
+        let mut spec = o["spec"].take();
+        if let Some(m) = spec.as_object_mut() {
+            m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+        }
+        spec
+    };
+    if fixed(old) != fixed(new) {
+        out.push(err(
+            "spec",
+            "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+             'template', 'updateStrategy', 'revisionHistoryLimit', \
+             'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
+    }
+}
+
 /// `spec.updateStrategy`: RollingUpdate (partition ≥ 0, maxUnavailable ≥ 1 or a percentage)
 /// or OnDelete.
 fn update_strategy(s: &Value, out: &mut Vec<FieldError>) {
@@ -217,6 +253,23 @@ mod tests {
         );
         s["spec"]["volumeClaimTemplates"][0]["spec"]["bogus"] = json!(1);
         assert_eq!(field_of(&s), "spec.volumeClaimTemplates[0].spec.bogus");
+    }
+
+    #[test]
+    fn only_kubernetes_mutable_fields_change() {
+        use crate::model::validate::validate_update;
+        let old = sts();
+        let mut new = sts();
+        new["spec"]["replicas"] = json!(5);
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("demo:2");
+        validate_update(&old, &new).unwrap();
+        let mut defaulted = old.clone();
+        crate::model::defaults::apply(&mut defaulted);
+        validate_update(&defaulted, &old).unwrap();
+        new["spec"]["serviceName"] = json!("other");
+        let e = validate_update(&old, &new).unwrap_err();
+        assert_eq!(e[0].field, "spec");
+        assert!(e[0].message.contains("Forbidden"), "{}", e[0]);
     }
 
     #[test]
