@@ -352,3 +352,33 @@ fn volume_claim_templates_give_each_ordinal_its_own_kept_claim() {
     wait_db(&mut s, &k, &[], "deleted");
     assert_eq!(claim_names(&k), ["data-db-0", "data-db-1"]);
 }
+
+/// From the manifests folder: a StatefulSet declared in a file rolls when the file changes,
+/// and a change Kubernetes forbids (its serviceName) is refused, naming the field.
+#[test]
+fn statefulset_from_the_manifests_folder_rolls_and_refuses_immutable_changes() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    s.write_manifest("web.yaml", &web_yaml("one", 1));
+    let rev_of_web0 = |k: &Kubectl| k.get_json(&["pod", "web-0"]).map(|p| revision(&p));
+    let first = skiff_e2e::wait_for(Duration::from_secs(60), || rev_of_web0(&k))
+        .expect("web-0 from the folder");
+    s.write_manifest("web.yaml", &web_yaml("two", 1));
+    let rolled = wait_until(Duration::from_secs(90), Duration::from_millis(250), || {
+        rev_of_web0(&k).is_some_and(|r| r != first)
+    });
+    s.assert_running();
+    assert!(rolled, "web-0 kept revision {first}\n{}", s.log_tail(30));
+    let mark = s.log_mark();
+    s.write_manifest(
+        "web.yaml",
+        &web_yaml("two", 1).replace("serviceName: web", "serviceName: other"),
+    );
+    let refused = wait_until(Duration::from_secs(30), Duration::from_millis(250), || {
+        let log = s.log_since(mark);
+        log.contains("spec") && log.contains("Forbidden: updates to statefulset spec")
+    });
+    assert!(refused, "no refusal in the log:\n{}", s.log_since(mark));
+    let sts = k.get_json(&["sts", "web"]).expect("the set");
+    assert_eq!(sts["spec"]["serviceName"], "web");
+}
