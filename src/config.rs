@@ -111,92 +111,101 @@ pub struct ServerConfig {
 
 impl ServerArgs {
     pub fn resolve(&self) -> Result<ServerConfig> {
-        let file: ConfigFile = match std::fs::read_to_string(&self.config) {
-            Ok(text) => serde_yaml_ng::from_str::<Option<ConfigFile>>(&text)
-                .with_context(|| format!("invalid configuration file {}", self.config.display()))?
-                .unwrap_or_default(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.config.display())),
-        };
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| "/var/lib/skiff".into());
-        let manifests = self
-            .manifests
-            .clone()
-            .or(file.manifests)
-            .unwrap_or_else(|| "/etc/skiff/manifests".into());
-        let images = self
-            .images
-            .clone()
-            .or(file.images)
-            .unwrap_or_else(|| data_dir.join("images"));
-        let registries = self
-            .registries
-            .clone()
-            .or(file.registries)
-            .unwrap_or_else(|| "/etc/skiff/registries.yaml".into());
-        let port = self.api_port.or(file.api_port).unwrap_or(6443);
+        let file = self.file()?;
+        let data_dir = pick(&self.data_dir, &file.data_dir, "/var/lib/skiff".into());
         let bind = self
             .bind_address
             .or(file.bind_address)
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let mut tls_sans = file.tls_san;
+        let mut tls_sans = file.tls_san.clone();
         tls_sans.extend(self.tls_san.iter().cloned());
-        let kubeconfig = self
-            .write_kubeconfig
-            .clone()
-            .or(file.write_kubeconfig)
-            .unwrap_or_else(|| "/etc/skiff/kubeconfig.yaml".into());
+        Ok(ServerConfig {
+            ingress: self.ingress(&file, bind),
+            node_name: skiff_controller::model::node::hostname(),
+            manifests: pick(
+                &self.manifests,
+                &file.manifests,
+                "/etc/skiff/manifests".into(),
+            ),
+            images: pick(&self.images, &file.images, data_dir.join("images")),
+            registries: pick(
+                &self.registries,
+                &file.registries,
+                "/etc/skiff/registries.yaml".into(),
+            ),
+            data_dir,
+            api: std::net::SocketAddr::new(bind, self.api_port.or(file.api_port).unwrap_or(6443)),
+            tls_sans,
+            kubeconfig: pick(
+                &self.write_kubeconfig,
+                &file.write_kubeconfig,
+                "/etc/skiff/kubeconfig.yaml".into(),
+            ),
+            offline_registries: self.disable_default_registry_endpoint
+                || file.disable_default_registry_endpoint,
+            network: self.network(&file)?,
+        })
+    }
+
+    /// The configuration file (none at the default path is an empty one).
+    fn file(&self) -> Result<ConfigFile> {
+        match std::fs::read_to_string(&self.config) {
+            Ok(text) => Ok(serde_yaml_ng::from_str::<Option<ConfigFile>>(&text)
+                .with_context(|| format!("invalid configuration file {}", self.config.display()))?
+                .unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.config.display())),
+        }
+    }
+
+    /// The proxy's listeners (port 0: none) and ACME ("off": none).
+    fn ingress(
+        &self,
+        file: &ConfigFile,
+        bind: std::net::IpAddr,
+    ) -> skiff_controller::IngressConfig {
         let listen = |port: u16| (port != 0).then(|| std::net::SocketAddr::new(bind, port));
-        let acme_directory = self
-            .acme_directory
-            .clone()
-            .or(file.acme_directory)
-            .unwrap_or_else(|| skiff_controller::ingress::acme::LETS_ENCRYPT.into());
-        let ingress = skiff_controller::IngressConfig {
+        let acme_directory = pick(
+            &self.acme_directory,
+            &file.acme_directory,
+            skiff_controller::ingress::acme::LETS_ENCRYPT.into(),
+        );
+        skiff_controller::IngressConfig {
             http: listen(self.http_port.or(file.http_port).unwrap_or(80)),
             https: listen(self.https_port.or(file.https_port).unwrap_or(443)),
             tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
             acme_directory: (acme_directory != "off").then_some(acme_directory),
-            acme_email: self.acme_email.clone().or(file.acme_email),
-            acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root),
+            acme_email: self.acme_email.clone().or(file.acme_email.clone()),
+            acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root.clone()),
+        }
+    }
+
+    /// The pods' bridge and address ranges.
+    fn network(&self, file: &ConfigFile) -> Result<skiff_agent::network::NetworkConfig> {
+        let cidr = |flag: &Option<String>, key: &Option<String>, default: &str, name: &str| {
+            pick(flag, key, default.to_string())
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--{name}: {e}"))
         };
-        Ok(ServerConfig {
-            ingress,
-            node_name: skiff_controller::model::node::hostname(),
-            data_dir,
-            manifests,
-            images,
-            registries,
-            api: std::net::SocketAddr::new(bind, port),
-            tls_sans,
-            kubeconfig,
-            offline_registries: self.disable_default_registry_endpoint
-                || file.disable_default_registry_endpoint,
-            network: skiff_agent::network::NetworkConfig {
-                bridge: self
-                    .bridge
-                    .clone()
-                    .or(file.bridge)
-                    .unwrap_or_else(|| "skiff0".into()),
-                cluster_cidr: self
-                    .cluster_cidr
-                    .clone()
-                    .or(file.cluster_cidr)
-                    .unwrap_or_else(|| "10.42.0.0/16".into())
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?,
-                service_cidr: self
-                    .service_cidr
-                    .clone()
-                    .or(file.service_cidr)
-                    .unwrap_or_else(|| "10.43.0.0/16".into())
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?,
-            },
+        Ok(skiff_agent::network::NetworkConfig {
+            bridge: pick(&self.bridge, &file.bridge, "skiff0".into()),
+            cluster_cidr: cidr(
+                &self.cluster_cidr,
+                &file.cluster_cidr,
+                "10.42.0.0/16",
+                "cluster-cidr",
+            )?,
+            service_cidr: cidr(
+                &self.service_cidr,
+                &file.service_cidr,
+                "10.43.0.0/16",
+                "service-cidr",
+            )?,
         })
     }
+}
+
+/// A setting: the flag, else the configuration file's key, else the default.
+fn pick<T: Clone>(flag: &Option<T>, key: &Option<T>, default: T) -> T {
+    flag.clone().or_else(|| key.clone()).unwrap_or(default)
 }

@@ -19,6 +19,9 @@ skiff is measured as its data plane alone: `proxy/examples/bench-proxy.rs` (the 
 
     python3 e2e/bench/proxy-bench.py [--rounds N] [--duration S] [--only skiff,nginx,...]
 
+`--only skiff,skiff-base,nginx` with SKIFF_BENCH_PROXY_BASE=<another bench-proxy build> adds that
+build as its own engine, interleaved with the others: a before/after comparison in one run.
+
 Needs: nginx (nginx-light), haproxy, caddy, wrk, h2load (nghttp2-client), openssl, taskset;
 installed when missing (their services are not started by this script).
 """
@@ -39,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BENCH_PROXY = os.environ.get("SKIFF_BENCH_PROXY", os.path.join(TARGET, "release", "examples", "bench-proxy"))
+BENCH_PROXY_BASE = os.environ.get("SKIFF_BENCH_PROXY_BASE")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -184,7 +188,8 @@ def start_proxy(env, name, full_handshake, key="rsa"):
     cert, keyf = f"{d}/{key}.pem", f"{d}/{key}.key"
     if name.startswith("skiff"):
         e = {"SKIFF_PROXY_NO_TLS_RESUMPTION": "1"} if full_handshake else {}
-        p = env.spawn(["taskset", "-c", "0", BENCH_PROXY, f"127.0.0.1:{hp}", f"127.0.0.1:{sp}", "app.test",
+        binary = BENCH_PROXY_BASE if name == "skiff-base" else BENCH_PROXY
+        p = env.spawn(["taskset", "-c", "0", binary, f"127.0.0.1:{hp}", f"127.0.0.1:{sp}", "app.test",
                        f"127.0.0.1:{be}", cert, keyf], env=e)
     elif name == "nginx":
         no_resume = "ssl_session_tickets off; ssl_session_cache off;" if full_handshake else ""

@@ -229,24 +229,7 @@ async fn resource(
     );
     let streaming = matches!(t.sub.as_deref(), Some("exec") | Some("portforward"));
     if t.kind.kind == "Pod" && streaming && (method == Method::GET || method == Method::POST) {
-        if let Err(e) = authorize(&who, &t, "create") {
-            return error(&e);
-        }
-        let name = t.name.clone().unwrap_or_default();
-        let Some(pod) = state.store.get(&key_of(&t, &name)) else {
-            return error(&not_found(&t, &name));
-        };
-        let params: Vec<(String, String)> = req
-            .uri()
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        let answer = if t.sub.as_deref() == Some("exec") {
-            super::exec::handle(state, &pod, &params, req)
-        } else {
-            super::portforward::handle(&*state.node, &pod, req)
-        };
-        return answer.unwrap_or_else(|e| error(&e));
+        return stream(state, &who, &t, req).unwrap_or_else(|e| error(&e));
     }
     let verb = match (&method, &t.name) {
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
@@ -302,6 +285,31 @@ async fn resource(
     match result {
         Ok(r) => r,
         Err(e) => error(&e),
+    }
+}
+
+/// `pods/exec` and `pods/portforward`: a WebSocket (or SPDY) session with the pod.
+fn stream(
+    state: &Arc<ApiState>,
+    who: &Identity,
+    t: &Target,
+    req: Request<ReqBody>,
+) -> Result<Response<Body>, ApiError> {
+    authorize(who, t, "create")?;
+    let name = t.name.clone().unwrap_or_default();
+    let pod = state
+        .store
+        .get(&key_of(t, &name))
+        .ok_or_else(|| not_found(t, &name))?;
+    let params: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    if t.sub.as_deref() == Some("exec") {
+        super::exec::handle(state, &pod, &params, req)
+    } else {
+        super::portforward::handle(&*state.node, &pod, req)
     }
 }
 

@@ -43,23 +43,7 @@ fn fill(obj: &mut Value) {
                 json!(crate::model::node::name()),
             );
         }
-        "Deployment" => {
-            let spec = &mut obj["spec"];
-            set_default(spec, "replicas", json!(1));
-            set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(spec, "progressDeadlineSeconds", json!(600));
-            set_default(spec, "minReadySeconds", json!(0));
-            set_default(spec, "strategy", json!({}));
-            let strategy = &mut spec["strategy"];
-            set_default(strategy, "type", json!("RollingUpdate"));
-            if strategy["type"] == "RollingUpdate" {
-                set_default(strategy, "rollingUpdate", json!({}));
-                let ru = &mut strategy["rollingUpdate"];
-                set_default(ru, "maxSurge", json!("25%"));
-                set_default(ru, "maxUnavailable", json!("25%"));
-            }
-            pod_spec(&mut spec["template"]["spec"]);
-        }
+        "Deployment" => deployment(obj),
         "ReplicaSet" => {
             let spec = &mut obj["spec"];
             set_default(spec, "replicas", json!(1));
@@ -67,35 +51,8 @@ fn fill(obj: &mut Value) {
             pod_spec(&mut spec["template"]["spec"]);
         }
         "StatefulSet" => statefulset(&mut obj["spec"]),
-        "Service" => {
-            let spec = &mut obj["spec"];
-            set_default(spec, "type", json!("ClusterIP"));
-            set_default(spec, "sessionAffinity", json!("None"));
-            set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-            set_default(spec, "ipFamilies", json!(["IPv4"]));
-            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
-            if spec["type"] != "ClusterIP" {
-                set_default(spec, "externalTrafficPolicy", json!("Cluster"));
-            }
-            if let Some(ports) = spec["ports"].as_array_mut() {
-                for p in ports {
-                    set_default(p, "protocol", json!("TCP"));
-                    let port = p["port"].clone();
-                    set_default(p, "targetPort", port);
-                }
-            }
-        }
-        "Ingress" => {
-            if let Some(rules) = obj["spec"]["rules"].as_array_mut() {
-                for r in rules {
-                    if let Some(paths) = r["http"]["paths"].as_array_mut() {
-                        for p in paths {
-                            set_default(p, "path", json!("/"));
-                        }
-                    }
-                }
-            }
-        }
+        "Service" => service(obj),
+        "Ingress" => ingress(obj),
         "PersistentVolumeClaim" => {
             set_default(&mut obj["spec"], "volumeMode", json!("Filesystem"));
         }
@@ -108,21 +65,74 @@ fn fill(obj: &mut Value) {
             set_default(obj, "reclaimPolicy", json!("Delete"));
             set_default(obj, "volumeBindingMode", json!("Immediate"));
         }
-        "Secret" => {
-            set_default(obj, "type", json!("Opaque"));
-            // As the API server does: stringData is merged into data (base64) and not stored.
-            if let Some(Value::Object(strings)) =
-                obj.as_object_mut().and_then(|m| m.remove("stringData"))
-            {
-                set_default(obj, "data", json!({}));
-                for (k, v) in strings {
-                    let bytes =
-                        k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
-                    obj["data"][k] = serde_json::to_value(bytes).expect("bytes serialize");
+        "Secret" => secret(obj),
+        _ => {}
+    }
+}
+
+/// A Deployment's defaults: one replica, RollingUpdate 25 %/25 %, history 10, progress deadline 600 s.
+fn deployment(obj: &mut Value) {
+    let spec = &mut obj["spec"];
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "progressDeadlineSeconds", json!(600));
+    set_default(spec, "minReadySeconds", json!(0));
+    set_default(spec, "strategy", json!({}));
+    let strategy = &mut spec["strategy"];
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        set_default(strategy, "rollingUpdate", json!({}));
+        let ru = &mut strategy["rollingUpdate"];
+        set_default(ru, "maxSurge", json!("25%"));
+        set_default(ru, "maxUnavailable", json!("25%"));
+    }
+    pod_spec(&mut spec["template"]["spec"]);
+}
+
+/// A Service's defaults: ClusterIP, IPv4 single stack, TCP ports targeting themselves.
+fn service(obj: &mut Value) {
+    let spec = &mut obj["spec"];
+    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "sessionAffinity", json!("None"));
+    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+    set_default(spec, "ipFamilies", json!(["IPv4"]));
+    set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    if spec["type"] != "ClusterIP" {
+        set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(ports) = spec["ports"].as_array_mut() {
+        for p in ports {
+            set_default(p, "protocol", json!("TCP"));
+            let port = p["port"].clone();
+            set_default(p, "targetPort", port);
+        }
+    }
+}
+
+/// An Ingress's defaults: paths default to `/`.
+fn ingress(obj: &mut Value) {
+    if let Some(rules) = obj["spec"]["rules"].as_array_mut() {
+        for r in rules {
+            if let Some(paths) = r["http"]["paths"].as_array_mut() {
+                for p in paths {
+                    set_default(p, "path", json!("/"));
                 }
             }
         }
-        _ => {}
+    }
+}
+
+/// A Secret's defaults: Opaque; `stringData` merged into `data` (base64) and not stored, as the
+/// API server does.
+fn secret(obj: &mut Value) {
+    set_default(obj, "type", json!("Opaque"));
+    // As the API server does: stringData is merged into data (base64) and not stored.
+    if let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+        set_default(obj, "data", json!({}));
+        for (k, v) in strings {
+            let bytes = k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
+            obj["data"][k] = serde_json::to_value(bytes).expect("bytes serialize");
+        }
     }
 }
 
