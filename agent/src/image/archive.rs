@@ -38,6 +38,19 @@ pub(crate) const CONFIG_TYPES: &[&str] = &[
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
+
+/// Refuses a config descriptor whose media type is not an image config's.
+pub(crate) fn check_config_type(config: &Descriptor) -> Result<(), ImageError> {
+    let config_type = config.media_type.as_deref().unwrap_or_default();
+    if CONFIG_TYPES.contains(&config_type) {
+        return Ok(());
+    }
+    Err(ImageError::UnsupportedMediaType {
+        digest: config.digest.clone(),
+        media_type: config_type.to_owned(),
+        role: "an image config",
+    })
+}
 pub(crate) const LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -456,14 +469,7 @@ impl ExtractedArchive {
                 file: descriptor.digest.clone(),
                 reason: "is a manifest without a config",
             })?;
-        let config_type = config.media_type.as_deref().unwrap_or_default();
-        if !CONFIG_TYPES.contains(&config_type) {
-            return Err(ImageError::UnsupportedMediaType {
-                digest: config.digest.clone(),
-                media_type: config_type.to_owned(),
-                role: "an image config",
-            });
-        }
+        check_config_type(&config)?;
         let config = self.blob_source(&descriptor.digest, &config)?;
         let layers = document
             .layers

@@ -25,8 +25,8 @@ use futures_util::StreamExt;
 use oci_spec::image::ImageConfiguration;
 
 use crate::image::archive::{
-    choose_platform, host_platform, ArchiveImage, BlobSource, Descriptor, Document, CONFIG_TYPES,
-    DOCKER_LIST, DOCKER_MANIFEST, LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
+    check_config_type, choose_platform, host_platform, ArchiveImage, BlobSource, Descriptor,
+    Document, DOCKER_LIST, DOCKER_MANIFEST, LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::image::auth::{lookup, parse_challenge, Challenge, CredentialSet, Credentials};
 use crate::image::digest::{sha256_hex, sha256_of};
@@ -376,14 +376,7 @@ fn checked_descriptors(
             reference: session.reference.clone(),
             reason: "it has no config".into(),
         })?;
-    let config_type = config.media_type.as_deref().unwrap_or_default();
-    if !CONFIG_TYPES.contains(&config_type) {
-        return Err(ImageError::UnsupportedMediaType {
-            digest: config.digest.clone(),
-            media_type: config_type.to_owned(),
-            role: "an image config",
-        });
-    }
+    check_config_type(&config)?;
     sha256_hex(&config.digest)?;
     let layers = resolved.manifest.layers.clone().unwrap_or_default();
     for layer in &layers {
