@@ -4,6 +4,7 @@
 //! runs, `skiff image import`, an OCI archive present at start, Docker 25+'s layout.
 
 use std::fs;
+use std::time::Duration;
 
 use skiff_e2e::*;
 
@@ -155,7 +156,9 @@ spec:
 }
 
 /// The offline demo in `manifests/demo/` works as shipped (except for its fixed port 8080,
-/// replaced by a free one): its build script makes the image, its manifest is accepted whole.
+/// replaced by a free one): its build script makes the image, its manifest is accepted whole,
+/// the page comes from the ConfigMap, the claim is bound on local-path and keeps what the pod
+/// wrote, and the Ingress serves the page over HTTPS through the Service.
 #[test]
 fn demo_manifests_work() {
     let mut s = Server::start_new();
@@ -177,6 +180,25 @@ fn demo_manifests_work() {
     s.write_manifest("demo.yaml", &yaml);
     let (body, _) = s.expect_http(port, "/", WAIT);
     assert_eq!(body, "hello from skiff\n");
-    assert!(s.exists("configmaps", "hello-config", None));
-    assert!(s.exists("deployments", "hello", None));
+    let (starts, _) = s.expect_http(port, "/starts.txt", WAIT);
+    assert!(starts.starts_with("started "), "{starts}");
+    for (kind, name) in [
+        ("configmaps", "hello-config"),
+        ("deployments", "hello"),
+        ("services", "hello"),
+        ("ingresses", "hello"),
+    ] {
+        assert!(s.exists(kind, name, None), "{kind}/{name}");
+    }
+    let claim = s
+        .get_json("persistentvolumeclaims", Some("hello-data"), None)
+        .unwrap();
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+    // The Ingress: HTTPS on the proxy's port, for hello.localhost, through the Service.
+    let url = format!("https://hello.localhost:{}/", s.https_port);
+    let ok = wait_until(WAIT, Duration::from_millis(200), || {
+        let r = skiff_e2e::pebble::curl(&url, &["-k"]);
+        r.status == 200 && r.body.contains("hello from skiff")
+    });
+    assert!(ok, "{url}: {:#?}", skiff_e2e::pebble::curl(&url, &["-k"]));
 }

@@ -17,7 +17,11 @@ cat <<TXT
   skiff is starting on the demo in $root/manifests/demo (data in $data).
   In another terminal:
 
-      curl http://127.0.0.1:8080/                        # -> hello from skiff
+      curl http://127.0.0.1:8080/                        # -> hello from skiff (a hostPort)
+      curl http://127.0.0.1:8080/starts.txt              # the volume: a line per start
+      curl -k --resolve hello.localhost:443:127.0.0.1 https://hello.localhost/
+                                                         # the Ingress over HTTPS (self-signed)
+      KUBECONFIG=/etc/skiff/kubeconfig.yaml kubectl get pods,svc,ingress,pvc
       $skiff get pods --data-dir $data
 
   Edit or delete $root/manifests/demo/demo.yaml and watch skiff converge.
@@ -25,7 +29,9 @@ cat <<TXT
 
 TXT
 trap '"$skiff" killall --data-dir "$data" >/dev/null 2>&1 || true' EXIT
-"$skiff" server --data-dir "$data" --manifests "$root/manifests/demo" --images "$data/images" --config /dev/null &
+# Offline: no ACME directory, so the Ingress's TLS host gets a self-signed certificate at once.
+"$skiff" server --data-dir "$data" --manifests "$root/manifests/demo" --images "$data/images" --config /dev/null \
+  --acme-directory off &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' INT TERM
 wait $server || true
