@@ -54,6 +54,9 @@ impl Allow {
                     let p = join(path, k);
                     match self.children.get(k).or(self.any_key.as_deref()) {
                         Some(node) => node.check(child, &p, out),
+                        // `securityContext: {}`, `tolerations: []`: nothing said, nothing
+                        // ignored (generated manifests are full of them).
+                        None if says_nothing(child) => {}
                         None => out.push(err(p, "field is not supported by skiff")),
                     }
                 }
@@ -200,6 +203,16 @@ const POD_SPEC: &[&str] = &[
     "nodeName",
     "schedulerName",
 ];
+
+/// Whether a value asks for nothing: null, an empty list, or a map of such values.
+fn says_nothing(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.values().all(says_nothing),
+        _ => false,
+    }
+}
 
 /// The allowed fields of `kind`. (Long: a table, one arm per kind, read as a list.)
 pub(super) fn allowlist(kind: &str) -> Allow {

@@ -215,6 +215,21 @@ mod tests {
     }
 
     #[test]
+    fn empty_values_of_unsupported_fields_say_nothing() {
+        let mut d = deployment();
+        let pod = &mut d["spec"]["template"]["spec"];
+        pod["securityContext"] = json!({});
+        pod["affinity"] = json!({"nodeAffinity": {}});
+        pod["tolerations"] = json!([]);
+        pod["containers"][0]["securityContext"] = json!({"capabilities": {}});
+        assert_eq!(validate(&d), Ok(()));
+        // Something said is still refused by name.
+        d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        let errs = validate(&d).unwrap_err();
+        assert_eq!(errs[0].field, "spec.template.spec.tolerations");
+    }
+
+    #[test]
     fn unsupported_fields_are_named() {
         let mut d = deployment();
         d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] =
