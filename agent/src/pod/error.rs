@@ -7,6 +7,12 @@ use std::path::PathBuf;
 /// A container's configuration that cannot be made real.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `runAsNonRoot` with a process that would run as uid 0 (kubelet's words).
+    #[error("container has runAsNonRoot and image will run as root")]
+    RunsAsRoot,
+    /// `runAsNonRoot` with an image user given by name and no `runAsUser` (kubelet's words).
+    #[error("container has runAsNonRoot and image has non-numeric user ({0}), cannot verify user is non-root")]
+    NonNumericUser(String),
     /// The image's `User` names a user its `/etc/passwd` lacks.
     #[error("the image's user {0:?} is not in its /etc/passwd")]
     UnknownUser(String),

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, EnvFromSource, EnvVarSource};
+use k8s_openapi::api::core::v1::{Container, EnvFromSource, EnvVarSource, PodSecurityContext};
 
 use super::error::ConfigError;
 use crate::runtime::oci::Process;
@@ -304,9 +304,11 @@ fn key_of(
     }
 }
 
-/// Decides the process of `container` in a pod named `hostname`.
+/// Decides the process of `container` in a pod named `hostname` whose security context is
+/// `pod_security`.
 pub fn process(
     container: &Container,
+    pod_security: Option<&PodSecurityContext>,
     image: &ImageDefaults,
     layers: &[PathBuf],
     hostname: &str,
@@ -326,14 +328,18 @@ pub fn process(
     if !Path::new(&cwd).is_absolute() {
         return Err(ConfigError::RelativeWorkingDir(cwd));
     }
-    let (uid, gid) = user(container, image, layers)?;
+    let (uid, gid) = user(container, pod_security, image, layers)?;
+    let additional_gids = pod_security
+        .and_then(|s| s.supplemental_groups.as_ref())
+        .map(|groups| groups.iter().map(|g| *g as u32).collect())
+        .unwrap_or_default();
     Ok(Process {
         args: argv,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd,
         uid,
         gid,
-        additional_gids: Vec::new(),
+        additional_gids,
     })
 }
 
@@ -396,20 +402,42 @@ fn argv(
 }
 
 /// The uid and gid: the image's user (resolved in its own `/etc/passwd`), overridden by
-/// `runAsUser` (with that user's group from the image) and `runAsGroup`.
+/// `runAsUser` (with that user's group from the image) and `runAsGroup` — the container's
+/// over the pod's, as kubelet merges them. With `runAsNonRoot`, uid 0 is refused, and so is an
+/// image user given by name with no `runAsUser` (kubelet cannot verify it; neither do we).
 fn user(
     container: &Container,
+    pod: Option<&PodSecurityContext>,
     image: &ImageDefaults,
     layers: &[PathBuf],
 ) -> Result<(u32, u32), ConfigError> {
     let sc = container.security_context.as_ref();
+    let run_as_user = sc
+        .and_then(|s| s.run_as_user)
+        .or(pod.and_then(|p| p.run_as_user));
+    let run_as_group = sc
+        .and_then(|s| s.run_as_group)
+        .or(pod.and_then(|p| p.run_as_group));
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or(pod.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
     let (mut uid, mut gid) = resolve_user(&image.user, layers)?;
-    if let Some(u) = sc.and_then(|s| s.run_as_user) {
+    if let Some(u) = run_as_user {
         uid = u as u32;
         gid = passwd_gid_of(image_file(layers, "etc/passwd").as_deref(), uid).unwrap_or(0);
     }
-    if let Some(g) = sc.and_then(|s| s.run_as_group) {
+    if let Some(g) = run_as_group {
         gid = g as u32;
+    }
+    if non_root {
+        let image_uid = image.user.split(':').next().unwrap_or_default();
+        if run_as_user.is_none() && !image_uid.is_empty() && image_uid.parse::<u32>().is_err() {
+            return Err(ConfigError::NonNumericUser(image.user.clone()));
+        }
+        if uid == 0 {
+            return Err(ConfigError::RunsAsRoot);
+        }
     }
     Ok((uid, gid))
 }
@@ -437,7 +465,11 @@ mod tests {
             args: args.map(|v| v.into_iter().map(String::from).collect()),
             ..Default::default()
         };
-        let p = |c: &Container| process(c, &image(), &[], "h", &NoSources).unwrap().args;
+        let p = |c: &Container| {
+            process(c, None, &image(), &[], "h", &NoSources)
+                .unwrap()
+                .args
+        };
         assert_eq!(p(&c(None, None)), vec!["/entry", "default"]);
         assert_eq!(p(&c(None, Some(vec!["x"]))), vec!["/entry", "x"]);
         assert_eq!(p(&c(Some(vec!["sh"]), None)), vec!["sh"]);
@@ -466,7 +498,7 @@ mod tests {
             args: Some(vec!["$(MSG)".into()]),
             ..Default::default()
         };
-        let p = process(&c, &image(), &[], "h", &NoSources).unwrap();
+        let p = process(&c, None, &image(), &[], "h", &NoSources).unwrap();
         assert!(p.env.contains(&"GREETING=pod".to_string()));
         assert!(p
             .env
@@ -474,6 +506,61 @@ mod tests {
         assert!(p.env.contains(&"PATH=/bin".to_string()));
         assert_eq!(p.args, vec!["/entry", "pod and $(GREETING) and $(NOPE)"]);
         assert_eq!(p.cwd, "/app");
+    }
+
+    #[test]
+    fn pod_security_context_applies_and_the_containers_wins() {
+        use k8s_openapi::api::core::v1::SecurityContext;
+        let pod = PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            supplemental_groups: Some(vec![4000, 5000]),
+            ..Default::default()
+        };
+        let mut c = Container::default();
+        let p = process(&c, Some(&pod), &image(), &[], "h", &NoSources).unwrap();
+        assert_eq!(
+            (p.uid, p.gid, p.additional_gids),
+            (1000, 3000, vec![4000, 5000])
+        );
+        c.security_context = Some(SecurityContext {
+            run_as_user: Some(2000),
+            ..Default::default()
+        });
+        let p = process(&c, Some(&pod), &image(), &[], "h", &NoSources).unwrap();
+        assert_eq!((p.uid, p.gid), (2000, 3000));
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_and_unverifiable_users() {
+        let non_root = PodSecurityContext {
+            run_as_non_root: Some(true),
+            ..Default::default()
+        };
+        let c = Container::default();
+        let e = process(&c, Some(&non_root), &image(), &[], "h", &NoSources).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "container has runAsNonRoot and image will run as root"
+        );
+        let mut named = image();
+        named.user = "app".into();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "app:x:1000:1000::/:/bin/sh\n",
+        )
+        .unwrap();
+        let layers = vec![dir.path().to_path_buf()];
+        let e = process(&c, Some(&non_root), &named, &layers, "h", &NoSources).unwrap_err();
+        assert!(e.to_string().contains("non-numeric user (app)"), "{e}");
+        let with_user = PodSecurityContext {
+            run_as_user: Some(1000),
+            ..non_root
+        };
+        let p = process(&c, Some(&with_user), &named, &layers, "h", &NoSources).unwrap();
+        assert_eq!(p.uid, 1000);
     }
 
     #[test]

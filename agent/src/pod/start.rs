@@ -179,20 +179,32 @@ impl Agent {
         };
         let cs = state.containers.get_mut(&c.name).expect("inserted");
         let defaults = process::ImageDefaults::from_config(&image.config);
-        let config = process::process(c, &defaults, &image.layers, &ctx.hostname, &sources)
-            .map_err(|e| {
-                let message = e.to_string();
-                if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
-                    tracing::warn!(pod = %r.key(), container = %c.name, "{message}");
-                }
-                message
-            })
-            .and_then(|proc| {
-                let env = process::pod_env(c, &sources).map_err(|e| e.to_string())?;
-                let env = env.into_iter().collect();
-                let mounts = volumes::mounts(c, &ctx.volumes, &env).map_err(|e| e.to_string())?;
-                Ok((proc, mounts))
-            });
+        let pod_security = ctx
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref());
+        let config = process::process(
+            c,
+            pod_security,
+            &defaults,
+            &image.layers,
+            &ctx.hostname,
+            &sources,
+        )
+        .map_err(|e| {
+            let message = e.to_string();
+            if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
+                tracing::warn!(pod = %r.key(), container = %c.name, "{message}");
+            }
+            message
+        })
+        .and_then(|proc| {
+            let env = process::pod_env(c, &sources).map_err(|e| e.to_string())?;
+            let env = env.into_iter().collect();
+            let mounts = volumes::mounts(c, &ctx.volumes, &env).map_err(|e| e.to_string())?;
+            Ok((proc, mounts))
+        });
         match config {
             Ok(config) => Some(config),
             Err(message) => {

@@ -1,0 +1,79 @@
+//! Pod and container `securityContext` as far as skiff implements it: `runAsUser`,
+//! `runAsGroup` and `supplementalGroups` at pod level (the container's own `runAsUser` wins),
+//! and `runAsNonRoot` refusing a process that would run as root with kubelet's message.
+
+use std::time::Duration;
+
+use skiff_e2e::kubectl::{server_with_images, Kubectl};
+use skiff_e2e::wait_for;
+
+const IMAGE: &str = "skiff-e2e-sc:v1";
+
+#[test]
+fn run_as_user_group_supplemental_groups_and_non_root() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: ids}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000], runAsNonRoot: true}}
+  containers:
+  - name: pod-level
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"echo uid=$(id -u) gid=$(id -g) groups=$(id -G)\"]
+  - name: own-user
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{runAsUser: 2000}}
+    command: [\"sh\", \"-c\", \"echo uid=$(id -u) gid=$(id -g)\"]
+"
+        ),
+        &[],
+    );
+    for (container, want) in [
+        ("pod-level", "uid=1000 gid=3000 groups=3000 4000"),
+        ("own-user", "uid=2000 gid=3000"),
+    ] {
+        let logs = wait_for(Duration::from_secs(60), || {
+            let o = k.run(&["logs", "ids", "-c", container]);
+            (o.ok() && o.stdout.contains("uid=")).then_some(o.stdout)
+        })
+        .unwrap_or_else(|| panic!("{container}'s output"));
+        assert_eq!(logs.trim(), want, "{container}");
+    }
+
+    // runAsNonRoot on an image that runs as root: waiting, with kubelet's reason and message.
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: rooted}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{runAsNonRoot: true}}
+    command: [\"sh\", \"-c\", \"echo ran\"]
+"
+        ),
+        &[],
+    );
+    let message = wait_for(Duration::from_secs(30), || {
+        let p = k.get_json(&["pod", "rooted"])?;
+        let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+        (w["reason"] == "CreateContainerConfigError")
+            .then(|| w["message"].as_str().unwrap_or_default().to_string())
+    })
+    .expect("CreateContainerConfigError");
+    assert_eq!(
+        message,
+        "container has runAsNonRoot and image will run as root"
+    );
+}
