@@ -1,6 +1,7 @@
 //! Pod and container `securityContext` as far as skiff implements it: `runAsUser`,
 //! `runAsGroup` and `supplementalGroups` at pod level (the container's own `runAsUser` wins),
-//! and `runAsNonRoot` refusing a process that would run as root with kubelet's message.
+//! `runAsNonRoot` refusing a process that would run as root with kubelet's message, and
+//! `fsGroup` giving an emptyDir and a local-path claim to the pod's group.
 
 use std::time::Duration;
 
@@ -76,4 +77,46 @@ spec:
         message,
         "container has runAsNonRoot and image will run as root"
     );
+}
+
+#[test]
+fn fs_group_gives_writable_volumes_to_the_pod() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 16Mi}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: grouped}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000, runAsGroup: 1000, fsGroup: 2000}}
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"touch /scratch/f /data/f && echo groups=$(id -G) scratch=$(stat -c %g /scratch/f) data=$(stat -c %g /data/f)\"]
+    volumeMounts:
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: data, mountPath: /data}}
+  volumes:
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: data, persistentVolumeClaim: {{claimName: data}}}}
+"
+        ),
+        &[],
+    );
+    let logs = wait_for(Duration::from_secs(60), || {
+        let o = k.run(&["logs", "grouped"]);
+        (o.ok() && o.stdout.contains("groups=")).then_some(o.stdout)
+    })
+    .expect("the pod's output");
+    assert_eq!(logs.trim(), "groups=1000 2000 scratch=2000 data=2000");
 }

@@ -329,9 +329,12 @@ pub fn process(
         return Err(ConfigError::RelativeWorkingDir(cwd));
     }
     let (uid, gid) = user(container, pod_security, image, layers)?;
+    // The pod's supplemental groups, and its fsGroup (its volumes' group), as kubelet adds it.
     let additional_gids = pod_security
-        .and_then(|s| s.supplemental_groups.as_ref())
-        .map(|groups| groups.iter().map(|g| *g as u32).collect())
+        .map(|s| {
+            let groups = s.supplemental_groups.iter().flatten().chain(&s.fs_group);
+            groups.map(|g| *g as u32).collect()
+        })
         .unwrap_or_default();
     Ok(Process {
         args: argv,

@@ -116,10 +116,19 @@ impl Agent {
             pod_ip,
             node_name: &self.node_name,
         };
+        let security = spec.security_context.as_ref();
+        let fs_group = security
+            .and_then(|s| s.fs_group)
+            .map(|gid| volumes::FsGroup {
+                gid: gid as u32,
+                always: security.and_then(|s| s.fs_group_change_policy.as_deref())
+                    != Some("OnRootMismatch"),
+            });
         let volumes = volumes::prepare(
             &pod_dir,
             spec.volumes.as_deref().unwrap_or_default(),
             &sources,
+            fs_group,
         );
         let volumes = match volumes {
             Ok(v) => v,

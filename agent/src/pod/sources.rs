@@ -78,6 +78,8 @@ impl process::EnvSources for PodEnvSources<'_> {
         Ok(ClaimVolume {
             source: source.ok_or_else(|| ClaimWait::NoVolume(volume_name.to_string()))?,
             terminating: claim["metadata"]["deletionTimestamp"].is_string(),
+            provisioned: volume["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"]
+                == "rancher.io/local-path",
         })
     }
 

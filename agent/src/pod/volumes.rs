@@ -99,6 +99,19 @@ pub struct ClaimVolume {
     pub source: HostPathVolumeSource,
     /// Whether the claim is being deleted (a pod not yet started may not use it).
     pub terminating: bool,
+    /// Whether skiff's local-path provisioner made the volume (then `fsGroup` may change its
+    /// ownership; an administrator's host path is never changed).
+    pub provisioned: bool,
+}
+
+/// The pod's `fsGroup`: the group its writable volumes are given to.
+#[derive(Clone, Copy, Debug)]
+pub struct FsGroup {
+    /// The group id.
+    pub gid: u32,
+    /// `fsGroupChangePolicy: Always` (else OnRootMismatch: skipped when the volume's root
+    /// already has the group and the setgid bit).
+    pub always: bool,
 }
 
 /// Why a pod cannot use a claim yet; the pod waits (Pending) and starts once it can. Worded
@@ -153,15 +166,19 @@ pub struct Prepared {
     pub read_only: bool,
 }
 
-/// Makes every volume of the pod exist; returns name → prepared volume.
+/// Makes every volume of the pod exist, given to `fs_group` where Kubernetes does (emptyDir,
+/// configMap, secret, and claims skiff provisioned — never a host path); returns name →
+/// prepared volume.
 pub fn prepare(
     pod_dir: &Path,
     volumes: &[Volume],
     sources: &dyn EnvSources,
+    fs_group: Option<FsGroup>,
 ) -> Result<HashMap<String, Prepared>, ConfigError> {
     let mut out = HashMap::new();
     for v in volumes {
         let dir = pod_dir.join("volumes").join(&v.name);
+        let mut owned = v.empty_dir.is_some() || v.config_map.is_some() || v.secret.is_some();
         let path = if let Some(e) = &v.empty_dir {
             empty_dir(&v.name, e, &dir)?;
             dir
@@ -199,6 +216,7 @@ pub fn prepare(
             dir
         } else if let Some(c) = &v.persistent_volume_claim {
             let volume = sources.claim(&c.claim_name).map_err(ConfigError::Claim)?;
+            owned = volume.provisioned;
             host_path(&volume.source)?
         } else {
             return Err(ConfigError::UnsupportedVolume(v.name.clone()));
@@ -208,9 +226,52 @@ pub fn prepare(
             || v.persistent_volume_claim
                 .as_ref()
                 .is_some_and(|c| c.read_only == Some(true));
+        if let (Some(group), true) = (fs_group, owned) {
+            set_ownership(&path, group, read_only).map_err(ConfigError::io(&path))?;
+        }
         out.insert(v.name.clone(), Prepared { path, read_only });
     }
     Ok(out)
+}
+
+/// Gives a volume to the pod's `fsGroup` as kubelet does: every file and directory (never
+/// through a symlink) gets the group, group read (and write, unless read-only) permission,
+/// directories also execute and the setgid bit so new files inherit the group.
+fn set_ownership(root: &Path, group: FsGroup, read_only: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(root)?;
+    if !group.always && meta.gid() == group.gid && meta.mode() & 0o2000 != 0 {
+        return Ok(());
+    }
+    let rw = if read_only { 0o440 } else { 0o660 };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        nix::unistd::fchownat(
+            None,
+            &path,
+            None,
+            Some(nix::unistd::Gid::from_raw(group.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(std::io::Error::from)?;
+        let mode = meta.mode() & 0o7777;
+        let wanted = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+            mode | rw | 0o110 | 0o2000
+        } else {
+            mode | rw
+        };
+        if wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))?;
+        }
+    }
+    Ok(())
 }
 
 /// A configMap or secret volume's `defaultMode` (0644 when unset).
@@ -361,6 +422,44 @@ mod tests {
         assert!(real.is_dir());
         let env = HashMap::from([("POD".to_string(), "../../etc".to_string())]);
         assert!(mounts(&mount("$(POD)"), &volumes, &env).is_err());
+    }
+
+    #[test]
+    fn fs_group_gives_the_volume_never_through_a_symlink() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(vol.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(vol.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, "host").unwrap();
+        std::os::unix::fs::symlink(&outside, vol.join("link")).unwrap();
+        let before = std::fs::metadata(&outside).unwrap();
+        let group = FsGroup {
+            gid: 4242,
+            always: false,
+        };
+        set_ownership(&vol, group, false).unwrap();
+        for p in [vol.clone(), vol.join("sub"), vol.join("sub/f")] {
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().gid(),
+                4242,
+                "{}",
+                p.display()
+            );
+        }
+        assert_eq!(
+            std::fs::metadata(vol.join("sub/f")).unwrap().mode() & 0o777,
+            0o660
+        );
+        assert_ne!(
+            std::fs::metadata(vol.join("sub")).unwrap().mode() & 0o2000,
+            0
+        );
+        let after = std::fs::metadata(&outside).unwrap();
+        assert_eq!((after.gid(), after.mode()), (before.gid(), before.mode()));
     }
 
     #[test]

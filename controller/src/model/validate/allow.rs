@@ -132,6 +132,8 @@ const POD_SPEC: &[&str] = &[
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",
     "securityContext.supplementalGroups",
+    "securityContext.fsGroup",
+    "securityContext.fsGroupChangePolicy",
     "containers[].volumeMounts[].name",
     "containers[].volumeMounts[].mountPath",
     "containers[].volumeMounts[].readOnly",

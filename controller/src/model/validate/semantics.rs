@@ -290,6 +290,14 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         }
     }
     one_of(
+        &spec["securityContext"],
+        &format!("{path}.securityContext"),
+        "fsGroupChangePolicy",
+        &["Always", "OnRootMismatch"],
+        "is not Always or OnRootMismatch",
+        out,
+    );
+    one_of(
         spec,
         path,
         "dnsPolicy",
