@@ -1,7 +1,9 @@
 //! Pod and container `securityContext` as far as skiff implements it: `runAsUser`,
 //! `runAsGroup` and `supplementalGroups` at pod level (the container's own `runAsUser` wins),
 //! `runAsNonRoot` refusing a process that would run as root with kubelet's message, and
-//! `fsGroup` giving an emptyDir and a local-path claim to the pod's group.
+//! `fsGroup` giving an emptyDir and a local-path claim to the pod's group, and what takes
+//! privileges away: `capabilities.drop`, `allowPrivilegeEscalation: false`,
+//! `readOnlyRootFilesystem`.
 
 use std::time::Duration;
 
@@ -119,4 +121,53 @@ spec:
     })
     .expect("the pod's output");
     assert_eq!(logs.trim(), "groups=1000 2000 scratch=2000 data=2000");
+}
+
+#[test]
+fn dropped_capabilities_no_new_privileges_and_a_read_only_root() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: locked}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext:
+      capabilities: {{drop: [ALL]}}
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+    command: [\"sh\", \"-c\", \"grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; touch /x 2>/dev/null && echo root=writable || echo root=read-only; touch /scratch/x && echo scratch=writable\"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+  volumes: [{{name: scratch, emptyDir: {{}}}}]
+"
+        ),
+        &[],
+    );
+    let logs = wait_for(Duration::from_secs(60), || {
+        let o = k.run(&["logs", "locked"]);
+        (o.ok() && o.stdout.contains("scratch=")).then_some(o.stdout)
+    })
+    .expect("the pod's output");
+    let fields: Vec<&str> = logs.split_whitespace().collect();
+    for want in [
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "root=read-only",
+        "scratch=writable",
+    ] {
+        let (key, value) = want.split_once('\t').unwrap_or((want, ""));
+        let ok = if value.is_empty() {
+            fields.contains(&key)
+        } else {
+            fields.windows(2).any(|w| w[0] == key && w[1] == value)
+        };
+        assert!(ok, "missing {want:?} in:\n{logs}");
+    }
 }

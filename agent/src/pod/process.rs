@@ -336,6 +336,7 @@ pub fn process(
             groups.map(|g| *g as u32).collect()
         })
         .unwrap_or_default();
+    let sc = container.security_context.as_ref();
     Ok(Process {
         args: argv,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -343,7 +344,30 @@ pub fn process(
         uid,
         gid,
         additional_gids,
+        dropped_capabilities: dropped_capabilities(container),
+        no_new_privileges: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
     })
+}
+
+/// `capabilities.drop` as `CAP_…` names (Kubernetes writes them without the prefix), `ALL` kept.
+fn dropped_capabilities(container: &Container) -> Vec<String> {
+    let drop = container
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.drop.as_ref());
+    drop.into_iter()
+        .flatten()
+        .map(|c| {
+            let c = c.to_ascii_uppercase();
+            if c == "ALL" || c.starts_with("CAP_") {
+                c
+            } else {
+                format!("CAP_{c}")
+            }
+        })
+        .collect()
 }
 
 /// The image's environment overridden by the pod's, with a default `PATH` and `HOSTNAME`.

@@ -28,6 +28,28 @@ pub struct Process {
     pub gid: u32,
     /// Supplementary groups.
     pub additional_gids: Vec<u32>,
+    /// Capabilities dropped from the default set (`CAP_…`; `ALL` drops every one).
+    pub dropped_capabilities: Vec<String>,
+    /// `allowPrivilegeEscalation: false`: the process cannot gain privileges (no_new_privs).
+    pub no_new_privileges: bool,
+    /// `readOnlyRootFilesystem`: the container's root is mounted read-only.
+    pub read_only_root: bool,
+}
+
+impl Process {
+    /// The default capability set minus what the container dropped.
+    fn capabilities(&self) -> Vec<&'static str> {
+        let dropped = |c: &str| {
+            self.dropped_capabilities
+                .iter()
+                .any(|d| d == "ALL" || d == c)
+        };
+        DEFAULT_CAPABILITIES
+            .iter()
+            .copied()
+            .filter(|c| !dropped(c))
+            .collect()
+    }
 }
 
 /// Everything the spec is built from.
@@ -147,10 +169,13 @@ fn nofile_limit() -> u64 {
 /// Builds `config.json` with the root at `rootfs` (relative to the bundle or absolute).
 pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     let p = input.process;
-    let caps = DEFAULT_CAPABILITIES;
+    let caps = p.capabilities();
     // A non-root process keeps the set only as its bounding set, as containerd does.
-    let (effective, permitted): (&[&str], &[&str]) =
-        if p.uid == 0 { (caps, caps) } else { (&[], &[]) };
+    let (effective, permitted): (&[&str], &[&str]) = if p.uid == 0 {
+        (&caps, &caps)
+    } else {
+        (&[], &[])
+    };
     let nofile = nofile_limit();
     let mut spec = json!({
         "ociVersion": "1.0.2",
@@ -162,9 +187,9 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": false,
+            "noNewPrivileges": p.no_new_privileges,
         },
-        "root": {"path": rootfs, "readonly": false},
+        "root": {"path": rootfs, "readonly": p.read_only_root},
         "mounts": mounts(input),
         "linux": {
             "cgroupsPath": input.cgroups_path,
@@ -316,6 +341,47 @@ mod tests {
                 .len(),
             DEFAULT_CAPABILITIES.len()
         );
+    }
+
+    #[test]
+    fn security_context_takes_privileges_away() {
+        let ns = Namespaces {
+            net: None,
+            uts: None,
+            ipc: None,
+        };
+        let spec_of = |process: &Process| {
+            spec(
+                &SpecInput {
+                    process,
+                    hostname: "p",
+                    namespaces: &ns,
+                    cgroups_path: "/skiff-1/c".into(),
+                    etc_files: vec![],
+                    limits: Limits::default(),
+                    volume_mounts: vec![],
+                },
+                Path::new("rootfs"),
+            )
+        };
+        let mut process = Process {
+            dropped_capabilities: vec!["CAP_NET_RAW".into()],
+            ..Default::default()
+        };
+        let s = spec_of(&process);
+        let bounding = s["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(bounding.len(), DEFAULT_CAPABILITIES.len() - 1);
+        assert!(!bounding.contains(&json!("CAP_NET_RAW")));
+        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert_eq!(s["root"]["readonly"], false);
+        process.dropped_capabilities = vec!["ALL".into()];
+        process.no_new_privileges = true;
+        process.read_only_root = true;
+        let s = spec_of(&process);
+        assert_eq!(s["process"]["capabilities"]["effective"], json!([]));
+        assert_eq!(s["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(s["process"]["noNewPrivileges"], true);
+        assert_eq!(s["root"]["readonly"], true);
     }
 
     #[test]

@@ -128,6 +128,11 @@ const POD_SPEC: &[&str] = &[
     "containers[].securityContext.runAsUser",
     "containers[].securityContext.runAsGroup",
     "containers[].securityContext.runAsNonRoot",
+    // Only what takes privileges away: adding capabilities and `privileged` wait for the
+    // admission that decides who may ask for them.
+    "containers[].securityContext.capabilities.drop",
+    "containers[].securityContext.allowPrivilegeEscalation",
+    "containers[].securityContext.readOnlyRootFilesystem",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",
