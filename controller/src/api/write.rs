@@ -41,7 +41,7 @@ pub(super) fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
-    serde_yaml_ng::from_str::<Value>(text)
+    serde_yaml_ng::from_str::<Value>(&crate::model::yaml::octals_in_decimal(text))
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON or YAML: {e}")))
 }
 

@@ -44,11 +44,13 @@ pub enum ParseError {
     },
 }
 
-/// Parses a file's text into documents. Empty documents are skipped (but counted, so numbers
+/// Parses a file's text into documents, YAML 1.1 octals read as kubectl reads them
+/// (`model/yaml.rs`). Empty documents are skipped (but counted, so numbers
 /// match what an editor shows). A `kind: List` document contributes its `items`.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+    let text = crate::model::yaml::octals_in_decimal(text);
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
         let index = i + 1;
         let value = Value::deserialize(de).map_err(|e| ParseError::Syntax {
             doc: index,

@@ -7,7 +7,8 @@
 //! - [`managed`]: `managedFields` and server-side apply; [`declared`]: what a manifest file
 //!   declares (the folder's field manager and the fields it owns).
 //! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has.
-//! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers.
+//! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers;
+//!   [`yaml`]: YAML read as kubectl reads it (1.1 octals).
 //!
 //! Everything above this layer — the API server, the manifests folder, the API clients and the
 //! reconcilers — uses it; it uses none of them.
@@ -23,3 +24,4 @@ pub mod patch;
 pub mod quantity;
 pub mod store;
 pub mod validate;
+pub mod yaml;
