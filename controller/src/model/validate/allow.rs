@@ -133,6 +133,8 @@ const POD_SPEC: &[&str] = &[
     "containers[].securityContext.capabilities.drop",
     "containers[].securityContext.allowPrivilegeEscalation",
     "containers[].securityContext.readOnlyRootFilesystem",
+    // Only `false` (what every container is): `true` is refused in semantics.rs.
+    "containers[].securityContext.privileged",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",

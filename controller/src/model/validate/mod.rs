@@ -223,6 +223,18 @@ mod tests {
         pod["tolerations"] = json!([]);
         pod["containers"][0]["securityContext"] = json!({"capabilities": {}});
         assert_eq!(validate(&d), Ok(()));
+        // `privileged: false` asks for nothing either; `true` is refused by name.
+        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
+            json!({"privileged": false});
+        assert_eq!(validate(&d), Ok(()));
+        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
+            json!({"privileged": true});
+        let errs = validate(&d).unwrap_err();
+        assert_eq!(
+            errs[0].field,
+            "spec.template.spec.containers[0].securityContext.privileged"
+        );
+        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({});
         // Something said is still refused by name.
         d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
         let errs = validate(&d).unwrap_err();

@@ -383,6 +383,12 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
             out,
         );
     }
+    if c["securityContext"]["privileged"] == true {
+        out.push(err(
+            format!("{cp}.securityContext.privileged"),
+            "true is not supported by skiff yet (which callers may run privileged containers is for admission to decide)",
+        ));
+    }
     for (j, e) in items(&c["env"]).iter().enumerate() {
         if e["name"].as_str().is_none_or(str::is_empty) {
             out.push(err(format!("{cp}.env[{j}].name"), "is required"));
