@@ -157,3 +157,51 @@ fn a_failing_init_container_fails_the_pod_or_is_restarted() {
         o.stderr
     );
 }
+
+#[test]
+fn completed_init_containers_do_not_run_again_after_a_daemon_restart() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: once}}
+spec:
+  volumes: [{{name: work, emptyDir: {{}}}}]
+  initContainers:
+  - name: count
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"echo ran >> /work/count\"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"sleep 3600\"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+"
+        ),
+        &[],
+    );
+    let running = || {
+        wait_for(Duration::from_secs(60), || {
+            (status_column(&k, "once").as_deref() == Some("Running")).then_some(())
+        })
+    };
+    running().expect("Running");
+    s.restart();
+    let k = Kubectl::admin(&s);
+    wait_for(Duration::from_secs(60), || {
+        (status_column(&k, "once").as_deref() == Some("Running")).then_some(())
+    })
+    .expect("Running after the restart");
+    std::thread::sleep(Duration::from_secs(2));
+    let o = k.run(&["exec", "once", "-c", "app", "--", "cat", "/work/count"]);
+    assert_eq!(o.stdout, "ran\n", "{o}");
+    let p = k.get_json(&["pod", "once"]).expect("the pod");
+    let init = &p["status"]["initContainerStatuses"][0];
+    assert_eq!(init["state"]["terminated"]["exitCode"], 0, "{init}");
+    assert_eq!(init["restartCount"], 0, "{init}");
+}
