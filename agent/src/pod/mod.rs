@@ -11,11 +11,12 @@
 //! `sandbox.rs` (a pod's namespaces, address, `/etc` files, and their removal), `start.rs`
 //! (starting one container instance), `instance.rs` (the task that runs an instance, and its
 //! probes), `adopt.rs` (containers left by an earlier daemon), `restart.rs` (restart policy
-//! and crash back-off, pure), `report.rs` (pod status and events), `sources.rs` (what env and
+//! and crash back-off, pure), `init.rs` (init containers: which runs next, pure), `report.rs` (pod status and events), `sources.rs` (what env and
 //! volumes read from the cluster).
 
 mod adopt;
 mod error;
+mod init;
 mod instance;
 pub mod logs;
 pub mod probe;
@@ -129,6 +130,8 @@ pub(crate) struct PodState {
     start_time: String,
     /// The pod's directory has been removed and the cluster told.
     finished: bool,
+    /// Every init container completed (they are not run again while the pod lives).
+    initialized: bool,
 }
 
 impl PodState {
@@ -140,6 +143,7 @@ impl PodState {
             containers: HashMap::new(),
             start_time,
             finished: false,
+            initialized: false,
         }
     }
 

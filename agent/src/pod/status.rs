@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::init::InitStep;
 use super::restart::restart_wanted;
 use super::{ContainerState, PodState};
 use crate::runtime::ExitRecord;
@@ -32,7 +33,21 @@ fn terminated(exit: &ExitRecord, id: &str) -> ContainerStateTerminated {
     }
 }
 
-fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> ContainerStatus {
+/// `waiting` is the reason of a container not created yet: `ContainerCreating`, or
+/// `PodInitializing` in a pod with init containers (as kubelet has it).
+fn terminated_state(exit: &ExitRecord, id: &str) -> KState {
+    KState {
+        terminated: Some(terminated(exit, id)),
+        ..Default::default()
+    }
+}
+
+fn container_status(
+    name: &str,
+    image: &str,
+    cs: Option<&ContainerState>,
+    waiting: &str,
+) -> ContainerStatus {
     let mut status = ContainerStatus {
         name: name.to_string(),
         image: image.to_string(),
@@ -42,7 +57,7 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
         restart_count: 0,
         state: Some(KState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some("ContainerCreating".into()),
+                reason: Some(waiting.into()),
                 message: None,
             }),
             ..Default::default()
@@ -54,10 +69,7 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
     if let Some((exit, id, image_id)) = &cs.last_exit {
         status.image_id = image_id.clone();
         status.container_id = Some(format!("skiff://{id}"));
-        status.state = Some(KState {
-            terminated: Some(terminated(exit, id)),
-            ..Default::default()
-        });
+        status.state = Some(terminated_state(exit, id));
     }
     if let Some(inst) = &cs.current {
         status.image_id = inst.image_id.clone();
@@ -74,28 +86,28 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
         } else {
             status.state = Some(KState {
                 waiting: Some(ContainerStateWaiting {
-                    reason: Some("ContainerCreating".into()),
+                    reason: Some(waiting.into()),
                     message: None,
                 }),
                 ..Default::default()
             });
         }
         if let Some((exit, id, _)) = &cs.last_exit {
-            status.last_state = Some(KState {
-                terminated: Some(terminated(exit, id)),
-                ..Default::default()
-            });
+            status.last_state = Some(terminated_state(exit, id));
         }
     } else if let Some((reason, message)) = &cs.waiting {
         if let Some((exit, id, _)) = &cs.last_exit {
-            status.last_state = Some(KState {
-                terminated: Some(terminated(exit, id)),
-                ..Default::default()
-            });
+            status.last_state = Some(terminated_state(exit, id));
         }
+        // Being created (its image pulled): `PodInitializing` in a pod with init containers.
+        let reason = if reason == "ContainerCreating" {
+            waiting
+        } else {
+            reason
+        };
         status.state = Some(KState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some(reason.clone()),
+                reason: Some(reason.to_string()),
                 message: Some(message.clone()),
             }),
             ..Default::default()
@@ -103,10 +115,7 @@ fn container_status(name: &str, image: &str, cs: Option<&ContainerState>) -> Con
     } else if cs.last_exit.is_some() {
         if let Some(prev) = &cs.previous_exit {
             let id = status.container_id.clone().unwrap_or_default();
-            status.last_state = Some(KState {
-                terminated: Some(terminated(prev, id.trim_start_matches("skiff://"))),
-                ..Default::default()
-            });
+            status.last_state = Some(terminated_state(prev, id.trim_start_matches("skiff://")));
         }
     }
     status
@@ -155,6 +164,31 @@ fn phase(
     }
 }
 
+/// The statuses of the app and the init containers. (Init containers are never ready.)
+fn statuses(spec: &PodSpec, state: &PodState) -> (Vec<ContainerStatus>, Vec<ContainerStatus>) {
+    let inits = spec.init_containers.as_deref().unwrap_or_default();
+    let not_created = if inits.is_empty() {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let status_of = |c: &k8s_openapi::api::core::v1::Container| {
+        let image = c.image.as_deref().unwrap_or_default();
+        container_status(&c.name, image, state.containers.get(&c.name), not_created)
+    };
+    let init_statuses = inits
+        .iter()
+        .map(|c| ContainerStatus {
+            ready: false,
+            ..status_of(c)
+        })
+        .collect();
+    (
+        spec.containers.iter().map(status_of).collect(),
+        init_statuses,
+    )
+}
+
 /// The status of `pod` given what the worker knows.
 pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -162,19 +196,14 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         .restart_policy
         .clone()
         .unwrap_or_else(|| "Always".into());
-    let statuses: Vec<ContainerStatus> = spec
-        .containers
-        .iter()
-        .map(|c| {
-            container_status(
-                &c.name,
-                c.image.as_deref().unwrap_or_default(),
-                state.containers.get(&c.name),
-            )
-        })
-        .collect();
+    let (statuses, init_statuses) = statuses(&spec, state);
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-    let phase = phase(&spec, &policy, state, &statuses);
+    let step = state.init_step(&spec, &policy);
+    let phase = match step {
+        InitStep::Done => phase(&spec, &policy, state, &statuses),
+        InitStep::Failed(_) => "Failed",
+        InitStep::Start(_) | InitStep::Wait(_) => "Pending",
+    };
     let old = pod
         .status
         .as_ref()
@@ -210,11 +239,16 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![
             condition("PodScheduled", true, None),
-            condition("Initialized", true, None),
+            condition(
+                "Initialized",
+                step == InitStep::Done,
+                Some("ContainersNotInitialized"),
+            ),
             condition("ContainersReady", all_ready, Some(not_ready_reason)),
             condition("Ready", all_ready, Some(not_ready_reason)),
         ]),
         container_statuses: Some(statuses),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         start_time: time(&state.start_time),
         host_ip: host_ip.clone(),
         pod_ip: if state.host_network {
@@ -236,7 +270,16 @@ pub(crate) fn events(
     let old_statuses = old
         .and_then(|s| s.container_statuses.clone())
         .unwrap_or_default();
-    for c in new.container_statuses.iter().flatten() {
+    let old_statuses: Vec<ContainerStatus> = old_statuses
+        .into_iter()
+        .chain(
+            old.and_then(|s| s.init_container_statuses.clone())
+                .into_iter()
+                .flatten(),
+        )
+        .collect();
+    let new_statuses = new.container_statuses.iter().flatten();
+    for c in new_statuses.chain(new.init_container_statuses.iter().flatten()) {
         let before = old_statuses.iter().find(|o| o.name == c.name);
         let state = c.state.clone().unwrap_or_default();
         let old_state = before.and_then(|b| b.state.clone()).unwrap_or_default();
@@ -256,7 +299,7 @@ pub(crate) fn events(
                     true,
                     format!("Back-off restarting failed container {}", c.name),
                 ));
-            } else if changed && reason != "ContainerCreating" {
+            } else if changed && reason != "ContainerCreating" && reason != "PodInitializing" {
                 out.push((
                     "Failed",
                     true,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use tokio::sync::watch;
 
+use super::init::InitStep;
 use super::restart::restart_wanted;
 use super::{instance, probe, spec_hash, start_time, Agent, PodRef, PodState};
 use crate::runtime::ExitRecord;
@@ -265,6 +266,9 @@ impl Agent {
         }
         let host_network = spec.host_network.unwrap_or(false);
         self.track(pod, r, host_network);
+        if let Some(state) = self.pods.get_mut(&r.uid) {
+            state.recall_init(pod);
+        }
         // A change of the pod's network mode means a new sandbox: stop everything first.
         if !self
             .renew_sandbox_if_mode_changed(r, host_network, grace_period(spec))
@@ -333,19 +337,16 @@ impl Agent {
             .restart_policy
             .clone()
             .unwrap_or_else(|| "Always".into());
-        let stored_restarts: HashMap<String, u32> = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| (c.name.clone(), c.restart_count.max(0) as u32))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let stored_restarts = stored_restarts(pod);
         let state = self.pods.get_mut(&r.uid).expect("tracked");
         let now = Instant::now();
-        let names: Vec<&String> = spec.containers.iter().map(|c| &c.name).collect();
+        let names: Vec<&String> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .map(|c| &c.name)
+            .collect();
         // Containers no longer in the spec.
         for (name, cs) in state.containers.iter_mut() {
             if !names.contains(&name) {
@@ -354,6 +355,10 @@ impl Agent {
                 }
             }
         }
+        if let Some(init) = self.init_to_start(r, spec, &policy, host_network, &stored_restarts) {
+            return init;
+        }
+        let state = self.pods.get_mut(&r.uid).expect("tracked");
         let mut to_start = Vec::new();
         for c in &spec.containers {
             let hash = spec_hash(c, host_network);
@@ -398,5 +403,57 @@ impl Agent {
             to_start.push((c.clone(), hash));
         }
         to_start
+    }
+}
+
+/// The restart counts the stored status gives, by container name (init and app containers).
+fn stored_restarts(pod: &Pod) -> HashMap<String, u32> {
+    let status = pod.status.as_ref();
+    status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .chain(status.and_then(|s| s.init_container_statuses.as_ref()))
+        .flatten()
+        .map(|c| (c.name.clone(), c.restart_count.max(0) as u32))
+        .collect()
+}
+
+impl Agent {
+    /// While the pod initializes: the init container to start now, if any (none while one
+    /// runs, waits for its back-off, or failed for good). `None` once every init container
+    /// completed: the app containers' turn.
+    fn init_to_start(
+        &mut self,
+        r: &PodRef,
+        spec: &PodSpec,
+        policy: &str,
+        host_network: bool,
+        stored_restarts: &HashMap<String, u32>,
+    ) -> Option<Vec<(Container, String)>> {
+        let state = self.pods.get_mut(&r.uid).expect("tracked");
+        let inits = spec.init_containers.as_deref().unwrap_or_default();
+        for c in inits {
+            let cs = state.containers.entry(c.name.clone()).or_default();
+            if cs.restart_count == 0 {
+                cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
+            }
+            if cs.current.is_none() && cs.last_exit.as_ref().is_some_and(|e| e.0.exit_code == 0) {
+                cs.completed_init();
+            }
+        }
+        let i = match state.init_step(spec, policy) {
+            InitStep::Done => {
+                state.initialized = true;
+                return None;
+            }
+            InitStep::Wait(_) | InitStep::Failed(_) => return Some(Vec::new()),
+            InitStep::Start(i) => i,
+        };
+        let c = &inits[i];
+        let cs = state.containers.get(&c.name).expect("inserted");
+        if cs.not_before.is_some_and(|t| t > Instant::now()) {
+            return Some(Vec::new());
+        }
+        Some(vec![(c.clone(), spec_hash(c, host_network))])
     }
 }

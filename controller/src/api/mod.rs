@@ -173,18 +173,27 @@ fn container_of(
         .as_array()
         .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
         .unwrap_or_default();
+    let inits: Vec<&str> = pod["spec"]["initContainers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
     let container = match asked {
         Some(c) if !c.is_empty() => c,
         _ if containers.len() == 1 || (first_by_default && !containers.is_empty()) => containers[0],
         _ if first_by_default => "",
         _ => {
+            let init = if inits.is_empty() {
+                String::new()
+            } else {
+                format!(" or one of the init containers: [{}]", inits.join(" "))
+            };
             return Err(status::ApiError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
+                "a container name must be specified for pod {name}, choose one of: [{}]{init}",
                 containers.join(" ")
-            )))
+            )));
         }
     };
-    if !containers.contains(&container) {
+    if !containers.contains(&container) && !inits.contains(&container) {
         return Err(status::ApiError::bad_request(format!(
             "container {container} is not valid for pod {name}"
         )));

@@ -191,11 +191,20 @@ pub fn pod_status(pod: &Value) -> String {
         .or(pod["status"]["phase"].as_str())
         .unwrap_or("Pending")
         .to_string();
-    for c in pod["status"]["containerStatuses"]
+    let initializing = match init_status(pod) {
+        Some(r) => {
+            reason = r;
+            true
+        }
+        None => false,
+    };
+    let initialized = pod["status"]["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-    {
+        .any(|c| c["type"] == "Initialized" && c["status"] == "True");
+    let app = (!initializing || initialized).then(|| pod["status"]["containerStatuses"].as_array());
+    for c in app.flatten().into_iter().flatten() {
         if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
             reason = r.into();
         } else if let Some(t) = c["state"]["terminated"].as_object() {
@@ -217,6 +226,34 @@ pub fn pod_status(pod: &Value) -> String {
         return "Terminating".into();
     }
     reason
+}
+
+/// The STATUS of a pod whose init containers have not all completed, as kubectl's `printPod`
+/// has it (`Init:N/M`, `Init:<reason>`), or `None`.
+fn init_status(pod: &Value) -> Option<String> {
+    let total = pod["spec"]["initContainers"].as_array().map_or(0, Vec::len);
+    let statuses = pod["status"]["initContainerStatuses"].as_array()?;
+    for (i, c) in statuses.iter().enumerate() {
+        let t = &c["state"]["terminated"];
+        let waiting = c["state"]["waiting"]["reason"].as_str().unwrap_or_default();
+        if t.is_object() && t["exitCode"].as_i64() == Some(0) {
+            continue;
+        }
+        return Some(if t.is_object() {
+            match t["reason"].as_str().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None if t["signal"].as_i64().unwrap_or(0) != 0 => {
+                    format!("Init:Signal:{}", t["signal"].as_i64().unwrap_or(0))
+                }
+                None => format!("Init:ExitCode:{}", t["exitCode"].as_i64().unwrap_or(0)),
+            }
+        } else if !waiting.is_empty() && waiting != "PodInitializing" {
+            format!("Init:{waiting}")
+        } else {
+            format!("Init:{i}/{total}")
+        });
+    }
+    None
 }
 
 fn containers_and_images(spec: &Value) -> (String, String) {
@@ -267,9 +304,16 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
+            // While initializing, kubectl counts the init containers' restarts.
+            let restarting = match init_status(o) {
+                Some(_) => o["status"]["initContainerStatuses"].as_array().cloned(),
+                None => None,
+            };
             let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = cs
+            let restarts: i64 = restarting
+                .as_ref()
+                .unwrap_or(&cs)
                 .iter()
                 .map(|c| c["restartCount"].as_i64().unwrap_or(0))
                 .sum();
@@ -721,5 +765,62 @@ mod tests {
         assert_eq!(human_duration(192), "3m12s");
         assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
         assert_eq!(human_duration(2 * 86400 + 3 * 3600), "2d3h");
+    }
+
+    fn pod(inits: Value, apps: Value, initialized: bool) -> Value {
+        let init = if initialized { "True" } else { "False" };
+        json!({"metadata":{"name":"p"},
+          "spec":{"initContainers":[{"name":"a"},{"name":"b"}],"containers":[{"name":"c"}]},
+          "status":{"phase":"Pending","conditions":[{"type":"Initialized","status":init}],
+            "initContainerStatuses":inits,"containerStatuses":apps}})
+    }
+
+    #[test]
+    fn init_status_prints_like_kubectl() {
+        let waiting = |r: &str| json!({"state":{"waiting":{"reason":r}}});
+        let running = json!({"state":{"running":{}}});
+        let done = json!({"state":{"terminated":{"exitCode":0,"reason":"Completed"}}});
+        let failed = json!({"state":{"terminated":{"exitCode":1,"reason":"Error"}}});
+        let app = json!([waiting("PodInitializing")]);
+        let cases = [
+            (
+                json!([waiting("PodInitializing"), waiting("PodInitializing")]),
+                false,
+                "Init:0/2",
+            ),
+            (
+                json!([running, waiting("PodInitializing")]),
+                false,
+                "Init:0/2",
+            ),
+            (json!([done, running]), false, "Init:1/2"),
+            (json!([done, failed]), false, "Init:Error"),
+            (
+                json!([failed, waiting("PodInitializing")]),
+                false,
+                "Init:Error",
+            ),
+            (
+                json!([waiting("CrashLoopBackOff"), waiting("PodInitializing")]),
+                false,
+                "Init:CrashLoopBackOff",
+            ),
+            (
+                json!([done, {"state":{"terminated":{"exitCode":2}}}]),
+                false,
+                "Init:ExitCode:2",
+            ),
+            (json!([done, done]), true, "PodInitializing"),
+        ];
+        for (inits, initialized, want) in cases {
+            assert_eq!(pod_status(&pod(inits, app.clone(), initialized)), want);
+        }
+        let mut p = pod(
+            json!([done, done]),
+            json!([{"ready":true,"state":{"running":{}}}]),
+            true,
+        );
+        p["status"]["phase"] = json!("Running");
+        assert_eq!(pod_status(&p), "Running");
     }
 }

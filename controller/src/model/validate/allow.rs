@@ -218,6 +218,16 @@ const POD_SPEC: &[&str] = &[
     "schedulerName",
 ];
 
+/// An init container allows the fields of an app container. (Its probes and `restartPolicy`
+/// pass here so that `semantics.rs` refuses them with Kubernetes' words.)
+fn init_container_patterns() -> impl Iterator<Item = String> {
+    POD_SPEC
+        .iter()
+        .filter_map(|p| p.strip_prefix("containers[]."))
+        .map(|p| format!("initContainers[].{p}"))
+        .chain(["initContainers[].restartPolicy".to_string()])
+}
+
 /// Whether a value asks for nothing: null, an empty list, or a map of such values.
 fn says_nothing(v: &Value) -> bool {
     match v {
@@ -231,7 +241,13 @@ fn says_nothing(v: &Value) -> bool {
 /// The allowed fields of `kind`. (Long: a table, one arm per kind, read as a list.)
 pub(super) fn allowlist(kind: &str) -> Allow {
     let mut patterns: Vec<String> = METADATA.iter().map(|s| s.to_string()).collect();
-    let pod = |prefix: &'static str| POD_SPEC.iter().map(move |p| format!("{prefix}{p}"));
+    let pod = |prefix: &'static str| {
+        POD_SPEC
+            .iter()
+            .map(|p| p.to_string())
+            .chain(init_container_patterns())
+            .map(move |p| format!("{prefix}{p}"))
+    };
     match kind {
         "Namespace" => {}
         "Service" => patterns.extend(

@@ -277,4 +277,55 @@ mod tests {
         let e = validate(&d).unwrap_err();
         assert_eq!(e[0].field, "spec.template.metadata.labels");
     }
+
+    #[test]
+    fn init_containers_allow_what_containers_allow_but_probes_and_restart_policy() {
+        let mut d = deployment();
+        let pod = &mut d["spec"]["template"]["spec"];
+        pod["volumes"] = json!([{"name":"w","emptyDir":{}}]);
+        pod["initContainers"] = json!([{"name":"init","image":"demo","command":["sh"],
+          "env":[{"name":"A","value":"b"}],"volumeMounts":[{"name":"w","mountPath":"/w"}],
+          "securityContext":{"runAsUser":1000}}]);
+        assert_eq!(validate(&d), Ok(()));
+        let field = |d: &Value| validate(d).unwrap_err()[0].to_string();
+        let mut dup = d.clone();
+        dup["spec"]["template"]["spec"]["initContainers"][0]["name"] = json!("web");
+        assert!(
+            field(&dup).contains("duplicate container name"),
+            "{}",
+            field(&dup)
+        );
+        let mut sidecar = d.clone();
+        sidecar["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"] = json!("Always");
+        let e = field(&sidecar);
+        assert!(
+            e.contains("initContainers[0].restartPolicy")
+                && e.contains("not supported by skiff yet"),
+            "{e}"
+        );
+        let mut probe = d.clone();
+        probe["spec"]["template"]["spec"]["initContainers"][0]["readinessProbe"] =
+            json!({"exec":{"command":["true"]}});
+        let e = field(&probe);
+        assert!(
+            e.contains("initContainers[0].readinessProbe") && e.contains("Forbidden"),
+            "{e}"
+        );
+        let mut hook = d.clone();
+        hook["spec"]["template"]["spec"]["initContainers"][0]["lifecycle"] =
+            json!({"preStop":{"exec":{"command":["x"]}}});
+        assert!(
+            field(&hook).contains("initContainers[0].lifecycle"),
+            "{}",
+            field(&hook)
+        );
+        let mut mount = d;
+        mount["spec"]["template"]["spec"]["initContainers"][0]["volumeMounts"][0]["name"] =
+            json!("x");
+        assert!(
+            field(&mount).contains("initContainers[0].volumeMounts[0].name"),
+            "{}",
+            field(&mount)
+        );
+    }
 }

@@ -233,26 +233,17 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         ));
     }
     let mut seen = HashSet::new();
-    for (i, c) in containers.iter().enumerate() {
-        let cp = format!("{path}.containers[{i}]");
-        let name = c["name"].as_str().unwrap_or_default();
-        if !is_dns_label(name) {
-            out.push(err(
-                format!("{cp}.name"),
-                format!("{name:?} must be a DNS-1123 label"),
-            ));
-        } else if !seen.insert(name) {
-            out.push(err(
-                format!("{cp}.name"),
-                format!("duplicate container name {name:?}"),
-            ));
-        }
-        container(c, &cp, out);
-    }
     let volume_names = volumes(spec, path, out);
-    for (i, c) in containers.iter().enumerate() {
-        let cp = format!("{path}.containers[{i}]");
-        volume_mounts(c, &cp, &volume_names, out);
+    for list in ["initContainers", "containers"] {
+        for (i, c) in items(&spec[list]).iter().enumerate() {
+            let cp = format!("{path}.{list}[{i}]");
+            container_name(c, &cp, &mut seen, out);
+            container(c, &cp, out);
+            if list == "initContainers" {
+                init_container(c, &cp, out);
+            }
+            volume_mounts(c, &cp, &volume_names, out);
+        }
     }
     let restart = one_of(
         spec,
@@ -305,6 +296,46 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         "is not a DNS policy",
         out,
     );
+}
+
+/// A container's name: a DNS label, unique among the pod's init and app containers.
+fn container_name<'a>(
+    c: &'a Value,
+    cp: &str,
+    seen: &mut HashSet<&'a str>,
+    out: &mut Vec<FieldError>,
+) {
+    let name = c["name"].as_str().unwrap_or_default();
+    if !is_dns_label(name) {
+        out.push(err(
+            format!("{cp}.name"),
+            format!("{name:?} must be a DNS-1123 label"),
+        ));
+    } else if !seen.insert(name) {
+        out.push(err(
+            format!("{cp}.name"),
+            format!("duplicate container name {name:?}"),
+        ));
+    }
+}
+
+/// What an init container may not have: probes (it runs to completion; Kubernetes allows them
+/// only on a sidecar), and `restartPolicy` (sidecars: not implemented).
+fn init_container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
+    if !c["restartPolicy"].is_null() {
+        out.push(err(
+            format!("{cp}.restartPolicy"),
+            "field is not supported by skiff yet (init containers with restartPolicy: sidecar containers)",
+        ));
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if !c[probe].is_null() {
+            out.push(err(
+                format!("{cp}.{probe}"),
+                "Forbidden: may not be set for init containers without restartPolicy=Always",
+            ));
+        }
+    }
 }
 
 /// The elements of a list field (none when absent).
