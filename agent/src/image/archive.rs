@@ -39,6 +39,19 @@ pub(crate) const CONFIG_TYPES: &[&str] = &[
     "application/vnd.docker.container.image.v1+json",
 ];
 
+/// Refuses a layer descriptor whose media type is not a layer's.
+pub(crate) fn check_layer_type(layer: &Descriptor) -> Result<(), ImageError> {
+    let layer_type = layer.media_type.as_deref().unwrap_or_default();
+    if LAYER_TYPES.contains(&layer_type) {
+        return Ok(());
+    }
+    Err(ImageError::UnsupportedMediaType {
+        digest: layer.digest.clone(),
+        media_type: layer_type.to_owned(),
+        role: "a layer",
+    })
+}
+
 /// Refuses a config descriptor whose media type is not an image config's.
 pub(crate) fn check_config_type(config: &Descriptor) -> Result<(), ImageError> {
     let config_type = config.media_type.as_deref().unwrap_or_default();
@@ -476,14 +489,7 @@ impl ExtractedArchive {
             .unwrap_or_default()
             .iter()
             .map(|layer| {
-                let layer_type = layer.media_type.as_deref().unwrap_or_default();
-                if !LAYER_TYPES.contains(&layer_type) {
-                    return Err(ImageError::UnsupportedMediaType {
-                        digest: layer.digest.clone(),
-                        media_type: layer_type.to_owned(),
-                        role: "a layer",
-                    });
-                }
+                check_layer_type(layer)?;
                 self.blob_source(&descriptor.digest, layer)
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -281,7 +281,8 @@ fn controller_of(o: &Value) -> String {
         .unwrap_or_else(|| "<none>".to_string())
 }
 
-fn selector(sel: &Value) -> String {
+/// A label selector's `matchLabels` as `k=v,k=v` (kubectl's column, the scale subresource's).
+pub(super) fn selector(sel: &Value) -> String {
     sel["matchLabels"]
         .as_object()
         .map(|m| {

@@ -216,15 +216,7 @@ pub(super) fn server_side_apply(
 }
 
 pub(super) fn scale_of(obj: &Value) -> Value {
-    let selector = obj["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = super::table::selector(&obj["spec"]["selector"]);
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

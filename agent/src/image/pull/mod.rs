@@ -25,8 +25,8 @@ use futures_util::StreamExt;
 use oci_spec::image::ImageConfiguration;
 
 use crate::image::archive::{
-    check_config_type, choose_platform, host_platform, ArchiveImage, BlobSource, Descriptor,
-    Document, DOCKER_LIST, DOCKER_MANIFEST, LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
+    check_config_type, check_layer_type, choose_platform, host_platform, ArchiveImage, BlobSource,
+    Descriptor, Document, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::image::auth::{lookup, parse_challenge, Challenge, CredentialSet, Credentials};
 use crate::image::digest::{sha256_hex, sha256_of};
@@ -380,14 +380,7 @@ fn checked_descriptors(
     sha256_hex(&config.digest)?;
     let layers = resolved.manifest.layers.clone().unwrap_or_default();
     for layer in &layers {
-        let layer_type = layer.media_type.as_deref().unwrap_or_default();
-        if !LAYER_TYPES.contains(&layer_type) {
-            return Err(ImageError::UnsupportedMediaType {
-                digest: layer.digest.clone(),
-                media_type: layer_type.to_owned(),
-                role: "a layer",
-            });
-        }
+        check_layer_type(layer)?;
         sha256_hex(&layer.digest)?;
     }
     Ok((config, layers))
