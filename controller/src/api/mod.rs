@@ -16,6 +16,7 @@
 //! store. An object declared by a manifests-folder file can be read through the API, but a
 //! change to what the file declares is refused as a conflict with the folder's field manager.
 
+mod admission;
 pub mod auth;
 pub mod discovery;
 pub mod exec;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::auth::Identity;
 use super::read::{get, list, logs, metrics, watch};
 use super::status::ApiError;
-use super::write::{create, delete, read_body, scale_get, update_or_patch};
+use super::write::{create, delete, read_body, scale_get, update_or_patch, Caller};
 use super::ReqBody;
 use super::{discovery, full, ApiState, Body};
 use crate::model::kinds::{KindInfo, KINDS};
@@ -244,6 +244,10 @@ async fn resource(
     if let Err(e) = authorize(&who, &t, verb) {
         return error(&e);
     }
+    let caller = Caller {
+        manager: &manager,
+        who: &who,
+    };
     let result = match (verb, t.name.clone(), t.sub.as_deref()) {
         ("watch", _, _) => return watch(state, &t, &q, wants_table(accept)),
         ("list", _, _) => list(state, &t, &q, accept),
@@ -254,7 +258,7 @@ async fn resource(
             return logs(state, &t, &name, &q)
         }
         ("create", None, None) => match read_body(req).await {
-            Ok((ct, body)) => create(state, &t, &ct, &body, &q, &manager),
+            Ok((ct, body)) => create(state, &t, &ct, &body, &q, &caller),
             Err(e) => Err(e),
         },
         ("update" | "patch", Some(name), sub)
@@ -262,7 +266,7 @@ async fn resource(
         {
             match read_body(req).await {
                 Ok((ct, body)) => {
-                    update_or_patch(state, &t, &name, verb, (&ct, &body), &q, &manager)
+                    update_or_patch(state, &t, &name, verb, (&ct, &body), &q, &caller)
                 }
                 Err(e) => Err(e),
             }

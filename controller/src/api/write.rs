@@ -10,12 +10,22 @@ use http_body_util::{BodyExt, Limited};
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
+use super::admission::{admit, with_warnings};
+use super::auth::Identity;
 use super::rest::{key_of, not_found, ok_json, Target, MAX_BODY};
 use super::status::ApiError;
 use super::{ApiState, Body, ReqBody};
 use crate::model::declared::{self, FOLDER_MANAGER, MANIFEST_ANNOTATION};
 use crate::model::store::{ObjectKey, Op};
 use crate::model::{defaults, managed, meta, patch, validate};
+
+/// Who writes: the field manager's name and the token's identity.
+pub(super) struct Caller<'a> {
+    /// `fieldManager` (or the client's name).
+    pub manager: &'a str,
+    /// The token.
+    pub who: &'a Identity,
+}
 
 pub(super) async fn read_body(req: Request<ReqBody>) -> Result<(String, Bytes), ApiError> {
     let ct = req
@@ -135,7 +145,7 @@ pub(super) fn create(
     ct: &str,
     body: &[u8],
     q: &HashMap<String, String>,
-    manager: &str,
+    caller: &Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let mut obj = parse_body(ct, body)?;
     if !obj.is_object() {
@@ -172,13 +182,14 @@ pub(super) fn create(
     }
     let requested = obj.clone();
     let mut obj = prepare(obj, strict(q))?;
-    managed::update(None, &requested, &mut obj, manager);
+    managed::update(None, &requested, &mut obj, caller.manager);
     defaults::on_create(&mut obj, &state.store);
+    let warnings = admit(state, caller.who, &plural_of(t), &obj, None)?;
     if dry_run(q) {
-        return Ok(ok_json(201, &obj));
+        return Ok(with_warnings(ok_json(201, &obj), &warnings));
     }
     let created = state.store.create(obj)?;
-    Ok(ok_json(201, &created))
+    Ok(with_warnings(ok_json(201, &created), &warnings))
 }
 
 /// Server-side apply of `applied` onto `existing` (`None`: it creates), validated and defaulted.
@@ -255,7 +266,7 @@ pub(super) fn update_or_patch(
     verb: &str,
     (ct, body): (&str, &[u8]),
     q: &HashMap<String, String>,
-    manager: &str,
+    caller: &Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     // Another write may slip in between reading the object and writing it (a controller's
     // status, a node allocation): then the write is made again on the new version, as the API
@@ -268,7 +279,7 @@ pub(super) fn update_or_patch(
     });
     let mut attempts = 0;
     loop {
-        match write_once(state, t, name, verb, (ct, body), q, manager) {
+        match write_once(state, t, name, verb, (ct, body), q, caller) {
             Err(e) if !pinned && attempts < 5 && super::status::is_modified_conflict(&e) => {
                 attempts += 1;
             }
@@ -285,12 +296,12 @@ fn write_once(
     verb: &str,
     (ct, body): (&str, &[u8]),
     q: &HashMap<String, String>,
-    manager: &str,
+    caller: &Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let sub = t.sub.as_deref();
     let existing = state.store.get(&key_of(t, name));
     if ct.starts_with("application/apply-patch") && sub.is_none() {
-        return apply_object(state, t, name, existing.as_deref(), (ct, body), q, manager);
+        return apply_object(state, t, name, existing.as_deref(), (ct, body), q, caller);
     }
     let Some(existing) = existing else {
         return Err(not_found(t, name));
@@ -323,14 +334,14 @@ fn write_once(
                 .update_status(&key_of(t, name), updated["status"].clone())?;
             Ok(ok_json(200, &r))
         }
-        Some("scale") => write_scale(state, name, &existing, &updated, q, manager),
+        Some("scale") => write_scale(state, name, &existing, &updated, q, caller.manager),
         _ => {
             let whole = Whole {
                 existing: &existing,
                 updated,
                 patch_body: &patch_body,
             };
-            write_whole(state, t, name, verb, whole, q, manager)
+            write_whole(state, t, name, verb, whole, q, caller)
         }
     }
 }
@@ -343,7 +354,7 @@ fn apply_object(
     existing: Option<&Value>,
     (ct, body): (&str, &[u8]),
     q: &HashMap<String, String>,
-    manager: &str,
+    caller: &Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let mut applied = parse_body(ct, body)?;
     if !applied.is_object() {
@@ -367,21 +378,23 @@ fn apply_object(
             t.kind.plural
         )));
     }
-    let mut obj = server_side_apply(existing, &applied, manager, q)?;
+    let mut obj = server_side_apply(existing, &applied, caller.manager, q)?;
     let Some(existing) = existing else {
         defaults::on_create(&mut obj, &state.store);
+        let warnings = admit(state, caller.who, &plural_of(t), &obj, None)?;
         if dry_run(q) {
-            return Ok(ok_json(201, &obj));
+            return Ok(with_warnings(ok_json(201, &obj), &warnings));
         }
         let created = state.store.create(obj)?;
-        return Ok(ok_json(201, &created));
+        return Ok(with_warnings(ok_json(201, &created), &warnings));
     };
     immutable(existing, &obj)?;
+    let warnings = admit(state, caller.who, &plural_of(t), &obj, Some(existing))?;
     if declared::same_declared(&obj, existing) || dry_run(q) {
-        return Ok(ok_json(200, &obj));
+        return Ok(with_warnings(ok_json(200, &obj), &warnings));
     }
     let updated = state.store.update(obj)?;
-    Ok(ok_json(200, &updated))
+    Ok(with_warnings(ok_json(200, &updated), &warnings))
 }
 
 /// `base` replaced (PUT) or patched by `patch_body` as the content type says.
@@ -454,7 +467,7 @@ fn write_whole(
     verb: &str,
     w: Whole<'_>,
     q: &HashMap<String, String>,
-    manager: &str,
+    caller: &Caller<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let Whole {
         existing,
@@ -496,15 +509,25 @@ fn write_whole(
     let mut obj = prepare(updated, strict(q))?;
     guard_folder(existing, &obj)?;
     immutable(existing, &obj)?;
-    managed::update(Some(existing), &requested, &mut obj, manager);
+    managed::update(Some(existing), &requested, &mut obj, caller.manager);
+    let warnings = admit(state, caller.who, &plural_of(t), &obj, Some(existing))?;
     if declared::same_declared(&obj, existing) {
-        return Ok(ok_json(200, existing));
+        return Ok(with_warnings(ok_json(200, existing), &warnings));
     }
     if dry_run(q) {
-        return Ok(ok_json(200, &obj));
+        return Ok(with_warnings(ok_json(200, &obj), &warnings));
     }
     let updated = state.store.update(obj)?;
-    Ok(ok_json(200, &updated))
+    Ok(with_warnings(ok_json(200, &updated), &warnings))
+}
+
+/// The resource as Kubernetes names it in messages: `pods`, `deployments.apps`.
+fn plural_of(t: &Target) -> String {
+    if t.group.is_empty() {
+        t.kind.plural.to_string()
+    } else {
+        format!("{}.{}", t.kind.plural, t.group)
+    }
 }
 
 /// Refuses a change of a field Kubernetes makes immutable (a claim's spec, a volume's source).

@@ -21,6 +21,7 @@ pub mod managed;
 pub mod meta;
 pub mod node;
 pub mod patch;
+pub mod podsecurity;
 pub mod quantity;
 pub mod store;
 pub mod validate;

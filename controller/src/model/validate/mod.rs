@@ -252,6 +252,29 @@ mod tests {
     }
 
     #[test]
+    fn node_ports_stay_in_their_range_and_pod_security_labels_are_checked() {
+        let svc = |ty: &str, n: i64| {
+            json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},
+              "spec":{"type":ty,"ports":[{"port":80,"nodePort":n}]}})
+        };
+        assert_eq!(validate(&svc("NodePort", 30080)), Ok(()));
+        let e = validate(&svc("NodePort", 70000)).unwrap_err();
+        assert_eq!(e[0].field, "spec.ports[0].nodePort");
+        assert!(e[0].message.contains("30000-32767"), "{}", e[0]);
+        assert!(validate(&svc("ClusterIP", 30080)).is_err());
+        let ns = |v: &str| {
+            json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n",
+              "labels":{"pod-security.kubernetes.io/enforce":v}}})
+        };
+        assert_eq!(validate(&ns("restricted")), Ok(()));
+        let e = validate(&ns("strict")).unwrap_err();
+        assert_eq!(
+            e[0].field,
+            "metadata.labels[pod-security.kubernetes.io/enforce]"
+        );
+    }
+
+    #[test]
     fn type_errors_name_the_path() {
         let mut d = deployment();
         d["spec"]["replicas"] = json!("three");

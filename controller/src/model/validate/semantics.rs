@@ -51,6 +51,9 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         }
     }
     match kind {
+        "Namespace" => out.extend(crate::model::podsecurity::validate_labels(
+            &obj["metadata"]["labels"],
+        )),
         "Service" => service_spec(&obj["spec"], out),
         "Ingress" => ingress_spec(&obj["spec"], out),
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
@@ -130,6 +133,19 @@ fn service_spec(spec: &Value, out: &mut Vec<FieldError>) {
                 format!("spec.ports[{i}].port"),
                 format!("{port} is not between 1 and 65535"),
             ));
+        }
+        if let Some(n) = p["nodePort"].as_i64() {
+            if ty == "ClusterIP" {
+                out.push(err(
+                    format!("spec.ports[{i}].nodePort"),
+                    format!("Forbidden: may not be used when `type` is 'ClusterIP' (given {n})"),
+                ));
+            } else if !(30000..=32767).contains(&n) {
+                out.push(err(
+                    format!("spec.ports[{i}].nodePort"),
+                    format!("Invalid value: {n}: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+                ));
+            }
         }
         if let Some(proto) = p["protocol"].as_str() {
             if !["TCP", "UDP"].contains(&proto) {
@@ -379,6 +395,12 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
             out.push(err(
                 format!("{cp}.ports[{j}].containerPort"),
                 format!("{port} is not between 1 and 65535"),
+            ));
+        }
+        if let Some(h) = p["hostPort"].as_i64().filter(|h| !(0..=65535).contains(h)) {
+            out.push(err(
+                format!("{cp}.ports[{j}].hostPort"),
+                format!("{h} is not between 1 and 65535"),
             ));
         }
         one_of(

@@ -1,0 +1,235 @@
+//! Pod Security admission on the API's write paths: who is held to which level, and the
+//! answer (refusal, `Warning:` headers, an audit line in the daemon's log).
+//!
+//! - A namespace token is held to its namespace's `pod-security.kubernetes.io/enforce` level,
+//!   `baseline` when the admin has not labelled it. A workload (Deployment, ReplicaSet,
+//!   StatefulSet, any kind [`podsecurity::template_pointer`] knows) is refused at the workload:
+//!   Kubernetes only warns there and refuses each pod, but skiff's controllers create pods as
+//!   the system, so the refused pod would silently never appear.
+//! - The admin token is exempt (as an `exemptions.usernames` entry upstream), but hears what
+//!   the namespace's enforce and warn levels would refuse, as warnings. The manifests folder
+//!   and the controllers are the admin's and do not pass here.
+//! - A write that leaves the pod template as it was is not refused again (a label change on a
+//!   Deployment after the admin tightened the namespace), as upstream exempts insignificant
+//!   pod updates.
+
+use hyper::Response;
+use serde_json::Value;
+
+use super::auth::Identity;
+use super::status::ApiError;
+use super::{ApiState, Body};
+use crate::model::podsecurity::{self, Level, LevelVersion};
+use crate::model::store::ObjectKey;
+
+/// What a namespace token gets where the admin said nothing.
+pub const TOKEN_DEFAULT: LevelVersion = LevelVersion::latest(Level::Baseline);
+
+/// Admits `obj` (about to be written by `who`; `existing` is what it replaces): the warnings
+/// to return, or the refusal.
+pub(super) fn admit(
+    state: &ApiState,
+    who: &Identity,
+    plural: &str,
+    obj: &Value,
+    existing: Option<&Value>,
+) -> Result<Vec<String>, ApiError> {
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    let namespace = state.store.get(&ObjectKey::new("Namespace", "", ns));
+    let namespace = namespace.as_deref().unwrap_or(&Value::Null);
+    if who.namespace.is_some() {
+        host_ports_allowed(namespace, plural, obj)?;
+    }
+    let Some((meta, spec)) = podsecurity::pod_of(obj) else {
+        return Ok(Vec::new());
+    };
+    let labels = &namespace["metadata"]["labels"];
+    let default = match who.namespace {
+        Some(_) => TOKEN_DEFAULT,
+        None => LevelVersion::latest(Level::Privileged),
+    };
+    let (policy, _) = podsecurity::policy(labels, default);
+    let unchanged = existing
+        .and_then(podsecurity::pod_of)
+        .is_some_and(|(m, s)| m == meta && s == spec);
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let mut warnings = Vec::new();
+    let enforced = podsecurity::evaluate(&policy.enforce, meta, spec);
+    if !enforced.is_empty() {
+        let detail = podsecurity::describe(&enforced);
+        if who.namespace.is_some() && !unchanged {
+            return Err(ApiError::forbidden(format!(
+                "{plural} {name:?} is forbidden: violates PodSecurity \"{}\": {detail}",
+                policy.enforce
+            )));
+        }
+        warnings.push(format!(
+            "would violate PodSecurity \"{}\": {detail}",
+            policy.enforce
+        ));
+    }
+    if policy.warn != policy.enforce {
+        let warned = podsecurity::evaluate(&policy.warn, meta, spec);
+        if !warned.is_empty() {
+            warnings.push(format!(
+                "would violate PodSecurity \"{}\": {}",
+                policy.warn,
+                podsecurity::describe(&warned)
+            ));
+        }
+    }
+    let audited = podsecurity::evaluate(&policy.audit, meta, spec);
+    if !audited.is_empty() {
+        tracing::warn!(
+            user = %who.user(), namespace = ns, name,
+            "audit: {plural} would violate PodSecurity \"{}\": {}",
+            policy.audit,
+            podsecurity::describe(&audited)
+        );
+    }
+    Ok(warnings)
+}
+
+/// The response with each warning as a `Warning: 299 - "…"` header (what kubectl prints as
+/// `Warning: …`).
+pub(super) fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            r.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
+    r
+}
+
+/// The Namespace annotation by which the admin lets a namespace's tokens claim host ports:
+/// `"8080,30000-30100"`.
+pub const HOST_PORTS_ANNOTATION: &str = "skiff.io/host-ports";
+
+/// Parses the annotation's list of ports and ranges (`None`: malformed).
+pub fn parse_port_list(s: &str) -> Option<Vec<std::ops::RangeInclusive<u16>>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                (a <= b).then_some(a..=b)
+            }
+            None => p.parse().ok().map(|n| n..=n),
+        })
+        .collect()
+}
+
+/// The host ports an object claims: (field, port; `None` for a node port left to allocate).
+pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
+    let mut out = Vec::new();
+    if obj["kind"] == "Service" {
+        let ty = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        if ty == "NodePort" || ty == "LoadBalancer" {
+            for (i, p) in obj["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let node_port = p["nodePort"].as_u64().and_then(|n| u16::try_from(n).ok());
+                out.push((format!("spec.ports[{i}].nodePort"), node_port));
+                if ty == "LoadBalancer" {
+                    let port = p["port"].as_u64().and_then(|n| u16::try_from(n).ok());
+                    out.push((format!("spec.ports[{i}].port"), port));
+                }
+            }
+        }
+    }
+    if let Some((_, spec)) = podsecurity::pod_of(obj) {
+        for list in ["initContainers", "containers"] {
+            for (i, c) in spec[list].as_array().into_iter().flatten().enumerate() {
+                for (j, p) in c["ports"].as_array().into_iter().flatten().enumerate() {
+                    if let Some(h) = p["hostPort"].as_u64().filter(|h| *h != 0) {
+                        out.push((
+                            format!("{list}[{i}].ports[{j}].hostPort"),
+                            u16::try_from(h).ok(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A namespace token may claim a host port only where the admin listed it on the Namespace.
+fn host_ports_allowed(namespace: &Value, plural: &str, obj: &Value) -> Result<(), ApiError> {
+    let claimed = claimed_host_ports(obj);
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let allowed = namespace["metadata"]["annotations"][HOST_PORTS_ANNOTATION]
+        .as_str()
+        .and_then(parse_port_list)
+        .unwrap_or_default();
+    for (field, port) in claimed {
+        let ok = port.is_some_and(|p| allowed.iter().any(|r| r.contains(&p)));
+        if ok {
+            continue;
+        }
+        let what = match port {
+            Some(p) => format!("{field}={p}"),
+            None => format!("{field} (to be allocated: name one the namespace may use)"),
+        };
+        return Err(ApiError::forbidden(format!(
+            "{plural} {name:?} is forbidden: {what} is a port on the host, and the namespace {ns:?} may only use the host ports its Namespace's {HOST_PORTS_ANNOTATION} annotation lists ({}); host ports are the admin's",
+            namespace["metadata"]["annotations"][HOST_PORTS_ANNOTATION]
+                .as_str()
+                .map_or("none".to_string(), |s| format!("{s:?}"))
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn host_port_lists_parse_and_claims_are_found() {
+        assert_eq!(
+            parse_port_list("8080, 30000-30100"),
+            Some(vec![8080..=8080, 30000..=30100])
+        );
+        assert_eq!(parse_port_list("70000"), None);
+        assert_eq!(parse_port_list("9-1"), None);
+        let lb = json!({"kind": "Service", "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "nodePort": 30443}]}});
+        assert_eq!(
+            claimed_host_ports(&lb),
+            vec![
+                ("spec.ports[0].nodePort".to_string(), Some(30443)),
+                ("spec.ports[0].port".to_string(), Some(443))
+            ]
+        );
+        let np = json!({"kind": "Service", "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        assert_eq!(
+            claimed_host_ports(&np),
+            vec![("spec.ports[0].nodePort".to_string(), None)]
+        );
+        let d = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}}});
+        assert_eq!(
+            claimed_host_ports(&d),
+            vec![("containers[0].ports[0].hostPort".to_string(), Some(8080))]
+        );
+        let ns = json!({"metadata": {"annotations": {"skiff.io/host-ports": "30443,443"}}});
+        let mut svc = lb.clone();
+        svc["metadata"] = json!({"name": "web", "namespace": "ci"});
+        assert!(host_ports_allowed(&ns, "services", &svc).is_ok());
+        let e = host_ports_allowed(&json!({}), "services", &svc).unwrap_err();
+        assert!(
+            e.message.contains("spec.ports[0].nodePort=30443") && e.message.contains("(none)"),
+            "{}",
+            e.message
+        );
+    }
+}
