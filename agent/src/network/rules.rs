@@ -1,6 +1,9 @@
 //! skiff's nftables table (`inet skiff`): outbound NAT for pods, Service virtual IPs as DNAT to
 //! their ready endpoints, and rejects for cluster and service addresses that match nothing —
-//! never forwarded out of the uplink. The whole table is replaced atomically on every change
+//! never forwarded out of the uplink. Packets from the pod bridge to the host's loopback
+//! (127.0.0.0/8, reachable since `route_localnet` is on for host-port DNAT) are dropped, as
+//! kube-proxy's KUBE-FIREWALL does (CVE-2020-8558): a pod never reaches a service the host
+//! binds to 127.0.0.1. The whole table is replaced atomically on every change
 //! (`nft -f` runs one transaction); nothing outside it is touched.
 //!
 //! Why the `nft` tool and not netlink from Rust: the Rust nftables crates either wrap the same
@@ -149,6 +152,10 @@ table inet {t} {{
     ip saddr {cluster} ip daddr != {cluster} oifname != \"{br}\" masquerade
     oifname \"{br}\" ct status dnat ip saddr {cluster} masquerade
     oifname \"{br}\" ct status dnat ip saddr 127.0.0.0/8 masquerade
+  }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    iifname \"{br}\" ip daddr 127.0.0.0/8 drop
   }}
   chain forward {{
     type filter hook forward priority 0; policy accept;

@@ -344,20 +344,50 @@ pub fn process(
         uid,
         gid,
         additional_gids,
-        dropped_capabilities: dropped_capabilities(container),
+        dropped_capabilities: capabilities(container, |c| c.drop.as_ref()),
+        added_capabilities: capabilities(container, |c| c.add.as_ref()),
         no_new_privileges: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
         read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        privileged: sc.and_then(|s| s.privileged) == Some(true),
+        unmasked_proc: sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked"),
+        sysctls: pod_security
+            .and_then(|s| s.sysctls.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect(),
+        seccomp: seccomp(container, pod_security),
     })
 }
 
-/// `capabilities.drop` as `CAP_…` names (Kubernetes writes them without the prefix), `ALL` kept.
-fn dropped_capabilities(container: &Container) -> Vec<String> {
-    let drop = container
+/// The container's `seccompProfile` (the pod's when it says none): `RuntimeDefault` filters,
+/// `Unconfined` (and nothing said, Kubernetes' default) does not. (`Localhost` is refused by
+/// validation.)
+fn seccomp(
+    container: &Container,
+    pod_security: Option<&PodSecurityContext>,
+) -> Option<crate::runtime::oci::Seccomp> {
+    let profile = container
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or_else(|| pod_security.and_then(|s| s.seccomp_profile.as_ref()))?;
+    (profile.type_ == "RuntimeDefault").then_some(crate::runtime::oci::Seccomp::RuntimeDefault)
+}
+
+/// `capabilities.drop` or `.add` as `CAP_…` names (Kubernetes writes them without the
+/// prefix), `ALL` kept.
+fn capabilities(
+    container: &Container,
+    list: impl Fn(&k8s_openapi::api::core::v1::Capabilities) -> Option<&Vec<String>>,
+) -> Vec<String> {
+    let names = container
         .security_context
         .as_ref()
         .and_then(|s| s.capabilities.as_ref())
-        .and_then(|c| c.drop.as_ref());
-    drop.into_iter()
+        .and_then(list);
+    names
+        .into_iter()
         .flatten()
         .map(|c| {
             let c = c.to_ascii_uppercase();

@@ -34,21 +34,50 @@ pub struct Process {
     pub no_new_privileges: bool,
     /// `readOnlyRootFilesystem`: the container's root is mounted read-only.
     pub read_only_root: bool,
+    /// Capabilities added to the default set (`CAP_…`), `capabilities.add`.
+    pub added_capabilities: Vec<String>,
+    /// `privileged: true`: every capability, every host device, no masked paths, `/sys`
+    /// writable, no seccomp filter — as runc runs a privileged container.
+    pub privileged: bool,
+    /// `procMount: Unmasked`: `/proc` without the masked and read-only paths.
+    pub unmasked_proc: bool,
+    /// The pod's `sysctls` (namespaced ones; applied in the container's namespaces).
+    pub sysctls: Vec<(String, String)>,
+    /// `seccompProfile`: the filter (`None`: unconfined).
+    pub seccomp: Option<Seccomp>,
+}
+
+/// A seccomp filter a container runs under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seccomp {
+    /// `RuntimeDefault`: [`runtime_default_seccomp`].
+    RuntimeDefault,
 }
 
 impl Process {
-    /// The default capability set minus what the container dropped.
-    fn capabilities(&self) -> Vec<&'static str> {
-        let dropped = |c: &str| {
-            self.dropped_capabilities
-                .iter()
-                .any(|d| d == "ALL" || d == c)
+    /// The capabilities: every one when privileged; otherwise the default set, plus what
+    /// the container added, minus what it dropped (`drop: [ALL]` then `add` keeps the added
+    /// ones, as containerd computes it).
+    fn capabilities(&self) -> Vec<String> {
+        if self.privileged {
+            return ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        }
+        let drop_all = self.dropped_capabilities.iter().any(|d| d == "ALL");
+        let mut caps: Vec<String> = if drop_all {
+            Vec::new()
+        } else {
+            DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
         };
-        DEFAULT_CAPABILITIES
-            .iter()
-            .copied()
-            .filter(|c| !dropped(c))
-            .collect()
+        for a in &self.added_capabilities {
+            if a == "ALL" {
+                caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+            } else if !caps.contains(a) {
+                caps.push(a.clone());
+            }
+        }
+        let added = |c: &String| self.added_capabilities.contains(c);
+        caps.retain(|c| added(c) || !self.dropped_capabilities.contains(c));
+        caps
     }
 }
 
@@ -141,14 +170,16 @@ impl Limits {
     }
 }
 
-/// The capabilities a container gets by default (containerd's and Docker's set).
+/// The capabilities a container gets by default: containerd's set without `CAP_NET_RAW`
+/// (as Docker 20.10+ and containerd drop it: raw sockets spoof packets on the pod network;
+/// `ping` works through `net.ipv4.ping_group_range`). `capabilities.add: [NET_RAW]` brings
+/// it back.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
     "CAP_FOWNER",
     "CAP_MKNOD",
-    "CAP_NET_RAW",
     "CAP_SETGID",
     "CAP_SETUID",
     "CAP_SETFCAP",
@@ -158,6 +189,181 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
+
+/// Every capability Linux knows (what a privileged container gets).
+pub const ALL_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The syscalls `RuntimeDefault` refuses (EPERM): those containerd's default profile leaves
+/// out for a container without extra capabilities — kernel modules, kexec and reboot, the
+/// clock, swap, accounting, keyrings, mount and namespace changes, BPF and perf, ptrace of
+/// other processes, userfaultfd, handle-based opens, personality tricks. skiff's filter is
+/// this deny list over an allowed default (containerd's is an allow list: a syscall newer
+/// than both is allowed here and refused there).
+pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setdomainname",
+    "sethostname",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vhangup",
+    "vm86",
+    "vm86old",
+];
+
+/// The OCI `linux.seccomp` section of `RuntimeDefault`.
+pub fn runtime_default_seccomp() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "syscalls": [{"names": RUNTIME_DEFAULT_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    })
+}
+
+/// The host's device nodes (`/dev`, recursively, but the pseudo-terminal, shared-memory and
+/// queue filesystems skiff mounts itself), for a privileged container.
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::FileTypeExt;
+    fn walk(dir: &Path, out: &mut Vec<Value>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if !["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages"]
+                    .iter()
+                    .any(|p| path == Path::new(p))
+                {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let Ok(st) = nix::sys::stat::stat(&path) else {
+                continue;
+            };
+            let (major, minor) = (
+                nix::sys::stat::major(st.st_rdev),
+                nix::sys::stat::minor(st.st_rdev),
+            );
+            // The console, terminal and the devices every container has stay the runtime's.
+            let own = [
+                "console", "tty", "ptmx", "null", "zero", "full", "random", "urandom",
+            ];
+            if own.iter().any(|d| path == Path::new("/dev").join(d)) {
+                continue;
+            }
+            out.push(
+                json!({"path": path, "type": kind, "major": major, "minor": minor,
+                "fileMode": st.st_mode & 0o777, "uid": st.st_uid, "gid": st.st_gid}),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    out
+}
 
 fn nofile_limit() -> u64 {
     match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
@@ -171,7 +377,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     let p = input.process;
     let caps = p.capabilities();
     // A non-root process keeps the set only as its bounding set, as containerd does.
-    let (effective, permitted): (&[&str], &[&str]) = if p.uid == 0 {
+    let (effective, permitted): (&[String], &[String]) = if p.uid == 0 {
         (&caps, &caps)
     } else {
         (&[], &[])
@@ -187,7 +393,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": p.no_new_privileges,
+            "noNewPrivileges": p.no_new_privileges && !p.privileged,
         },
         "root": {"path": rootfs, "readonly": p.read_only_root},
         "mounts": mounts(input),
@@ -203,6 +409,24 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     });
+    if p.privileged || p.unmasked_proc {
+        spec["linux"]["maskedPaths"] = json!([]);
+        spec["linux"]["readonlyPaths"] = json!([]);
+    }
+    if p.privileged {
+        spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        spec["linux"]["devices"] = json!(host_devices());
+    } else if let Some(Seccomp::RuntimeDefault) = p.seccomp {
+        spec["linux"]["seccomp"] = runtime_default_seccomp();
+    }
+    if !p.sysctls.is_empty() {
+        let map: serde_json::Map<String, Value> = p
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        spec["linux"]["sysctl"] = Value::Object(map);
+    }
     if input.namespaces.uts.is_some() {
         spec["hostname"] = json!(input.hostname);
     }
@@ -227,13 +451,18 @@ fn namespaces(input: &SpecInput<'_>) -> Vec<Value> {
 
 /// The standard filesystems, then the volumes' and the pod's `/etc` files' bind mounts.
 fn mounts(input: &SpecInput<'_>) -> Vec<Value> {
+    let sys_options = if input.process.privileged {
+        json!(["nosuid", "noexec", "nodev"])
+    } else {
+        json!(["nosuid", "noexec", "nodev", "ro"])
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
     ];
     for (dest, source, read_only) in &input.volume_mounts {
         let mut options = vec!["rbind", "rprivate"];
@@ -365,13 +594,17 @@ mod tests {
             )
         };
         let mut process = Process {
-            dropped_capabilities: vec!["CAP_NET_RAW".into()],
+            dropped_capabilities: vec!["CAP_KILL".into()],
             ..Default::default()
         };
         let s = spec_of(&process);
         let bounding = s["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert_eq!(bounding.len(), DEFAULT_CAPABILITIES.len() - 1);
-        assert!(!bounding.contains(&json!("CAP_NET_RAW")));
+        assert!(!bounding.contains(&json!("CAP_KILL")));
+        assert!(
+            !bounding.contains(&json!("CAP_NET_RAW")),
+            "NET_RAW is not a default"
+        );
         assert_eq!(s["process"]["noNewPrivileges"], false);
         assert_eq!(s["root"]["readonly"], false);
         process.dropped_capabilities = vec!["ALL".into()];
@@ -382,6 +615,75 @@ mod tests {
         assert_eq!(s["process"]["capabilities"]["bounding"], json!([]));
         assert_eq!(s["process"]["noNewPrivileges"], true);
         assert_eq!(s["root"]["readonly"], true);
+    }
+
+    #[test]
+    fn security_context_adds_privileges_for_the_admin() {
+        let ns = Namespaces {
+            net: None,
+            uts: None,
+            ipc: None,
+        };
+        let spec_of = |process: &Process| {
+            spec(
+                &SpecInput {
+                    process,
+                    hostname: "p",
+                    namespaces: &ns,
+                    cgroups_path: "/skiff-1/c".into(),
+                    etc_files: vec![],
+                    limits: Limits::default(),
+                    volume_mounts: vec![],
+                },
+                Path::new("rootfs"),
+            )
+        };
+        // drop ALL, add NET_ADMIN: only NET_ADMIN.
+        let mut p = Process {
+            dropped_capabilities: vec!["ALL".into()],
+            added_capabilities: vec!["CAP_NET_ADMIN".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            spec_of(&p)["process"]["capabilities"]["effective"],
+            json!(["CAP_NET_ADMIN"])
+        );
+        p.dropped_capabilities.clear();
+        p.sysctls = vec![("net.ipv4.tcp_syncookies".into(), "0".into())];
+        p.seccomp = Some(Seccomp::RuntimeDefault);
+        let s = spec_of(&p);
+        assert_eq!(s["linux"]["sysctl"]["net.ipv4.tcp_syncookies"], "0");
+        assert_eq!(
+            s["linux"]["seccomp"]["syscalls"][0]["action"],
+            "SCMP_ACT_ERRNO"
+        );
+        assert!(s["linux"]["maskedPaths"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()));
+        p.privileged = true;
+        let s = spec_of(&p);
+        let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(caps.len(), ALL_CAPABILITIES.len());
+        assert_eq!(s["linux"]["maskedPaths"], json!([]));
+        assert!(
+            s["linux"]["seccomp"].is_null(),
+            "privileged runs unconfined"
+        );
+        assert_eq!(
+            s["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let devices = s["linux"]["devices"].as_array().unwrap();
+        assert!(devices
+            .iter()
+            .all(|d| d["path"] != "/dev/null" && d["path"] != "/dev/pts/0"));
+        let sys = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
     }
 
     #[test]

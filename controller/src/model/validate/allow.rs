@@ -128,13 +128,18 @@ const POD_SPEC: &[&str] = &[
     "containers[].securityContext.runAsUser",
     "containers[].securityContext.runAsGroup",
     "containers[].securityContext.runAsNonRoot",
-    // Only what takes privileges away: adding capabilities and `privileged` wait for the
-    // admission that decides who may ask for them.
+    // Adding privileges is for the admin: Pod Security admission (api/admission.rs) holds
+    // namespace tokens to their namespace's level.
     "containers[].securityContext.capabilities.drop",
+    "containers[].securityContext.capabilities.add",
     "containers[].securityContext.allowPrivilegeEscalation",
     "containers[].securityContext.readOnlyRootFilesystem",
-    // Only `false` (what every container is): `true` is refused in semantics.rs.
     "containers[].securityContext.privileged",
+    "containers[].securityContext.procMount",
+    "containers[].securityContext.seccompProfile.type",
+    "securityContext.seccompProfile.type",
+    "securityContext.sysctls[].name",
+    "securityContext.sysctls[].value",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",

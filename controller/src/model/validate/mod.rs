@@ -223,18 +223,35 @@ mod tests {
         pod["tolerations"] = json!([]);
         pod["containers"][0]["securityContext"] = json!({"capabilities": {}});
         assert_eq!(validate(&d), Ok(()));
-        // `privileged: false` asks for nothing either; `true` is refused by name.
-        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
-            json!({"privileged": false});
+        // Privileges are allowed by the schema (admission decides who may ask).
+        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}, "procMount": "Unmasked",
+                   "seccompProfile": {"type": "RuntimeDefault"}});
         assert_eq!(validate(&d), Ok(()));
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
-            json!({"privileged": true});
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}});
         let errs = validate(&d).unwrap_err();
-        assert_eq!(
-            errs[0].field,
-            "spec.template.spec.containers[0].securityContext.privileged"
+        assert!(
+            errs[0]
+                .field
+                .starts_with("spec.template.spec.containers[0].securityContext.seccompProfile"),
+            "{errs:?}"
         );
+        // Sysctls: namespaced only, and not of a namespace shared with the host.
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({});
+        d["spec"]["template"]["spec"]["securityContext"] =
+            json!({"sysctls": [{"name": "kernel.panic", "value": "1"}]});
+        let errs = validate(&d).unwrap_err();
+        assert!(
+            errs[0].message.contains("not a namespaced sysctl"),
+            "{errs:?}"
+        );
+        d["spec"]["template"]["spec"]["securityContext"] =
+            json!({"sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}]});
+        let errs = validate(&d).unwrap_err();
+        assert!(errs[0].message.contains("hostNetwork"), "{errs:?}");
+        d["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
+        assert_eq!(validate(&d), Ok(()));
+        d["spec"]["template"]["spec"]["securityContext"] = json!({});
         // Something said is still refused by name.
         d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
         let errs = validate(&d).unwrap_err();

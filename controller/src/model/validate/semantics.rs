@@ -240,6 +240,56 @@ fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
     }
 }
 
+/// `seccompProfile.type`: RuntimeDefault or Unconfined (Localhost profiles are not yet).
+fn seccomp_profile(sc: &Value, path: &str, out: &mut Vec<FieldError>) {
+    match sc["seccompProfile"]["type"].as_str() {
+        None | Some("RuntimeDefault" | "Unconfined") => {}
+        Some("Localhost") => out.push(err(
+            format!("{path}.seccompProfile.type"),
+            "\"Localhost\" is not supported by skiff yet (RuntimeDefault, Unconfined)",
+        )),
+        Some(t) => out.push(err(
+            format!("{path}.seccompProfile.type"),
+            format!("Unsupported value: {t:?}: supported values: \"RuntimeDefault\", \"Unconfined\", \"Localhost\""),
+        )),
+    }
+}
+
+/// The pod's `sysctls`: only namespaced ones (they change the pod's namespaces, never the
+/// host), and not those of a namespace the pod shares with the host.
+fn sysctls(spec: &Value, path: &str, out: &mut Vec<FieldError>) {
+    let ipc = ["kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue."];
+    for (i, s) in items(&spec["securityContext"]["sysctls"])
+        .iter()
+        .enumerate()
+    {
+        let f = format!("{path}.securityContext.sysctls[{i}].name");
+        let name = s["name"].as_str().unwrap_or_default();
+        let is_ipc = ipc.iter().any(|p| name.starts_with(p));
+        let is_net = name.starts_with("net.");
+        if !is_ipc && !is_net {
+            out.push(err(f, format!("{name:?} is not a namespaced sysctl (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*): it would change the host")));
+        } else if is_net && spec["hostNetwork"] == true {
+            out.push(err(
+                f,
+                format!(
+                    "{name:?} may not be set with hostNetwork: it would change the host's network"
+                ),
+            ));
+        } else if is_ipc && spec["hostIPC"] == true {
+            out.push(err(
+                f,
+                format!("{name:?} may not be set with hostIPC: it would change the host's IPC"),
+            ));
+        } else if s["value"].as_str().is_none_or(|v| v.contains('\n')) {
+            out.push(err(
+                format!("{path}.securityContext.sysctls[{i}].value"),
+                "is required (one line)",
+            ));
+        }
+    }
+}
+
 fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
     let containers = items(&spec["containers"]);
     if containers.is_empty() {
@@ -250,6 +300,12 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
     }
     let mut seen = HashSet::new();
     let volume_names = volumes(spec, path, out);
+    seccomp_profile(
+        &spec["securityContext"],
+        &format!("{path}.securityContext"),
+        out,
+    );
+    sysctls(spec, path, out);
     for list in ["initContainers", "containers"] {
         for (i, c) in items(&spec[list]).iter().enumerate() {
             let cp = format!("{path}.{list}[{i}]");
@@ -436,12 +492,15 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
             out,
         );
     }
-    if c["securityContext"]["privileged"] == true {
-        out.push(err(
-            format!("{cp}.securityContext.privileged"),
-            "true is not supported by skiff yet (which callers may run privileged containers is for admission to decide)",
-        ));
-    }
+    one_of(
+        &c["securityContext"],
+        &format!("{cp}.securityContext"),
+        "procMount",
+        &["Default", "Unmasked"],
+        "is not Default or Unmasked",
+        out,
+    );
+    seccomp_profile(&c["securityContext"], &format!("{cp}.securityContext"), out);
     for (j, e) in items(&c["env"]).iter().enumerate() {
         if e["name"].as_str().is_none_or(str::is_empty) {
             out.push(err(format!("{cp}.env[{j}].name"), "is required"));
