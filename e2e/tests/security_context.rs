@@ -171,3 +171,73 @@ spec:
         assert!(ok, "missing {want:?} in:\n{logs}");
     }
 }
+
+/// What adds privileges, for the admin: `capabilities.add`, `privileged` (every capability,
+/// the host's devices, writable /proc/sys), a namespaced sysctl applied in the pod,
+/// `seccompProfile: RuntimeDefault` filtering; and CAP_NET_RAW is not a default.
+#[test]
+fn added_capabilities_privileged_sysctls_and_seccomp() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: powers}}
+spec:
+  restartPolicy: Never
+  securityContext:
+    sysctls: [{{name: net.ipv4.tcp_syncookies, value: '0'}}, {{name: net.ipv4.ip_unprivileged_port_start, value: '80'}}]
+  containers:
+  - name: default
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{seccompProfile: {{type: RuntimeDefault}}}}
+    command: [\"sh\", \"-c\", \"grep -E '^(CapEff|Seccomp):' /proc/self/status; echo syncookies=$(cat /proc/sys/net/ipv4/tcp_syncookies) start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); ip link set lo mtu 1400 2>/dev/null && echo netadmin=yes || echo netadmin=no\"]
+  - name: netadmin
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{capabilities: {{add: [NET_ADMIN]}}}}
+    command: [\"sh\", \"-c\", \"sleep 1; ip link set lo mtu 1300 && echo netadmin=yes mtu=$(cat /sys/class/net/lo/mtu) || echo netadmin=no\"]
+  - name: privileged
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{privileged: true}}
+    command: [\"sh\", \"-c\", \"grep -E '^CapEff:' /proc/self/status; test -c /dev/kmsg && echo kmsg=yes || echo kmsg=no; echo 30 > /proc/sys/net/ipv4/tcp_fin_timeout && echo procsys=writable\"]
+"
+        ),
+        &[],
+    );
+    let logs = |c: &str, until: &str| {
+        wait_for(Duration::from_secs(60), || {
+            let o = k.run(&["logs", "powers", "-c", c]);
+            (o.ok() && o.stdout.contains(until)).then_some(o.stdout)
+        })
+        .unwrap_or_else(|| panic!("{c}'s output"))
+    };
+    let d = logs("default", "netadmin=");
+    // Default set without NET_RAW (bit 13): 0x00000000a80405fb minus nothing else.
+    let eff = d
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .expect("CapEff");
+    assert_eq!(eff & (1 << 13), 0, "CAP_NET_RAW is not a default: {d}");
+    assert_ne!(eff & (1 << 0), 0, "CAP_CHOWN is: {d}");
+    assert!(d.contains("Seccomp:\t2"), "RuntimeDefault filters: {d}");
+    assert!(d.contains("syncookies=0 start=80"), "sysctls applied: {d}");
+    assert!(d.contains("netadmin=no"), "{d}");
+    let n = logs("netadmin", "netadmin=");
+    assert!(n.contains("netadmin=yes mtu=1300"), "{n}");
+    let p = logs("privileged", "kmsg=");
+    let eff = p
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .expect("CapEff");
+    assert_ne!(eff & (1 << 21), 0, "CAP_SYS_ADMIN when privileged: {p}");
+    if std::path::Path::new("/dev/kmsg").exists() {
+        assert!(p.contains("kmsg=yes"), "the host's devices: {p}");
+    }
+    assert!(p.contains("procsys=writable"), "{p}");
+}

@@ -1,0 +1,258 @@
+//! The attack suite (issue 13): what a CI pipeline's namespace token (`skiff token create -n
+//! ci`) tries in order to become root on the host, through the real kubectl — each refused in
+//! Kubernetes' words, while the admin may still do what the admin should. And what a pod
+//! tries: the host's 127.0.0.1 services.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_e2e::kubectl::{server_with_images, KOut, Kubectl};
+use skiff_e2e::{wait_for, Server};
+
+const IMAGE: &str = "skiff-e2e-attack:v1";
+
+/// `skiff token create -n NS`: its kubeconfig.
+fn namespace_token(s: &Server, ns: &str) -> PathBuf {
+    let kc = s.work_dir.join(format!("{ns}-kubeconfig.yaml"));
+    let o = s.cli(&[
+        "token",
+        "create",
+        "-n",
+        ns,
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--admin-kubeconfig",
+        s.kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "skiff token create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    kc
+}
+
+fn pod(name: &str, spec_extra: &str, container_extra: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+{spec_extra}  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+{container_extra}"
+    )
+}
+
+/// Asserts `o` failed and its error says every one of `words`.
+fn refused(o: &KOut, words: &[&str]) {
+    assert_ne!(o.code, 0, "accepted:\n{o}");
+    for w in words {
+        assert!(o.stderr.contains(w), "missing {w:?} in:\n{o}");
+    }
+}
+
+#[test]
+fn a_namespace_token_cannot_take_the_host() {
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    admin.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n", &[]);
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci"));
+    let apply = |k: &Kubectl, yaml: &str| k.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
+
+    // hostPath: / — the host's filesystem.
+    let host_root = pod(
+        "root",
+        "  volumes: [{name: root, hostPath: {path: /}}]\n",
+        "    volumeMounts: [{name: root, mountPath: /host}]\n",
+    );
+    refused(
+        &apply(&ci, &host_root),
+        &[
+            "pods \"root\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"root\")",
+        ],
+    );
+    // hostNetwork, and a hostPort on the API's own port.
+    let api_port = s.api_port.to_string();
+    refused(
+        &apply(&ci, &pod("net", "  hostNetwork: true\n", "")),
+        &["violates PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"],
+    );
+    let host_port = pod(
+        "port",
+        "",
+        &format!("    ports: [{{containerPort: 80, hostPort: {api_port}}}]\n"),
+    );
+    refused(
+        &apply(&ci, &host_port),
+        &[&format!("containers[0].ports[0].hostPort={api_port} is a port on the host")],
+    );
+    // privileged, and added capabilities.
+    let privileged = pod("priv", "", "    securityContext: {privileged: true}\n");
+    refused(
+        &apply(&ci, &privileged),
+        &["privileged (container \"main\" must not set securityContext.privileged=true)"],
+    );
+    let sys_admin = pod(
+        "caps",
+        "",
+        "    securityContext: {capabilities: {add: [SYS_ADMIN]}}\n",
+    );
+    refused(
+        &apply(&ci, &sys_admin),
+        &["non-default capabilities (container \"main\" must not include \"SYS_ADMIN\""],
+    );
+    // A Deployment whose template is privileged: refused at the Deployment, no pod appears.
+    let deployment = format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: sneaky}}
+spec:
+  selector: {{matchLabels: {{app: sneaky}}}}
+  template:
+    metadata: {{labels: {{app: sneaky}}}}
+    spec:
+      containers:
+      - name: main
+        image: {IMAGE}
+        imagePullPolicy: Never
+        securityContext: {{privileged: true}}
+"
+    );
+    refused(
+        &apply(&ci, &deployment),
+        &["deployments.apps \"sneaky\" is forbidden: violates PodSecurity \"baseline:latest\": privileged"],
+    );
+    // nodePort out of range (70000 wrapped to 4464 before), LoadBalancer on 443.
+    let svc = |name: &str, ty: &str, port: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  type: {ty}\n  selector: {{app: x}}\n  ports: [{port}]\n"
+        )
+    };
+    refused(
+        &apply(&ci, &svc("wrap", "NodePort", "{port: 80, nodePort: 70000}")),
+        &["nodePort", "The range of valid ports is 30000-32767"],
+    );
+    refused(
+        &apply(&ci, &svc("https", "LoadBalancer", "{port: 443}")),
+        &["spec.ports[0]", "host ports are the admin's"],
+    );
+    // The token may not relabel its own namespace (to privileged).
+    let o = ci.run(&[
+        "label",
+        "namespace",
+        "ci",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    refused(&o, &["(Forbidden)"]);
+    // Under restricted (the admin's label), runAsUser 0 is refused too.
+    admin.ok(&[
+        "label",
+        "namespace",
+        "ci",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    let hardened = "    securityContext:\n      runAsUser: 0\n      allowPrivilegeEscalation: false\n      capabilities: {drop: [ALL]}\n      seccompProfile: {type: RuntimeDefault}\n";
+    refused(
+        &apply(&ci, &pod("rootuser", "", hardened)),
+        &["violates PodSecurity \"restricted:latest\"", "runAsUser=0 (container \"main\" must not set runAsUser=0)"],
+    );
+    let non_root = hardened.replace("runAsUser: 0", "runAsUser: 1000\n      runAsNonRoot: true");
+    let o = apply(&ci, &pod("nonroot", "", &non_root));
+    assert!(o.ok(), "a restricted pod is accepted: {o}");
+
+    // Nothing was created by the refused writes.
+    let names = admin.names(&["pods,deploy,svc", "-n", "ci"]);
+    assert_eq!(names, vec!["nonroot".to_string()], "{names:?}");
+
+    // What the namespace allows, the token may: the admin lists host ports for it.
+    admin.ok(&[
+        "annotate",
+        "namespace",
+        "ci",
+        "skiff.io/host-ports=30080",
+    ]);
+    let o = apply(&ci, &svc("web", "NodePort", "{port: 80, nodePort: 30080}"));
+    assert!(o.ok(), "an allowed node port: {o}");
+
+    // The admin may do what the namespace token may not, and hears the namespace's level.
+    let o = admin.run_stdin(&["apply", "-n", "ci", "-f", "-"], &privileged);
+    assert!(o.ok(), "the admin runs a privileged pod: {o}");
+    assert!(
+        o.stderr
+            .contains("Warning: would violate PodSecurity \"restricted:latest\""),
+        "{o}"
+    );
+}
+
+/// A pod routes 127.0.0.1 to the node over the bridge (CVE-2020-8558: the node has
+/// `route_localnet` on) — skiff's table drops it; the host's 127.0.0.1 service never sees a
+/// connection.
+#[test]
+fn pods_cannot_reach_the_hosts_loopback() {
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let reached = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, st) = (reached.clone(), stop.clone());
+    let t = std::thread::spawn(move || {
+        while !st.load(Ordering::Relaxed) {
+            if let Ok((mut c, _)) = listener.accept() {
+                r.store(true, Ordering::Relaxed);
+                let _ = c.write_all(b"host-secret\n");
+                let mut b = [0u8; 16];
+                let _ = c.read(&mut b);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    // The attacker has every privilege inside its own network namespace (the admin's pod:
+    // the strongest case), and steers 127.0.0.1 to its gateway, the node.
+    let script = format!(
+        "gw=$(ip route | awk '/default/ {{print $3}}'); echo gw=$gw; \
+         sysctl -w net.ipv4.conf.eth0.route_localnet=1 >/dev/null && echo localnet=ok; \
+         ip route del local 127.0.0.0/8 dev lo table local && echo unrouted=ok; \
+         ip route add 127.0.0.1/32 via $gw dev eth0 && echo routed=ok; \
+         (echo hi | nc -w 3 127.0.0.1 {port}) 2>&1; echo done"
+    );
+    admin.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: prober}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{privileged: true}}
+    command: [sh, -c, {script:?}]
+"
+        ),
+        &[],
+    );
+    let logs = wait_for(Duration::from_secs(60), || {
+        let o = admin.run(&["logs", "prober"]);
+        (o.ok() && o.stdout.contains("done")).then_some(o.stdout)
+    })
+    .expect("the prober's output");
+    stop.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+    for step in ["localnet=ok", "unrouted=ok", "routed=ok"] {
+        assert!(logs.contains(step), "the attack was not set up ({step}):\n{logs}");
+    }
+    assert!(!logs.contains("host-secret"), "{logs}");
+    assert!(!reached.load(Ordering::Relaxed), "the host's 127.0.0.1 service was reached:\n{logs}");
+}
