@@ -64,7 +64,10 @@ fn refused(o: &KOut, words: &[&str]) {
 fn a_namespace_token_cannot_take_the_host() {
     let s = server_with_images(&[IMAGE]);
     let admin = Kubectl::admin(&s);
-    admin.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n", &[]);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
     let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci"));
     let apply = |k: &Kubectl, yaml: &str| k.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
 
@@ -93,7 +96,9 @@ fn a_namespace_token_cannot_take_the_host() {
     );
     refused(
         &apply(&ci, &host_port),
-        &[&format!("containers[0].ports[0].hostPort={api_port} is a port on the host")],
+        &[&format!(
+            "containers[0].ports[0].hostPort={api_port} is a port on the host"
+        )],
     );
     // privileged, and added capabilities.
     let privileged = pod("priv", "", "    securityContext: {privileged: true}\n");
@@ -163,7 +168,10 @@ spec:
     let hardened = "    securityContext:\n      runAsUser: 0\n      allowPrivilegeEscalation: false\n      capabilities: {drop: [ALL]}\n      seccompProfile: {type: RuntimeDefault}\n";
     refused(
         &apply(&ci, &pod("rootuser", "", hardened)),
-        &["violates PodSecurity \"restricted:latest\"", "runAsUser=0 (container \"main\" must not set runAsUser=0)"],
+        &[
+            "violates PodSecurity \"restricted:latest\"",
+            "runAsUser=0 (container \"main\" must not set runAsUser=0)",
+        ],
     );
     let non_root = hardened.replace("runAsUser: 0", "runAsUser: 1000\n      runAsNonRoot: true");
     let o = apply(&ci, &pod("nonroot", "", &non_root));
@@ -174,12 +182,7 @@ spec:
     assert_eq!(names, vec!["nonroot".to_string()], "{names:?}");
 
     // What the namespace allows, the token may: the admin lists host ports for it.
-    admin.ok(&[
-        "annotate",
-        "namespace",
-        "ci",
-        "skiff.io/host-ports=30080",
-    ]);
+    admin.ok(&["annotate", "namespace", "ci", "skiff.io/host-ports=30080"]);
     let o = apply(&ci, &svc("web", "NodePort", "{port: 80, nodePort: 30080}"));
     assert!(o.ok(), "an allowed node port: {o}");
 
@@ -251,8 +254,14 @@ spec:
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
     for step in ["localnet=ok", "unrouted=ok", "routed=ok"] {
-        assert!(logs.contains(step), "the attack was not set up ({step}):\n{logs}");
+        assert!(
+            logs.contains(step),
+            "the attack was not set up ({step}):\n{logs}"
+        );
     }
     assert!(!logs.contains("host-secret"), "{logs}");
-    assert!(!reached.load(Ordering::Relaxed), "the host's 127.0.0.1 service was reached:\n{logs}");
+    assert!(
+        !reached.load(Ordering::Relaxed),
+        "the host's 127.0.0.1 service was reached:\n{logs}"
+    );
 }

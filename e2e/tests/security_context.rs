@@ -213,7 +213,13 @@ spec:
             let o = k.run(&["logs", "powers", "-c", c]);
             (o.ok() && o.stdout.contains(until)).then_some(o.stdout)
         })
-        .unwrap_or_else(|| panic!("{c}'s output"))
+        .unwrap_or_else(|| {
+            let p = k.get_json(&["pod", "powers"]).unwrap_or_default();
+            panic!(
+                "{c}'s output; status: {:#}",
+                p["status"]["containerStatuses"]
+            )
+        })
     };
     let d = logs("default", "netadmin=");
     // Default set without NET_RAW (bit 13): 0x00000000a80405fb minus nothing else.

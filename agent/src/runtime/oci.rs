@@ -60,7 +60,7 @@ impl Process {
     /// ones, as containerd computes it).
     fn capabilities(&self) -> Vec<String> {
         if self.privileged {
-            return ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+            return held_capabilities();
         }
         let drop_all = self.dropped_capabilities.iter().any(|d| d == "ALL");
         let mut caps: Vec<String> = if drop_all {
@@ -70,7 +70,7 @@ impl Process {
         };
         for a in &self.added_capabilities {
             if a == "ALL" {
-                caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+                caps = held_capabilities();
             } else if !caps.contains(a) {
                 caps.push(a.clone());
             }
@@ -190,7 +190,27 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability Linux knows (what a privileged container gets).
+/// The capabilities this process holds (permitted), by name: what a privileged container
+/// gets, as containerd gives it "all current capabilities" — a daemon started without some
+/// (a restricted unit, a container) cannot hand them out.
+fn held_capabilities() -> Vec<String> {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// Every capability Linux knows, in bit order (`CAP_CHOWN` is bit 0).
 pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -308,7 +328,11 @@ pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
 pub fn runtime_default_seccomp() -> Value {
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "architectures": if cfg!(target_arch = "aarch64") {
+            json!(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+        } else {
+            json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        },
         "syscalls": [{"names": RUNTIME_DEFAULT_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
     })
 }
@@ -393,7 +417,6 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": p.no_new_privileges && !p.privileged,
         },
         "root": {"path": rootfs, "readonly": p.read_only_root},
         "mounts": mounts(input),
@@ -409,6 +432,11 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     });
+    // Only when asked: libcontainer takes a present `false` as "set" and then loads the
+    // seccomp filter after dropping the capability that loading it without no_new_privs needs.
+    if p.no_new_privileges && !p.privileged {
+        spec["process"]["noNewPrivileges"] = json!(true);
+    }
     if p.privileged || p.unmasked_proc {
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
@@ -605,7 +633,7 @@ mod tests {
             !bounding.contains(&json!("CAP_NET_RAW")),
             "NET_RAW is not a default"
         );
-        assert_eq!(s["process"]["noNewPrivileges"], false);
+        assert!(s["process"]["noNewPrivileges"].is_null());
         assert_eq!(s["root"]["readonly"], false);
         process.dropped_capabilities = vec!["ALL".into()];
         process.no_new_privileges = true;
@@ -663,7 +691,11 @@ mod tests {
         p.privileged = true;
         let s = spec_of(&p);
         let caps = s["process"]["capabilities"]["bounding"].as_array().unwrap();
-        assert_eq!(caps.len(), ALL_CAPABILITIES.len());
+        assert_eq!(caps.len(), held_capabilities().len());
+        assert!(
+            caps.contains(&json!("CAP_SYS_ADMIN")),
+            "the tests run as root"
+        );
         assert_eq!(s["linux"]["maskedPaths"], json!([]));
         assert!(
             s["linux"]["seccomp"].is_null(),
