@@ -3,8 +3,7 @@
 //! Kubernetes' words, while the admin may still do what the admin should. And what a pod
 //! tries: the host's 127.0.0.1 services.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -203,31 +202,33 @@ spec:
 fn pods_cannot_reach_the_hosts_loopback() {
     let s = server_with_images(&[IMAGE]);
     let admin = Kubectl::admin(&s);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // UDP: one datagram arriving is the proof (the CVE's TCP variant also needs the reply
+    // routed back with a loopback source, which newer kernels refuse on their own).
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let reached = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let (r, st) = (reached.clone(), stop.clone());
     let t = std::thread::spawn(move || {
+        let mut b = [0u8; 64];
         while !st.load(Ordering::Relaxed) {
-            if let Ok((mut c, _)) = listener.accept() {
+            if listener.recv_from(&mut b).is_ok() {
                 r.store(true, Ordering::Relaxed);
-                let _ = c.write_all(b"host-secret\n");
-                let mut b = [0u8; 16];
-                let _ = c.read(&mut b);
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     });
     // The attacker has every privilege inside its own network namespace (the admin's pod:
     // the strongest case), and steers 127.0.0.1 to its gateway, the node.
     let script = format!(
         "gw=$(ip route | awk '/default/ {{print $3}}'); echo gw=$gw; \
-         sysctl -w net.ipv4.conf.eth0.route_localnet=1 >/dev/null && echo localnet=ok; \
+         sysctl -w net.ipv4.conf.eth0.route_localnet=1 >/dev/null && sysctl -w net.ipv4.conf.all.route_localnet=1 >/dev/null && echo localnet=ok; \
+         ip route del local 127.0.0.1 dev lo table local; \
          ip route del local 127.0.0.0/8 dev lo table local && echo unrouted=ok; \
-         ip route add 127.0.0.1/32 via $gw dev eth0 && echo routed=ok; \
-         (echo hi | nc -w 3 127.0.0.1 {port}) 2>&1; echo done"
+         ip route add 127.0.0.1/32 via $gw dev eth0 && echo routed=ok; ip route get 127.0.0.1; \
+         timeout 3 tftp -g -r probe -l /tmp/probe 127.0.0.1 {port} 2>&1; echo done"
     );
     admin.apply(
         &format!(
@@ -251,6 +252,7 @@ spec:
         (o.ok() && o.stdout.contains("done")).then_some(o.stdout)
     })
     .expect("the prober's output");
+    eprintln!("prober:\n{logs}");
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
     for step in ["localnet=ok", "unrouted=ok", "routed=ok"] {
@@ -259,7 +261,6 @@ spec:
             "the attack was not set up ({step}):\n{logs}"
         );
     }
-    assert!(!logs.contains("host-secret"), "{logs}");
     assert!(
         !reached.load(Ordering::Relaxed),
         "the host's 127.0.0.1 service was reached:\n{logs}"
