@@ -12,9 +12,15 @@ pub struct AgentNode {
     pub layout: Layout,
     /// The pod network (`--cluster-cidr`).
     pub pod_network: skiff_agent::network::Cidr,
+    /// The host ports skiff listens on, and what listens there.
+    pub reserved: Vec<(u16, String)>,
 }
 
 impl Node for AgentNode {
+    fn reserved_ports(&self) -> Vec<(u16, String)> {
+        self.reserved.clone()
+    }
+
     fn is_pod_address(&self, ip: std::net::IpAddr) -> bool {
         match ip {
             std::net::IpAddr::V4(v4) => self.pod_network.contains(v4),

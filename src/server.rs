@@ -93,6 +93,22 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     let node = Arc::new(crate::node::AgentNode {
         layout: opened.layout.clone(),
         pod_network: config.network.cluster_cidr,
+        reserved: [
+            Some((config.api.port(), "the API server")),
+            config
+                .ingress
+                .http
+                .map(|a| (a.port(), "the ingress proxy (HTTP)")),
+            config
+                .ingress
+                .https
+                .map(|a| (a.port(), "the ingress proxy (HTTPS)")),
+            Some((53, "the cluster DNS")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(p, what)| (p, what.to_string()))
+        .collect(),
     });
     let control = skiff_controller::start(
         opened.store.clone(),

@@ -185,6 +185,26 @@ spec:
     let o = apply(&ci, &svc("web", "NodePort", "{port: 80, nodePort: 30080}"));
     assert!(o.ok(), "an allowed node port: {o}");
 
+    // Not even the admin takes skiff's own ports (the ingress's HTTPS port here) or another
+    // Service's node port.
+    let https = s.https_port.to_string();
+    let o = admin.run_stdin(
+        &["apply", "-n", "ci", "-f", "-"],
+        &svc("takeover", "LoadBalancer", &format!("{{port: {https}}}")),
+    );
+    refused(
+        &o,
+        &[
+            "spec.ports[0].port",
+            &format!("{https}: provided port is already allocated (host port {https} is the ingress proxy (HTTPS)'s)"),
+        ],
+    );
+    let o = admin.run_stdin(
+        &["apply", "-n", "default", "-f", "-"],
+        &svc("web", "NodePort", "{port: 80, nodePort: 30080}"),
+    );
+    refused(&o, &["is the Service ci/web's"]);
+
     // The admin may do what the namespace token may not, and hears the namespace's level.
     let o = admin.run_stdin(&["apply", "-n", "ci", "-f", "-"], &privileged);
     assert!(o.ok(), "the admin runs a privileged pod: {o}");

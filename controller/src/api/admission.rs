@@ -21,6 +21,7 @@ use super::status::ApiError;
 use super::{ApiState, Body};
 use crate::model::podsecurity::{self, Level, LevelVersion};
 use crate::model::store::ObjectKey;
+use crate::model::validate::FieldError;
 
 /// What a namespace token gets where the admin said nothing.
 pub const TOKEN_DEFAULT: LevelVersion = LevelVersion::latest(Level::Baseline);
@@ -40,6 +41,7 @@ pub(super) fn admit(
     if who.namespace.is_some() {
         host_ports_allowed(namespace, plural, obj)?;
     }
+    host_ports_free(state, obj)?;
     let Some((meta, spec)) = podsecurity::pod_of(obj) else {
         return Ok(Vec::new());
     };
@@ -157,6 +159,59 @@ pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
         }
     }
     out
+}
+
+/// A host port is taken once: not one of skiff's own listeners, not another Service's node
+/// or LoadBalancer port (ports compared by number, whatever the protocol).
+fn host_ports_free(state: &ApiState, obj: &Value) -> Result<(), ApiError> {
+    let claimed = claimed_host_ports(obj);
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let reserved = state.node.reserved_ports();
+    let me = (&obj["metadata"]["namespace"], &obj["metadata"]["name"]);
+    let others: Vec<(u16, String)> = if obj["kind"] == "Service" {
+        state
+            .store
+            .list("Service", None)
+            .iter()
+            .filter(|s| (&s["metadata"]["namespace"], &s["metadata"]["name"]) != me)
+            .flat_map(|s| {
+                let who = format!(
+                    "the Service {}/{}",
+                    s["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    s["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                claimed_host_ports(s)
+                    .into_iter()
+                    .filter_map(move |(_, p)| Some((p?, who.clone())))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let errors: Vec<FieldError> = claimed
+        .iter()
+        .filter_map(|(field, port)| {
+            let port = (*port)?;
+            let taken = reserved.iter().chain(&others).find(|(p, _)| *p == port)?;
+            Some(FieldError {
+                field: field.clone(),
+                message: format!(
+                    "Invalid value: {port}: provided port is already allocated (host port {port} is {}'s)",
+                    taken.1
+                ),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        obj["kind"].as_str().unwrap_or_default(),
+        obj["metadata"]["name"].as_str().unwrap_or_default(),
+        &errors,
+    ))
 }
 
 /// A namespace token may claim a host port only where the admin listed it on the Namespace.
