@@ -3,7 +3,8 @@
 //! never forwarded out of the uplink. Packets from the pod bridge to the host's loopback
 //! (127.0.0.0/8, reachable since `route_localnet` is on for host-port DNAT) are dropped, as
 //! kube-proxy's KUBE-FIREWALL does (CVE-2020-8558): a pod never reaches a service the host
-//! binds to 127.0.0.1. The whole table is replaced atomically on every change
+//! binds to 127.0.0.1. Replies of the host's own loopback connections to host ports (un-NATed
+//! back to 127.0.0.1 before the input hook) are established and pass. The whole table is replaced atomically on every change
 //! (`nft -f` runs one transaction); nothing outside it is touched.
 //!
 //! Why the `nft` tool and not netlink from Rust: the Rust nftables crates either wrap the same
@@ -155,6 +156,7 @@ table inet {t} {{
   }}
   chain input {{
     type filter hook input priority 0; policy accept;
+    iifname \"{br}\" ip daddr 127.0.0.0/8 ct state established,related accept
     iifname \"{br}\" ip daddr 127.0.0.0/8 drop
   }}
   chain forward {{
