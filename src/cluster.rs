@@ -35,8 +35,8 @@ fn decode<K: DeserializeOwned>(v: &serde_json::Value) -> Option<K> {
 impl KubeCluster {
     /// The agent's cluster over `view` (already filled), writing with `client`; wakes the
     /// agent on every change of a Pod, Service, EndpointSlice, PersistentVolumeClaim or
-    /// PersistentVolume (a pod waiting for its claim starts once it is bound) until `shutdown`
-    /// flips.
+    /// PersistentVolume (a pod waiting for its claim starts once it is bound), NetworkPolicy or
+    /// Namespace (policies select namespaces by label) until `shutdown` flips.
     pub fn start(
         client: kube::Client,
         view: Arc<View>,
@@ -50,7 +50,8 @@ impl KubeCluster {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     kind = seen.recv() => match kind {
-                        Ok("Pod" | "Service" | "EndpointSlice" | "PersistentVolumeClaim" | "PersistentVolume")
+                        Ok("Pod" | "Service" | "EndpointSlice" | "PersistentVolumeClaim" | "PersistentVolume"
+                            | "NetworkPolicy" | "Namespace")
                         | Err(broadcast::error::RecvError::Lagged(_)) => {
                             let _ = tx.send(());
                         }

@@ -62,7 +62,7 @@ for applet in $("$busybox" --list); do
   ln -s busybox "$root/bin/$applet"
 done
 # The applets the tests rely on must exist, whatever this busybox build offers.
-for applet in sh httpd echo cat sleep ls wget env id hostname; do
+for applet in sh httpd echo cat sleep ls wget env id hostname timeout; do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 printf 'hello from skiff\n' >"$root/www/index.html"

@@ -192,13 +192,36 @@ pub struct HttpResponse {
 
 /// `GET path` on 127.0.0.1:`port` over HTTP/1.0, with short timeouts.
 pub fn http_get(port: u16, path: &str) -> io::Result<HttpResponse> {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    http_get_at(([127, 0, 0, 1], port).into(), path)
+}
+
+/// The device the kernel routes `ip` through (`ip route get`), to check it is local.
+pub fn route_dev(ip: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["route", "get", ip])
+        .output()
+        .expect("ip route get");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "dev" {
+            return words.next().unwrap_or_default().to_string();
+        }
+    }
+    String::new()
+}
+
+/// `GET path` on `addr` over HTTP/1.0, with short timeouts. Only for loopback or addresses
+/// on a test server's own bridge.
+pub fn http_get_at(addr: SocketAddr, path: &str) -> io::Result<HttpResponse> {
+    let port = addr.port();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: skiff-e2e\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {}:{port}\r\nUser-Agent: skiff-e2e\r\nConnection: close\r\n\r\n",
+        addr.ip()
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use skiff_e2e::kubectl::{server_with_images, Kubectl};
-use skiff_e2e::wait_until;
+use skiff_e2e::{route_dev, wait_until};
 
 const IMAGE: &str = "skiff-e2e-net:v1";
 
@@ -44,22 +44,6 @@ spec:
   - {{port: 80, targetPort: http}}
 "
     )
-}
-
-/// The device the kernel routes `ip` through (`ip route get`), to check it is local.
-fn route_dev(ip: &str) -> String {
-    let out = Command::new("ip")
-        .args(["route", "get", ip])
-        .output()
-        .expect("ip route get");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut words = text.split_whitespace();
-    while let Some(w) = words.next() {
-        if w == "dev" {
-            return words.next().unwrap_or_default().to_string();
-        }
-    }
-    String::new()
 }
 
 /// `GET /` over plain TCP with a short timeout; the body, if any.

@@ -12,6 +12,7 @@
 
 pub mod dns;
 pub mod ipam;
+pub mod netpol;
 mod proxy;
 pub mod rules;
 pub mod services;

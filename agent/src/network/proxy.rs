@@ -1,8 +1,9 @@
 //! The node's Service implementation — what kube-proxy does, as a loop of its own: on every
-//! change of pods, Services or EndpointSlices (the [`Cluster`]'s notifications), and on a
-//! periodic tick, it computes the plan ([`services::plan`]), writes back what the node
-//! allocates (virtual IPs, node ports, LoadBalancer status), updates the cluster DNS records
-//! and installs the nftables rules when they changed ([`rules`]).
+//! change of pods, Services, EndpointSlices, NetworkPolicies or Namespaces (the [`Cluster`]'s
+//! notifications), and on a periodic tick, it computes the plan ([`services::plan`], and
+//! [`netpol::plan`] for NetworkPolicies, as a network plugin would), writes back what the
+//! node allocates (virtual IPs, node ports, LoadBalancer status), updates the cluster DNS
+//! records and installs the nftables rules when they changed ([`rules`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::services::{self, Allocation};
-use super::{rules, Network};
+use super::{netpol, rules, Network};
 use crate::Cluster;
 
 /// The longest the loop waits without a notification (a failed rule installation is retried
@@ -61,13 +62,21 @@ impl ServiceProxy {
         let pods = self.cluster.pods();
         let services = self.cluster.objects("Service");
         let slices = self.cluster.objects("EndpointSlice");
-        let plan = services::plan(
+        let mut plan = services::plan(
             &net.config,
             &services,
             &slices,
             &pods,
             super::host_ip(&net.config),
         );
+        plan.rules.policies = netpol::plan(
+            &self.cluster.objects("NetworkPolicy"),
+            &self.cluster.objects("Namespace"),
+            &pods,
+        );
+        if !plan.rules.policies.is_empty() {
+            rules::require_bridge_filtering();
+        }
         for a in plan.allocations {
             let r = match a {
                 Allocation::Spec {

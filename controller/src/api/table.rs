@@ -91,6 +91,11 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Ports", "string", 0),
             ("Age", "string", 0),
         ],
+        "NetworkPolicy" => vec![
+            ("Name", "string", 0),
+            ("Pod-Selector", "string", 0),
+            ("Age", "string", 0),
+        ],
         "IngressClass" => vec![
             ("Name", "string", 0),
             ("Controller", "string", 0),
@@ -281,17 +286,37 @@ fn controller_of(o: &Value) -> String {
         .unwrap_or_else(|| "<none>".to_string())
 }
 
-/// A label selector's `matchLabels` as `k=v,k=v` (kubectl's column, the scale subresource's).
+/// A label selector as Kubernetes writes one (`k=v,k in (a,b),!k`, requirements sorted by
+/// key) — kubectl's column, the scale subresource's.
 pub(super) fn selector(sel: &Value) -> String {
-    sel["matchLabels"]
+    let mut reqs: Vec<(String, String)> = sel["matchLabels"]
         .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())))
+        .collect();
+    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let mut values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort_unstable();
+        let text = match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "DoesNotExist" => format!("!{key}"),
+            _ => key.to_string(),
+        };
+        reqs.push((key.to_string(), text));
+    }
+    reqs.sort();
+    reqs.into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The cells of one row. (Long: a table, one arm per kind, each as kubectl prints it —
@@ -516,6 +541,14 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 }),
                 json!(address.join(",")),
                 json!(if tls { "80, 443" } else { "80" }),
+                json!(age(o)),
+            ]
+        }
+        "NetworkPolicy" => {
+            let sel = selector(&o["spec"]["podSelector"]);
+            vec![
+                name,
+                json!(if sel.is_empty() { "<none>".into() } else { sel }),
                 json!(age(o)),
             ]
         }

@@ -44,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "EndpointSlice",
     "IngressClass",
     "Ingress",
+    "NetworkPolicy",
     "StorageClass",
     "PersistentVolume",
     "PersistentVolumeClaim",

@@ -66,6 +66,24 @@ fn fill(obj: &mut Value) {
             set_default(obj, "volumeBindingMode", json!("Immediate"));
         }
         "Secret" => secret(obj),
+        "Namespace" => {
+            // Set (and kept) by the API server since Kubernetes 1.21; NetworkPolicies select
+            // namespaces by it.
+            let name = obj["metadata"]["name"].clone();
+            let meta = &mut obj["metadata"];
+            if !meta["labels"].is_object() {
+                meta["labels"] = json!({});
+            }
+            meta["labels"]["kubernetes.io/metadata.name"] = name;
+        }
+        "NetworkPolicy" => {
+            let spec = &mut obj["spec"];
+            let mut types = vec![json!("Ingress")];
+            if !spec["egress"].is_null() {
+                types.push(json!("Egress"));
+            }
+            set_default(spec, "policyTypes", json!(types));
+        }
         _ => {}
     }
 }

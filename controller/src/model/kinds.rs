@@ -21,7 +21,7 @@ impl KindInfo {
     pub fn has_generation(&self) -> bool {
         matches!(
             self.kind,
-            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet"
+            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet" | "NetworkPolicy"
         )
     }
 
@@ -132,6 +132,13 @@ pub static KINDS: &[KindInfo] = &[
         plural: "ingressclasses",
         short_names: &[],
         namespaced: false,
+    },
+    KindInfo {
+        api_version: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        plural: "networkpolicies",
+        short_names: &["netpol"],
+        namespaced: true,
     },
     KindInfo {
         api_version: "networking.k8s.io/v1",

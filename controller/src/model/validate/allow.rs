@@ -374,11 +374,38 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             );
             patterns.extend(pod("spec.template.spec."));
         }
+        "NetworkPolicy" => patterns.extend(network_policy()),
         // Written by the StatefulSet controller: a revision's template, whole.
         "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}
     }
     Allow::from_patterns(patterns.iter().map(String::as_str))
+}
+
+/// A NetworkPolicy's fields: all of `networking.k8s.io/v1`, enforced by the node's rules.
+fn network_policy() -> Vec<String> {
+    let selector = |at: &str| {
+        [
+            "matchLabels.*",
+            "matchExpressions[].key",
+            "matchExpressions[].operator",
+            "matchExpressions[].values",
+        ]
+        .map(|f| format!("{at}.{f}"))
+    };
+    let mut out: Vec<String> = selector("spec.podSelector").into();
+    out.push("spec.policyTypes".into());
+    for (rule, peers) in [("spec.ingress[]", "from[]"), ("spec.egress[]", "to[]")] {
+        let peer = format!("{rule}.{peers}");
+        out.extend(selector(&format!("{peer}.podSelector")));
+        out.extend(selector(&format!("{peer}.namespaceSelector")));
+        out.push(format!("{peer}.ipBlock.cidr"));
+        out.push(format!("{peer}.ipBlock.except"));
+        for f in ["protocol", "port", "endPort"] {
+            out.push(format!("{rule}.ports[].{f}"));
+        }
+    }
+    out
 }
 
 /// The fields of the storage kinds skiff implements (the finalizers of claims and volumes are

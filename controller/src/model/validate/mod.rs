@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+mod netpol;
 mod semantics;
 mod statefulset;
 pub mod storage;
@@ -141,6 +142,7 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),
         "Ingress" => roundtrip::<networking::v1::Ingress>(obj),
         "IngressClass" => roundtrip::<networking::v1::IngressClass>(obj),
+        "NetworkPolicy" => roundtrip::<networking::v1::NetworkPolicy>(obj),
         "PersistentVolumeClaim" => roundtrip::<core::v1::PersistentVolumeClaim>(obj),
         "PersistentVolume" => roundtrip::<core::v1::PersistentVolume>(obj),
         "StorageClass" => roundtrip::<storage::v1::StorageClass>(obj),

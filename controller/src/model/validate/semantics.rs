@@ -86,6 +86,7 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
             let template = super::statefulset::with_claim_volumes(&obj["spec"]);
             pod_spec(&template, "spec.template.spec", true, out);
         }
+        "NetworkPolicy" => super::netpol::check(&obj["spec"], out),
         _ => {}
     }
 }
