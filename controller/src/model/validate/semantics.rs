@@ -83,6 +83,8 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
             let template = super::statefulset::with_claim_volumes(&obj["spec"]);
             pod_spec(&template, "spec.template.spec", true, out);
         }
+        "Job" => super::job::job(obj, out),
+        "CronJob" => super::job::cronjob(obj, out),
         _ => {}
     }
 }
@@ -224,7 +226,7 @@ fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
     }
 }
 
-fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
+pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
     let containers = items(&spec["containers"]);
     if containers.is_empty() {
         out.push(err(
