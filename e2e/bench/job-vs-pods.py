@@ -121,7 +121,8 @@ def main():
     info = B.machine_info()
     try:
         archive = B.build_image(work)
-        sk = B.Skiff(os.path.join(work, "skiff"))
+        # Its own bridge and ranges: other servers on the machine may use the default ones.
+        sk = B.Skiff(os.path.join(work, "skiff"), net_index=6)
         sk.import_image(archive)
         sk.start()
         info["skiff"] = sk.bin
