@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 
 use k8s_pb::api::apps::v1 as apps;
+use k8s_pb::api::batch::v1 as batch;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::api::discovery::v1 as discovery;
 use k8s_pb::api::networking::v1 as networking;
@@ -105,6 +106,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "Pod" => pod(&mut cx, core::Pod::decode(&raw[..]).map_err(bad)?),
         "Deployment" => deployment(&mut cx, apps::Deployment::decode(&raw[..]).map_err(bad)?),
         "ReplicaSet" => replica_set(&mut cx, apps::ReplicaSet::decode(&raw[..]).map_err(bad)?),
+        "Job" => job(&mut cx, batch::Job::decode(&raw[..]).map_err(bad)?),
+        "CronJob" => cron_job(&mut cx, batch::CronJob::decode(&raw[..]).map_err(bad)?),
         "Service" => service(&mut cx, core::Service::decode(&raw[..]).map_err(bad)?),
         "EndpointSlice" => endpoint_slice(discovery::EndpointSlice::decode(&raw[..]).map_err(bad)?),
         "Ingress" => ingress(&mut cx, networking::Ingress::decode(&raw[..]).map_err(bad)?),
@@ -136,6 +139,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
 /// typed generators make none of them).
 const MAPPED: &[&str] = &[
     "Namespace",
+    "Job",
+    "CronJob",
     "ConfigMap",
     "Secret",
     "Pod",
@@ -616,6 +621,99 @@ fn replica_set(cx: &mut Cx, r: apps::ReplicaSet) -> Parts {
     s.int("minReadySeconds", min_ready_seconds);
     s.some("selector", selector.map(label_selector));
     s.obj("template", pod_template(cx, "spec.template", template));
+    let mut o = Obj::default();
+    o.obj("spec", s);
+    (object_meta(metadata), o)
+}
+
+fn job(cx: &mut Cx, j: batch::Job) -> Parts {
+    let batch::Job {
+        metadata,
+        spec,
+        status: _,
+    } = j;
+    let mut o = Obj::default();
+    o.obj("spec", job_spec(cx, "spec", spec.unwrap_or_default()));
+    (object_meta(metadata), o)
+}
+
+fn job_spec(cx: &mut Cx, path: &str, s: batch::JobSpec) -> Obj {
+    let batch::JobSpec {
+        parallelism,
+        completions,
+        active_deadline_seconds,
+        pod_failure_policy,
+        success_policy,
+        backoff_limit,
+        backoff_limit_per_index,
+        max_failed_indexes,
+        selector,
+        manual_selector,
+        template,
+        ttl_seconds_after_finished,
+        completion_mode,
+        suspend,
+        pod_replacement_policy,
+        managed_by,
+    } = s;
+    cx.refuse(path, "podFailurePolicy", &pod_failure_policy);
+    cx.refuse(path, "successPolicy", &success_policy);
+    cx.refuse(path, "backoffLimitPerIndex", &backoff_limit_per_index);
+    cx.refuse(path, "maxFailedIndexes", &max_failed_indexes);
+    cx.refuse(path, "podReplacementPolicy", &pod_replacement_policy);
+    cx.refuse(path, "managedBy", &managed_by);
+    let mut o = Obj::default();
+    o.ptr("parallelism", parallelism);
+    o.ptr("completions", completions);
+    o.ptr("activeDeadlineSeconds", active_deadline_seconds);
+    o.ptr("backoffLimit", backoff_limit);
+    o.some("selector", selector.map(label_selector));
+    o.ptr("manualSelector", manual_selector);
+    o.obj(
+        "template",
+        pod_template(cx, &join(path, "template"), template),
+    );
+    o.ptr("ttlSecondsAfterFinished", ttl_seconds_after_finished);
+    o.ptr("completionMode", completion_mode);
+    o.ptr("suspend", suspend);
+    o
+}
+
+fn cron_job(cx: &mut Cx, c: batch::CronJob) -> Parts {
+    let batch::CronJob {
+        metadata,
+        spec,
+        status: _,
+    } = c;
+    let batch::CronJobSpec {
+        schedule,
+        time_zone,
+        starting_deadline_seconds,
+        concurrency_policy,
+        suspend,
+        job_template,
+        successful_jobs_history_limit,
+        failed_jobs_history_limit,
+    } = spec.unwrap_or_default();
+    let batch::JobTemplateSpec {
+        metadata: tm,
+        spec: ts,
+    } = job_template.unwrap_or_default();
+    let mut t = Obj::default();
+    t.obj("metadata", object_meta(tm));
+    t.obj(
+        "spec",
+        job_spec(cx, "spec.jobTemplate.spec", ts.unwrap_or_default()),
+    );
+    let mut s = Obj::default();
+    s.str("schedule", schedule);
+    s.ptr("timeZone", time_zone);
+    s.ptr("startingDeadlineSeconds", starting_deadline_seconds);
+    s.str("concurrencyPolicy", concurrency_policy);
+    s.ptr("suspend", suspend);
+    s.obj("jobTemplate", t);
+    s.ptr("successfulJobsHistoryLimit", successful_jobs_history_limit);
+    s.ptr("failedJobsHistoryLimit", failed_jobs_history_limit);
     let mut o = Obj::default();
     o.obj("spec", s);
     (object_meta(metadata), o)
@@ -1701,10 +1799,10 @@ mod tests {
 
     #[test]
     fn kinds_not_served_are_415_naming_the_kind() {
-        let body = envelope("batch/v1", "Job", vec![]);
+        let body = envelope("v1", "ServiceAccount", vec![]);
         let e = decode(&body).unwrap_err();
         assert_eq!(e.code, 415);
-        assert!(e.message.contains("\"Job\""), "{}", e.message);
+        assert!(e.message.contains("\"ServiceAccount\""), "{}", e.message);
         // A served kind under another version is not decoded either.
         let e = decode(&envelope("extensions/v1beta1", "Deployment", vec![])).unwrap_err();
         assert_eq!(e.code, 415);

@@ -45,6 +45,28 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Containers", "string", 1),
             ("Images", "string", 1),
         ],
+        "Job" => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Completions", "string", 0),
+            ("Duration", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        "CronJob" => vec![
+            ("Name", "string", 0),
+            ("Schedule", "string", 0),
+            ("Timezone", "string", 0),
+            ("Suspend", "boolean", 0),
+            ("Active", "integer", 0),
+            ("Last Schedule", "date", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
         "ControllerRevision" => vec![
             ("Name", "string", 0),
             ("Controller", "string", 0),
@@ -268,6 +290,54 @@ fn containers_and_images(spec: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
+/// A Job's STATUS column, as kubectl 1.32's printJob decides it.
+fn job_status(o: &Value) -> &'static str {
+    let has = |ty: &str| {
+        o["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if !o["metadata"]["deletionTimestamp"].is_null() {
+        "Terminating"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else {
+        "Running"
+    }
+}
+
+/// A Job's COMPLETIONS column: `succeeded/completions`, or for a work queue `n/1 of <parallelism>`.
+fn job_completions(o: &Value) -> String {
+    let succeeded = o["status"]["succeeded"].as_i64().unwrap_or(0);
+    match o["spec"]["completions"].as_i64() {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match o["spec"]["parallelism"].as_i64().unwrap_or(0) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    }
+}
+
+/// A Job's DURATION column: start to completion, or to now while it runs; empty before it
+/// started.
+fn job_duration(o: &Value, now: jiff::Timestamp) -> String {
+    let t = |v: &Value| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    match (
+        t(&o["status"]["startTime"]),
+        t(&o["status"]["completionTime"]),
+    ) {
+        (None, _) => String::new(),
+        (Some(s), None) => human_duration(now.as_second() - s.as_second()),
+        (Some(s), Some(e)) => human_duration(e.as_second() - s.as_second()),
+    }
+}
+
 /// The controlling owner as kubectl prints it, `<kind>.<group>/<name>` (`<none>` without one).
 fn controller_of(o: &Value) -> String {
     o["metadata"]["ownerReferences"]
@@ -406,6 +476,42 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(age(o)),
                 json!(c),
                 json!(i),
+            ]
+        }
+        "Job" => {
+            let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
+            vec![
+                name,
+                json!(job_status(o)),
+                json!(job_completions(o)),
+                json!(job_duration(o, jiff::Timestamp::now())),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+                json!(selector(&o["spec"]["selector"])),
+            ]
+        }
+        "CronJob" => {
+            let spec = &o["spec"];
+            let (c, i) = containers_and_images(&spec["jobTemplate"]["spec"]["template"]["spec"]);
+            vec![
+                name,
+                json!(spec["schedule"].as_str().unwrap_or_default()),
+                json!(spec["timeZone"].as_str().unwrap_or("<none>")),
+                json!(match spec["suspend"].as_bool() {
+                    Some(true) => "True",
+                    Some(false) => "False",
+                    None => "<unset>",
+                }),
+                json!(o["status"]["active"].as_array().map_or(0, Vec::len)),
+                json!(match o["status"]["lastScheduleTime"].as_str() {
+                    Some(t) => since(Some(t)),
+                    None => "<none>".to_string(),
+                }),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+                json!(selector(&spec["jobTemplate"]["spec"]["selector"])),
             ]
         }
         "ControllerRevision" => vec![
@@ -792,6 +898,47 @@ pub fn render(kind: &str, objects: &[&Value], wide: bool, with_namespace: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_columns_print_like_kubectl() {
+        let job = json!({"kind":"Job","metadata":{"name":"pi"},
+          "spec":{"completions":3,"parallelism":2},
+          "status":{"succeeded":3,"startTime":"2026-01-01T12:00:00Z",
+            "completionTime":"2026-01-01T12:01:05Z",
+            "conditions":[{"type":"SuccessCriteriaMet","status":"True"},
+                          {"type":"Complete","status":"True"}]}});
+        assert_eq!(job_status(&job), "Complete");
+        assert_eq!(job_completions(&job), "3/3");
+        assert_eq!(job_duration(&job, jiff::Timestamp::now()), "65s");
+        let queue = json!({"spec":{"parallelism":4},"status":{"succeeded":1,
+          "startTime":"2026-01-01T12:00:00Z",
+          "conditions":[{"type":"FailureTarget","status":"True"}]}});
+        assert_eq!(job_completions(&queue), "1/1 of 4");
+        assert_eq!(job_status(&queue), "FailureTarget");
+        assert_eq!(
+            job_duration(&queue, "2026-01-01T12:03:00Z".parse().unwrap()),
+            "3m"
+        );
+        assert_eq!(job_duration(&json!({}), jiff::Timestamp::now()), "");
+        let cells = cells(
+            "CronJob",
+            &json!({"metadata":{"name":"b"},
+          "spec":{"schedule":"@hourly","suspend":false,"jobTemplate":{"spec":{"template":{"spec":
+            {"containers":[{"name":"c","image":"i"}]}}}}},
+          "status":{"active":[{"name":"b-1"}]}}),
+        );
+        assert_eq!(
+            cells[..6],
+            [
+                json!("b"),
+                json!("@hourly"),
+                json!("<none>"),
+                json!("False"),
+                json!(1),
+                json!("<none>")
+            ]
+        );
+    }
 
     #[test]
     fn ages_print_like_kubectl() {

@@ -28,6 +28,10 @@ pub enum Source {
     ReplicaSetController,
     /// The StatefulSet reconciler.
     StatefulSetController,
+    /// The Job reconciler.
+    JobController,
+    /// The CronJob reconciler.
+    CronJobController,
     /// The Ingress reconciler and its certificates.
     Ingress,
     /// The volume reconciler: binding, provisioning, reclaiming, protection.
@@ -41,6 +45,8 @@ impl Source {
             Source::DeploymentController => "deployment-controller",
             Source::ReplicaSetController => "replicaset-controller",
             Source::StatefulSetController => "statefulset-controller",
+            Source::JobController => "job-controller",
+            Source::CronJobController => "cronjob-controller",
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
         }

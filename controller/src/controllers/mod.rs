@@ -11,9 +11,11 @@
 //! full pass costs microseconds; per-object work queues (`kube`'s `Controller`) would buy
 //! nothing yet.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod plan;
 pub mod replicaset;
 pub mod statefulset;
@@ -39,6 +41,8 @@ pub const KINDS: &[&str] = &[
     "ReplicaSet",
     "StatefulSet",
     "ControllerRevision",
+    "CronJob",
+    "Job",
     "Pod",
     "Service",
     "EndpointSlice",
@@ -67,6 +71,16 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
     for sts in view.list("StatefulSet", None) {
         if let Err(e) = statefulset::reconcile(view, &sts).await {
             tracing::warn!(statefulset = %crate::model::store::ObjectKey::of(&sts), "reconcile failed: {e}");
+        }
+    }
+    for cj in view.list("CronJob", None) {
+        if let Err(e) = cronjob::reconcile(view, &cj).await {
+            tracing::warn!(cronjob = %crate::model::store::ObjectKey::of(&cj), "reconcile failed: {e}");
+        }
+    }
+    for job in view.list("Job", None) {
+        if let Err(e) = job::reconcile(view, &job).await {
+            tracing::warn!(job = %crate::model::store::ObjectKey::of(&job), "reconcile failed: {e}");
         }
     }
     for rs in view.list("ReplicaSet", None) {
@@ -100,7 +114,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 e = events.recv() => match e {
                     Ok(kind) => relevant = matches!(
                         kind,
-                        "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service"
                             | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,

@@ -51,6 +51,16 @@ fn fill(obj: &mut Value) {
             pod_spec(&mut spec["template"]["spec"]);
         }
         "StatefulSet" => statefulset(&mut obj["spec"]),
+        "Job" => job_spec(&mut obj["spec"]),
+        "CronJob" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "concurrencyPolicy", json!("Allow"));
+            set_default(spec, "suspend", json!(false));
+            set_default(spec, "successfulJobsHistoryLimit", json!(3));
+            set_default(spec, "failedJobsHistoryLimit", json!(1));
+            // Kubernetes defaults the job template's pod spec, not the Job fields.
+            pod_spec(&mut spec["jobTemplate"]["spec"]["template"]["spec"]);
+        }
         "Service" => service(obj),
         "Ingress" => ingress(obj),
         "PersistentVolumeClaim" => {
@@ -211,6 +221,54 @@ pub fn is_latest(image: &str) -> bool {
     match last.rsplit_once(':') {
         Some((_, tag)) => tag == "latest",
         None => true,
+    }
+}
+
+/// A Job's spec, as Kubernetes defaults it: one pod to completion unless `parallelism` alone
+/// is given (a work queue: `completions` stays unset), back-off limit 6, NonIndexed.
+fn job_spec(spec: &mut Value) {
+    if spec["completions"].is_null() && spec["parallelism"].is_null() {
+        set_default(spec, "completions", json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    pod_spec(&mut spec["template"]["spec"]);
+}
+
+/// The label a Job's generated selector matches: its uid.
+pub const JOB_CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
+/// The label with the Job's name on its pods.
+pub const JOB_NAME: &str = "batch.kubernetes.io/job-name";
+
+/// The selector Kubernetes generates for a Job (`manualSelector` is not supported).
+pub fn job_selector(uid: &str) -> Value {
+    json!({"matchLabels": {JOB_CONTROLLER_UID: uid}})
+}
+
+/// What the API server adds to a Job once it has its identity: the generated selector, and
+/// the labels it matches on the pod template (with the legacy `controller-uid`/`job-name`
+/// pair Kubernetes still writes). Called by the store as it mints the uid; a selector sent
+/// along (a Job read elsewhere and created again) is replaced, as it names another uid.
+pub fn on_identity(obj: &mut Value) {
+    if obj["kind"] != "Job" {
+        return;
+    }
+    let uid = crate::model::meta::uid(obj).to_string();
+    let name = crate::model::meta::name(obj).to_string();
+    obj["spec"]["selector"] = job_selector(&uid);
+    let template = &mut obj["spec"]["template"];
+    set_default(template, "metadata", json!({}));
+    set_default(&mut template["metadata"], "labels", json!({}));
+    let labels = &mut template["metadata"]["labels"];
+    for (k, v) in [
+        (JOB_CONTROLLER_UID, &uid),
+        (JOB_NAME, &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[k] = json!(v);
     }
 }
 

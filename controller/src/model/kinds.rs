@@ -21,7 +21,14 @@ impl KindInfo {
     pub fn has_generation(&self) -> bool {
         matches!(
             self.kind,
-            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet" | "NetworkPolicy"
+            "Pod"
+                | "Deployment"
+                | "ReplicaSet"
+                | "Ingress"
+                | "StatefulSet"
+                | "NetworkPolicy"
+                | "Job"
+                | "CronJob"
         )
     }
 
@@ -96,6 +103,20 @@ pub static KINDS: &[KindInfo] = &[
         kind: "StatefulSet",
         plural: "statefulsets",
         short_names: &["sts"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "batch/v1",
+        kind: "CronJob",
+        plural: "cronjobs",
+        short_names: &["cj"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "batch/v1",
+        kind: "Job",
+        plural: "jobs",
+        short_names: &[],
         namespaced: true,
     },
     KindInfo {

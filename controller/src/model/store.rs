@@ -551,6 +551,7 @@ fn created(mut obj: Value, info: &KindInfo, rv: u64) -> Value {
     if !info.namespaced {
         m.remove("namespace");
     }
+    crate::model::defaults::on_identity(&mut obj);
     obj
 }
 

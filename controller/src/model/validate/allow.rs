@@ -223,6 +223,23 @@ const POD_SPEC: &[&str] = &[
     "schedulerName",
 ];
 
+/// Fields of a Job's spec skiff implements (relative to the spec; the pod template's spec
+/// apart). `selector` and `manualSelector` pass here so that `job.rs` can accept the selector
+/// the server generated and refuse a manual one by name.
+const JOB_SPEC: &[&str] = &[
+    "parallelism",
+    "completions",
+    "completionMode",
+    "backoffLimit",
+    "activeDeadlineSeconds",
+    "ttlSecondsAfterFinished",
+    "suspend",
+    "selector.matchLabels.*",
+    "manualSelector",
+    "template.metadata.labels.*",
+    "template.metadata.annotations.*",
+];
+
 /// An init container allows the fields of an app container. (Its probes and `restartPolicy`
 /// pass here so that `semantics.rs` refuses them with Kubernetes' words.)
 fn init_container_patterns() -> impl Iterator<Item = String> {
@@ -375,6 +392,32 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             patterns.extend(pod("spec.template.spec."));
         }
         "NetworkPolicy" => patterns.extend(network_policy()),
+        "Job" => {
+            patterns.extend(JOB_SPEC.iter().map(|p| format!("spec.{p}")));
+            patterns.extend(pod("spec.template.spec."));
+        }
+        "CronJob" => {
+            patterns.extend(
+                [
+                    "spec.schedule",
+                    "spec.timeZone",
+                    "spec.concurrencyPolicy",
+                    "spec.suspend",
+                    "spec.startingDeadlineSeconds",
+                    "spec.successfulJobsHistoryLimit",
+                    "spec.failedJobsHistoryLimit",
+                    "spec.jobTemplate.metadata.labels.*",
+                    "spec.jobTemplate.metadata.annotations.*",
+                ]
+                .map(String::from),
+            );
+            patterns.extend(
+                JOB_SPEC
+                    .iter()
+                    .map(|p| format!("spec.jobTemplate.spec.{p}")),
+            );
+            patterns.extend(pod("spec.jobTemplate.spec.template.spec."));
+        }
         // Written by the StatefulSet controller: a revision's template, whole.
         "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}

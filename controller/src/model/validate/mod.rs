@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+pub mod job;
 mod netpol;
 mod semantics;
 mod statefulset;
@@ -110,6 +111,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> 
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
     statefulset::update(old, new, &mut errors);
+    job::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -127,7 +129,7 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, core, discovery, networking, storage};
+    use k8s_openapi::api::{apps, batch, core, discovery, networking, storage};
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
@@ -137,6 +139,8 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
         "StatefulSet" => roundtrip::<apps::v1::StatefulSet>(obj),
         "ControllerRevision" => roundtrip::<apps::v1::ControllerRevision>(obj),
+        "Job" => roundtrip::<batch::v1::Job>(obj),
+        "CronJob" => roundtrip::<batch::v1::CronJob>(obj),
         "Event" => roundtrip::<core::v1::Event>(obj),
         "Service" => roundtrip::<core::v1::Service>(obj),
         "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),

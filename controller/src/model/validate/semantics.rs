@@ -87,6 +87,8 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
             pod_spec(&template, "spec.template.spec", true, out);
         }
         "NetworkPolicy" => super::netpol::check(&obj["spec"], out),
+        "Job" => super::job::job(obj, out),
+        "CronJob" => super::job::cronjob(obj, out),
         _ => {}
     }
 }
@@ -291,7 +293,7 @@ fn sysctls(spec: &Value, path: &str, out: &mut Vec<FieldError>) {
     }
 }
 
-fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
+pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldError>) {
     let containers = items(&spec["containers"]);
     if containers.is_empty() {
         out.push(err(
