@@ -77,11 +77,15 @@ impl Agent {
                     _probes: None,
                     probes_attached: false,
                 });
+                // Its preStop hook runs when it is stopped, as for the instances this daemon
+                // started.
+                let hooks = pod.and_then(|p| adopted_hooks(&self.runtime, &self.cluster, p, &meta));
                 tokio::spawn(instance::monitor(
                     self.runtime.clone(),
                     *running,
                     stop_rx,
                     self.tx.clone(),
+                    hooks,
                 ));
             }
             Outcome::Exited(exit) => cs.record_exit(
@@ -117,4 +121,27 @@ impl Agent {
             .entry(meta.container_name.clone())
             .or_default()
     }
+}
+
+/// The hooks of an adopted container, from its pod's spec and address.
+fn adopted_hooks(
+    runtime: &crate::runtime::handle::Runtime,
+    cluster: &std::sync::Arc<dyn crate::Cluster>,
+    pod: &Pod,
+    meta: &ContainerMeta,
+) -> Option<super::hook::Hooks> {
+    let spec = pod.spec.as_ref()?;
+    let c = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .find(|c| c.name == meta.container_name)?;
+    let pod_ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .filter(|_| !spec.host_network.unwrap_or(false));
+    instance::hooks(runtime, cluster, &PodRef::of(pod), c, &meta.id, pod_ip)
 }

@@ -16,6 +16,7 @@
 
 mod adopt;
 mod error;
+mod hook;
 mod init;
 mod instance;
 pub mod logs;

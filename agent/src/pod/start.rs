@@ -81,6 +81,7 @@ impl Agent {
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
         let probes =
             instance::spawn_probes(&self.runtime, &self.cluster, &self.tx, r, c, &id, pod_ip);
+        let hooks = instance::hooks(&self.runtime, &self.cluster, r, c, &id, pod_ip);
         cs.current = Some(Instance {
             id,
             spec_hash: hash,
@@ -99,6 +100,7 @@ impl Agent {
             image.layers,
             spec,
             stop_rx,
+            hooks,
         );
     }
 

@@ -244,11 +244,55 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let mut d = deployment();
-        d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] =
-            json!({"preStop":{"exec":{"command":["x"]}}});
+        d["spec"]["template"]["spec"]["containers"][0]["stdin"] = json!(true);
         let e = validate(&d).unwrap_err();
-        assert_eq!(e[0].field, "spec.template.spec.containers[0].lifecycle");
+        assert_eq!(e[0].field, "spec.template.spec.containers[0].stdin");
         assert!(e[0].message.contains("not supported"), "{}", e[0]);
+    }
+
+    #[test]
+    fn lifecycle_hooks() {
+        let mut d = deployment();
+        let c = &mut d["spec"]["template"]["spec"]["containers"][0];
+        c["lifecycle"] = json!({"postStart":{"exec":{"command":["x"]}},
+            "preStop":{"httpGet":{"path":"/quit","port":8080,"host":"",
+              "httpHeaders":[{"name":"X","value":"y"}]}}});
+        assert_eq!(validate(&d), Ok(()));
+        let refused = |lifecycle: Value| {
+            let mut d = deployment();
+            d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = lifecycle;
+            let e = validate(&d).unwrap_err();
+            format!("{}: {}", e[0].field, e[0].message)
+        };
+        let e = refused(json!({"preStop":{"httpGet":{"port":80,"host":"192.0.2.1"}}}));
+        assert!(
+            e.contains("lifecycle.preStop.httpGet.host") && e.contains("pod's own address"),
+            "{e}"
+        );
+        let e = refused(json!({"preStop":{"httpGet":{"port":80,"path":"/\r\nX: y"}}}));
+        assert!(
+            e.contains("preStop.httpGet.path: must not contain CR or LF"),
+            "{e}"
+        );
+        let e = refused(json!({"postStart":{"httpGet":{"port":80,
+            "httpHeaders":[{"name":"A","value":"b\nHost: x"}]}}}));
+        assert!(e.contains("postStart.httpGet.httpHeaders[0].value"), "{e}");
+        let e = refused(json!({"postStart":{"tcpSocket":{"port":80}}}));
+        assert!(
+            e.contains("postStart.tcpSocket") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = refused(json!({"postStart":{"sleep":{"seconds":1},"exec":{"command":["x"]}}}));
+        assert!(e.contains("exactly one handler"), "{e}");
+        let e = refused(json!({"postStart":{"httpGet":{"port":80,"scheme":"HTTPS"}}}));
+        assert!(e.contains("postStart.httpGet.scheme"), "{e}");
+        // Probes too: no CR/LF in what the node sends.
+        let mut d = deployment();
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+            json!({"httpGet":{"port":80,"path":"/a\rb"}});
+        assert!(validate(&d).unwrap_err()[0]
+            .field
+            .ends_with("readinessProbe.httpGet.path"));
     }
 
     #[test]

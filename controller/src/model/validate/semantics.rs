@@ -328,7 +328,12 @@ fn init_container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
             "field is not supported by skiff yet (init containers with restartPolicy: sidecar containers)",
         ));
     }
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+    for probe in [
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+    ] {
         if !c[probe].is_null() {
             out.push(err(
                 format!("{cp}.{probe}"),
@@ -405,14 +410,38 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
                 "exactly one handler is required (httpGet, tcpSocket or exec)",
             ));
         }
-        one_of(
-            &p["httpGet"],
-            &format!("{cp}.{probe}.httpGet"),
-            "scheme",
-            &["HTTP"],
-            "is not supported by skiff (HTTP)",
-            out,
-        );
+        http_get(&p["httpGet"], &format!("{cp}.{probe}.httpGet"), out);
+    }
+    for hook in ["postStart", "preStop"] {
+        let h = &c["lifecycle"][hook];
+        if h.is_null() {
+            continue;
+        }
+        let hp = format!("{cp}.lifecycle.{hook}");
+        let handlers = ["exec", "httpGet", "sleep"]
+            .iter()
+            .filter(|k| !h[**k].is_null())
+            .count();
+        if handlers != 1 {
+            out.push(err(
+                hp.clone(),
+                "exactly one handler is required (exec, httpGet or sleep)",
+            ));
+        }
+        // The node makes the request: only to the pod's own address.
+        if h["httpGet"]["host"].as_str().is_some_and(|s| !s.is_empty()) {
+            out.push(err(
+                format!("{hp}.httpGet.host"),
+                "is not supported by skiff: a hook's request goes to the pod's own address (leave host empty)",
+            ));
+        }
+        http_get(&h["httpGet"], &format!("{hp}.httpGet"), out);
+        if h["sleep"]["seconds"].as_i64().is_some_and(|s| s < 0) {
+            out.push(err(
+                format!("{hp}.sleep.seconds"),
+                "must be greater than or equal to 0",
+            ));
+        }
     }
     if c["securityContext"]["privileged"] == true {
         out.push(err(
@@ -423,6 +452,36 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
     for (j, e) in items(&c["env"]).iter().enumerate() {
         if e["name"].as_str().is_none_or(str::is_empty) {
             out.push(err(format!("{cp}.env[{j}].name"), "is required"));
+        }
+    }
+}
+
+/// An `httpGet` action of a probe or hook: HTTP only, and no CR or LF in the path or headers
+/// (they would smuggle lines into the request the node sends).
+fn http_get(h: &Value, path: &str, out: &mut Vec<FieldError>) {
+    if h.is_null() {
+        return;
+    }
+    one_of(
+        h,
+        path,
+        "scheme",
+        &["HTTP"],
+        "is not supported by skiff (HTTP)",
+        out,
+    );
+    let has_newline = |v: &Value| v.as_str().is_some_and(|s| s.contains(['\r', '\n']));
+    if has_newline(&h["path"]) {
+        out.push(err(format!("{path}.path"), "must not contain CR or LF"));
+    }
+    for (i, hdr) in items(&h["httpHeaders"]).iter().enumerate() {
+        for field in ["name", "value"] {
+            if has_newline(&hdr[field]) {
+                out.push(err(
+                    format!("{path}.httpHeaders[{i}].{field}"),
+                    "must not contain CR or LF",
+                ));
+            }
         }
     }
 }
