@@ -79,13 +79,15 @@ impl Agent {
                 });
                 // Its preStop hook runs when it is stopped, as for the instances this daemon
                 // started.
-                let hooks = pod.and_then(|p| adopted_hooks(&self.runtime, &self.cluster, p, &meta));
+                let life = pod
+                    .map(|p| adopted_lifecycle(&self.runtime, &self.cluster, p, &meta))
+                    .unwrap_or_default();
                 tokio::spawn(instance::monitor(
                     self.runtime.clone(),
                     *running,
                     stop_rx,
                     self.tx.clone(),
-                    hooks,
+                    life,
                 ));
             }
             Outcome::Exited(exit) => cs.record_exit(
@@ -123,25 +125,37 @@ impl Agent {
     }
 }
 
-/// The hooks of an adopted container, from its pod's spec and address.
-fn adopted_hooks(
+/// The hooks and termination message of an adopted container, from its pod's spec and
+/// address.
+fn adopted_lifecycle(
     runtime: &crate::runtime::handle::Runtime,
     cluster: &std::sync::Arc<dyn crate::Cluster>,
     pod: &Pod,
     meta: &ContainerMeta,
-) -> Option<super::hook::Hooks> {
-    let spec = pod.spec.as_ref()?;
-    let c = spec
+) -> instance::Lifecycle {
+    let Some(spec) = pod.spec.as_ref() else {
+        return instance::Lifecycle::default();
+    };
+    let Some(c) = spec
         .init_containers
         .iter()
         .flatten()
         .chain(&spec.containers)
-        .find(|c| c.name == meta.container_name)?;
+        .find(|c| c.name == meta.container_name)
+    else {
+        return instance::Lifecycle::default();
+    };
     let pod_ip = pod
         .status
         .as_ref()
         .and_then(|s| s.pod_ip.as_deref())
         .and_then(|ip| ip.parse().ok())
         .filter(|_| !spec.host_network.unwrap_or(false));
-    instance::hooks(runtime, cluster, &PodRef::of(pod), c, &meta.id, pod_ip)
+    instance::Lifecycle {
+        hooks: instance::hooks(runtime, cluster, &PodRef::of(pod), c, &meta.id, pod_ip),
+        termination: Some(super::termination::TerminationMessage::of(
+            c,
+            &meta.log_path,
+        )),
+    }
 }

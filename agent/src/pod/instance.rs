@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::sync::{mpsc, watch};
 
 use super::hook::{self, Hooks};
+use super::termination::TerminationMessage;
 use super::worker::Msg;
 use super::{probe, PodRef};
 use crate::runtime::handle::{Running, Runtime, Started};
@@ -24,7 +25,7 @@ pub(super) fn spawn(
     layers: Vec<std::path::PathBuf>,
     spec: serde_json::Value,
     mut stop_rx: mpsc::UnboundedReceiver<Duration>,
-    hooks: Option<Hooks>,
+    life: Lifecycle,
 ) {
     let (pod_uid, name, id) = (
         meta.pod_uid.clone(),
@@ -36,11 +37,12 @@ pub(super) fn spawn(
             Ok(Started::Running(running)) => {
                 let mut running = *running;
                 // `postStart`: the container is not Running until it returns.
-                if let Some(h) = &hooks {
+                if let Some(h) = &life.hooks {
                     match post_start(&runtime, &mut running, &mut stop_rx, h).await {
                         PostStart::Done => {}
                         PostStart::Ended(exit) => {
-                            finish(&runtime, &running, exit, Duration::ZERO, &tx).await;
+                            let term = life.termination.as_ref();
+                            finish(&runtime, &running, exit, Duration::ZERO, &tx, term).await;
                             return;
                         }
                     }
@@ -51,7 +53,7 @@ pub(super) fn spawn(
                     id,
                     started_at: running.state.started_at.clone(),
                 });
-                monitor(runtime, running, stop_rx, tx, hooks).await;
+                monitor(runtime, running, stop_rx, tx, life).await;
                 return;
             }
             Ok(Started::Exited(exit)) => Ok(exit),
@@ -129,6 +131,14 @@ pub(super) fn spawn_probes(
     Some(done_tx)
 }
 
+/// What an instance's task does besides watching it: its lifecycle hooks and its termination
+/// message.
+#[derive(Debug, Default)]
+pub(super) struct Lifecycle {
+    pub(super) hooks: Option<Hooks>,
+    pub(super) termination: Option<TerminationMessage>,
+}
+
 /// How a `postStart` hook ended.
 enum PostStart {
     /// It succeeded: the container runs.
@@ -176,24 +186,31 @@ pub(super) async fn monitor(
     mut running: Running,
     mut stop_rx: mpsc::UnboundedReceiver<Duration>,
     tx: mpsc::UnboundedSender<Msg>,
-    hooks: Option<Hooks>,
+    life: Lifecycle,
 ) {
     let started = Instant::now();
+    let hooks = life.hooks.as_ref();
     let exit = tokio::select! {
         exit = running.wait(&runtime) => exit,
-        Some(grace) = stop_rx.recv() => stop(&runtime, &mut running, grace, hooks.as_ref()).await,
+        Some(grace) = stop_rx.recv() => stop(&runtime, &mut running, grace, hooks).await,
     };
-    finish(&runtime, &running, exit, started.elapsed(), &tx).await;
+    let term = life.termination.as_ref();
+    finish(&runtime, &running, exit, started.elapsed(), &tx, term).await;
 }
 
-/// Removes what the ended container left and reports its exit to the loop.
+/// Removes what the ended container left and reports its exit (with its termination message)
+/// to the loop.
 async fn finish(
     runtime: &Runtime,
     running: &Running,
-    exit: ExitRecord,
+    mut exit: ExitRecord,
     ran_for: Duration,
     tx: &mpsc::UnboundedSender<Msg>,
+    termination: Option<&TerminationMessage>,
 ) {
+    if let Some(message) = termination.and_then(|t| t.read(exit.exit_code)) {
+        exit.message = Some(message);
+    }
     let id = running.meta.id.clone();
     if let Err(e) = runtime.remove(&running.meta).await {
         tracing::warn!(container = %id, "removing: {e}");
