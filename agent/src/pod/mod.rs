@@ -16,6 +16,7 @@
 //! volumes read from the cluster).
 
 mod adopt;
+mod dns;
 mod error;
 mod hook;
 mod init;

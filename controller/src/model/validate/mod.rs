@@ -251,6 +251,52 @@ mod tests {
     }
 
     #[test]
+    fn dns_config_and_host_aliases() {
+        let mut d = deployment();
+        let pod = &mut d["spec"]["template"]["spec"];
+        pod["hostNetwork"] = json!(false);
+        pod["dnsPolicy"] = json!("None");
+        pod["setHostnameAsFQDN"] = json!(true);
+        pod["dnsConfig"] = json!({"nameservers":["192.0.2.1"],"searches":["lan."],
+            "options":[{"name":"ndots","value":"2"},{"name":"edns0"}]});
+        pod["hostAliases"] = json!([{"ip":"192.0.2.10","hostnames":["db","db.lan"]}]);
+        assert_eq!(validate(&d), Ok(()));
+        let refused = |field: &str, v: Value| {
+            let mut d = d.clone();
+            d["spec"]["template"]["spec"][field] = v;
+            let e = validate(&d).unwrap_err();
+            format!("{}: {}", e[0].field, e[0].message)
+        };
+        let e = refused("dnsConfig", json!({"searches":["lan"]}));
+        assert!(
+            e.contains("dnsConfig.nameservers: must provide at least one"),
+            "{e}"
+        );
+        let e = refused("dnsConfig", json!({"nameservers":["a","192.0.2.1"]}));
+        assert!(
+            e.contains("nameservers[0]") && e.contains("valid IP"),
+            "{e}"
+        );
+        let e = refused(
+            "dnsConfig",
+            json!({"nameservers":["192.0.2.1"],"searches":["a b\nnameserver 1.1.1.1"]}),
+        );
+        assert!(e.contains("searches[0]"), "{e}");
+        let e = refused(
+            "dnsConfig",
+            json!({"nameservers":["192.0.2.1"],"options":[{"name":"a b"}]}),
+        );
+        assert!(e.contains("options[0].name"), "{e}");
+        let e = refused("hostAliases", json!([{"ip":"db","hostnames":["x"]}]));
+        assert!(e.contains("hostAliases[0].ip"), "{e}");
+        let e = refused(
+            "hostAliases",
+            json!([{"ip":"192.0.2.1","hostnames":["x\n1.2.3.4 y"]}]),
+        );
+        assert!(e.contains("hostAliases[0].hostnames[0]"), "{e}");
+    }
+
+    #[test]
     fn lifecycle_hooks() {
         let mut d = deployment();
         let c = &mut d["spec"]["template"]["spec"]["containers"][0];

@@ -288,7 +288,7 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         "is not Always or OnRootMismatch",
         out,
     );
-    one_of(
+    let policy = one_of(
         spec,
         path,
         "dnsPolicy",
@@ -296,6 +296,91 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         "is not a DNS policy",
         out,
     );
+    dns(spec, path, policy, out);
+}
+
+/// `dnsConfig` and `hostAliases`: addresses that parse, names that are DNS names (nothing that
+/// could add lines to the pod's resolv.conf or hosts file), Kubernetes' limits.
+fn dns(spec: &Value, path: &str, policy: Option<&str>, out: &mut Vec<FieldError>) {
+    let cfg = &spec["dnsConfig"];
+    let nameservers = items(&cfg["nameservers"]);
+    if policy == Some("None") && nameservers.is_empty() {
+        out.push(err(
+            format!("{path}.dnsConfig.nameservers"),
+            "must provide at least one DNS nameserver when `dnsPolicy` is None",
+        ));
+    }
+    if nameservers.len() > 3 {
+        out.push(err(
+            format!("{path}.dnsConfig.nameservers"),
+            "must not have more than 3 nameservers",
+        ));
+    }
+    let is_ip = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+    };
+    for (i, n) in nameservers.iter().enumerate() {
+        if !is_ip(n) {
+            out.push(err(
+                format!("{path}.dnsConfig.nameservers[{i}]"),
+                format!("{n} must be a valid IP address"),
+            ));
+        }
+    }
+    let searches = items(&cfg["searches"]);
+    if searches.len() > 32 {
+        out.push(err(
+            format!("{path}.dnsConfig.searches"),
+            "must not have more than 32 search paths",
+        ));
+    }
+    let is_name = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| is_dns_subdomain(s.strip_suffix('.').unwrap_or(s)))
+    };
+    for (i, s) in searches.iter().enumerate() {
+        if !is_name(s) {
+            out.push(err(
+                format!("{path}.dnsConfig.searches[{i}]"),
+                format!("{s} must be a DNS subdomain"),
+            ));
+        }
+    }
+    for (i, o) in items(&cfg["options"]).iter().enumerate() {
+        let word = |v: &Value| {
+            v.as_str()
+                .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+        };
+        if !word(&o["name"]) {
+            out.push(err(
+                format!("{path}.dnsConfig.options[{i}].name"),
+                "is required (one word)",
+            ));
+        }
+        if !o["value"].is_null() && !word(&o["value"]) {
+            out.push(err(
+                format!("{path}.dnsConfig.options[{i}].value"),
+                "must be one word",
+            ));
+        }
+    }
+    for (i, a) in items(&spec["hostAliases"]).iter().enumerate() {
+        if !is_ip(&a["ip"]) {
+            out.push(err(
+                format!("{path}.hostAliases[{i}].ip"),
+                format!("{} must be a valid IP address", a["ip"]),
+            ));
+        }
+        for (j, h) in items(&a["hostnames"]).iter().enumerate() {
+            if !is_name(h) {
+                out.push(err(
+                    format!("{path}.hostAliases[{i}].hostnames[{j}]"),
+                    format!("{h} must be a DNS subdomain"),
+                ));
+            }
+        }
+    }
 }
 
 /// A container's name: a DNS label, unique among the pod's init and app containers.
