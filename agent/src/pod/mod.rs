@@ -18,6 +18,7 @@
 mod adopt;
 mod dns;
 mod error;
+mod grpc;
 mod hook;
 mod init;
 mod instance;

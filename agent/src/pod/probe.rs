@@ -81,6 +81,19 @@ async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), St
     if let Some(e) = &probe.exec {
         return exec(e.command.clone().unwrap_or_default(), target, timeout).await;
     }
+    if let Some(g) = &probe.grpc {
+        // The pod's own address only (a grpc probe has no host).
+        let port = u16::try_from(g.port).map_err(|_| "the probe's port is not a port")?;
+        let service = g.service.clone().unwrap_or_default();
+        return tokio::time::timeout(timeout, super::grpc::check(target.ip, port, &service))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "timeout: health rpc did not complete within {}s",
+                    timeout.as_secs()
+                ))
+            });
+    }
     Err("the probe has no handler".into())
 }
 

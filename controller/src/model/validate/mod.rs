@@ -332,6 +332,16 @@ mod tests {
         assert!(e.contains("exactly one handler"), "{e}");
         let e = refused(json!({"postStart":{"httpGet":{"port":80,"scheme":"HTTPS"}}}));
         assert!(e.contains("postStart.httpGet.scheme"), "{e}");
+        // grpc probes: a port on the pod's address (no host).
+        let mut d = deployment();
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"grpc":{"port":9090,"service":"web"}});
+        assert_eq!(validate(&d), Ok(()));
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"grpc":{"port":0}});
+        assert!(validate(&d).unwrap_err()[0]
+            .field
+            .ends_with("livenessProbe.grpc.port"));
         // Probes too: no CR/LF in what the node sends.
         let mut d = deployment();
         d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =

@@ -485,15 +485,23 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
         if p.is_null() {
             continue;
         }
-        let handlers = ["httpGet", "tcpSocket", "exec"]
+        let handlers = ["httpGet", "tcpSocket", "exec", "grpc"]
             .iter()
             .filter(|h| !p[**h].is_null())
             .count();
         if handlers != 1 {
             out.push(err(
                 format!("{cp}.{probe}"),
-                "exactly one handler is required (httpGet, tcpSocket or exec)",
+                "exactly one handler is required (httpGet, tcpSocket, exec or grpc)",
             ));
+        }
+        if let Some(port) = p["grpc"]["port"].as_i64() {
+            if !(1..=65535).contains(&port) {
+                out.push(err(
+                    format!("{cp}.{probe}.grpc.port"),
+                    format!("{port} is not between 1 and 65535"),
+                ));
+            }
         }
         http_get(&p["httpGet"], &format!("{cp}.{probe}.httpGet"), out);
     }
