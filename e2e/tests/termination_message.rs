@@ -58,7 +58,7 @@ spec:
             .map(|c| c["state"]["terminated"]["message"].clone())
             .unwrap()
     };
-    assert_eq!(message("file"), "bye from app\n");
+    assert_eq!(message("file"), "bye from app\n", "{}", p["status"]);
     assert_eq!(message("logs"), "starting\noops\n");
     assert_eq!(message("custom"), "all done\n");
     assert!(message("quiet").is_null(), "{}", message("quiet"));

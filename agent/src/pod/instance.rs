@@ -66,7 +66,11 @@ pub(super) fn spawn(
             tracing::warn!(container = %id, "removing: {e}");
         }
         // A start error's record is made after the removal, so that it ends then.
-        let exit = exit.unwrap_or_else(ExitRecord::start_error);
+        let mut exit = exit.unwrap_or_else(ExitRecord::start_error);
+        // A container that exited before it was seen running has its message too.
+        if let Some(message) = life.termination.and_then(|t| t.read(exit.exit_code)) {
+            exit.message = Some(message);
+        }
         let _ = tx.send(Msg::Exited {
             pod: pod_uid,
             name,
