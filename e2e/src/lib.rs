@@ -100,6 +100,42 @@ pub fn busybox_image_script() -> PathBuf {
     workspace_root().join("e2e/images/build-busybox-image.sh")
 }
 
+/// Imports into `server` the busybox test image `reference` with one more program: the
+/// std-only Rust source `e2e/images/<source>.rs`, built static with rustc, at `/bin/<source>`.
+pub fn import_image_with_program(server: &Server, reference: &str, source: &str) {
+    let program = server.work_dir.join(source);
+    let src = workspace_root().join(format!("e2e/images/{source}.rs"));
+    let built = Command::new("rustc")
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-o",
+        ])
+        .arg(&program)
+        .arg(&src)
+        .status()
+        .expect("rustc");
+    assert!(built.success(), "building {source}");
+    let archive = server.work_dir.join(format!("{source}.tar"));
+    let out = Command::new("bash")
+        .arg(busybox_image_script())
+        .arg(&archive)
+        .arg(reference)
+        .arg("--add")
+        .arg(format!("{}:/bin/{source}", program.display()))
+        .output()
+        .expect("build the image");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.import_image(&archive).status.success());
+}
+
 /// Builds the busybox test image (see `e2e/images/build-busybox-image.sh`) into `out`:
 /// a `docker save`-style archive, or an OCI archive when `oci` is true.
 pub fn build_busybox_image(out: &Path, reference: &str, oci: bool) -> Result<()> {

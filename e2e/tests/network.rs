@@ -416,37 +416,7 @@ fn host_ports_node_ports_and_load_balancers_reach_pods_and_keep_the_callers_addr
 fn a_udp_host_port_reaches_its_pod() {
     let s = server_with_images(&[IMAGE]);
     // A static UDP echo server (std only), added to a busybox image.
-    let echo = s.work_dir.join("udp-echo");
-    let src = skiff_e2e::workspace_root().join("e2e/images/udp-echo.rs");
-    let built = Command::new("rustc")
-        .args([
-            "--edition",
-            "2021",
-            "-O",
-            "-C",
-            "target-feature=+crt-static",
-            "-o",
-        ])
-        .arg(&echo)
-        .arg(&src)
-        .status()
-        .expect("rustc");
-    assert!(built.success(), "building udp-echo");
-    let archive = s.work_dir.join("udp.tar");
-    let out = Command::new("bash")
-        .arg(skiff_e2e::busybox_image_script())
-        .arg(&archive)
-        .arg("skiff-e2e-udp:v1")
-        .arg("--add")
-        .arg(format!("{}:/bin/udp-echo", echo.display()))
-        .output()
-        .expect("build the image");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(s.import_image(&archive).status.success());
+    skiff_e2e::import_image_with_program(&s, "skiff-e2e-udp:v1", "udp-echo");
     let port = skiff_e2e::free_port();
     let k = Kubectl::admin(&s);
     k.apply(

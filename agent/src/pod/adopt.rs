@@ -77,11 +77,17 @@ impl Agent {
                     _probes: None,
                     probes_attached: false,
                 });
+                // Its preStop hook runs when it is stopped, as for the instances this daemon
+                // started.
+                let life = pod
+                    .map(|p| adopted_lifecycle(&self.runtime, &self.cluster, p, &meta))
+                    .unwrap_or_default();
                 tokio::spawn(instance::monitor(
                     self.runtime.clone(),
                     *running,
                     stop_rx,
                     self.tx.clone(),
+                    life,
                 ));
             }
             Outcome::Exited(exit) => cs.record_exit(
@@ -116,5 +122,40 @@ impl Agent {
             .containers
             .entry(meta.container_name.clone())
             .or_default()
+    }
+}
+
+/// The hooks and termination message of an adopted container, from its pod's spec and
+/// address.
+fn adopted_lifecycle(
+    runtime: &crate::runtime::handle::Runtime,
+    cluster: &std::sync::Arc<dyn crate::Cluster>,
+    pod: &Pod,
+    meta: &ContainerMeta,
+) -> instance::Lifecycle {
+    let Some(spec) = pod.spec.as_ref() else {
+        return instance::Lifecycle::default();
+    };
+    let Some(c) = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .find(|c| c.name == meta.container_name)
+    else {
+        return instance::Lifecycle::default();
+    };
+    let pod_ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .filter(|_| !spec.host_network.unwrap_or(false));
+    instance::Lifecycle {
+        hooks: instance::hooks(runtime, cluster, &PodRef::of(pod), c, &meta.id, pod_ip),
+        termination: Some(super::termination::TerminationMessage::of(
+            c,
+            &meta.log_path,
+        )),
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Container;
 use tokio::sync::{mpsc, watch};
 
+use super::hook::{self, Hooks};
+use super::termination::TerminationMessage;
 use super::worker::Msg;
 use super::{probe, PodRef};
 use crate::runtime::handle::{Running, Runtime, Started};
@@ -22,7 +24,8 @@ pub(super) fn spawn(
     meta: ContainerMeta,
     layers: Vec<std::path::PathBuf>,
     spec: serde_json::Value,
-    stop_rx: mpsc::UnboundedReceiver<Duration>,
+    mut stop_rx: mpsc::UnboundedReceiver<Duration>,
+    life: Lifecycle,
 ) {
     let (pod_uid, name, id) = (
         meta.pod_uid.clone(),
@@ -32,13 +35,25 @@ pub(super) fn spawn(
     tokio::spawn(async move {
         let exit = match runtime.create(meta.clone(), layers, spec).await {
             Ok(Started::Running(running)) => {
+                let mut running = *running;
+                // `postStart`: the container is not Running until it returns.
+                if let Some(h) = &life.hooks {
+                    match post_start(&runtime, &mut running, &mut stop_rx, h).await {
+                        PostStart::Done => {}
+                        PostStart::Ended(exit) => {
+                            let term = life.termination.as_ref();
+                            finish(&runtime, &running, exit, Duration::ZERO, &tx, term).await;
+                            return;
+                        }
+                    }
+                }
                 let _ = tx.send(Msg::Running {
                     pod: pod_uid,
                     name,
                     id,
                     started_at: running.state.started_at.clone(),
                 });
-                monitor(runtime, *running, stop_rx, tx).await;
+                monitor(runtime, running, stop_rx, tx, life).await;
                 return;
             }
             Ok(Started::Exited(exit)) => Ok(exit),
@@ -51,7 +66,11 @@ pub(super) fn spawn(
             tracing::warn!(container = %id, "removing: {e}");
         }
         // A start error's record is made after the removal, so that it ends then.
-        let exit = exit.unwrap_or_else(ExitRecord::start_error);
+        let mut exit = exit.unwrap_or_else(ExitRecord::start_error);
+        // A container that exited before it was seen running has its message too.
+        if let Some(message) = life.termination.and_then(|t| t.read(exit.exit_code)) {
+            exit.message = Some(message);
+        }
         let _ = tx.send(Msg::Exited {
             pod: pod_uid,
             name,
@@ -78,11 +97,7 @@ pub(super) fn spawn_probes(
         return None;
     }
     let (done_tx, done_rx) = watch::channel(false);
-    let target = probe::Target {
-        ip: std::net::IpAddr::V4(pod_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
-        container_dir: runtime.layout.container(id),
-        exe: runtime.shim_exe.clone(),
-    };
+    let target = probe::Target::of(runtime, id, pod_ip);
     let (verdict_tx, mut verdict_rx) = mpsc::unbounded_channel();
     let (cluster, ns, pod_name) = (cluster.clone(), r.namespace.clone(), r.name.clone());
     let event = move |message: String| cluster.event(&ns, &pod_name, true, "Unhealthy", &message);
@@ -120,20 +135,87 @@ pub(super) fn spawn_probes(
     Some(done_tx)
 }
 
-/// Waits for a running container to exit, or stops it on request; then removes it and
-/// reports the exit.
+/// What an instance's task does besides watching it: its lifecycle hooks and its termination
+/// message.
+#[derive(Debug, Default)]
+pub(super) struct Lifecycle {
+    pub(super) hooks: Option<Hooks>,
+    pub(super) termination: Option<TerminationMessage>,
+}
+
+/// How a `postStart` hook ended.
+enum PostStart {
+    /// It succeeded: the container runs.
+    Done,
+    /// The container ended (it exited, was stopped, or was killed because the hook failed).
+    Ended(ExitRecord),
+}
+
+/// Runs the `postStart` hook while watching the container: it may exit, or be asked to stop
+/// (a hook may hang; a deletion must not). A failed hook kills the container, whose exit then
+/// says why.
+async fn post_start(
+    runtime: &Runtime,
+    running: &mut Running,
+    stop_rx: &mut mpsc::UnboundedReceiver<Duration>,
+    hooks: &Hooks,
+) -> PostStart {
+    let result = {
+        let hook = hooks.post_start();
+        tokio::pin!(hook);
+        tokio::select! {
+            r = &mut hook => r,
+            exit = running.wait(runtime) => return PostStart::Ended(exit),
+            Some(grace) = stop_rx.recv() => {
+                return PostStart::Ended(stop(runtime, running, grace, None).await)
+            }
+        }
+    };
+    let Err(message) = result else {
+        return PostStart::Done;
+    };
+    tracing::info!(container = %running.meta.id, "postStart hook failed: {message}");
+    if let Err(e) = running.signal(libc::SIGKILL) {
+        tracing::warn!(container = %running.meta.id, "SIGKILL: {e}");
+    }
+    let mut exit = running.wait(runtime).await;
+    exit.message = Some(format!("PostStartHookError: {message}"));
+    PostStart::Ended(exit)
+}
+
+/// Waits for a running container to exit, or stops it on request (its `preStop` hook first);
+/// then removes it and reports the exit.
 pub(super) async fn monitor(
     runtime: Runtime,
     mut running: Running,
     mut stop_rx: mpsc::UnboundedReceiver<Duration>,
     tx: mpsc::UnboundedSender<Msg>,
+    life: Lifecycle,
 ) {
     let started = Instant::now();
-    let id = running.meta.id.clone();
+    let hooks = life.hooks.as_ref();
     let exit = tokio::select! {
         exit = running.wait(&runtime) => exit,
-        Some(grace) = stop_rx.recv() => stop(&runtime, &mut running, grace).await,
+        Some(grace) = stop_rx.recv() => stop(&runtime, &mut running, grace, hooks).await,
     };
+    let term = life.termination.as_ref();
+    finish(&runtime, &running, exit, started.elapsed(), &tx, term).await;
+}
+
+/// Removes what the ended container left and reports its exit (with its termination message)
+/// to the loop.
+async fn finish(
+    runtime: &Runtime,
+    running: &Running,
+    mut exit: ExitRecord,
+    ran_for: Duration,
+    tx: &mpsc::UnboundedSender<Msg>,
+    termination: Option<&TerminationMessage>,
+) {
+    if let Some(message) = termination.and_then(|t| t.read(exit.exit_code)) {
+        exit.message = Some(message);
+    }
+    let id = running.meta.id.clone();
     if let Err(e) = runtime.remove(&running.meta).await {
         tracing::warn!(container = %id, "removing: {e}");
     }
@@ -142,13 +224,34 @@ pub(super) async fn monitor(
         name: running.meta.container_name.clone(),
         id,
         exit,
-        ran_for: started.elapsed(),
+        ran_for,
     });
 }
 
-/// SIGTERM, up to `grace` for the container to exit, then SIGKILL.
-async fn stop(runtime: &Runtime, running: &mut Running, grace: Duration) -> ExitRecord {
+/// The `preStop` hook (within `grace`, not with a zero grace period, as kubelet), SIGTERM, up
+/// to the rest of `grace` for the container to exit, then SIGKILL.
+async fn stop(
+    runtime: &Runtime,
+    running: &mut Running,
+    mut grace: Duration,
+    hooks: Option<&Hooks>,
+) -> ExitRecord {
     tracing::info!(container = %running.meta.id, grace = ?grace, "stopping container");
+    if let Some(h) = hooks.filter(|h| h.has_pre_stop() && !grace.is_zero()) {
+        let began = Instant::now();
+        let exited = {
+            let hook = h.pre_stop(grace);
+            tokio::pin!(hook);
+            tokio::select! {
+                _ = &mut hook => None,
+                exit = running.wait(runtime) => Some(exit),
+            }
+        };
+        if let Some(exit) = exited {
+            return exit;
+        }
+        grace = hook::grace_after_pre_stop(grace, began.elapsed());
+    }
     if let Err(e) = running.signal(libc::SIGTERM) {
         tracing::warn!(container = %running.meta.id, "SIGTERM: {e}");
     }
@@ -168,4 +271,21 @@ async fn stop(runtime: &Runtime, running: &mut Running, grace: Duration) -> Exit
         tracing::warn!(container = %running.meta.id, "SIGKILL: {e}");
     }
     running.wait(runtime).await
+}
+
+/// The lifecycle hooks of container `c` for instance `id` (none without `lifecycle`), their
+/// failures recorded as events on the pod.
+pub(super) fn hooks(
+    runtime: &Runtime,
+    cluster: &Arc<dyn Cluster>,
+    r: &PodRef,
+    c: &Container,
+    id: &str,
+    pod_ip: Option<std::net::Ipv4Addr>,
+) -> Option<Hooks> {
+    let (cluster, ns, name) = (cluster.clone(), r.namespace.clone(), r.name.clone());
+    let event: hook::EventSink = Arc::new(move |warning, reason, message| {
+        cluster.event(&ns, &name, warning, reason, &message)
+    });
+    Hooks::of(c, probe::Target::of(runtime, id, pod_ip), r.key(), event)
 }

@@ -230,6 +230,20 @@ fn tail_start(records: &[Record<'_>], tail: Option<usize>) -> usize {
     }
 }
 
+/// The last `lines` lines of the log file at `path` as the container wrote them (without the
+/// CRI prefixes), at most the last `max_bytes` bytes of them; empty when unreadable.
+pub(crate) fn tail_text(path: &Path, lines: usize, max_bytes: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let records: Vec<Record<'_>> = text.lines().filter_map(parse).collect();
+    let mut out = Vec::new();
+    let mut at_line_start = true;
+    for r in &records[tail_start(&records, Some(lines))..] {
+        render(r, false, &mut out, &mut at_line_start);
+    }
+    let start = out.len().saturating_sub(max_bytes);
+    String::from_utf8_lossy(&out[start..]).into_owned()
+}
+
 /// Follow: new records as they are written, until the instance is gone.
 fn follow(mut reader: BufReader<std::fs::File>, instance_dir: &Path, output: &mut Output) {
     let mut pending = String::new();

@@ -11,11 +11,15 @@
 //! `sandbox.rs` (a pod's namespaces, address, `/etc` files, and their removal), `start.rs`
 //! (starting one container instance), `instance.rs` (the task that runs an instance, and its
 //! probes), `adopt.rs` (containers left by an earlier daemon), `restart.rs` (restart policy
-//! and crash back-off, pure), `init.rs` (init containers: which runs next, pure), `report.rs` (pod status and events), `sources.rs` (what env and
+//! and crash back-off, pure), `init.rs` (init containers: which runs next, pure), `hook.rs` (postStart/preStop),
+//! `termination.rs` (termination messages), `report.rs` (pod status and events), `sources.rs` (what env and
 //! volumes read from the cluster).
 
 mod adopt;
+mod dns;
 mod error;
+mod grpc;
+mod hook;
 mod init;
 mod instance;
 pub mod logs;
@@ -27,6 +31,7 @@ mod sandbox;
 mod sources;
 mod start;
 pub mod status;
+mod termination;
 pub mod volumes;
 mod worker;
 

@@ -36,7 +36,22 @@ pub struct Target {
     pub exe: PathBuf,
 }
 
-fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
+impl Target {
+    /// Instance `id` of a pod at `pod_ip` (none: a hostNetwork pod, reached on 127.0.0.1).
+    pub(crate) fn of(
+        runtime: &crate::runtime::handle::Runtime,
+        id: &str,
+        pod_ip: Option<std::net::Ipv4Addr>,
+    ) -> Target {
+        Target {
+            ip: IpAddr::V4(pod_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
+            container_dir: runtime.layout.container(id),
+            exe: runtime.shim_exe.clone(),
+        }
+    }
+}
+
+pub(super) fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
     match port {
         IntOrString::Int(n) => u16::try_from(*n).ok(),
         IntOrString::String(name) => c
@@ -66,6 +81,19 @@ async fn attempt(c: &Container, probe: &Probe, target: &Target) -> Result<(), St
     if let Some(e) = &probe.exec {
         return exec(e.command.clone().unwrap_or_default(), target, timeout).await;
     }
+    if let Some(g) = &probe.grpc {
+        // The pod's own address only (a grpc probe has no host).
+        let port = u16::try_from(g.port).map_err(|_| "the probe's port is not a port")?;
+        let service = g.service.clone().unwrap_or_default();
+        return tokio::time::timeout(timeout, super::grpc::check(target.ip, port, &service))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "timeout: health rpc did not complete within {}s",
+                    timeout.as_secs()
+                ))
+            });
+    }
     Err("the probe has no handler".into())
 }
 
@@ -76,6 +104,17 @@ fn probe_ip(host: Option<&str>, target: &Target) -> IpAddr {
 
 /// `httpGet`: a 2xx or 3xx status is success.
 async fn http_get(h: &HTTPGetAction, ip: IpAddr, port: u16) -> Result<(), String> {
+    let code = http_status(h, ip, port).await?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// A `GET` of `h`'s path (with its headers) on `ip:port`: the response's status code.
+/// (Validation refuses CR and LF in the path and headers.)
+pub(super) async fn http_status(h: &HTTPGetAction, ip: IpAddr, port: u16) -> Result<u16, String> {
     let path = h.path.clone().unwrap_or_else(|| "/".into());
     let mut s = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
         .await
@@ -91,16 +130,11 @@ async fn http_get(h: &HTTPGetAction, ip: IpAddr, port: u16) -> Result<(), String
     let mut head = vec![0u8; 64];
     let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
     let line = String::from_utf8_lossy(&head[..n]).to_string();
-    let code: u16 = line
+    Ok(line
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
-    }
+        .unwrap_or(0))
 }
 
 /// `tcpSocket`: a connection is success.
@@ -118,7 +152,11 @@ async fn tcp_socket(ip: IpAddr, port: u16, timeout: Duration) -> Result<(), Stri
 }
 
 /// `exec`: the command, run in the container through `skiff shim --exec`, exits with 0.
-async fn exec(command: Vec<String>, target: &Target, timeout: Duration) -> Result<(), String> {
+pub(super) async fn exec(
+    command: Vec<String>,
+    target: &Target,
+    timeout: Duration,
+) -> Result<(), String> {
     let child = shim_command(
         &target.exe,
         &target.container_dir,

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::sources::PodEnvSources;
 use super::start::StartContext;
-use super::{volumes, Agent, PodRef};
+use super::{dns, volumes, Agent, PodRef};
 use crate::runtime::sandbox::{self, Namespaces};
 
 impl Agent {
@@ -78,7 +78,22 @@ impl Agent {
         to_start: &[(Container, String)],
     ) -> Option<StartContext<'a>> {
         let host_network = spec.host_network.unwrap_or(false);
-        let hostname = spec.hostname.clone().unwrap_or_else(|| r.name.clone());
+        let short = spec.hostname.clone().unwrap_or_else(|| r.name.clone());
+        let fqdn = spec
+            .subdomain
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|sub| {
+                let domain = crate::network::dns::DOMAIN;
+                format!("{short}.{sub}.{}.svc.{domain}", r.namespace)
+            });
+        let hostname = match dns::kernel_hostname(spec, &short, fqdn.as_deref()) {
+            Ok(h) => h,
+            Err(message) => {
+                self.set_waiting(r, to_start, "CreateContainerConfigError", &message, true);
+                return None;
+            }
+        };
         let pod_dir = self.pod_dir(r);
         let ns = match self
             .ensure_namespaces(r, &pod_dir, host_network, &hostname)
@@ -93,17 +108,17 @@ impl Agent {
             }
         };
         let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
-        let resolv = self.resolv_conf(r, spec, host_network);
+        let resolv = self.resolv_conf(r, spec);
         // With a subdomain, /etc/hosts names the pod by its cluster DNS name too (as kubelet).
-        let names = match spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
-            Some(sub) => format!(
-                "{hostname}.{sub}.{}.svc.{}\t{hostname}",
-                r.namespace,
-                crate::network::dns::DOMAIN
-            ),
-            None => hostname.clone(),
+        let names = match &fqdn {
+            Some(f) => format!("{f}\t{short}"),
+            None => short.clone(),
         };
-        let etc = match write_etc_files(&pod_dir, host_network, &hostname, &names, pod_ip, resolv) {
+        let hosts = EtcHosts {
+            names: &names,
+            aliases: &dns::host_aliases(spec.host_aliases.as_deref().unwrap_or_default()),
+        };
+        let etc = match write_etc_files(&pod_dir, host_network, &hostname, &hosts, pod_ip, resolv) {
             Ok(files) => files,
             Err(e) => {
                 tracing::error!(pod = %r.key(), "writing /etc files: {e}");
@@ -252,40 +267,49 @@ impl Agent {
         Ok(ns)
     }
 
-    /// Cluster DNS for pods on the bridge with dnsPolicy ClusterFirst (the default), and for
-    /// `ClusterFirstWithHostNet`; `None`: the host's resolv.conf.
-    fn resolv_conf(&self, r: &PodRef, spec: &PodSpec, host_network: bool) -> Option<String> {
-        let dns_policy = spec
-            .dns_policy
-            .clone()
-            .unwrap_or_else(|| "ClusterFirst".into());
-        let cluster_dns = matches!(dns_policy.as_str(), "ClusterFirst" if !host_network)
-            || dns_policy == "ClusterFirstWithHostNet";
-        self.network.as_ref().filter(|_| cluster_dns).map(|n| {
-            crate::network::dns::resolv_conf(n.config.cluster_cidr.gateway(), &r.namespace)
-        })
+    /// The pod's resolv.conf under its `dnsPolicy` and `dnsConfig` (the cluster DNS is served
+    /// on the bridge's gateway).
+    fn resolv_conf(&self, r: &PodRef, spec: &PodSpec) -> Option<String> {
+        let cluster = self
+            .network
+            .as_ref()
+            .filter(|_| dns::uses_cluster_dns(spec))
+            .map(|n| {
+                crate::network::dns::resolv_conf(n.config.cluster_cidr.gateway(), &r.namespace)
+            });
+        Some(dns::resolv_conf(spec, cluster, &dns::node_resolv_conf()))
     }
+}
+
+/// What a pod's `/etc/hosts` says of it.
+pub(super) struct EtcHosts<'a> {
+    /// The pod's names on its address's line (the hostname, or the cluster DNS name and the
+    /// hostname, tab-separated).
+    pub(super) names: &'a str,
+    /// The `hostAliases` lines ([`dns::host_aliases`]).
+    pub(super) aliases: &'a str,
 }
 
 /// Writes the pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, returning the bind
 /// mounts for them. A `hostNetwork` pod sees the host's files, as on Kubernetes.
-/// `names`: the pod's names in its `/etc/hosts` line (the hostname, or the cluster DNS name
-/// and the hostname, tab-separated).
 pub(super) fn write_etc_files(
     pod_dir: &Path,
     host_network: bool,
     hostname: &str,
-    names: &str,
+    hosts: &EtcHosts,
     pod_ip: Option<Ipv4Addr>,
     resolv: Option<String>,
 ) -> std::io::Result<Vec<(String, PathBuf)>> {
     let etc = pod_dir.join("etc");
     std::fs::create_dir_all(&etc)?;
+    let EtcHosts { names, aliases } = hosts;
     let hosts = if host_network {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+        let node = std::fs::read_to_string("/etc/hosts")
+            .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into());
+        format!("{node}{aliases}")
     } else {
         let own = pod_ip.map_or_else(|| "127.0.1.1".to_string(), |ip| ip.to_string());
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{names}\n")
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{names}\n{aliases}")
     };
     let host_name = if host_network {
         nix::unistd::gethostname()
@@ -321,7 +345,10 @@ mod tests {
             dir.path(),
             false,
             "web",
-            "web",
+            &EtcHosts {
+                names: "web",
+                aliases: "",
+            },
             ip,
             Some("nameserver 10.42.0.1\n".into()),
         )
@@ -340,9 +367,16 @@ mod tests {
     #[test]
     fn etc_hosts_without_an_address() {
         let dir = tempfile::tempdir().unwrap();
-        write_etc_files(dir.path(), false, "web", "web", None, Some(String::new())).unwrap();
+        let hosts = EtcHosts {
+            names: "web",
+            aliases: "\n# Entries added by HostAliases.\n192.0.2.1\tdb\n",
+        };
+        write_etc_files(dir.path(), false, "web", &hosts, None, Some(String::new())).unwrap();
         let hosts = std::fs::read_to_string(dir.path().join("etc/hosts")).unwrap();
-        assert!(hosts.ends_with("127.0.1.1\tweb\n"), "{hosts}");
+        assert!(
+            hosts.ends_with("127.0.1.1\tweb\n\n# Entries added by HostAliases.\n192.0.2.1\tdb\n"),
+            "{hosts}"
+        );
     }
 
     #[test]
@@ -350,7 +384,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ip = Some(Ipv4Addr::new(10, 42, 0, 7));
         let names = "web-0.web.default.svc.cluster.local\tweb-0";
-        write_etc_files(dir.path(), false, "web-0", names, ip, Some(String::new())).unwrap();
+        let hosts = EtcHosts { names, aliases: "" };
+        write_etc_files(dir.path(), false, "web-0", &hosts, ip, Some(String::new())).unwrap();
         let read = |name: &str| std::fs::read_to_string(dir.path().join("etc").join(name)).unwrap();
         assert!(
             read("hosts").ends_with("10.42.0.7\tweb-0.web.default.svc.cluster.local\tweb-0\n"),

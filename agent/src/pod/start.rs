@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::mpsc;
 
 use super::sources::PodEnvSources;
+use super::termination::TerminationMessage;
 use super::{instance, process, report, volumes, Agent, Instance, PodRef};
 use crate::image::{Image, ImageWanted, Readiness};
 use crate::runtime::oci::{self, SpecInput};
@@ -66,6 +67,13 @@ impl Agent {
                 .join(format!("{}.log", cs.restart_count)),
             libcontainer_root: self.runtime.layout.libcontainer_root(),
         };
+        // The termination message file, bind-mounted at terminationMessagePath.
+        let termination = TerminationMessage::of(c, &meta.log_path);
+        let mut volume_mounts = volume_mounts;
+        match termination.prepare() {
+            Ok(mount) => volume_mounts.push(mount),
+            Err(e) => tracing::warn!(container = %id, "termination message file: {e}"),
+        }
         let spec = oci::spec(
             &SpecInput {
                 process: &proc,
@@ -81,6 +89,10 @@ impl Agent {
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
         let probes =
             instance::spawn_probes(&self.runtime, &self.cluster, &self.tx, r, c, &id, pod_ip);
+        let life = instance::Lifecycle {
+            hooks: instance::hooks(&self.runtime, &self.cluster, r, c, &id, pod_ip),
+            termination: Some(termination),
+        };
         cs.current = Some(Instance {
             id,
             spec_hash: hash,
@@ -99,6 +111,7 @@ impl Agent {
             image.layers,
             spec,
             stop_rx,
+            life,
         );
     }
 

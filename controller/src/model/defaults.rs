@@ -300,7 +300,10 @@ fn pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "dnsPolicy", json!("ClusterFirst"));
-    if let Some(containers) = spec["containers"].as_array_mut() {
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec[list].as_array_mut() else {
+            continue;
+        };
         for c in containers {
             let image = c["image"].as_str().unwrap_or_default().to_string();
             let policy = if is_latest(&image) {
@@ -374,5 +377,16 @@ mod tests {
         assert_eq!(c["imagePullPolicy"], "IfNotPresent");
         assert_eq!(c["ports"][0]["protocol"], "TCP");
         assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    }
+
+    #[test]
+    fn init_containers_are_defaulted_as_containers() {
+        let mut p = json!({"kind":"Pod","spec":{"initContainers":[{"name":"i","image":"busybox"},
+            {"name":"j","image":"busybox:1.36"}],"containers":[{"name":"a","image":"x:1"}]}});
+        apply(&mut p);
+        let i = &p["spec"]["initContainers"];
+        assert_eq!(i[0]["imagePullPolicy"], "Always");
+        assert_eq!(i[1]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(i[0]["terminationMessagePath"], "/dev/termination-log");
     }
 }

@@ -267,10 +267,9 @@ mod tests {
     #[test]
     fn unsupported_fields_are_named() {
         let mut d = deployment();
-        d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] =
-            json!({"preStop":{"exec":{"command":["x"]}}});
+        d["spec"]["template"]["spec"]["containers"][0]["stdin"] = json!(true);
         let e = validate(&d).unwrap_err();
-        assert_eq!(e[0].field, "spec.template.spec.containers[0].lifecycle");
+        assert_eq!(e[0].field, "spec.template.spec.containers[0].stdin");
         assert!(e[0].message.contains("not supported"), "{}", e[0]);
     }
 
@@ -295,6 +294,107 @@ mod tests {
             e[0].field,
             "metadata.labels[pod-security.kubernetes.io/enforce]"
         );
+    }
+
+    #[test]
+    fn dns_config_and_host_aliases() {
+        let mut d = deployment();
+        let pod = &mut d["spec"]["template"]["spec"];
+        pod["hostNetwork"] = json!(false);
+        pod["dnsPolicy"] = json!("None");
+        pod["setHostnameAsFQDN"] = json!(true);
+        pod["dnsConfig"] = json!({"nameservers":["192.0.2.1"],"searches":["lan."],
+            "options":[{"name":"ndots","value":"2"},{"name":"edns0"}]});
+        pod["hostAliases"] = json!([{"ip":"192.0.2.10","hostnames":["db","db.lan"]}]);
+        assert_eq!(validate(&d), Ok(()));
+        let refused = |field: &str, v: Value| {
+            let mut d = d.clone();
+            d["spec"]["template"]["spec"][field] = v;
+            let e = validate(&d).unwrap_err();
+            format!("{}: {}", e[0].field, e[0].message)
+        };
+        let e = refused("dnsConfig", json!({"searches":["lan"]}));
+        assert!(
+            e.contains("dnsConfig.nameservers: must provide at least one"),
+            "{e}"
+        );
+        let e = refused("dnsConfig", json!({"nameservers":["a","192.0.2.1"]}));
+        assert!(
+            e.contains("nameservers[0]") && e.contains("valid IP"),
+            "{e}"
+        );
+        let e = refused(
+            "dnsConfig",
+            json!({"nameservers":["192.0.2.1"],"searches":["a b\nnameserver 1.1.1.1"]}),
+        );
+        assert!(e.contains("searches[0]"), "{e}");
+        let e = refused(
+            "dnsConfig",
+            json!({"nameservers":["192.0.2.1"],"options":[{"name":"a b"}]}),
+        );
+        assert!(e.contains("options[0].name"), "{e}");
+        let e = refused("hostAliases", json!([{"ip":"db","hostnames":["x"]}]));
+        assert!(e.contains("hostAliases[0].ip"), "{e}");
+        let e = refused(
+            "hostAliases",
+            json!([{"ip":"192.0.2.1","hostnames":["x\n1.2.3.4 y"]}]),
+        );
+        assert!(e.contains("hostAliases[0].hostnames[0]"), "{e}");
+    }
+
+    #[test]
+    fn lifecycle_hooks() {
+        let mut d = deployment();
+        let c = &mut d["spec"]["template"]["spec"]["containers"][0];
+        c["lifecycle"] = json!({"postStart":{"exec":{"command":["x"]}},
+            "preStop":{"httpGet":{"path":"/quit","port":8080,"host":"",
+              "httpHeaders":[{"name":"X","value":"y"}]}}});
+        assert_eq!(validate(&d), Ok(()));
+        let refused = |lifecycle: Value| {
+            let mut d = deployment();
+            d["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = lifecycle;
+            let e = validate(&d).unwrap_err();
+            format!("{}: {}", e[0].field, e[0].message)
+        };
+        let e = refused(json!({"preStop":{"httpGet":{"port":80,"host":"192.0.2.1"}}}));
+        assert!(
+            e.contains("lifecycle.preStop.httpGet.host") && e.contains("pod's own address"),
+            "{e}"
+        );
+        let e = refused(json!({"preStop":{"httpGet":{"port":80,"path":"/\r\nX: y"}}}));
+        assert!(
+            e.contains("preStop.httpGet.path: must not contain CR or LF"),
+            "{e}"
+        );
+        let e = refused(json!({"postStart":{"httpGet":{"port":80,
+            "httpHeaders":[{"name":"A","value":"b\nHost: x"}]}}}));
+        assert!(e.contains("postStart.httpGet.httpHeaders[0].value"), "{e}");
+        let e = refused(json!({"postStart":{"tcpSocket":{"port":80}}}));
+        assert!(
+            e.contains("postStart.tcpSocket") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = refused(json!({"postStart":{"sleep":{"seconds":1},"exec":{"command":["x"]}}}));
+        assert!(e.contains("exactly one handler"), "{e}");
+        let e = refused(json!({"postStart":{"httpGet":{"port":80,"scheme":"HTTPS"}}}));
+        assert!(e.contains("postStart.httpGet.scheme"), "{e}");
+        // grpc probes: a port on the pod's address (no host).
+        let mut d = deployment();
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"grpc":{"port":9090,"service":"web"}});
+        assert_eq!(validate(&d), Ok(()));
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"grpc":{"port":0}});
+        assert!(validate(&d).unwrap_err()[0]
+            .field
+            .ends_with("livenessProbe.grpc.port"));
+        // Probes too: no CR/LF in what the node sends.
+        let mut d = deployment();
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+            json!({"httpGet":{"port":80,"path":"/a\rb"}});
+        assert!(validate(&d).unwrap_err()[0]
+            .field
+            .ends_with("readinessProbe.httpGet.path"));
     }
 
     #[test]

@@ -363,7 +363,7 @@ pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Ve
         "is not Always or OnRootMismatch",
         out,
     );
-    one_of(
+    let policy = one_of(
         spec,
         path,
         "dnsPolicy",
@@ -371,6 +371,91 @@ pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Ve
         "is not a DNS policy",
         out,
     );
+    dns(spec, path, policy, out);
+}
+
+/// `dnsConfig` and `hostAliases`: addresses that parse, names that are DNS names (nothing that
+/// could add lines to the pod's resolv.conf or hosts file), Kubernetes' limits.
+fn dns(spec: &Value, path: &str, policy: Option<&str>, out: &mut Vec<FieldError>) {
+    let cfg = &spec["dnsConfig"];
+    let nameservers = items(&cfg["nameservers"]);
+    if policy == Some("None") && nameservers.is_empty() {
+        out.push(err(
+            format!("{path}.dnsConfig.nameservers"),
+            "must provide at least one DNS nameserver when `dnsPolicy` is None",
+        ));
+    }
+    if nameservers.len() > 3 {
+        out.push(err(
+            format!("{path}.dnsConfig.nameservers"),
+            "must not have more than 3 nameservers",
+        ));
+    }
+    let is_ip = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+    };
+    for (i, n) in nameservers.iter().enumerate() {
+        if !is_ip(n) {
+            out.push(err(
+                format!("{path}.dnsConfig.nameservers[{i}]"),
+                format!("{n} must be a valid IP address"),
+            ));
+        }
+    }
+    let searches = items(&cfg["searches"]);
+    if searches.len() > 32 {
+        out.push(err(
+            format!("{path}.dnsConfig.searches"),
+            "must not have more than 32 search paths",
+        ));
+    }
+    let is_name = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| is_dns_subdomain(s.strip_suffix('.').unwrap_or(s)))
+    };
+    for (i, s) in searches.iter().enumerate() {
+        if !is_name(s) {
+            out.push(err(
+                format!("{path}.dnsConfig.searches[{i}]"),
+                format!("{s} must be a DNS subdomain"),
+            ));
+        }
+    }
+    for (i, o) in items(&cfg["options"]).iter().enumerate() {
+        let word = |v: &Value| {
+            v.as_str()
+                .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+        };
+        if !word(&o["name"]) {
+            out.push(err(
+                format!("{path}.dnsConfig.options[{i}].name"),
+                "is required (one word)",
+            ));
+        }
+        if !o["value"].is_null() && !word(&o["value"]) {
+            out.push(err(
+                format!("{path}.dnsConfig.options[{i}].value"),
+                "must be one word",
+            ));
+        }
+    }
+    for (i, a) in items(&spec["hostAliases"]).iter().enumerate() {
+        if !is_ip(&a["ip"]) {
+            out.push(err(
+                format!("{path}.hostAliases[{i}].ip"),
+                format!("{} must be a valid IP address", a["ip"]),
+            ));
+        }
+        for (j, h) in items(&a["hostnames"]).iter().enumerate() {
+            if !is_name(h) {
+                out.push(err(
+                    format!("{path}.hostAliases[{i}].hostnames[{j}]"),
+                    format!("{h} must be a DNS subdomain"),
+                ));
+            }
+        }
+    }
 }
 
 /// A container's name: a DNS label, unique among the pod's init and app containers.
@@ -403,7 +488,12 @@ fn init_container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
             "field is not supported by skiff yet (init containers with restartPolicy: sidecar containers)",
         ));
     }
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+    for probe in [
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "lifecycle",
+    ] {
         if !c[probe].is_null() {
             out.push(err(
                 format!("{cp}.{probe}"),
@@ -476,24 +566,56 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
         if p.is_null() {
             continue;
         }
-        let handlers = ["httpGet", "tcpSocket", "exec"]
+        let handlers = ["httpGet", "tcpSocket", "exec", "grpc"]
             .iter()
             .filter(|h| !p[**h].is_null())
             .count();
         if handlers != 1 {
             out.push(err(
                 format!("{cp}.{probe}"),
-                "exactly one handler is required (httpGet, tcpSocket or exec)",
+                "exactly one handler is required (httpGet, tcpSocket, exec or grpc)",
             ));
         }
-        one_of(
-            &p["httpGet"],
-            &format!("{cp}.{probe}.httpGet"),
-            "scheme",
-            &["HTTP"],
-            "is not supported by skiff (HTTP)",
-            out,
-        );
+        if let Some(port) = p["grpc"]["port"].as_i64() {
+            if !(1..=65535).contains(&port) {
+                out.push(err(
+                    format!("{cp}.{probe}.grpc.port"),
+                    format!("{port} is not between 1 and 65535"),
+                ));
+            }
+        }
+        http_get(&p["httpGet"], &format!("{cp}.{probe}.httpGet"), out);
+    }
+    for hook in ["postStart", "preStop"] {
+        let h = &c["lifecycle"][hook];
+        if h.is_null() {
+            continue;
+        }
+        let hp = format!("{cp}.lifecycle.{hook}");
+        let handlers = ["exec", "httpGet", "sleep"]
+            .iter()
+            .filter(|k| !h[**k].is_null())
+            .count();
+        if handlers != 1 {
+            out.push(err(
+                hp.clone(),
+                "exactly one handler is required (exec, httpGet or sleep)",
+            ));
+        }
+        // The node makes the request: only to the pod's own address.
+        if h["httpGet"]["host"].as_str().is_some_and(|s| !s.is_empty()) {
+            out.push(err(
+                format!("{hp}.httpGet.host"),
+                "is not supported by skiff: a hook's request goes to the pod's own address (leave host empty)",
+            ));
+        }
+        http_get(&h["httpGet"], &format!("{hp}.httpGet"), out);
+        if h["sleep"]["seconds"].as_i64().is_some_and(|s| s < 0) {
+            out.push(err(
+                format!("{hp}.sleep.seconds"),
+                "must be greater than or equal to 0",
+            ));
+        }
     }
     one_of(
         &c["securityContext"],
@@ -507,6 +629,36 @@ fn container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
     for (j, e) in items(&c["env"]).iter().enumerate() {
         if e["name"].as_str().is_none_or(str::is_empty) {
             out.push(err(format!("{cp}.env[{j}].name"), "is required"));
+        }
+    }
+}
+
+/// An `httpGet` action of a probe or hook: HTTP only, and no CR or LF in the path or headers
+/// (they would smuggle lines into the request the node sends).
+fn http_get(h: &Value, path: &str, out: &mut Vec<FieldError>) {
+    if h.is_null() {
+        return;
+    }
+    one_of(
+        h,
+        path,
+        "scheme",
+        &["HTTP"],
+        "is not supported by skiff (HTTP)",
+        out,
+    );
+    let has_newline = |v: &Value| v.as_str().is_some_and(|s| s.contains(['\r', '\n']));
+    if has_newline(&h["path"]) {
+        out.push(err(format!("{path}.path"), "must not contain CR or LF"));
+    }
+    for (i, hdr) in items(&h["httpHeaders"]).iter().enumerate() {
+        for field in ["name", "value"] {
+            if has_newline(&hdr[field]) {
+                out.push(err(
+                    format!("{path}.httpHeaders[{i}].{field}"),
+                    "must not contain CR or LF",
+                ));
+            }
         }
     }
 }
