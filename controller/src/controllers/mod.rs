@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod gc;
 pub mod plan;
 pub mod replicaset;
+pub mod revisions;
 pub mod statefulset;
 pub mod volumes;
 
