@@ -64,7 +64,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 vec!["get", "patch", "update"],
             ),
         ],
-        "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" => {
+        "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" | "DaemonSet" => {
             vec![("status", own, vec!["get", "patch", "update"])]
         }
         _ => vec![],
@@ -73,7 +73,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
 
 fn categories(k: &KindInfo) -> Vec<&'static str> {
     match k.kind {
-        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" => vec!["all"],
+        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => vec!["all"],
         _ => vec![],
     }
 }

@@ -28,6 +28,8 @@ pub enum Source {
     ReplicaSetController,
     /// The StatefulSet reconciler.
     StatefulSetController,
+    /// The DaemonSet reconciler.
+    DaemonSetController,
     /// The Ingress reconciler and its certificates.
     Ingress,
     /// The volume reconciler: binding, provisioning, reclaiming, protection.
@@ -41,6 +43,7 @@ impl Source {
             Source::DeploymentController => "deployment-controller",
             Source::ReplicaSetController => "replicaset-controller",
             Source::StatefulSetController => "statefulset-controller",
+            Source::DaemonSetController => "daemonset-controller",
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
         }

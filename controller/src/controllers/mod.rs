@@ -11,6 +11,7 @@
 //! full pass costs microseconds; per-object work queues (`kube`'s `Controller`) would buy
 //! nothing yet.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
@@ -39,6 +40,7 @@ pub const KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "StatefulSet",
+    "DaemonSet",
     "ControllerRevision",
     "Pod",
     "Service",
@@ -67,6 +69,11 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
     for sts in view.list("StatefulSet", None) {
         if let Err(e) = statefulset::reconcile(view, &sts).await {
             tracing::warn!(statefulset = %crate::model::store::ObjectKey::of(&sts), "reconcile failed: {e}");
+        }
+    }
+    for ds in view.list("DaemonSet", None) {
+        if let Err(e) = daemonset::reconcile(view, &ds).await {
+            tracing::warn!(daemonset = %crate::model::store::ObjectKey::of(&ds), "reconcile failed: {e}");
         }
     }
     for rs in view.list("ReplicaSet", None) {
@@ -100,7 +107,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 e = events.recv() => match e {
                     Ok(kind) => relevant = matches!(
                         kind,
-                        "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Pod" | "Namespace" | "Service"
                             | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,

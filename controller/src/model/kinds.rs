@@ -21,7 +21,7 @@ impl KindInfo {
     pub fn has_generation(&self) -> bool {
         matches!(
             self.kind,
-            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet"
+            "Pod" | "Deployment" | "ReplicaSet" | "Ingress" | "StatefulSet" | "DaemonSet"
         )
     }
 
@@ -96,6 +96,13 @@ pub static KINDS: &[KindInfo] = &[
         kind: "StatefulSet",
         plural: "statefulsets",
         short_names: &["sts"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        short_names: &["ds"],
         namespaced: true,
     },
     KindInfo {

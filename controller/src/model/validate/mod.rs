@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+mod daemonset;
 mod semantics;
 mod statefulset;
 pub mod storage;
@@ -109,6 +110,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> 
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
     statefulset::update(old, new, &mut errors);
+    daemonset::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -135,6 +137,7 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "Deployment" => roundtrip::<apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
         "StatefulSet" => roundtrip::<apps::v1::StatefulSet>(obj),
+        "DaemonSet" => roundtrip::<apps::v1::DaemonSet>(obj),
         "ControllerRevision" => roundtrip::<apps::v1::ControllerRevision>(obj),
         "Event" => roundtrip::<core::v1::Event>(obj),
         "Service" => roundtrip::<core::v1::Service>(obj),
@@ -236,9 +239,10 @@ mod tests {
         );
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({});
         // Something said is still refused by name.
-        d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        d["spec"]["template"]["spec"]["affinity"] =
+            json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{}]}});
         let errs = validate(&d).unwrap_err();
-        assert_eq!(errs[0].field, "spec.template.spec.tolerations");
+        assert_eq!(errs[0].field, "spec.template.spec.affinity");
     }
 
     #[test]
