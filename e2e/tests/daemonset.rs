@@ -1,8 +1,8 @@
 //! DaemonSets (issue 12, part 3) with the real kubectl: one pod `<ds>-<5 random>` on the node,
 //! owned by the set and carrying the daemon tolerations; `kubectl get ds` columns and
 //! `describe`; a template change replaces the pod (RollingUpdate); `kubectl rollout
-//! status|history|undo|restart ds/X` through ControllerRevisions; deleting the set removes its
-//! pod and revisions.
+//! status|history|undo|restart ds/X` through ControllerRevisions; OnDelete leaves the pod until
+//! it is deleted; deleting the set removes its pod and revisions.
 
 use std::time::Duration;
 
@@ -203,6 +203,25 @@ fn daemonset_runs_one_pod_rolls_back_restarts_and_deletes() {
     let fourth = the_pod(&k, Some(&name(&third)));
     rollout_ok(&mut s, &k);
     assert_eq!(answer(&k, &name(&fourth)), "one");
+
+    // OnDelete: a template change leaves the pod alone until someone deletes it.
+    let on_delete = agent_yaml("three").replace(
+        "  minReadySeconds: 1\n",
+        "  minReadySeconds: 1\n  updateStrategy: {type: OnDelete}\n",
+    );
+    k.apply(&on_delete, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let kept = the_pod(&k, None);
+    assert_eq!(name(&kept), name(&fourth), "OnDelete replaced the pod");
+    assert_eq!(answer(&k, &name(&kept)), "one");
+    let status = k.run(&["rollout", "status", "ds/agent", "--timeout=5s"]);
+    assert!(
+        !status.ok() && status.stderr.contains("only available for RollingUpdate"),
+        "{status}"
+    );
+    k.ok(&["delete", "pod", &name(&kept)]);
+    let fifth = the_pod(&k, Some(&name(&kept)));
+    assert_eq!(answer(&k, &name(&fifth)), "three");
 
     // Deleting the set removes its pod and its revisions.
     k.ok(&["delete", "ds", "agent"]);

@@ -10,7 +10,15 @@ use super::{err, FieldError};
 pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
     super::statefulset::counts(spec, out);
     let strategy = &spec["updateStrategy"];
-    super::statefulset::update_strategy(strategy, out);
+    // Unlike a StatefulSet's, a DaemonSet's `rollingUpdate` may stay under OnDelete (Kubernetes
+    // ignores it there; `kubectl apply` switching the type leaves the defaulted one behind).
+    let mut checked = strategy.clone();
+    if checked["type"] == "OnDelete" {
+        if let Some(m) = checked.as_object_mut() {
+            m.remove("rollingUpdate");
+        }
+    }
+    super::statefulset::update_strategy(&checked, out);
     let surge = &strategy["rollingUpdate"]["maxSurge"];
     if !(surge.is_null() || *surge == 0 || *surge == "0%" || *surge == "0") {
         out.push(err(
@@ -51,7 +59,7 @@ mod tests {
     fn a_supported_daemonset_passes() {
         validate(&ds()).unwrap();
         let mut on_delete = ds();
-        on_delete["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        on_delete["spec"]["updateStrategy"]["type"] = json!("OnDelete");
         validate(&on_delete).unwrap();
     }
 
