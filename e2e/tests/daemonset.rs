@@ -252,3 +252,19 @@ fn a_daemonset_field_skiff_does_not_do_is_refused_by_name() {
     );
     assert!(k.get_json(&["ds", "agent"]).is_none(), "nothing applied");
 }
+
+/// From the manifests folder: the set's pod runs; the file removed, the set and its pod go.
+#[test]
+fn a_daemonset_from_the_manifests_folder() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    s.write_manifest("agent.yaml", &agent_yaml("folder"));
+    let pod = the_pod(&k, None);
+    s.assert_running();
+    assert_eq!(answer(&k, &name(&pod)), "folder");
+    s.remove_manifest("agent.yaml");
+    let gone = wait_until(Duration::from_secs(60), Duration::from_millis(200), || {
+        k.get_json(&["ds", "agent"]).is_none() && pods(&k).is_empty()
+    });
+    assert!(gone, "{}", k.run(&["get", "ds,pods"]));
+}
