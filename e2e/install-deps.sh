@@ -6,11 +6,13 @@
 #   docker-registry, apache2-utils, openssl — a real registry on loopback for the pull tests
 #                                 (htpasswd for its Basic auth, openssl for its CA)
 #   debootstrap                 — the Debian image of the slow pull test (SKIFF_E2E_SLOW=1)
+#   mmdebstrap                  — Debian images with real software (Redis for the database test),
+#                                 built through apt itself (it needs apt's package lists)
 #   nftables, iproute2, wrk     — skiff's packet rules (the nft tool), network tests and benchmarks
 #   pebble                      — Let's Encrypt's test CA (+ pebble-challtestsrv) for the ingress ACME tests
 # A Rust toolchain (rustc >= 1.88, with rustfmt and clippy) must already be installed.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap pebble nftables iproute2 wrk)
+packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap mmdebstrap pebble nftables iproute2 wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# mmdebstrap resolves packages through apt's lists: fetch them once on a fresh machine.
+if ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null; then
+  apt-get update -qq
 fi
 if ! command -v cargo >/dev/null; then
   echo "error: no Rust toolchain (cargo) found; skiff needs rustc >= 1.88" >&2

@@ -31,12 +31,10 @@ Cleans up on exit (skiff killall, temp dirs).
 """
 
 import argparse
-import base64
 import http.client
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -54,69 +52,14 @@ def now():
 
 
 class ApiSkiff(B.Skiff):
-    """benchlib's Skiff, remembering its API port and kubeconfig."""
+    """benchlib's Skiff, started with its API client's token and CA at hand."""
 
     def start(self):
-        self.api_port = B.free_port()
-        self.kubeconfig = os.path.join(self.root, "kubeconfig.yaml")
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [self.bin, "server", "--data-dir", self.data, "--manifests", self.manifests,
-             "--images", self.images, "--config", "/dev/null",
-             "--api-port", str(self.api_port), "--bind-address", "127.0.0.1",
-             "--write-kubeconfig", self.kubeconfig],
-            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"skiff server exited: {self.log_tail()}")
-            if os.path.isfile(self.kubeconfig):
-                try:
-                    k = kubeconfig_fields(self.kubeconfig)
-                    if k["token"] and k["ca"]:
-                        self.token, self.ca = k["token"], k["ca"]
-                        return
-                except (OSError, KeyError):
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError("skiff server wrote no kubeconfig within 30 s")
+        super().start()
+        self.wait_api()
 
 
-def kubeconfig_fields(path):
-    out = {"token": None, "ca": None}
-    with open(path) as f:
-        for line in f:
-            s = line.strip()
-            if s.startswith("token:"):
-                out["token"] = s.split(":", 1)[1].strip()
-            elif s.startswith("certificate-authority-data:"):
-                out["ca"] = base64.b64decode(s.split(":", 1)[1].strip()).decode()
-    return out
-
-
-class Api:
-    """One kept-alive HTTPS connection to the API, verifying the server with the CA."""
-
-    def __init__(self, sk):
-        self.ctx = ssl.create_default_context(cadata=sk.ca)
-        self.port, self.token = sk.api_port, sk.token
-        self.conn = None
-
-    def _conn(self):
-        if self.conn is None:
-            self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx,
-                                                    timeout=60)
-        return self.conn
-
-    def request(self, method, path, body=None, ctype=None, accept="application/json"):
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
-        if ctype:
-            headers["Content-Type"] = ctype
-        c = self._conn()
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        data = r.read()
-        return r.status, data
+Api = B.Api
 
 
 class Kubectl:

@@ -13,7 +13,9 @@ All times are taken with CLOCK_REALTIME (time.time_ns()) so that they can be com
 file mtimes and with the nanosecond timestamps skiff writes in CRI log lines.
 """
 
+import base64
 import errno
+import http.client
 import glob
 import json
 import math
@@ -21,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -395,12 +398,14 @@ class Skiff:
 
     def start(self):
         self.log_file = open(self.log_path, "ab")
+        self.api_port = free_port()
+        self.kubeconfig = os.path.join(self.root, "kubeconfig.yaml")
         self.proc = subprocess.Popen(
             [self.bin, "server", "--data-dir", self.data, "--manifests", self.manifests,
              "--images", self.images, "--config", "/dev/null",
-             "--api-port", str(free_port()), "--bind-address", "127.0.0.1",
+             "--api-port", str(self.api_port), "--bind-address", "127.0.0.1",
              "--disable-default-registry-endpoint",
-             "--write-kubeconfig", os.path.join(self.data, "..", "kubeconfig.yaml")]
+             "--write-kubeconfig", self.kubeconfig]
             + self.net_args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
         pidfile = os.path.join(self.data, "run", "skiff.pid")
@@ -417,6 +422,24 @@ class Skiff:
                 pass
             time.sleep(0.05)
         raise RuntimeError("skiff server did not write its pid file within 30 s")
+
+    def wait_api(self, timeout_s=30):
+        """Waits for the admin kubeconfig the server writes; keeps its token and CA (for
+        [`Api`])."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"skiff server exited: {self.log_tail()}")
+            if os.path.isfile(self.kubeconfig):
+                try:
+                    k = kubeconfig_fields(self.kubeconfig)
+                    if k["token"] and k["ca"]:
+                        self.token, self.ca = k["token"], k["ca"]
+                        return
+                except (OSError, KeyError):
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"skiff server wrote no kubeconfig within {timeout_s} s")
 
     def log_tail(self, lines=30):
         try:
@@ -590,6 +613,45 @@ class Podman:
                 except OSError as e:
                     log(f"cgroup {sub} not removed: {e}")
         self.ready = False
+
+
+def kubeconfig_fields(path):
+    """The bearer token and the CA (PEM) of a kubeconfig skiff wrote."""
+    out = {"token": None, "ca": None}
+    with open(path) as f:
+        for line in f:
+            s = line.strip()
+            if s.startswith("token:"):
+                out["token"] = s.split(":", 1)[1].strip()
+            elif s.startswith("certificate-authority-data:"):
+                out["ca"] = base64.b64decode(s.split(":", 1)[1].strip()).decode()
+    return out
+
+
+class Api:
+    """One kept-alive HTTPS connection to a started [`Skiff`]'s API (after `wait_api()`),
+    verifying the server with its CA."""
+
+    def __init__(self, sk):
+        self.ctx = ssl.create_default_context(cadata=sk.ca)
+        self.port, self.token = sk.api_port, sk.token
+        self.conn = None
+
+    def _conn(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx,
+                                                    timeout=60)
+        return self.conn
+
+    def request(self, method, path, body=None, ctype=None, accept="application/json"):
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        if ctype:
+            headers["Content-Type"] = ctype
+        c = self._conn()
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, data
 
 
 def pod_manifest(name, port, command=None, host_network=True, restart="Always", grace=0,

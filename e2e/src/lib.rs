@@ -156,6 +156,49 @@ pub fn build_busybox_image(out: &Path, reference: &str, oci: bool) -> Result<()>
     Ok(())
 }
 
+/// Where slow-to-build test artifacts are kept between runs: `$SKIFF_E2E_CACHE`, else
+/// `/var/tmp/skiff-e2e-cache`.
+pub fn e2e_cache_dir() -> PathBuf {
+    std::env::var_os("SKIFF_E2E_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/skiff-e2e-cache".into())
+}
+
+/// A Debian image with `packages` as `reference` (`e2e/images/build-debian-image.sh`:
+/// mmdebstrap + umoci + skopeo, ~30 s), as a `docker save`-style archive kept in
+/// [`e2e_cache_dir`] — keyed by the script, the packages and the reference, so a second run (or
+/// another test) reuses it and a changed script builds anew.
+pub fn cached_debian_image(reference: &str, packages: &[&str]) -> Result<PathBuf> {
+    let script = workspace_root().join("e2e/images/build-debian-image.sh");
+    let mut key = fs::read(&script).context("reading build-debian-image.sh")?;
+    key.extend(format!("{reference} {packages:?}").as_bytes());
+    let cache = e2e_cache_dir();
+    let out = cache.join(format!("debian-{}.tar", &sha256_hex(&key)[..16]));
+    if out.is_file() {
+        return Ok(out);
+    }
+    fs::create_dir_all(&cache).context("creating the e2e cache dir")?;
+    let started = Instant::now();
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .arg(reference)
+        .args(packages)
+        .output()
+        .context("running build-debian-image.sh")?;
+    if !o.status.success() {
+        bail!(
+            "build-debian-image.sh failed ({}; needs mmdebstrap, umoci, skopeo and apt's lists: \
+             bash e2e/install-deps.sh): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    eprintln!("built {} in {:?}", out.display(), started.elapsed());
+    Ok(out)
+}
+
 /// A random lowercase hex string (for markers and names).
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -61,9 +61,7 @@ fn apt_mirror() -> String {
 
 /// An OCI layout with `debian:bookworm-minbase` (one gzip layer), built once and cached.
 fn debian_layout() -> PathBuf {
-    let cache = std::env::var_os("SKIFF_E2E_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/var/tmp/skiff-e2e-cache".into());
+    let cache = e2e_cache_dir();
     let layout = cache.join("debian-bookworm-minbase-oci");
     if layout.join("index.json").is_file() {
         return layout;

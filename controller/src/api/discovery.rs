@@ -64,7 +64,12 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 vec!["get", "patch", "update"],
             ),
         ],
-        "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" | "Job" | "CronJob" => {
+        "Namespace"
+        | "PersistentVolumeClaim"
+        | "PersistentVolume"
+        | "Job"
+        | "CronJob"
+        | "DaemonSet" => {
             vec![("status", own, vec!["get", "patch", "update"])]
         }
         _ => vec![],
@@ -73,7 +78,9 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
 
 fn categories(k: &KindInfo) -> Vec<&'static str> {
     match k.kind {
-        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" | "Job" | "CronJob" => vec!["all"],
+        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" | "Job" | "CronJob" | "DaemonSet" => {
+            vec!["all"]
+        }
         _ => vec![],
     }
 }

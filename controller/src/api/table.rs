@@ -67,6 +67,19 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Images", "string", 1),
             ("Selector", "string", 1),
         ],
+        "DaemonSet" => vec![
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
         "ControllerRevision" => vec![
             ("Name", "string", 0),
             ("Controller", "string", 0),
@@ -485,6 +498,29 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(job_status(o)),
                 json!(job_completions(o)),
                 json!(job_duration(o, jiff::Timestamp::now())),
+                json!(age(o)),
+                json!(c),
+                json!(i),
+                json!(selector(&o["spec"]["selector"])),
+            ]
+        }
+        "DaemonSet" => {
+            let (c, i) = containers_and_images(&o["spec"]["template"]["spec"]);
+            let st = &o["status"];
+            let node_selector =
+                selector(&json!({"matchLabels": o["spec"]["template"]["spec"]["nodeSelector"]}));
+            vec![
+                name,
+                int(&st["desiredNumberScheduled"]),
+                int(&st["currentNumberScheduled"]),
+                int(&st["numberReady"]),
+                int(&st["updatedNumberScheduled"]),
+                int(&st["numberAvailable"]),
+                json!(if node_selector.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    node_selector
+                }),
                 json!(age(o)),
                 json!(c),
                 json!(i),

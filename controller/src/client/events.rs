@@ -32,6 +32,8 @@ pub enum Source {
     JobController,
     /// The CronJob reconciler.
     CronJobController,
+    /// The DaemonSet reconciler.
+    DaemonSetController,
     /// The Ingress reconciler and its certificates.
     Ingress,
     /// The volume reconciler: binding, provisioning, reclaiming, protection.
@@ -47,6 +49,7 @@ impl Source {
             Source::StatefulSetController => "statefulset-controller",
             Source::JobController => "job-controller",
             Source::CronJobController => "cronjob-controller",
+            Source::DaemonSetController => "daemonset-controller",
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
         }

@@ -12,12 +12,14 @@
 //! nothing yet.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod job;
 pub mod plan;
 pub mod replicaset;
+pub mod revisions;
 pub mod statefulset;
 pub mod volumes;
 
@@ -40,6 +42,7 @@ pub const KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "StatefulSet",
+    "DaemonSet",
     "ControllerRevision",
     "CronJob",
     "Job",
@@ -83,6 +86,11 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
             tracing::warn!(job = %crate::model::store::ObjectKey::of(&job), "reconcile failed: {e}");
         }
     }
+    for ds in view.list("DaemonSet", None) {
+        if let Err(e) = daemonset::reconcile(view, &ds).await {
+            tracing::warn!(daemonset = %crate::model::store::ObjectKey::of(&ds), "reconcile failed: {e}");
+        }
+    }
     for rs in view.list("ReplicaSet", None) {
         if let Err(e) = replicaset::reconcile(view, &rs).await {
             tracing::warn!(replicaset = %crate::model::store::ObjectKey::of(&rs), "reconcile failed: {e}");
@@ -114,7 +122,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 e = events.recv() => match e {
                     Ok(kind) => relevant = matches!(
                         kind,
-                        "Deployment" | "ReplicaSet" | "StatefulSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service"
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service"
                             | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,

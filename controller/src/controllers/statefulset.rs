@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::deployment::pod_template_hash;
 use super::plan::{execute_all, Event, Write};
 use super::replicaset::{owned_pods, pod_available, pod_ready};
+use super::revisions::{self, history, Scheme};
 use crate::client::events;
 use crate::client::view::{View, WriteError};
 use crate::model::meta;
@@ -91,10 +91,6 @@ pub async fn reconcile(view: &View, sts: &Value) -> Result<(), WriteError> {
     execute_all(view, plan(sts, &pods, &revisions, &claims, now)).await
 }
 
-fn revision_number(cr: &Value) -> i64 {
-    cr["revision"].as_i64().unwrap_or(0)
-}
-
 /// A pod's revision (its `controller-revision-hash` label).
 fn revision_of(pod: &Value) -> &str {
     pod["metadata"]["labels"][REVISION_LABEL]
@@ -102,97 +98,37 @@ fn revision_of(pod: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// The template a ControllerRevision holds (its data without the patch directive).
-fn revision_template(cr: &Value) -> Value {
-    let mut t = cr["data"]["spec"]["template"].clone();
-    if let Some(m) = t.as_object_mut() {
-        m.remove("$patch");
-    }
-    t
-}
+/// The StatefulSet's revisions: labelled with `controller.kubernetes.io/hash`.
+const REVISIONS: Scheme = Scheme {
+    kind: "StatefulSet",
+    hash_label: HASH_LABEL,
+};
 
 fn owner_reference(sts: &Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "name": meta::name(sts),
-        "uid": meta::uid(sts),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
+    revisions::owner_reference(sts, "StatefulSet")
 }
 
-/// A ControllerRevision for the set's current template: labelled like its pods (kubectl finds
-/// a set's history by its selector), its data the strategic merge patch that restores it.
-fn new_revision(sts: &Value, name: &str, hash: &str, number: i64) -> Value {
-    let template = &sts["spec"]["template"];
-    let mut labels = template["metadata"]["labels"].clone();
-    if !labels.is_object() {
-        labels = json!({});
-    }
-    labels[HASH_LABEL] = json!(hash);
-    let mut patch = template.clone();
-    patch["$patch"] = json!("replace");
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ControllerRevision",
-        "metadata": {
-            "name": name,
-            "namespace": meta::namespace(sts),
-            "labels": labels,
-            "ownerReferences": [owner_reference(sts)],
-        },
-        "data": {"spec": {"template": patch}},
-        "revision": number,
-    })
-}
-
-/// The pass's revisions, and the write that makes the update revision (created, or raised
-/// to the newest number when an older revision's template is back).
+/// The pass's revisions, and the write that makes the update revision.
 fn revision_writes<'a>(
     sts: &'a Value,
     revisions: &[Arc<Value>],
     now: jiff::Timestamp,
 ) -> (Pass<'a>, Vec<Write>) {
-    let template = &sts["spec"]["template"];
-    let hash = pod_template_hash(template);
-    let update = format!("{}-{hash}", meta::name(sts));
-    let newest = revisions
-        .iter()
-        .map(|r| revision_number(r))
-        .max()
-        .unwrap_or(0);
-    let mut templates: BTreeMap<String, Value> = revisions
-        .iter()
-        .map(|r| (meta::name(r).to_string(), revision_template(r)))
-        .collect();
-    let mut writes = Vec::new();
-    match revisions.iter().find(|r| meta::name(r) == update) {
-        None => {
-            writes.push(Write::Create(new_revision(sts, &update, &hash, newest + 1)));
-            templates.insert(update.clone(), template.clone());
-        }
-        Some(r) if revision_number(r) < newest => {
-            let mut r = (**r).clone();
-            r["revision"] = json!(newest + 1);
-            writes.push(Write::Update(r));
-        }
-        Some(_) => {}
-    }
+    let (revs, write) = REVISIONS.update(sts, revisions);
     let current = sts["status"]["currentRevision"]
         .as_str()
-        .filter(|c| templates.contains_key(*c))
-        .unwrap_or(&update)
+        .filter(|c| revs.templates.contains_key(*c))
+        .unwrap_or(&revs.update)
         .to_string();
     let pass = Pass {
         sts,
-        update,
+        update: revs.update,
         current,
-        templates,
+        templates: revs.templates,
         claims: BTreeMap::new(),
         now,
     };
-    (pass, writes)
+    (pass, write.into_iter().collect())
 }
 
 /// A pod's ordinal, from its name `<set>-<ordinal>`.
@@ -503,25 +439,6 @@ fn rolling_update(pass: &Pass, by_ordinal: &BTreeMap<usize, &Value>) -> Vec<Writ
     writes
 }
 
-/// Revisions beyond `revisionHistoryLimit` deleted, oldest first; never one a pod, the
-/// current or the update revision uses.
-fn history(sts: &Value, revisions: &[Arc<Value>], live: &BTreeSet<&str>) -> Vec<Write> {
-    let limit = sts["spec"]["revisionHistoryLimit"]
-        .as_i64()
-        .unwrap_or(10)
-        .max(0) as usize;
-    let mut old: Vec<&Arc<Value>> = revisions
-        .iter()
-        .filter(|r| !live.contains(meta::name(r)))
-        .collect();
-    old.sort_by_key(|r| revision_number(r));
-    let excess = old.len().saturating_sub(limit);
-    old[..excess]
-        .iter()
-        .map(|r| Write::Delete(ObjectKey::of(r)))
-        .collect()
-}
-
 /// The set's status, counted from its pods as given: the update is complete — the current
 /// revision becomes the update's — once every pod is updated and ready.
 fn status(pass: &Pass, pods: &[Arc<Value>]) -> Value {
@@ -581,14 +498,17 @@ mod tests {
     }
 
     fn revision_name(sts: &Value) -> String {
-        format!("web-{}", pod_template_hash(&sts["spec"]["template"]))
+        format!(
+            "web-{}",
+            crate::controllers::deployment::pod_template_hash(&sts["spec"]["template"])
+        )
     }
 
     /// The set's revision as the controller would have stored it, numbered `n`.
     fn revision(sts: &Value, n: i64) -> Arc<Value> {
         let name = revision_name(sts);
         let hash = name.trim_start_matches("web-").to_string();
-        let mut r = new_revision(sts, &name, &hash, n);
+        let mut r = REVISIONS.new_revision(sts, &name, &hash, n);
         r["metadata"]["uid"] = json!(format!("rev-{n}"));
         Arc::new(r)
     }

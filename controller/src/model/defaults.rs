@@ -61,6 +61,7 @@ fn fill(obj: &mut Value) {
             // Kubernetes defaults the job template's pod spec, not the Job fields.
             pod_spec(&mut spec["jobTemplate"]["spec"]["template"]["spec"]);
         }
+        "DaemonSet" => daemonset(&mut obj["spec"]),
         "Service" => service(obj),
         "Ingress" => ingress(obj),
         "PersistentVolumeClaim" => {
@@ -292,6 +293,21 @@ fn statefulset(spec: &mut Value) {
         for c in claims {
             set_default(&mut c["spec"], "volumeMode", json!("Filesystem"));
         }
+    }
+    pod_spec(&mut spec["template"]["spec"]);
+}
+
+/// A DaemonSet's spec, as Kubernetes defaults it.
+fn daemonset(spec: &mut Value) {
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "minReadySeconds", json!(0));
+    set_default(spec, "updateStrategy", json!({}));
+    let strategy = &mut spec["updateStrategy"];
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        set_default(strategy, "rollingUpdate", json!({}));
+        set_default(&mut strategy["rollingUpdate"], "maxUnavailable", json!(1));
+        set_default(&mut strategy["rollingUpdate"], "maxSurge", json!(0));
     }
     pod_spec(&mut spec["template"]["spec"]);
 }

@@ -29,6 +29,7 @@ impl KindInfo {
                 | "NetworkPolicy"
                 | "Job"
                 | "CronJob"
+                | "DaemonSet"
         )
     }
 
@@ -117,6 +118,13 @@ pub static KINDS: &[KindInfo] = &[
         kind: "Job",
         plural: "jobs",
         short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        short_names: &["ds"],
         namespaced: true,
     },
     KindInfo {

@@ -252,6 +252,11 @@ const POD_SPEC: &[&str] = &[
     "imagePullSecrets[].name",
     "nodeName",
     "schedulerName",
+    "tolerations[].key",
+    "tolerations[].operator",
+    "tolerations[].value",
+    "tolerations[].effect",
+    "tolerations[].tolerationSeconds",
 ];
 
 /// Fields of a Job's spec skiff implements (relative to the spec; the pod template's spec
@@ -449,7 +454,23 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             );
             patterns.extend(pod("spec.jobTemplate.spec.template.spec."));
         }
-        // Written by the StatefulSet controller: a revision's template, whole.
+        "DaemonSet" => {
+            patterns.extend(
+                [
+                    "spec.selector.matchLabels.*",
+                    "spec.template.metadata.labels.*",
+                    "spec.template.metadata.annotations.*",
+                    "spec.updateStrategy.type",
+                    "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                    "spec.updateStrategy.rollingUpdate.maxSurge",
+                    "spec.minReadySeconds",
+                    "spec.revisionHistoryLimit",
+                ]
+                .map(String::from),
+            );
+            patterns.extend(pod("spec.template.spec."));
+        }
+        // Written by the StatefulSet and DaemonSet controllers: a revision's template, whole.
         "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}
     }

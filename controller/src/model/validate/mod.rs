@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+mod daemonset;
 pub mod job;
 mod netpol;
 mod semantics;
@@ -112,6 +113,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> 
     storage::update(old, new, &mut errors);
     statefulset::update(old, new, &mut errors);
     job::update(old, new, &mut errors);
+    daemonset::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -138,6 +140,7 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "Deployment" => roundtrip::<apps::v1::Deployment>(obj),
         "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
         "StatefulSet" => roundtrip::<apps::v1::StatefulSet>(obj),
+        "DaemonSet" => roundtrip::<apps::v1::DaemonSet>(obj),
         "ControllerRevision" => roundtrip::<apps::v1::ControllerRevision>(obj),
         "Job" => roundtrip::<batch::v1::Job>(obj),
         "CronJob" => roundtrip::<batch::v1::CronJob>(obj),
@@ -259,9 +262,10 @@ mod tests {
         assert_eq!(validate(&d), Ok(()));
         d["spec"]["template"]["spec"]["securityContext"] = json!({});
         // Something said is still refused by name.
-        d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        d["spec"]["template"]["spec"]["affinity"] =
+            json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{}]}});
         let errs = validate(&d).unwrap_err();
-        assert_eq!(errs[0].field, "spec.template.spec.tolerations");
+        assert_eq!(errs[0].field, "spec.template.spec.affinity");
     }
 
     #[test]

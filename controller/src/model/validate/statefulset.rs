@@ -25,14 +25,7 @@ pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
         "is not OrderedReady or Parallel",
         out,
     );
-    for field in ["minReadySeconds", "revisionHistoryLimit"] {
-        if spec[field].as_i64().is_some_and(|n| n < 0) {
-            out.push(err(
-                format!("spec.{field}"),
-                "must be greater than or equal to 0",
-            ));
-        }
-    }
+    counts(spec, out);
     update_strategy(&spec["updateStrategy"], out);
     let policy = &spec["persistentVolumeClaimRetentionPolicy"];
     for field in ["whenDeleted", "whenScaled"] {
@@ -46,6 +39,18 @@ pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
         );
     }
     claim_templates(spec, out);
+}
+
+/// `minReadySeconds` and `revisionHistoryLimit` (of a StatefulSet or a DaemonSet): not negative.
+pub(super) fn counts(spec: &Value, out: &mut Vec<FieldError>) {
+    for field in ["minReadySeconds", "revisionHistoryLimit"] {
+        if spec[field].as_i64().is_some_and(|n| n < 0) {
+            out.push(err(
+                format!("spec.{field}"),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
 }
 
 /// `spec.volumeClaimTemplates`: names unique DNS labels, each spec a valid claim's (the
@@ -139,8 +144,8 @@ pub(super) fn update(old: &Value, new: &Value, out: &mut Vec<FieldError>) {
 }
 
 /// `spec.updateStrategy`: RollingUpdate (partition ≥ 0, maxUnavailable ≥ 1 or a percentage)
-/// or OnDelete.
-fn update_strategy(s: &Value, out: &mut Vec<FieldError>) {
+/// or OnDelete (a StatefulSet's or a DaemonSet's: the DaemonSet's allowlist has no partition).
+pub(super) fn update_strategy(s: &Value, out: &mut Vec<FieldError>) {
     let ty = one_of(
         s,
         "spec.updateStrategy",
