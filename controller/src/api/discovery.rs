@@ -64,7 +64,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
                 vec!["get", "patch", "update"],
             ),
         ],
-        "Namespace" | "PersistentVolumeClaim" | "PersistentVolume" => {
+        "Namespace" | "Node" | "PersistentVolumeClaim" | "PersistentVolume" => {
             vec![("status", own, vec!["get", "patch", "update"])]
         }
         _ => vec![],

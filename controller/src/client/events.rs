@@ -32,6 +32,8 @@ pub enum Source {
     Ingress,
     /// The volume reconciler: binding, provisioning, reclaiming, protection.
     VolumeController,
+    /// The scheduler.
+    Scheduler,
 }
 
 impl Source {
@@ -43,6 +45,7 @@ impl Source {
             Source::StatefulSetController => "statefulset-controller",
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
+            Source::Scheduler => "default-scheduler",
         }
     }
 }

@@ -34,15 +34,8 @@ pub fn apply(obj: &mut Value) {
 
 fn fill(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
-        "Pod" => {
-            pod_spec(&mut obj["spec"]);
-            // One node: every pod is bound to it (what the scheduler would do).
-            set_default(
-                &mut obj["spec"],
-                "nodeName",
-                json!(crate::model::node::name()),
-            );
-        }
+        // Bound to the node by the scheduler (controllers/scheduler.rs), if it fits.
+        "Pod" => pod_spec(&mut obj["spec"]),
         "Deployment" => deployment(obj),
         "ReplicaSet" => {
             let spec = &mut obj["spec"];

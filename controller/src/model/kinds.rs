@@ -44,6 +44,20 @@ pub static KINDS: &[KindInfo] = &[
     },
     KindInfo {
         api_version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        short_names: &["no"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "scheduling.k8s.io/v1",
+        kind: "PriorityClass",
+        plural: "priorityclasses",
+        short_names: &["pc"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "v1",
         kind: "ConfigMap",
         plural: "configmaps",
         short_names: &["cm"],

@@ -499,7 +499,10 @@ impl<'a> Staging<'a> {
     fn delete(&mut self, key: ObjectKey, grace: Option<i64>, rv: u64) -> Result<bool, StoreError> {
         let old = self.existing(&key)?;
         let held = kind_info(&key.kind)?.has_finalizers() && finalizers(&old) > 0;
-        if key.kind != "Pod" && !held {
+        // A pod not bound to this node has nothing running to stop: it goes at once (as
+        // Kubernetes deletes unscheduled pods).
+        let unbound = key.kind == "Pod" && old["spec"]["nodeName"] != crate::model::node::name();
+        if (key.kind != "Pod" && !held) || unbound {
             self.remove(key, &old, rv);
             return Ok(true);
         }
@@ -574,6 +577,11 @@ fn updated(
         }
     }
     let old_meta = &old["metadata"];
+    // A pod's binding is the scheduler's: a replacement that does not name the node keeps it.
+    if key.kind == "Pod" && obj["spec"]["nodeName"].is_null() && old["spec"]["nodeName"].is_string()
+    {
+        obj["spec"]["nodeName"] = old["spec"]["nodeName"].clone();
+    }
     let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
     let m = meta::metadata_mut(&mut obj);
     for field in [

@@ -108,6 +108,19 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
 pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
+    let bound = |o: &Value| {
+        o["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let moved = !bound(old).is_empty() && !bound(new).is_empty() && bound(old) != bound(new);
+    if new["kind"] == "Pod" && moved {
+        errors.push(err(
+            "spec.nodeName",
+            format!("the pod is bound to {:?}: it cannot move", bound(old)),
+        ));
+    }
     statefulset::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
@@ -126,9 +139,11 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, core, discovery, networking, storage};
+    use k8s_openapi::api::{apps, core, discovery, networking, scheduling, storage};
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
+        "Node" => roundtrip::<core::v1::Node>(obj),
+        "PriorityClass" => roundtrip::<scheduling::v1::PriorityClass>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
         "Secret" => roundtrip::<core::v1::Secret>(obj),
         "Pod" => roundtrip::<core::v1::Pod>(obj),
@@ -236,9 +251,9 @@ mod tests {
         );
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({});
         // Something said is still refused by name.
-        d["spec"]["template"]["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        d["spec"]["template"]["spec"]["hostAliases"] = json!([{"ip": "10.0.0.1"}]);
         let errs = validate(&d).unwrap_err();
-        assert_eq!(errs[0].field, "spec.template.spec.tolerations");
+        assert_eq!(errs[0].field, "spec.template.spec.hostAliases");
     }
 
     #[test]
