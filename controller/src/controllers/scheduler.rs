@@ -511,3 +511,296 @@ async fn bind(view: &View, key: &ObjectKey) -> Result<(), WriteError> {
         Err(e) => Err(WriteError::from(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Value {
+        json!({"kind": "Node", "metadata": {"name": "box", "labels": {
+            "kubernetes.io/hostname": "box", "kubernetes.io/arch": "amd64", "cores": "4"}},
+          "spec": {},
+          "status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3"}}})
+    }
+
+    fn pod(name: &str, spec: Value) -> Value {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "c", "image": "x"}]);
+        json!({"kind": "Pod", "metadata": {"name": name, "namespace": "default", "uid": name,
+            "labels": {"app": name}}, "spec": spec})
+    }
+
+    fn bound(pods: Vec<Value>) -> Vec<Arc<Value>> {
+        pods.into_iter()
+            .map(|mut p| {
+                p["spec"]["nodeName"] = json!("box");
+                Arc::new(p)
+            })
+            .collect()
+    }
+
+    fn reason(r: Result<(), Reasons>) -> String {
+        r.err().map(|r| r.join(", ")).unwrap_or_default()
+    }
+
+    #[test]
+    fn node_selector_and_required_node_affinity() {
+        let n = node();
+        assert_eq!(fit(&pod("a", json!({})), &n, &[]), Ok(()));
+        let p = pod(
+            "a",
+            json!({"nodeSelector": {"kubernetes.io/arch": "amd64"}}),
+        );
+        assert_eq!(fit(&p, &n, &[]), Ok(()));
+        let p = pod("a", json!({"nodeSelector": {"disk": "ssd"}}));
+        assert_eq!(
+            reason(fit(&p, &n, &[])),
+            "node(s) didn't match Pod's node affinity/selector"
+        );
+        let affinity = |exprs: Value| {
+            pod(
+                "a",
+                json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [exprs]}}}}),
+            )
+        };
+        let ok = |e: Value| fit(&affinity(e), &n, &[]).is_ok();
+        assert!(ok(
+            json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64", "amd64"]}]})
+        ));
+        assert!(!ok(
+            json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["amd64"]}]})
+        ));
+        assert!(ok(
+            json!({"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["hdd"]}]})
+        ));
+        assert!(ok(
+            json!({"matchExpressions": [{"key": "cores", "operator": "Exists"}]})
+        ));
+        assert!(!ok(
+            json!({"matchExpressions": [{"key": "cores", "operator": "DoesNotExist"}]})
+        ));
+        assert!(ok(
+            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["2"]}]})
+        ));
+        assert!(!ok(
+            json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})
+        ));
+        assert!(ok(
+            json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["box"]}]})
+        ));
+        assert!(!ok(
+            json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["other"]}]})
+        ));
+        // An empty term selects nothing; terms are ORed.
+        assert!(!ok(json!({})));
+        let two = pod(
+            "a",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "Exists"}]},
+                                   {"matchExpressions": [{"key": "cores", "operator": "Exists"}]}]}}}}),
+        );
+        assert!(fit(&two, &n, &[]).is_ok());
+        // Another node's name.
+        let p = pod("a", json!({"nodeName": "other"}));
+        assert_eq!(
+            reason(fit(&p, &n, &[])),
+            "node(s) didn't match the requested node name"
+        );
+    }
+
+    #[test]
+    fn taints_tolerations_and_cordon() {
+        let mut n = node();
+        n["spec"]["taints"] = json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"},
+                                     {"key": "soft", "effect": "PreferNoSchedule"}]);
+        let plain = pod("a", json!({}));
+        assert_eq!(
+            reason(fit(&plain, &n, &[])),
+            "node(s) had untolerated taint {dedicated: db}"
+        );
+        let tolerate = |t: Value| fit(&pod("a", json!({"tolerations": [t]})), &n, &[]).is_ok();
+        assert!(tolerate(
+            json!({"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"})
+        ));
+        assert!(tolerate(json!({"key": "dedicated", "operator": "Exists"})));
+        assert!(tolerate(json!({"operator": "Exists"})));
+        assert!(!tolerate(json!({"key": "dedicated", "value": "web"})));
+        assert!(!tolerate(
+            json!({"key": "dedicated", "operator": "Exists", "effect": "NoExecute"})
+        ));
+        // Cordoned: only a pod tolerating node.kubernetes.io/unschedulable.
+        let mut n = node();
+        n["spec"]["unschedulable"] = json!(true);
+        assert_eq!(reason(fit(&plain, &n, &[])), "node(s) were unschedulable");
+        let p = pod(
+            "a",
+            json!({"tolerations": [{"key": UNSCHEDULABLE_TAINT, "operator": "Exists"}]}),
+        );
+        assert!(fit(&p, &n, &[]).is_ok());
+    }
+
+    #[test]
+    fn requests_against_allocatable_and_host_ports() {
+        let n = node();
+        let big = |name: &str, cpu: &str, mem: &str| {
+            let mut p = pod(name, json!({}));
+            p["spec"]["containers"][0]["resources"] =
+                json!({"requests": {"cpu": cpu, "memory": mem}});
+            p
+        };
+        let others = bound(vec![big("x", "1500m", "512Mi")]);
+        assert!(fit(&big("a", "500m", "512Mi"), &n, &others).is_ok());
+        assert_eq!(
+            reason(fit(&big("a", "600m", "600Mi"), &n, &others)),
+            "Insufficient cpu, Insufficient memory"
+        );
+        // A limit without a request requests it.
+        let mut p = pod("a", json!({}));
+        p["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}});
+        assert_eq!(reason(fit(&p, &n, &others)), "Insufficient cpu");
+        // Finished pods hold nothing; pods count against `pods`.
+        let mut done = big("y", "2", "1Gi");
+        done["status"]["phase"] = json!("Succeeded");
+        assert!(fit(&big("a", "2", "1Gi"), &n, &bound(vec![done])).is_ok());
+        let three = bound(vec![
+            pod("x", json!({})),
+            pod("y", json!({})),
+            pod("z", json!({})),
+        ]);
+        assert_eq!(
+            reason(fit(&pod("a", json!({})), &n, &three)),
+            "Too many pods"
+        );
+        let port = |name: &str| {
+            let mut p = pod(name, json!({}));
+            p["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 8080}]);
+            p
+        };
+        assert_eq!(
+            reason(fit(&port("a"), &n, &bound(vec![port("x")]))),
+            "node(s) didn't have free ports for the requested pod ports"
+        );
+    }
+
+    #[test]
+    fn pod_affinity_anti_affinity_and_topology_spread() {
+        let n = node();
+        let anti = |name: &str| {
+            let mut p = pod(
+                name,
+                json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}}),
+            );
+            p["metadata"]["labels"] = json!({"app": "web"});
+            p
+        };
+        assert!(fit(&anti("a"), &n, &[]).is_ok());
+        assert_eq!(
+            reason(fit(&anti("b"), &n, &bound(vec![anti("a")]))),
+            "node(s) didn't satisfy existing pods anti-affinity rules"
+        );
+        // The pod's own rule against a pod without one.
+        let mut web = pod("w", json!({}));
+        web["metadata"]["labels"] = json!({"app": "web"});
+        assert_eq!(
+            reason(fit(&anti("b"), &n, &bound(vec![web.clone()]))),
+            "node(s) didn't match pod anti-affinity rules"
+        );
+        // Another namespace is not looked at; a key the node lacks is no domain.
+        web["metadata"]["namespace"] = json!("other");
+        assert!(fit(&anti("b"), &n, &bound(vec![web.clone()])).is_ok());
+        let affine = |key: &str| {
+            pod(
+                "a",
+                json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}, "topologyKey": key}]}}}),
+            )
+        };
+        let mut db = pod("d", json!({}));
+        db["metadata"]["labels"] = json!({"app": "db"});
+        assert!(fit(
+            &affine("kubernetes.io/hostname"),
+            &n,
+            &bound(vec![db.clone()])
+        )
+        .is_ok());
+        assert_eq!(
+            reason(fit(&affine("kubernetes.io/hostname"), &n, &[])),
+            "node(s) didn't match pod affinity rules"
+        );
+        assert_eq!(
+            reason(fit(&affine("zone"), &n, &bound(vec![db]))),
+            "node(s) didn't match pod affinity rules"
+        );
+        // Spread: one domain, skew 1; a node without the key fails DoNotSchedule only.
+        let spread = |key: &str, when: &str| {
+            pod(
+                "a",
+                json!({"topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "a"}}}]}),
+            )
+        };
+        assert!(fit(
+            &spread("kubernetes.io/hostname", "DoNotSchedule"),
+            &n,
+            &bound(vec![pod("a2", json!({}))])
+        )
+        .is_ok());
+        assert!(fit(&spread("zone", "ScheduleAnyway"), &n, &[]).is_ok());
+        assert_eq!(
+            reason(fit(&spread("zone", "DoNotSchedule"), &n, &[])),
+            "node(s) didn't match pod topology spread constraints (missing required label)"
+        );
+    }
+
+    #[test]
+    fn plan_orders_by_priority_and_counts_each_binding() {
+        let n = node();
+        let mut low = pod("low", json!({}));
+        low["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let mut high = pod("high", json!({"priority": 1000}));
+        high["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:01Z");
+        let mut sel = pod("sel", json!({}));
+        sel["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:02Z");
+        let pods: Vec<Arc<Value>> = vec![
+            Arc::new(low),
+            Arc::new(high),
+            Arc::new(sel),
+            bound(vec![pod("x", json!({})), pod("y", json!({}))]).remove(0),
+        ];
+        // allocatable pods = 3: one bound already, so two more fit: high first, then low.
+        let d = plan(&n, &pods);
+        assert_eq!(
+            d[0],
+            Decision::Bind(ObjectKey::new("Pod", "default", "high"))
+        );
+        assert_eq!(
+            d[1],
+            Decision::Bind(ObjectKey::new("Pod", "default", "low"))
+        );
+        match &d[2] {
+            Decision::Unschedulable(k, m) => {
+                assert_eq!(k.name, "sel");
+                assert_eq!(m, "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_reported_once() {
+        let p = pod("a", json!({}));
+        let w = unschedulable_writes(&p, "0/1 nodes are available: x.", "2026-01-01T00:00:00Z");
+        assert_eq!(
+            super::super::plan::describe(&w),
+            [
+                "status Pod default/a",
+                "event FailedScheduling: 0/1 nodes are available: x."
+            ]
+        );
+        let mut said = p.clone();
+        said["status"] = json!({"conditions": [{"type": "PodScheduled", "status": "False", "message": "0/1 nodes are available: x."}]});
+        assert!(unschedulable_writes(&said, "0/1 nodes are available: x.", "t").is_empty());
+    }
+}

@@ -753,10 +753,22 @@ mod tests {
         changed["spec"]["containers"][0]["image"] = json!("y");
         let p = s.update(changed).unwrap();
         assert_eq!(p["metadata"]["generation"], 2);
+        // Not bound to this node: nothing runs for it, it goes at once.
         let key = ObjectKey::new("Pod", "default", "p");
+        s.delete(&key).unwrap();
+        assert!(s.get(&key).is_none());
+        // Bound: marked for the agent, which removes it once stopped.
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!(crate::model::node::name());
+        s.create(bound).unwrap();
         let p = s.delete(&key).unwrap();
         assert!(p["metadata"]["deletionTimestamp"].is_string());
         assert!(s.get(&key).is_some());
+        // A replacement that does not name the node keeps the binding.
+        let mut replaced = (*p).clone();
+        replaced["spec"].as_object_mut().unwrap().remove("nodeName");
+        let kept = s.update(replaced).unwrap();
+        assert_eq!(kept["spec"]["nodeName"], crate::model::node::name());
         s.remove(&key).unwrap();
         assert!(s.get(&key).is_none());
     }
