@@ -249,6 +249,7 @@ const POD_SPEC: &[&str] = &[
     "priorityClassName",
     // Set from the PriorityClass at creation; a client sending back what it read is fine.
     "priority",
+    "preemptionPolicy",
 ];
 
 /// An init container allows the fields of an app container. (Its probes and `restartPolicy`

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+mod scheduling;
 mod semantics;
 mod statefulset;
 pub mod storage;

@@ -54,6 +54,8 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Service" => service_spec(&obj["spec"], out),
         "Ingress" => ingress_spec(&obj["spec"], out),
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
+        "Node" => super::scheduling::node(obj, out),
+        "PriorityClass" => super::scheduling::priority_class(obj, out),
         "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
             super::storage::check(obj, out)
         }
@@ -288,6 +290,7 @@ fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Vec<FieldErro
         "is not Always or OnRootMismatch",
         out,
     );
+    super::scheduling::pod_spec(spec, path, out);
     one_of(
         spec,
         path,
