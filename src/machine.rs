@@ -88,6 +88,8 @@ impl Facts {
     /// Measures the machine; the disk is the filesystem of `data_dir`.
     pub fn measure(data_dir: &Path, internal_ip: String, hostname: String) -> Facts {
         let mem = read("/proc/meminfo");
+        // The field types differ between platforms (u32 on some 32-bit ones).
+        #[allow(clippy::unnecessary_cast)]
         let (disk_total, disk_available) = nix::sys::statvfs::statvfs(data_dir)
             .map(|s| {
                 let f = s.fragment_size() as u64;
