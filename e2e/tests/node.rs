@@ -343,6 +343,30 @@ spec:
     // Still Pending a few passes later (the decision holds).
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(phase(&k, &pod), "Pending");
-    // Deleting it goes at once (nothing runs for it).
     k.ok(&["delete", "deployment", "spread", "--wait=false"]);
+
+    // PriorityClasses: the built-in ones listed; a pod's priority from its class; an unknown
+    // class refused as Kubernetes' admission refuses it.
+    let classes = k.ok(&["get", "priorityclasses"]);
+    assert!(
+        classes.contains("system-node-critical") && classes.contains("2000001000"),
+        "{classes}"
+    );
+    k.apply(
+        &pod_yaml("critical", "  priorityClassName: system-cluster-critical"),
+        &[],
+    );
+    let p = k.get_json(&["pod", "critical"]).unwrap();
+    assert_eq!(p["spec"]["priority"], 2_000_000_000);
+    wait_phase(&k, "critical", "Running");
+    let o = k.run_stdin(
+        &["apply", "-f", "-"],
+        &pod_yaml("unknown", "  priorityClassName: nope"),
+    );
+    assert!(!o.ok(), "{o}");
+    assert!(
+        o.stderr
+            .contains("pods \"unknown\" is forbidden: no PriorityClass with name nope was found"),
+        "{o}"
+    );
 }
