@@ -21,6 +21,10 @@ const MANAGER: &str = "skiff-node";
 const MEASURE: Duration = Duration::from_secs(10);
 /// How often the status is written when nothing but the heartbeat changed.
 const HEARTBEAT: Duration = Duration::from_secs(60);
+/// The namespace of nodes' Leases.
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// How long the Lease holds: two heartbeats.
+const LEASE_SECONDS: i32 = 120;
 /// kubelet's default `maxPods`.
 const MAX_PODS: u64 = 110;
 /// kubelet's default hard eviction threshold for memory: what allocatable keeps back and
@@ -358,7 +362,29 @@ impl Heartbeat {
         self.api()
             .patch_status(&self.name, &pp, &Patch::Merge(json!({ "status": status })))
             .await?;
+        self.renew_lease(&pp).await?;
         Ok(status)
+    }
+
+    /// The node's Lease in `kube-node-lease` (what `kubectl describe node` shows), renewed with
+    /// every status write.
+    async fn renew_lease(&self, pp: &PatchParams) -> Result<(), kube::Error> {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
+        let now = jiff::Timestamp::now().to_string();
+        let renew = json!({"spec": {"renewTime": now, "holderIdentity": self.name,
+            "leaseDurationSeconds": LEASE_SECONDS}});
+        match api.patch(&self.name, pp, &Patch::Merge(renew)).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                    "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
+                        "acquireTime": now, "renewTime": now}});
+                let lease: Lease = serde_json::from_value(lease).expect("a Lease");
+                api.create(&PostParams::default(), &lease).await.map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
     }
 
     /// Measures every few seconds; writes the status when it changed, and at least every

@@ -79,6 +79,11 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Kernel-Version", "string", 1),
             ("Container-Runtime", "string", 1),
         ],
+        "Lease" => vec![
+            ("Name", "string", 0),
+            ("Holder", "string", 0),
+            ("Age", "string", 0),
+        ],
         "PriorityClass" => vec![
             ("Name", "string", 0),
             ("Value", "integer", 0),
@@ -428,6 +433,11 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(age(o)),
         ],
         "Node" => node_cells(name, o),
+        "Lease" => vec![
+            name,
+            json!(o["spec"]["holderIdentity"].as_str().unwrap_or_default()),
+            json!(age(o)),
+        ],
         "PriorityClass" => vec![
             name,
             json!(o["value"].as_i64().unwrap_or(0)),

@@ -36,6 +36,7 @@ pub const KINDS: &[&str] = &[
     "Namespace",
     "Node",
     "PriorityClass",
+    "Lease",
     "ConfigMap",
     "Secret",
     "Deployment",

@@ -5,7 +5,8 @@ use crate::model::store::{self, Store};
 
 /// Makes sure the built-in namespaces, IngressClass and StorageClass exist.
 pub fn ensure(store: &Store) -> Result<(), store::StoreError> {
-    for ns in ["default", "kube-system"] {
+    // `kube-node-lease` holds the node's Lease (its heartbeat, as kubelet's).
+    for ns in ["default", "kube-system", "kube-node-lease"] {
         let key = store::ObjectKey::new("Namespace", "", ns);
         if store.get(&key).is_none() {
             store.create(serde_json::json!({

@@ -155,6 +155,13 @@ pub static KINDS: &[KindInfo] = &[
         namespaced: true,
     },
     KindInfo {
+        api_version: "coordination.k8s.io/v1",
+        kind: "Lease",
+        plural: "leases",
+        short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
         api_version: "v1",
         kind: "Event",
         plural: "events",

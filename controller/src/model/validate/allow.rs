@@ -294,6 +294,16 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             ]
             .map(String::from),
         ),
+        "Lease" => patterns.extend(
+            [
+                "spec.holderIdentity",
+                "spec.leaseDurationSeconds",
+                "spec.acquireTime",
+                "spec.renewTime",
+                "spec.leaseTransitions",
+            ]
+            .map(String::from),
+        ),
         "PriorityClass" => patterns.extend(
             ["value", "globalDefault", "description", "preemptionPolicy"].map(String::from),
         ),

@@ -140,10 +140,11 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, core, discovery, networking, scheduling, storage};
+    use k8s_openapi::api::{apps, coordination, core, discovery, networking, scheduling, storage};
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
         "Node" => roundtrip::<core::v1::Node>(obj),
+        "Lease" => roundtrip::<coordination::v1::Lease>(obj),
         "PriorityClass" => roundtrip::<scheduling::v1::PriorityClass>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
         "Secret" => roundtrip::<core::v1::Secret>(obj),
