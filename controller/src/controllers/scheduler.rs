@@ -483,7 +483,24 @@ pub async fn reconcile(view: &View) -> Result<(), WriteError> {
         .to_string();
     for d in plan(&node, &pods) {
         match d {
-            Decision::Bind(key) => bind(view, &key).await?,
+            Decision::Bind(key) => {
+                bind(view, &key).await?;
+                if let Some(p) = view.get(&key) {
+                    let event = Write::Event(Event {
+                        about: (*p).clone(),
+                        kind: Type::Normal,
+                        reason: "Scheduled",
+                        message: format!(
+                            "Successfully assigned {}/{} to {}",
+                            key.namespace,
+                            key.name,
+                            crate::model::node::name()
+                        ),
+                        source: Source::Scheduler,
+                    });
+                    super::plan::execute(view, event).await?;
+                }
+            }
             Decision::Unschedulable(key, message) => {
                 if let Some(p) = view.get(&key) {
                     super::plan::execute_all(view, unschedulable_writes(&p, &message, &now))
@@ -496,7 +513,8 @@ pub async fn reconcile(view: &View) -> Result<(), WriteError> {
 }
 
 /// Binds a pod to this node: `spec.nodeName`, as a merge patch (what the binding subresource
-/// writes). The agent then reports `PodScheduled=True` and starts it.
+/// writes); the caller records `Scheduled`. The agent then reports `PodScheduled=True` and
+/// starts it.
 async fn bind(view: &View, key: &ObjectKey) -> Result<(), WriteError> {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, Patch, PatchParams};
