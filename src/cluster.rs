@@ -85,9 +85,12 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 impl skiff_agent::Cluster for KubeCluster {
     fn pods(&self) -> Vec<Pod> {
+        // The pods the scheduler bound to this node; the others are not the agent's.
+        let node = skiff_controller::model::node::name();
         self.view
             .list("Pod", None)
             .iter()
+            .filter(|p| p["spec"]["nodeName"] == node)
             .filter_map(|p| decode(p))
             .collect()
     }

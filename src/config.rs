@@ -68,6 +68,9 @@ pub struct ServerArgs {
     /// The pods' bridge. [default: skiff0]
     #[arg(long)]
     bridge: Option<String>,
+    /// This node's name (its Node object). [default: the host name]
+    #[arg(long)]
+    node_name: Option<String>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -93,6 +96,7 @@ struct ConfigFile {
     cluster_cidr: Option<String>,
     service_cidr: Option<String>,
     bridge: Option<String>,
+    node_name: Option<String>,
 }
 
 pub struct ServerConfig {
@@ -121,7 +125,12 @@ impl ServerArgs {
         tls_sans.extend(self.tls_san.iter().cloned());
         Ok(ServerConfig {
             ingress: self.ingress(&file, bind),
-            node_name: skiff_controller::model::node::hostname(),
+            node_name: self
+                .node_name
+                .clone()
+                .or(file.node_name.clone())
+                // As kubelet: the host name in lower case.
+                .unwrap_or_else(|| skiff_controller::model::node::hostname().to_lowercase()),
             manifests: pick(
                 &self.manifests,
                 &file.manifests,

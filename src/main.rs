@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod get;
 mod image;
+mod machine;
 mod node;
 mod server;
 mod token;

@@ -176,6 +176,18 @@ async fn start_node(
         shutdown.clone(),
     );
     tasks.push(wake);
+    // The Node is registered before the agent starts: the scheduler binds pods to it.
+    let heartbeat = crate::machine::Heartbeat {
+        client: control.client("skiff-node"),
+        name: config.node_name.clone(),
+        data_dir: opened.layout.data_dir.clone(),
+        internal_ip: skiff_agent::network::host_ip(&config.network).to_string(),
+    };
+    let status = heartbeat.register().await.unwrap_or_else(|e| {
+        tracing::error!(node = %config.node_name, "registering the node: {e}");
+        serde_json::Value::Null
+    });
+    tasks.push(tokio::spawn(heartbeat.run(status, shutdown.clone())));
     let network = opened.network;
     tasks.push(tokio::spawn(skiff_agent::network::dns::serve(
         std::net::SocketAddr::new(config.network.cluster_cidr.gateway().into(), 53),

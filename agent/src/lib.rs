@@ -32,7 +32,7 @@ impl WriteError {
 /// What the agent needs from the control plane. Reads come from a local cache kept current by
 /// watches (they never wait); writes go to the API server.
 pub trait Cluster: Send + Sync + 'static {
-    /// Every pod bound to this node (all pods: there is one node).
+    /// Every pod the scheduler bound to this node (`spec.nodeName`).
     fn pods(&self) -> Vec<Pod>;
     /// A notification whenever a pod, Service, EndpointSlice, PersistentVolumeClaim or
     /// PersistentVolume changes.

@@ -625,6 +625,27 @@ pub fn https_request_with(
     }
 }
 
+/// `skiff token create -n NS`: its kubeconfig (written in the server's work dir) and token.
+pub fn namespace_token(s: &Server, ns: &str) -> (std::path::PathBuf, String) {
+    let kc = s.work_dir.join(format!("{ns}-kubeconfig.yaml"));
+    let o = s.cli(&[
+        "token",
+        "create",
+        "-n",
+        ns,
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--admin-kubeconfig",
+        s.kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "skiff token create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (kc, String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 /// Starts a server and imports the busybox test image under each of `references`.
 pub fn server_with_images(references: &[&str]) -> Server {
     let mut s = Server::start_new();

@@ -932,27 +932,6 @@ fn requests_without_a_valid_token_get_401() {
     );
 }
 
-/// `skiff token create -n NS`: its kubeconfig (written in the server's work dir) and token.
-fn namespace_token(s: &Server, ns: &str) -> (std::path::PathBuf, String) {
-    let kc = s.work_dir.join(format!("{ns}-kubeconfig.yaml"));
-    let o = s.cli(&[
-        "token",
-        "create",
-        "-n",
-        ns,
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--admin-kubeconfig",
-        s.kubeconfig.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "skiff token create: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (kc, String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
 /// "A namespace-scoped token cannot read another namespace (403) and can roll out an image in
 /// its own." Also: apply in its own namespace, list/revoke.
 #[test]

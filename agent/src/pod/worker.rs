@@ -291,26 +291,9 @@ impl Agent {
         self.write_status(pod).await;
     }
 
-    /// Makes sure the loop tracks the pod (announcing a new one as scheduled), and knows its
-    /// address.
+    /// Makes sure the loop tracks the pod, and knows its address. (`Scheduled` is the
+    /// scheduler's event, recorded when it binds the pod.)
     fn track(&mut self, pod: &Pod, r: &PodRef, host_network: bool) {
-        let has_start_time = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .is_some();
-        if !self.pods.contains_key(&r.uid) && !has_start_time {
-            self.cluster.event(
-                &r.namespace,
-                &r.name,
-                false,
-                "Scheduled",
-                &format!(
-                    "Successfully assigned {}/{} to {}",
-                    r.namespace, r.name, self.node_name
-                ),
-            );
-        }
         let start_time = start_time(Some(pod));
         let state = self
             .pods

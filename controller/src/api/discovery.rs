@@ -65,6 +65,7 @@ fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ),
         ],
         "Namespace"
+        | "Node"
         | "PersistentVolumeClaim"
         | "PersistentVolume"
         | "Job"

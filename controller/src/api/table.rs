@@ -102,6 +102,30 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Status", "string", 0),
             ("Age", "string", 0),
         ],
+        "Node" => vec![
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ],
+        "Lease" => vec![
+            ("Name", "string", 0),
+            ("Holder", "string", 0),
+            ("Age", "string", 0),
+        ],
+        "PriorityClass" => vec![
+            ("Name", "string", 0),
+            ("Value", "integer", 0),
+            ("Global-Default", "boolean", 0),
+            ("Age", "string", 0),
+            ("PreemptionPolicy", "string", 0),
+        ],
         "Service" => vec![
             ("Name", "string", 0),
             ("Type", "string", 0),
@@ -575,6 +599,21 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(o["status"]["phase"].as_str().unwrap_or("Active")),
             json!(age(o)),
         ],
+        "Node" => node_cells(name, o),
+        "Lease" => vec![
+            name,
+            json!(o["spec"]["holderIdentity"].as_str().unwrap_or_default()),
+            json!(age(o)),
+        ],
+        "PriorityClass" => vec![
+            name,
+            json!(o["value"].as_i64().unwrap_or(0)),
+            json!(o["globalDefault"].as_bool().unwrap_or(false)),
+            json!(age(o)),
+            json!(o["preemptionPolicy"]
+                .as_str()
+                .unwrap_or("PreemptLowerPriority")),
+        ],
         "Service" => {
             let ports: Vec<String> = o["spec"]["ports"]
                 .as_array()
@@ -727,6 +766,68 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
 }
 
 /// Access modes as kubectl abbreviates them (`RWO,ROX`).
+/// A Node's row, as kubectl's `printNode`: STATUS from the Ready condition (and
+/// `SchedulingDisabled` when cordoned), ROLES from the `node-role.kubernetes.io/*` labels.
+fn node_cells(name: Value, o: &Value) -> Vec<Value> {
+    let conditions = o["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut status = vec![match conditions.iter().find(|c| c["type"] == "Ready") {
+        Some(c) if c["status"] == "True" => "Ready",
+        Some(_) => "NotReady",
+        None => "Unknown",
+    }];
+    if o["spec"]["unschedulable"] == true {
+        status.push("SchedulingDisabled");
+    }
+    let mut roles: Vec<String> = o["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+            Some(role) if !role.is_empty() => Some(role.to_string()),
+            _ if k == "kubernetes.io/role" => v.as_str().map(String::from),
+            _ => None,
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let address = |ty: &str| {
+        o["status"]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == ty)
+            .and_then(|a| a["address"].as_str())
+            .unwrap_or("<none>")
+            .to_string()
+    };
+    let info = &o["status"]["nodeInfo"];
+    let text = |v: &Value, none: &str| {
+        v.as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(none)
+            .to_string()
+    };
+    vec![
+        name,
+        json!(status.join(",")),
+        json!(if roles.is_empty() {
+            "<none>".into()
+        } else {
+            roles.join(",")
+        }),
+        json!(age(o)),
+        json!(text(&info["kubeletVersion"], "")),
+        json!(address("InternalIP")),
+        json!(address("ExternalIP")),
+        json!(text(&info["osImage"], "<unknown>")),
+        json!(text(&info["kernelVersion"], "<unknown>")),
+        json!(text(&info["containerRuntimeVersion"], "<unknown>")),
+    ]
+}
+
 fn access_modes(modes: &Value) -> String {
     modes
         .as_array()

@@ -183,13 +183,26 @@ pub(super) fn create(
     let requested = obj.clone();
     let mut obj = prepare(obj, strict(q))?;
     managed::update(None, &requested, &mut obj, caller.manager);
-    defaults::on_create(&mut obj, &state.store);
+    on_create(&mut obj, state)?;
     let warnings = admit(state, caller.who, &plural_of(t), &obj, None)?;
     if dry_run(q) {
         return Ok(with_warnings(ok_json(201, &obj), &warnings));
     }
     let created = state.store.create(obj)?;
     Ok(with_warnings(ok_json(201, &created), &warnings))
+}
+
+/// The admission plugins' work on an object being created; a refusal is 403, in Kubernetes'
+/// words (`pods "web" is forbidden: no PriorityClass with name x was found`).
+fn on_create(obj: &mut Value, state: &ApiState) -> Result<(), ApiError> {
+    defaults::on_create(obj, &state.store).map_err(|defaults::Refused(why)| {
+        let plural = crate::model::kinds::by_kind(obj["kind"].as_str().unwrap_or_default())
+            .map_or("objects", |k| k.plural);
+        ApiError::forbidden(format!(
+            "{plural} {:?} is forbidden: {why}",
+            meta::name(obj)
+        ))
+    })
 }
 
 /// Server-side apply of `applied` onto `existing` (`None`: it creates), validated and defaulted.
@@ -380,7 +393,7 @@ fn apply_object(
     }
     let mut obj = server_side_apply(existing, &applied, caller.manager, q)?;
     let Some(existing) = existing else {
-        defaults::on_create(&mut obj, &state.store);
+        on_create(&mut obj, state)?;
         let warnings = admit(state, caller.who, &plural_of(t), &obj, None)?;
         if dry_run(q) {
             return Ok(with_warnings(ok_json(201, &obj), &warnings));

@@ -38,6 +38,8 @@ pub enum Source {
     Ingress,
     /// The volume reconciler: binding, provisioning, reclaiming, protection.
     VolumeController,
+    /// The scheduler.
+    Scheduler,
 }
 
 impl Source {
@@ -52,6 +54,7 @@ impl Source {
             Source::DaemonSetController => "daemonset-controller",
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
+            Source::Scheduler => "default-scheduler",
         }
     }
 }

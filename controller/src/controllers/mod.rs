@@ -20,6 +20,7 @@ pub mod job;
 pub mod plan;
 pub mod replicaset;
 pub mod revisions;
+pub mod scheduler;
 pub mod statefulset;
 pub mod volumes;
 
@@ -37,6 +38,9 @@ const RESYNC: Duration = Duration::from_secs(5);
 /// is among them, for the garbage collector; Events are not (the API server expires them).
 pub const KINDS: &[&str] = &[
     "Namespace",
+    "Node",
+    "PriorityClass",
+    "Lease",
     "ConfigMap",
     "Secret",
     "Deployment",
@@ -96,6 +100,9 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
             tracing::warn!(replicaset = %crate::model::store::ObjectKey::of(&rs), "reconcile failed: {e}");
         }
     }
+    if let Err(e) = scheduler::reconcile(view).await {
+        tracing::warn!("scheduler: {e}");
+    }
     Ok(())
 }
 
@@ -122,7 +129,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 e = events.recv() => match e {
                     Ok(kind) => relevant = matches!(
                         kind,
-                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service"
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service" | "Node"
                             | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,

@@ -47,8 +47,8 @@ pub fn owned_pods(view: &View, namespace: &str, owner_uid: &str) -> Vec<Arc<Valu
         .collect()
 }
 
-/// A new Pod from a ReplicaSet's template, named `<rs>-<suffix>` and bound to `node`.
-fn new_pod(rs: &Value, suffix: &str, node: &str) -> Value {
+/// A new Pod from a ReplicaSet's template, named `<rs>-<suffix>` (the scheduler binds it).
+fn new_pod(rs: &Value, suffix: &str) -> Value {
     let template = &rs["spec"]["template"];
     let name = format!("{}-{}", meta::name(rs), suffix);
     let mut metadata = json!({
@@ -67,21 +67,18 @@ fn new_pod(rs: &Value, suffix: &str, node: &str) -> Value {
     if template["metadata"]["annotations"].is_object() {
         metadata["annotations"] = template["metadata"]["annotations"].clone();
     }
-    let mut spec = template["spec"].clone();
-    // One node: the pod is bound to it at once (what the scheduler would do).
-    spec["nodeName"] = json!(node);
+    let spec = template["spec"].clone();
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 }
 
 /// One pass over a ReplicaSet, from the Pods it controls (as cached): Pods created (named
-/// `<rs>-<suffix()>`, bound to `node`) or deleted — not ready before ready, newest before
+/// `<rs>-<suffix()>`) or deleted — not ready before ready, newest before
 /// oldest — to reach `spec.replicas`, each write followed by its Event; or, once the count is
 /// right, the status (counts as of `now`). Nothing for a ReplicaSet being deleted.
 pub fn plan(
     rs: &Value,
     pods: &[Arc<Value>],
     now: jiff::Timestamp,
-    node: &str,
     mut suffix: impl FnMut() -> String,
 ) -> Vec<Write> {
     if meta::is_terminating(rs) {
@@ -101,7 +98,7 @@ pub fn plan(
     let mut writes = Vec::new();
     if active.len() < want {
         for _ in active.len()..want {
-            let pod = new_pod(rs, &suffix(), node);
+            let pod = new_pod(rs, &suffix());
             let message = format!("Created pod: {}", meta::name(&pod));
             writes.push(Write::Create(pod));
             writes.push(event("SuccessfulCreate", message));
@@ -161,13 +158,7 @@ pub async fn reconcile(view: &View, rs: &Value) -> Result<(), WriteError> {
         return Ok(());
     }
     let pods = owned_pods(view, meta::namespace(rs), meta::uid(rs));
-    let writes = plan(
-        rs,
-        &pods,
-        jiff::Timestamp::now(),
-        crate::model::node::name(),
-        meta::random_suffix,
-    );
+    let writes = plan(rs, &pods, jiff::Timestamp::now(), meta::random_suffix);
     execute_all(view, writes).await
 }
 
@@ -227,7 +218,7 @@ mod tests {
             p["metadata"]["name"] = json!("web-abc-failed");
             p["status"]["phase"] = json!("Failed");
         });
-        let writes = plan(&rs, &[running, failed], now(), "node-1", suffixes());
+        let writes = plan(&rs, &[running, failed], now(), suffixes());
         assert_eq!(
             describe(&writes),
             [
@@ -240,7 +231,7 @@ mod tests {
         let Write::Create(p) = &writes[0] else {
             unreachable!()
         };
-        assert_eq!(p["spec"]["nodeName"], "node-1");
+        assert!(p["spec"]["nodeName"].is_null(), "the scheduler binds it");
         assert_eq!(p["spec"]["containers"][0]["image"], "demo:1");
         assert_eq!(p["metadata"]["labels"]["app"], "web");
         assert_eq!(p["metadata"]["annotations"]["note"], "x");
@@ -253,7 +244,7 @@ mod tests {
         let gone = with(&pod("web-abc-x", "2026-01-01T10:00:00Z", Some(NOW)), |p| {
             p["metadata"]["deletionTimestamp"] = json!(NOW);
         });
-        let writes = plan(&replicaset(1), &[gone], now(), "node-1", suffixes());
+        let writes = plan(&replicaset(1), &[gone], now(), suffixes());
         assert_eq!(describe(&writes)[0], "create Pod default/web-abc-aaaaa");
     }
 
@@ -265,7 +256,7 @@ mod tests {
             pod("unready-old", "2026-01-01T09:00:00Z", None),
             pod("unready-new", "2026-01-01T11:00:00Z", None),
         ];
-        let writes = plan(&replicaset(1), &pods, now(), "node-1", suffixes());
+        let writes = plan(&replicaset(1), &pods, now(), suffixes());
         assert_eq!(
             describe(&writes),
             [
@@ -294,7 +285,7 @@ mod tests {
                 p["status"]["phase"] = json!("Succeeded");
             }),
         ];
-        let writes = plan(&rs, &pods, now(), "node-1", suffixes());
+        let writes = plan(&rs, &pods, now(), suffixes());
         assert_eq!(describe(&writes), ["status ReplicaSet default/web-abc"]);
         let Write::UpdateStatus(_, status) = &writes[0] else {
             unreachable!()
@@ -310,6 +301,6 @@ mod tests {
     fn a_replicaset_being_deleted_plans_nothing() {
         let mut rs = replicaset(2);
         rs["metadata"]["deletionTimestamp"] = json!(NOW);
-        assert!(plan(&rs, &[], now(), "node-1", suffixes()).is_empty());
+        assert!(plan(&rs, &[], now(), suffixes()).is_empty());
     }
 }

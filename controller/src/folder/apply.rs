@@ -288,7 +288,16 @@ fn one(
 ) -> Result<(Outcome, ObjectKey, Option<Op>), ApplyError> {
     let Some(existing) = existing else {
         let mut obj = folder_apply(None, obj);
-        defaults::on_create(&mut obj, store);
+        defaults::on_create(&mut obj, store).map_err(|defaults::Refused(why)| {
+            ApplyError::Invalid {
+                doc,
+                what: key.to_string(),
+                errors: vec![FieldError {
+                    field: "spec.priorityClassName".into(),
+                    message: why,
+                }],
+            }
+        })?;
         return Ok((Outcome::Created, key, Some(Op::Create(obj))));
     };
     if let Some(other) = meta::annotation(existing, MANIFEST_ANNOTATION) {

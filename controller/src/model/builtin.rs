@@ -5,7 +5,8 @@ use crate::model::store::{self, Store};
 
 /// Makes sure the built-in namespaces, IngressClass and StorageClass exist.
 pub fn ensure(store: &Store) -> Result<(), store::StoreError> {
-    for ns in ["default", "kube-system"] {
+    // `kube-node-lease` holds the node's Lease (its heartbeat, as kubelet's).
+    for ns in ["default", "kube-system", "kube-node-lease"] {
         let key = store::ObjectKey::new("Namespace", "", ns);
         if store.get(&key).is_none() {
             store.create(serde_json::json!({
@@ -34,6 +35,20 @@ pub fn ensure(store: &Store) -> Result<(), store::StoreError> {
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer",
         }))?;
+    }
+    // The built-in PriorityClasses, as the API server creates them.
+    for (name, value, description) in [
+        ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    ] {
+        let key = store::ObjectKey::new("PriorityClass", "", name);
+        if store.get(&key).is_none() {
+            store.create(serde_json::json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+                "preemptionPolicy": "PreemptLowerPriority",
+            }))?;
+        }
     }
     Ok(())
 }

@@ -34,15 +34,8 @@ pub fn apply(obj: &mut Value) {
 
 fn fill(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
-        "Pod" => {
-            pod_spec(&mut obj["spec"]);
-            // One node: every pod is bound to it (what the scheduler would do).
-            set_default(
-                &mut obj["spec"],
-                "nodeName",
-                json!(crate::model::node::name()),
-            );
-        }
+        // Bound to the node by the scheduler (controllers/scheduler.rs), if it fits.
+        "Pod" => pod_spec(&mut obj["spec"]),
         "Deployment" => deployment(obj),
         "ReplicaSet" => {
             let spec = &mut obj["spec"];
@@ -186,12 +179,60 @@ pub fn default_storage_class(classes: &[std::sync::Arc<Value>]) -> Option<&str> 
         .map(|c| crate::model::meta::name(c))
 }
 
+/// Why an admission plugin refused an object (Kubernetes says `<kind> "name" is forbidden: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// The Priority admission plugin: a pod's `priorityClassName` (or the `globalDefault` class)
+/// resolves to `spec.priority` and `spec.preemptionPolicy`; an unknown class is refused.
+fn priority(obj: &mut Value, store: &crate::model::store::Store) -> Result<(), Refused> {
+    let spec = &mut obj["spec"];
+    let class = match spec["priorityClassName"].as_str() {
+        Some(name) => {
+            let key = crate::model::store::ObjectKey::new("PriorityClass", "", name);
+            match store.get(&key) {
+                Some(c) => Some(c),
+                None => {
+                    return Err(Refused(format!(
+                        "no PriorityClass with name {name} was found"
+                    )))
+                }
+            }
+        }
+        None => store
+            .list("PriorityClass", None)
+            .into_iter()
+            .find(|c| c["globalDefault"] == true),
+    };
+    let value = class
+        .as_ref()
+        .map_or(0, |c| c["value"].as_i64().unwrap_or(0));
+    if let Some(given) = spec["priority"].as_i64() {
+        if given != value {
+            return Err(Refused(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+            )));
+        }
+    }
+    if let Some(c) = &class {
+        spec["priorityClassName"] = json!(crate::model::meta::name(c));
+        let policy = c["preemptionPolicy"]
+            .as_str()
+            .unwrap_or("PreemptLowerPriority");
+        spec["preemptionPolicy"] = json!(policy);
+    }
+    spec["priority"] = json!(value);
+    Ok(())
+}
+
 /// What the admission plugins do to an object being created, beyond defaults: a claim
 /// without `storageClassName` gets the default class (DefaultStorageClass), claims and
-/// volumes get their deletion-protection finalizers (StorageObjectInUseProtection).
-pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
+/// volumes get their deletion-protection finalizers (StorageObjectInUseProtection), a pod
+/// its priority (Priority) — or the refusal.
+pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) -> Result<(), Refused> {
     use crate::model::validate::storage::{PVC_PROTECTION, PV_PROTECTION};
     let finalizer = match obj["kind"].as_str().unwrap_or_default() {
+        "Pod" => return priority(obj, store),
         "PersistentVolumeClaim" => {
             if obj["spec"]["storageClassName"].is_null() {
                 let classes = store.list("StorageClass", None);
@@ -202,7 +243,7 @@ pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
             PVC_PROTECTION
         }
         "PersistentVolume" => PV_PROTECTION,
-        _ => return,
+        _ => return Ok(()),
     };
     let m = crate::model::meta::metadata_mut(obj);
     let list = m.entry("finalizers").or_insert_with(|| json!([]));
@@ -211,6 +252,7 @@ pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
             list.push(json!(finalizer));
         }
     }
+    Ok(())
 }
 
 /// Whether an image reference names the `latest` tag (explicitly or by having no tag or digest).
@@ -342,6 +384,39 @@ fn pod_spec(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priority_comes_from_the_class_and_an_unknown_class_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::model::store::Store::open(dir.path()).unwrap();
+        crate::model::builtin::ensure(&store).unwrap();
+        let pod = |spec: Value| json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
+        let mut p = pod(json!({"priorityClassName": "system-node-critical"}));
+        on_create(&mut p, &store).unwrap();
+        assert_eq!(p["spec"]["priority"], 2_000_001_000);
+        assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+        let mut p = pod(json!({}));
+        on_create(&mut p, &store).unwrap();
+        assert_eq!(p["spec"]["priority"], 0);
+        let mut p = pod(json!({"priorityClassName": "nope"}));
+        assert_eq!(
+            on_create(&mut p, &store),
+            Err(Refused("no PriorityClass with name nope was found".into()))
+        );
+        let mut p = pod(json!({"priorityClassName": "system-node-critical", "priority": 5}));
+        assert!(on_create(&mut p, &store).is_err());
+        // A globalDefault class applies to pods that name none.
+        store
+            .create(
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": "normal"}, "value": 100, "globalDefault": true}),
+            )
+            .unwrap();
+        let mut p = pod(json!({}));
+        on_create(&mut p, &store).unwrap();
+        assert_eq!(p["spec"]["priorityClassName"], "normal");
+        assert_eq!(p["spec"]["priority"], 100);
+    }
 
     #[test]
     fn secret_string_data_becomes_data() {

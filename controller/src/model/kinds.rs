@@ -52,6 +52,20 @@ pub static KINDS: &[KindInfo] = &[
     },
     KindInfo {
         api_version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        short_names: &["no"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "scheduling.k8s.io/v1",
+        kind: "PriorityClass",
+        plural: "priorityclasses",
+        short_names: &["pc"],
+        namespaced: false,
+    },
+    KindInfo {
+        api_version: "v1",
         kind: "ConfigMap",
         plural: "configmaps",
         short_names: &["cm"],
@@ -174,6 +188,13 @@ pub static KINDS: &[KindInfo] = &[
         kind: "Ingress",
         plural: "ingresses",
         short_names: &["ing"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "coordination.k8s.io/v1",
+        kind: "Lease",
+        plural: "leases",
+        short_names: &[],
         namespaced: true,
     },
     KindInfo {

@@ -4,6 +4,17 @@
 /// The number of bytes (or units) a quantity stands for, rounded up; `None` if it is not a
 /// quantity Kubernetes would accept or is negative.
 pub fn parse(q: &str) -> Option<u128> {
+    parse_scaled(q, 1)
+}
+
+/// The number of thousandths a quantity stands for (`500m` → 500, `2` → 2000), rounded up:
+/// CPU requests and capacities in millicores.
+pub fn parse_milli(q: &str) -> Option<u128> {
+    parse_scaled(q, 1000)
+}
+
+/// A quantity times `scale`, rounded up.
+fn parse_scaled(q: &str, scale: u128) -> Option<u128> {
     let q = q.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
@@ -23,14 +34,14 @@ pub fn parse(q: &str) -> Option<u128> {
         "T" => 1_000_000_000_000,
         "P" => 1_000_000_000_000_000,
         "E" => 1_000_000_000_000_000_000,
-        "m" => return parse_number(number, 1).map(|n| n.div_ceil(1000)),
+        "m" => return parse_number(number, scale).map(|n| n.div_ceil(1000)),
         s if s.starts_with(['e', 'E']) => {
             let exp: u32 = s[1..].parse().ok()?;
             10u128.checked_pow(exp)?
         }
         _ => return None,
     };
-    parse_number(number, multiplier)
+    parse_number(number, multiplier.checked_mul(scale)?)
 }
 
 /// `number` (decimal, at most one '.') times `multiplier`, rounded up.
@@ -57,7 +68,16 @@ fn parse_number(number: &str, multiplier: u128) -> Option<u128> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, parse_milli};
+
+    #[test]
+    fn cpu_reads_in_millicores() {
+        assert_eq!(parse_milli("500m"), Some(500));
+        assert_eq!(parse_milli("2"), Some(2000));
+        assert_eq!(parse_milli("0.25"), Some(250));
+        assert_eq!(parse_milli("1.5"), Some(1500));
+        assert_eq!(parse_milli("x"), None);
+    }
 
     #[test]
     fn quantities_read_as_kubernetes_reads_them() {

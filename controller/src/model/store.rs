@@ -499,7 +499,10 @@ impl<'a> Staging<'a> {
     fn delete(&mut self, key: ObjectKey, grace: Option<i64>, rv: u64) -> Result<bool, StoreError> {
         let old = self.existing(&key)?;
         let held = kind_info(&key.kind)?.has_finalizers() && finalizers(&old) > 0;
-        if key.kind != "Pod" && !held {
+        // A pod not bound to this node has nothing running to stop: it goes at once (as
+        // Kubernetes deletes unscheduled pods).
+        let unbound = key.kind == "Pod" && old["spec"]["nodeName"] != crate::model::node::name();
+        if (key.kind != "Pod" && !held) || unbound {
             self.remove(key, &old, rv);
             return Ok(true);
         }
@@ -575,6 +578,11 @@ fn updated(
         }
     }
     let old_meta = &old["metadata"];
+    // A pod's binding is the scheduler's: a replacement that does not name the node keeps it.
+    if key.kind == "Pod" && obj["spec"]["nodeName"].is_null() && old["spec"]["nodeName"].is_string()
+    {
+        obj["spec"]["nodeName"] = old["spec"]["nodeName"].clone();
+    }
     let spec_changed = info.has_generation() && old.get("spec") != obj.get("spec");
     let m = meta::metadata_mut(&mut obj);
     for field in [
@@ -746,10 +754,22 @@ mod tests {
         changed["spec"]["containers"][0]["image"] = json!("y");
         let p = s.update(changed).unwrap();
         assert_eq!(p["metadata"]["generation"], 2);
+        // Not bound to this node: nothing runs for it, it goes at once.
         let key = ObjectKey::new("Pod", "default", "p");
+        s.delete(&key).unwrap();
+        assert!(s.get(&key).is_none());
+        // Bound: marked for the agent, which removes it once stopped.
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!(crate::model::node::name());
+        s.create(bound).unwrap();
         let p = s.delete(&key).unwrap();
         assert!(p["metadata"]["deletionTimestamp"].is_string());
         assert!(s.get(&key).is_some());
+        // A replacement that does not name the node keeps the binding.
+        let mut replaced = (*p).clone();
+        replaced["spec"].as_object_mut().unwrap().remove("nodeName");
+        let kept = s.update(replaced).unwrap();
+        assert_eq!(kept["spec"]["nodeName"], crate::model::node::name());
         s.remove(&key).unwrap();
         assert!(s.get(&key).is_none());
     }

@@ -252,11 +252,40 @@ const POD_SPEC: &[&str] = &[
     "imagePullSecrets[].name",
     "nodeName",
     "schedulerName",
+    // Scheduling, evaluated against the node by controllers/scheduler.rs.
+    "nodeSelector.*",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchExpressions[].key",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchExpressions[].operator",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchExpressions[].values",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchFields[].key",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchFields[].operator",
+    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[].matchFields[].values",
+    // Preferences: with one node they cannot change the choice (accepted, nothing to do).
+    "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+    "affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+    "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+    "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector.matchLabels.*",
+    "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector.matchExpressions",
+    "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[].topologyKey",
+    "affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[].namespaces",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector.matchLabels.*",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].labelSelector.matchExpressions",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].topologyKey",
+    "affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[].namespaces",
     "tolerations[].key",
     "tolerations[].operator",
     "tolerations[].value",
     "tolerations[].effect",
     "tolerations[].tolerationSeconds",
+    "topologySpreadConstraints[].maxSkew",
+    "topologySpreadConstraints[].topologyKey",
+    "topologySpreadConstraints[].whenUnsatisfiable",
+    "topologySpreadConstraints[].labelSelector.matchLabels.*",
+    "topologySpreadConstraints[].labelSelector.matchExpressions",
+    "priorityClassName",
+    // Set from the PriorityClass at creation; a client sending back what it read is fine.
+    "priority",
+    "preemptionPolicy",
 ];
 
 /// Fields of a Job's spec skiff implements (relative to the spec; the pod template's spec
@@ -308,6 +337,29 @@ pub(super) fn allowlist(kind: &str) -> Allow {
     };
     match kind {
         "Namespace" => {}
+        "Node" => patterns.extend(
+            [
+                "spec.taints[].key",
+                "spec.taints[].value",
+                "spec.taints[].effect",
+                "spec.taints[].timeAdded",
+                "spec.unschedulable",
+            ]
+            .map(String::from),
+        ),
+        "Lease" => patterns.extend(
+            [
+                "spec.holderIdentity",
+                "spec.leaseDurationSeconds",
+                "spec.acquireTime",
+                "spec.renewTime",
+                "spec.leaseTransitions",
+            ]
+            .map(String::from),
+        ),
+        "PriorityClass" => patterns.extend(
+            ["value", "globalDefault", "description", "preemptionPolicy"].map(String::from),
+        ),
         "Service" => patterns.extend(
             [
                 "spec.type",

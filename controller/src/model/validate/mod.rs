@@ -20,6 +20,7 @@ mod allow;
 mod daemonset;
 pub mod job;
 mod netpol;
+mod scheduling;
 mod semantics;
 mod statefulset;
 pub mod storage;
@@ -111,6 +112,19 @@ pub fn validate(obj: &Value) -> Result<(), Vec<FieldError>> {
 pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
+    let bound = |o: &Value| {
+        o["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let moved = !bound(old).is_empty() && !bound(new).is_empty() && bound(old) != bound(new);
+    if new["kind"] == "Pod" && moved {
+        errors.push(err(
+            "spec.nodeName",
+            format!("the pod is bound to {:?}: it cannot move", bound(old)),
+        ));
+    }
     statefulset::update(old, new, &mut errors);
     job::update(old, new, &mut errors);
     daemonset::update(old, new, &mut errors);
@@ -131,9 +145,14 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, batch, core, discovery, networking, storage};
+    use k8s_openapi::api::{
+        apps, batch, coordination, core, discovery, networking, scheduling, storage,
+    };
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
+        "Node" => roundtrip::<core::v1::Node>(obj),
+        "Lease" => roundtrip::<coordination::v1::Lease>(obj),
+        "PriorityClass" => roundtrip::<scheduling::v1::PriorityClass>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
         "Secret" => roundtrip::<core::v1::Secret>(obj),
         "Pod" => roundtrip::<core::v1::Pod>(obj),
@@ -262,10 +281,9 @@ mod tests {
         assert_eq!(validate(&d), Ok(()));
         d["spec"]["template"]["spec"]["securityContext"] = json!({});
         // Something said is still refused by name.
-        d["spec"]["template"]["spec"]["affinity"] =
-            json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{}]}});
+        d["spec"]["template"]["spec"]["shareProcessNamespace"] = json!(true);
         let errs = validate(&d).unwrap_err();
-        assert_eq!(errs[0].field, "spec.template.spec.affinity");
+        assert_eq!(errs[0].field, "spec.template.spec.shareProcessNamespace");
     }
 
     #[test]

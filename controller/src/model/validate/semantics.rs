@@ -57,6 +57,8 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Service" => service_spec(&obj["spec"], out),
         "Ingress" => ingress_spec(&obj["spec"], out),
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
+        "Node" => super::scheduling::node(obj, out),
+        "PriorityClass" => super::scheduling::priority_class(obj, out),
         "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
             super::storage::check(obj, out)
         }
@@ -373,6 +375,7 @@ pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Ve
         "is not Always or OnRootMismatch",
         out,
     );
+    super::scheduling::pod_spec(spec, path, out);
     let policy = one_of(
         spec,
         path,
@@ -382,7 +385,6 @@ pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Ve
         out,
     );
     dns(spec, path, policy, out);
-    tolerations(spec, path, out);
 }
 
 /// `dnsConfig` and `hostAliases`: addresses that parse, names that are DNS names (nothing that
@@ -465,51 +467,6 @@ fn dns(spec: &Value, path: &str, policy: Option<&str>, out: &mut Vec<FieldError>
                     format!("{h} must be a DNS subdomain"),
                 ));
             }
-        }
-    }
-}
-
-/// `tolerations`, with Kubernetes' rules: operator Exists or Equal (Exists with no value; an
-/// empty key only with Exists), effect one of the three, `tolerationSeconds` only for
-/// NoExecute. (skiff's node has no taints of its own yet: a toleration changes nothing, as on
-/// an untainted Kubernetes node; DaemonSet pods carry the daemon tolerations.)
-fn tolerations(spec: &Value, path: &str, out: &mut Vec<FieldError>) {
-    for (i, t) in items(&spec["tolerations"]).iter().enumerate() {
-        let tp = format!("{path}.tolerations[{i}]");
-        let op = one_of(
-            t,
-            &tp,
-            "operator",
-            &["Exists", "Equal"],
-            "is not Exists or Equal",
-            out,
-        );
-        let effect = one_of(
-            t,
-            &tp,
-            "effect",
-            &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            "is not NoSchedule, PreferNoSchedule or NoExecute",
-            out,
-        );
-        let exists = op == Some("Exists");
-        if exists && t["value"].as_str().is_some_and(|v| !v.is_empty()) {
-            out.push(err(
-                format!("{tp}.operator"),
-                "value must be empty when `operator` is 'Exists'",
-            ));
-        }
-        if !exists && t["key"].as_str().unwrap_or_default().is_empty() {
-            out.push(err(
-                format!("{tp}.operator"),
-                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            ));
-        }
-        if !t["tolerationSeconds"].is_null() && effect != Some("NoExecute") {
-            out.push(err(
-                format!("{tp}.effect"),
-                "effect must be 'NoExecute' when `tolerationSeconds` is set",
-            ));
         }
     }
 }
