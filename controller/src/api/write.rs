@@ -173,12 +173,24 @@ pub(super) fn create(
     let requested = obj.clone();
     let mut obj = prepare(obj, strict(q))?;
     managed::update(None, &requested, &mut obj, manager);
-    defaults::on_create(&mut obj, &state.store);
+    admit(&mut obj, state)?;
     if dry_run(q) {
         return Ok(ok_json(201, &obj));
     }
     let created = state.store.create(obj)?;
     Ok(ok_json(201, &created))
+}
+
+/// The admission of a created object (`defaults::on_create`); a refusal is Forbidden.
+fn admit(obj: &mut Value, state: &ApiState) -> Result<(), ApiError> {
+    defaults::on_create(obj, &state.store, &[]).map_err(|why| {
+        let plural = crate::model::kinds::by_kind(obj["kind"].as_str().unwrap_or_default())
+            .map_or("objects", |k| k.plural);
+        ApiError::forbidden(format!(
+            "{plural} {:?} is forbidden: {why}",
+            meta::name(obj)
+        ))
+    })
 }
 
 /// Server-side apply of `applied` onto `existing` (`None`: it creates), validated and defaulted.
@@ -369,7 +381,7 @@ fn apply_object(
     }
     let mut obj = server_side_apply(existing, &applied, manager, q)?;
     let Some(existing) = existing else {
-        defaults::on_create(&mut obj, &state.store);
+        admit(&mut obj, state)?;
         if dry_run(q) {
             return Ok(ok_json(201, &obj));
         }

@@ -36,6 +36,17 @@ fn fill(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
         "Pod" => {
             pod_spec(&mut obj["spec"]);
+            // `serviceAccount` is the deprecated name of `serviceAccountName`: either given
+            // sets both, as Kubernetes' defaulting and conversion do.
+            let spec = &mut obj["spec"];
+            let sa = spec["serviceAccountName"]
+                .as_str()
+                .or(spec["serviceAccount"].as_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+                .to_string();
+            spec["serviceAccountName"] = json!(sa);
+            spec["serviceAccount"] = json!(sa);
             // One node: every pod is bound to it (what the scheduler would do).
             set_default(
                 &mut obj["spec"],
@@ -159,10 +170,16 @@ pub fn default_storage_class(classes: &[std::sync::Arc<Value>]) -> Option<&str> 
 
 /// What the admission plugins do to an object being created, beyond defaults: a claim
 /// without `storageClassName` gets the default class (DefaultStorageClass), claims and
-/// volumes get their deletion-protection finalizers (StorageObjectInUseProtection).
-pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
+/// volumes get their deletion-protection finalizers (StorageObjectInUseProtection), a pod
+/// its ServiceAccount's (`model/serviceaccount.rs`; the error: why the pod is forbidden).
+pub fn on_create(
+    obj: &mut Value,
+    store: &crate::model::store::Store,
+    declared: &[&Value],
+) -> Result<(), String> {
     use crate::model::validate::storage::{PVC_PROTECTION, PV_PROTECTION};
     let finalizer = match obj["kind"].as_str().unwrap_or_default() {
+        "Pod" => return crate::model::serviceaccount::admit_pod(obj, store, declared),
         "PersistentVolumeClaim" => {
             if obj["spec"]["storageClassName"].is_null() {
                 let classes = store.list("StorageClass", None);
@@ -173,7 +190,7 @@ pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
             PVC_PROTECTION
         }
         "PersistentVolume" => PV_PROTECTION,
-        _ => return,
+        _ => return Ok(()),
     };
     let m = crate::model::meta::metadata_mut(obj);
     let list = m.entry("finalizers").or_insert_with(|| json!([]));
@@ -182,6 +199,7 @@ pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) {
             list.push(json!(finalizer));
         }
     }
+    Ok(())
 }
 
 /// Whether an image reference names the `latest` tag (explicitly or by having no tag or digest).

@@ -216,6 +216,27 @@ const POD_SPEC: &[&str] = &[
     "imagePullSecrets[].name",
     "nodeName",
     "schedulerName",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    // The token volume the ServiceAccount admission adds (and the same written by hand).
+    "volumes[].projected.defaultMode",
+    "volumes[].projected.sources[].serviceAccountToken.path",
+    "volumes[].projected.sources[].serviceAccountToken.expirationSeconds",
+    "volumes[].projected.sources[].configMap.name",
+    "volumes[].projected.sources[].configMap.items[].key",
+    "volumes[].projected.sources[].configMap.items[].path",
+    "volumes[].projected.sources[].configMap.items[].mode",
+    "volumes[].projected.sources[].configMap.optional",
+    "volumes[].projected.sources[].secret.name",
+    "volumes[].projected.sources[].secret.items[].key",
+    "volumes[].projected.sources[].secret.items[].path",
+    "volumes[].projected.sources[].secret.items[].mode",
+    "volumes[].projected.sources[].secret.optional",
+    "volumes[].projected.sources[].downwardAPI.items[].path",
+    "volumes[].projected.sources[].downwardAPI.items[].mode",
+    "volumes[].projected.sources[].downwardAPI.items[].fieldRef.fieldPath",
+    "volumes[].projected.sources[].downwardAPI.items[].fieldRef.apiVersion",
 ];
 
 /// An init container allows the fields of an app container. (Its probes and `restartPolicy`
@@ -369,6 +390,30 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             );
             patterns.extend(pod("spec.template.spec."));
         }
+        "ServiceAccount" => patterns
+            .extend(["automountServiceAccountToken", "imagePullSecrets[].name"].map(String::from)),
+        // `nonResourceURLs` and `aggregationRule` are not implemented: refused by name.
+        "Role" | "ClusterRole" => patterns.extend(
+            [
+                "rules[].apiGroups",
+                "rules[].resources",
+                "rules[].verbs",
+                "rules[].resourceNames",
+            ]
+            .map(String::from),
+        ),
+        "RoleBinding" | "ClusterRoleBinding" => patterns.extend(
+            [
+                "subjects[].kind",
+                "subjects[].name",
+                "subjects[].namespace",
+                "subjects[].apiGroup",
+                "roleRef.apiGroup",
+                "roleRef.kind",
+                "roleRef.name",
+            ]
+            .map(String::from),
+        ),
         // Written by the StatefulSet controller: a revision's template, whole.
         "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}

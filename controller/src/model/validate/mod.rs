@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::model::kinds;
 
 mod allow;
+pub mod rbac;
 mod semantics;
 mod statefulset;
 pub mod storage;
@@ -109,6 +110,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> 
     let mut errors = Vec::new();
     storage::update(old, new, &mut errors);
     statefulset::update(old, new, &mut errors);
+    rbac::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -126,7 +128,7 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
-    use k8s_openapi::api::{apps, core, discovery, networking, storage};
+    use k8s_openapi::api::{apps, core, discovery, networking, rbac, storage};
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
@@ -144,6 +146,11 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "PersistentVolumeClaim" => roundtrip::<core::v1::PersistentVolumeClaim>(obj),
         "PersistentVolume" => roundtrip::<core::v1::PersistentVolume>(obj),
         "StorageClass" => roundtrip::<storage::v1::StorageClass>(obj),
+        "ServiceAccount" => roundtrip::<core::v1::ServiceAccount>(obj),
+        "Role" => roundtrip::<rbac::v1::Role>(obj),
+        "ClusterRole" => roundtrip::<rbac::v1::ClusterRole>(obj),
+        "RoleBinding" => roundtrip::<rbac::v1::RoleBinding>(obj),
+        "ClusterRoleBinding" => roundtrip::<rbac::v1::ClusterRoleBinding>(obj),
         _ => return None,
     })
 }
