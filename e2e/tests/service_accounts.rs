@@ -123,6 +123,13 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-
     assert_eq!(o.code, 1, "{o}");
     assert!(o.stderr.contains("forbidden"), "{o}");
 
+    // The API's own Service is the admin's, even for a token of `default`.
+    let tenant = Kubectl::with_kubeconfig(&s, &s.namespace_kubeconfig("default"));
+    let o = tenant.run(&["delete", "endpointslice", "kubernetes"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains("are the admin's"), "{o}");
+    assert_eq!(tenant.run(&["get", "service", "kubernetes"]).code, 0);
+
     // A pod naming a ServiceAccount that does not exist is refused, in Kubernetes' words.
     let o = admin.run_stdin(&["apply", "-f", "-"], &pod("ghostly", "ghost"));
     assert_eq!(o.code, 1, "{o}");

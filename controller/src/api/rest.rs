@@ -178,6 +178,16 @@ fn query(req: &Request<ReqBody>) -> HashMap<String, String> {
 /// writer's own).
 const RBAC_KINDS: &[&str] = &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
 
+/// Whether a request writes the `kubernetes` Service or EndpointSlice in `default`, which
+/// every pod's in-cluster client uses: only the admin may (a tenant of `default` re-pointing
+/// it would take every namespace's API access).
+fn writes_api_service(t: &Target, verb: &str) -> bool {
+    matches!(t.kind.kind, "Service" | "EndpointSlice")
+        && t.namespace.as_deref() == Some("default")
+        && t.name.as_deref() == Some("kubernetes")
+        && !matches!(verb, "get" | "list" | "watch")
+}
+
 fn authorize(
     store: &crate::model::store::Store,
     who: &Identity,
@@ -187,6 +197,13 @@ fn authorize(
     let Some(allowed) = &who.namespace else {
         return Ok(());
     };
+    if writes_api_service(t, verb) {
+        return Err(ApiError::forbidden(format!(
+            "{} \"kubernetes\" is forbidden: User {:?} cannot {verb} it: the API server's own Service and EndpointSlice are the admin's",
+            t.kind.plural,
+            who.user()
+        )));
+    }
     let scope_ok = if who.service_account {
         let writes = !matches!(verb, "get" | "list" | "watch");
         if writes && RBAC_KINDS.contains(&t.kind.kind) {
