@@ -219,14 +219,19 @@ mod tests {
         assert_eq!(back.kubernetes, claims.kubernetes);
         // The same key after a restart; another key refuses it.
         assert!(Issuer::open(dir.path()).unwrap().verify(&token).is_some());
-        let other = tempfile::tempdir().unwrap();
-        assert!(Issuer::open(other.path()).unwrap().verify(&token).is_none());
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Issuer::open(other_dir.path()).unwrap();
+        assert!(other.verify(&token).is_none());
         // Expired.
         let (old, _) = issuer.issue(&sa, None, 600, now - 700).unwrap();
         assert!(issuer.verify(&old).is_none());
-        // Tampered.
-        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-        parts[1] = parts[1].replace('A', "B");
-        assert!(issuer.verify(&parts.join(".")).is_none());
+        // Another account's claims under this token's signature.
+        let robot2 = json!({"kind":"ServiceAccount","metadata":{"name":"admin","namespace":"ns","uid":"u1"}});
+        let (forged, _) = other.issue(&robot2, Some(&pod), 3607, now).unwrap();
+        let (f, t): (Vec<&str>, Vec<&str>) =
+            (forged.split('.').collect(), token.split('.').collect());
+        assert!(issuer
+            .verify(&format!("{}.{}.{}", f[0], f[1], t[2]))
+            .is_none());
     }
 }
