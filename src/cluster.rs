@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use skiff_agent::Write;
+use skiff_agent::{Write, WriteError};
 use skiff_controller::client::view::View;
 use skiff_controller::model::store::ObjectKey;
 use tokio::sync::{broadcast, watch};
@@ -23,6 +23,7 @@ const MANAGER: &str = "skiff-node";
 pub struct KubeCluster {
     client: kube::Client,
     view: Arc<View>,
+    issuer: Arc<skiff_controller::api::sa_token::Issuer>,
     changes: broadcast::Sender<()>,
 }
 
@@ -40,6 +41,7 @@ impl KubeCluster {
     pub fn start(
         client: kube::Client,
         view: Arc<View>,
+        issuer: Arc<skiff_controller::api::sa_token::Issuer>,
         mut shutdown: watch::Receiver<bool>,
     ) -> (Arc<Self>, JoinHandle<()>) {
         let (changes, _) = broadcast::channel(64);
@@ -51,7 +53,7 @@ impl KubeCluster {
                     _ = shutdown.changed() => return,
                     kind = seen.recv() => match kind {
                         Ok("Pod" | "Service" | "EndpointSlice" | "PersistentVolumeClaim" | "PersistentVolume"
-                            | "NetworkPolicy" | "Namespace")
+                            | "NetworkPolicy" | "Namespace" | "ServiceAccount" | "ConfigMap")
                         | Err(broadcast::error::RecvError::Lagged(_)) => {
                             let _ = tx.send(());
                         }
@@ -65,6 +67,7 @@ impl KubeCluster {
             Arc::new(KubeCluster {
                 client,
                 view,
+                issuer,
                 changes,
             }),
             task,
@@ -170,6 +173,29 @@ impl skiff_agent::Cluster for KubeCluster {
             )
             .await;
         });
+    }
+
+    fn service_account_token(&self, pod: &Pod, seconds: i64) -> Result<String, WriteError> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            .unwrap_or("default");
+        let sa = self
+            .view
+            .get(&ObjectKey::new("ServiceAccount", ns, name))
+            .ok_or_else(|| {
+                WriteError::new(std::io::Error::other(format!(
+                    "serviceaccount {name:?} not found"
+                )))
+            })?;
+        let pod = serde_json::to_value(pod).map_err(WriteError::new)?;
+        let now = jiff::Timestamp::now().as_second();
+        self.issuer
+            .issue(&sa, Some(&pod), seconds, now)
+            .map(|(token, _)| token)
+            .map_err(WriteError::new)
     }
 
     fn objects(&self, kind: &str) -> Vec<serde_json::Value> {

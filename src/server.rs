@@ -120,6 +120,13 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
                 tls_sans: config.tls_sans.clone(),
                 kubeconfig: config.kubeconfig.clone(),
                 data_dir: opened.layout.data_dir.clone(),
+                // The first address of the service range, as on Kubernetes.
+                in_cluster: config.network.service_cidr.nth(1).map(|service_ip| {
+                    skiff_controller::api::InCluster {
+                        service_ip,
+                        address: config.network.cluster_cidr.gateway(),
+                    }
+                }),
             },
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
@@ -173,6 +180,7 @@ async fn start_node(
     let (cluster, wake) = crate::cluster::KubeCluster::start(
         control.client("skiff-node"),
         control.view.clone(),
+        control.api.issuer.clone(),
         shutdown.clone(),
     );
     tasks.push(wake);

@@ -48,6 +48,9 @@ pub trait Cluster: Send + Sync + 'static {
     /// Every object of a kind (Services and EndpointSlices, for the node's Service rules;
     /// ConfigMaps; PersistentVolumeClaims and PersistentVolumes, for pods' claims).
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
+    /// A token of `pod`'s ServiceAccount, bound to the pod, asked for `seconds` (kubelet's
+    /// TokenRequest).
+    fn service_account_token(&self, pod: &Pod, seconds: i64) -> Result<String, WriteError>;
     /// Records what the node allocated to a Service: fields merged into its `spec` (virtual
     /// IP, node ports) and/or its `status` (a LoadBalancer's address).
     fn update_service<'a>(

@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             tls_sans: vec![],
             kubeconfig: kubeconfig.clone(),
             data_dir: dir.path().to_path_buf(),
+            in_cluster: None,
         },
         store.clone(),
         Arc::new(NoNode),

@@ -139,12 +139,28 @@ pub fn import_image_with_program(server: &Server, reference: &str, source: &str)
 /// Builds the busybox test image (see `e2e/images/build-busybox-image.sh`) into `out`:
 /// a `docker save`-style archive, or an OCI archive when `oci` is true.
 pub fn build_busybox_image(out: &Path, reference: &str, oci: bool) -> Result<()> {
-    let mut cmd = Command::new("bash");
-    cmd.arg(busybox_image_script()).arg(out).arg(reference);
-    if oci {
-        cmd.arg("--oci");
-    }
-    let o = cmd.output().context("running build-busybox-image.sh")?;
+    run_image_script(out, reference, if oci { &["--oci"] } else { &[] })
+}
+
+/// Builds the busybox test image with extra files (`(host path, path in the image)`) into
+/// `out`, a `docker save`-style archive.
+pub fn build_busybox_image_with(out: &Path, reference: &str, add: &[(&Path, &str)]) -> Result<()> {
+    let args: Vec<String> = add
+        .iter()
+        .flat_map(|(from, to)| ["--add".to_string(), format!("{}:{to}", from.display())])
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_image_script(out, reference, &args)
+}
+
+fn run_image_script(out: &Path, reference: &str, args: &[&str]) -> Result<()> {
+    let o = Command::new("bash")
+        .arg(busybox_image_script())
+        .arg(out)
+        .arg(reference)
+        .args(args)
+        .output()
+        .context("running build-busybox-image.sh")?;
     if !o.status.success() {
         bail!(
             "build-busybox-image.sh failed ({}): {}{}",
@@ -703,6 +719,27 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .expect("run the skiff CLI")
+    }
+
+    /// `skiff token create -n NS`: the path of the kubeconfig it wrote (in the work dir).
+    pub fn namespace_kubeconfig(&self, ns: &str) -> PathBuf {
+        let kc = self.work_dir.join(format!("{ns}-token-kubeconfig.yaml"));
+        let o = self.cli(&[
+            "token",
+            "create",
+            "-n",
+            ns,
+            "--kubeconfig",
+            kc.to_str().expect("a UTF-8 path"),
+            "--admin-kubeconfig",
+            self.kubeconfig.to_str().expect("a UTF-8 path"),
+        ]);
+        assert!(
+            o.status.success(),
+            "skiff token create: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        kc
     }
 
     /// `skiff image import FILE --data-dir D`.

@@ -37,6 +37,9 @@ pub enum ConfigError {
         /// `ConfigMap <name>` or `Secret <name>`.
         object: String,
     },
+    /// A ServiceAccount token could not be issued for the pod (kubelet's words).
+    #[error("failed to fetch token: {0}")]
+    Token(String),
     /// `env[].valueFrom.fieldRef` names a field skiff does not provide.
     #[error("unsupported fieldRef {0:?}")]
     UnsupportedFieldRef(String),

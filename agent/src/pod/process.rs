@@ -157,6 +157,46 @@ pub trait EnvSources {
     fn claim(&self, name: &str) -> Result<super::volumes::ClaimVolume, super::volumes::ClaimWait> {
         Err(super::volumes::ClaimWait::NotFound(name.to_string()))
     }
+    /// A token of the pod's ServiceAccount, bound to the pod, valid for about `seconds`.
+    fn service_account_token(&self, seconds: i64) -> Result<String, ConfigError> {
+        let _ = seconds;
+        Err(ConfigError::Token("no ServiceAccount tokens here".into()))
+    }
+    /// The variables kubelet sets from Services before the container's own (the
+    /// `kubernetes` Service's `KUBERNETES_SERVICE_HOST`…).
+    fn service_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The variables kubelet derives from a Service (Docker links): `<NAME>_SERVICE_HOST`,
+/// `<NAME>_SERVICE_PORT`, `<NAME>_SERVICE_PORT_<PORT NAME>`, `<NAME>_PORT` and
+/// `<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]`; `ports` as (name, port, protocol).
+pub fn service_link_env(
+    service: &str,
+    ip: &str,
+    ports: &[(String, u16, String)],
+) -> Vec<(String, String)> {
+    let name = service.to_ascii_uppercase().replace('-', "_");
+    let mut env = vec![(format!("{name}_SERVICE_HOST"), ip.to_string())];
+    let Some((_, first, first_proto)) = ports.first() else {
+        return env;
+    };
+    env.push((format!("{name}_SERVICE_PORT"), first.to_string()));
+    for (port_name, port, _) in ports.iter().filter(|p| !p.0.is_empty()) {
+        let port_name = port_name.to_ascii_uppercase().replace('-', "_");
+        env.push((format!("{name}_SERVICE_PORT_{port_name}"), port.to_string()));
+    }
+    let url = |port: u16, proto: &str| format!("{}://{ip}:{port}", proto.to_ascii_lowercase());
+    env.push((format!("{name}_PORT"), url(*first, first_proto)));
+    for (_, port, proto) in ports {
+        let prefix = format!("{name}_PORT_{port}_{}", proto.to_ascii_uppercase());
+        env.push((prefix.clone(), url(*port, proto)));
+        env.push((format!("{prefix}_PROTO"), proto.to_ascii_lowercase()));
+        env.push((format!("{prefix}_PORT"), port.to_string()));
+        env.push((format!("{prefix}_ADDR"), ip.to_string()));
+    }
+    env
 }
 
 /// No sources (containers that use none).
@@ -182,6 +222,9 @@ pub fn pod_env(
     sources: &dyn EnvSources,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut env = EnvList::default();
+    for (k, v) in sources.service_env() {
+        env.set(k, v);
+    }
     for from in container.env_from.as_deref().unwrap_or_default() {
         let prefix = from.prefix.clone().unwrap_or_default();
         for (k, v) in env_from(from, sources)? {
@@ -502,6 +545,25 @@ fn user(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kubernetes_service_gives_kubelets_variables() {
+        let env = service_link_env(
+            "kubernetes",
+            "10.43.0.1",
+            &[("https".into(), 443, "TCP".into())],
+        );
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.43.0.1"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(get("KUBERNETES_PORT"), Some("tcp://10.43.0.1:443"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP"), Some("tcp://10.43.0.1:443"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_PROTO"), Some("tcp"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_PORT"), Some("443"));
+        assert_eq!(get("KUBERNETES_PORT_443_TCP_ADDR"), Some("10.43.0.1"));
+        assert_eq!(env.len(), 8);
+    }
     use k8s_openapi::api::core::v1::EnvVar;
 
     fn image() -> ImageDefaults {

@@ -83,6 +83,36 @@ impl process::EnvSources for PodEnvSources<'_> {
         })
     }
 
+    fn service_account_token(&self, seconds: i64) -> Result<String, super::error::ConfigError> {
+        self.cluster
+            .service_account_token(self.pod, seconds)
+            .map_err(|e| super::error::ConfigError::Token(e.to_string()))
+    }
+
+    fn service_env(&self) -> Vec<(String, String)> {
+        let Some(svc) = self.cluster.objects("Service").into_iter().find(|s| {
+            s["metadata"]["namespace"] == "default" && s["metadata"]["name"] == "kubernetes"
+        }) else {
+            return Vec::new();
+        };
+        let Some(ip) = svc["spec"]["clusterIP"].as_str() else {
+            return Vec::new();
+        };
+        let ports: Vec<(String, u16, String)> = svc["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    u16::try_from(p["port"].as_u64()?).ok()?,
+                    p["protocol"].as_str().unwrap_or("TCP").to_string(),
+                ))
+            })
+            .collect();
+        process::service_link_env("kubernetes", ip, &ports)
+    }
+
     fn field(&self, path: &str) -> Option<String> {
         let m = &self.pod.metadata;
         let keyed = |prefix: &str, map: &Option<std::collections::BTreeMap<String, String>>| {
@@ -104,7 +134,13 @@ impl process::EnvSources for PodEnvSources<'_> {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .or_else(|| Some(self.node_name.to_string())),
-            "spec.serviceAccountName" => Some("default".into()),
+            "spec.serviceAccountName" => Some(
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.service_account_name.clone())
+                    .unwrap_or_else(|| "default".into()),
+            ),
             "status.hostIP" => Some(
                 self.pod
                     .status

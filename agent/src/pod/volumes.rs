@@ -2,6 +2,9 @@
 //! into its containers: `emptyDir` (a directory, or a tmpfs for `medium: Memory`), `hostPath`
 //! (the host's path itself; `DirectoryOrCreate`/`FileOrCreate` create it), `configMap` and
 //! `secret` (one file per key or per listed item, rewritten at every container start),
+//! `projected` (the same for its ConfigMap, Secret and downward-API sources, and a new token of
+//! the pod's ServiceAccount, bound to the pod, at every container start — the
+//! `kube-api-access-*` volume the ServiceAccount admission adds),
 //! `persistentVolumeClaim` (the bound PersistentVolume's directory itself: a directory skiff
 //! provisioned under `<data-dir>/volumes`, or a static volume's `hostPath`/`local` path).
 //! `subPath` selects a path inside the volume, `subPathExpr` too after `$(VAR)` expansion from
@@ -12,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, Volume,
+    Container, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, ProjectedVolumeSource, Volume,
 };
 
 use super::error::ConfigError;
@@ -21,17 +24,15 @@ use super::process::EnvSources;
 /// A bind mount for a container: (destination, source, read-only).
 pub type Mount = (String, PathBuf, bool);
 
-fn write_items(
-    dir: &Path,
+/// (relative path, content, mode) of a configMap or secret volume's files: every key, or the
+/// listed items.
+fn resolve_items(
     data: &std::collections::BTreeMap<String, String>,
     items: Option<&[KeyToPath]>,
     mode: u32,
     what: &str,
-) -> Result<(), ConfigError> {
-    // Files are replaced in place (write + rename), so containers that already mount the
-    // directory see the new content; keys gone from the source are removed.
-    std::fs::create_dir_all(dir).map_err(ConfigError::io(dir))?;
-    let pairs: Vec<(String, String, u32)> = match items {
+) -> Result<Vec<(String, String, u32)>, ConfigError> {
+    Ok(match items {
         Some(items) => items
             .iter()
             .map(|i| {
@@ -53,9 +54,30 @@ fn write_items(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone(), mode))
             .collect(),
-    };
+    })
+}
+
+fn write_items(
+    dir: &Path,
+    data: &std::collections::BTreeMap<String, String>,
+    items: Option<&[KeyToPath]>,
+    mode: u32,
+    what: &str,
+) -> Result<(), ConfigError> {
+    write_files(dir, resolve_items(data, items, mode, what)?, what)
+}
+
+/// Writes `files` into `dir` and removes what else is there.
+fn write_files(
+    dir: &Path,
+    files: Vec<(String, String, u32)>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    // Files are replaced in place (write + rename), so containers that already mount the
+    // directory see the new content; keys gone from the source are removed.
+    std::fs::create_dir_all(dir).map_err(ConfigError::io(dir))?;
     let mut keep = std::collections::HashSet::new();
-    for (rel, value, mode) in pairs {
+    for (rel, value, mode) in files {
         let rel = safe_relative(&rel).ok_or_else(|| ConfigError::ItemOutside {
             object: what.to_string(),
             path: rel.clone(),
@@ -90,6 +112,82 @@ fn write_items(
         }
     }
     Ok(())
+}
+
+/// A projected ConfigMap's or Secret's files (`object`: `configmap` or `secret`, and its
+/// name); none when it is missing and `optional`.
+fn optional_items(
+    data: Option<std::collections::BTreeMap<String, String>>,
+    (kind, name): (&'static str, &str),
+    items: Option<&[KeyToPath]>,
+    optional: Option<bool>,
+    mode: u32,
+) -> Result<Vec<(String, String, u32)>, ConfigError> {
+    let what = match kind {
+        "configmap" => format!("ConfigMap {name}"),
+        _ => format!("Secret {name}"),
+    };
+    match data {
+        Some(data) => resolve_items(&data, items, mode, &what),
+        None if optional.unwrap_or(false) => Ok(Vec::new()),
+        None => Err(ConfigError::NotFound {
+            kind,
+            name: name.to_string(),
+        }),
+    }
+}
+
+/// A projected volume's files: each source's (a token of the pod's ServiceAccount, a
+/// ConfigMap's or Secret's keys, the pod's own fields), in one directory.
+fn projected(
+    p: &ProjectedVolumeSource,
+    sources: &dyn EnvSources,
+) -> Result<Vec<(String, String, u32)>, ConfigError> {
+    let mode = file_mode(p.default_mode);
+    let mut files = Vec::new();
+    for src in p.sources.iter().flatten() {
+        if let Some(t) = &src.service_account_token {
+            let token = sources.service_account_token(t.expiration_seconds.unwrap_or(3600))?;
+            files.push((t.path.clone(), token, mode));
+        }
+        if let Some(c) = &src.config_map {
+            let data = sources.config_map(&c.name);
+            files.extend(optional_items(
+                data,
+                ("configmap", &c.name),
+                c.items.as_deref(),
+                c.optional,
+                mode,
+            )?);
+        }
+        if let Some(s) = &src.secret {
+            let data = sources.secret(&s.name);
+            files.extend(optional_items(
+                data,
+                ("secret", &s.name),
+                s.items.as_deref(),
+                s.optional,
+                mode,
+            )?);
+        }
+        for item in src
+            .downward_api
+            .iter()
+            .flat_map(|d| d.items.iter().flatten())
+        {
+            let path = item
+                .field_ref
+                .as_ref()
+                .map(|f| f.field_path.as_str())
+                .unwrap_or_default();
+            let value = sources
+                .field(path)
+                .ok_or_else(|| ConfigError::UnsupportedFieldRef(path.to_string()))?;
+            let mode = item.mode.map(|m| m as u32).unwrap_or(mode);
+            files.push((item.path.clone(), value, mode));
+        }
+    }
+    Ok(files)
 }
 
 /// Where a claim's volume is on the host.
@@ -178,7 +276,10 @@ pub fn prepare(
     let mut out = HashMap::new();
     for v in volumes {
         let dir = pod_dir.join("volumes").join(&v.name);
-        let mut owned = v.empty_dir.is_some() || v.config_map.is_some() || v.secret.is_some();
+        let mut owned = v.empty_dir.is_some()
+            || v.config_map.is_some()
+            || v.secret.is_some()
+            || v.projected.is_some();
         let path = if let Some(e) = &v.empty_dir {
             empty_dir(&v.name, e, &dir)?;
             dir
@@ -214,6 +315,9 @@ pub fn prepare(
                 }
             }
             dir
+        } else if let Some(p) = &v.projected {
+            write_files(&dir, projected(p, sources)?, &format!("volume {}", v.name))?;
+            dir
         } else if let Some(c) = &v.persistent_volume_claim {
             let volume = sources.claim(&c.claim_name).map_err(ConfigError::Claim)?;
             owned = volume.provisioned;
@@ -223,6 +327,7 @@ pub fn prepare(
         };
         let read_only = v.config_map.is_some()
             || v.secret.is_some()
+            || v.projected.is_some()
             || v.persistent_volume_claim
                 .as_ref()
                 .is_some_and(|c| c.read_only == Some(true));

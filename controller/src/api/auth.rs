@@ -15,8 +15,12 @@ use sha2::{Digest, Sha256};
 pub struct Identity {
     /// The token's id (shown by `skiff token list`).
     pub id: String,
-    /// `None` for the admin; `Some(ns)` for a token limited to one namespace.
+    /// `None` for the admin; `Some(ns)` for a token limited to one namespace, or a
+    /// ServiceAccount's namespace.
     pub namespace: Option<String>,
+    /// A ServiceAccount token (`id` is the account's name): its rights are what RBAC grants
+    /// (`rbac.rs`), not the namespace's.
+    pub service_account: bool,
 }
 
 impl Identity {
@@ -24,6 +28,7 @@ impl Identity {
     pub fn user(&self) -> String {
         match &self.namespace {
             None => "system:admin".into(),
+            Some(ns) if self.service_account => format!("system:serviceaccount:{ns}:{}", self.id),
             Some(ns) => format!("system:serviceaccount:{ns}:{}", self.id),
         }
     }
@@ -146,6 +151,7 @@ impl Tokens {
                     Ok(Identity {
                         id: r.get(0)?,
                         namespace: r.get(1)?,
+                        service_account: false,
                     })
                 },
             )

@@ -17,6 +17,7 @@ fn system() -> Identity {
     Identity {
         id: "system:skiff".into(),
         namespace: None,
+        service_account: false,
     }
 }
 
@@ -65,11 +66,12 @@ impl super::Node for NoNode {
 pub fn client_for(
     store: Arc<crate::model::store::Store>,
     data_dir: &std::path::Path,
-) -> Result<kube::Client, super::auth::TokenError> {
+) -> Result<kube::Client, super::StartError> {
     Ok(client(
         Arc::new(ApiState {
             store,
             tokens: super::auth::Tokens::open(data_dir)?,
+            issuer: Arc::new(super::sa_token::Issuer::open(&data_dir.join("tls"))?),
             node: Arc::new(NoNode),
         }),
         "skiff-test",

@@ -24,8 +24,10 @@ pub mod housekeeping;
 pub mod local;
 pub mod portforward;
 pub mod protobuf;
+pub mod rbac;
 mod read;
 pub mod rest;
+pub mod sa_token;
 pub mod select;
 pub mod status;
 pub mod table;
@@ -155,6 +157,19 @@ pub struct ApiConfig {
     pub kubeconfig: PathBuf,
     /// The data directory (certificates, tokens).
     pub data_dir: PathBuf,
+    /// How pods reach the API (`None`: they do not).
+    pub in_cluster: Option<InCluster>,
+}
+
+/// How pods reach the API: the `kubernetes` Service in `default` at `service_ip:443`, whose
+/// EndpointSlice is `address` (the pod bridge's gateway, an address of the host that is not
+/// loopback) at the API's port. The API listens there too when `listen` does not cover it.
+#[derive(Clone, Debug)]
+pub struct InCluster {
+    /// The Service's ClusterIP: the first address of the service range.
+    pub service_ip: std::net::Ipv4Addr,
+    /// The host's address on the pod network.
+    pub address: std::net::Ipv4Addr,
 }
 
 /// Shared state of request handlers.
@@ -163,6 +178,8 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// Tokens.
     pub tokens: auth::Tokens,
+    /// ServiceAccount tokens.
+    pub issuer: Arc<sa_token::Issuer>,
     /// The node.
     pub node: Arc<dyn Node>,
 }
@@ -216,6 +233,12 @@ pub enum StartError {
     /// The token table.
     #[error(transparent)]
     Tokens(#[from] auth::TokenError),
+    /// The `kubernetes` Service could not be written.
+    #[error("the kubernetes Service: {0}")]
+    Builtin(crate::model::store::StoreError),
+    /// The ServiceAccount token key.
+    #[error(transparent)]
+    ServiceAccountKey(#[from] sa_token::TokenError),
     /// The listening socket.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -296,8 +319,21 @@ pub async fn start(
         sans.push(host);
     }
     sans.extend(config.tls_sans.iter().cloned());
+    if let Some(c) = &config.in_cluster {
+        // What in-cluster clients connect to: KUBERNETES_SERVICE_HOST, or the DNS name.
+        sans.extend([
+            c.service_ip.to_string(),
+            c.address.to_string(),
+            "kubernetes".into(),
+            "kubernetes.default".into(),
+            "kubernetes.default.svc".into(),
+            "kubernetes.default.svc.cluster.local".into(),
+        ]);
+    }
     let certs = tls::ensure(&config.data_dir.join("tls"), &sans)?;
     let tokens = auth::Tokens::open(&config.data_dir)?;
+    let issuer = Arc::new(sa_token::Issuer::open(&config.data_dir.join("tls"))?);
+    crate::model::serviceaccount::set_root_ca(&certs.ca_pem);
     let listen_failed = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -306,6 +342,17 @@ pub async fn start(
         .await
         .map_err(listen_failed)?;
     let port = listener.local_addr().map_err(listen_failed)?.port();
+    let mut listeners = vec![listener];
+    if let Some(c) = &config.in_cluster {
+        let ip = std::net::IpAddr::V4(c.address);
+        if !config.listen.ip().is_unspecified() && config.listen.ip() != ip {
+            let addr = SocketAddr::new(ip, port);
+            let failed = |source| StartError::Listen { addr, source };
+            listeners.push(tokio::net::TcpListener::bind(addr).await.map_err(failed)?);
+        }
+        crate::model::builtin::kubernetes_service(&store, c.service_ip, c.address, port)
+            .map_err(StartError::Builtin)?;
+    }
     write_kubeconfig(
         &config.kubeconfig,
         &config.data_dir,
@@ -317,36 +364,63 @@ pub async fn start(
     let state = Arc::new(ApiState {
         store,
         tokens,
+        issuer,
         node,
     });
     let local = state.clone();
     tracing::info!(listen = %config.listen.ip(), port, kubeconfig = %config.kubeconfig.display(), "API server listening");
+    for listener in listeners.drain(1..) {
+        tokio::spawn(accept(
+            listener,
+            acceptor.clone(),
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
     let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
+        let first = listeners.pop().expect("the main listener");
+        let serve = accept(first, acceptor, state.clone(), shutdown.clone());
+        tokio::pin!(serve);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = forget.tick() => state.tokens.forget(),
-                accepted = listener.accept() => {
-                    let Ok((tcp, peer)) = accepted else { continue };
-                    let _ = tcp.set_nodelay(true);
-                    let acceptor = acceptor.clone();
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else { return };
-                        let service = hyper::service::service_fn(move |req| {
-                            let state = state.clone();
-                            let req = req.map(req_body);
-                            async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
-                        });
-                        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                        let _ = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await;
-                    });
-                }
+                _ = &mut serve => return,
             }
         }
     });
     Ok((task, local))
+}
+
+/// Accepts TLS connections on `listener` until `shutdown` flips.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<ApiState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        let req = req.map(req_body);
+                        async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await;
+                });
+            }
+        }
+    }
 }
 
 async fn handle(state: Arc<ApiState>, req: Request<ReqBody>, peer: SocketAddr) -> Response<Body> {
@@ -378,5 +452,19 @@ fn authenticate(state: &ApiState, req: &Request<ReqBody>) -> Option<auth::Identi
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))?;
-    state.tokens.authenticate(token.trim())
+    let token = token.trim();
+    // A JWT (three base64url parts) is a ServiceAccount token; skiff's own start `skiff.`.
+    if token.starts_with("eyJ") {
+        let claims = state.issuer.verify(token)?;
+        if !sa_token::still_bound(&claims, &state.store) {
+            return None;
+        }
+        let b = claims.kubernetes;
+        return Some(auth::Identity {
+            id: b.serviceaccount.name,
+            namespace: Some(b.namespace),
+            service_account: true,
+        });
+    }
+    state.tokens.authenticate(token)
 }

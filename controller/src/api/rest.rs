@@ -173,11 +173,68 @@ fn query(req: &Request<ReqBody>) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn authorize(who: &Identity, t: &Target, verb: &str) -> Result<(), ApiError> {
+/// The kinds whose writes could grant rights: ServiceAccounts may not write them (skiff does
+/// not implement RBAC's escalation check, which would compare the rights granted with the
+/// writer's own).
+const RBAC_KINDS: &[&str] = &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
+
+/// Whether a request writes the `kubernetes` Service or EndpointSlice in `default`, which
+/// every pod's in-cluster client uses: only the admin may (a tenant of `default` re-pointing
+/// it would take every namespace's API access).
+fn writes_api_service(t: &Target, verb: &str) -> bool {
+    matches!(t.kind.kind, "Service" | "EndpointSlice")
+        && t.namespace.as_deref() == Some("default")
+        && t.name.as_deref() == Some("kubernetes")
+        && !matches!(verb, "get" | "list" | "watch")
+}
+
+fn authorize(
+    store: &crate::model::store::Store,
+    who: &Identity,
+    t: &Target,
+    verb: &str,
+) -> Result<(), ApiError> {
     let Some(allowed) = &who.namespace else {
         return Ok(());
     };
-    let scope_ok = if t.kind.namespaced {
+    if writes_api_service(t, verb) {
+        return Err(ApiError::forbidden(format!(
+            "{} \"kubernetes\" is forbidden: User {:?} cannot {verb} it: the API server's own Service and EndpointSlice are the admin's",
+            t.kind.plural,
+            who.user()
+        )));
+    }
+    let scope_ok = if who.service_account {
+        let writes = !matches!(verb, "get" | "list" | "watch");
+        if writes && RBAC_KINDS.contains(&t.kind.kind) {
+            return Err(ApiError::forbidden(format!(
+                "{} is forbidden: User {:?} cannot {verb} {}: ServiceAccount tokens may not write RBAC objects in skiff (it does not implement RBAC's escalation check); the admin or a namespace token writes them",
+                t.kind.plural,
+                who.user(),
+                t.kind.plural
+            )));
+        }
+        // A Namespace's own requests are in that namespace, as Kubernetes' request info says.
+        let namespace = match (t.kind.kind, &t.namespace) {
+            ("Namespace", _) => t.name.as_deref(),
+            (_, ns) => ns.as_deref(),
+        };
+        super::rbac::allows(
+            store,
+            &super::rbac::Account {
+                namespace: allowed,
+                name: &who.id,
+            },
+            &super::rbac::Attributes {
+                verb,
+                group: &t.group,
+                resource: t.kind.plural,
+                subresource: t.sub.as_deref(),
+                name: t.name.as_deref(),
+                namespace,
+            },
+        )
+    } else if t.kind.namespaced {
         t.namespace.as_deref() == Some(allowed.as_str())
     } else {
         t.kind.kind == "Namespace" && t.name.as_deref() == Some(allowed.as_str()) && verb == "get"
@@ -241,7 +298,7 @@ async fn resource(
         (&Method::DELETE, _) => "delete",
         _ => return error(&ApiError::method_not_allowed(method.as_str())),
     };
-    if let Err(e) = authorize(&who, &t, verb) {
+    if let Err(e) = authorize(&state.store, &who, &t, verb) {
         return error(&e);
     }
     let caller = Caller {
@@ -299,7 +356,7 @@ fn stream(
     t: &Target,
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, ApiError> {
-    authorize(who, t, "create")?;
+    authorize(&state.store, who, t, "create")?;
     let name = t.name.clone().unwrap_or_default();
     let pod = state
         .store

@@ -192,10 +192,11 @@ pub(super) fn create(
     Ok(with_warnings(ok_json(201, &created), &warnings))
 }
 
-/// The admission plugins' work on an object being created; a refusal is 403, in Kubernetes'
+/// The admission plugins' work on an object being created (`defaults::on_create`: storage
+/// defaults and protection, ServiceAccount, Priority); a refusal is 403, in Kubernetes'
 /// words (`pods "web" is forbidden: no PriorityClass with name x was found`).
 fn on_create(obj: &mut Value, state: &ApiState) -> Result<(), ApiError> {
-    defaults::on_create(obj, &state.store).map_err(|defaults::Refused(why)| {
+    defaults::on_create(obj, &state.store, &[]).map_err(|defaults::Refused(why)| {
         let plural = crate::model::kinds::by_kind(obj["kind"].as_str().unwrap_or_default())
             .map_or("objects", |k| k.plural);
         ApiError::forbidden(format!(

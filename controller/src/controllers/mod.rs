@@ -21,6 +21,7 @@ pub mod plan;
 pub mod replicaset;
 pub mod revisions;
 pub mod scheduler;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod volumes;
 
@@ -59,11 +60,17 @@ pub const KINDS: &[&str] = &[
     "StorageClass",
     "PersistentVolume",
     "PersistentVolumeClaim",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
 ];
 
 /// One pass of every reconciler.
 pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<(), WriteError> {
     gc::collect(view).await?;
+    if let Err(e) = serviceaccounts::reconcile(view).await {
+        tracing::warn!("service accounts: {e}");
+    }
     if let Err(e) = volumes::reconcile(view, storage).await {
         tracing::warn!("volumes: {e}");
     }
@@ -129,7 +136,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 e = events.recv() => match e {
                     Ok(kind) => relevant = matches!(
                         kind,
-                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service" | "Node"
+                        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service" | "ServiceAccount" | "Node"
                             | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,

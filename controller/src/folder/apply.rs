@@ -81,6 +81,16 @@ pub enum ApplyError {
     /// The store refused the transaction.
     #[error("the store refused the change: {0}")]
     Store(#[from] StoreError),
+    /// An admission refused a new object (a pod naming a missing ServiceAccount).
+    #[error("document {doc} ({key}): forbidden: {message}")]
+    Forbidden {
+        /// Document number.
+        doc: usize,
+        /// The object.
+        key: ObjectKey,
+        /// Why.
+        message: String,
+    },
 }
 
 fn join_errors(errors: &[FieldError]) -> String {
@@ -216,6 +226,13 @@ pub fn apply_source(
         .filter(|(_, o)| o["kind"] == "Namespace")
         .map(|(_, o)| meta::name(o).to_string())
         .collect();
+    // A pod may name a ServiceAccount the same file declares.
+    let accounts: Vec<Value> = prepared
+        .iter()
+        .filter(|(_, o)| o["kind"] == "ServiceAccount")
+        .map(|(_, o)| o.clone())
+        .collect();
+    let accounts: Vec<&Value> = accounts.iter().collect();
     let mut ops = Vec::new();
     let mut applied = Applied::default();
     for (doc, obj) in prepared {
@@ -237,7 +254,13 @@ pub fn apply_source(
             });
             continue;
         }
-        match one(store, store.get(&key).as_deref(), source, doc, key, &obj) {
+        match one(
+            store,
+            store.get(&key).as_deref(),
+            (source, doc, &accounts),
+            key,
+            &obj,
+        ) {
             Ok((outcome, key, op)) => {
                 applied.record(outcome, key);
                 ops.extend(op);
@@ -281,23 +304,15 @@ impl Applied {
 fn one(
     store: &Store,
     existing: Option<&Value>,
-    source: &str,
-    doc: usize,
+    (source, doc, declared): (&str, usize, &[&Value]),
     key: ObjectKey,
     obj: &Value,
 ) -> Result<(Outcome, ObjectKey, Option<Op>), ApplyError> {
     let Some(existing) = existing else {
         let mut obj = folder_apply(None, obj);
-        defaults::on_create(&mut obj, store).map_err(|defaults::Refused(why)| {
-            ApplyError::Invalid {
-                doc,
-                what: key.to_string(),
-                errors: vec![FieldError {
-                    field: "spec.priorityClassName".into(),
-                    message: why,
-                }],
-            }
-        })?;
+        if let Err(defaults::Refused(message)) = defaults::on_create(&mut obj, store, declared) {
+            return Err(ApplyError::Forbidden { doc, key, message });
+        }
         return Ok((Outcome::Created, key, Some(Op::Create(obj))));
     };
     if let Some(other) = meta::annotation(existing, MANIFEST_ANNOTATION) {

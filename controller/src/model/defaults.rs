@@ -34,8 +34,21 @@ pub fn apply(obj: &mut Value) {
 
 fn fill(obj: &mut Value) {
     match obj["kind"].as_str().unwrap_or_default() {
-        // Bound to the node by the scheduler (controllers/scheduler.rs), if it fits.
-        "Pod" => pod_spec(&mut obj["spec"]),
+        "Pod" => {
+            pod_spec(&mut obj["spec"]);
+            // `serviceAccount` is the deprecated name of `serviceAccountName`: either given
+            // sets both, as Kubernetes' defaulting and conversion do.
+            let spec = &mut obj["spec"];
+            let sa = spec["serviceAccountName"]
+                .as_str()
+                .or(spec["serviceAccount"].as_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+                .to_string();
+            spec["serviceAccountName"] = json!(sa);
+            spec["serviceAccount"] = json!(sa);
+            // Bound to the node by the scheduler (controllers/scheduler.rs), if it fits.
+        }
         "Deployment" => deployment(obj),
         "ReplicaSet" => {
             let spec = &mut obj["spec"];
@@ -228,11 +241,19 @@ fn priority(obj: &mut Value, store: &crate::model::store::Store) -> Result<(), R
 /// What the admission plugins do to an object being created, beyond defaults: a claim
 /// without `storageClassName` gets the default class (DefaultStorageClass), claims and
 /// volumes get their deletion-protection finalizers (StorageObjectInUseProtection), a pod
-/// its priority (Priority) — or the refusal.
-pub fn on_create(obj: &mut Value, store: &crate::model::store::Store) -> Result<(), Refused> {
+/// its ServiceAccount's (`model/serviceaccount.rs`) and its priority (Priority) — or the
+/// refusal (why the object is forbidden).
+pub fn on_create(
+    obj: &mut Value,
+    store: &crate::model::store::Store,
+    declared: &[&Value],
+) -> Result<(), Refused> {
     use crate::model::validate::storage::{PVC_PROTECTION, PV_PROTECTION};
     let finalizer = match obj["kind"].as_str().unwrap_or_default() {
-        "Pod" => return priority(obj, store),
+        "Pod" => {
+            crate::model::serviceaccount::admit_pod(obj, store, declared).map_err(Refused)?;
+            return priority(obj, store);
+        }
         "PersistentVolumeClaim" => {
             if obj["spec"]["storageClassName"].is_null() {
                 let classes = store.list("StorageClass", None);
@@ -392,19 +413,19 @@ mod tests {
         crate::model::builtin::ensure(&store).unwrap();
         let pod = |spec: Value| json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
         let mut p = pod(json!({"priorityClassName": "system-node-critical"}));
-        on_create(&mut p, &store).unwrap();
+        on_create(&mut p, &store, &[]).unwrap();
         assert_eq!(p["spec"]["priority"], 2_000_001_000);
         assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
         let mut p = pod(json!({}));
-        on_create(&mut p, &store).unwrap();
+        on_create(&mut p, &store, &[]).unwrap();
         assert_eq!(p["spec"]["priority"], 0);
         let mut p = pod(json!({"priorityClassName": "nope"}));
         assert_eq!(
-            on_create(&mut p, &store),
+            on_create(&mut p, &store, &[]),
             Err(Refused("no PriorityClass with name nope was found".into()))
         );
         let mut p = pod(json!({"priorityClassName": "system-node-critical", "priority": 5}));
-        assert!(on_create(&mut p, &store).is_err());
+        assert!(on_create(&mut p, &store, &[]).is_err());
         // A globalDefault class applies to pods that name none.
         store
             .create(
@@ -413,7 +434,7 @@ mod tests {
             )
             .unwrap();
         let mut p = pod(json!({}));
-        on_create(&mut p, &store).unwrap();
+        on_create(&mut p, &store, &[]).unwrap();
         assert_eq!(p["spec"]["priorityClassName"], "normal");
         assert_eq!(p["spec"]["priority"], 100);
     }

@@ -7,6 +7,7 @@
 //! - [`managed`]: `managedFields` and server-side apply; [`declared`]: what a manifest file
 //!   declares (the folder's field manager and the fields it owns).
 //! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has.
+//! - [`serviceaccount`]: the ServiceAccount admission of new pods (the token volume).
 //! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers;
 //!   [`yaml`]: YAML read as kubectl reads it (1.1 octals).
 //!
@@ -23,6 +24,7 @@ pub mod node;
 pub mod patch;
 pub mod podsecurity;
 pub mod quantity;
+pub mod serviceaccount;
 pub mod store;
 pub mod validate;
 pub mod yaml;

@@ -286,6 +286,27 @@ const POD_SPEC: &[&str] = &[
     // Set from the PriorityClass at creation; a client sending back what it read is fine.
     "priority",
     "preemptionPolicy",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    // The token volume the ServiceAccount admission adds (and the same written by hand).
+    "volumes[].projected.defaultMode",
+    "volumes[].projected.sources[].serviceAccountToken.path",
+    "volumes[].projected.sources[].serviceAccountToken.expirationSeconds",
+    "volumes[].projected.sources[].configMap.name",
+    "volumes[].projected.sources[].configMap.items[].key",
+    "volumes[].projected.sources[].configMap.items[].path",
+    "volumes[].projected.sources[].configMap.items[].mode",
+    "volumes[].projected.sources[].configMap.optional",
+    "volumes[].projected.sources[].secret.name",
+    "volumes[].projected.sources[].secret.items[].key",
+    "volumes[].projected.sources[].secret.items[].path",
+    "volumes[].projected.sources[].secret.items[].mode",
+    "volumes[].projected.sources[].secret.optional",
+    "volumes[].projected.sources[].downwardAPI.items[].path",
+    "volumes[].projected.sources[].downwardAPI.items[].mode",
+    "volumes[].projected.sources[].downwardAPI.items[].fieldRef.fieldPath",
+    "volumes[].projected.sources[].downwardAPI.items[].fieldRef.apiVersion",
 ];
 
 /// Fields of a Job's spec skiff implements (relative to the spec; the pod template's spec
@@ -523,6 +544,30 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             patterns.extend(pod("spec.template.spec."));
         }
         // Written by the StatefulSet and DaemonSet controllers: a revision's template, whole.
+        "ServiceAccount" => patterns
+            .extend(["automountServiceAccountToken", "imagePullSecrets[].name"].map(String::from)),
+        // `nonResourceURLs` and `aggregationRule` are not implemented: refused by name.
+        "Role" | "ClusterRole" => patterns.extend(
+            [
+                "rules[].apiGroups",
+                "rules[].resources",
+                "rules[].verbs",
+                "rules[].resourceNames",
+            ]
+            .map(String::from),
+        ),
+        "RoleBinding" | "ClusterRoleBinding" => patterns.extend(
+            [
+                "subjects[].kind",
+                "subjects[].name",
+                "subjects[].namespace",
+                "subjects[].apiGroup",
+                "roleRef.apiGroup",
+                "roleRef.kind",
+                "roleRef.name",
+            ]
+            .map(String::from),
+        ),
         "ControllerRevision" => patterns.extend(["data", "revision"].map(String::from)),
         _ => {}
     }

@@ -20,6 +20,7 @@ mod allow;
 mod daemonset;
 pub mod job;
 mod netpol;
+pub mod rbac;
 mod scheduling;
 mod semantics;
 mod statefulset;
@@ -128,6 +129,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Result<(), Vec<FieldError>> 
     statefulset::update(old, new, &mut errors);
     job::update(old, new, &mut errors);
     daemonset::update(old, new, &mut errors);
+    rbac::update(old, new, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -146,7 +148,7 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 /// serve): the one table of the kinds' types.
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
     use k8s_openapi::api::{
-        apps, batch, coordination, core, discovery, networking, scheduling, storage,
+        apps, batch, coordination, core, discovery, networking, rbac, scheduling, storage,
     };
     Some(match kind {
         "Namespace" => roundtrip::<core::v1::Namespace>(obj),
@@ -172,6 +174,11 @@ fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>>
         "PersistentVolumeClaim" => roundtrip::<core::v1::PersistentVolumeClaim>(obj),
         "PersistentVolume" => roundtrip::<core::v1::PersistentVolume>(obj),
         "StorageClass" => roundtrip::<storage::v1::StorageClass>(obj),
+        "ServiceAccount" => roundtrip::<core::v1::ServiceAccount>(obj),
+        "Role" => roundtrip::<rbac::v1::Role>(obj),
+        "ClusterRole" => roundtrip::<rbac::v1::ClusterRole>(obj),
+        "RoleBinding" => roundtrip::<rbac::v1::RoleBinding>(obj),
+        "ClusterRoleBinding" => roundtrip::<rbac::v1::ClusterRoleBinding>(obj),
         _ => return None,
     })
 }

@@ -27,6 +27,11 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     if name.is_empty() {
         out.push(err("metadata.name", "is required"));
+    } else if matches!(
+        kind,
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+    ) {
+        super::rbac::name(name, out);
     } else if kind == "Namespace" {
         if !is_dns_label(name) {
             out.push(err("metadata.name", format!("{name:?} must be a DNS-1123 label (lower-case letters, digits, '-'; at most 63)")));
@@ -59,6 +64,9 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
         "Node" => super::scheduling::node(obj, out),
         "PriorityClass" => super::scheduling::priority_class(obj, out),
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
+            super::rbac::check(obj, out)
+        }
         "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" => {
             super::storage::check(obj, out)
         }
@@ -683,7 +691,55 @@ const SOURCES: &[&str] = &[
     "configMap",
     "secret",
     "persistentVolumeClaim",
+    "projected",
 ];
+
+/// The sources of a `projected` volume skiff implements (each item names exactly one).
+const PROJECTED: &[&str] = &["serviceAccountToken", "configMap", "secret", "downwardAPI"];
+
+/// A projected volume's sources: one kind each, a token at least 10 minutes long, downward
+/// API fields the node can read.
+fn projected(v: &Value, at: &str, out: &mut Vec<FieldError>) {
+    for (j, src) in items(&v["sources"]).iter().enumerate() {
+        let sp = format!("{at}.sources[{j}]");
+        let n = PROJECTED.iter().filter(|k| src[**k].is_object()).count();
+        if n != 1 {
+            out.push(err(
+                &sp,
+                "exactly one of serviceAccountToken, configMap, secret or downwardAPI is required",
+            ));
+        }
+        let token = &src["serviceAccountToken"];
+        if token.is_object() {
+            if token["path"].as_str().unwrap_or_default().is_empty() {
+                out.push(err(
+                    format!("{sp}.serviceAccountToken.path"),
+                    "Required value",
+                ));
+            }
+            if token["expirationSeconds"].as_i64().is_some_and(|s| s < 600) {
+                out.push(err(
+                    format!("{sp}.serviceAccountToken.expirationSeconds"),
+                    "Invalid value: may not specify a duration less than 10 minutes",
+                ));
+            }
+        }
+        for (k, item) in items(&src["downwardAPI"]["items"]).iter().enumerate() {
+            let field = item["fieldRef"]["fieldPath"].as_str().unwrap_or_default();
+            let known = matches!(
+                field,
+                "metadata.name" | "metadata.namespace" | "metadata.uid"
+            ) || field.starts_with("metadata.labels['")
+                || field.starts_with("metadata.annotations['");
+            if !known {
+                out.push(err(
+                    format!("{sp}.downwardAPI.items[{k}].fieldRef.fieldPath"),
+                    format!("{field:?} is not supported by skiff in a volume (metadata.name, metadata.namespace, metadata.uid, metadata.labels['…'], metadata.annotations['…'])"),
+                ));
+            }
+        }
+    }
+}
 
 /// The pod's volumes: names unique DNS labels, exactly one source each. Returns the names.
 fn volumes<'a>(spec: &'a Value, path: &str, out: &mut Vec<FieldError>) -> HashSet<&'a str> {
@@ -708,8 +764,15 @@ fn volumes<'a>(spec: &'a Value, path: &str, out: &mut Vec<FieldError>) -> HashSe
         if sources != 1 {
             out.push(err(
                 format!("{path}.volumes[{i}]"),
-                "exactly one volume source is required (emptyDir, hostPath, configMap, secret or persistentVolumeClaim)",
+                "exactly one volume source is required (emptyDir, hostPath, configMap, secret, persistentVolumeClaim or projected)",
             ));
+        }
+        if v["projected"].is_object() {
+            projected(
+                &v["projected"],
+                &format!("{path}.volumes[{i}].projected"),
+                out,
+            );
         }
         let claim = &v["persistentVolumeClaim"];
         if claim.is_object() && !claim["claimName"].as_str().is_some_and(is_dns_subdomain) {
