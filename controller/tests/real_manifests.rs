@@ -34,6 +34,10 @@ const KUBERNETES_REFUSES_TOO: &[(&str, &str)] = &[
         "kubernetes__examples___archived__volumes__storageos__storageos-pod.yaml",
         "storageos.pool is not a field of StorageOSVolumeSource (strict field validation refuses it)",
     ),
+    (
+        "d-uzlov__k8s-homelab__metrics__component-monitoring__etcd__built-in-etcd__cert-extractor.yaml",
+        "spec.containers[0].volumeMounts[0].name: Not found: \"pki-etcd\" (the pod defines no such volume)",
+    ),
 ];
 
 fn corpus_dir() -> PathBuf {
