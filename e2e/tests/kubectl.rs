@@ -410,7 +410,7 @@ fn server_side_apply_managers_conflicts_and_removal() {
     assert!(o.stderr.contains(r#"conflict with "kubectl-patch""#), "{o}");
 }
 
-/// "`kubectl scale`, `kubectl rollout restart`, `kubectl wait --for=condition=Available` …
+/// "`kubectl scale`, `kubectl rollout restart|undo|history`, `kubectl wait --for=condition=Available` …
 /// behave as on a real cluster."
 #[test]
 fn scale_rollout_restart_and_wait_available() {
@@ -477,6 +477,46 @@ fn scale_rollout_restart_and_wait_available() {
     s.expect("2 sleep containers run after the restart", WAIT, |s| {
         s.container_pids(&["sleep", "3601"]).len() == 2
     });
+
+    // rollout undo: the previous template comes back; its ReplicaSet becomes revision 3.
+    let restarted_hash = hash_of(&after[0]);
+    let o = k.run(&["rollout", "undo", "deploy/sc"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(o.stdout.trim(), "deployment.apps/sc rolled back", "{o}");
+    rollout_ok(&k, "deploy/sc", &[]);
+    expect_pods(&mut s, &k, "app=sc", 2, "after rollout undo", |p| {
+        hash_of(p) == old_hash
+    });
+    let d = k.get_json(&["deploy", "sc"]).unwrap();
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_null(),
+        "the template before the restart: {d}"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3",
+        "{d}"
+    );
+    let history = k.ok(&["rollout", "history", "deploy/sc"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    // --to-revision: back to the restart's template (revision 2, now 4).
+    let o = k.run(&["rollout", "undo", "deploy/sc", "--to-revision=2"]);
+    assert_eq!(o.code, 0, "{o}");
+    rollout_ok(&k, "deploy/sc", &[]);
+    expect_pods(&mut s, &k, "app=sc", 2, "after undo to revision 2", |p| {
+        hash_of(p) == restarted_hash
+    });
+    let o = k.run(&["rollout", "undo", "deploy/sc", "--to-revision=9"]);
+    assert_ne!(o.code, 0, "{o}");
+    assert!(
+        o.stderr.contains("unable to find specified revision 9"),
+        "{o}"
+    );
 
     let o = k.run(&[
         "wait",

@@ -320,8 +320,21 @@ fn scaling_events(d: &Value, owned: &[Arc<Value>], writes: &[Write]) -> Vec<Writ
         .collect()
 }
 
-/// Reconciles one Deployment: makes its ReplicaSet for the current template if needed, then
-/// performs the rest of the plan, in order.
+/// The Deployment's own `deployment.kubernetes.io/revision` annotation brought to its new
+/// ReplicaSet's, as the Kubernetes controller keeps it: `kubectl rollout undo` replaces
+/// `/metadata/annotations` with a JSON patch, which fails on a Deployment without any.
+pub fn revision_annotation(d: &Value, new_rs: &Value) -> Option<Write> {
+    let rev = revision(new_rs).to_string();
+    if meta::annotation(d, REVISION) == Some(rev.as_str()) {
+        return None;
+    }
+    let mut d2 = d.clone();
+    meta::set_annotation(&mut d2, REVISION, &rev);
+    Some(Write::Update(d2))
+}
+
+/// Reconciles one Deployment: makes its ReplicaSet for the current template if needed, brings
+/// its revision annotation up to date, then performs the rest of the plan, in order.
 pub async fn reconcile(view: &View, d: &Value) -> Result<(), WriteError> {
     let now = jiff::Timestamp::now();
     let owned = owned(d, view.list("ReplicaSet", Some(meta::namespace(d))));
@@ -333,6 +346,9 @@ pub async fn reconcile(view: &View, d: &Value) -> Result<(), WriteError> {
                 .expect("a creation or an update answers with the object"),
         ),
     };
+    if let Some(w) = revision_annotation(d, &new_rs) {
+        execute(view, w).await?;
+    }
     execute_all(view, plan(d, &new_rs, &owned, now)).await
 }
 
@@ -542,6 +558,18 @@ mod tests {
     }
 
     /// The writes, with each ReplicaSet update as its new replica count.
+    #[test]
+    fn the_deployment_carries_its_new_replicasets_revision() {
+        let d = deployment(3, json!({}));
+        let rs = current(&d, 4, 3, 3);
+        let Some(Write::Update(d2)) = revision_annotation(&d, &rs) else {
+            panic!("an annotation to write");
+        };
+        assert_eq!(meta::annotation(&d2, REVISION), Some("4"));
+        assert_eq!(d2["spec"], d["spec"], "only the annotation changes");
+        assert!(revision_annotation(&d2, &rs).is_none(), "written once");
+    }
+
     fn lines(writes: &[Write]) -> Vec<String> {
         describe(writes)
             .into_iter()
