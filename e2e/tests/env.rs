@@ -122,3 +122,58 @@ spec:
     .expect("the pod ran once its ConfigMap existed");
     assert!(late.contains("LATE=arrived"), "{late}");
 }
+
+/// Kubelet's service links: the Services of the pod's namespace (that existed when it started)
+/// as `<NAME>_SERVICE_HOST`… variables, unless `enableServiceLinks: false`; the `kubernetes`
+/// Service's always.
+#[test]
+fn service_links_unless_disabled() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: my-db}
+spec:
+  selector: {app: db}
+  ports:
+  - {name: pg, port: 5432, targetPort: 5432}
+",
+        &[],
+    );
+    let ip = wait_for(Duration::from_secs(30), || {
+        let v = k.get_json(&["svc", "my-db"])?;
+        v["spec"]["clusterIP"].as_str().map(String::from)
+    })
+    .expect("a cluster IP");
+    let pod = |name: &str, links: bool| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  enableServiceLinks: {links}
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"echo HOST=$MY_DB_SERVICE_HOST PORT=$MY_DB_SERVICE_PORT PG=$MY_DB_SERVICE_PORT_PG ADDR=$MY_DB_PORT_5432_TCP_ADDR URL=$MY_DB_PORT K8S=$KUBERNETES_SERVICE_PORT\"]
+"
+        )
+    };
+    k.apply(&pod("linked", true), &[]);
+    k.apply(&pod("unlinked", false), &[]);
+    let out = |name: &str| {
+        wait_for(Duration::from_secs(60), || {
+            let o = k.run(&["logs", name]);
+            (o.ok() && o.stdout.contains("HOST=")).then(|| o.stdout.trim().to_string())
+        })
+        .expect("the pod's output")
+    };
+    assert_eq!(
+        out("linked"),
+        format!("HOST={ip} PORT=5432 PG=5432 ADDR={ip} URL=tcp://{ip}:5432 K8S=443")
+    );
+    assert_eq!(out("unlinked"), "HOST= PORT= PG= ADDR= URL= K8S=443");
+}

@@ -89,28 +89,54 @@ impl process::EnvSources for PodEnvSources<'_> {
             .map_err(|e| super::error::ConfigError::Token(e.to_string()))
     }
 
+    /// Kubelet's service links: the `kubernetes` Service of `default` always, and with
+    /// `enableServiceLinks` (the default) every Service of the pod's namespace that has a
+    /// cluster IP, in name order.
     fn service_env(&self) -> Vec<(String, String)> {
-        let Some(svc) = self.cluster.objects("Service").into_iter().find(|s| {
-            s["metadata"]["namespace"] == "default" && s["metadata"]["name"] == "kubernetes"
-        }) else {
-            return Vec::new();
-        };
-        let Some(ip) = svc["spec"]["clusterIP"].as_str() else {
-            return Vec::new();
-        };
-        let ports: Vec<(String, u16, String)> = svc["spec"]["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| {
-                Some((
-                    p["name"].as_str().unwrap_or_default().to_string(),
-                    u16::try_from(p["port"].as_u64()?).ok()?,
-                    p["protocol"].as_str().unwrap_or("TCP").to_string(),
-                ))
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let links = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let mut chosen: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+        for svc in self.cluster.objects("Service") {
+            let (svc_ns, name) = (
+                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+                svc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            if matches!(svc["spec"]["clusterIP"].as_str(), None | Some("" | "None")) {
+                continue;
+            }
+            if svc_ns == "default" && name == "kubernetes" {
+                chosen.entry(name).or_insert(svc);
+            } else if svc_ns == ns && links {
+                chosen.insert(name, svc);
+            }
+        }
+        chosen
+            .iter()
+            .flat_map(|(name, svc)| {
+                let ip = svc["spec"]["clusterIP"].as_str().unwrap_or_default();
+                let ports: Vec<(String, u16, String)> = svc["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        Some((
+                            p["name"].as_str().unwrap_or_default().to_string(),
+                            u16::try_from(p["port"].as_u64()?).ok()?,
+                            p["protocol"].as_str().unwrap_or("TCP").to_string(),
+                        ))
+                    })
+                    .collect();
+                process::service_link_env(name, ip, &ports)
             })
-            .collect();
-        process::service_link_env("kubernetes", ip, &ports)
+            .collect()
     }
 
     fn field(&self, path: &str) -> Option<String> {

@@ -289,6 +289,7 @@ const POD_SPEC: &[&str] = &[
     "serviceAccountName",
     "serviceAccount",
     "automountServiceAccountToken",
+    "enableServiceLinks",
     // The token volume the ServiceAccount admission adds (and the same written by hand).
     "volumes[].projected.defaultMode",
     "volumes[].projected.sources[].serviceAccountToken.path",
