@@ -314,3 +314,112 @@ fn redis_statefulset_keeps_its_data() {
     );
     assert!(k.names(&["pv"]).is_empty(), "{}", k.ok(&["get", "pv"]));
 }
+
+/// Issue 12's "done when" for CronJobs: a backup CronJob every minute writes a real dump of the
+/// running database (`redis-cli --rdb`, through the per-pod DNS name) into a claim; the dump
+/// is Redis's RDB format and holds the key written before.
+#[test]
+fn a_backup_cronjob_dumps_redis_into_a_claim() {
+    let archive = cached_debian_image(IMAGE, &["redis-server", "redis-tools"])
+        .expect("the Redis image (mmdebstrap)");
+    let (uid, gid) = image_user(&archive, "redis");
+    let mut s = server_with_images(&[]);
+    let o = s.import_image(&archive);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k = Kubectl::admin(&s);
+    let db = Db { k: &k };
+    k.ok(&["create", "namespace", NS]);
+    k.apply(&redis_yaml(uid, gid, "1"), &[]);
+    db.wait_ready(&mut s, "created", None);
+    let marker = format!("m{}", skiff_e2e::random_hex(4));
+    assert_eq!(db.cli(&["SET", "marker", &marker]), "OK");
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: backups, namespace: {NS}}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 64Mi}}}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: redis-backup, namespace: {NS}}}
+spec:
+  schedule: \"* * * * *\"
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      backoffLimit: 2
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: dump
+            image: {IMAGE}
+            imagePullPolicy: Never
+            command: [sh, -c, \"redis-cli -h redis-0.redis.{NS}.svc.cluster.local --rdb /backup/dump-$(date +%s).rdb\"]
+            volumeMounts:
+            - {{name: backups, mountPath: /backup}}
+          volumes:
+          - name: backups
+            persistentVolumeClaim: {{claimName: backups}}
+"
+        ),
+        &[],
+    );
+    // The first scheduled run (within a minute and a controller pass) completes.
+    let done = wait_until(Duration::from_secs(150), Duration::from_secs(1), || {
+        db.json(&["jobs"]).is_some_and(|j| {
+            j["items"].as_array().into_iter().flatten().any(|job| {
+                job["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Complete" && c["status"] == "True")
+            })
+        })
+    });
+    assert!(
+        done,
+        "no backup Job completed:\n{}\n{}",
+        db.run(&["get", "cronjob,jobs,pods", "-o", "wide"]),
+        s.log_tail(40)
+    );
+    let cj = db.json(&["cronjob", "redis-backup"]).expect("the CronJob");
+    assert!(
+        cj["status"]["lastSuccessfulTime"].is_string(),
+        "lastSuccessfulTime: {cj}"
+    );
+    // Read the dump back from the claim in another pod.
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: reader, namespace: {NS}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: read
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, \"f=$(ls /backup/dump-*.rdb | head -n 1); head -c 5 $f; echo; grep -c {marker} $f\"]
+    volumeMounts:
+    - {{name: backups, mountPath: /backup}}
+  volumes:
+  - name: backups
+    persistentVolumeClaim: {{claimName: backups}}
+"
+        ),
+        &[],
+    );
+    let out = wait_for(WAIT, || {
+        let p = db.json(&["pod", "reader"])?;
+        (p["status"]["phase"] == "Succeeded" || p["status"]["phase"] == "Failed")
+            .then(|| db.run(&["logs", "reader"]).stdout)
+    })
+    .expect("the reader's output");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"REDIS"), "an RDB file: {out}");
+    assert_eq!(lines.get(1), Some(&"1"), "the dump holds {marker}: {out}");
+}
