@@ -1814,3 +1814,40 @@ spec:
     let r = https_request_with(true, s.api_port, "POST", path, Some(&token), None, None);
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// `kubectl auth can-i` (SelfSubjectAccessReview) answers truthfully for the admin and for a
+/// namespace token — what a CI pipeline checks before it acts — and `kubectl auth whoami`
+/// (SelfSubjectReview) names the caller.
+#[test]
+fn auth_can_i_and_whoami() {
+    let s = server_with_images(&[]);
+    let admin = Kubectl::admin(&s);
+    for ns in ["ci", "other"] {
+        admin.ok(&["create", "namespace", ns]);
+    }
+    let o = admin.run(&["auth", "can-i", "create", "pods", "-n", "other"]);
+    assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{o}");
+    let o = admin.run(&["auth", "whoami"]);
+    assert!(o.ok() && o.stdout.contains("system:admin"), "{o}");
+    assert!(o.stdout.contains("system:masters"), "{o}");
+
+    let (kc, _) = namespace_token(&s, "ci");
+    let ci = Kubectl::with_kubeconfig(&s, &kc);
+    let o = ci.run(&["auth", "can-i", "create", "deployments.apps", "-n", "ci"]);
+    assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{o}");
+    let o = ci.run(&["auth", "can-i", "create", "pods", "-n", "other"]);
+    assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{o}");
+    let o = ci.run(&["auth", "can-i", "list", "nodes"]);
+    assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{o}");
+    let o = ci.run(&["auth", "can-i", "get", "namespace/ci"]);
+    assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{o}");
+    let o = ci.run(&["auth", "can-i", "delete", "namespace/ci"]);
+    assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{o}");
+    let o = ci.run(&["auth", "whoami", "-o", "json"]);
+    assert!(o.ok(), "{o}");
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let user = v["status"]["userInfo"]["username"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(user.starts_with("system:serviceaccount:ci:"), "{o}");
+}

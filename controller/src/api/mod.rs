@@ -27,6 +27,7 @@ pub mod protobuf;
 pub mod rbac;
 mod read;
 pub mod rest;
+mod review;
 pub mod sa_token;
 pub mod select;
 pub mod status;

@@ -53,11 +53,23 @@ use crate::model::validate::FieldError;
 /// The prefix of every Kubernetes protobuf body.
 pub const MAGIC: &[u8; 4] = b"k8s\0";
 
-/// Decodes a Kubernetes protobuf body into the object's JSON form.
-///
-/// Errors: 400 for a body that is not Kubernetes protobuf; 415 for a kind skiff does not serve
-/// (naming it); 422 naming the fields skiff does not implement.
-pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
+/// A request body in Kubernetes' protobuf envelope: raw JSON inside it, or a typed message.
+pub(super) enum Envelope {
+    /// `runtime.Unknown` carrying JSON.
+    Json(Value),
+    /// A protobuf message of `kind`.
+    Proto {
+        /// Its `apiVersion`.
+        api_version: String,
+        /// Its `kind`.
+        kind: String,
+        /// The message.
+        raw: Vec<u8>,
+    },
+}
+
+/// Opens the `k8s\0` + `runtime.Unknown` envelope of a protobuf request body.
+pub(super) fn envelope(body: &[u8]) -> Result<Envelope, ApiError> {
     let Some(envelope) = body.strip_prefix(MAGIC) else {
         return Err(ApiError::bad_request(
             "the protobuf body does not start with the Kubernetes magic bytes \"k8s\\x00\"",
@@ -77,9 +89,11 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let raw = unknown.raw.unwrap_or_default();
     if let Some(ct) = unknown.content_type.filter(|c| !c.is_empty()) {
         if ct.contains("json") {
-            return serde_json::from_slice(&raw).map_err(|e| {
-                ApiError::bad_request(format!("the protobuf body's raw JSON is invalid: {e}"))
-            });
+            return serde_json::from_slice(&raw)
+                .map(Envelope::Json)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("the protobuf body's raw JSON is invalid: {e}"))
+                });
         }
         if !ct.contains("protobuf") {
             return Err(ApiError::unsupported_media_type(&ct));
@@ -90,6 +104,26 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             "the protobuf body names no kind (runtime.Unknown typeMeta.kind)",
         ));
     }
+    Ok(Envelope::Proto {
+        api_version,
+        kind,
+        raw,
+    })
+}
+
+/// Decodes a Kubernetes protobuf body into the object's JSON form.
+///
+/// Errors: 400 for a body that is not Kubernetes protobuf; 415 for a kind skiff does not serve
+/// (naming it); 422 naming the fields skiff does not implement.
+pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
+    let (api_version, kind, raw) = match envelope(body)? {
+        Envelope::Json(v) => return Ok(v),
+        Envelope::Proto {
+            api_version,
+            kind,
+            raw,
+        } => (api_version, kind, raw),
+    };
     let served = kinds::by_kind(&kind).is_some_and(|k| k.api_version == api_version)
         && MAPPED.contains(&kind.as_str());
     if !served {

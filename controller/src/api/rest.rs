@@ -104,6 +104,22 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             );
             resource(state, who, req, "", &v, &rest, &accept).await
         }
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]
+            if req.method() == Method::POST =>
+        {
+            let store = state.store.clone();
+            match read_body(req).await.and_then(|(ct, body)| {
+                super::review::self_subject_access_review(&store, &who, &ct, &body)
+            }) {
+                Ok(v) => ok_json(201, &v),
+                Err(e) => error(&e),
+            }
+        }
+        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]
+            if req.method() == Method::POST =>
+        {
+            ok_json(201, &super::review::self_subject_review(&who))
+        }
         ["apis", g, v, rest @ ..] => {
             let (g, v, rest) = (
                 g.to_string(),
@@ -123,6 +139,13 @@ pub(super) struct Target {
     pub(super) namespace: Option<String>,
     pub(super) name: Option<String>,
     pub(super) sub: Option<String>,
+}
+
+/// The kind served as `plural` in `group`, whatever the version (what a review names).
+pub(super) fn find_resource(group: &str, plural: &str) -> Option<&'static KindInfo> {
+    KINDS
+        .iter()
+        .find(|k| discovery::group_version(k).0 == group && k.plural == plural)
 }
 
 fn find_kind(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
@@ -188,7 +211,9 @@ fn writes_api_service(t: &Target, verb: &str) -> bool {
         && !matches!(verb, "get" | "list" | "watch")
 }
 
-fn authorize(
+/// Whether `who` may `verb` the target: the admin anything; a namespace token what is in its
+/// namespace (and a `get` of that Namespace); a ServiceAccount token what RBAC grants.
+pub(super) fn authorize(
     store: &crate::model::store::Store,
     who: &Identity,
     t: &Target,
