@@ -168,12 +168,54 @@ pub enum NewReplicaSet {
     Make(Write),
 }
 
-/// Finds, or plans, the ReplicaSet `<deployment>-<pod-template-hash>` among `owned`.
+/// A value with what says nothing left out — `null`, `{}`, `[]`, recursively — so that two
+/// templates compare as Kubernetes' semantic equality compares them (a template patched back
+/// by `kubectl rollout undo` carries Go's empty structs, `resources: {}` and the like).
+fn semantic(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), semantic(x)))
+                .filter(|(_, x)| !says_nothing(x))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
+fn says_nothing(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether `rs` runs the Deployment's template, its `pod-template-hash` label aside
+/// (Kubernetes' `EqualIgnoreHash`).
+fn runs_template(rs: &Value, d: &Value) -> bool {
+    let mut t = rs["spec"]["template"].clone();
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove("pod-template-hash");
+    }
+    semantic(&t) == semantic(&d["spec"]["template"])
+}
+
+/// Finds, or plans, the ReplicaSet of the Deployment's template among `owned`: the one named
+/// `<deployment>-<pod-template-hash>`, else one whose template is semantically the same (a
+/// rollback through `kubectl rollout undo` writes the old ReplicaSet's template back, with
+/// Go's empty values, so its hash differs).
 pub fn new_replicaset(d: &Value, owned: &[Arc<Value>]) -> NewReplicaSet {
     let hash = pod_template_hash(&d["spec"]["template"]);
     let new_name = format!("{}-{}", meta::name(d), hash);
     let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
-    match owned.iter().find(|rs| meta::name(rs) == new_name) {
+    let found = owned
+        .iter()
+        .find(|rs| meta::name(rs) == new_name)
+        .or_else(|| owned.iter().find(|rs| runs_template(rs, d)));
+    match found {
         Some(rs) if revision(rs) < max_revision => {
             // Rolling back to an older template: it becomes the newest revision.
             let mut rs2 = (**rs).clone();
@@ -558,6 +600,28 @@ mod tests {
     }
 
     /// The writes, with each ReplicaSet update as its new replica count.
+    #[test]
+    fn a_template_written_back_with_empty_values_finds_its_replicaset() {
+        let d = deployment(2, json!({}));
+        let mut old = (*current(&d, 1, 0, 0)).clone();
+        old["spec"]["template"] = d["spec"]["template"].clone();
+        old["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] = json!(hash(&d));
+        let old = Arc::new(old);
+        let newer = rs("web-other", 2, 2, 2, "2026-01-01T12:00:00Z");
+        let mut back = d.clone();
+        // What `kubectl rollout undo` patches in: the old ReplicaSet's template, Go-serialized.
+        back["spec"]["template"] = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "demo:1", "resources": {}}],
+                     "securityContext": {}}});
+        assert_ne!(hash(&back), hash(&d), "the hash differs");
+        let NewReplicaSet::Make(Write::Update(raised)) = new_replicaset(&back, &[old, newer])
+        else {
+            panic!("the old ReplicaSet is raised to the newest revision");
+        };
+        assert_eq!(meta::name(&raised), format!("web-{}", hash(&d)));
+        assert_eq!(meta::annotation(&raised, REVISION), Some("3"));
+    }
+
     #[test]
     fn the_deployment_carries_its_new_replicasets_revision() {
         let d = deployment(3, json!({}));
