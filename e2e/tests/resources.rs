@@ -1,5 +1,6 @@
 //! Container resources become cgroup limits: a container allocating past `limits.memory` is
-//! killed (exit 137), and the memory and CPU limits are what the cgroup says.
+//! killed (exit 137), and the memory and CPU limits are what the cgroup says; the pod's QoS
+//! class follows from them.
 
 use std::time::Duration;
 
@@ -87,4 +88,18 @@ fn memory_and_cpu_limits_are_enforced_by_the_cgroup() {
         quota.contains(&"25000".to_string()),
         "cpu quotas seen: {quota:?}"
     );
+    // The QoS class, as Kubernetes computes it: requests below limits are Burstable, requests
+    // equal to limits Guaranteed.
+    k.apply(&pod("steady", "sleep 30", "16Mi", "100m"), &[]);
+    let qos = |name: &str| {
+        k.get_json(&["pod", name]).expect("the pod")["status"]["qosClass"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(qos("fits"), "Burstable");
+    let steady = wait_for(Duration::from_secs(60), || {
+        Some(qos("steady")).filter(|q| !q.is_empty())
+    });
+    assert_eq!(steady.as_deref(), Some("Guaranteed"));
 }

@@ -256,7 +256,7 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         } else {
             state.pod_ip.map(|ip| ip.to_string())
         },
-        qos_class: Some("BestEffort".into()),
+        qos_class: Some(qos_class(&spec).into()),
         ..Default::default()
     }
 }
@@ -309,4 +309,96 @@ pub(crate) fn events(
         }
     }
     out
+}
+
+/// The pod's QoS class as Kubernetes computes it (`GetPodQOS`) over cpu and memory of every
+/// container, init containers included: BestEffort with no request or limit at all;
+/// Guaranteed when every container limits both and every request equals its limit (a missing
+/// request defaults to the limit, as the API server's defaulting sets it); else Burstable.
+pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
+    use std::collections::BTreeMap;
+    const SUPPORTED: [&str; 2] = ["cpu", "memory"];
+    // Millicores and bytes, in thousandths: equal quantities compare equal.
+    let amount = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
+        crate::runtime::oci::parse_quantity(&q.0, 1000.0).unwrap_or(0)
+    };
+    let mut requests: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut guaranteed = true;
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter());
+    for c in all {
+        let res = c.resources.as_ref();
+        let lim = res.and_then(|r| r.limits.as_ref());
+        let req = res.and_then(|r| r.requests.as_ref());
+        let mut found = 0;
+        for name in SUPPORTED {
+            let l = lim.and_then(|m| m.get(name)).map(amount).filter(|v| *v > 0);
+            // A request not given is the limit (Kubernetes defaults it so).
+            let r = req
+                .and_then(|m| m.get(name))
+                .map(amount)
+                .or(l)
+                .filter(|v| *v > 0);
+            if let Some(r) = r {
+                *requests.entry(name).or_default() += r;
+            }
+            if let Some(l) = l {
+                found += 1;
+                *limits.entry(name).or_default() += l;
+            }
+        }
+        if found < SUPPORTED.len() {
+            guaranteed = false;
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed
+        && requests.len() == limits.len()
+        && requests.iter().all(|(n, r)| limits.get(n) == Some(r))
+    {
+        return "Guaranteed";
+    }
+    "Burstable"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(resources: &[serde_json::Value]) -> PodSpec {
+        let containers: Vec<serde_json::Value> = resources
+            .iter()
+            .enumerate()
+            .map(
+                |(i, r)| serde_json::json!({"name": format!("c{i}"), "image": "i", "resources": r}),
+            )
+            .collect();
+        serde_json::from_value(serde_json::json!({"containers": containers})).unwrap()
+    }
+
+    #[test]
+    fn qos_classes_as_kubernetes_computes_them() {
+        use serde_json::json;
+        assert_eq!(qos_class(&spec(&[json!({})])), "BestEffort");
+        let both = json!({"limits": {"cpu": "500m", "memory": "128Mi"}});
+        assert_eq!(qos_class(&spec(std::slice::from_ref(&both))), "Guaranteed");
+        let equal = json!({"limits": {"cpu": "0.5", "memory": "128Mi"},
+                           "requests": {"cpu": "500m", "memory": "134217728"}});
+        assert_eq!(qos_class(&spec(&[equal, both.clone()])), "Guaranteed");
+        let lower = json!({"limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "100m"}});
+        assert_eq!(qos_class(&spec(&[lower])), "Burstable");
+        let only_requests = json!({"requests": {"memory": "64Mi"}});
+        assert_eq!(qos_class(&spec(&[only_requests])), "Burstable");
+        // One container without limits makes the pod Burstable.
+        assert_eq!(qos_class(&spec(&[both, json!({})])), "Burstable");
+        // Other resources do not count.
+        let storage = json!({"limits": {"ephemeral-storage": "1Gi"}});
+        assert_eq!(qos_class(&spec(&[storage])), "BestEffort");
+    }
 }
