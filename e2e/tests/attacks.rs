@@ -4,36 +4,14 @@
 //! tries: the host's 127.0.0.1 services.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_e2e::kubectl::{server_with_images, KOut, Kubectl};
-use skiff_e2e::{wait_for, Server};
+use skiff_e2e::kubectl::{namespace_token, server_with_images, KOut, Kubectl};
+use skiff_e2e::wait_for;
 
 const IMAGE: &str = "skiff-e2e-attack:v1";
-
-/// `skiff token create -n NS`: its kubeconfig.
-fn namespace_token(s: &Server, ns: &str) -> PathBuf {
-    let kc = s.work_dir.join(format!("{ns}-kubeconfig.yaml"));
-    let o = s.cli(&[
-        "token",
-        "create",
-        "-n",
-        ns,
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-        "--admin-kubeconfig",
-        s.kubeconfig.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "skiff token create: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    kc
-}
 
 fn pod(name: &str, spec_extra: &str, container_extra: &str) -> String {
     format!(
@@ -67,7 +45,7 @@ fn a_namespace_token_cannot_take_the_host() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
         &[],
     );
-    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci"));
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
     let apply = |k: &Kubectl, yaml: &str| k.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
 
     // hostPath: / — the host's filesystem.

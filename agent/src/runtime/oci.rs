@@ -600,27 +600,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn security_context_takes_privileges_away() {
+    /// The spec of `process` in a container with no namespaces of its own to join.
+    fn spec_of(process: &Process) -> Value {
         let ns = Namespaces {
             net: None,
             uts: None,
             ipc: None,
         };
-        let spec_of = |process: &Process| {
-            spec(
-                &SpecInput {
-                    process,
-                    hostname: "p",
-                    namespaces: &ns,
-                    cgroups_path: "/skiff-1/c".into(),
-                    etc_files: vec![],
-                    limits: Limits::default(),
-                    volume_mounts: vec![],
-                },
-                Path::new("rootfs"),
-            )
-        };
+        spec(
+            &SpecInput {
+                process,
+                hostname: "p",
+                namespaces: &ns,
+                cgroups_path: "/skiff-1/c".into(),
+                etc_files: vec![],
+                limits: Limits::default(),
+                volume_mounts: vec![],
+            },
+            Path::new("rootfs"),
+        )
+    }
+
+    #[test]
+    fn security_context_takes_privileges_away() {
         let mut process = Process {
             dropped_capabilities: vec!["CAP_KILL".into()],
             ..Default::default()
@@ -647,25 +649,6 @@ mod tests {
 
     #[test]
     fn security_context_adds_privileges_for_the_admin() {
-        let ns = Namespaces {
-            net: None,
-            uts: None,
-            ipc: None,
-        };
-        let spec_of = |process: &Process| {
-            spec(
-                &SpecInput {
-                    process,
-                    hostname: "p",
-                    namespaces: &ns,
-                    cgroups_path: "/skiff-1/c".into(),
-                    etc_files: vec![],
-                    limits: Limits::default(),
-                    volume_mounts: vec![],
-                },
-                Path::new("rootfs"),
-            )
-        };
         // drop ALL, add NET_ADMIN: only NET_ADMIN.
         let mut p = Process {
             dropped_capabilities: vec!["ALL".into()],
