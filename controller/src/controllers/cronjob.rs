@@ -8,7 +8,9 @@
 //! oldest first. Status: `active`, `lastScheduleTime`, `lastSuccessfulTime`.
 //!
 //! Schedules are read in `spec.timeZone`, or the node's zone (Kubernetes uses the controller
-//! manager's). Passes run every few seconds, so a run starts at most a few seconds late.
+//! manager's). The controllers' loop wakes at the earliest [`next_time`] of all CronJobs (as
+//! Kubernetes' controller requeues each CronJob for its next schedule time), so a run is not
+//! left waiting for the periodic resync.
 
 use std::sync::Arc;
 
@@ -53,6 +55,19 @@ pub fn most_recent(
         t = next;
     }
     Some((latest, count))
+}
+
+/// The next schedule time of a CronJob strictly after `now`; `None` if it is suspended,
+/// being deleted, or its schedule or zone do not parse (validation refuses those).
+pub fn next_time(cj: &Value, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    if meta::is_terminating(cj) || cj["spec"]["suspend"].as_bool() == Some(true) {
+        return None;
+    }
+    let cron = parse_schedule(cj["spec"]["schedule"].as_str()?).ok()?;
+    let tz = time_zone(cj["spec"]["timeZone"].as_str()).ok()?;
+    cron.find_next_occurrence(&now.to_zoned(tz), false)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// The name of the Job for scheduled time `t`: `<cronjob>-<minutes since the epoch>`.
@@ -265,6 +280,27 @@ mod tests {
                 "containers": [{"name": "b", "image": "demo:1"}]}}}}}});
         crate::model::defaults::apply(&mut c);
         c
+    }
+
+    #[test]
+    fn the_next_time_is_strictly_after_now_and_none_when_suspended() {
+        let mut cj = cronjob("*/15 * * * *");
+        assert_eq!(
+            next_time(&cj, ts("2026-01-01T10:07:12Z")),
+            Some(ts("2026-01-01T10:15:00Z"))
+        );
+        assert_eq!(
+            next_time(&cj, ts("2026-01-01T10:15:00Z")),
+            Some(ts("2026-01-01T10:30:00Z"))
+        );
+        cj["spec"]["timeZone"] = json!("Europe/Berlin");
+        cj["spec"]["schedule"] = json!("0 3 * * *");
+        assert_eq!(
+            next_time(&cj, ts("2026-01-01T10:00:00Z")),
+            Some(ts("2026-01-02T02:00:00Z"))
+        );
+        cj["spec"]["suspend"] = json!(true);
+        assert_eq!(next_time(&cj, ts("2026-01-01T10:00:00Z")), None);
     }
 
     fn job(name: &str, created: &str, condition: Option<&str>) -> Arc<Value> {

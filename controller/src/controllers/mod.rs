@@ -34,6 +34,8 @@ use crate::client::view::{View, WriteError};
 
 const DEBOUNCE: Duration = Duration::from_millis(10);
 const RESYNC: Duration = Duration::from_secs(5);
+/// How long after a CronJob's schedule time its pass runs: enough for the clock to be past it.
+const CRON_MARGIN: Duration = Duration::from_millis(5);
 
 /// The kinds the reconcilers read: their caches are kept by the view. Every namespaced kind
 /// is among them, for the garbage collector; Events are not (the API server expires them).
@@ -113,6 +115,17 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
     Ok(())
 }
 
+/// How long to sleep before the next pass when nothing changes: the resync period, or less
+/// when a CronJob is due sooner (woken just after its time, so that the pass sees it as past).
+fn next_wake(view: &View, now: jiff::Timestamp) -> Duration {
+    view.list("CronJob", None)
+        .iter()
+        .filter_map(|cj| cronjob::next_time(cj, now))
+        .filter_map(|t| Duration::try_from(now.duration_until(t)).ok())
+        .map(|d| d + CRON_MARGIN)
+        .fold(RESYNC, Duration::min)
+}
+
 /// Runs the reconcilers until `shutdown` flips: a pass after every burst of relevant changes
 /// (once the caches show the previous pass's own writes), and every few seconds anyway (for
 /// time-based conditions such as `minReadySeconds` and the progress deadline).
@@ -125,9 +138,9 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
         if !view.wait_settled(Duration::from_secs(10)).await {
             tracing::warn!("the caches did not show the controllers' writes within 10 s");
         }
-        // Wait for a relevant change or the resync period.
+        // Wait for a relevant change, the resync period, or the next CronJob schedule time.
         let mut relevant = false;
-        let resync = tokio::time::sleep(RESYNC);
+        let resync = tokio::time::sleep(next_wake(&view, jiff::Timestamp::now()));
         tokio::pin!(resync);
         while !relevant {
             tokio::select! {
