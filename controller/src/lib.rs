@@ -109,6 +109,7 @@ pub async fn start(
     model::node::set_name(&config.node_name);
     model::builtin::ensure(&store)?;
     let acme_dir = config.api.data_dir.join("acme");
+    let folder_identity = config.api.data_dir.join("manifests-folder.id");
     let storage = controllers::volumes::Storage::new(&config.api.data_dir);
     let (api_task, api) = api::start(config.api, store.clone(), node, shutdown.clone()).await?;
     let (view, mut tasks) = View::start(
@@ -124,7 +125,8 @@ pub async fn start(
         shutdown.clone(),
     )));
     tasks.extend(ingress::start(config.ingress, acme_dir, view.clone(), shutdown.clone()).await?);
-    let folder = folder::ManifestsFolder::new(config.manifests, store.clone());
+    let folder = folder::ManifestsFolder::new(config.manifests, store.clone())
+        .with_identity_file(folder_identity);
     tasks.push(tokio::spawn(folder.run(shutdown.clone())));
     tasks.push(tokio::spawn(api::housekeeping::run(store, shutdown)));
     Ok(ControlPlane { api, view, tasks })

@@ -116,3 +116,58 @@ fn objects_removed_from_a_file_are_pruned_and_the_rest_untouched() {
         "rewriting the same content bumped generation"
     );
 }
+
+/// Issue 13 part 9: a manifests folder that cannot be seen is not an empty one. A disk not
+/// mounted yet (here: another, empty filesystem over the folder, as an unmounted disk's mount
+/// point is) or a folder moved away prunes nothing; only files really deleted are pruned.
+#[test]
+fn an_unmounted_or_moved_manifests_folder_prunes_nothing() {
+    let mut s = server_with_image();
+    let port = free_port();
+    s.write_manifest("app.yaml", &httpd_deployment_yaml("kept", IMAGE, port));
+    s.expect_http(port, "/", WAIT);
+    let pid = s.httpd_pid(port).unwrap();
+    let dir = s.manifests_dir.to_string_lossy().to_string();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "skiff-e2e-empty", &dir])
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mount tmpfs over {dir}");
+    let mark = s.log_mark();
+    // Longer than the folder's periodic re-scan (10 s).
+    std::thread::sleep(Duration::from_secs(12));
+    let umount = std::process::Command::new("umount")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(umount.success(), "umount {dir}");
+    assert!(
+        s.log_since(mark)
+            .contains("is empty and is not the directory its objects came from"),
+        "the server did not say why it held pruning:\n{}",
+        s.log_since(mark)
+    );
+    assert!(
+        s.exists("deployments", "kept", None),
+        "the deployment was pruned"
+    );
+    assert!(pid_alive(pid), "the container was stopped");
+    // Moved away and back.
+    let away = s.work_dir.join("manifests-away");
+    std::fs::rename(&s.manifests_dir, &away).unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    std::fs::rename(&away, &s.manifests_dir).unwrap();
+    assert!(
+        s.exists("deployments", "kept", None),
+        "pruned a moved folder"
+    );
+    assert!(
+        pid_alive(pid),
+        "the container was stopped while the folder was away"
+    );
+    // A file really deleted is still pruned (the watch was set again on the folder).
+    s.remove_manifest("app.yaml");
+    s.expect("the deleted manifest's deployment is deleted", WAIT, |s| {
+        !s.exists("deployments", "kept", None)
+    });
+}

@@ -19,9 +19,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 
 pub mod apply;
+pub mod scan;
 
 use crate::model::store::Store;
 use apply::{ApplyError, Document};
+use scan::{Identity, Listing};
 
 /// How long the folder must be quiet before a burst of events is acted on. Writes of a
 /// manifest take microseconds to a few milliseconds; an unfinished file that happens to parse
@@ -83,39 +85,9 @@ pub fn is_manifest_name(name: &str) -> bool {
 }
 
 /// Lists the manifest files under `dir` as paths relative to it, minus those disabled by
-/// a `.skip` sibling. Dot-directories are not entered.
+/// a `.skip` sibling (none if the folder cannot be read). Dot-directories are not entered.
 pub fn list_manifests(dir: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, skips: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(ft) = std::fs::metadata(&path).map(|m| m.file_type()) else {
-                continue;
-            };
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            if ft.is_dir() {
-                walk(root, &path, out, skips);
-            } else if ft.is_file() {
-                if let Some(base) = name.strip_suffix(".skip") {
-                    skips.push(rel.with_file_name(base));
-                } else if is_manifest_name(&name) {
-                    out.push(rel);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut skips = Vec::new();
-    walk(dir, dir, &mut out, &mut skips);
-    out.retain(|p| !skips.contains(p));
-    out.sort();
-    out
+    scan::scan(dir).map(|l| l.files).unwrap_or_default()
 }
 
 /// Watches and applies one folder.
@@ -126,6 +98,12 @@ pub struct ManifestsFolder {
     applied: HashMap<String, String>,
     /// Content hash of the last version of each file that failed, to log each failure once.
     failed: HashMap<String, String>,
+    /// Where the folder's identity is recorded (in the data directory), if anywhere.
+    identity_file: Option<PathBuf>,
+    /// The folder's identity when its files were last read (loaded from `identity_file`).
+    identity: Option<Identity>,
+    /// Why pruning is held, as last logged (so that it is logged once, not every pass).
+    held: Option<String>,
 }
 
 impl ManifestsFolder {
@@ -136,14 +114,39 @@ impl ManifestsFolder {
             store,
             applied: HashMap::new(),
             failed: HashMap::new(),
+            identity_file: None,
+            identity: None,
+            held: None,
         }
     }
 
+    /// Records the folder's identity at `path` (in the data directory), so that after a
+    /// restart an empty mount point is told from the folder the store's objects came from.
+    pub fn with_identity_file(mut self, path: PathBuf) -> Self {
+        self.identity = Identity::load(&path);
+        self.identity_file = Some(path);
+        self
+    }
+
     /// One full pass: apply new and changed files, prune sources whose file is gone.
+    /// What cannot be read is never taken for gone: if the folder cannot be listed, or is
+    /// empty and another directory than the one the store's objects came from (an unmounted
+    /// disk, a folder moved away), nothing is pruned; nor is anything under an unreadable
+    /// subfolder or entry.
     pub fn reconcile(&mut self) {
-        let files = list_manifests(&self.dir);
+        let listing = match scan::scan(&self.dir) {
+            Ok(l) => l,
+            Err(e) => {
+                self.hold(format!(
+                    "the manifests folder {} cannot be read ({e}): everything it declared is kept until it can be",
+                    self.dir.display()
+                ));
+                return;
+            }
+        };
+        let files = &listing.files;
         let mut pending: BTreeMap<String, (String, String)> = BTreeMap::new();
-        for rel in &files {
+        for rel in files {
             let source = rel.to_string_lossy().to_string();
             let path = self.dir.join(rel);
             let bytes = match std::fs::read(&path) {
@@ -197,9 +200,20 @@ impl ManifestsFolder {
             .iter()
             .map(|p| p.to_string_lossy().to_string())
             .collect();
-        let mut gone: Vec<String> = apply::sources_in_store(&self.store)
+        let sources = apply::sources_in_store(&self.store);
+        if let Some(reason) = self.prune_hold(&listing, &sources) {
+            self.hold(reason);
+            return;
+        }
+        if let Some(reason) = self.held.take() {
+            tracing::info!(dir = %self.dir.display(), "the manifests folder can be read again (was: {reason})");
+        }
+        for u in &listing.unreadable {
+            tracing::warn!(path = %self.dir.join(u).display(), "cannot read this part of the manifests folder: what its files declared is kept");
+        }
+        let mut gone: Vec<String> = sources
             .into_iter()
-            .filter(|s| !present.contains(s))
+            .filter(|s| !present.contains(s) && !listing.hides(s))
             .collect();
         gone.sort();
         for source in gone {
@@ -217,6 +231,54 @@ impl ManifestsFolder {
         }
         self.applied.retain(|s, _| present.contains(s));
         self.failed.retain(|s, _| present.contains(s));
+    }
+
+    /// Why this pass must not prune, if it must not: the folder lists no file while the store
+    /// holds objects from it, and it is not the directory they came from (or that is not
+    /// known). Otherwise the folder's identity is recorded as the one its objects come from.
+    fn prune_hold(
+        &mut self,
+        listing: &Listing,
+        sources: &std::collections::HashSet<String>,
+    ) -> Option<String> {
+        let current = match Identity::of(&self.dir) {
+            Ok(i) => i,
+            Err(e) => {
+                return Some(format!(
+                    "the manifests folder {} cannot be read ({e}): everything it declared is kept until it can be",
+                    self.dir.display()
+                ))
+            }
+        };
+        if Some(current) == self.identity {
+            return None;
+        }
+        if listing.files.is_empty() && !sources.is_empty() {
+            let before = self
+                .identity
+                .map_or("not recorded".to_string(), |i| i.to_string());
+            return Some(format!(
+                "the manifests folder {} is empty and is not the directory its objects came from \
+                 (now {current}; before: {before}) — a disk not mounted yet, or the folder moved away? \
+                 Nothing is pruned; to delete objects, delete their files rather than the folder",
+                self.dir.display()
+            ));
+        }
+        if let Some(path) = &self.identity_file {
+            if let Err(e) = current.save(path) {
+                tracing::warn!(file = %path.display(), "cannot record the manifests folder's identity: {e}");
+            }
+        }
+        self.identity = Some(current);
+        None
+    }
+
+    /// Logs why pruning is held, once per reason.
+    fn hold(&mut self, reason: String) {
+        if self.held.as_ref() != Some(&reason) {
+            tracing::warn!("{reason}");
+            self.held = Some(reason);
+        }
     }
 
     fn report(&mut self, source: &str, hash: String, error: &FileError) {
@@ -248,33 +310,23 @@ impl ManifestsFolder {
     }
 
     /// Runs until `shutdown` flips: an initial pass, then a pass after every quiet burst of
-    /// file events and every [`RESCAN`].
+    /// file events and every [`RESCAN`]. The watch is set again whenever the folder is
+    /// another directory than the one watched (created late, moved back, a disk mounted on it).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
             tracing::error!(dir = %self.dir.display(), "cannot create the manifests folder: {e}");
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
-                let _ = tx.send(());
-            }
-        });
-        let _watcher = match watcher {
-            Ok(mut w) => match w.watch(&self.dir, notify::RecursiveMode::Recursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::error!(dir = %self.dir.display(), "cannot watch the manifests folder (re-scanning every {RESCAN:?}): {e}");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::error!("cannot create a file watcher: {e}");
-                None
-            }
-        };
+        let mut watched = None;
+        let mut _watcher = None;
         tracing::info!(dir = %self.dir.display(), "watching the manifests folder");
-        self.reconcile();
         loop {
+            let now = Identity::of(&self.dir).ok();
+            if now.is_some() && now != watched {
+                _watcher = watch_folder(&self.dir, tx.clone());
+                watched = now;
+            }
+            self.reconcile();
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(RESCAN) => {}
@@ -288,7 +340,29 @@ impl ManifestsFolder {
                     }
                 }
             }
-            self.reconcile();
+        }
+    }
+}
+
+/// A recursive watch of `dir` sending `()` on every event; `None` (logged) if it cannot be
+/// set — the periodic re-scan still converges.
+fn watch_folder(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    match watcher {
+        Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), "cannot watch the manifests folder (re-scanning every {RESCAN:?}): {e}");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::error!("cannot create a file watcher: {e}");
+            None
         }
     }
 }
@@ -342,6 +416,103 @@ mod tests {
             .apply_file("app.yaml", &cm.replace("k: v", "k: w"))
             .unwrap();
         assert_eq!(store.get(&key).unwrap()["data"]["k"], "w");
+    }
+
+    fn configmap(name: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n")
+    }
+
+    fn has(store: &Store, name: &str) -> bool {
+        store
+            .get(&crate::model::store::ObjectKey::new(
+                "ConfigMap",
+                "default",
+                name,
+            ))
+            .is_some()
+    }
+
+    /// A store, a folder with `a.yaml` and `sub/b.yaml` applied, and its identity file.
+    fn applied_folder(d: &Path) -> (Arc<Store>, PathBuf, PathBuf) {
+        let store = Arc::new(Store::open(d).unwrap());
+        crate::model::builtin::ensure(&store).unwrap();
+        let dir = d.join("manifests");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.yaml"), configmap("a")).unwrap();
+        std::fs::write(dir.join("sub/b.yaml"), configmap("b")).unwrap();
+        let id = d.join("manifests-folder.id");
+        let mut folder =
+            ManifestsFolder::new(dir.clone(), store.clone()).with_identity_file(id.clone());
+        folder.reconcile();
+        assert!(has(&store, "a") && has(&store, "b"));
+        (store, dir, id)
+    }
+
+    #[test]
+    fn a_folder_moved_away_or_replaced_by_an_empty_one_prunes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, dir, id) = applied_folder(d.path());
+        let mut folder =
+            ManifestsFolder::new(dir.clone(), store.clone()).with_identity_file(id.clone());
+        // Moved away: missing.
+        std::fs::rename(&dir, d.path().join("moved")).unwrap();
+        folder.reconcile();
+        assert!(
+            has(&store, "a") && has(&store, "b"),
+            "pruned a missing folder"
+        );
+        // An empty directory in its place (an unmounted disk's mount point) — also after a
+        // restart, which reads the recorded identity.
+        std::fs::create_dir(&dir).unwrap();
+        folder.reconcile();
+        let mut restarted =
+            ManifestsFolder::new(dir.clone(), store.clone()).with_identity_file(id.clone());
+        restarted.reconcile();
+        assert!(
+            has(&store, "a") && has(&store, "b"),
+            "pruned an empty mount point"
+        );
+        // The folder back: nothing lost; a file really deleted is pruned.
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::rename(d.path().join("moved"), &dir).unwrap();
+        restarted.reconcile();
+        assert!(has(&store, "a") && has(&store, "b"));
+        std::fs::remove_file(dir.join("a.yaml")).unwrap();
+        restarted.reconcile();
+        assert!(!has(&store, "a") && has(&store, "b"));
+        // Every file deleted from the same folder: really gone.
+        std::fs::remove_file(dir.join("sub/b.yaml")).unwrap();
+        restarted.reconcile();
+        assert!(!has(&store, "b"), "the last file deleted was not pruned");
+    }
+
+    #[test]
+    fn a_new_folder_with_files_is_adopted_and_what_it_lacks_pruned() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, dir, id) = applied_folder(d.path());
+        std::fs::rename(&dir, d.path().join("old")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), configmap("a")).unwrap();
+        let mut folder = ManifestsFolder::new(dir.clone(), store.clone()).with_identity_file(id);
+        folder.reconcile();
+        assert!(has(&store, "a") && !has(&store, "b"));
+    }
+
+    #[test]
+    fn what_is_under_an_unreadable_path_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, dir, id) = applied_folder(d.path());
+        // `sub` becomes a symlink to a disk that is not mounted.
+        std::fs::rename(dir.join("sub"), d.path().join("sub-elsewhere")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("not-mounted"), dir.join("sub")).unwrap();
+        let mut folder = ManifestsFolder::new(dir.clone(), store.clone()).with_identity_file(id);
+        folder.reconcile();
+        assert!(has(&store, "b"), "pruned what an unreadable path declared");
+        let listing = scan::scan(&dir).unwrap();
+        assert!(listing.hides("sub/b.yaml") && !listing.hides("a.yaml"));
+        std::fs::remove_file(dir.join("sub")).unwrap();
+        folder.reconcile();
+        assert!(!has(&store, "b"), "a subfolder really gone was not pruned");
     }
 
     #[test]
