@@ -71,6 +71,10 @@ pub struct ServerArgs {
     /// This node's name (its Node object). [default: the host name]
     #[arg(long)]
     node_name: Option<String>,
+    /// The most processes (and threads) one container may have, its cgroup's `pids.max`: a
+    /// fork bomb stops there instead of taking the host; 0 for no limit. [default: 4096]
+    #[arg(long)]
+    container_pids_limit: Option<u32>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -97,6 +101,7 @@ struct ConfigFile {
     service_cidr: Option<String>,
     bridge: Option<String>,
     node_name: Option<String>,
+    container_pids_limit: Option<u32>,
 }
 
 pub struct ServerConfig {
@@ -111,6 +116,8 @@ pub struct ServerConfig {
     pub ingress: skiff_controller::IngressConfig,
     pub node_name: String,
     pub network: skiff_agent::network::NetworkConfig,
+    /// `pids.max` of every container (`None`: no limit).
+    pub pids_limit: Option<u32>,
 }
 
 impl ServerArgs {
@@ -123,7 +130,12 @@ impl ServerArgs {
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         let mut tls_sans = file.tls_san.clone();
         tls_sans.extend(self.tls_san.iter().cloned());
+        let pids = self
+            .container_pids_limit
+            .or(file.container_pids_limit)
+            .unwrap_or(4096);
         Ok(ServerConfig {
+            pids_limit: (pids > 0).then_some(pids),
             ingress: self.ingress(&file, bind),
             node_name: self
                 .node_name

@@ -68,7 +68,7 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     if let Err(e) = puller.registries() {
         tracing::error!("{e}");
     }
-    let runtime = Runtime::new(layout.clone())?;
+    let runtime = Runtime::new(layout.clone())?.with_pids_limit(config.pids_limit);
     config.network.save(&layout.data_dir)?;
     let network = Arc::new(Network::new(config.network.clone(), &layout.data_dir));
     network.setup_host().with_context(|| {

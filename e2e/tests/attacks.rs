@@ -264,3 +264,112 @@ spec:
         "the host's 127.0.0.1 service was reached:\n{logs}"
     );
 }
+
+/// Issue 13 part 6: what skiff keeps on disk is root's only — the data directory 0700, the
+/// store (every Secret) 0600, each container's spec (its environment, Secrets included) 0600
+/// — and a client cannot set skiff's own annotations or write a body of another kind than
+/// its URL says.
+#[test]
+fn data_at_rest_and_skiffs_own_annotations_are_skiffs() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
+    admin.apply(
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: pw}}\nstringData: {{password: hunter2}}\n---\n{}",
+            pod(
+                "app",
+                "",
+                "    env: [{name: PW, valueFrom: {secretKeyRef: {name: pw, key: password}}}]\n"
+            )
+        ),
+        &[],
+    );
+    wait_for(Duration::from_secs(60), || {
+        let o = admin.run(&["exec", "app", "--", "sh", "-c", "echo $PW"]);
+        o.stdout.contains("hunter2").then_some(())
+    })
+    .expect("the pod runs with the Secret in its environment");
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&s.data_dir), 0o700, "the data directory");
+    for f in ["state.db", "state.db-wal"] {
+        assert_eq!(mode(&s.data_dir.join(f)), 0o600, "{f}");
+    }
+    let mut specs = 0;
+    for c in std::fs::read_dir(s.data_dir.join("containers")).unwrap() {
+        let spec = c.unwrap().path().join("bundle/config.json");
+        if spec.exists() {
+            let text = std::fs::read_to_string(&spec).unwrap();
+            if text.contains("hunter2") {
+                specs += 1;
+            }
+            assert_eq!(mode(&spec), 0o600, "{}", spec.display());
+        }
+    }
+    assert_eq!(specs, 1, "the pod's container spec with the Secret");
+
+    // skiff's own annotations are not a client's to set: neither the manifests folder's
+    // (the folder would take the object for its own and prune it) nor, for a token, the
+    // certificate issuer's (skiff would renew and overwrite the Secret).
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let o = ci.run_stdin(
+        &["apply", "-n", "ci", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  annotations: {skiff.io/manifest-file: app.yaml, keep: me}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cert\n  annotations: {skiff.io/certificate-issuer: https://example.invalid/}\nstringData: {k: v}\n",
+    );
+    assert!(o.ok(), "{o}");
+    let cm = ci.get_json(&["configmap", "sneaky", "-n", "ci"]).unwrap();
+    assert_eq!(cm["metadata"]["annotations"]["keep"], "me");
+    assert!(
+        cm["metadata"]["annotations"]["skiff.io/manifest-file"].is_null(),
+        "a client set the manifests folder's annotation: {cm}"
+    );
+    let o = admin.run(&[
+        "annotate",
+        "configmap",
+        "sneaky",
+        "-n",
+        "ci",
+        "skiff.io/manifest-file=app.yaml",
+    ]);
+    let cm = admin
+        .get_json(&["configmap", "sneaky", "-n", "ci"])
+        .unwrap();
+    assert!(
+        cm["metadata"]["annotations"]["skiff.io/manifest-file"].is_null(),
+        "the admin's kubectl set the manifests folder's annotation ({o}): {cm}"
+    );
+    let secret = ci.get_json(&["secret", "cert", "-n", "ci"]).unwrap();
+    assert!(
+        secret["metadata"]["annotations"]["skiff.io/certificate-issuer"].is_null(),
+        "a token marked a Secret as skiff's certificate: {secret}"
+    );
+
+    // The body's kind must be the URL's.
+    let body = s.work_dir.join("secret-as-configmap.json");
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"sneaky","namespace":"ci"},"data":{"k":"dg=="}}"#,
+    )
+    .unwrap();
+    let o = ci.run(&[
+        "replace",
+        "--raw",
+        "/api/v1/namespaces/ci/configmaps/sneaky",
+        "-f",
+        body.to_str().unwrap(),
+    ]);
+    refused(&o, &["does not match the resource"]);
+    let cm = ci.get_json(&["configmap", "sneaky", "-n", "ci"]).unwrap();
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["data"]["k"], "v");
+}

@@ -81,8 +81,12 @@ impl Agent {
                 namespaces: &ctx.ns,
                 cgroups_path: format!("/{}/{}", self.runtime.layout.cgroup_parent(), id),
                 etc_files: ctx.etc.clone(),
-                limits: oci::Limits::from_resources(c.resources.as_ref()),
+                limits: oci::Limits {
+                    pids: self.runtime.pids_limit,
+                    ..oci::Limits::from_resources(c.resources.as_ref())
+                },
                 volume_mounts,
+                oom_score_adj: oom_score_adj(ctx.pod, c),
             },
             std::path::Path::new("rootfs"),
         );
@@ -227,4 +231,67 @@ impl Agent {
             }
         }
     }
+}
+
+/// The container's `oom_score_adj` from its pod's QoS class and its memory request (the limit
+/// when no request is given, as the API server defaults it), against the node's memory.
+fn oom_score_adj(pod: &Pod, c: &Container) -> i32 {
+    static NODE_MEMORY: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let node_memory = *NODE_MEMORY.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+            .map_or(i64::MAX, |kb| kb * 1024)
+    });
+    let qos = pod
+        .spec
+        .as_ref()
+        .map_or("BestEffort", super::status::qos_class);
+    let resources = c.resources.as_ref();
+    let memory = |m: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| {
+        m.and_then(|m| m.get("memory"))
+            .and_then(|q| oci::parse_quantity(&q.0, 1.0))
+    };
+    let request = memory(resources.and_then(|r| r.requests.as_ref()))
+        .or_else(|| memory(resources.and_then(|r| r.limits.as_ref())));
+    let adj = oci::oom_score_adj(qos, request, node_memory);
+    // Below its own value only with CAP_SYS_RESOURCE (a daemon in a container may lack it):
+    // then as low as it may go, rather than a container that cannot start.
+    static FLOOR: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
+    let floor = *FLOOR.get_or_init(|| {
+        let floor = oom_floor();
+        if let Some(f) = floor {
+            tracing::warn!("without CAP_SYS_RESOURCE, containers' oom_score_adj cannot go below the daemon's {f} (Guaranteed pods get {f}, not -997)");
+        }
+        floor
+    });
+    floor.map_or(adj, |f| adj.max(f))
+}
+
+/// The lowest `oom_score_adj` this process may give: `None` when it holds CAP_SYS_RESOURCE
+/// (any), else its own value.
+fn oom_floor() -> Option<i32> {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    if eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        return None;
+    }
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

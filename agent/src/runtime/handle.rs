@@ -50,6 +50,8 @@ pub struct Runtime {
     pub layout: Layout,
     /// The `skiff` executable to run as `skiff shim`.
     pub shim_exe: PathBuf,
+    /// Every container's `pids.max` (`None`: no limit).
+    pub pids_limit: Option<u32>,
 }
 
 /// A container whose shim is running.
@@ -103,7 +105,14 @@ impl Runtime {
         Ok(Runtime {
             layout,
             shim_exe: std::env::current_exe()?,
+            pids_limit: None,
         })
+    }
+
+    /// Every container's `pids.max` (`None`: no limit).
+    pub fn with_pids_limit(mut self, limit: Option<u32>) -> Self {
+        self.pids_limit = limit;
+        self
     }
 
     /// Prepares and starts a container. `spec` is the OCI `config.json`; its root is set to the
@@ -315,10 +324,8 @@ fn prepare(
     }
     mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
     spec["root"]["path"] = Value::String("rootfs".into());
-    std::fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec_pretty(&spec).map_err(std::io::Error::other)?,
-    )?;
+    // 0600: the spec holds the container's environment, Secrets included.
+    write_json_durable(&bundle.join("config.json"), &spec)?;
     write_json_durable(&dir.join("meta.json"), meta)
 }
 

@@ -47,8 +47,12 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of `data_dir`, made absolute.
+    /// Creates the data directory if needed and makes it the owner's only (0700): it holds
+    /// the store (Secrets), container specs with their environment, volumes and keys.
     pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(data_dir)?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
         Ok(Layout {
             data_dir: data_dir.canonicalize()?,
         })

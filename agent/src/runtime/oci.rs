@@ -98,6 +98,25 @@ pub struct SpecInput<'a> {
     pub limits: Limits,
     /// Volume bind mounts: (destination, source, read-only).
     pub volume_mounts: Vec<(String, PathBuf, bool)>,
+    /// The process's `oom_score_adj`, as kubelet sets it by QoS class ([`oom_score_adj`]).
+    pub oom_score_adj: i32,
+}
+
+/// The `oom_score_adj` kubelet gives a container (`pkg/kubelet/qos/policy.go`): Guaranteed
+/// pods −997, BestEffort 1000, Burstable `1000 − 1000 × memory request / node memory` kept
+/// within 3..=999 — so the kernel kills BestEffort containers first and the host's own
+/// services (and the daemon, −500 in its unit) last. (Without it a container inherits the
+/// daemon's −500 and outlives the host's services.)
+pub fn oom_score_adj(qos_class: &str, memory_request: Option<i64>, node_memory: i64) -> i32 {
+    match qos_class {
+        "Guaranteed" => -997,
+        "BestEffort" => 1000,
+        _ => {
+            let request = memory_request.unwrap_or(0).max(0) as i128;
+            let adj = 1000 - (1000 * request) / (node_memory.max(1) as i128);
+            adj.clamp(3, 999) as i32
+        }
+    }
 }
 
 /// A container's cgroup limits, from its `resources`.
@@ -109,6 +128,8 @@ pub struct Limits {
     pub cpu_quota: Option<i64>,
     /// `requests.cpu` as cgroup CPU shares (1024 per CPU, as kubelet converts them).
     pub cpu_shares: Option<u64>,
+    /// `pids.max`: the node's limit on a container's processes.
+    pub pids: Option<u32>,
 }
 
 /// Parses a Kubernetes quantity (`128Mi`, `1G`, `0.5`, `500m`, `1e3`) into a number of base
@@ -166,6 +187,7 @@ impl Limits {
             memory: get(limits, "memory", 1.0),
             cpu_quota: cpu_limit.map(|m| (m * 100).max(1000)),
             cpu_shares: cpu_request.map(|m| ((m * 1024) / 1000).max(2) as u64),
+            pids: None,
         }
     }
 }
@@ -417,6 +439,7 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "oomScoreAdj": input.oom_score_adj,
         },
         "root": {"path": rootfs, "readonly": p.read_only_root},
         "mounts": mounts(input),
@@ -513,6 +536,9 @@ fn resources(limits: &Limits) -> Value {
     if let Some(m) = limits.memory {
         resources["memory"] = json!({"limit": m});
     }
+    if let Some(p) = limits.pids {
+        resources["pids"] = json!({"limit": p});
+    }
     if limits.cpu_quota.is_some() || limits.cpu_shares.is_some() {
         let mut cpu = json!({});
         if let Some(q) = limits.cpu_quota {
@@ -556,6 +582,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn oom_score_adj_as_kubelet_sets_it() {
+        let gib = 1 << 30;
+        assert_eq!(oom_score_adj("Guaranteed", Some(gib), 8 * gib), -997);
+        assert_eq!(oom_score_adj("BestEffort", None, 8 * gib), 1000);
+        assert_eq!(oom_score_adj("Burstable", Some(2 * gib), 8 * gib), 750);
+        assert_eq!(oom_score_adj("Burstable", None, 8 * gib), 999);
+        assert_eq!(oom_score_adj("Burstable", Some(8 * gib), 8 * gib), 3);
+        assert_eq!(oom_score_adj("Burstable", Some(16 * gib), 8 * gib), 3);
+    }
+
+    #[test]
     fn host_network_pods_join_no_network_namespace_and_devices_start_denied() {
         let process = Process {
             args: vec!["sh".into()],
@@ -576,6 +613,7 @@ mod tests {
                 etc_files: vec![],
                 limits: Limits::default(),
                 volume_mounts: vec![],
+                oom_score_adj: 0,
             },
             Path::new("rootfs"),
         );
@@ -616,6 +654,7 @@ mod tests {
                 etc_files: vec![],
                 limits: Limits::default(),
                 volume_mounts: vec![],
+                oom_score_adj: 0,
             },
             Path::new("rootfs"),
         )
@@ -726,7 +765,8 @@ mod tests {
             Limits {
                 memory: Some(64 << 20),
                 cpu_quota: Some(50_000),
-                cpu_shares: Some(512)
+                cpu_shares: Some(512),
+                pids: None,
             }
         );
     }

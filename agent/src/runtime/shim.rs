@@ -133,6 +133,26 @@ fn start_container(
     stdout: OwnedFd,
     stderr: OwnedFd,
 ) -> Result<i32, String> {
+    // libcontainer writes the spec's oomScoreAdj into its caller's own oom_score_adj too: the
+    // shim takes its own back, so that the kernel does not kill the shim (the container's log
+    // and exit record) for the container's class.
+    let own_oom = std::fs::read_to_string("/proc/self/oom_score_adj").ok();
+    let pid = create_and_start(dir, meta, stdin, stdout, stderr);
+    if let Some(own) = own_oom {
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", own.trim()) {
+            eprintln!("skiff shim: restoring its own oom_score_adj: {e}");
+        }
+    }
+    pid
+}
+
+fn create_and_start(
+    dir: &Path,
+    meta: &ContainerMeta,
+    stdin: File,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<i32, String> {
     let mut container = ContainerBuilder::new(meta.id.clone(), SyscallType::default())
         .with_root_path(&meta.libcontainer_root)
         .map_err(|e| format!("libcontainer root: {e}"))?

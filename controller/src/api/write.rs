@@ -103,6 +103,22 @@ pub(super) fn manager_label(obj: &Value, manager: &str, api_version: &str) -> St
     label
 }
 
+/// skiff's own annotations ([`declared::internal_annotations`]) stay as the stored object has
+/// them (or absent), whatever the request says: a client cannot make the manifests folder
+/// think it declared an object, nor (unless it is the admin) make skiff renew and overwrite a
+/// Secret as a certificate it issued.
+pub(super) fn keep_skiff_annotations(existing: Option<&Value>, obj: &mut Value, who: &Identity) {
+    for &key in declared::internal_annotations(who.namespace.is_none()) {
+        match existing.and_then(|e| meta::annotation(e, key)) {
+            Some(v) => {
+                let v = v.to_string();
+                meta::set_annotation(obj, key, &v);
+            }
+            None => meta::remove_annotation(obj, key),
+        }
+    }
+}
+
 /// Refuses a non-apply write that changes a field the manifests folder owns: the file is the
 /// truth, and changing it there is the way (`kubectl apply --server-side --force-conflicts`
 /// takes a field over explicitly).
@@ -180,6 +196,7 @@ pub(super) fn create(
             meta::metadata_mut(&mut obj).insert("name".into(), json!(name));
         }
     }
+    keep_skiff_annotations(None, &mut obj, caller.who);
     let requested = obj.clone();
     let mut obj = prepare(obj, strict(q))?;
     managed::update(None, &requested, &mut obj, caller.manager);
@@ -392,7 +409,9 @@ fn apply_object(
             t.kind.plural
         )));
     }
+    keep_skiff_annotations(existing, &mut applied, caller.who);
     let mut obj = server_side_apply(existing, &applied, caller.manager, q)?;
+    keep_skiff_annotations(existing, &mut obj, caller.who);
     let Some(existing) = existing else {
         on_create(&mut obj, state)?;
         let warnings = admit(state, caller.who, &plural_of(t), &obj, None)?;
@@ -496,6 +515,13 @@ fn write_whole(
             "the name of the object does not match the name on the URL",
         ));
     }
+    if updated["kind"].as_str().is_some_and(|k| k != t.kind.kind) {
+        return Err(ApiError::bad_request(format!(
+            "the body's kind {:?} does not match the resource {:?}",
+            updated["kind"].as_str().unwrap_or_default(),
+            t.kind.plural
+        )));
+    }
     if updated["kind"].is_null() {
         updated["kind"] = json!(t.kind.kind);
     }
@@ -514,11 +540,7 @@ fn write_whole(
         };
         meta::metadata_mut(&mut updated).insert("resourceVersion".into(), rv);
     }
-    // The manifests folder's own annotation stays with the object.
-    if let Some(file) = meta::annotation(existing, MANIFEST_ANNOTATION) {
-        let file = file.to_string();
-        meta::set_annotation(&mut updated, MANIFEST_ANNOTATION, &file);
-    }
+    keep_skiff_annotations(Some(existing), &mut updated, caller.who);
     let requested = updated.clone();
     let mut obj = prepare(updated, strict(q))?;
     guard_folder(existing, &obj)?;

@@ -35,8 +35,7 @@ use crate::ingress::IngressProxy;
 use crate::model::meta;
 use crate::model::store::ObjectKey;
 
-/// The annotation skiff puts on Secrets it issued (value: the ACME directory).
-pub const ISSUER_ANNOTATION: &str = "skiff.io/certificate-issuer";
+pub use crate::model::declared::ISSUER_ANNOTATION;
 /// Let's Encrypt's production directory, the default.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 

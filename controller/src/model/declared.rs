@@ -13,6 +13,21 @@ pub const FOLDER_MANAGER: &str = "skiff-manifests-folder";
 /// The annotation naming the manifests-folder file an object came from.
 pub const MANIFEST_ANNOTATION: &str = "skiff.io/manifest-file";
 
+/// The annotation skiff puts on certificate Secrets it issued (value: the ACME directory);
+/// such a Secret is skiff's to renew and overwrite.
+pub const ISSUER_ANNOTATION: &str = "skiff.io/certificate-issuer";
+
+/// skiff's own annotations, as a request may not set or change them: the manifests folder's
+/// (only the folder, which writes the store directly, sets it) always; the certificate issuer's
+/// for any caller but the admin (skiff's own controllers write as the admin).
+pub fn internal_annotations(admin: bool) -> &'static [&'static str] {
+    if admin {
+        &[MANIFEST_ANNOTATION]
+    } else {
+        &[MANIFEST_ANNOTATION, ISSUER_ANNOTATION]
+    }
+}
+
 /// Namespaces that are never deleted by pruning.
 pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 

@@ -32,6 +32,16 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj["metadata"]["annotations"][key].as_str()
 }
 
+/// Removes one annotation (and an `annotations` map left empty).
+pub fn remove_annotation(obj: &mut Value, key: &str) {
+    if let Some(a) = obj["metadata"]["annotations"].as_object_mut() {
+        a.remove(key);
+        if a.is_empty() {
+            metadata_mut(obj).remove("annotations");
+        }
+    }
+}
+
 /// Sets one annotation.
 pub fn set_annotation(obj: &mut Value, key: &str, value: &str) {
     let m = metadata_mut(obj);

@@ -108,6 +108,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("the state database failed: {0}")]
     Database(#[from] rusqlite::Error),
+    /// `state.db` could not be made the owner's only.
+    #[error("cannot make state.db readable by its owner only: {0}")]
+    Permissions(std::io::Error),
     /// Creating an object that exists.
     #[error("{0} already exists")]
     AlreadyExists(ObjectKey),
@@ -188,9 +191,30 @@ pub fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// Makes `state.db` (created empty if absent) and its WAL files readable by the owner only
+/// before SQLite opens them: the store holds every Secret. SQLite gives new `-wal`/`-shm` files
+/// the database file's mode.
+fn owner_only(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let db = data_dir.join("state.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)?;
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        match std::fs::set_permissions(data_dir.join(f), std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `data_dir/state.db` and loads every object.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        owner_only(data_dir).map_err(StoreError::Permissions)?;
         let conn = Connection::open(data_dir.join("state.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
