@@ -373,3 +373,67 @@ fn data_at_rest_and_skiffs_own_annotations_are_skiffs() {
     assert_eq!(cm["kind"], "ConfigMap");
     assert_eq!(cm["data"]["k"], "v");
 }
+
+/// Issue 13 part 3: the node does not connect where a tenant says — a token's EndpointSlice
+/// may only name pod addresses, and a token cannot forge a pod's status (its podIP is what the
+/// Service rules, the proxy and port-forward connect to).
+#[test]
+fn the_node_does_not_connect_where_a_token_says() {
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let slice = |name: &str, address: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/service-name: outside}}\naddressType: IPv4\nports: [{{port: 22, protocol: TCP}}]\nendpoints:\n- addresses: [{address:?}]\n"
+        )
+    };
+    let apply = |k: &Kubectl, yaml: &str| k.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
+    assert!(apply(
+        &ci,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: outside}\nspec:\n  ports: [{port: 22}]\n"
+    )
+    .ok());
+    for address in ["127.0.0.1", "192.168.1.1", "169.254.169.254"] {
+        refused(
+            &apply(&ci, &slice("sneaky", address)),
+            &[
+                "endpointslices.discovery.k8s.io \"sneaky\" is forbidden",
+                &format!("{address:?} is not a pod address of this node"),
+            ],
+        );
+    }
+    let pod_address = format!("10.244.{}.200", s.net_index);
+    let o = apply(&ci, &slice("pods-only", &pod_address));
+    assert!(o.ok(), "a pod address refused: {o}");
+    // The admin's may name any address, as on Kubernetes.
+    let o = apply(&admin, &slice("admins", "192.168.1.1"));
+    assert!(o.ok(), "{o}");
+
+    // A pod's status is the node's to write.
+    assert!(apply(&ci, &pod("app", "", "")).ok());
+    let o = ci.run(&[
+        "patch",
+        "pod",
+        "app",
+        "-n",
+        "ci",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"podIP":"127.0.0.1","podIPs":[{"ip":"127.0.0.1"}]}}"#,
+    ]);
+    refused(
+        &o,
+        &["is forbidden", "a pod's status is written by the node"],
+    );
+    let ip = wait_for(Duration::from_secs(60), || {
+        let p = admin.get_json(&["pod", "app", "-n", "ci"])?;
+        p["status"]["podIP"].as_str().map(str::to_string)
+    })
+    .expect("the pod's IP");
+    assert!(ip.starts_with("10.244."), "podIP {ip}");
+}

@@ -40,6 +40,7 @@ pub(super) fn admit(
     let namespace = namespace.as_deref().unwrap_or(&Value::Null);
     if who.namespace.is_some() {
         host_ports_allowed(namespace, plural, obj)?;
+        endpoints_on_the_pod_network(state, plural, obj)?;
     }
     host_ports_free(state, obj)?;
     let Some((meta, spec)) = podsecurity::pod_of(obj) else {
@@ -90,6 +91,40 @@ pub(super) fn admit(
         );
     }
     Ok(warnings)
+}
+
+/// A token's EndpointSlice may only name pod addresses: the node's Service rules send a
+/// Service's traffic to its endpoints, so an address off the pod network (the node's own
+/// 127.0.0.1, a LAN host, the router) would have the node connect where the tenant says.
+/// (The admin's and skiff's own EndpointSlices may name any address, as on Kubernetes.)
+fn endpoints_on_the_pod_network(
+    state: &ApiState,
+    plural: &str,
+    obj: &Value,
+) -> Result<(), ApiError> {
+    if obj["kind"] != "EndpointSlice" {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let endpoints = obj["endpoints"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for (i, e) in endpoints.iter().enumerate() {
+        let addresses = e["addresses"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        for (j, a) in addresses.iter().enumerate() {
+            let text = a.as_str().unwrap_or_default();
+            let on_pods = text
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| state.node.is_pod_address(ip));
+            if !on_pods {
+                return Err(ApiError::forbidden(format!(
+                    "{plural} {name:?} is forbidden: endpoints[{i}].addresses[{j}]: {text:?} is not a pod address of this node; a namespace's EndpointSlices may only name pods (the admin's may name any address)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The response with each warning as a `Warning: 299 - "…"` header (what kubectl prints as

@@ -229,6 +229,20 @@ pub(super) fn authorize(
             who.user()
         )));
     }
+    if t.kind.kind == "Pod"
+        && t.sub.as_deref() == Some("status")
+        && !who.service_account
+        && !matches!(verb, "get" | "list" | "watch")
+    {
+        // A pod's status is the node's report: a forged podIP would have the node's Service
+        // rules, proxy and port-forward connect where the tenant says. (Kubernetes' edit and
+        // admin roles do not grant pods/status either.)
+        return Err(ApiError::forbidden(format!(
+            "pods/status {}is forbidden: User {:?} cannot {verb} it: a pod's status is written by the node",
+            t.name.as_deref().map(|n| format!("{n:?} ")).unwrap_or_default(),
+            who.user()
+        )));
+    }
     let scope_ok = if who.service_account {
         let writes = !matches!(verb, "get" | "list" | "watch");
         if writes && RBAC_KINDS.contains(&t.kind.kind) {
