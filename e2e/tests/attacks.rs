@@ -437,3 +437,52 @@ fn the_node_does_not_connect_where_a_token_says() {
     .expect("the pod's IP");
     assert!(ip.starts_with("10.244."), "podIP {ip}");
 }
+
+/// A namespace token's pods cannot act on other namespaces through scheduling: no critical
+/// priority class outside kube-system (as Kubernetes' Priority admission), no pod
+/// (anti-)affinity over other namespaces (a required anti-affinity naming `default` would keep
+/// the admin's pods Pending).
+#[test]
+fn a_token_cannot_reach_other_namespaces_through_scheduling() {
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let apply = |yaml: &str| ci.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
+    refused(
+        &apply(&pod(
+            "critical",
+            "  priorityClassName: system-node-critical\n",
+            "",
+        )),
+        &["pods with system-node-critical priorityClass is not permitted in ci namespace"],
+    );
+    let anti = |term: &str| {
+        pod(
+            "blocker",
+            &format!("  affinity:\n    podAntiAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n      - {{topologyKey: kubernetes.io/hostname, labelSelector: {{}}, {term}}}\n"),
+            "",
+        )
+    };
+    for term in ["namespaces: [default]", "namespaceSelector: {}"] {
+        refused(
+            &apply(&anti(term)),
+            &["spec.affinity.podAntiAffinity: a namespace token's pods may only select pods of their own namespace"],
+        );
+    }
+    let o = apply(&anti("namespaces: [ci]"));
+    assert!(o.ok(), "its own namespace refused: {o}");
+    // The admin may.
+    let o = admin.run_stdin(
+        &["apply", "-n", "ci", "-f", "-"],
+        &pod(
+            "critical",
+            "  priorityClassName: system-node-critical\n",
+            "",
+        ),
+    );
+    assert!(o.ok(), "{o}");
+}

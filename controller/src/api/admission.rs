@@ -46,6 +46,9 @@ pub(super) fn admit(
     let Some((meta, spec)) = podsecurity::pod_of(obj) else {
         return Ok(Vec::new());
     };
+    if who.namespace.is_some() {
+        within_the_namespace(plural, obj, spec)?;
+    }
     let labels = &namespace["metadata"]["labels"];
     let default = match who.namespace {
         Some(_) => TOKEN_DEFAULT,
@@ -91,6 +94,49 @@ pub(super) fn admit(
         );
     }
     Ok(warnings)
+}
+
+/// What a token's pods may not reach beyond their namespace: the critical priority classes
+/// (Kubernetes' Priority admission keeps them to `kube-system`: they preempt and outlive
+/// everything), and pod (anti-)affinity over other namespaces (a required anti-affinity
+/// naming another namespace keeps that namespace's pods from being scheduled).
+fn within_the_namespace(plural: &str, obj: &Value, spec: &Value) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    if let Some(class @ ("system-node-critical" | "system-cluster-critical")) =
+        spec["priorityClassName"].as_str()
+    {
+        if ns != "kube-system" {
+            return Err(ApiError::forbidden(format!(
+                "{plural} {name:?} is forbidden: pods with {class} priorityClass is not permitted in {ns} namespace"
+            )));
+        }
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let a = &spec["affinity"][kind];
+        let required = a["requiredDuringSchedulingIgnoredDuringExecution"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        let preferred = a["preferredDuringSchedulingIgnoredDuringExecution"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| &w["podAffinityTerm"]);
+        for term in required.chain(preferred) {
+            let others = term["namespaces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|n| n.as_str() != Some(ns));
+            if others || !term["namespaceSelector"].is_null() {
+                return Err(ApiError::forbidden(format!(
+                    "{plural} {name:?} is forbidden: spec.affinity.{kind}: a namespace token's pods may only select pods of their own namespace {ns:?} (namespaces, namespaceSelector)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A token's EndpointSlice may only name pod addresses: the node's Service rules send a
