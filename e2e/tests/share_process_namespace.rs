@@ -113,7 +113,10 @@ spec:
     s.kill9();
     std::thread::sleep(Duration::from_secs(1));
     assert!(pid_alive(holder), "the holder outlives the daemon");
-    assert!(pid_alive(server_on_host[0]), "the server outlives the daemon");
+    assert!(
+        pid_alive(server_on_host[0]),
+        "the server outlives the daemon"
+    );
     s.start();
     let k = Kubectl::admin(&s);
     wait_for(Duration::from_secs(60), || {

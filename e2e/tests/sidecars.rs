@@ -165,7 +165,7 @@ spec:
         image: {IMAGE}
         imagePullPolicy: Never
         restartPolicy: Always
-        command: [\"sh\", \"-c\", \"trap 'echo sidecar got TERM; exit 0' TERM; while sleep 0.2; do :; done\"]
+        command: [\"sh\", \"-c\", \"trap 'echo sidecar got TERM; sleep 3; exit 0' TERM; while sleep 0.2; do :; done\"]
       containers:
       - name: main
         image: {IMAGE}
@@ -175,6 +175,18 @@ spec:
         ),
         &[],
     );
+    // The main container finished: while its sidecar stops (3 s after SIGTERM) the pod is
+    // still Running, as kubelet reports it.
+    let stopping = wait_for(Duration::from_secs(60), || {
+        let pods = k.get_json(&["pods", "-l", "job-name=work"])?;
+        let p = pods["items"].get(0)?.clone();
+        let main = &p["status"]["containerStatuses"][0]["state"];
+        (main["terminated"].is_object()).then_some(p)
+    })
+    .expect("the main container finished");
+    let side = &stopping["status"]["initContainerStatuses"][0]["state"];
+    assert!(side["running"].is_object(), "{stopping:#}");
+    assert_eq!(stopping["status"]["phase"], "Running", "{stopping:#}");
     let o = k.run_full(
         &[
             "wait",
@@ -205,6 +217,13 @@ spec:
     assert_eq!(logs.stdout, "sidecar got TERM\n", "{}", logs.stderr);
     let row = columns(&k, &pod);
     assert_eq!(row[1..3], ["0/2", "Completed"], "{row:?}");
+    let events = k.get_json(&["events"]).expect("events");
+    let killing = events["items"].as_array().into_iter().flatten().any(|e| {
+        e["involvedObject"]["name"] == pod.as_str()
+            && e["reason"] == "Killing"
+            && e["message"] == "Stopping container forever"
+    });
+    assert!(killing, "a Killing event: {events:#}");
     // It is not started again.
     std::thread::sleep(Duration::from_secs(3));
     let p = k.get_json(&["pod", &pod]).expect("the pod");

@@ -124,7 +124,7 @@ fn container_status(
 }
 
 /// The pod's phase: Succeeded or Failed once every container has exited for good (by the
-/// restart policy), Running while one runs or will restart, Pending before.
+/// restart policy) and no sidecar runs, Running while one runs or will restart, Pending before.
 fn phase(
     spec: &PodSpec,
     policy: &str,
@@ -153,7 +153,22 @@ fn phase(
                     .as_ref()
                     .is_some_and(|(e, _, _)| restart_wanted(policy, e))
         });
-    if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
+    // A sidecar still running (being stopped once the app containers finished) keeps the pod
+    // Running, as kubelet's getPhase counts it.
+    let sidecar_running = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c))
+        .any(|c| {
+            state
+                .containers
+                .get(&c.name)
+                .is_some_and(|cs| cs.current.is_some())
+        });
+    if finished.len() == spec.containers.len() && !spec.containers.is_empty() && sidecar_running {
+        "Running"
+    } else if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
         if finished.iter().all(|e| e.exit_code == 0) {
             "Succeeded"
         } else {

@@ -506,8 +506,15 @@ impl Agent {
                     .and_then(|cs| cs.current.as_mut())
                     .expect("running");
                 if !inst.stopping {
-                    tracing::info!(container = %inst.id, "the pod's app containers finished: stopping its sidecar");
+                    tracing::info!(container = %inst.id, "the pod has ended: stopping its sidecar");
                     inst.stop(grace_period(spec));
+                    self.cluster.event(
+                        &r.namespace,
+                        &r.name,
+                        false,
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                    );
                 }
             }
             return (Vec::new(), initialized);
@@ -522,7 +529,7 @@ impl Agent {
             .map(|i| &inits[i])
             .filter(|c| {
                 let cs = state.containers.get(&c.name).expect("inserted");
-                !cs.not_before.is_some_and(|t| t > now)
+                cs.not_before.is_none_or(|t| t <= now)
             })
             .map(|c| (c.clone(), spec_hash(c, host_network)))
             .collect();
