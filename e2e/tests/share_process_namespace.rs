@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use skiff_e2e::kubectl::{server_with_images, Kubectl};
-use skiff_e2e::{all_pids, pid_alive, proc_cmdline, wait_for};
+use skiff_e2e::{all_pids, pid_alive, proc_cmdline, proc_stat, wait_for};
 
 const IMAGE: &str = "skiff-e2e-pidns:v1";
 
@@ -105,6 +105,15 @@ spec:
     let holder: i32 = record.split_whitespace().next().unwrap().parse().unwrap();
     assert!(pid_alive(holder));
     assert_eq!(proc_cmdline(holder).unwrap_or_default(), ["skiff-pause"]);
+    // What holding the namespace costs (for the report; not asserted).
+    let rss = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(String::from))
+            .unwrap_or_default()
+    };
+    let waiter = proc_stat(holder).map(|(ppid, _)| ppid).unwrap_or(0);
+    eprintln!("holder {}; its waiter {}", rss(holder), rss(waiter));
 
     // kill -9 of the daemon: the namespace and both containers live on; a new daemon finds
     // the holder again (the restarted server joins the same namespace).
