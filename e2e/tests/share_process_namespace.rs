@@ -109,7 +109,11 @@ spec:
     let rss = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(String::from))
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .map(String::from)
+            })
             .unwrap_or_default()
     };
     let waiter = proc_stat(holder).map(|(ppid, _)| ppid).unwrap_or(0);

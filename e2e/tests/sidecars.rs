@@ -38,7 +38,7 @@ fn columns(k: &Kubectl, pod: &str) -> Vec<String> {
 
 #[test]
 fn a_sidecar_starts_first_runs_beside_the_app_restarts_and_stops_last() {
-    let s = server_with_images(&[IMAGE]);
+    let mut s = server_with_images(&[IMAGE]);
     let k = Kubectl::admin(&s);
     let out = s.work_dir.join("out");
     std::fs::create_dir_all(&out).expect("out dir");
@@ -129,6 +129,22 @@ spec:
     assert!(p["status"]["containerStatuses"][0]["state"]["running"].is_object());
     let row = columns(&k, "shipped");
     assert_eq!(row[1..4], ["2/2", "Running", "1"], "{row:?}");
+
+    // kill -9 of the daemon and a new one: the sidecar is found again, not run a second time
+    // nor taken for an init container whose turn it is.
+    s.kill9();
+    s.start();
+    let k = Kubectl::admin(&s);
+    std::thread::sleep(Duration::from_secs(3));
+    let row = wait_for(Duration::from_secs(60), || {
+        let c = columns(&k, "shipped");
+        (c.get(1).map(String::as_str) == Some("2/2")).then_some(c)
+    })
+    .expect("2/2 after the restart");
+    assert_eq!(row[1..4], ["2/2", "Running", "1"], "{row:?}");
+    let p = k.get_json(&["pod", "shipped"]).expect("the pod");
+    assert_eq!(p["status"]["initContainerStatuses"][0]["restartCount"], 1);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
 
     // Deleted: the app's preStop hook (2 s, then a request to the sidecar) still reaches the
     // sidecar, which stops only after the app.

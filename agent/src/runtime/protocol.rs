@@ -168,6 +168,10 @@ mod tests {
             strings(ShimCommand::Delete),
             ["shim", "--delete", "/d/containers/x"]
         );
+        assert_eq!(
+            strings(ShimCommand::PidNamespace),
+            ["shim", "--pid-namespace", "/d/containers/x"]
+        );
         let command = ["sh".to_string(), "-c".to_string(), "true".to_string()];
         assert_eq!(
             strings(ShimCommand::Exec {
