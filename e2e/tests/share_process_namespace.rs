@@ -193,3 +193,53 @@ spec:
         host_processes(&pod_dir.to_string_lossy())
     );
 }
+
+#[test]
+fn skiff_killall_ends_the_holder() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: share}}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sleep\", \"36003\"]
+"
+        ),
+        &[],
+    );
+    let p = wait_for(Duration::from_secs(60), || {
+        let p = k.get_json(&["pod", "share"])?;
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .expect("Running");
+    let uid = p["metadata"]["uid"].as_str().expect("uid");
+    let pod_dir = s.data_dir.join("pods").join(format!("default_share_{uid}"));
+    let record = std::fs::read_to_string(pod_dir.join("pid-holder")).expect("the record");
+    let holder: i32 = record.split_whitespace().next().unwrap().parse().unwrap();
+    let waiter = proc_stat(holder)
+        .map(|(ppid, _)| ppid)
+        .expect("the holder's parent");
+    assert!(pid_alive(holder) && pid_alive(waiter));
+    let o = std::process::Command::new(skiff_e2e::skiff_bin())
+        .args(["killall", "--data-dir"])
+        .arg(&s.data_dir)
+        .output()
+        .expect("skiff killall");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!pid_alive(holder) && !pid_alive(waiter) && host_processes("36003").is_empty())
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "left: {holder} {waiter} {:?}",
+        host_processes("36003")
+    );
+}
