@@ -54,6 +54,9 @@ enum Command {
         /// Remove the container's libcontainer state and cgroups instead of running it.
         #[arg(long)]
         delete: bool,
+        /// Make a pod's shared PID namespace and hold it (DIR is the pod's directory).
+        #[arg(long, conflicts_with_all = ["delete", "exec"])]
+        pid_namespace: bool,
         /// Run COMMAND inside the running container (for `kubectl exec`).
         #[arg(long)]
         exec: bool,
@@ -76,17 +79,28 @@ pub(crate) struct DataDirArg {
 }
 
 fn main() {
+    // A pod's PID namespace holder (`skiff shim --pid-namespace` execs itself under this name).
+    let holder = skiff_agent::runtime::pidns::HOLDER_NAME.to_bytes();
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a.as_encoded_bytes() == holder)
+    {
+        skiff_agent::runtime::pidns::hold();
+    }
     let cli = Cli::parse();
     // The shim first: it must stay single-threaded (no logging threads, no runtime).
     if let Command::Shim {
         delete,
+        pid_namespace,
         exec,
         tty,
         dir,
         command,
     } = &cli.command
     {
-        let code = if *exec {
+        let code = if *pid_namespace {
+            skiff_agent::runtime::pidns::main(dir)
+        } else if *exec {
             skiff_agent::runtime::exec::main(dir, command.clone(), *tty)
         } else if *delete {
             match skiff_agent::runtime::read_json::<skiff_agent::runtime::ContainerMeta>(

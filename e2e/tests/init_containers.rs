@@ -1,6 +1,7 @@
 //! `initContainers`: run one at a time, in order, each to completion, before the app
 //! containers, sharing the pod's volumes; `Init:N/M` in `kubectl get pods` while they run; a
 //! failing one fails the pod under `restartPolicy: Never` and is restarted under `OnFailure`.
+//! (Sidecars: `sidecars.rs`.)
 
 use std::time::Duration;
 
@@ -143,16 +144,18 @@ fn a_failing_init_container_fails_the_pod_or_is_restarted() {
     let app = &shown["status"]["containerStatuses"][0]["state"];
     assert_eq!(app["waiting"]["reason"], "PodInitializing", "{app}");
 
-    // What Kubernetes refuses on an init container, and sidecars, refused by name.
+    // What Kubernetes refuses on an init container, refused by name: a restartPolicy other
+    // than Always (a sidecar).
     let mut bad = failing_pod("sidecar", "Always");
     bad = bad.replace(
         "    command: [\"sh\", \"-c\", \"exit 3\"]",
-        "    restartPolicy: Always",
+        "    restartPolicy: OnFailure",
     );
     let o = k.run_stdin(&["apply", "-f", "-"], &bad);
     assert!(!o.ok(), "{}", o.stdout);
     assert!(
-        o.stderr.contains("not supported by skiff yet"),
+        o.stderr.contains("spec.initContainers[0].restartPolicy")
+            && o.stderr.contains("supported values: \"Always\""),
         "{}",
         o.stderr
     );

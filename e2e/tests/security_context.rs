@@ -247,3 +247,141 @@ spec:
     }
     assert!(p.contains("procsys=writable"), "{p}");
 }
+
+/// `seccompProfile: Localhost`: a Docker-format profile under `<data-dir>/seccomp/` that
+/// denies mkdir with EPERM — mkdir fails in the container while other syscalls work, and a
+/// container without it makes directories. A missing profile: the container is not created
+/// (CreateContainerError, with an event). A path leaving the folder is refused at validation.
+#[test]
+fn a_localhost_seccomp_profile_denies_mkdir() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let profiles = s.data_dir.join("seccomp").join("profiles");
+    std::fs::create_dir_all(&profiles).expect("the profiles folder");
+    std::fs::write(
+        profiles.join("deny-mkdir.json"),
+        r#"{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "archMap": [
+    {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}
+  ],
+  "syscalls": [
+    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "comment": "no new directories"}
+  ]
+}"#,
+    )
+    .expect("the profile");
+    let cmd = "mkdir /tmp/d 2>&1 && echo mkdir=ok || echo mkdir=denied; touch /tmp/f && echo touch=ok; grep '^Seccomp:' /proc/self/status";
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: filtered}}
+spec:
+  restartPolicy: Never
+  securityContext:
+    seccompProfile: {{type: Localhost, localhostProfile: profiles/deny-mkdir.json}}
+  containers:
+  - name: denied
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"{cmd}\"]
+  - name: unconfined
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{seccompProfile: {{type: Unconfined}}}}
+    command: [\"sh\", \"-c\", \"{cmd}\"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: noprofile}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: missing.json}}}}
+    command: [\"sh\", \"-c\", \"echo ran\"]
+"
+        ),
+        &[],
+    );
+    let logs = |c: &str| {
+        wait_for(Duration::from_secs(60), || {
+            let o = k.run(&["logs", "filtered", "-c", c]);
+            (o.ok() && o.stdout.contains("Seccomp:")).then_some(o.stdout)
+        })
+        .unwrap_or_else(|| panic!("{c}'s output"))
+    };
+    let denied = logs("denied");
+    assert!(denied.contains("Operation not permitted"), "{denied}");
+    assert!(denied.contains("mkdir=denied"), "{denied}");
+    assert!(denied.contains("touch=ok"), "{denied}");
+    assert!(denied.contains("Seccomp:\t2"), "{denied}");
+    let open = logs("unconfined");
+    assert!(
+        open.contains("mkdir=ok") && open.contains("touch=ok"),
+        "{open}"
+    );
+    assert!(open.contains("Seccomp:\t0"), "{open}");
+
+    // The missing profile: not created, with the reason in its status and an event.
+    let waiting = wait_for(Duration::from_secs(30), || {
+        let p = k.get_json(&["pod", "noprofile"])?;
+        let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        (w["reason"] == "CreateContainerError").then_some(w)
+    })
+    .expect("CreateContainerError");
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("failed to load seccomp profile") && message.contains("missing.json"),
+        "{message}"
+    );
+    let events = k.get_json(&["events"]).expect("events");
+    let failed = events["items"].as_array().into_iter().flatten().any(|e| {
+        e["involvedObject"]["name"] == "noprofile"
+            && e["reason"] == "Failed"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("CreateContainerError") && m.contains("missing.json"))
+    });
+    assert!(failed, "a Failed event: {events:#}");
+    // The profile appears: the container starts.
+    std::fs::copy(
+        profiles.join("deny-mkdir.json"),
+        s.data_dir.join("seccomp/missing.json"),
+    )
+    .expect("copy");
+    wait_for(Duration::from_secs(60), || {
+        let o = k.run(&["logs", "noprofile"]);
+        (o.ok() && o.stdout.contains("ran")).then_some(())
+    })
+    .expect("started once the profile exists");
+
+    // Paths outside the folder are refused, naming the field.
+    for bad in ["/etc/passwd", "../state.db"] {
+        let o = k.run_stdin(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: v1
+kind: Pod
+metadata: {{name: escape}}
+spec:
+  containers:
+  - name: main
+    image: {IMAGE}
+    securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: '{bad}'}}}}
+"
+            ),
+        );
+        assert!(!o.ok(), "{bad}: {}", o.stdout);
+        assert!(
+            o.stderr
+                .contains("spec.containers[0].securityContext.seccompProfile.localhostProfile"),
+            "{bad}: {}",
+            o.stderr
+        );
+    }
+}

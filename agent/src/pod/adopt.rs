@@ -66,6 +66,7 @@ impl Agent {
         match outcome {
             Outcome::Running(running) => {
                 let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+                cs.started_once = true;
                 cs.current = Some(Instance {
                     id: meta.id.clone(),
                     spec_hash: meta.spec_hash.clone(),
@@ -74,6 +75,7 @@ impl Agent {
                     stopping: false,
                     stop: stop_tx,
                     ready: None,
+                    startup_passed: true,
                     _probes: None,
                     probes_attached: false,
                 });

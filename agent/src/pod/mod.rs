@@ -88,8 +88,10 @@ struct Instance {
     started_at: Option<String>,
     stopping: bool,
     stop: mpsc::UnboundedSender<Duration>,
-    /// Readiness from the readiness probe; `None` without one (ready once running).
+    /// Readiness from the readiness probe; `None` without one (ready once started).
     ready: Option<bool>,
+    /// The startup probe succeeded (true without one).
+    startup_passed: bool,
     /// Dropped with the instance: ends its probes.
     _probes: Option<watch::Sender<bool>>,
     /// Whether the probes of the container spec run for this instance (false for an instance
@@ -98,6 +100,12 @@ struct Instance {
 }
 
 impl Instance {
+    /// Started as Kubernetes means it: running (its postStart hook done) and its startup
+    /// probe passed.
+    fn started(&self) -> bool {
+        self.started_at.is_some() && self.startup_passed
+    }
+
     /// Asks the instance's task to stop it (SIGTERM, `grace`, SIGKILL), once.
     fn stop(&mut self, grace: Duration) {
         if !self.stopping {
@@ -122,6 +130,8 @@ pub(crate) struct ContainerState {
     waiting: Option<(String, String)>,
     /// Restart at once, without counting it as a crash (the spec changed).
     replace: bool,
+    /// An instance of it has started in this pod's life (a sidecar's turn has passed).
+    started_once: bool,
 }
 
 /// What the loop knows of one pod.

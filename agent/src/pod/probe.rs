@@ -21,6 +21,8 @@ use crate::runtime::protocol::{shim_command, ShimCommand};
 pub enum Verdict {
     /// Readiness changed.
     Ready(bool),
+    /// The startup probe succeeded: the container has started.
+    Started,
     /// Liveness (or startup) failed `failureThreshold` times: restart the container.
     Unhealthy,
 }
@@ -217,6 +219,7 @@ pub async fn run(
                 let _ = tx.send(Verdict::Unhealthy);
                 return;
             }
+            let _ = tx.send(Verdict::Started);
         }
         let readiness = async {
             match &c.readiness_probe {

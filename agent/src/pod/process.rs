@@ -404,8 +404,8 @@ pub fn process(
 }
 
 /// The container's `seccompProfile` (the pod's when it says none): `RuntimeDefault` filters,
-/// `Unconfined` (and nothing said, Kubernetes' default) does not. (`Localhost` is refused by
-/// validation.)
+/// `Localhost` filters with the admin's profile (loaded by the worker), `Unconfined` (and
+/// nothing said, Kubernetes' default) does not.
 fn seccomp(
     container: &Container,
     pod_security: Option<&PodSecurityContext>,
@@ -415,7 +415,14 @@ fn seccomp(
         .as_ref()
         .and_then(|s| s.seccomp_profile.as_ref())
         .or_else(|| pod_security.and_then(|s| s.seccomp_profile.as_ref()))?;
-    (profile.type_ == "RuntimeDefault").then_some(crate::runtime::oci::Seccomp::RuntimeDefault)
+    use crate::runtime::oci::Seccomp;
+    match profile.type_.as_str() {
+        "RuntimeDefault" => Some(Seccomp::RuntimeDefault),
+        "Localhost" => Some(Seccomp::Localhost(
+            profile.localhost_profile.clone().unwrap_or_default(),
+        )),
+        _ => None,
+    }
 }
 
 /// `capabilities.drop` or `.add` as `CAP_…` names (Kubernetes writes them without the

@@ -99,6 +99,21 @@ impl Agent {
             .ensure_namespaces(r, &pod_dir, host_network, &hostname)
             .await
         {
+            Ok(ns) if spec.share_process_namespace == Some(true) => {
+                // One PID namespace for every container of the pod, held by its holder.
+                match crate::runtime::pidns::ensure(&self.runtime.shim_exe, &pod_dir).await {
+                    Ok(pid) => Namespaces {
+                        pid: Some(pid),
+                        ..ns
+                    },
+                    Err(e) => {
+                        tracing::error!(pod = %r.key(), "the pod's PID namespace: {e}");
+                        let message = format!("pod sandbox: shared PID namespace: {e}");
+                        self.set_waiting(r, to_start, "CreateContainerError", &message, false);
+                        return None;
+                    }
+                }
+            }
             Ok(ns) => ns,
             Err(e) => {
                 tracing::error!(pod = %r.key(), "creating the pod sandbox: {e}");

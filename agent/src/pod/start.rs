@@ -105,6 +105,7 @@ impl Agent {
             stopping: false,
             stop: stop_tx,
             ready: c.readiness_probe.as_ref().map(|_| false),
+            startup_passed: c.startup_probe.is_none(),
             _probes: probes,
             probes_attached: true,
         });
@@ -222,14 +223,33 @@ impl Agent {
             let mounts = volumes::mounts(c, &ctx.volumes, &env).map_err(|e| e.to_string())?;
             Ok((proc, mounts))
         });
-        match config {
-            Ok(config) => Some(config),
+        let (mut proc, mounts) = match config {
+            Ok(config) => config,
             Err(message) => {
                 cs.waiting = Some(("CreateContainerConfigError".into(), message));
                 cs.not_before = None;
-                None
+                return None;
+            }
+        };
+        // A Localhost seccomp profile is read now: missing or invalid, the container is not
+        // created (kubelet's CreateContainerError), and is tried again.
+        if let Some(oci::Seccomp::Localhost(name)) = &proc.seccomp {
+            let dir = self.runtime.layout.seccomp_profiles();
+            let host = crate::runtime::seccomp::Host::this();
+            match crate::runtime::seccomp::load(&dir, name, &proc.capabilities(), &host) {
+                Ok(profile) => proc.seccomp = Some(oci::Seccomp::Profile(profile)),
+                Err(e) => {
+                    let message = e.to_string();
+                    if cs.waiting.as_ref().map(|w| &w.1) != Some(&message) {
+                        tracing::warn!(pod = %r.key(), container = %c.name, "{message}");
+                    }
+                    cs.waiting = Some(("CreateContainerError".into(), message));
+                    cs.not_before = None;
+                    return None;
+                }
             }
         }
+        Some((proc, mounts))
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::init::InitStep;
+use super::init::{is_sidecar, InitStep};
 use super::restart::restart_wanted;
 use super::{ContainerState, PodState};
 use crate::runtime::ExitRecord;
@@ -75,8 +75,10 @@ fn container_status(
         status.image_id = inst.image_id.clone();
         status.container_id = Some(format!("skiff://{}", inst.id));
         if let Some(started) = inst.started_at.as_deref() {
-            status.ready = inst.ready.unwrap_or(true);
-            status.started = Some(true);
+            // Started once its startup probe passed; ready once started (and its readiness
+            // probe says so).
+            status.ready = inst.started() && inst.ready.unwrap_or(true);
+            status.started = Some(inst.started());
             status.state = Some(KState {
                 running: Some(ContainerStateRunning {
                     started_at: time(started),
@@ -122,7 +124,7 @@ fn container_status(
 }
 
 /// The pod's phase: Succeeded or Failed once every container has exited for good (by the
-/// restart policy), Running while one runs or will restart, Pending before.
+/// restart policy) and no sidecar runs, Running while one runs or will restart, Pending before.
 fn phase(
     spec: &PodSpec,
     policy: &str,
@@ -151,7 +153,22 @@ fn phase(
                     .as_ref()
                     .is_some_and(|(e, _, _)| restart_wanted(policy, e))
         });
-    if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
+    // A sidecar still running (being stopped once the app containers finished) keeps the pod
+    // Running, as kubelet's getPhase counts it.
+    let sidecar_running = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c))
+        .any(|c| {
+            state
+                .containers
+                .get(&c.name)
+                .is_some_and(|cs| cs.current.is_some())
+        });
+    if finished.len() == spec.containers.len() && !spec.containers.is_empty() && sidecar_running {
+        "Running"
+    } else if finished.len() == spec.containers.len() && !spec.containers.is_empty() {
         if finished.iter().all(|e| e.exit_code == 0) {
             "Succeeded"
         } else {
@@ -164,7 +181,8 @@ fn phase(
     }
 }
 
-/// The statuses of the app and the init containers. (Init containers are never ready.)
+/// The statuses of the app and the init containers. (Init containers are never ready, but
+/// sidecars are, as app containers.)
 fn statuses(spec: &PodSpec, state: &PodState) -> (Vec<ContainerStatus>, Vec<ContainerStatus>) {
     let inits = spec.init_containers.as_deref().unwrap_or_default();
     let not_created = if inits.is_empty() {
@@ -178,9 +196,12 @@ fn statuses(spec: &PodSpec, state: &PodState) -> (Vec<ContainerStatus>, Vec<Cont
     };
     let init_statuses = inits
         .iter()
-        .map(|c| ContainerStatus {
-            ready: false,
-            ..status_of(c)
+        .map(|c| {
+            let status = status_of(c);
+            ContainerStatus {
+                ready: status.ready && is_sidecar(c),
+                ..status
+            }
         })
         .collect();
     (
@@ -197,7 +218,14 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         .clone()
         .unwrap_or_else(|| "Always".into());
     let (statuses, init_statuses) = statuses(&spec, state);
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    // Sidecars count toward readiness as app containers do.
+    let sidecars_ready = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .zip(&init_statuses)
+        .all(|(c, s)| !is_sidecar(c) || s.ready);
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let step = state.init_step(&spec, &policy);
     let phase = match step {
         InitStep::Done => phase(&spec, &policy, state, &statuses),

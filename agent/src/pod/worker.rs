@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use tokio::sync::watch;
 
-use super::init::InitStep;
+use super::init::{is_sidecar, InitStep};
 use super::restart::restart_wanted;
 use super::{instance, probe, spec_hash, start_time, Agent, PodRef, PodState};
 use crate::runtime::ExitRecord;
@@ -110,6 +110,7 @@ impl Agent {
                 {
                     if let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) {
                         inst.started_at = Some(started_at);
+                        cs.started_once |= inst.started();
                         cs.waiting = None;
                     }
                 }
@@ -147,16 +148,18 @@ impl Agent {
         let Some(state) = self.pods.get_mut(pod) else {
             return;
         };
-        let Some(inst) = state
-            .containers
-            .get_mut(name)
-            .and_then(|cs| cs.current.as_mut())
-            .filter(|i| i.id == id)
-        else {
+        let Some(cs) = state.containers.get_mut(name) else {
+            return;
+        };
+        let Some(inst) = cs.current.as_mut().filter(|i| i.id == id) else {
             return;
         };
         match verdict {
             probe::Verdict::Ready(ready) => inst.ready = Some(ready),
+            probe::Verdict::Started => {
+                inst.startup_passed = true;
+                cs.started_once |= inst.started();
+            }
             probe::Verdict::Unhealthy => {
                 if !inst.stopping {
                     inst.stop(Duration::from_secs(2));
@@ -222,22 +225,45 @@ impl Agent {
             self.finish_deletion(pod, r).await;
             return;
         };
+        // Sidecars stop after the other containers, one at a time, last declared first.
+        let spec = pod.spec.clone().unwrap_or_default();
+        let sidecars: HashSet<&str> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| is_sidecar(c))
+            .map(|c| c.name.as_str())
+            .collect();
         let mut busy = false;
+        let mut stopping = Vec::new();
         for (name, cs) in state.containers.iter_mut() {
             cs.not_before = None;
             cs.waiting = None;
-            if let Some(inst) = cs.current.as_mut() {
+            if cs.current.is_some() {
                 busy = true;
-                if !inst.stopping {
-                    inst.stop(grace);
-                    self.cluster.event(
-                        &r.namespace,
-                        &r.name,
-                        false,
-                        "Killing",
-                        &format!("Stopping container {name}"),
-                    );
+                if !sidecars.contains(name.as_str()) {
+                    stopping.push(name.clone());
                 }
+            }
+        }
+        if stopping.is_empty() {
+            stopping.extend(state.sidecar_to_stop(&spec).map(|c| c.name.clone()));
+        }
+        for name in stopping {
+            let inst = state
+                .containers
+                .get_mut(&name)
+                .and_then(|cs| cs.current.as_mut())
+                .expect("running");
+            if !inst.stopping {
+                inst.stop(grace);
+                self.cluster.event(
+                    &r.namespace,
+                    &r.name,
+                    false,
+                    "Killing",
+                    &format!("Stopping container {name}"),
+                );
             }
         }
         if busy || state.finished {
@@ -338,11 +364,12 @@ impl Agent {
                 }
             }
         }
-        if let Some(init) = self.init_to_start(r, spec, &policy, host_network, &stored_restarts) {
-            return init;
+        let (mut to_start, initialized) =
+            self.init_to_start(r, spec, &policy, host_network, &stored_restarts);
+        if !initialized {
+            return to_start;
         }
         let state = self.pods.get_mut(&r.uid).expect("tracked");
-        let mut to_start = Vec::new();
         for c in &spec.containers {
             let hash = spec_hash(c, host_network);
             let pod_ip = state.pod_ip;
@@ -351,23 +378,16 @@ impl Agent {
                 cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
             }
             if let Some(inst) = cs.current.as_mut() {
-                if !inst.probes_attached && inst.spec_hash == hash {
-                    // Re-adopted after a daemon restart: its probes run again; it keeps serving
-                    // until a readiness probe says otherwise.
-                    inst.probes_attached = true;
-                    inst._probes = instance::spawn_probes(
-                        &self.runtime,
-                        &self.cluster,
-                        &self.tx,
-                        r,
-                        c,
-                        &inst.id,
-                        pod_ip,
-                    );
-                    if c.readiness_probe.is_some() {
-                        inst.ready = Some(true);
-                    }
-                }
+                reattach_probes(
+                    &self.runtime,
+                    &self.cluster,
+                    &self.tx,
+                    r,
+                    c,
+                    &hash,
+                    inst,
+                    pod_ip,
+                );
                 if inst.spec_hash != hash && !inst.stopping {
                     tracing::info!(container = %inst.id, "the container's spec changed: replacing it");
                     inst.stop(grace_period(spec));
@@ -401,10 +421,36 @@ fn stored_restarts(pod: &Pod) -> HashMap<String, u32> {
         .collect()
 }
 
+/// A re-adopted instance (after a daemon restart) gets its probes again; it keeps serving
+/// until a readiness probe says otherwise.
+#[allow(clippy::too_many_arguments)]
+fn reattach_probes(
+    runtime: &crate::runtime::handle::Runtime,
+    cluster: &std::sync::Arc<dyn crate::Cluster>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Msg>,
+    r: &PodRef,
+    c: &Container,
+    hash: &str,
+    inst: &mut super::Instance,
+    pod_ip: Option<std::net::Ipv4Addr>,
+) {
+    if inst.probes_attached || inst.spec_hash != hash {
+        return;
+    }
+    inst.probes_attached = true;
+    inst._probes = instance::spawn_probes(runtime, cluster, tx, r, c, &inst.id, pod_ip);
+    if c.readiness_probe.is_some() {
+        inst.ready = Some(true);
+    }
+}
+
 impl Agent {
-    /// While the pod initializes: the init container to start now, if any (none while one
-    /// runs, waits for its back-off, or failed for good). `None` once every init container
-    /// completed: the app containers' turn.
+    /// The init containers (and sidecars) to start now, and whether the pod is initialized
+    /// (the app containers' turn). While it initializes: the init container whose turn it is
+    /// (none while one runs, waits for its back-off, or failed for good). Sidecars whose turn
+    /// has passed are restarted when they exit, whatever the pod's policy — until the pod
+    /// ends (its app containers finished, or an init container failed for good): then they
+    /// are stopped, one at a time, last declared first.
     fn init_to_start(
         &mut self,
         r: &PodRef,
@@ -412,31 +458,81 @@ impl Agent {
         policy: &str,
         host_network: bool,
         stored_restarts: &HashMap<String, u32>,
-    ) -> Option<Vec<(Container, String)>> {
+    ) -> (Vec<(Container, String)>, bool) {
         let state = self.pods.get_mut(&r.uid).expect("tracked");
+        let pod_ip = state.pod_ip;
         let inits = spec.init_containers.as_deref().unwrap_or_default();
         for c in inits {
             let cs = state.containers.entry(c.name.clone()).or_default();
             if cs.restart_count == 0 {
                 cs.restart_count = stored_restarts.get(&c.name).copied().unwrap_or(0);
             }
-            if cs.current.is_none() && cs.last_exit.as_ref().is_some_and(|e| e.0.exit_code == 0) {
+            if cs.current.is_none()
+                && !is_sidecar(c)
+                && cs.last_exit.as_ref().is_some_and(|e| e.0.exit_code == 0)
+            {
                 cs.completed_init();
             }
-        }
-        let i = match state.init_step(spec, policy) {
-            InitStep::Done => {
-                state.initialized = true;
-                return None;
+            if let Some(inst) = cs.current.as_mut() {
+                let hash = spec_hash(c, host_network);
+                reattach_probes(
+                    &self.runtime,
+                    &self.cluster,
+                    &self.tx,
+                    r,
+                    c,
+                    &hash,
+                    inst,
+                    pod_ip,
+                );
             }
-            InitStep::Wait(_) | InitStep::Failed(_) => return Some(Vec::new()),
-            InitStep::Start(i) => i,
-        };
-        let c = &inits[i];
-        let cs = state.containers.get(&c.name).expect("inserted");
-        if cs.not_before.is_some_and(|t| t > Instant::now()) {
-            return Some(Vec::new());
         }
-        Some(vec![(c.clone(), spec_hash(c, host_network))])
+        let plan = state.init_plan(spec, policy);
+        let initialized = plan.step == InitStep::Done;
+        if initialized {
+            state.initialized = true;
+        }
+        if state.ended(spec, policy) {
+            // Sidecars are not restarted any more; they stop, last declared first.
+            for c in inits.iter().filter(|c| is_sidecar(c)) {
+                let cs = state.containers.get_mut(&c.name).expect("inserted");
+                cs.waiting = None;
+                cs.not_before = None;
+            }
+            if let Some(c) = state.sidecar_to_stop(spec) {
+                let inst = state
+                    .containers
+                    .get_mut(&c.name)
+                    .and_then(|cs| cs.current.as_mut())
+                    .expect("running");
+                if !inst.stopping {
+                    tracing::info!(container = %inst.id, "the pod has ended: stopping its sidecar");
+                    inst.stop(grace_period(spec));
+                    self.cluster.event(
+                        &r.namespace,
+                        &r.name,
+                        false,
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                    );
+                }
+            }
+            return (Vec::new(), initialized);
+        }
+        let now = Instant::now();
+        let mut indexes = plan.restart_sidecars;
+        if let InitStep::Start(i) = plan.step {
+            indexes.push(i);
+        }
+        let to_start = indexes
+            .into_iter()
+            .map(|i| &inits[i])
+            .filter(|c| {
+                let cs = state.containers.get(&c.name).expect("inserted");
+                cs.not_before.is_none_or(|t| t <= now)
+            })
+            .map(|c| (c.clone(), spec_hash(c, host_network)))
+            .collect();
+        (to_start, initialized)
     }
 }

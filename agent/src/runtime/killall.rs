@@ -105,7 +105,15 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
         mount::remove_dir_with_mounts(dir)?;
         summary.removed += 1;
     }
-    // 3. Pod sandboxes (namespace bind mounts) and anything else mounted under the data dir.
+    // 3. Pod sandboxes (shared PID namespaces' holders, namespace bind mounts) and anything
+    // else mounted under the data dir.
+    for pod in std::fs::read_dir(layout.pods())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        super::pidns::kill(&pod.path());
+    }
     mount::remove_dir_with_mounts(&layout.pods())?;
     mount::unmount_all_under(&layout.data_dir)?;
     let _ = std::fs::remove_dir_all(layout.libcontainer_root());

@@ -27,8 +27,10 @@ pub mod killall;
 pub mod mount;
 pub mod oci;
 pub mod pidfd;
+pub mod pidns;
 pub mod protocol;
 pub mod sandbox;
+pub mod seccomp;
 pub mod shim;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +70,10 @@ impl Layout {
     /// libcontainer's state root.
     pub fn libcontainer_root(&self) -> PathBuf {
         self.data_dir.join("run").join("libcontainer")
+    }
+    /// `<data-dir>/seccomp`: the `Localhost` seccomp profiles (the admin's files).
+    pub fn seccomp_profiles(&self) -> PathBuf {
+        self.data_dir.join("seccomp")
     }
     /// `<data-dir>/pods`.
     pub fn pods(&self) -> PathBuf {

@@ -52,13 +52,19 @@ pub struct Process {
 pub enum Seccomp {
     /// `RuntimeDefault`: [`runtime_default_seccomp`].
     RuntimeDefault,
+    /// `Localhost`: the profile of this name under `<data-dir>/seccomp/`, not loaded yet
+    /// (the pod worker loads it into [`Seccomp::Profile`] before the spec is written).
+    Localhost(String),
+    /// A loaded `Localhost` profile: the OCI `linux.seccomp` section
+    /// (`runtime/seccomp.rs`).
+    Profile(Value),
 }
 
 impl Process {
     /// The capabilities: every one when privileged; otherwise the default set, plus what
     /// the container added, minus what it dropped (`drop: [ALL]` then `add` keeps the added
     /// ones, as containerd computes it).
-    fn capabilities(&self) -> Vec<String> {
+    pub fn capabilities(&self) -> Vec<String> {
         if self.privileged {
             return held_capabilities();
         }
@@ -467,8 +473,17 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     if p.privileged {
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
         spec["linux"]["devices"] = json!(host_devices());
-    } else if let Some(Seccomp::RuntimeDefault) = p.seccomp {
-        spec["linux"]["seccomp"] = runtime_default_seccomp();
+    } else {
+        match &p.seccomp {
+            None => {}
+            Some(Seccomp::RuntimeDefault) => spec["linux"]["seccomp"] = runtime_default_seccomp(),
+            Some(Seccomp::Profile(s)) => spec["linux"]["seccomp"] = s.clone(),
+            // Never reached (loaded before); fail closed: every syscall refused, so the
+            // container cannot start rather than run unfiltered.
+            Some(Seccomp::Localhost(_)) => {
+                spec["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"})
+            }
+        }
     }
     if !p.sysctls.is_empty() {
         let map: serde_json::Map<String, Value> = p
@@ -487,7 +502,11 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
 /// Private PID and mount namespaces; network, UTS and IPC from the pod's sandbox when it has
 /// them.
 fn namespaces(input: &SpecInput<'_>) -> Vec<Value> {
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
+    let pid = match &input.namespaces.pid {
+        Some(path) => json!({"type": "pid", "path": path}),
+        None => json!({"type": "pid"}),
+    };
+    let mut namespaces = vec![pid, json!({"type": "mount"})];
     for (kind, path) in [
         ("network", &input.namespaces.net),
         ("uts", &input.namespaces.uts),
@@ -603,6 +622,7 @@ mod tests {
             net: None,
             uts: None,
             ipc: Some("/x/ipc".into()),
+            pid: None,
         };
         let s = spec(
             &SpecInput {
@@ -644,6 +664,7 @@ mod tests {
             net: None,
             uts: None,
             ipc: None,
+            pid: None,
         };
         spec(
             &SpecInput {

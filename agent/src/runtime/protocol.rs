@@ -19,6 +19,9 @@ pub enum ShimCommand<'a> {
     Run,
     /// Remove its libcontainer state and cgroups: `skiff shim --delete <dir>`.
     Delete,
+    /// Make a pod's shared PID namespace and hold it:
+    /// `skiff shim --pid-namespace <pod-dir>` (`pidns.rs`).
+    PidNamespace,
     /// Run `command` inside the running container: `skiff shim --exec [--tty] <dir> -- …`.
     Exec {
         /// Give the command a terminal (stdin then carries frames).
@@ -35,13 +38,18 @@ pub fn shim_command(exe: &Path, dir: &Path, what: ShimCommand<'_>) -> tokio::pro
     command
 }
 
-/// The arguments after the executable: `shim [--delete | --exec [--tty]] <dir> [-- command…]`.
+/// The arguments after the executable:
+/// `shim [--delete | --pid-namespace | --exec [--tty]] <dir> [-- command…]`.
 pub fn shim_args(dir: &Path, what: ShimCommand<'_>) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec!["shim".into()];
     match what {
         ShimCommand::Run => args.push(dir.into()),
         ShimCommand::Delete => {
             args.push("--delete".into());
+            args.push(dir.into());
+        }
+        ShimCommand::PidNamespace => {
+            args.push("--pid-namespace".into());
             args.push(dir.into());
         }
         ShimCommand::Exec { tty, command } => {
@@ -159,6 +167,10 @@ mod tests {
         assert_eq!(
             strings(ShimCommand::Delete),
             ["shim", "--delete", "/d/containers/x"]
+        );
+        assert_eq!(
+            strings(ShimCommand::PidNamespace),
+            ["shim", "--pid-namespace", "/d/containers/x"]
         );
         let command = ["sh".to_string(), "-c".to_string(), "true".to_string()];
         assert_eq!(

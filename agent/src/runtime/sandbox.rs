@@ -20,6 +20,9 @@ pub struct Namespaces {
     pub uts: Option<PathBuf>,
     /// The IPC namespace.
     pub ipc: Option<PathBuf>,
+    /// The pod's shared PID namespace (`shareProcessNamespace`); `None`: each container has
+    /// its own.
+    pub pid: Option<PathBuf>,
 }
 
 /// The namespaces a sandbox in `pod_dir` has (or would have).
@@ -29,6 +32,7 @@ pub fn paths(pod_dir: &Path, host_network: bool) -> Namespaces {
         net: (!host_network).then(|| ns.join("net")),
         uts: (!host_network).then(|| ns.join("uts")),
         ipc: Some(ns.join("ipc")),
+        pid: None,
     }
 }
 
@@ -121,7 +125,9 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes a pod's sandbox: unmounts its namespaces and everything else under its directory.
+/// Removes a pod's sandbox: kills its PID namespace's holder, unmounts its namespaces and
+/// everything else under its directory.
 pub fn remove(pod_dir: &Path) -> std::io::Result<()> {
+    super::pidns::kill(pod_dir);
     super::mount::remove_dir_with_mounts(pod_dir)
 }

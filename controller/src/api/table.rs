@@ -292,18 +292,61 @@ pub fn pod_status(pod: &Value) -> String {
     reason
 }
 
-/// The STATUS of a pod whose init containers have not all completed, as kubectl's `printPod`
-/// has it (`Init:N/M`, `Init:<reason>`), or `None`.
-fn init_status(pod: &Value) -> Option<String> {
-    let total = pod["spec"]["initContainers"].as_array().map_or(0, Vec::len);
-    let statuses = pod["status"]["initContainerStatuses"].as_array()?;
-    for (i, c) in statuses.iter().enumerate() {
+/// What kubectl's `printPod` (1.29+) reads from a pod's init containers.
+#[derive(Debug, Default, PartialEq)]
+struct InitScan {
+    /// The STATUS while they have not all completed (`Init:N/M`, `Init:<reason>`).
+    status: Option<String>,
+    /// Sidecars (`restartPolicy: Always`) started and ready: READY counts them.
+    ready_sidecars: usize,
+    /// Restarts of the init containers looked at, and of the sidecars among them.
+    restarts: i64,
+    sidecar_restarts: i64,
+    /// The latest `lastState.terminated.finishedAt` of those, and of a sidecar.
+    last_restart: Option<String>,
+    sidecar_last_restart: Option<String>,
+}
+
+/// The init containers as kubectl's `printPod` walks them: in order, a completed one or a
+/// started sidecar passes (a ready sidecar counts toward READY); the first other one gives
+/// the STATUS.
+fn init_scan(pod: &Value) -> InitScan {
+    let specs = pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = specs.len();
+    let sidecar = |name: &Value| {
+        specs
+            .iter()
+            .any(|c| &c["name"] == name && c["restartPolicy"] == "Always")
+    };
+    let mut scan = InitScan::default();
+    let statuses = pod["status"]["initContainerStatuses"].as_array();
+    for (i, c) in statuses.into_iter().flatten().enumerate() {
+        let restarts = c["restartCount"].as_i64().unwrap_or(0);
+        let is_sidecar = sidecar(&c["name"]);
+        scan.restarts += restarts;
+        let finished = c["lastState"]["terminated"]["finishedAt"].as_str();
+        if finished > scan.last_restart.as_deref() {
+            scan.last_restart = finished.map(String::from);
+        }
+        if is_sidecar {
+            scan.sidecar_restarts += restarts;
+            if finished > scan.sidecar_last_restart.as_deref() {
+                scan.sidecar_last_restart = finished.map(String::from);
+            }
+        }
         let t = &c["state"]["terminated"];
         let waiting = c["state"]["waiting"]["reason"].as_str().unwrap_or_default();
         if t.is_object() && t["exitCode"].as_i64() == Some(0) {
             continue;
         }
-        return Some(if t.is_object() {
+        if is_sidecar && c["started"] == true {
+            scan.ready_sidecars += usize::from(c["ready"] == true);
+            continue;
+        }
+        scan.status = Some(if t.is_object() {
             match t["reason"].as_str().filter(|r| !r.is_empty()) {
                 Some(r) => format!("Init:{r}"),
                 None if t["signal"].as_i64().unwrap_or(0) != 0 => {
@@ -316,8 +359,15 @@ fn init_status(pod: &Value) -> Option<String> {
         } else {
             format!("Init:{i}/{total}")
         });
+        break;
     }
-    None
+    scan
+}
+
+/// The STATUS of a pod whose init containers have not all completed, as kubectl's `printPod`
+/// has it (`Init:N/M`, `Init:<reason>`), or `None`.
+fn init_status(pod: &Value) -> Option<String> {
+    init_scan(pod).status
 }
 
 fn containers_and_images(spec: &Value) -> (String, String) {
@@ -437,24 +487,38 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            // While initializing, kubectl counts the init containers' restarts.
-            let restarting = match init_status(o) {
-                Some(_) => o["status"]["initContainerStatuses"].as_array().cloned(),
-                None => None,
+            // READY counts sidecars; while initializing, RESTARTS counts the init
+            // containers' restarts, else the app containers' and the sidecars'.
+            let scan = init_scan(o);
+            let initialized = o["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Initialized" && c["status"] == "True");
+            let sidecars = o["spec"]["initContainers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["restartPolicy"] == "Always")
+                .count();
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len) + sidecars;
+            let ready = cs.iter().filter(|c| c["ready"] == true).count() + scan.ready_sidecars;
+            let (restarts, last_restart) = if scan.status.is_none() || initialized {
+                let restarts: i64 = cs
+                    .iter()
+                    .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                    .sum();
+                let last = cs
+                    .iter()
+                    .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
+                    .chain(scan.sidecar_last_restart.as_deref())
+                    .max()
+                    .map(String::from);
+                (restarts + scan.sidecar_restarts, last)
+            } else {
+                (scan.restarts, scan.last_restart.clone())
             };
-            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let ready = cs.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = restarting
-                .as_ref()
-                .unwrap_or(&cs)
-                .iter()
-                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
-                .sum();
-            let last_restart = cs
-                .iter()
-                .filter_map(|c| c["lastState"]["terminated"]["finishedAt"].as_str())
-                .max()
-                .map(|t| format!(" ({} ago)", since(Some(t))));
+            let last_restart = last_restart.map(|t| format!(" ({} ago)", since(Some(&t))));
             let restarts = match (restarts, last_restart) {
                 (0, _) | (_, None) => restarts.to_string(),
                 (n, Some(ago)) => format!("{n}{ago}"),
@@ -1140,5 +1204,37 @@ mod tests {
         );
         p["status"]["phase"] = json!("Running");
         assert_eq!(pod_status(&p), "Running");
+    }
+
+    #[test]
+    fn sidecars_count_in_ready_and_pass_once_started() {
+        let mut p = pod(
+            json!([{"name":"a","started":true,"ready":true,"restartCount":2,
+                    "state":{"running":{}}},
+                   {"name":"b","state":{"running":{}}}]),
+            json!([{"name":"c","state":{"waiting":{"reason":"PodInitializing"}}}]),
+            false,
+        );
+        p["spec"]["initContainers"][0]["restartPolicy"] = json!("Always");
+        // The started sidecar passes; the second init container runs.
+        assert_eq!(pod_status(&p), "Init:1/2");
+        let row = cells("Pod", &p);
+        assert_eq!(row[1], json!("1/2"));
+        assert_eq!(row[3], json!("2"));
+        // Not started yet (startup probe): it is the step.
+        p["status"]["initContainerStatuses"][0]["started"] = json!(false);
+        assert_eq!(pod_status(&p), "Init:0/2");
+        assert_eq!(cells("Pod", &p)[1], json!("0/2"));
+        // Initialized: READY counts the ready sidecar and app container, RESTARTS both.
+        p["status"]["initContainerStatuses"] = json!([
+            {"name":"a","started":true,"ready":true,"restartCount":2,"state":{"running":{}}},
+            {"name":"b","restartCount":1,"state":{"terminated":{"exitCode":0,"reason":"Completed"}}}]);
+        p["status"]["containerStatuses"] = json!([
+            {"name":"c","ready":true,"restartCount":1,"state":{"running":{}}}]);
+        p["status"]["conditions"][0]["status"] = json!("True");
+        p["status"]["phase"] = json!("Running");
+        assert_eq!(pod_status(&p), "Running");
+        let row = cells("Pod", &p);
+        assert_eq!((&row[1], &row[3]), (&json!("2/2"), &json!("3")));
     }
 }

@@ -137,7 +137,9 @@ const POD_SPEC: &[&str] = &[
     "containers[].securityContext.privileged",
     "containers[].securityContext.procMount",
     "containers[].securityContext.seccompProfile.type",
+    "containers[].securityContext.seccompProfile.localhostProfile",
     "securityContext.seccompProfile.type",
+    "securityContext.seccompProfile.localhostProfile",
     "securityContext.sysctls[].name",
     "securityContext.sysctls[].value",
     "securityContext.runAsUser",
@@ -247,6 +249,7 @@ const POD_SPEC: &[&str] = &[
     "hostAliases[].ip",
     "hostAliases[].hostnames",
     "setHostnameAsFQDN",
+    "shareProcessNamespace",
     "hostname",
     "subdomain",
     "imagePullSecrets[].name",
@@ -327,8 +330,8 @@ const JOB_SPEC: &[&str] = &[
     "template.metadata.annotations.*",
 ];
 
-/// An init container allows the fields of an app container. (Its probes and `restartPolicy`
-/// pass here so that `semantics.rs` refuses them with Kubernetes' words.)
+/// An init container allows the fields of an app container, and `restartPolicy` (a sidecar).
+/// (`semantics.rs` refuses probes and hooks on the others, in Kubernetes' words.)
 fn init_container_patterns() -> impl Iterator<Item = String> {
     POD_SPEC
         .iter()

@@ -262,15 +262,38 @@ mod tests {
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}, "procMount": "Unmasked",
                    "seccompProfile": {"type": "RuntimeDefault"}});
         assert_eq!(validate(&d), Ok(()));
-        d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
-            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}});
-        let errs = validate(&d).unwrap_err();
-        assert!(
-            errs[0]
-                .field
-                .starts_with("spec.template.spec.containers[0].securityContext.seccompProfile"),
-            "{errs:?}"
+        // Localhost: a relative path inside the profiles folder.
+        let sc = |d: &mut Value, v: Value| {
+            d["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
+                json!({ "seccompProfile": v });
+        };
+        sc(
+            &mut d,
+            json!({"type": "Localhost", "localhostProfile": "profiles/x.json"}),
         );
+        assert_eq!(validate(&d), Ok(()));
+        let field =
+            "spec.template.spec.containers[0].securityContext.seccompProfile.localhostProfile";
+        for (bad, says) in [
+            (json!({"type": "Localhost"}), "Required value"),
+            (
+                json!({"type": "Localhost", "localhostProfile": "/etc/x.json"}),
+                "relative path",
+            ),
+            (
+                json!({"type": "Localhost", "localhostProfile": "a/../../x.json"}),
+                "'..'",
+            ),
+            (
+                json!({"type": "RuntimeDefault", "localhostProfile": "x.json"}),
+                "only be set",
+            ),
+        ] {
+            sc(&mut d, bad);
+            let errs = validate(&d).unwrap_err();
+            assert_eq!(errs[0].field, field, "{errs:?}");
+            assert!(errs[0].message.contains(says), "{errs:?}");
+        }
         // Sysctls: namespaced only, and not of a namespace shared with the host.
         d["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({});
         d["spec"]["template"]["spec"]["securityContext"] =
@@ -287,10 +310,12 @@ mod tests {
         d["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
         assert_eq!(validate(&d), Ok(()));
         d["spec"]["template"]["spec"]["securityContext"] = json!({});
-        // Something said is still refused by name.
         d["spec"]["template"]["spec"]["shareProcessNamespace"] = json!(true);
+        assert_eq!(validate(&d), Ok(()));
+        // Something said is still refused by name.
+        d["spec"]["template"]["spec"]["hostUsers"] = json!(false);
         let errs = validate(&d).unwrap_err();
-        assert_eq!(errs[0].field, "spec.template.spec.shareProcessNamespace");
+        assert_eq!(errs[0].field, "spec.template.spec.hostUsers");
     }
 
     #[test]
@@ -454,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn init_containers_allow_what_containers_allow_but_probes_and_restart_policy() {
+    fn init_containers_allow_what_containers_allow_probes_only_on_sidecars() {
         let mut d = deployment();
         let pod = &mut d["spec"]["template"]["spec"];
         pod["volumes"] = json!([{"name":"w","emptyDir":{}}]);
@@ -470,12 +495,22 @@ mod tests {
             "{}",
             field(&dup)
         );
+        // A sidecar (restartPolicy: Always) may have probes and lifecycle hooks.
         let mut sidecar = d.clone();
         sidecar["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"] = json!("Always");
-        let e = field(&sidecar);
+        sidecar["spec"]["template"]["spec"]["initContainers"][0]["startupProbe"] =
+            json!({"tcpSocket":{"port":80}});
+        sidecar["spec"]["template"]["spec"]["initContainers"][0]["readinessProbe"] =
+            json!({"exec":{"command":["true"]}});
+        sidecar["spec"]["template"]["spec"]["initContainers"][0]["lifecycle"] =
+            json!({"postStart":{"exec":{"command":["true"]}}});
+        assert_eq!(validate(&sidecar), Ok(()));
+        let mut never = d.clone();
+        never["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"] = json!("Never");
+        let e = field(&never);
         assert!(
             e.contains("initContainers[0].restartPolicy")
-                && e.contains("not supported by skiff yet"),
+                && e.contains("Unsupported value: \"Never\": supported values: \"Always\""),
             "{e}"
         );
         let mut probe = d.clone();

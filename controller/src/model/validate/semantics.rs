@@ -263,14 +263,35 @@ fn ingress_spec(spec: &Value, out: &mut Vec<FieldError>) {
     }
 }
 
-/// `seccompProfile.type`: RuntimeDefault or Unconfined (Localhost profiles are not yet).
+/// `seccompProfile`: RuntimeDefault, Unconfined, or Localhost with a `localhostProfile`
+/// relative to the node's profiles folder (`<data-dir>/seccomp/`) that does not leave it —
+/// Kubernetes' rules (`validateLocalDescendingPath`).
 fn seccomp_profile(sc: &Value, path: &str, out: &mut Vec<FieldError>) {
+    let local = &sc["seccompProfile"]["localhostProfile"];
+    let local_path = format!("{path}.seccompProfile.localhostProfile");
     match sc["seccompProfile"]["type"].as_str() {
-        None | Some("RuntimeDefault" | "Unconfined") => {}
-        Some("Localhost") => out.push(err(
-            format!("{path}.seccompProfile.type"),
-            "\"Localhost\" is not supported by skiff yet (RuntimeDefault, Unconfined)",
-        )),
+        None | Some("RuntimeDefault" | "Unconfined") => {
+            if !local.is_null() {
+                out.push(err(
+                    local_path,
+                    "Invalid value: can only be set when seccomp type is Localhost",
+                ));
+            }
+        }
+        Some("Localhost") => match local.as_str() {
+            None | Some("") => out.push(err(
+                local_path,
+                "Required value: must be set when seccomp type is Localhost",
+            )),
+            Some(p) if p.starts_with('/') => {
+                out.push(err(local_path, format!("Invalid value: {p:?}: must be a relative path")))
+            }
+            Some(p) if p.split('/').any(|part| part == "..") => out.push(err(
+                local_path,
+                format!("Invalid value: {p:?}: must not contain '..'"),
+            )),
+            Some(_) => {}
+        },
         Some(t) => out.push(err(
             format!("{path}.seccompProfile.type"),
             format!("Unsupported value: {t:?}: supported values: \"RuntimeDefault\", \"Unconfined\", \"Localhost\""),
@@ -500,14 +521,23 @@ fn container_name<'a>(
     }
 }
 
-/// What an init container may not have: probes (it runs to completion; Kubernetes allows them
-/// only on a sidecar), and `restartPolicy` (sidecars: not implemented).
+/// What an init container may have: `restartPolicy` only `Always` (a sidecar, Kubernetes
+/// 1.29+); probes and `lifecycle` only on a sidecar (the others run to completion), in
+/// Kubernetes' words.
 fn init_container(c: &Value, cp: &str, out: &mut Vec<FieldError>) {
-    if !c["restartPolicy"].is_null() {
-        out.push(err(
-            format!("{cp}.restartPolicy"),
-            "field is not supported by skiff yet (init containers with restartPolicy: sidecar containers)",
-        ));
+    let sidecar = match &c["restartPolicy"] {
+        Value::Null => false,
+        Value::String(p) if p == "Always" => true,
+        other => {
+            out.push(err(
+                format!("{cp}.restartPolicy"),
+                format!("Unsupported value: {other}: supported values: \"Always\""),
+            ));
+            false
+        }
+    };
+    if sidecar {
+        return;
     }
     for probe in [
         "livenessProbe",
