@@ -189,6 +189,42 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
     }
 }
 
+/// Resources a Kubernetes user reaches for that skiff does not serve, each refused by name with
+/// what to use instead (rather than a bare "could not find the requested resource"):
+/// `(group, plural, subresource, message)`; `subresource` `None` matches the resource itself.
+const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
+    ("autoscaling", "horizontalpodautoscalers", None,
+     "HorizontalPodAutoscalers (kubectl autoscale) are not supported by skiff: it has no metrics pipeline; set the replica count with `kubectl scale deployment NAME --replicas=N`"),
+    ("policy", "poddisruptionbudgets", None,
+     "PodDisruptionBudgets are not supported by skiff (one node; `kubectl drain` deletes pods without evictions): bound a rollout's disruption with the Deployment's spec.strategy.rollingUpdate.maxUnavailable"),
+    ("", "resourcequotas", None,
+     "ResourceQuotas are not supported by skiff: bound what a namespace's pods use with resources.limits on their containers"),
+    ("", "limitranges", None,
+     "LimitRanges are not supported by skiff: set resources.requests and resources.limits on each container"),
+    ("certificates.k8s.io", "certificatesigningrequests", None,
+     "CertificateSigningRequests are not supported by skiff: clients authenticate with bearer tokens (`skiff token create -n NAMESPACE` makes a namespace's kubeconfig)"),
+    ("metrics.k8s.io", "pods", None,
+     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
+    ("metrics.k8s.io", "nodes", None,
+     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
+    ("", "serviceaccounts", Some("token"),
+     "TokenRequest (kubectl create token) is not supported by skiff: a pod gets its ServiceAccount's token mounted at /var/run/secrets/kubernetes.io/serviceaccount/token, and `skiff token create -n NAMESPACE` makes a namespace's kubeconfig"),
+];
+
+/// The refusal for a request to a resource skiff does not serve ([`NOT_SERVED`]), if it is one.
+fn not_served(group: &str, rest: &[String]) -> Option<String> {
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let (plural, sub) = match rest.as_slice() {
+        ["namespaces", _, plural, tail @ ..] => (*plural, tail.get(1).copied()),
+        [plural, tail @ ..] => (*plural, tail.get(1).copied()),
+        [] => return None,
+    };
+    NOT_SERVED
+        .iter()
+        .find(|(g, p, s, _)| *g == group && *p == plural && *s == sub)
+        .map(|(.., why)| why.to_string())
+}
+
 fn query(req: &Request<ReqBody>) -> HashMap<String, String> {
     req.uri()
         .query()
@@ -298,6 +334,11 @@ async fn resource(
     accept: &str,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
+    if let Some(why) = not_served(group, rest) {
+        let mut e = ApiError::no_route(&path);
+        e.message = why;
+        return error(&e);
+    }
     let Some(t) = parse_target(group, version, rest) else {
         return error(&ApiError::no_route(&path));
     };

@@ -518,6 +518,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                     "spec.failedJobsHistoryLimit",
                     "spec.jobTemplate.metadata.labels.*",
                     "spec.jobTemplate.metadata.annotations.*",
+                    // `kubectl create cronjob` sets it; Kubernetes ignores it too (a Job is
+                    // named `<cronjob>-<minutes>`).
+                    "spec.jobTemplate.metadata.name",
                 ]
                 .map(String::from),
             );
