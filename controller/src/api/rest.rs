@@ -68,6 +68,17 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
         .to_string();
     let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("v=v2");
     let get = req.method() == Method::GET;
+    if let Some(h) = req
+        .headers()
+        .keys()
+        .find(|h| h.as_str().starts_with("impersonate-"))
+    {
+        // Serving the request as the caller would answer for the wrong user (`kubectl auth
+        // can-i --as=…` said "yes" for the admin).
+        return error(&ApiError::forbidden(format!(
+            "impersonation ({h} header; kubectl --as, --as-group, --as-uid) is not supported by skiff: use the kubeconfig of the user you mean (a namespace token from `skiff token create -n NAMESPACE`, or a ServiceAccount's token)"
+        )));
+    }
     match segs.as_slice() {
         ["version"] if get => ok_json(200, &discovery::version()),
         ["healthz" | "readyz" | "livez"] if get => respond(200, "text/plain", "ok"),
@@ -207,6 +218,12 @@ const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
      "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
     ("metrics.k8s.io", "nodes", None,
      "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
+    ("", "services", Some("proxy"),
+     "the API server's proxy to Services (services/proxy, kubectl proxy's /api/v1/.../services/NAME/proxy) is not supported by skiff: use `kubectl port-forward svc/NAME LOCAL:PORT`"),
+    ("", "pods", Some("proxy"),
+     "the API server's proxy to pods (pods/proxy) is not supported by skiff: use `kubectl port-forward pod/NAME LOCAL:PORT`"),
+    ("", "nodes", Some("proxy"),
+     "the API server's proxy to the node (nodes/proxy) is not supported by skiff: pod logs and exec are served as pods/log and pods/exec"),
     ("", "serviceaccounts", Some("token"),
      "TokenRequest (kubectl create token) is not supported by skiff: a pod gets its ServiceAccount's token mounted at /var/run/secrets/kubernetes.io/serviceaccount/token, and `skiff token create -n NAMESPACE` makes a namespace's kubeconfig"),
 ];
@@ -355,7 +372,7 @@ async fn resource(
         return stream(state, &who, &t, req).unwrap_or_else(|e| error(&e));
     }
     let verb = match (&method, &t.name) {
-        (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, None) if q.get("watch").is_some_and(|w| super::query_bool(w)) => "watch",
         (&Method::GET, None) => "list",
         (&Method::GET, Some(_)) => "get",
         (&Method::POST, _) => "create",
