@@ -464,3 +464,43 @@ pub(super) fn key_of(t: &Target, name: &str) -> ObjectKey {
 pub(super) fn not_found(t: &Target, name: &str) -> ApiError {
     ApiError::not_found(t.kind.plural, &t.group, name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Vec<String> {
+        p.split('/').map(String::from).collect()
+    }
+
+    #[test]
+    fn resources_not_served_are_named_with_what_to_use() {
+        let hpa = not_served(
+            "autoscaling",
+            &path("namespaces/x/horizontalpodautoscalers"),
+        );
+        assert!(hpa.unwrap().contains("kubectl scale"));
+        let token = not_served("", &path("namespaces/x/serviceaccounts/robot/token"));
+        assert!(token.unwrap().contains("skiff token create"));
+        let proxy = not_served("", &path("namespaces/x/services/web:80/proxy/index.html"));
+        assert!(proxy.unwrap().contains("kubectl port-forward"));
+        // What is served is not caught: a ServiceAccount, a Service, the pods of a namespace.
+        assert_eq!(
+            not_served("", &path("namespaces/x/serviceaccounts/robot")),
+            None
+        );
+        assert_eq!(not_served("", &path("namespaces/x/services/web")), None);
+        assert_eq!(not_served("", &path("namespaces/x/pods")), None);
+        assert_eq!(not_served("apps", &path("deployments")), None);
+    }
+
+    #[test]
+    fn boolean_parameters_read_as_go_does() {
+        for t in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert!(super::super::query_bool(t), "{t}");
+        }
+        for f in ["0", "false", "False", "yes", ""] {
+            assert!(!super::super::query_bool(f), "{f}");
+        }
+    }
+}

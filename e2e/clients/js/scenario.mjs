@@ -17,6 +17,8 @@ const labels = { app: NAME };
 
 const ok = (step, detail = '') => console.log(`ok ${step}: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A deadline that does not keep node running once everything else is done.
+const deadline = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref());
 async function until(what, seconds, f) {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
@@ -83,7 +85,7 @@ assert.ok(names.includes(NAME), names.join(','));
 ok('list', names.join(','));
 
 // watch
-await Promise.race([ready, sleep(90000).then(() => { throw new Error(`no ready pod; events ${events}`); })]);
+await Promise.race([ready, deadline(90000, `no ready pod within 90 s; events ${events}`)]);
 watcher.abort();
 assert.equal(events[0], 'ADDED', events.join(' '));
 assert.ok(events.includes('MODIFIED'), events.join(' '));
@@ -153,7 +155,7 @@ const status = await new Promise((resolve, reject) => {
     .exec(ns, podName, 'main', ['sh', '-c', 'echo exec-out-$FROM; echo exec-err >&2; exit 3'],
       out.w, err.w, null, false, resolve)
     .catch(reject);
-  setTimeout(() => reject(new Error('exec: no status within 30 s')), 30000);
+  deadline(30000, 'exec: no status within 30 s').catch(reject);
 });
 assert.equal(status.status, 'Failure', JSON.stringify(status));
 assert.equal(status.reason, 'NonZeroExitCode', JSON.stringify(status));
