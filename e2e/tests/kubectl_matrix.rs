@@ -233,6 +233,16 @@ fn web_pod(fx: &Fx) -> String {
     .expect("a ready web pod within 60 s")
 }
 
+/// `kubectl rollout status deploy/web` says it rolled out.
+fn rolled_out(fx: &Fx) -> Result<(), String> {
+    expect(
+        &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
+        0,
+        &["deployment \"web\" successfully rolled out"],
+        &[],
+    )
+}
+
 fn k(fx: &Fx, args: &[&str]) -> KOut {
     fx.k.run(args)
 }
@@ -395,13 +405,23 @@ fn matrix_get_describe_and_discovery() {
             row("describe pod shows the node's address", |fx| {
                 let pod = web_pod(fx);
                 let o = k(fx, &["describe", "pod", &pod]);
-                let host_ip =
-                    k(fx, &["get", "pod", &pod, "-o", "jsonpath={.status.hostIP}"]).stdout;
-                let want = format!("Node:             {}/{}", fx.node, host_ip.trim());
+                // The Node's InternalIP, as kubelet fills a pod's hostIP.
+                let node_ip = k(
+                    fx,
+                    &[
+                        "get",
+                        "node",
+                        &fx.node,
+                        "-o",
+                        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+                    ],
+                )
+                .stdout;
+                let want = format!("Node:             {}/{}", fx.node, node_ip.trim());
                 expect(&o, 0, &[&want], &[])?;
-                (host_ip.trim() != "127.0.0.1")
+                (!node_ip.trim().is_empty() && node_ip.trim() != "127.0.0.1")
                     .then_some(())
-                    .ok_or(format!("hostIP is {host_ip:?}"))
+                    .ok_or(format!("the node's InternalIP is {node_ip:?}"))
             }),
             row(
                 "describe service",
@@ -1085,12 +1105,7 @@ fn matrix_apply_edit_patch_set() {
                     &["deployment.apps/web image updated"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &["successfully rolled out"],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1123,12 +1138,7 @@ fn matrix_apply_edit_patch_set() {
                     &["deployment.apps/web env updated"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1161,12 +1171,7 @@ fn matrix_apply_edit_patch_set() {
                     &["resource requirements updated"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(&k(fx, &["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].spec.containers[0].resources.limits.memory} {.items[0].status.qosClass}"]), 0, &["64Mi Burstable"], &[])
             }),
             row("scale", |fx| {
@@ -1176,12 +1181,7 @@ fn matrix_apply_edit_patch_set() {
                     &["deployment.apps/web scaled"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(&k(fx, &["get", "deploy", "web"]), 0, &["2/2"], &[])?;
                 expect(
                     &k(fx, &["scale", "deploy/web", "--replicas=1"]),
@@ -1241,12 +1241,7 @@ fn matrix_rollout() {
                     &["deployment.apps/web restarted"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &["successfully rolled out"],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 let after = web_pod(fx);
                 (after != before)
                     .then_some(())
@@ -1280,12 +1275,7 @@ fn matrix_rollout() {
                     &[],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1295,24 +1285,14 @@ fn matrix_rollout() {
                     &[],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(fx, &["rollout", "undo", "deploy/web"]),
                     0,
                     &["deployment.apps/web rolled back"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1336,12 +1316,7 @@ fn matrix_rollout() {
                     &["deployment.apps/web rolled back"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &[],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1396,12 +1371,7 @@ fn matrix_rollout() {
                     &["deployment.apps/web resumed"],
                     &[],
                 )?;
-                expect(
-                    &k(fx, &["rollout", "status", "deploy/web", "--timeout=90s"]),
-                    0,
-                    &["successfully rolled out"],
-                    &[],
-                )?;
+                rolled_out(fx)?;
                 expect(
                     &k(
                         fx,
@@ -1521,7 +1491,10 @@ fn matrix_create_run_expose() {
                     &o,
                     1,
                     &[],
-                    &["spec.containers[0].stdin: field is not supported by skiff"],
+                    &[
+                        "spec.containers[0].stdin: field is not supported by skiff",
+                        "kubectl exec -it POD -- sh",
+                    ],
                 )
             }),
             row("expose", |fx| {
@@ -1782,6 +1755,39 @@ fn matrix_create_run_expose() {
                     &["rolebinding.rbac.authorization.k8s.io/robot-reads created"],
                 ),
             ),
+            // What kubectl sent as protobuf reads back whole.
+            row("created Role and RoleBinding read back", |fx| {
+                expect(
+                    &k(
+                        fx,
+                        &[
+                            "get",
+                            "role",
+                            "pod-reader",
+                            "-o",
+                            "jsonpath={.rules[0].verbs} {.rules[0].resources} {.rules[0].apiGroups}",
+                        ],
+                    ),
+                    0,
+                    &[r#"["get","list"] ["pods"] [""]"#],
+                    &[],
+                )?;
+                expect(
+                    &k(
+                        fx,
+                        &[
+                            "get",
+                            "rolebinding",
+                            "robot-reads",
+                            "-o",
+                            "jsonpath={.roleRef.kind}/{.roleRef.name} {.subjects[0].kind}/{.subjects[0].namespace}/{.subjects[0].name}",
+                        ],
+                    ),
+                    0,
+                    &["Role/pod-reader ServiceAccount/default/robot"],
+                    &[],
+                )
+            }),
             row("auth can-i --as a ServiceAccount", |fx| {
                 // Impersonation is not served: kubectl's --as is refused by name (it was
                 // ignored, and the admin's "yes" printed as the ServiceAccount's).
@@ -1828,6 +1834,13 @@ fn matrix_create_run_expose() {
                 ok(
                     &["create", "priorityclass", "high", "--value=1000"],
                     &["priorityclass.scheduling.k8s.io/high created"],
+                ),
+            ),
+            row(
+                "created PriorityClass reads back",
+                ok(
+                    &["get", "priorityclass", "high", "-o", "jsonpath={.value}"],
+                    &["1000"],
                 ),
             ),
             row(
@@ -2061,6 +2074,38 @@ fn matrix_wait_delete_and_node() {
                 (!o.stdout.contains("SchedulingDisabled"))
                     .then_some(())
                     .ok_or(format!("{o}"))
+            }),
+            row("taint node", |fx| {
+                expect(
+                    &k(fx, &["taint", "node", &fx.node, "matrix=yes:NoSchedule"]),
+                    0,
+                    &["tainted"],
+                    &[],
+                )?;
+                let o = k(fx, &["describe", "node", &fx.node]);
+                let back = k(fx, &["taint", "node", &fx.node, "matrix=yes:NoSchedule-"]);
+                expect(&o, 0, &["matrix=yes:NoSchedule"], &[])?;
+                expect(&back, 0, &["untainted"], &[])
+            }),
+            row("label node", |fx| {
+                expect(
+                    &k(fx, &["label", "node", &fx.node, "disk=ssd"]),
+                    0,
+                    &["labeled"],
+                    &[],
+                )?;
+                expect(
+                    &k(fx, &["get", "nodes", "-l", "disk=ssd", "-o", "name"]),
+                    0,
+                    &[&format!("node/{}", fx.node)],
+                    &[],
+                )?;
+                expect(
+                    &k(fx, &["label", "node", &fx.node, "disk-"]),
+                    0,
+                    &["unlabeled"],
+                    &[],
+                )
             }),
             row("drain --pod-selector", |fx| {
                 let f = write(
