@@ -69,7 +69,7 @@ fn cached_install(prefix: &str, key_files: &[PathBuf], install: impl FnOnce(&Pat
 /// A venv with the pinned Python client.
 fn python_client() -> PathBuf {
     let req = clients_dir().join("python/requirements.txt");
-    let venv = cached_install("python-kubernetes", &[req.clone()], |dir| {
+    let venv = cached_install("python-kubernetes", std::slice::from_ref(&req), |dir| {
         must(
             Command::new("python3").arg("-m").arg("venv").arg(dir),
             "python3 -m venv (Python 3 with venv and pip is needed)",

@@ -5,8 +5,9 @@
 //!
 //! One `#[test]` per group; a group is a table of rows (name → check) run by [`run_group`],
 //! which runs every row and then fails naming each failed row with kubectl's output. The
-//! groups share one server (started by the first group, stopped at exit), so run them with
-//! `--test-threads=1` as every e2e file. Rows whose feature is being built on the `api`
+//! groups share one server (started by the first group, stopped when the test process exits)
+//! behind a lock, so they run one after another whatever `--test-threads` says; a group
+//! leaves `web` rolled out for the next. Rows whose feature is being built on the `api`
 //! branch are listed in [`NEEDS_API_BRANCH`] and reported as skipped until it is merged.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
