@@ -126,7 +126,7 @@ pub fn handle(
 /// The command, container and streams asked for, checked against the pod.
 fn exec_request(pod: &Value, params: &[(String, String)]) -> Result<ExecRequest, ApiError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let flag = |k: &str| get(k).is_some_and(|v| v == "true" || v == "1");
+    let flag = |k: &str| get(k).is_some_and(super::query_bool);
     let command: Vec<String> = params
         .iter()
         .filter(|(n, _)| n == "command")

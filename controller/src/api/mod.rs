@@ -48,6 +48,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::model::store::Store;
 
+/// A boolean query parameter as the API server reads it (Go's `strconv.ParseBool`): `1`, `t`,
+/// `T`, `true`, `TRUE`, `True` are true — the Python client sends `watch=True`, `follow=True`.
+pub(crate) fn query_bool(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
 /// A response body: whole, or streamed (watches, followed logs).
 pub type Body = BoxBody<Bytes, Infallible>;
 

@@ -38,6 +38,8 @@ use k8s_pb::api::batch::v1 as batch;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::api::discovery::v1 as discovery;
 use k8s_pb::api::networking::v1 as networking;
+use k8s_pb::api::rbac::v1 as rbac;
+use k8s_pb::api::scheduling::v1 as scheduling;
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
@@ -150,6 +152,38 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             networking::IngressClass::decode(&raw[..]).map_err(bad)?,
         ),
         "Event" => event(core::Event::decode(&raw[..]).map_err(bad)?),
+        "ServiceAccount" => service_account(core::ServiceAccount::decode(&raw[..]).map_err(bad)?),
+        "Role" => {
+            let rbac::Role { metadata, rules } = rbac::Role::decode(&raw[..]).map_err(bad)?;
+            rbac_role(metadata, rules, None)
+        }
+        "ClusterRole" => {
+            let rbac::ClusterRole {
+                metadata,
+                rules,
+                aggregation_rule,
+            } = rbac::ClusterRole::decode(&raw[..]).map_err(bad)?;
+            rbac_role(metadata, rules, aggregation_rule)
+        }
+        "RoleBinding" => {
+            let rbac::RoleBinding {
+                metadata,
+                subjects,
+                role_ref,
+            } = rbac::RoleBinding::decode(&raw[..]).map_err(bad)?;
+            rbac_binding(metadata, subjects, role_ref)
+        }
+        "ClusterRoleBinding" => {
+            let rbac::ClusterRoleBinding {
+                metadata,
+                subjects,
+                role_ref,
+            } = rbac::ClusterRoleBinding::decode(&raw[..]).map_err(bad)?;
+            rbac_binding(metadata, subjects, role_ref)
+        }
+        "PriorityClass" => {
+            priority_class(scheduling::PriorityClass::decode(&raw[..]).map_err(bad)?)
+        }
         _ => return Err(unsupported_kind(&api_version, &kind)),
     };
     let name = metadata
@@ -185,6 +219,12 @@ const MAPPED: &[&str] = &[
     "Ingress",
     "IngressClass",
     "Event",
+    "ServiceAccount",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "PriorityClass",
 ];
 
 fn unsupported_kind(api_version: &str, kind: &str) -> ApiError {
@@ -541,6 +581,137 @@ fn namespace(n: core::Namespace) -> Parts {
     spec.strings("finalizers", finalizers);
     let mut o = Obj::default();
     o.obj("spec", spec);
+    (object_meta(metadata), o)
+}
+
+/// `kubectl create serviceaccount`.
+fn service_account(a: core::ServiceAccount) -> Parts {
+    let core::ServiceAccount {
+        metadata,
+        secrets,
+        image_pull_secrets,
+        automount_service_account_token,
+    } = a;
+    let mut o = Obj::default();
+    o.list(
+        "secrets",
+        secrets.into_iter().map(object_reference).collect(),
+    );
+    let pull = image_pull_secrets
+        .into_iter()
+        .map(|r| {
+            let mut n = Obj::default();
+            n.str("name", r.name);
+            n
+        })
+        .collect();
+    o.list("imagePullSecrets", pull);
+    o.ptr(
+        "automountServiceAccountToken",
+        automount_service_account_token,
+    );
+    (object_meta(metadata), o)
+}
+
+/// `kubectl create role|clusterrole`: the rules (and a ClusterRole's aggregation rule).
+fn rbac_role(
+    metadata: Option<meta::ObjectMeta>,
+    rules: Vec<rbac::PolicyRule>,
+    aggregation: Option<rbac::AggregationRule>,
+) -> Parts {
+    let rules = rules
+        .into_iter()
+        .map(|r| {
+            let rbac::PolicyRule {
+                verbs,
+                api_groups,
+                resources,
+                resource_names,
+                non_resource_ur_ls,
+            } = r;
+            let mut o = Obj::default();
+            // `verbs` and `apiGroups` are not omitempty in Go: an empty list is written.
+            o.put("verbs", verbs);
+            if !api_groups.is_empty() {
+                o.put("apiGroups", api_groups);
+            }
+            o.strings("resources", resources);
+            o.strings("resourceNames", resource_names);
+            o.strings("nonResourceURLs", non_resource_ur_ls);
+            o
+        })
+        .collect();
+    let mut o = Obj::default();
+    o.list("rules", rules);
+    o.some(
+        "aggregationRule",
+        aggregation.map(|a| {
+            let mut r = Obj::default();
+            let selectors = a
+                .cluster_role_selectors
+                .into_iter()
+                .map(label_selector)
+                .collect();
+            r.list("clusterRoleSelectors", selectors);
+            r
+        }),
+    );
+    (object_meta(metadata), o)
+}
+
+/// `kubectl create rolebinding|clusterrolebinding`.
+fn rbac_binding(
+    metadata: Option<meta::ObjectMeta>,
+    subjects: Vec<rbac::Subject>,
+    role_ref: Option<rbac::RoleRef>,
+) -> Parts {
+    let subjects = subjects
+        .into_iter()
+        .map(|s| {
+            let rbac::Subject {
+                kind,
+                api_group,
+                name,
+                namespace,
+            } = s;
+            let mut o = Obj::default();
+            o.str("kind", kind);
+            o.str("apiGroup", api_group);
+            o.str("name", name);
+            o.str("namespace", namespace);
+            o
+        })
+        .collect();
+    let rbac::RoleRef {
+        api_group,
+        kind,
+        name,
+    } = role_ref.unwrap_or_default();
+    let mut r = Obj::default();
+    r.str("apiGroup", api_group);
+    r.str("kind", kind);
+    r.str("name", name);
+    let mut o = Obj::default();
+    o.list("subjects", subjects);
+    o.obj("roleRef", r);
+    (object_meta(metadata), o)
+}
+
+/// `kubectl create priorityclass`.
+fn priority_class(p: scheduling::PriorityClass) -> Parts {
+    let scheduling::PriorityClass {
+        metadata,
+        value,
+        global_default,
+        description,
+        preemption_policy,
+    } = p;
+    let mut o = Obj::default();
+    // `value` is a non-pointer int32 in Go but required: zero is written.
+    o.put("value", value.unwrap_or(0));
+    o.flag("globalDefault", global_default);
+    o.str("description", description);
+    o.ptr("preemptionPolicy", preemption_policy);
     (object_meta(metadata), o)
 }
 
@@ -1833,10 +2004,10 @@ mod tests {
 
     #[test]
     fn kinds_not_served_are_415_naming_the_kind() {
-        let body = envelope("v1", "ServiceAccount", vec![]);
+        let body = envelope("v1", "LimitRange", vec![]);
         let e = decode(&body).unwrap_err();
         assert_eq!(e.code, 415);
-        assert!(e.message.contains("\"ServiceAccount\""), "{}", e.message);
+        assert!(e.message.contains("\"LimitRange\""), "{}", e.message);
         // A served kind under another version is not decoded either.
         let e = decode(&envelope("extensions/v1beta1", "Deployment", vec![])).unwrap_err();
         assert_eq!(e.code, 415);

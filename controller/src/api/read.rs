@@ -96,7 +96,7 @@ pub(super) fn logs(
         Ok(c) => c,
         Err(e) => return error(&e),
     };
-    let flag = |k: &str| q.get(k).is_some_and(|v| v == "true");
+    let flag = |k: &str| q.get(k).is_some_and(|v| super::query_bool(v));
     let options = LogOptions {
         container,
         follow: flag("follow"),
@@ -163,7 +163,9 @@ pub(super) fn watch(
         labels,
         fields,
         as_table,
-        bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+        bookmarks: q
+            .get("allowWatchBookmarks")
+            .is_some_and(|b| super::query_bool(b)),
         deadline: q
             .get("timeoutSeconds")
             .and_then(|v| v.parse::<u64>().ok())

@@ -68,6 +68,17 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
         .to_string();
     let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("v=v2");
     let get = req.method() == Method::GET;
+    if let Some(h) = req
+        .headers()
+        .keys()
+        .find(|h| h.as_str().starts_with("impersonate-"))
+    {
+        // Serving the request as the caller would answer for the wrong user (`kubectl auth
+        // can-i --as=…` said "yes" for the admin).
+        return error(&ApiError::forbidden(format!(
+            "impersonation ({h} header; kubectl --as, --as-group, --as-uid) is not supported by skiff: use the kubeconfig of the user you mean (a namespace token from `skiff token create -n NAMESPACE`, or a ServiceAccount's token)"
+        )));
+    }
     match segs.as_slice() {
         ["version"] if get => ok_json(200, &discovery::version()),
         ["healthz" | "readyz" | "livez"] if get => respond(200, "text/plain", "ok"),
@@ -187,6 +198,48 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
         }
         [] => None,
     }
+}
+
+/// Resources a Kubernetes user reaches for that skiff does not serve, each refused by name with
+/// what to use instead (rather than a bare "could not find the requested resource"):
+/// `(group, plural, subresource, message)`; `subresource` `None` matches the resource itself.
+const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
+    ("autoscaling", "horizontalpodautoscalers", None,
+     "HorizontalPodAutoscalers (kubectl autoscale) are not supported by skiff: it has no metrics pipeline; set the replica count with `kubectl scale deployment NAME --replicas=N`"),
+    ("policy", "poddisruptionbudgets", None,
+     "PodDisruptionBudgets are not supported by skiff (one node; `kubectl drain` deletes pods without evictions): bound a rollout's disruption with the Deployment's spec.strategy.rollingUpdate.maxUnavailable"),
+    ("", "resourcequotas", None,
+     "ResourceQuotas are not supported by skiff: bound what a namespace's pods use with resources.limits on their containers"),
+    ("", "limitranges", None,
+     "LimitRanges are not supported by skiff: set resources.requests and resources.limits on each container"),
+    ("certificates.k8s.io", "certificatesigningrequests", None,
+     "CertificateSigningRequests are not supported by skiff: clients authenticate with bearer tokens (`skiff token create -n NAMESPACE` makes a namespace's kubeconfig)"),
+    ("metrics.k8s.io", "pods", None,
+     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
+    ("metrics.k8s.io", "nodes", None,
+     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
+    ("", "services", Some("proxy"),
+     "the API server's proxy to Services (services/proxy, kubectl proxy's /api/v1/.../services/NAME/proxy) is not supported by skiff: use `kubectl port-forward svc/NAME LOCAL:PORT`"),
+    ("", "pods", Some("proxy"),
+     "the API server's proxy to pods (pods/proxy) is not supported by skiff: use `kubectl port-forward pod/NAME LOCAL:PORT`"),
+    ("", "nodes", Some("proxy"),
+     "the API server's proxy to the node (nodes/proxy) is not supported by skiff: pod logs and exec are served as pods/log and pods/exec"),
+    ("", "serviceaccounts", Some("token"),
+     "TokenRequest (kubectl create token) is not supported by skiff: a pod gets its ServiceAccount's token mounted at /var/run/secrets/kubernetes.io/serviceaccount/token, and `skiff token create -n NAMESPACE` makes a namespace's kubeconfig"),
+];
+
+/// The refusal for a request to a resource skiff does not serve ([`NOT_SERVED`]), if it is one.
+fn not_served(group: &str, rest: &[String]) -> Option<String> {
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let (plural, sub) = match rest.as_slice() {
+        ["namespaces", _, plural, tail @ ..] => (*plural, tail.get(1).copied()),
+        [plural, tail @ ..] => (*plural, tail.get(1).copied()),
+        [] => return None,
+    };
+    NOT_SERVED
+        .iter()
+        .find(|(g, p, s, _)| *g == group && *p == plural && *s == sub)
+        .map(|(.., why)| why.to_string())
 }
 
 fn query(req: &Request<ReqBody>) -> HashMap<String, String> {
@@ -312,6 +365,11 @@ async fn resource(
     accept: &str,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
+    if let Some(why) = not_served(group, rest) {
+        let mut e = ApiError::no_route(&path);
+        e.message = why;
+        return error(&e);
+    }
     let Some(t) = parse_target(group, version, rest) else {
         return error(&ApiError::no_route(&path));
     };
@@ -328,7 +386,7 @@ async fn resource(
         return stream(state, &who, &t, req).unwrap_or_else(|e| error(&e));
     }
     let verb = match (&method, &t.name) {
-        (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, None) if q.get("watch").is_some_and(|w| super::query_bool(w)) => "watch",
         (&Method::GET, None) => "list",
         (&Method::GET, Some(_)) => "get",
         (&Method::POST, _) => "create",
@@ -419,4 +477,44 @@ pub(super) fn key_of(t: &Target, name: &str) -> ObjectKey {
 
 pub(super) fn not_found(t: &Target, name: &str) -> ApiError {
     ApiError::not_found(t.kind.plural, &t.group, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Vec<String> {
+        p.split('/').map(String::from).collect()
+    }
+
+    #[test]
+    fn resources_not_served_are_named_with_what_to_use() {
+        let hpa = not_served(
+            "autoscaling",
+            &path("namespaces/x/horizontalpodautoscalers"),
+        );
+        assert!(hpa.unwrap().contains("kubectl scale"));
+        let token = not_served("", &path("namespaces/x/serviceaccounts/robot/token"));
+        assert!(token.unwrap().contains("skiff token create"));
+        let proxy = not_served("", &path("namespaces/x/services/web:80/proxy/index.html"));
+        assert!(proxy.unwrap().contains("kubectl port-forward"));
+        // What is served is not caught: a ServiceAccount, a Service, the pods of a namespace.
+        assert_eq!(
+            not_served("", &path("namespaces/x/serviceaccounts/robot")),
+            None
+        );
+        assert_eq!(not_served("", &path("namespaces/x/services/web")), None);
+        assert_eq!(not_served("", &path("namespaces/x/pods")), None);
+        assert_eq!(not_served("apps", &path("deployments")), None);
+    }
+
+    #[test]
+    fn boolean_parameters_read_as_go_does() {
+        for t in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert!(super::super::query_bool(t), "{t}");
+        }
+        for f in ["0", "false", "False", "yes", ""] {
+            assert!(!super::super::query_bool(f), "{f}");
+        }
+    }
 }

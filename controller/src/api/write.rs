@@ -230,7 +230,7 @@ pub(super) fn server_side_apply(
     manager: &str,
     q: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
-    let force = q.get("force").is_some_and(|f| f == "true");
+    let force = q.get("force").is_some_and(|f| super::query_bool(f));
     // The applied object may be partial; what it sets is validated (unknown fields refused by
     // name) as part of the merged object below.
     let merged = managed::apply(existing, applied, manager, force).map_err(|conflicts| {

@@ -42,6 +42,14 @@ impl Allow {
     }
 
     pub(super) fn check(&self, v: &Value, path: &str, out: &mut Vec<FieldError>) {
+        /// The refusal of a field outside the allowlist, with what to use instead where a
+        /// kubectl command sets it (`kubectl run -i` / `-it`: a container's stdin and terminal).
+        fn unsupported(key: &str) -> &'static str {
+            match key {
+                "stdin" | "stdinOnce" | "tty" => "field is not supported by skiff (a container's stdin and terminal, which `kubectl run -i` and `kubectl attach` use): start the pod, then `kubectl exec -it POD -- sh`",
+                _ => "field is not supported by skiff",
+            }
+        }
         if self.leaf {
             return;
         }
@@ -57,7 +65,7 @@ impl Allow {
                         // `securityContext: {}`, `tolerations: []`: nothing said, nothing
                         // ignored (generated manifests are full of them).
                         None if says_nothing(child) => {}
-                        None => out.push(err(p, "field is not supported by skiff")),
+                        None => out.push(err(p, unsupported(k))),
                     }
                 }
             }
@@ -521,6 +529,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                     "spec.failedJobsHistoryLimit",
                     "spec.jobTemplate.metadata.labels.*",
                     "spec.jobTemplate.metadata.annotations.*",
+                    // `kubectl create cronjob` sets it; Kubernetes ignores it too (a Job is
+                    // named `<cronjob>-<minutes>`).
+                    "spec.jobTemplate.metadata.name",
                 ]
                 .map(String::from),
             );

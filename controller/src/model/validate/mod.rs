@@ -325,6 +325,8 @@ mod tests {
         let e = validate(&d).unwrap_err();
         assert_eq!(e[0].field, "spec.template.spec.containers[0].stdin");
         assert!(e[0].message.contains("not supported"), "{}", e[0]);
+        // With what to use instead (`kubectl run -i` sets it).
+        assert!(e[0].message.contains("kubectl exec -it"), "{}", e[0]);
     }
 
     #[test]
