@@ -395,6 +395,8 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 "spec.clusterIP",
                 "spec.clusterIPs",
                 "spec.sessionAffinity",
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                "spec.loadBalancerIP",
                 "spec.ipFamilies",
                 "spec.ipFamilyPolicy",
                 "spec.internalTrafficPolicy",
