@@ -609,7 +609,7 @@ spec:
             "--",
             "sh",
             "-c",
-            &format!("for i in $(seq 20); do wget -qO- -T 3 http://{vip}/; done"),
+            &format!("for i in $(seq 20); do wget -qO- http://{vip}:{port}/; done"),
         ]);
         assert!(o.ok(), "{o}");
         o.stdout.lines().map(|l| l.trim().to_string()).collect()
