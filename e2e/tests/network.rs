@@ -493,7 +493,7 @@ spec:
 
 /// `loadBalancerIP` (issue 12): the Service answers on that host address only; an address
 /// the host does not have leaves it Pending with an event saying why; collisions are by
-/// address.
+/// address; `loadBalancerSourceRanges` drops other clients.
 #[test]
 fn a_load_balancer_ip_serves_on_that_address_only_and_a_foreign_one_stays_pending() {
     let s = server_with_images(&[IMAGE]);
@@ -525,6 +525,30 @@ fn a_load_balancer_ip_serves_on_that_address_only_and_a_foreign_one_stays_pendin
         "{o}"
     );
     k.apply(&lb_service("other", port, "127.0.0.3"), &[]);
+    assert_eq!(wait_until_some(|| get("127.0.0.3", port)), pod);
+
+    // loadBalancerSourceRanges: a client outside them (the host, from 127.0.0.0/8) is dropped;
+    // inside them, served.
+    let ranges = |r: &str| {
+        let patch = format!(r#"{{"spec":{{"loadBalancerSourceRanges":[{r}]}}}}"#);
+        let o = k.run(&["patch", "svc", "other", "-p", &patch]);
+        assert!(o.ok(), "{o}");
+    };
+    ranges(r#""10.0.0.0/8""#);
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(200), || get(
+            "127.0.0.3",
+            port
+        )
+        .is_none()),
+        "a client outside the source ranges is still served"
+    );
+    assert_eq!(
+        get("127.0.0.2", port),
+        Some(pod.clone()),
+        "only that Service"
+    );
+    ranges(r#""10.0.0.0/8","127.0.0.0/8""#);
     assert_eq!(wait_until_some(|| get("127.0.0.3", port)), pod);
 
     // An address this host does not have: Pending, with the reason.

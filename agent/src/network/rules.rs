@@ -59,6 +59,9 @@ pub struct HostPortRule {
     pub endpoints: Vec<(std::net::Ipv4Addr, u16)>,
     /// Client IP affinity, if the Service asks for it.
     pub affinity: Option<Affinity>,
+    /// Only clients from these networks (a LoadBalancer's `loadBalancerSourceRanges`); empty:
+    /// every client.
+    pub sources: Vec<ipnet::Ipv4Net>,
 }
 
 /// Everything the node's table implements.
@@ -215,6 +218,7 @@ pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
         ));
     }
     let affinity = affinity.text;
+    let sources = source_chains(rules);
     let PolicyRules {
         forward,
         input,
@@ -254,8 +258,38 @@ table inet {t} {{
     ip daddr {svc} reject with icmp type admin-prohibited
     ip daddr {cluster} oifname != \"{br}\" reject with icmp type admin-prohibited
 {forward}  }}
-{affinity}{policy}}}
+{affinity}{sources}{policy}}}
 "
+    )
+}
+
+/// Before DNAT (priority -110, arriving and from the host itself): a LoadBalancer port's
+/// clients outside its `loadBalancerSourceRanges` are dropped, as kube-proxy's firewall-check
+/// chain does. Nothing when no Service has source ranges.
+fn source_chains(rules: &Rules) -> String {
+    let mut lines = String::new();
+    for h in rules.host_ports.iter().filter(|h| !h.sources.is_empty()) {
+        let to = match h.host_ip {
+            Some(ip) => format!("ip daddr {ip}"),
+            None => "fib daddr type local".to_string(),
+        };
+        lines.push_str(&format!(
+            "    {to} {} dport {} ip saddr != {{ {} }} drop\n",
+            h.protocol,
+            h.port,
+            join(&h.sources)
+        ));
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    let hook = |name: &str, hook: &str| {
+        format!("  chain {name} {{\n    type filter hook {hook} priority -110; policy accept;\n    jump sources\n  }}\n")
+    };
+    format!(
+        "  chain sources {{\n{lines}  }}\n{}{}",
+        hook("sources-prerouting", "prerouting"),
+        hook("sources-output", "output")
     )
 }
 
@@ -554,6 +588,10 @@ mod tests {
                 host_ip: Some("127.0.0.2".parse().unwrap()),
                 endpoints,
                 affinity: a,
+                sources: vec![
+                    "10.0.0.0/8".parse().unwrap(),
+                    "127.0.0.0/8".parse().unwrap(),
+                ],
             }],
             policies: Policies::default(),
         }
@@ -576,6 +614,13 @@ mod tests {
             1,
             "one per Service port"
         );
+        // Source ranges: other clients dropped before DNAT, arriving or from the host.
+        assert!(text.contains(
+            "chain sources {\n    ip daddr 127.0.0.2 tcp dport 8080 ip saddr != { 10.0.0.0/8, 127.0.0.0/8 } drop\n  }"
+        ), "{text}");
+        assert!(text.contains("type filter hook prerouting priority -110;"));
+        assert!(text.contains("type filter hook output priority -110;"));
+        assert!(!ruleset(&cfg(), &Rules::default()).contains("chain sources"));
     }
 
     /// nftables itself accepts the text (check mode: nothing is installed).

@@ -219,6 +219,12 @@ fn plan_service(
         s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str()
     });
     let ready = ready_endpoints(cfg, slice);
+    let sources: Vec<ipnet::Ipv4Net> = svc["spec"]["loadBalancerSourceRanges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str()?.trim().parse().ok())
+        .collect();
     let timeout = (svc["spec"]["sessionAffinity"] == "ClientIP").then(|| {
         svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"]
             .as_u64()
@@ -233,6 +239,7 @@ fn plan_service(
             slice,
             ready: &ready,
             affinity,
+            sources: &sources,
         };
         port_rules(p, &target, vip, load_balancer, &mut out.rules);
     }
@@ -297,6 +304,8 @@ struct Target<'a> {
     slice: Option<&'a Value>,
     ready: &'a [Ipv4Addr],
     affinity: Option<Affinity>,
+    /// `loadBalancerSourceRanges` (the LoadBalancer port only).
+    sources: &'a [ipnet::Ipv4Net],
 }
 
 /// The rules for one Service port: its virtual IP, its node port, its LoadBalancer port (when
@@ -338,6 +347,7 @@ fn port_rules(
             host_ip: None,
             endpoints: endpoints.clone(),
             affinity: to.affinity.clone(),
+            sources: Vec::new(),
         });
     }
     if let Some(host_ip) = load_balancer {
@@ -347,6 +357,7 @@ fn port_rules(
             host_ip,
             endpoints,
             affinity: to.affinity.clone(),
+            sources: to.sources.to_vec(),
         });
     }
 }
@@ -388,6 +399,7 @@ fn pod_host_ports(cfg: &NetworkConfig, pods: &[Pod]) -> Vec<HostPortRule> {
                         .filter(|h: &Ipv4Addr| !h.is_unspecified()),
                     endpoints: vec![(ip, p.container_port as u16)],
                     affinity: None,
+                    sources: Vec::new(),
                 });
             }
         }
@@ -471,21 +483,44 @@ mod tests {
     #[test]
     fn a_load_balancer_ip_of_the_host_serves_there_only_and_another_stays_pending() {
         let (svc, slice) = lb(json!({"loadBalancerIP": "127.0.0.2"}));
-        let p = plan(&cfg(), &[svc], &[slice.clone()], &[], &host());
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
         assert_eq!(
             status(&p).unwrap()["loadBalancer"]["ingress"][0]["ip"],
             "127.0.0.2"
         );
-        let lb: Vec<_> = p.rules.host_ports.iter().filter(|h| h.port == 80).collect();
-        assert_eq!(lb.len(), 1);
-        assert_eq!(lb[0].host_ip, Some(Ipv4Addr::new(127, 0, 0, 2)));
+        let served: Vec<_> = p.rules.host_ports.iter().filter(|h| h.port == 80).collect();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].host_ip, Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert!(served[0].sources.is_empty());
+        // Source ranges: on the LoadBalancer port, not the node port.
+        let (ranged, _) = lb(json!({"loadBalancerSourceRanges": ["10.0.0.0/8"]}));
+        let r = plan(
+            &cfg(),
+            &[ranged],
+            std::slice::from_ref(&slice),
+            &[],
+            &host(),
+        );
+        for h in &r.rules.host_ports {
+            let want: Vec<ipnet::Ipv4Net> = match h.port {
+                80 => vec!["10.0.0.0/8".parse().unwrap()],
+                _ => vec![],
+            };
+            assert_eq!(h.sources, want, "port {}", h.port);
+        }
         assert!(p.pending.is_empty());
 
         let (mut svc, slice) = lb_with("198.51.100.7", slice);
         // It had an address before: removed.
         svc["status"] =
             json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}]}});
-        let p = plan(&cfg(), &[svc.clone()], &[slice.clone()], &[], &host());
+        let p = plan(
+            &cfg(),
+            &[svc.clone()],
+            std::slice::from_ref(&slice),
+            &[],
+            &host(),
+        );
         assert_eq!(
             status(&p).unwrap(),
             &json!({"loadBalancer": {"ingress": null}})
@@ -495,7 +530,7 @@ mod tests {
         assert!(status(&plan(
             &cfg(),
             &[svc.clone()],
-            &[slice.clone()],
+            std::slice::from_ref(&slice),
             &[],
             &host()
         ))
@@ -524,7 +559,7 @@ mod tests {
     fn client_ip_affinity_is_one_per_service_port_across_its_ways_in() {
         let (svc, slice) = lb(json!({"sessionAffinity": "ClientIP",
             "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}));
-        let p = plan(&cfg(), &[svc], &[slice.clone()], &[], &host());
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
         let want = Some(Affinity {
             key: "default/web/".into(),
             timeout: 60,
@@ -534,7 +569,7 @@ mod tests {
         assert!(p.rules.host_ports.iter().all(|h| h.affinity == want));
         // Without a config: three hours. Without ClientIP: none.
         let (svc, _) = lb(json!({"sessionAffinity": "ClientIP"}));
-        let p = plan(&cfg(), &[svc], &[slice.clone()], &[], &host());
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
         assert_eq!(
             p.rules.services[0].affinity.as_ref().unwrap().timeout,
             10800

@@ -596,6 +596,16 @@ mod tests {
         );
     }
 
+    /// The set's pod `agent-aaaaa` from `ds`'s template, Ready for an hour.
+    fn serving(ds: &Value) -> Arc<Value> {
+        pod(
+            ds,
+            "agent-aaaaa",
+            "2026-01-01T11:00:00Z",
+            Some("2026-01-01T11:00:05Z"),
+        )
+    }
+
     fn surging(image: &str) -> Value {
         let mut d = ds(image);
         d["spec"]["minReadySeconds"] = json!(10);
@@ -608,12 +618,7 @@ mod tests {
         let old = surging("agent:1");
         let new = surging("agent:2");
         let revs = [revision(&old, 1), revision(&new, 2)];
-        let a = pod(
-            &old,
-            "agent-aaaaa",
-            "2026-01-01T11:00:00Z",
-            Some("2026-01-01T11:00:05Z"),
-        );
+        let a = serving(&old);
         // The template changed: the new pod beside the old one, nothing deleted.
         let w = run(&new, std::slice::from_ref(&a), &revs);
         assert_eq!(
@@ -670,13 +675,7 @@ mod tests {
         let mut new = old.clone();
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2");
         let revs = [revision(&old, 1), revision(&new, 2)];
-        let a = pod(
-            &old,
-            "agent-aaaaa",
-            "2026-01-01T11:00:00Z",
-            Some("2026-01-01T11:00:05Z"),
-        );
-        let w = run(&new, std::slice::from_ref(&a), &revs);
+        let w = run(&new, &[serving(&old)], &revs);
         assert_eq!(
             describe(&w),
             [

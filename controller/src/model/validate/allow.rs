@@ -397,6 +397,7 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 "spec.sessionAffinity",
                 "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
                 "spec.loadBalancerIP",
+                "spec.loadBalancerSourceRanges",
                 "spec.ipFamilies",
                 "spec.ipFamilyPolicy",
                 "spec.internalTrafficPolicy",

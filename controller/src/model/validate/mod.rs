@@ -356,8 +356,16 @@ mod tests {
                 .contains("only be used when `type` is 'LoadBalancer'"),
             "{e}"
         );
-        // Not yet served: refused by name.
-        let e = first(json!({"loadBalancerSourceRanges": ["10.0.0.0/8"]}));
+        let ranges = |r: Value| json!({"loadBalancerSourceRanges": r});
+        assert_eq!(
+            validate(&svc(ranges(json!(["10.0.0.0/8", " 192.168.1.0/24"])))),
+            Ok(())
+        );
+        for bad in ["10.0.0.0/33", "fd00::/8", "lan"] {
+            let e = first(ranges(json!(["10.0.0.0/8", bad])));
+            assert_eq!(e.field, "spec.loadBalancerSourceRanges[1]", "{bad}");
+        }
+        let e = first(json!({"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]}));
         assert_eq!(e.field, "spec.loadBalancerSourceRanges");
 
         let affinity = |t: Value| {

@@ -195,6 +195,31 @@ fn service_spec(spec: &Value, out: &mut Vec<FieldError>) {
     if let Some(ip) = spec.get("loadBalancerIP").filter(|v| !v.is_null()) {
         load_balancer_ip(ty, ip, out);
     }
+    source_ranges(ty, &spec["loadBalancerSourceRanges"], out);
+}
+
+/// `loadBalancerSourceRanges`: IPv4 CIDRs, for a LoadBalancer only.
+fn source_ranges(ty: &str, ranges: &Value, out: &mut Vec<FieldError>) {
+    const F: &str = "spec.loadBalancerSourceRanges";
+    let ranges = items(ranges);
+    if !ranges.is_empty() && ty != "LoadBalancer" {
+        out.push(err(
+            F,
+            "Forbidden: may only be used when `type` is 'LoadBalancer'",
+        ));
+        return;
+    }
+    for (i, r) in ranges.iter().enumerate() {
+        if r.as_str()
+            .and_then(|r| r.trim().parse::<ipnet::Ipv4Net>().ok())
+            .is_none()
+        {
+            out.push(err(
+                format!("{F}[{i}]"),
+                format!("Invalid value: {r}: must be an IPv4 CIDR (like 192.168.1.0/24; IPv6 is not supported by skiff)"),
+            ));
+        }
+    }
 }
 
 /// `sessionAffinity` and its `sessionAffinityConfig`, as Kubernetes' ValidateService words it.
