@@ -11,6 +11,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use skiff_agent::{Write, WriteError};
+use skiff_controller::client::events;
 use skiff_controller::client::view::View;
 use skiff_controller::model::store::ObjectKey;
 use tokio::sync::{broadcast, watch};
@@ -86,6 +87,32 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+impl KubeCluster {
+    /// Records an event about a cached object (none: nothing), in the background.
+    fn record(
+        &self,
+        object: Option<Arc<serde_json::Value>>,
+        warning: bool,
+        reason: &str,
+        message: &str,
+        source: events::Source,
+    ) {
+        let Some(o) = object else {
+            return;
+        };
+        let (client, reason, message) =
+            (self.client.clone(), reason.to_string(), message.to_string());
+        tokio::spawn(async move {
+            let ty = if warning {
+                events::Type::Warning
+            } else {
+                events::Type::Normal
+            };
+            events::record_via(&client, &o, ty, &reason, &message, source).await;
+        });
+    }
+}
+
 impl skiff_agent::Cluster for KubeCluster {
     fn pods(&self) -> Vec<Pod> {
         // The pods the scheduler bound to this node; the others are not the agent's.
@@ -152,27 +179,26 @@ impl skiff_agent::Cluster for KubeCluster {
     }
 
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str) {
-        let Some(p) = self.view.get(&ObjectKey::new("Pod", namespace, pod)) else {
-            return;
-        };
-        let (client, reason, message) =
-            (self.client.clone(), reason.to_string(), message.to_string());
-        tokio::spawn(async move {
-            let ty = if warning {
-                skiff_controller::client::events::Type::Warning
-            } else {
-                skiff_controller::client::events::Type::Normal
-            };
-            skiff_controller::client::events::record_via(
-                &client,
-                &p,
-                ty,
-                &reason,
-                &message,
-                skiff_controller::client::events::Source::Kubelet,
-            )
-            .await;
-        });
+        let p = self.view.get(&ObjectKey::new("Pod", namespace, pod));
+        self.record(p, warning, reason, message, events::Source::Kubelet);
+    }
+
+    fn service_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        let s = self.view.get(&ObjectKey::new("Service", namespace, name));
+        self.record(
+            s,
+            warning,
+            reason,
+            message,
+            events::Source::ServiceLoadBalancer,
+        );
     }
 
     fn service_account_token(&self, pod: &Pod, seconds: i64) -> Result<String, WriteError> {

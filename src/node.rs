@@ -12,12 +12,13 @@ pub struct AgentNode {
     pub layout: Layout,
     /// The pod network (`--cluster-cidr`).
     pub pod_network: skiff_agent::network::Cidr,
-    /// The host ports skiff listens on, and what listens there.
-    pub reserved: Vec<(u16, String)>,
+    /// The host ports skiff listens on (on one address, or `None`: every one), and what
+    /// listens there.
+    pub reserved: Vec<(Option<std::net::IpAddr>, u16, String)>,
 }
 
 impl Node for AgentNode {
-    fn reserved_ports(&self) -> Vec<(u16, String)> {
+    fn reserved_ports(&self) -> Vec<(Option<std::net::IpAddr>, u16, String)> {
         self.reserved.clone()
     }
 

@@ -93,22 +93,29 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     let node = Arc::new(crate::node::AgentNode {
         layout: opened.layout.clone(),
         pod_network: config.network.cluster_cidr,
-        reserved: [
-            Some((config.api.port(), "the API server")),
-            config
-                .ingress
-                .http
-                .map(|a| (a.port(), "the ingress proxy (HTTP)")),
-            config
-                .ingress
-                .https
-                .map(|a| (a.port(), "the ingress proxy (HTTPS)")),
-            Some((53, "the cluster DNS")),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|(p, what)| (p, what.to_string()))
-        .collect(),
+        reserved: {
+            // A listener on 0.0.0.0 holds its port on every address (`None`).
+            let on = |a: std::net::SocketAddr| (!a.ip().is_unspecified()).then_some(a.ip());
+            let gateway = std::net::IpAddr::V4(config.network.cluster_cidr.gateway());
+            [
+                Some((on(config.api), config.api.port(), "the API server")),
+                // Pods reach the API on the bridge's gateway too.
+                Some((Some(gateway), config.api.port(), "the API server")),
+                config
+                    .ingress
+                    .http
+                    .map(|a| (on(a), a.port(), "the ingress proxy (HTTP)")),
+                config
+                    .ingress
+                    .https
+                    .map(|a| (on(a), a.port(), "the ingress proxy (HTTPS)")),
+                Some((Some(gateway), 53, "the cluster DNS")),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(ip, p, what)| (ip, p, what.to_string()))
+            .collect()
+        },
     });
     let control = skiff_controller::start(
         opened.store.clone(),

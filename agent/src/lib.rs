@@ -45,6 +45,16 @@ pub trait Cluster: Send + Sync + 'static {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// Records an event about a pod (`kubectl describe` shows it). Never fails the caller.
     fn event(&self, namespace: &str, pod: &str, warning: bool, reason: &str, message: &str);
+    /// Records an event about a Service (what the node's load balancer could not do). Never
+    /// fails the caller.
+    fn service_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    );
     /// Every object of a kind (Services and EndpointSlices, for the node's Service rules;
     /// ConfigMaps; PersistentVolumeClaims and PersistentVolumes, for pods' claims).
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;

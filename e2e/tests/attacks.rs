@@ -174,7 +174,7 @@ spec:
         &o,
         &[
             "spec.ports[0].port",
-            &format!("{https}: provided port is already allocated (host port {https} is the ingress proxy (HTTPS)'s)"),
+            &format!("{https}: provided port is already allocated (127.0.0.1:{https} is the ingress proxy (HTTPS)'s)"),
         ],
     );
     let o = admin.run_stdin(

@@ -236,21 +236,66 @@ fn daemonset_runs_one_pod_rolls_back_restarts_and_deletes() {
 }
 
 #[test]
-fn a_daemonset_field_skiff_does_not_do_is_refused_by_name() {
+fn a_daemonset_surge_beside_an_unavailable_budget_is_refused_by_name() {
     let s = server_with_images(&[]);
     let k = Kubectl::admin(&s);
+    // maxSurge with maxUnavailable left at its default 1: Kubernetes' own refusal.
     let yaml = agent_yaml("one").replace(
         "  minReadySeconds: 1\n",
-        "  updateStrategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n",
+        "  updateStrategy:\n    rollingUpdate: {maxSurge: 1}\n",
     );
     let o = k.run_stdin(&["apply", "-f", "-"], &yaml);
     assert!(!o.ok(), "{o}");
     assert!(
         o.stderr
-            .contains("spec.updateStrategy.rollingUpdate.maxSurge"),
+            .contains("spec.updateStrategy.rollingUpdate.maxSurge")
+            && o.stderr
+                .contains("may not be set when maxUnavailable is non-zero"),
         "{o}"
     );
     assert!(k.get_json(&["ds", "agent"]).is_none(), "nothing applied");
+}
+
+/// maxSurge 1: the new pod starts beside the old one, which stays Ready until the new one is
+/// available (minReadySeconds 3), then goes.
+#[test]
+fn a_surging_daemonset_starts_the_new_pod_before_the_old_one_goes() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let surging = |v: &str| {
+        agent_yaml(v).replace(
+            "  minReadySeconds: 1\n",
+            "  minReadySeconds: 3\n  updateStrategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n",
+        )
+    };
+    k.apply(&surging("one"), &[]);
+    rollout_ok(&mut s, &k);
+    let old = name(&the_pod(&k, None));
+    k.apply(&surging("two"), &[]);
+    // Two pods at once: the old one still Ready while the new one runs.
+    let both = wait_for(Duration::from_secs(60), || {
+        let ps = pods(&k);
+        let ready = |p: &Value| {
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        };
+        let old_ready = ps.iter().any(|p| name(p) == old && ready(p));
+        let new_running = ps
+            .iter()
+            .any(|p| name(p) != old && p["status"]["phase"] == "Running");
+        (ps.len() == 2 && old_ready && new_running).then_some(ps)
+    });
+    assert!(
+        both.is_some(),
+        "no moment with both pods: {}",
+        k.run(&["get", "pods", "-o", "wide"])
+    );
+    rollout_ok(&mut s, &k);
+    let new = the_pod(&k, Some(&old));
+    assert_eq!(answer(&k, &name(&new)), "two");
 }
 
 /// From the manifests folder: the set's pod runs; the file removed, the set and its pod go.

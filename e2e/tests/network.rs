@@ -458,3 +458,222 @@ spec:
     });
     assert_eq!(answer, "echo:ping", "the UDP hostPort answered");
 }
+
+/// Events about an object, as `kubectl get events` lists them: (reason, message).
+fn events_of(k: &Kubectl, name: &str) -> Vec<(String, String)> {
+    let sel = format!("involvedObject.name={name}");
+    k.get_json(&["events", "--field-selector", &sel])
+        .and_then(|v| v["items"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_string(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn lb_service(name: &str, port: u16, address: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: {address}
+  selector: {{app: web}}
+  ports:
+  - {{port: {port}, targetPort: http}}
+"
+    )
+}
+
+/// `loadBalancerIP` (issue 12): the Service answers on that host address only; an address
+/// the host does not have leaves it Pending with an event saying why; collisions are by
+/// address; `loadBalancerSourceRanges` drops other clients.
+#[test]
+fn a_load_balancer_ip_serves_on_that_address_only_and_a_foreign_one_stays_pending() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let port = skiff_e2e::free_port();
+    k.apply(&web_yaml(1), &[]);
+    k.apply(&lb_service("lb", port, "127.0.0.2"), &[]);
+    assert!(k
+        .run(&["rollout", "status", "deploy/web", "--timeout=60s"])
+        .ok());
+    let pod = k.names(&["pods", "-l", "app=web"]).pop().expect("a pod");
+    assert_eq!(wait_until_some(|| get("127.0.0.2", port)), pod);
+    assert_eq!(get("127.0.0.1", port), None, "not on 127.0.0.1:{port}");
+    let svc = k.get_json(&["svc", "lb"]).expect("lb");
+    assert_eq!(
+        svc["status"]["loadBalancer"]["ingress"][0]["ip"], "127.0.0.2",
+        "{svc}"
+    );
+
+    // The same port on every address collides with it; on another address it does not.
+    let o = k.run_stdin(
+        &["apply", "-f", "-"],
+        &lb_service("all", port, "127.0.0.2").replace("  loadBalancerIP: 127.0.0.2\n", ""),
+    );
+    assert!(!o.ok(), "{o}");
+    assert!(
+        o.stderr
+            .contains(&format!("127.0.0.2:{port} is the Service default/lb's")),
+        "{o}"
+    );
+    k.apply(&lb_service("other", port, "127.0.0.3"), &[]);
+    assert_eq!(wait_until_some(|| get("127.0.0.3", port)), pod);
+
+    // loadBalancerSourceRanges: a client outside them (the host, from 127.0.0.0/8) is dropped;
+    // inside them, served.
+    let ranges = |r: &str| {
+        let patch = format!(r#"{{"spec":{{"loadBalancerSourceRanges":[{r}]}}}}"#);
+        let o = k.run(&["patch", "svc", "other", "-p", &patch]);
+        assert!(o.ok(), "{o}");
+    };
+    ranges(r#""10.0.0.0/8""#);
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(200), || get(
+            "127.0.0.3",
+            port
+        )
+        .is_none()),
+        "a client outside the source ranges is still served"
+    );
+    assert_eq!(
+        get("127.0.0.2", port),
+        Some(pod.clone()),
+        "only that Service"
+    );
+    ranges(r#""10.0.0.0/8","127.0.0.0/8""#);
+    assert_eq!(wait_until_some(|| get("127.0.0.3", port)), pod);
+
+    // An address this host does not have: Pending, with the reason.
+    let far = skiff_e2e::free_port();
+    k.apply(&lb_service("far", far, "198.51.100.7"), &[]);
+    let said = skiff_e2e::wait_for(Duration::from_secs(30), || {
+        events_of(&k, "far")
+            .into_iter()
+            .find(|(reason, _)| reason == "SyncLoadBalancerFailed")
+    });
+    let (_, message) = said.unwrap_or_else(|| panic!("no event: {}", k.run(&["get", "events"])));
+    assert!(
+        message.contains("loadBalancerIP 198.51.100.7 is not an address of this host"),
+        "{message}"
+    );
+    let row = k.run(&["get", "svc", "far", "--no-headers"]);
+    assert!(row.stdout.contains("<pending>"), "{row}");
+    let far = k.get_json(&["svc", "far"]).expect("far");
+    assert!(far["status"]["loadBalancer"]["ingress"].is_null(), "{far}");
+}
+
+/// The rules of this server's table mention client IP affinity.
+fn affinity_installed(s: &skiff_e2e::Server) -> bool {
+    let table = format!("skiff_{}", s.bridge.replace('-', "_"));
+    let o = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&o.stdout).contains("affinity-")
+}
+
+/// `sessionAffinity: ClientIP` (issue 12): from one client, every request reaches the same
+/// pod — through the virtual IP from a pod and through the LoadBalancer port from the host;
+/// with None, both pods answer.
+#[test]
+fn client_ip_session_affinity_keeps_a_client_on_one_pod() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let port = skiff_e2e::free_port();
+    k.apply(&web_yaml(2), &[]);
+    k.apply(
+        &lb_service("lb", port, "127.0.0.1").replace("  loadBalancerIP: 127.0.0.1\n", ""),
+        &[],
+    );
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: client
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sleep\", \"3600\"]
+"
+        ),
+        &[],
+    );
+    assert!(k
+        .run(&["rollout", "status", "deploy/web", "--timeout=60s"])
+        .ok());
+    assert!(k
+        .run(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/client",
+            "--timeout=60s"
+        ])
+        .ok());
+    let vip = k.get_json(&["svc", "lb"]).expect("lb")["spec"]["clusterIP"]
+        .as_str()
+        .expect("a cluster IP")
+        .to_string();
+    // 20 requests from the client pod through the virtual IP; the distinct answers.
+    let from_pod = || -> std::collections::BTreeSet<String> {
+        let o = k.run(&[
+            "exec",
+            "client",
+            "--",
+            "sh",
+            "-c",
+            &format!("for i in $(seq 20); do wget -qO- http://{vip}:{port}/; done"),
+        ]);
+        assert!(o.ok(), "{o}");
+        o.stdout.lines().map(|l| l.trim().to_string()).collect()
+    };
+    let from_host = || -> std::collections::BTreeSet<String> {
+        (0..20).filter_map(|_| get("127.0.0.1", port)).collect()
+    };
+    wait_until_some(|| get("127.0.0.1", port));
+    assert_eq!(from_pod().len(), 2, "None: both pods answer the pod");
+    assert_eq!(from_host().len(), 2, "None: both pods answer the host");
+
+    let o = k.run(&[
+        "patch",
+        "svc",
+        "lb",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
+    ]);
+    assert!(o.ok(), "{o}");
+    let svc = k.get_json(&["svc", "lb"]).expect("lb");
+    assert_eq!(
+        svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 10800,
+        "defaulted as Kubernetes does"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            affinity_installed(&s)
+        }),
+        "the affinity rules were installed"
+    );
+    let pod_answers = from_pod();
+    assert_eq!(
+        pod_answers.len(),
+        1,
+        "ClientIP, from a pod: {pod_answers:?}"
+    );
+    let host_answers = from_host();
+    assert_eq!(
+        host_answers.len(),
+        1,
+        "ClientIP, from the host: {host_answers:?}"
+    );
+}

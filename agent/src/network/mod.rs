@@ -175,6 +175,71 @@ pub fn host_ip(cfg: &NetworkConfig) -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::LOCALHOST)
 }
 
+/// The host's IPv4 addresses as LoadBalancer Services see them: the one a Service without a
+/// `loadBalancerIP` reports, and those a `loadBalancerIP` may name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostAddresses {
+    /// What a LoadBalancer Service without a `loadBalancerIP` reports ([`host_ip`]).
+    pub primary: Ipv4Addr,
+    /// The host's own addresses outside skiff's pod network: a loopback interface's whole
+    /// network is local (127.0.0.2 is the host's, as the kernel's `local 127.0.0.0/8` route
+    /// says), another interface's address is only itself (/32).
+    pub local: Vec<ipnet::Ipv4Net>,
+}
+
+impl HostAddresses {
+    /// The host's addresses now (skiff's bridge and pod veths left out: a Service served on
+    /// the pod network's gateway would shadow the cluster DNS and the in-cluster API).
+    pub fn read(cfg: &NetworkConfig) -> Self {
+        let mut local = Vec::new();
+        for a in nix::ifaddrs::getifaddrs().into_iter().flatten() {
+            if a.interface_name == cfg.bridge || a.interface_name.starts_with("sk") {
+                continue;
+            }
+            let Some(ip) = a
+                .address
+                .as_ref()
+                .and_then(|s| s.as_sockaddr_in())
+                .map(|s| s.ip())
+            else {
+                continue;
+            };
+            let loopback = a
+                .flags
+                .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK);
+            let net = match a.netmask.as_ref().and_then(|m| m.as_sockaddr_in()) {
+                Some(m) if loopback => ipnet::Ipv4Net::with_netmask(ip, m.ip())
+                    .map(|n| n.trunc())
+                    .ok(),
+                _ => ipnet::Ipv4Net::new(ip, 32).ok(),
+            };
+            local.extend(net);
+        }
+        HostAddresses {
+            primary: host_ip(cfg),
+            local,
+        }
+    }
+
+    /// Whether `ip` is one of the host's addresses outside skiff's pod network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.local.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The addresses as a list for a message (`192.168.1.5, 127.0.0.0/8`).
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .local
+            .iter()
+            .map(|n| match n.prefix_len() {
+                32 => n.addr().to_string(),
+                _ => n.to_string(),
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
 /// The result of a step of netlink configuration; the message names the step.
 type Step<T> = Result<T, String>;
 
@@ -526,5 +591,29 @@ mod tests {
             "\"10.0.0.0/4\": the prefix must be between /8 and /30"
         );
         assert!(err("x/16").starts_with("\"x/16\": "));
+    }
+
+    #[test]
+    fn host_addresses_take_loopback_networks_whole_and_other_addresses_alone() {
+        let h = HostAddresses {
+            primary: Ipv4Addr::new(192, 168, 1, 5),
+            local: vec![
+                "192.168.1.5/32".parse().unwrap(),
+                "127.0.0.0/8".parse().unwrap(),
+            ],
+        };
+        assert!(h.contains(Ipv4Addr::new(127, 0, 0, 2)));
+        assert!(h.contains(Ipv4Addr::new(192, 168, 1, 5)));
+        assert!(!h.contains(Ipv4Addr::new(192, 168, 1, 6)));
+        assert_eq!(h.describe(), "192.168.1.5, 127.0.0.0/8");
+        // This machine's own: lo's network is there, a documentation address is not.
+        let cfg = NetworkConfig {
+            bridge: "skiff-t9".into(),
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            service_cidr: "10.43.0.0/16".parse().unwrap(),
+        };
+        let real = HostAddresses::read(&cfg);
+        assert!(real.contains(Ipv4Addr::new(127, 0, 0, 2)), "{real:?}");
+        assert!(!real.contains(Ipv4Addr::new(198, 51, 100, 7)), "{real:?}");
     }
 }

@@ -2,8 +2,9 @@
 //! change of pods, Services, EndpointSlices, NetworkPolicies or Namespaces (the [`Cluster`]'s
 //! notifications), and on a periodic tick, it computes the plan ([`services::plan`], and
 //! [`netpol::plan`] for NetworkPolicies, as a network plugin would), writes back what the
-//! node allocates (virtual IPs, node ports, LoadBalancer status), updates the cluster DNS
-//! records and installs the nftables rules when they changed ([`rules`]).
+//! node allocates (virtual IPs, node ports, LoadBalancer status), says once why a
+//! LoadBalancer Service is left Pending (a Warning event `SyncLoadBalancerFailed`), updates the
+//! cluster DNS records and installs the nftables rules when they changed ([`rules`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct ServiceProxy {
     network: Arc<Network>,
     /// The Service rules last installed (to write nftables only on change).
     installed: Option<rules::Rules>,
+    /// The Services left Pending and why, as last said in an event (said once per reason).
+    pending: std::collections::HashSet<(String, String, String)>,
 }
 
 impl ServiceProxy {
@@ -33,6 +36,7 @@ impl ServiceProxy {
             cluster,
             network,
             installed: None,
+            pending: Default::default(),
         }
     }
 
@@ -67,7 +71,7 @@ impl ServiceProxy {
             &services,
             &slices,
             &pods,
-            super::host_ip(&net.config),
+            &super::HostAddresses::read(&net.config),
         );
         plan.rules.policies = netpol::plan(
             &self.cluster.objects("NetworkPolicy"),
@@ -77,6 +81,15 @@ impl ServiceProxy {
         if !plan.rules.policies.is_empty() {
             rules::require_bridge_filtering();
         }
+        for p in &plan.pending {
+            if !self.pending.contains(p) {
+                let (ns, name, why) = p;
+                tracing::warn!("Service {ns}/{name}: {why}");
+                self.cluster
+                    .service_event(ns, name, true, "SyncLoadBalancerFailed", why);
+            }
+        }
+        self.pending = plan.pending.iter().cloned().collect();
         for a in plan.allocations {
             let r = match a {
                 Allocation::Spec {

@@ -17,6 +17,18 @@ use std::process::{Command, Stdio};
 use super::netpol::{Allow, Isolated, Peer, Policies, Ports};
 use super::NetworkConfig;
 
+/// `sessionAffinity: ClientIP` of one Service port, as kube-proxy's nftables mode does it: a
+/// set per endpoint remembering the clients sent there (each entry for `timeout` seconds after
+/// its last packet), matched before the random choice. The virtual IP, the node port and the
+/// LoadBalancer port of one Service port share the sets (same `key`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Affinity {
+    /// The Service port (`namespace/name/port-name`).
+    pub key: String,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds`.
+    pub timeout: u32,
+}
+
 /// One Service port as the node implements it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRule {
@@ -28,6 +40,8 @@ pub struct ServiceRule {
     pub port: u16,
     /// Ready endpoints: (pod IP, target port).
     pub endpoints: Vec<(std::net::Ipv4Addr, u16)>,
+    /// Client IP affinity, if the Service asks for it.
+    pub affinity: Option<Affinity>,
 }
 
 /// A port published on the host's own addresses (NodePort, LoadBalancer, hostPort), DNATed to
@@ -43,6 +57,11 @@ pub struct HostPortRule {
     pub host_ip: Option<std::net::Ipv4Addr>,
     /// Endpoints: (pod IP, port).
     pub endpoints: Vec<(std::net::Ipv4Addr, u16)>,
+    /// Client IP affinity, if the Service asks for it.
+    pub affinity: Option<Affinity>,
+    /// Only clients from these networks (a LoadBalancer's `loadBalancerSourceRanges`); empty:
+    /// every client.
+    pub sources: Vec<ipnet::Ipv4Net>,
 }
 
 /// Everything the node's table implements.
@@ -107,9 +126,74 @@ fn nft(script: &str) -> Result<(), NftError> {
     Ok(())
 }
 
+/// The chains and sets of the Service ports with client IP affinity, and the verdict that
+/// sends a packet to them, by [`Affinity::key`].
+#[derive(Default)]
+struct AffinityChains {
+    /// `key` → the chain choosing an endpoint.
+    chain: std::collections::BTreeMap<String, String>,
+    /// The sets and chains.
+    text: String,
+}
+
+impl AffinityChains {
+    /// Per Service port with affinity (numbered in key order): a set and a chain per endpoint
+    /// (remember the client, DNAT), and a chain sending a remembered client to its endpoint,
+    /// any other to a random one.
+    fn new(rules: &Rules) -> Self {
+        let mut groups = std::collections::BTreeMap::new();
+        let services = rules
+            .services
+            .iter()
+            .map(|s| (&s.affinity, &s.protocol, &s.endpoints));
+        let hosts = rules
+            .host_ports
+            .iter()
+            .map(|h| (&h.affinity, &h.protocol, &h.endpoints));
+        for (a, protocol, endpoints) in services.chain(hosts) {
+            if let Some(a) = a.as_ref().filter(|_| !endpoints.is_empty()) {
+                groups
+                    .entry(a.key.clone())
+                    .or_insert((a.timeout, protocol, endpoints));
+            }
+        }
+        let mut out = AffinityChains::default();
+        for (g, (key, (timeout, protocol, endpoints))) in groups.into_iter().enumerate() {
+            let name = format!("affinity-{g}");
+            let mut choose = format!("  chain {name} {{\n");
+            let mut random = Vec::new();
+            for (j, (ip, port)) in endpoints.iter().enumerate() {
+                let ep = format!("{name}-{j}");
+                out.text.push_str(&format!(
+                    "  set {ep} {{\n    type ipv4_addr\n    flags dynamic,timeout\n    timeout {timeout}s\n  }}\n  chain {ep} {{\n    update @{ep} {{ ip saddr }}\n    meta l4proto {protocol} dnat ip to {ip}:{port}\n  }}\n"
+                ));
+                choose.push_str(&format!("    ip saddr @{ep} goto {ep}\n"));
+                random.push(format!("{j} : goto {ep}"));
+            }
+            choose.push_str(&format!(
+                "    numgen random mod {} vmap {{ {} }}\n  }}\n",
+                endpoints.len(),
+                random.join(", ")
+            ));
+            out.text.push_str(&choose);
+            out.chain.insert(key, name);
+        }
+        out
+    }
+
+    /// The verdict for a packet to these endpoints: the affinity chain, or a random DNAT.
+    fn verdict(&self, a: &Option<Affinity>, endpoints: &[(std::net::Ipv4Addr, u16)]) -> String {
+        match a.as_ref().and_then(|a| self.chain.get(&a.key)) {
+            Some(chain) => format!("goto {chain}"),
+            None => dnat_map(endpoints),
+        }
+    }
+}
+
 /// The ruleset text.
 pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
     let (t, br, cluster, svc) = (cfg.table(), &cfg.bridge, cfg.cluster_cidr, cfg.service_cidr);
+    let affinity = AffinityChains::new(rules);
     let mut dnat = String::new();
     for s in rules.services.iter().filter(|s| !s.endpoints.is_empty()) {
         dnat.push_str(&format!(
@@ -117,7 +201,7 @@ pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
             s.vip,
             s.protocol,
             s.port,
-            dnat_map(&s.endpoints)
+            affinity.verdict(&s.affinity, &s.endpoints)
         ));
     }
     let mut host = String::new();
@@ -130,9 +214,11 @@ pub fn ruleset(cfg: &NetworkConfig, rules: &Rules) -> String {
             "    {only}{} dport {} {}\n",
             h.protocol,
             h.port,
-            dnat_map(&h.endpoints)
+            affinity.verdict(&h.affinity, &h.endpoints)
         ));
     }
+    let affinity = affinity.text;
+    let sources = source_chains(rules);
     let PolicyRules {
         forward,
         input,
@@ -172,8 +258,38 @@ table inet {t} {{
     ip daddr {svc} reject with icmp type admin-prohibited
     ip daddr {cluster} oifname != \"{br}\" reject with icmp type admin-prohibited
 {forward}  }}
-{policy}}}
+{affinity}{sources}{policy}}}
 "
+    )
+}
+
+/// Before DNAT (priority -110, arriving and from the host itself): a LoadBalancer port's
+/// clients outside its `loadBalancerSourceRanges` are dropped, as kube-proxy's firewall-check
+/// chain does. Nothing when no Service has source ranges.
+fn source_chains(rules: &Rules) -> String {
+    let mut lines = String::new();
+    for h in rules.host_ports.iter().filter(|h| !h.sources.is_empty()) {
+        let to = match h.host_ip {
+            Some(ip) => format!("ip daddr {ip}"),
+            None => "fib daddr type local".to_string(),
+        };
+        lines.push_str(&format!(
+            "    {to} {} dport {} ip saddr != {{ {} }} drop\n",
+            h.protocol,
+            h.port,
+            join(&h.sources)
+        ));
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    let hook = |name: &str, hook: &str| {
+        format!("  chain {name} {{\n    type filter hook {hook} priority -110; policy accept;\n    jump sources\n  }}\n")
+    };
+    format!(
+        "  chain sources {{\n{lines}  }}\n{}{}",
+        hook("sources-prerouting", "prerouting"),
+        hook("sources-output", "output")
     )
 }
 
@@ -449,6 +565,64 @@ mod tests {
         assert!(!plain.contains("vmap") && !plain.contains("policy-input"));
     }
 
+    fn affinity_rules() -> Rules {
+        let a = Some(Affinity {
+            key: "default/web/".into(),
+            timeout: 60,
+        });
+        let endpoints = vec![
+            ("10.42.0.5".parse().unwrap(), 8080),
+            ("10.42.0.6".parse().unwrap(), 8080),
+        ];
+        Rules {
+            services: vec![ServiceRule {
+                vip: "10.43.0.11".parse().unwrap(),
+                protocol: "tcp".into(),
+                port: 80,
+                endpoints: endpoints.clone(),
+                affinity: a.clone(),
+            }],
+            host_ports: vec![HostPortRule {
+                protocol: "tcp".into(),
+                port: 8080,
+                host_ip: Some("127.0.0.2".parse().unwrap()),
+                endpoints,
+                affinity: a,
+                sources: vec![
+                    "10.0.0.0/8".parse().unwrap(),
+                    "127.0.0.0/8".parse().unwrap(),
+                ],
+            }],
+            policies: Policies::default(),
+        }
+    }
+
+    #[test]
+    fn client_ip_affinity_remembers_each_client_per_endpoint_before_the_random_choice() {
+        let text = ruleset(&cfg(), &affinity_rules());
+        for line in [
+            "ip daddr 10.43.0.11 tcp dport 80 goto affinity-0",
+            "ip daddr 127.0.0.2 tcp dport 8080 goto affinity-0",
+            "set affinity-0-1 {\n    type ipv4_addr\n    flags dynamic,timeout\n    timeout 60s\n  }",
+            "chain affinity-0-1 {\n    update @affinity-0-1 { ip saddr }\n    meta l4proto tcp dnat ip to 10.42.0.6:8080\n  }",
+            "chain affinity-0 {\n    ip saddr @affinity-0-0 goto affinity-0-0\n    ip saddr @affinity-0-1 goto affinity-0-1\n    numgen random mod 2 vmap { 0 : goto affinity-0-0, 1 : goto affinity-0-1 }\n  }",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(
+            text.matches("chain affinity-0 {").count(),
+            1,
+            "one per Service port"
+        );
+        // Source ranges: other clients dropped before DNAT, arriving or from the host.
+        assert!(text.contains(
+            "chain sources {\n    ip daddr 127.0.0.2 tcp dport 8080 ip saddr != { 10.0.0.0/8, 127.0.0.0/8 } drop\n  }"
+        ), "{text}");
+        assert!(text.contains("type filter hook prerouting priority -110;"));
+        assert!(text.contains("type filter hook output priority -110;"));
+        assert!(!ruleset(&cfg(), &Rules::default()).contains("chain sources"));
+    }
+
     /// nftables itself accepts the text (check mode: nothing is installed).
     #[test]
     fn nft_accepts_the_policy_ruleset() {
@@ -456,13 +630,9 @@ mod tests {
             eprintln!("not root: skipped");
             return;
         }
-        let text = ruleset(
-            &cfg(),
-            &Rules {
-                policies: policies(),
-                ..Rules::default()
-            },
-        );
+        let mut rules = affinity_rules();
+        rules.policies = policies();
+        let text = ruleset(&cfg(), &rules);
         let mut child = Command::new("nft")
             .args(["-c", "-f", "-"])
             .stdin(Stdio::piped())

@@ -1,8 +1,11 @@
-//! What the node does for Services — a pure function of (Services, EndpointSlices, pods) →
-//! a [`Plan`]: the addresses and ports to allocate (virtual IPs from the service range, node
-//! ports from 30000–32767), the LoadBalancer status to report, the nftables rules (virtual IPs,
-//! node ports, LoadBalancer ports on the host's addresses as k3s's ServiceLB publishes them,
-//! and pods' `hostPort`s), and the DNS records.
+//! What the node does for Services — a pure function of (Services, EndpointSlices, pods, the
+//! host's addresses) → a [`Plan`]: the addresses and ports to allocate (virtual IPs from the
+//! service range, node ports from 30000–32767), the LoadBalancer status to report, the
+//! nftables rules (virtual IPs, node ports, LoadBalancer ports on the host's addresses as k3s's
+//! ServiceLB publishes them — only on its `loadBalancerIP` when it names one — and pods'
+//! `hostPort`s, each with `sessionAffinity: ClientIP` when the Service asks), and the DNS
+//! records. A `loadBalancerIP` that is not one of the host's leaves the Service Pending: no
+//! LoadBalancer port, an empty `status.loadBalancer`, and a warning saying why.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -11,8 +14,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 use super::dns::{Records, DOMAIN};
-use super::rules::{HostPortRule, Rules, ServiceRule};
-use super::NetworkConfig;
+use super::rules::{Affinity, HostPortRule, Rules, ServiceRule};
+use super::{HostAddresses, NetworkConfig};
 
 /// The node-port range.
 pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
@@ -29,7 +32,7 @@ pub enum Allocation {
         /// The fields.
         patch: Value,
     },
-    /// Replace `status`.
+    /// Merge into `status` (a JSON merge patch: `null` removes).
     Status {
         /// Namespace.
         namespace: String,
@@ -49,6 +52,8 @@ pub struct Plan {
     pub records: Records,
     /// Writes back to Services.
     pub allocations: Vec<Allocation>,
+    /// LoadBalancer Services left Pending: (namespace, name, why).
+    pub pending: Vec<(String, String, String)>,
 }
 
 fn ns_name(svc: &Value) -> (String, String) {
@@ -64,18 +69,18 @@ fn ns_name(svc: &Value) -> (String, String) {
     )
 }
 
-/// Plans Services. `host_ip` is what LoadBalancer Services report as their address.
+/// Plans Services over the host's addresses `host`.
 pub fn plan(
     cfg: &NetworkConfig,
     services: &[Value],
     slices: &[Value],
     pods: &[Pod],
-    host_ip: Ipv4Addr,
+    host: &HostAddresses,
 ) -> Plan {
     let mut out = Plan::default();
     let mut allocator = Allocator::new(services);
     for svc in services {
-        plan_service(cfg, svc, slices, host_ip, &mut allocator, &mut out);
+        plan_service(cfg, svc, slices, host, &mut allocator, &mut out);
     }
     out.rules.host_ports.extend(pod_host_ports(cfg, pods));
     out.rules
@@ -157,7 +162,7 @@ fn plan_service(
     cfg: &NetworkConfig,
     svc: &Value,
     slices: &[Value],
-    host_ip: Ipv4Addr,
+    host: &HostAddresses,
     allocator: &mut Allocator,
     out: &mut Plan,
 ) {
@@ -177,14 +182,36 @@ fn plan_service(
             patch: Value::Object(patch),
         });
     }
+    // The LoadBalancer's address: its loadBalancerIP (if the host has it), else the host's.
+    let mut load_balancer = None;
     if ty == "LoadBalancer" {
-        let status =
-            json!({"loadBalancer": {"ingress": [{"ip": host_ip.to_string(), "ipMode": "VIP"}]}});
-        if svc["status"] != status {
+        let wanted = svc["spec"]["loadBalancerIP"]
+            .as_str()
+            .and_then(|a| a.parse::<Ipv4Addr>().ok());
+        // Pending: no ingress (null removes it: the status is written as a merge patch).
+        let ingress = match wanted {
+            Some(ip) if !host.contains(ip) => {
+                out.pending.push((
+                    ns.clone(),
+                    name.clone(),
+                    format!(
+                        "loadBalancerIP {ip} is not an address of this host (its addresses: {}); the Service stays Pending until it is",
+                        host.describe()
+                    ),
+                ));
+                Value::Null
+            }
+            _ => {
+                load_balancer = Some(wanted);
+                let ip = wanted.unwrap_or(host.primary);
+                json!([{"ip": ip.to_string(), "ipMode": "VIP"}])
+            }
+        };
+        if svc["status"]["loadBalancer"]["ingress"] != ingress {
             out.allocations.push(Allocation::Status {
                 namespace: ns.clone(),
                 name: name.clone(),
-                status,
+                status: json!({"loadBalancer": {"ingress": ingress}}),
             });
         }
     }
@@ -192,8 +219,29 @@ fn plan_service(
         s["metadata"]["namespace"] == ns.as_str() && s["metadata"]["name"] == name.as_str()
     });
     let ready = ready_endpoints(cfg, slice);
+    let sources: Vec<ipnet::Ipv4Net> = svc["spec"]["loadBalancerSourceRanges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str()?.trim().parse().ok())
+        .collect();
+    let timeout = (svc["spec"]["sessionAffinity"] == "ClientIP").then(|| {
+        svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"]
+            .as_u64()
+            .map_or(DEFAULT_AFFINITY_TIMEOUT, |t| t as u32)
+    });
     for p in &ports {
-        port_rules(p, slice, &ready, vip, ty == "LoadBalancer", &mut out.rules);
+        let affinity = timeout.map(|timeout| Affinity {
+            key: format!("{ns}/{name}/{}", p["name"].as_str().unwrap_or("")),
+            timeout,
+        });
+        let target = Target {
+            slice,
+            ready: &ready,
+            affinity,
+            sources: &sources,
+        };
+        port_rules(p, &target, vip, load_balancer, &mut out.rules);
     }
     let fqdn = format!("{name}.{ns}.svc.{DOMAIN}");
     match (vip, svc["spec"]["clusterIP"].as_str()) {
@@ -247,15 +295,29 @@ fn ready_endpoints(cfg: &NetworkConfig, slice: Option<&Value>) -> Vec<Ipv4Addr> 
         .collect()
 }
 
-/// The rules for one Service port: its virtual IP, its node port, its LoadBalancer port.
+/// `sessionAffinityConfig.clientIP.timeoutSeconds`' default: three hours, as Kubernetes'.
+const DEFAULT_AFFINITY_TIMEOUT: u32 = 10800;
+
+/// Where a Service's ports lead: its EndpointSlice, the ready addresses in it, and the
+/// Service's session affinity.
+struct Target<'a> {
+    slice: Option<&'a Value>,
+    ready: &'a [Ipv4Addr],
+    affinity: Option<Affinity>,
+    /// `loadBalancerSourceRanges` (the LoadBalancer port only).
+    sources: &'a [ipnet::Ipv4Net],
+}
+
+/// The rules for one Service port: its virtual IP, its node port, its LoadBalancer port (when
+/// `load_balancer` is `Some`: on that address, or on every one).
 fn port_rules(
     p: &Value,
-    slice: Option<&Value>,
-    ready: &[Ipv4Addr],
+    to: &Target,
     vip: Option<Ipv4Addr>,
-    load_balancer: bool,
+    load_balancer: Option<Option<Ipv4Addr>>,
     rules: &mut Rules,
 ) {
+    let (slice, ready) = (to.slice, to.ready);
     let pname = p["name"].as_str().unwrap_or("");
     let target = slice.and_then(|s| {
         s["ports"]
@@ -275,6 +337,7 @@ fn port_rules(
             protocol: protocol.clone(),
             port: p["port"].as_u64().unwrap_or(0) as u16,
             endpoints: endpoints.clone(),
+            affinity: to.affinity.clone(),
         });
     }
     if let Some(n) = p["nodePort"].as_u64() {
@@ -283,14 +346,18 @@ fn port_rules(
             port: n as u16,
             host_ip: None,
             endpoints: endpoints.clone(),
+            affinity: to.affinity.clone(),
+            sources: Vec::new(),
         });
     }
-    if load_balancer {
+    if let Some(host_ip) = load_balancer {
         rules.host_ports.push(HostPortRule {
             protocol,
             port: p["port"].as_u64().unwrap_or(0) as u16,
-            host_ip: None,
+            host_ip,
             endpoints,
+            affinity: to.affinity.clone(),
+            sources: to.sources.to_vec(),
         });
     }
 }
@@ -331,6 +398,8 @@ fn pod_host_ports(cfg: &NetworkConfig, pods: &[Pod]) -> Vec<HostPortRule> {
                         .and_then(|h| h.parse().ok())
                         .filter(|h: &Ipv4Addr| !h.is_unspecified()),
                     endpoints: vec![(ip, p.container_port as u16)],
+                    affinity: None,
+                    sources: Vec::new(),
                 });
             }
         }
@@ -350,6 +419,17 @@ mod tests {
         }
     }
 
+    /// A host at 192.0.2.1 with the loopback network.
+    fn host() -> HostAddresses {
+        HostAddresses {
+            primary: Ipv4Addr::new(192, 0, 2, 1),
+            local: vec![
+                "192.0.2.1/32".parse().unwrap(),
+                "127.0.0.0/8".parse().unwrap(),
+            ],
+        }
+    }
+
     #[test]
     fn allocates_addresses_and_node_ports_and_routes_ready_endpoints() {
         let svc = json!({"metadata":{"namespace":"default","name":"web"},
@@ -358,7 +438,7 @@ mod tests {
             "ports":[{"name":"","port":8080}],
             "endpoints":[{"addresses":["10.42.0.5"],"conditions":{"ready":true}},
                          {"addresses":["10.42.0.6"],"conditions":{"ready":false}}]});
-        let p = plan(&cfg(), &[svc], &[slice], &[], Ipv4Addr::new(192, 0, 2, 1));
+        let p = plan(&cfg(), &[svc], &[slice], &[], &host());
         let Allocation::Spec { patch, .. } = &p.allocations[0] else {
             panic!("{:?}", p.allocations)
         };
@@ -379,6 +459,126 @@ mod tests {
         );
     }
 
+    fn lb(extra: Value) -> (Value, Value) {
+        let mut svc = json!({"metadata":{"namespace":"default","name":"web"},
+            "spec":{"type":"LoadBalancer","clusterIP":"10.43.0.11",
+                    "ports":[{"name":"","port":80,"protocol":"TCP","nodePort":30000}]}});
+        for (k, v) in extra.as_object().unwrap() {
+            svc["spec"][k] = v.clone();
+        }
+        let slice = json!({"metadata":{"namespace":"default","name":"web"},
+            "ports":[{"name":"","port":8080}],
+            "endpoints":[{"addresses":["10.42.0.5"],"conditions":{"ready":true}},
+                         {"addresses":["10.42.0.6"],"conditions":{"ready":true}}]});
+        (svc, slice)
+    }
+
+    fn status(p: &Plan) -> Option<&Value> {
+        p.allocations.iter().find_map(|a| match a {
+            Allocation::Status { status, .. } => Some(status),
+            Allocation::Spec { .. } => None,
+        })
+    }
+
+    #[test]
+    fn a_load_balancer_ip_of_the_host_serves_there_only_and_another_stays_pending() {
+        let (svc, slice) = lb(json!({"loadBalancerIP": "127.0.0.2"}));
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
+        assert_eq!(
+            status(&p).unwrap()["loadBalancer"]["ingress"][0]["ip"],
+            "127.0.0.2"
+        );
+        let served: Vec<_> = p.rules.host_ports.iter().filter(|h| h.port == 80).collect();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].host_ip, Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert!(served[0].sources.is_empty());
+        // Source ranges: on the LoadBalancer port, not the node port.
+        let (ranged, _) = lb(json!({"loadBalancerSourceRanges": ["10.0.0.0/8"]}));
+        let r = plan(
+            &cfg(),
+            &[ranged],
+            std::slice::from_ref(&slice),
+            &[],
+            &host(),
+        );
+        for h in &r.rules.host_ports {
+            let want: Vec<ipnet::Ipv4Net> = match h.port {
+                80 => vec!["10.0.0.0/8".parse().unwrap()],
+                _ => vec![],
+            };
+            assert_eq!(h.sources, want, "port {}", h.port);
+        }
+        assert!(p.pending.is_empty());
+
+        let (mut svc, slice) = lb_with("198.51.100.7", slice);
+        // It had an address before: removed.
+        svc["status"] =
+            json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}]}});
+        let p = plan(
+            &cfg(),
+            &[svc.clone()],
+            std::slice::from_ref(&slice),
+            &[],
+            &host(),
+        );
+        assert_eq!(
+            status(&p).unwrap(),
+            &json!({"loadBalancer": {"ingress": null}})
+        );
+        // Written: nothing more to write, but still pending.
+        svc["status"] = json!({"loadBalancer": {}});
+        assert!(status(&plan(
+            &cfg(),
+            &[svc.clone()],
+            std::slice::from_ref(&slice),
+            &[],
+            &host()
+        ))
+        .is_none());
+        assert!(
+            !p.rules.host_ports.iter().any(|h| h.port == 80),
+            "no LoadBalancer port"
+        );
+        // The node port and the virtual IP still serve.
+        assert!(p.rules.host_ports.iter().any(|h| h.port == 30000));
+        assert_eq!(p.rules.services.len(), 1);
+        let (ns, name, why) = &p.pending[0];
+        assert_eq!((ns.as_str(), name.as_str()), ("default", "web"));
+        assert!(
+            why.contains("198.51.100.7 is not an address of this host")
+                && why.contains("192.0.2.1, 127.0.0.0/8"),
+            "{why}"
+        );
+    }
+
+    fn lb_with(ip: &str, slice: Value) -> (Value, Value) {
+        (lb(json!({"loadBalancerIP": ip})).0, slice)
+    }
+
+    #[test]
+    fn client_ip_affinity_is_one_per_service_port_across_its_ways_in() {
+        let (svc, slice) = lb(json!({"sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}));
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
+        let want = Some(Affinity {
+            key: "default/web/".into(),
+            timeout: 60,
+        });
+        assert_eq!(p.rules.services[0].affinity, want);
+        assert_eq!(p.rules.host_ports.len(), 2);
+        assert!(p.rules.host_ports.iter().all(|h| h.affinity == want));
+        // Without a config: three hours. Without ClientIP: none.
+        let (svc, _) = lb(json!({"sessionAffinity": "ClientIP"}));
+        let p = plan(&cfg(), &[svc], std::slice::from_ref(&slice), &[], &host());
+        assert_eq!(
+            p.rules.services[0].affinity.as_ref().unwrap().timeout,
+            10800
+        );
+        let (svc, _) = lb(json!({}));
+        let p = plan(&cfg(), &[svc], &[slice], &[], &host());
+        assert_eq!(p.rules.services[0].affinity, None);
+    }
+
     #[test]
     fn a_headless_service_names_its_ready_pods_and_each_by_hostname() {
         let svc = json!({"metadata":{"namespace":"db","name":"redis"},
@@ -389,7 +589,7 @@ mod tests {
                 {"addresses":["10.42.0.5"],"hostname":"redis-0","conditions":{"ready":true}},
                 {"addresses":["10.42.0.6"],"hostname":"redis-1","conditions":{"ready":false}},
                 {"addresses":["10.42.0.7"],"conditions":{"ready":true}}]});
-        let p = plan(&cfg(), &[svc], &[slice], &[], Ipv4Addr::new(192, 0, 2, 1));
+        let p = plan(&cfg(), &[svc], &[slice], &[], &host());
         let r = &p.records.0;
         assert_eq!(
             r["redis.db.svc.cluster.local"],

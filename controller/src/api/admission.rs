@@ -13,6 +13,8 @@
 //!   Deployment after the admin tightened the namespace), as upstream exempts insignificant
 //!   pod updates.
 
+use std::net::IpAddr;
+
 use hyper::Response;
 use serde_json::Value;
 
@@ -204,11 +206,44 @@ pub fn parse_port_list(s: &str) -> Option<Vec<std::ops::RangeInclusive<u16>>> {
         .collect()
 }
 
-/// The host ports an object claims: (field, port; `None` for a node port left to allocate).
-pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
+/// A host port an object claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The field that claims it (`spec.ports[0].port`).
+    pub field: String,
+    /// On this host address only (a `loadBalancerIP`, a `hostIP`), or `None`: on every one.
+    pub address: Option<IpAddr>,
+    /// The port; `None` for a node port left to allocate.
+    pub port: Option<u16>,
+}
+
+/// Whether two claims of one port meet: the same address, or one of them on every address.
+fn addresses_meet(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
+/// `address:port`, or the port on every address.
+fn describe_port(address: Option<IpAddr>, port: u16) -> String {
+    match address {
+        Some(a) => format!("{a}:{port}"),
+        None => format!("host port {port}"),
+    }
+}
+
+/// The host ports an object claims. A LoadBalancer's port is claimed on its `loadBalancerIP`
+/// (every address without one); node ports always on every address; a hostPort on its
+/// `hostIP` (0.0.0.0 and none: every address).
+pub fn claimed_host_ports(obj: &Value) -> Vec<Claim> {
     let mut out = Vec::new();
+    let parse = |v: &Value| {
+        v.as_str()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .filter(|a| !a.is_unspecified())
+    };
+    let port = |v: &Value| v.as_u64().and_then(|n| u16::try_from(n).ok());
     if obj["kind"] == "Service" {
         let ty = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        let lb_address = parse(&obj["spec"]["loadBalancerIP"]);
         if ty == "NodePort" || ty == "LoadBalancer" {
             for (i, p) in obj["spec"]["ports"]
                 .as_array()
@@ -216,11 +251,17 @@ pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
                 .flatten()
                 .enumerate()
             {
-                let node_port = p["nodePort"].as_u64().and_then(|n| u16::try_from(n).ok());
-                out.push((format!("spec.ports[{i}].nodePort"), node_port));
+                out.push(Claim {
+                    field: format!("spec.ports[{i}].nodePort"),
+                    address: None,
+                    port: port(&p["nodePort"]),
+                });
                 if ty == "LoadBalancer" {
-                    let port = p["port"].as_u64().and_then(|n| u16::try_from(n).ok());
-                    out.push((format!("spec.ports[{i}].port"), port));
+                    out.push(Claim {
+                        field: format!("spec.ports[{i}].port"),
+                        address: lb_address,
+                        port: port(&p["port"]),
+                    });
                 }
             }
         }
@@ -229,11 +270,12 @@ pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
         for list in ["initContainers", "containers"] {
             for (i, c) in spec[list].as_array().into_iter().flatten().enumerate() {
                 for (j, p) in c["ports"].as_array().into_iter().flatten().enumerate() {
-                    if let Some(h) = p["hostPort"].as_u64().filter(|h| *h != 0) {
-                        out.push((
-                            format!("{list}[{i}].ports[{j}].hostPort"),
-                            u16::try_from(h).ok(),
-                        ));
+                    if p["hostPort"].as_u64().is_some_and(|h| h != 0) {
+                        out.push(Claim {
+                            field: format!("{list}[{i}].ports[{j}].hostPort"),
+                            address: parse(&p["hostIP"]),
+                            port: port(&p["hostPort"]),
+                        });
                     }
                 }
             }
@@ -242,8 +284,10 @@ pub fn claimed_host_ports(obj: &Value) -> Vec<(String, Option<u16>)> {
     out
 }
 
-/// A host port is taken once: not one of skiff's own listeners, not another Service's node
-/// or LoadBalancer port (ports compared by number, whatever the protocol).
+/// A host port is taken once on an address: not where one of skiff's own listeners is, not
+/// where another Service's node or LoadBalancer port is (ports compared by number, whatever
+/// the protocol; the same port on two distinct addresses is fine, a port on every address
+/// meets all of them).
 fn host_ports_free(state: &ApiState, obj: &Value) -> Result<(), ApiError> {
     let claimed = claimed_host_ports(obj);
     if claimed.is_empty() {
@@ -251,7 +295,7 @@ fn host_ports_free(state: &ApiState, obj: &Value) -> Result<(), ApiError> {
     }
     let reserved = state.node.reserved_ports();
     let me = (&obj["metadata"]["namespace"], &obj["metadata"]["name"]);
-    let others: Vec<(u16, String)> = if obj["kind"] == "Service" {
+    let others: Vec<(Option<IpAddr>, u16, String)> = if obj["kind"] == "Service" {
         state
             .store
             .list("Service", None)
@@ -265,7 +309,7 @@ fn host_ports_free(state: &ApiState, obj: &Value) -> Result<(), ApiError> {
                 );
                 claimed_host_ports(s)
                     .into_iter()
-                    .filter_map(move |(_, p)| Some((p?, who.clone())))
+                    .filter_map(move |c| Some((c.address, c.port?, who.clone())))
             })
             .collect()
     } else {
@@ -273,14 +317,17 @@ fn host_ports_free(state: &ApiState, obj: &Value) -> Result<(), ApiError> {
     };
     let errors: Vec<FieldError> = claimed
         .iter()
-        .filter_map(|(field, port)| {
-            let port = (*port)?;
-            let taken = reserved.iter().chain(&others).find(|(p, _)| *p == port)?;
+        .filter_map(|c| {
+            let port = c.port?;
+            let (at, _, who) = reserved
+                .iter()
+                .chain(&others)
+                .find(|(a, p, _)| *p == port && addresses_meet(*a, c.address))?;
             Some(FieldError {
-                field: field.clone(),
+                field: c.field.clone(),
                 message: format!(
-                    "Invalid value: {port}: provided port is already allocated (host port {port} is {}'s)",
-                    taken.1
+                    "Invalid value: {port}: provided port is already allocated ({} is {who}'s)",
+                    describe_port(at.or(c.address), port)
                 ),
             })
         })
@@ -307,7 +354,7 @@ fn host_ports_allowed(namespace: &Value, plural: &str, obj: &Value) -> Result<()
         .as_str()
         .and_then(parse_port_list)
         .unwrap_or_default();
-    for (field, port) in claimed {
+    for Claim { field, port, .. } in claimed {
         let ok = port.is_some_and(|p| allowed.iter().any(|r| r.contains(&p)));
         if ok {
             continue;
@@ -340,23 +387,38 @@ mod tests {
         assert_eq!(parse_port_list("70000"), None);
         assert_eq!(parse_port_list("9-1"), None);
         let lb = json!({"kind": "Service", "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "nodePort": 30443}]}});
+        let claim = |field: &str, address: Option<&str>, port: Option<u16>| Claim {
+            field: field.to_string(),
+            address: address.map(|a| a.parse().unwrap()),
+            port,
+        };
         assert_eq!(
             claimed_host_ports(&lb),
             vec![
-                ("spec.ports[0].nodePort".to_string(), Some(30443)),
-                ("spec.ports[0].port".to_string(), Some(443))
+                claim("spec.ports[0].nodePort", None, Some(30443)),
+                claim("spec.ports[0].port", None, Some(443))
             ]
+        );
+        let mut on_one = lb.clone();
+        on_one["spec"]["loadBalancerIP"] = json!("127.0.0.2");
+        assert_eq!(
+            claimed_host_ports(&on_one)[1],
+            claim("spec.ports[0].port", Some("127.0.0.2"), Some(443))
         );
         let np = json!({"kind": "Service", "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
         assert_eq!(
             claimed_host_ports(&np),
-            vec![("spec.ports[0].nodePort".to_string(), None)]
+            vec![claim("spec.ports[0].nodePort", None, None)]
         );
-        let d = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}}});
+        let d = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080, "hostIP": "0.0.0.0"}]}]}}}});
         assert_eq!(
             claimed_host_ports(&d),
-            vec![("containers[0].ports[0].hostPort".to_string(), Some(8080))]
+            vec![claim("containers[0].ports[0].hostPort", None, Some(8080))]
         );
+        // Addresses: distinct ones never meet, every address meets all.
+        let (a, b) = ("127.0.0.2".parse().ok(), "127.0.0.3".parse().ok());
+        assert!(!addresses_meet(a, b));
+        assert!(addresses_meet(a, a) && addresses_meet(None, b) && addresses_meet(a, None));
         let ns = json!({"metadata": {"annotations": {"skiff.io/host-ports": "30443,443"}}});
         let mut svc = lb.clone();
         svc["metadata"] = json!({"name": "web", "namespace": "ci"});

@@ -146,9 +146,10 @@ pub trait Node: Send + Sync + 'static {
     /// may connect to: a pod's `status.podIP` is written through the API, so it is checked
     /// before the node connects anywhere on a client's behalf.
     fn is_pod_address(&self, ip: std::net::IpAddr) -> bool;
-    /// The host ports skiff itself listens on, each with what listens there (the API, the
-    /// ingress, the cluster DNS): no Service or hostPort may take them.
-    fn reserved_ports(&self) -> Vec<(u16, String)> {
+    /// The host ports skiff itself listens on, each with its address (`None`: every address of
+    /// the host) and what listens there (the API, the ingress, the cluster DNS): no Service or
+    /// hostPort may take them.
+    fn reserved_ports(&self) -> Vec<(Option<std::net::IpAddr>, u16, String)> {
         Vec::new()
     }
 }

@@ -144,7 +144,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "ReplicaSet" => replica_set(&mut cx, apps::ReplicaSet::decode(&raw[..]).map_err(bad)?),
         "Job" => job(&mut cx, batch::Job::decode(&raw[..]).map_err(bad)?),
         "CronJob" => cron_job(&mut cx, batch::CronJob::decode(&raw[..]).map_err(bad)?),
-        "Service" => service(&mut cx, core::Service::decode(&raw[..]).map_err(bad)?),
+        "Service" => service(core::Service::decode(&raw[..]).map_err(bad)?),
         "EndpointSlice" => endpoint_slice(discovery::EndpointSlice::decode(&raw[..]).map_err(bad)?),
         "Ingress" => ingress(&mut cx, networking::Ingress::decode(&raw[..]).map_err(bad)?),
         "IngressClass" => ingress_class(
@@ -924,7 +924,7 @@ fn cron_job(cx: &mut Cx, c: batch::CronJob) -> Parts {
     (object_meta(metadata), o)
 }
 
-fn service(cx: &mut Cx, s: core::Service) -> Parts {
+fn service(s: core::Service) -> Parts {
     let core::Service {
         metadata,
         spec,
@@ -987,7 +987,21 @@ fn service(cx: &mut Cx, s: core::Service) -> Parts {
     sp.str("externalTrafficPolicy", external_traffic_policy);
     sp.int("healthCheckNodePort", health_check_node_port);
     sp.flag("publishNotReadyAddresses", publish_not_ready_addresses);
-    cx.refuse("spec", "sessionAffinityConfig", &session_affinity_config);
+    sp.some(
+        "sessionAffinityConfig",
+        session_affinity_config.map(|c| {
+            let mut o = Obj::default();
+            o.some(
+                "clientIP",
+                c.client_ip.map(|ip| {
+                    let mut o = Obj::default();
+                    o.ptr("timeoutSeconds", ip.timeout_seconds);
+                    o
+                }),
+            );
+            o
+        }),
+    );
     sp.strings("ipFamilies", ip_families);
     sp.ptr("ipFamilyPolicy", ip_family_policy);
     sp.ptr(

@@ -40,6 +40,8 @@ pub enum Source {
     VolumeController,
     /// The scheduler.
     Scheduler,
+    /// The node's LoadBalancer Services (k3s's ServiceLB).
+    ServiceLoadBalancer,
 }
 
 impl Source {
@@ -55,6 +57,7 @@ impl Source {
             Source::Ingress => "skiff-ingress",
             Source::VolumeController => "persistentvolume-controller",
             Source::Scheduler => "default-scheduler",
+            Source::ServiceLoadBalancer => "service-lb-controller",
         }
     }
 }

@@ -8,8 +8,10 @@
 //!
 //! `RollingUpdate` (the default): a pod of another revision is deleted, within `maxUnavailable`
 //! (at least 1 of the one node: the pod is always replaced), and the new one is created once the
-//! old is gone (`maxSurge` is not supported); `OnDelete`: only a pod deleted by someone else is
-//! replaced, from the current template. A failed pod is deleted and made again. Status counts
+//! old is gone; with `maxSurge` (≥ 1 on one node) the new one is created beside the old one,
+//! which is deleted once the new one is available (`minReadySeconds`) — unless the old pod
+//! holds host ports the new one needs, which a Warning `FailedSurge` says; `OnDelete`: only a
+//! pod deleted by someone else is replaced, from the current template. A failed pod is deleted and made again. Status counts
 //! nodes, as Kubernetes': desired, current, ready, available (`minReadySeconds`), updated.
 
 use std::collections::BTreeSet;
@@ -65,20 +67,6 @@ pub fn plan(
     }
     let (revs, write) = REVISIONS.update(ds, revisions);
     let mut writes: Vec<Write> = write.into_iter().collect();
-    let event = |kind, reason, message| {
-        Write::Event(Event {
-            about: ds.clone(),
-            kind,
-            reason,
-            message,
-            source: events::Source::DaemonSetController,
-        })
-    };
-    let delete = |pod: &Value, writes: &mut Vec<Write>| {
-        writes.push(Write::Delete(ObjectKey::of(pod)));
-        let message = format!("Deleted pod: {}", meta::name(pod));
-        writes.push(event(events::Type::Normal, "SuccessfulDelete", message));
-    };
 
     let mut live: Vec<&Value> = Vec::new();
     for p in pods.iter().filter(|p| !meta::is_terminating(p)) {
@@ -88,37 +76,16 @@ pub fn plan(
                 meta::namespace(p),
                 meta::name(p)
             );
-            writes.push(event(events::Type::Warning, "FailedDaemonPod", message));
-            delete(p, &mut writes);
+            writes.push(event(ds, events::Type::Warning, "FailedDaemonPod", message));
+            delete(ds, p, &mut writes);
         } else {
             live.push(p);
         }
     }
-    // More than one: the oldest stays.
-    live.sort_by_key(|p| {
-        (
-            p["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            meta::name(p).to_string(),
-        )
-    });
-    for p in live.iter().skip(1) {
-        delete(p, &mut writes);
-    }
-    let terminating = pods.iter().any(|p| meta::is_terminating(p));
-    match live.first() {
-        None if !terminating && !writes.iter().any(|w| matches!(w, Write::Delete(_))) => {
-            let pod = new_pod(ds, &revs.hash, node, &suffix());
-            let message = format!("Created pod: {}", meta::name(&pod));
-            writes.push(Write::Create(pod));
-            writes.push(event(events::Type::Normal, "SuccessfulCreate", message));
-        }
-        Some(p) if hash_of(p) != revs.hash && rolling(ds) && max_unavailable(ds, 1) >= 1 => {
-            delete(p, &mut writes);
-        }
-        _ => {}
+    if rolling(ds) && max_surge(ds) >= 1 {
+        surge(ds, &live, pods, &revs.hash, now, &mut writes, node, suffix);
+    } else {
+        replace(ds, &live, pods, &revs.hash, &mut writes, node, suffix);
     }
 
     let mut live_revisions: BTreeSet<String> = pods
@@ -133,6 +100,161 @@ pub fn plan(
         status(ds, pods, &revs.hash, now),
     ));
     writes
+}
+
+/// The Delete of `pod` and its event.
+fn delete(ds: &Value, pod: &Value, writes: &mut Vec<Write>) {
+    writes.push(Write::Delete(ObjectKey::of(pod)));
+    let message = format!("Deleted pod: {}", meta::name(pod));
+    writes.push(event(ds, events::Type::Normal, "SuccessfulDelete", message));
+}
+
+fn event(ds: &Value, kind: events::Type, reason: &'static str, message: String) -> Write {
+    Write::Event(Event {
+        about: ds.clone(),
+        kind,
+        reason,
+        message,
+        source: events::Source::DaemonSetController,
+    })
+}
+
+/// The Create of the set's pod at revision `hash` and its event.
+fn create(ds: &Value, hash: &str, node: &str, suffix: &str, writes: &mut Vec<Write>) {
+    let pod = new_pod(ds, hash, node, suffix);
+    let message = format!("Created pod: {}", meta::name(&pod));
+    writes.push(Write::Create(pod));
+    writes.push(event(ds, events::Type::Normal, "SuccessfulCreate", message));
+}
+
+/// Oldest first (by creation, then name).
+fn oldest_first(pods: &mut [&Value]) {
+    pods.sort_by_key(|p| {
+        (
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            meta::name(p).to_string(),
+        )
+    });
+}
+
+/// Without surge: one pod; more than one, the oldest stays; a pod of another revision is
+/// deleted under RollingUpdate, and the pod is made once none of the set is terminating (a
+/// replaced daemon's hostPort or host network is free first).
+fn replace(
+    ds: &Value,
+    live: &[&Value],
+    pods: &[Arc<Value>],
+    hash: &str,
+    writes: &mut Vec<Write>,
+    node: &str,
+    suffix: impl FnOnce() -> String,
+) {
+    let mut live = live.to_vec();
+    oldest_first(&mut live);
+    for p in live.iter().skip(1) {
+        delete(ds, p, writes);
+    }
+    let terminating = pods.iter().any(|p| meta::is_terminating(p));
+    match live.first() {
+        None if !terminating && !writes.iter().any(|w| matches!(w, Write::Delete(_))) => {
+            create(ds, hash, node, &suffix(), writes);
+        }
+        Some(p) if hash_of(p) != hash && rolling(ds) && max_unavailable(ds, 1) >= 1 => {
+            delete(ds, p, writes)
+        }
+        _ => {}
+    }
+}
+
+/// With `maxSurge` (at least 1 on the one node), as Kubernetes' controller surges: the new
+/// revision's pod is made beside the old one, and the old one deleted once the new one is
+/// available (`minReadySeconds`). One pod of each kind is kept (the oldest). A template whose
+/// host ports the old pod holds cannot surge — upstream's surge pod would stay Pending on them
+/// — so the set waits with a warning saying so, never taking the port from the running pod.
+#[allow(clippy::too_many_arguments)]
+fn surge(
+    ds: &Value,
+    live: &[&Value],
+    pods: &[Arc<Value>],
+    hash: &str,
+    now: jiff::Timestamp,
+    writes: &mut Vec<Write>,
+    node: &str,
+    suffix: impl FnOnce() -> String,
+) {
+    let (mut new, mut old): (Vec<&Value>, Vec<&Value>) =
+        live.iter().partition(|p| hash_of(p) == hash);
+    oldest_first(&mut new);
+    oldest_first(&mut old);
+    for p in new.iter().skip(1).chain(old.iter().skip(1)) {
+        delete(ds, p, writes);
+    }
+    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    match (old.first(), new.first()) {
+        (Some(o), Some(n)) if pod_available(n, min_ready, now) => delete(ds, o, writes),
+        (Some(o), None) => {
+            let shared = shared_host_ports(&o["spec"], &ds["spec"]["template"]["spec"]);
+            if shared.is_empty() {
+                create(ds, hash, node, &suffix(), writes);
+            } else {
+                let message = format!(
+                    "cannot surge: the running pod {} holds host port(s) {} that the new pod needs; set maxSurge 0 and maxUnavailable 1 to replace it instead",
+                    meta::name(o),
+                    shared.join(", ")
+                );
+                writes.push(event(ds, events::Type::Warning, "FailedSurge", message));
+            }
+        }
+        (None, None)
+            if !pods.iter().any(|p| meta::is_terminating(p))
+                && !writes.iter().any(|w| matches!(w, Write::Delete(_))) =>
+        {
+            create(ds, hash, node, &suffix(), writes);
+        }
+        _ => {}
+    }
+}
+
+/// The host ports (`protocol/port`) two pod specs would both bind: hostPorts (addresses
+/// meeting: the same, or one of them every address) and, for hostNetwork pods, container ports.
+fn shared_host_ports(a: &Value, b: &Value) -> Vec<String> {
+    fn ports(spec: &Value) -> Vec<(String, Option<String>, u64)> {
+        let host_network = spec["hostNetwork"] == true;
+        let mut out = Vec::new();
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                for p in c["ports"].as_array().into_iter().flatten() {
+                    let port = match p["hostPort"].as_u64().filter(|h| *h != 0) {
+                        Some(h) => h,
+                        None if host_network => p["containerPort"].as_u64().unwrap_or(0),
+                        None => continue,
+                    };
+                    let ip = p["hostIP"]
+                        .as_str()
+                        .filter(|ip| !ip.is_empty() && *ip != "0.0.0.0")
+                        .map(String::from);
+                    let proto = p["protocol"].as_str().unwrap_or("TCP").to_string();
+                    out.push((proto, ip, port));
+                }
+            }
+        }
+        out
+    }
+    let theirs = ports(a);
+    let mut shared: Vec<String> = ports(b)
+        .into_iter()
+        .filter(|(proto, ip, port)| {
+            theirs.iter().any(|(p2, ip2, port2)| {
+                p2 == proto && port2 == port && (ip.is_none() || ip2.is_none() || ip == ip2)
+            })
+        })
+        .map(|(proto, _, port)| format!("{proto}/{port}"))
+        .collect();
+    shared.dedup();
+    shared
 }
 
 /// Reconciles one DaemonSet: performs its plan, in order.
@@ -187,6 +309,18 @@ fn max_unavailable(ds: &Value, nodes: usize) -> usize {
     }
 }
 
+/// `maxSurge` (default 0) against one node; a percentage rounds up, as Kubernetes'.
+fn max_surge(ds: &Value) -> usize {
+    match &ds["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] {
+        Value::String(p) => p
+            .trim_end_matches('%')
+            .parse::<usize>()
+            .unwrap_or(0)
+            .div_ceil(100),
+        v => v.as_u64().unwrap_or(0) as usize,
+    }
+}
+
 /// The set's pod from its current template (hash `hash`), named `<ds>-<suffix>`, bound to
 /// `node`, with the daemon tolerations added.
 fn new_pod(ds: &Value, hash: &str, node: &str, suffix: &str) -> Value {
@@ -233,14 +367,19 @@ fn add_tolerations(spec: &mut Value) {
     }
 }
 
-/// The set's status, counted per node (one) from its pods as given.
+/// The set's status, counted per node (one) from its pods as given: as Kubernetes counts
+/// it, from the node's oldest pod (while a surge pod starts, the old one is what the node runs,
+/// so `kubectl rollout status` waits until it is gone).
 fn status(ds: &Value, pods: &[Arc<Value>], hash: &str, now: jiff::Timestamp) -> Value {
     let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    let live: Vec<&Arc<Value>> = pods
+    let mut live: Vec<&Value> = pods
         .iter()
+        .map(|p| &**p)
         .filter(|p| !meta::is_terminating(p) && !finished(p))
         .collect();
-    let any = |f: &dyn Fn(&Value) -> bool| usize::from(live.iter().any(|p| f(p)));
+    oldest_first(&mut live);
+    let oldest = live.first();
+    let any = |f: &dyn Fn(&Value) -> bool| usize::from(oldest.is_some_and(|p| f(p)));
     let available = any(&|p| pod_available(p, min_ready, now));
     json!({
         "desiredNumberScheduled": 1,
@@ -454,6 +593,114 @@ mod tests {
         assert_eq!(
             created(&w)["metadata"]["labels"][HASH_LABEL],
             hash(&new).as_str()
+        );
+    }
+
+    /// The set's pod `agent-aaaaa` from `ds`'s template, Ready for an hour.
+    fn serving(ds: &Value) -> Arc<Value> {
+        pod(
+            ds,
+            "agent-aaaaa",
+            "2026-01-01T11:00:00Z",
+            Some("2026-01-01T11:00:05Z"),
+        )
+    }
+
+    fn surging(image: &str) -> Value {
+        let mut d = ds(image);
+        d["spec"]["minReadySeconds"] = json!(10);
+        d["spec"]["updateStrategy"]["rollingUpdate"] = json!({"maxSurge": 1, "maxUnavailable": 0});
+        d
+    }
+
+    #[test]
+    fn max_surge_starts_the_new_pod_beside_the_old_and_deletes_the_old_once_available() {
+        let old = surging("agent:1");
+        let new = surging("agent:2");
+        let revs = [revision(&old, 1), revision(&new, 2)];
+        let a = serving(&old);
+        // The template changed: the new pod beside the old one, nothing deleted.
+        let w = run(&new, std::slice::from_ref(&a), &revs);
+        assert_eq!(
+            describe(&w),
+            [
+                "create Pod default/agent-xyz12",
+                "event SuccessfulCreate: Created pod: agent-xyz12",
+                "status DaemonSet default/agent",
+            ]
+        );
+        assert_eq!(
+            created(&w)["metadata"]["labels"][HASH_LABEL],
+            hash(&new).as_str()
+        );
+        // The node still runs the old pod: not updated yet (rollout status waits).
+        assert_eq!(status_of(&w)["updatedNumberScheduled"], 0);
+        // The new one ready for 5 s of minReadySeconds 10: both stay.
+        let b = pod(
+            &new,
+            "agent-bbbbb",
+            "2026-01-01T11:59:50Z",
+            Some("2026-01-01T11:59:55Z"),
+        );
+        let w = run(&new, &[a.clone(), b.clone()], &revs);
+        assert_eq!(describe(&w), ["status DaemonSet default/agent"]);
+        assert_eq!(status_of(&w)["numberAvailable"], 1, "the old pod serves");
+        // Available: the old one goes.
+        let b = pod(
+            &new,
+            "agent-bbbbb",
+            "2026-01-01T11:59:40Z",
+            Some("2026-01-01T11:59:45Z"),
+        );
+        let w = run(&new, &[a, b.clone()], &revs);
+        assert_eq!(
+            describe(&w),
+            [
+                "delete Pod default/agent-aaaaa",
+                "event SuccessfulDelete: Deleted pod: agent-aaaaa",
+                "status DaemonSet default/agent",
+            ]
+        );
+        // Done: only the new pod, counted updated.
+        let w = run(&new, &[b], &revs);
+        assert_eq!(describe(&w), ["status DaemonSet default/agent"]);
+        assert_eq!(status_of(&w)["updatedNumberScheduled"], 1);
+    }
+
+    #[test]
+    fn a_template_whose_host_port_the_old_pod_holds_does_not_surge_and_says_why() {
+        let mut old = surging("agent:1");
+        old["spec"]["template"]["spec"]["containers"][0]["ports"] =
+            json!([{"containerPort": 9100, "hostPort": 9100}]);
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("agent:2");
+        let revs = [revision(&old, 1), revision(&new, 2)];
+        let w = run(&new, &[serving(&old)], &revs);
+        assert_eq!(
+            describe(&w),
+            [
+                "event FailedSurge: cannot surge: the running pod agent-aaaaa holds host port(s) TCP/9100 that the new pod needs; set maxSurge 0 and maxUnavailable 1 to replace it instead",
+                "status DaemonSet default/agent",
+            ]
+        );
+        // hostNetwork: container ports are host ports.
+        let mut hn = surging("agent:1");
+        hn["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+        hn["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 9100}]);
+        assert_eq!(
+            shared_host_ports(
+                &hn["spec"]["template"]["spec"],
+                &hn["spec"]["template"]["spec"]
+            ),
+            ["TCP/9100"]
+        );
+        // Another address, or another protocol: no conflict.
+        let on = |ip: &str, proto: &str| json!({"containers": [{"ports": [{"containerPort": 1, "hostPort": 53, "hostIP": ip, "protocol": proto}]}]});
+        assert!(shared_host_ports(&on("127.0.0.2", "UDP"), &on("127.0.0.3", "UDP")).is_empty());
+        assert!(shared_host_ports(&on("127.0.0.2", "UDP"), &on("127.0.0.2", "TCP")).is_empty());
+        assert_eq!(
+            shared_host_ports(&on("0.0.0.0", "UDP"), &on("127.0.0.2", "UDP")),
+            ["UDP/53"]
         );
     }
 

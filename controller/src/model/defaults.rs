@@ -129,6 +129,16 @@ fn service(obj: &mut Value) {
     let spec = &mut obj["spec"];
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
+    if spec["sessionAffinity"] == "ClientIP" {
+        // As Kubernetes' SetDefaults_Service: three hours.
+        set_default(spec, "sessionAffinityConfig", json!({}));
+        set_default(&mut spec["sessionAffinityConfig"], "clientIP", json!({}));
+        set_default(
+            &mut spec["sessionAffinityConfig"]["clientIP"],
+            "timeoutSeconds",
+            json!(10800),
+        );
+    }
     set_default(spec, "internalTrafficPolicy", json!("Cluster"));
     set_default(spec, "ipFamilies", json!(["IPv4"]));
     set_default(spec, "ipFamilyPolicy", json!("SingleStack"));

@@ -5,26 +5,88 @@ use serde_json::Value;
 
 use super::{err, FieldError};
 
-/// `spec` of a DaemonSet: counts and the update strategy. `maxSurge` may only say 0: on one
-/// node the pod is replaced (deleted, then made again), never doubled.
+/// `spec` of a DaemonSet: counts and the update strategy — `maxUnavailable` and `maxSurge` as
+/// Kubernetes' ValidateRollingUpdateDaemonSet: each a count or a percentage up to 100%, and
+/// exactly one of them non-zero. (Upstream does not refuse `maxSurge` with a hostPort; the
+/// controller says why such a pod cannot surge, `controllers/daemonset.rs`.)
 pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
     super::statefulset::counts(spec, out);
     let strategy = &spec["updateStrategy"];
     // Unlike a StatefulSet's, a DaemonSet's `rollingUpdate` may stay under OnDelete (Kubernetes
     // ignores it there; `kubectl apply` switching the type leaves the defaulted one behind).
+    // Its two maxima are checked here, since a DaemonSet's maxUnavailable may be 0.
     let mut checked = strategy.clone();
-    if checked["type"] == "OnDelete" {
-        if let Some(m) = checked.as_object_mut() {
+    if let Some(m) = checked.as_object_mut() {
+        if m.get("type").is_some_and(|t| t == "OnDelete") {
             m.remove("rollingUpdate");
+        } else if let Some(ru) = m.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
+            ru.remove("maxUnavailable");
+            ru.remove("maxSurge");
         }
     }
     super::statefulset::update_strategy(&checked, out);
-    let surge = &strategy["rollingUpdate"]["maxSurge"];
-    if !(surge.is_null() || *surge == 0 || *surge == "0%" || *surge == "0") {
-        out.push(err(
-            "spec.updateStrategy.rollingUpdate.maxSurge",
-            format!("{surge} is not supported by skiff (only 0: the one node's pod is replaced)"),
-        ));
+    if strategy["type"] == "OnDelete" {
+        return;
+    }
+    const RU: &str = "spec.updateStrategy.rollingUpdate";
+    let ru = &strategy["rollingUpdate"];
+    let unavailable = int_or_percent(
+        &ru["maxUnavailable"],
+        1,
+        &format!("{RU}.maxUnavailable"),
+        out,
+    );
+    let surge = int_or_percent(&ru["maxSurge"], 0, &format!("{RU}.maxSurge"), out);
+    match (unavailable, surge) {
+        (Some(u), Some(s)) if u != 0 && s != 0 => out.push(err(
+            format!("{RU}.maxSurge"),
+            format!(
+                "Invalid value: {}: may not be set when maxUnavailable is non-zero",
+                ru["maxSurge"]
+            ),
+        )),
+        (Some(0), Some(0)) => out.push(err(
+            format!("{RU}.maxUnavailable"),
+            "Required value: cannot be 0 when maxSurge is 0",
+        )),
+        _ => {}
+    }
+}
+
+/// An IntOrString maximum (`default` when unset): its value (a percentage's number), or
+/// `None` with the error said.
+fn int_or_percent(v: &Value, default: u64, field: &str, out: &mut Vec<FieldError>) -> Option<u64> {
+    let n = match v {
+        Value::Null => return Some(default),
+        Value::Number(n) => n.as_i64(),
+        Value::String(p) => match p.strip_suffix('%').map(str::parse::<i64>) {
+            Some(Ok(n)) if n > 100 => {
+                out.push(err(
+                    field,
+                    format!("Invalid value: {v}: must not be greater than 100%"),
+                ));
+                return None;
+            }
+            Some(Ok(n)) => Some(n),
+            _ => {
+                out.push(err(
+                    field,
+                    format!("Invalid value: {v}: a valid percent string must be a numeric string followed by an ending '%'"),
+                ));
+                return None;
+            }
+        },
+        _ => None,
+    };
+    match n {
+        Some(n) if n >= 0 => Some(n as u64),
+        _ => {
+            out.push(err(
+                field,
+                format!("Invalid value: {v}: must be greater than or equal to 0"),
+            ));
+            None
+        }
     }
 }
 
@@ -61,11 +123,20 @@ mod tests {
         let mut on_delete = ds();
         on_delete["spec"]["updateStrategy"]["type"] = json!("OnDelete");
         validate(&on_delete).unwrap();
+        // Surging: maxUnavailable 0, as Kubernetes wants it (a hostPort included).
+        for surge in [json!(1), json!("100%")] {
+            let mut d = ds();
+            d["spec"]["updateStrategy"]["rollingUpdate"] =
+                json!({"maxSurge": surge, "maxUnavailable": 0});
+            d["spec"]["template"]["spec"]["containers"][0]["ports"] =
+                json!([{"containerPort": 80, "hostPort": 8080}]);
+            validate(&d).unwrap();
+        }
     }
 
     #[test]
     fn wrong_and_unsupported_values_are_named() {
-        let cases: [(&str, Value, &str); 6] = [
+        let cases: [(&str, Value, &str); 9] = [
             ("minReadySeconds", json!(-1), "spec.minReadySeconds"),
             (
                 "updateStrategy",
@@ -81,6 +152,21 @@ mod tests {
                 "updateStrategy",
                 json!({"type":"RollingUpdate","rollingUpdate":{"maxSurge":1}}),
                 "spec.updateStrategy.rollingUpdate.maxSurge",
+            ),
+            (
+                "updateStrategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxSurge":"101%","maxUnavailable":0}}),
+                "spec.updateStrategy.rollingUpdate.maxSurge",
+            ),
+            (
+                "updateStrategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxSurge":0,"maxUnavailable":"0%"}}),
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
+            ),
+            (
+                "updateStrategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":-1}}),
+                "spec.updateStrategy.rollingUpdate.maxUnavailable",
             ),
             (
                 "updateStrategy",

@@ -353,6 +353,78 @@ mod tests {
     }
 
     #[test]
+    fn load_balancer_ip_and_client_ip_affinity_are_checked_by_field() {
+        let svc = |extra: Value| {
+            let mut s = json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},
+              "spec":{"type":"LoadBalancer","ports":[{"port":80}]}});
+            for (k, v) in extra.as_object().unwrap() {
+                s["spec"][k] = v.clone();
+            }
+            s
+        };
+        let first = |extra: Value| validate(&svc(extra)).unwrap_err().remove(0);
+        assert_eq!(
+            validate(&svc(json!({"loadBalancerIP": "127.0.0.2"}))),
+            Ok(())
+        );
+        for (ip, says) in [
+            ("0.0.0.0", "unicast"),
+            ("224.0.0.1", "unicast"),
+            ("::1", "IPv6"),
+            ("host.lan", "valid IP"),
+        ] {
+            let e = first(json!({"loadBalancerIP": ip}));
+            assert_eq!(e.field, "spec.loadBalancerIP");
+            assert!(e.message.contains(says), "{ip}: {e}");
+        }
+        let e = first(json!({"type": "ClusterIP", "loadBalancerIP": "127.0.0.2"}));
+        assert!(
+            e.message
+                .contains("only be used when `type` is 'LoadBalancer'"),
+            "{e}"
+        );
+        let ranges = |r: Value| json!({"loadBalancerSourceRanges": r});
+        assert_eq!(
+            validate(&svc(ranges(json!(["10.0.0.0/8", " 192.168.1.0/24"])))),
+            Ok(())
+        );
+        for bad in ["10.0.0.0/33", "fd00::/8", "lan"] {
+            let e = first(ranges(json!(["10.0.0.0/8", bad])));
+            assert_eq!(e.field, "spec.loadBalancerSourceRanges[1]", "{bad}");
+        }
+        let e = first(json!({"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]}));
+        assert_eq!(e.field, "spec.loadBalancerSourceRanges");
+
+        let affinity = |t: Value| {
+            json!({"sessionAffinity": "ClientIP",
+                   "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": t}}})
+        };
+        assert_eq!(validate(&svc(affinity(json!(86400)))), Ok(()));
+        assert_eq!(
+            validate(&svc(json!({"sessionAffinity": "ClientIP"}))),
+            Ok(())
+        );
+        for t in [0, 86401] {
+            let e = first(affinity(json!(t)));
+            assert_eq!(
+                e.field,
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
+            );
+        }
+        let e = first(json!({"sessionAffinity": "Cookie"}));
+        assert_eq!(e.field, "spec.sessionAffinity");
+        let e = first(json!({"sessionAffinity": "None",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}));
+        assert_eq!(e.field, "spec.sessionAffinityConfig");
+        let mut d = svc(json!({"sessionAffinity": "ClientIP"}));
+        crate::model::defaults::apply(&mut d);
+        assert_eq!(
+            d["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+            10800
+        );
+    }
+
+    #[test]
     fn dns_config_and_host_aliases() {
         let mut d = deployment();
         let pod = &mut d["spec"]["template"]["spec"];

@@ -191,14 +191,91 @@ fn service_spec(spec: &Value, out: &mut Vec<FieldError>) {
             ));
         }
     }
-    if spec["sessionAffinity"]
-        .as_str()
-        .is_some_and(|a| a != "None")
-    {
+    session_affinity(spec, out);
+    if let Some(ip) = spec.get("loadBalancerIP").filter(|v| !v.is_null()) {
+        load_balancer_ip(ty, ip, out);
+    }
+    source_ranges(ty, &spec["loadBalancerSourceRanges"], out);
+}
+
+/// `loadBalancerSourceRanges`: IPv4 CIDRs, for a LoadBalancer only.
+fn source_ranges(ty: &str, ranges: &Value, out: &mut Vec<FieldError>) {
+    const F: &str = "spec.loadBalancerSourceRanges";
+    let ranges = items(ranges);
+    if !ranges.is_empty() && ty != "LoadBalancer" {
         out.push(err(
-            "spec.sessionAffinity",
-            "only \"None\" is supported by skiff",
+            F,
+            "Forbidden: may only be used when `type` is 'LoadBalancer'",
         ));
+        return;
+    }
+    for (i, r) in ranges.iter().enumerate() {
+        if r.as_str()
+            .and_then(|r| r.trim().parse::<ipnet::Ipv4Net>().ok())
+            .is_none()
+        {
+            out.push(err(
+                format!("{F}[{i}]"),
+                format!("Invalid value: {r}: must be an IPv4 CIDR (like 192.168.1.0/24; IPv6 is not supported by skiff)"),
+            ));
+        }
+    }
+}
+
+/// `sessionAffinity` and its `sessionAffinityConfig`, as Kubernetes' ValidateService words it.
+fn session_affinity(spec: &Value, out: &mut Vec<FieldError>) {
+    let config = &spec["sessionAffinityConfig"];
+    match spec["sessionAffinity"].as_str() {
+        None | Some("None") => {
+            if !config.is_null() {
+                out.push(err(
+                    "spec.sessionAffinityConfig",
+                    "Invalid value: must not be set when `sessionAffinity` is None",
+                ));
+            }
+        }
+        Some("ClientIP") => {
+            let t = &config["clientIP"]["timeoutSeconds"];
+            if !t.is_null() && !t.as_i64().is_some_and(|t| (1..=86400).contains(&t)) {
+                out.push(err(
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                    format!("Invalid value: {t}: must be greater than 0 and less than 86400"),
+                ));
+            }
+        }
+        Some(other) => out.push(err(
+            "spec.sessionAffinity",
+            format!("Unsupported value: {other:?}: supported values: \"ClientIP\", \"None\""),
+        )),
+    }
+}
+
+/// `loadBalancerIP`: the host address a LoadBalancer Service is served on. Whether it is one
+/// of this host's is the node's to say (addresses come and go; the Service waits Pending).
+fn load_balancer_ip(ty: &str, ip: &Value, out: &mut Vec<FieldError>) {
+    const F: &str = "spec.loadBalancerIP";
+    if ty != "LoadBalancer" {
+        out.push(err(
+            F,
+            "Forbidden: may only be used when `type` is 'LoadBalancer'",
+        ));
+        return;
+    }
+    match ip.as_str().map(str::parse::<std::net::IpAddr>) {
+        Some(Ok(std::net::IpAddr::V4(v4)))
+            if !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()) => {}
+        Some(Ok(std::net::IpAddr::V4(v4))) => out.push(err(
+            F,
+            format!("Invalid value: {v4:?}: must be a unicast address of this host (not unspecified, multicast or broadcast)"),
+        )),
+        Some(Ok(std::net::IpAddr::V6(v6))) => out.push(err(
+            F,
+            format!("Invalid value: {v6:?}: IPv6 is not supported by skiff (an IPv4 address of this host)"),
+        )),
+        _ => out.push(err(
+            F,
+            format!("Invalid value: {ip}: must be a valid IP address"),
+        )),
     }
 }
 
