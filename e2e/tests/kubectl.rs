@@ -528,6 +528,140 @@ fn scale_rollout_restart_and_wait_available() {
     assert!(o.stdout.contains("condition met"), "{o}");
 }
 
+/// `kubectl rollout pause|resume`: while paused a template change (`set image`) makes no new
+/// ReplicaSet and replaces no pod, `rollout status` waits as it does on Kubernetes, `rollout
+/// undo` is refused (by kubectl), scaling still applies; resume rolls the pending template.
+/// StatefulSets cannot be paused (kubectl says so itself).
+#[test]
+fn rollout_pause_and_resume() {
+    let mut s = server_with_images(&[IMAGE, IMAGE2]);
+    let k = Kubectl::admin(&s);
+    k.apply(&sleeper_yaml("pz", 2, 3602), &[]);
+    rollout_ok(&k, "deploy/pz", &[]);
+    // A second revision, so that `rollout undo` has history to go back to.
+    k.ok(&["set", "image", "deploy/pz", &format!("main={IMAGE2}")]);
+    rollout_ok(&k, "deploy/pz", &[]);
+    let before = expect_pods(&mut s, &k, "app=pz", 2, "before the pause", |p| {
+        p["spec"]["containers"][0]["image"] == IMAGE2
+    });
+    let old_hash = hash_of(&before[0]);
+
+    let o = k.run(&["rollout", "pause", "deploy/pz"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (0, "deployment.apps/pz paused"),
+        "{o}"
+    );
+    let o = k.run(&["set", "env", "deploy/pz", "PAUSED_CHANGE=1"]);
+    assert_eq!(o.code, 0, "{o}");
+    let progressing = |k: &Kubectl| {
+        let d = k.get_json(&["deploy", "pz"]).unwrap();
+        let observed = d["status"]["observedGeneration"] == d["metadata"]["generation"];
+        let c = d["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing").cloned())
+            .unwrap_or_default();
+        (observed, c)
+    };
+    assert!(
+        wait_until(WAIT, Duration::from_millis(200), || {
+            let (observed, c) = progressing(&k);
+            observed && c["reason"] == "DeploymentPaused"
+        }),
+        "Progressing says DeploymentPaused: {:?}",
+        progressing(&k)
+    );
+    let (_, c) = progressing(&k);
+    assert_eq!(
+        (c["status"].as_str(), c["message"].as_str()),
+        (Some("Unknown"), Some("Deployment is paused"))
+    );
+    let o = k.run(&["rollout", "status", "deploy/pz", "--watch=false"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        o.stdout.trim(),
+        "Waiting for deployment \"pz\" rollout to finish: 0 out of 2 new replicas have been updated...",
+        "{o}"
+    );
+    let o = k.run(&["rollout", "undo", "deploy/pz"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr.contains("you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"),
+        "{o}"
+    );
+    // Scaling applies while paused, with the running template.
+    k.ok(&["scale", "deploy/pz", "--replicas=3"]);
+    expect_pods(&mut s, &k, "app=pz", 3, "scaled while paused", |p| {
+        hash_of(p) == old_hash
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        k.names(&["rs", "-l", "app=pz"]).len(),
+        2,
+        "no new ReplicaSet while paused"
+    );
+    expect_pods(&mut s, &k, "app=pz", 3, "still paused", |p| {
+        hash_of(p) == old_hash && p["spec"]["containers"][0]["env"].is_null()
+    });
+
+    let o = k.run(&["rollout", "resume", "deploy/pz"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (0, "deployment.apps/pz resumed"),
+        "{o}"
+    );
+    rollout_ok(&k, "deploy/pz", &[]);
+    expect_pods(&mut s, &k, "app=pz", 3, "after resume", |p| {
+        hash_of(p) != old_hash && p["spec"]["containers"][0]["env"][0]["name"] == "PAUSED_CHANGE"
+    });
+    assert_eq!(
+        k.names(&["rs", "-l", "app=pz"]).len(),
+        3,
+        "the pending template's ReplicaSet"
+    );
+    let (_, c) = progressing(&k);
+    assert_eq!(c["reason"], "NewReplicaSetAvailable", "{c}");
+    assert_eq!(
+        k.get_json(&["deploy", "pz"]).unwrap()["metadata"]["annotations"]
+            ["deployment.kubernetes.io/revision"],
+        "3"
+    );
+
+    // A StatefulSet has no `paused`: kubectl refuses before asking the server.
+    k.apply(
+        &format!(
+            "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: st
+spec:
+  serviceName: st
+  replicas: 0
+  selector:
+    matchLabels:
+      app: st
+  template:
+    metadata:
+      labels:
+        app: st
+    spec:
+      containers:
+      - name: main
+        image: {IMAGE}
+        imagePullPolicy: Never
+"
+        ),
+        &[],
+    );
+    let o = k.run(&["rollout", "pause", "statefulset/st"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("statefulsets.apps \"st\" pausing is not supported"),
+        "{o}"
+    );
+}
+
 /// "`kubectl logs -f`": streams while the container runs and ends when it exits; `--tail`,
 /// `--timestamps`.
 #[test]

@@ -466,6 +466,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 ]
                 .map(String::from),
             );
+            if kind == "Deployment" {
+                patterns.push("spec.paused".into());
+            }
             patterns.extend(pod("spec.template.spec."));
         }
         "StatefulSet" => {
