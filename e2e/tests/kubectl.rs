@@ -1977,6 +1977,37 @@ fn auth_can_i_and_whoami() {
     assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{o}");
     let o = ci.run(&["auth", "can-i", "delete", "namespace/ci"]);
     assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{o}");
+    // `--list` (SelfSubjectRulesReview): what the token may do in its namespace, and nothing
+    // elsewhere.
+    let o = ci.run(&["auth", "can-i", "--list", "-n", "ci"]);
+    assert_eq!(o.code, 0, "{o}");
+    let row = |out: &str, resource: &str| -> Option<String> {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(resource))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let every = "[create delete get list patch update watch]";
+    assert_eq!(
+        row(&o.stdout, "pods"),
+        Some(format!("pods [] [] {every}")),
+        "{o}"
+    );
+    assert_eq!(
+        row(&o.stdout, "deployments.apps"),
+        Some(format!("deployments.apps [] [] {every}")),
+        "{o}"
+    );
+    assert_eq!(
+        row(&o.stdout, "namespaces"),
+        Some("namespaces [] [ci] [get]".into()),
+        "{o}"
+    );
+    assert_eq!(row(&o.stdout, "nodes"), None, "{o}");
+    let o = ci.run(&["auth", "can-i", "--list", "-n", "other"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(row(&o.stdout, "pods"), None, "{o}");
+    let o = admin.run(&["auth", "can-i", "--list", "-n", "other"]);
+    assert_eq!(row(&o.stdout, "*.*"), Some("*.* [] [] [*]".into()), "{o}");
     let o = ci.run(&["auth", "whoami", "-o", "json"]);
     assert!(o.ok(), "{o}");
     let v: Value = serde_json::from_str(&o.stdout).unwrap();
@@ -1984,4 +2015,133 @@ fn auth_can_i_and_whoami() {
         .as_str()
         .unwrap_or_default();
     assert!(user.starts_with("system:serviceaccount:ci:"), "{o}");
+}
+
+/// Pod status as kubelet fills it (issue 17 part 4): `hostIP`/`hostIPs` the Node's InternalIP
+/// (so `kubectl describe pod` names the node at its address), `podIPs`, `startTime`,
+/// container `started`, `lastState.terminated` after a restart, `imageID` with the digest.
+#[test]
+fn pod_status_as_kubelet_fills_it() {
+    let s = server_with_images(&[IMAGE]);
+    // An OCI archive carries its manifest's digest (a `docker save` one has none).
+    let oci = s.work_dir.join("oci.tar");
+    build_busybox_image(&oci, "skiff-e2e-oci:v1", true).unwrap();
+    assert!(s.import_image(&oci).status.success());
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: st
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: steady
+    image: skiff-e2e-oci:v1
+    imagePullPolicy: Never
+    command: [\"sleep\", \"3603\"]
+  - name: crashing
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"sleep 1; exit 3\"]
+"
+        ),
+        &[],
+    );
+    let node = k.get_json(&["nodes"]).unwrap()["items"][0].clone();
+    let node_ip = node["status"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let container = |p: &Value, name: &str| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let mut pod = Value::Null;
+    let restarted = wait_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        pod = k.get_json(&["pod", "st"]).unwrap_or_default();
+        container(&pod, "crashing")["lastState"]["terminated"]["exitCode"] == 3
+            && container(&pod, "steady")["started"] == true
+    });
+    assert!(restarted, "a restart with its last state: {pod:#}");
+    let st = &pod["status"];
+    assert_eq!(st["hostIP"], node_ip, "{st:#}");
+    assert_eq!(
+        st["hostIPs"],
+        serde_json::json!([{"ip": node_ip}]),
+        "{st:#}"
+    );
+    let pod_ip = st["podIP"].as_str().unwrap();
+    assert!(pod_ip.starts_with("10."), "{st:#}");
+    assert_eq!(st["podIPs"], serde_json::json!([{"ip": pod_ip}]), "{st:#}");
+    assert!(st["startTime"].is_string(), "{st:#}");
+    let crashing = container(&pod, "crashing");
+    assert!(
+        crashing["restartCount"].as_i64().unwrap() >= 1,
+        "{crashing:#}"
+    );
+    assert_eq!(
+        crashing["lastState"]["terminated"]["reason"], "Error",
+        "{crashing:#}"
+    );
+    let steady = container(&pod, "steady");
+    assert!(
+        steady["state"]["running"]["startedAt"].is_string(),
+        "{steady:#}"
+    );
+    let image_id = steady["imageID"].as_str().unwrap();
+    let digest = image_id
+        .strip_prefix("docker.io/library/skiff-e2e-oci@sha256:")
+        .unwrap_or_else(|| panic!("imageID with the digest: {steady:#}"));
+    assert_eq!(digest.len(), 64, "{steady:#}");
+    // The `docker save` archive is the same image (same config): it has that digest too,
+    // under the repository the container names.
+    assert_eq!(
+        crashing["imageID"],
+        format!("docker.io/library/skiff-e2e-kubectl@sha256:{digest}"),
+        "{crashing:#}"
+    );
+    let describe = k.ok(&["describe", "pod", "st"]);
+    let node_name = node["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        describe_field(&describe, "Node"),
+        Some(format!("{node_name}/{node_ip}")),
+        "{describe}"
+    );
+}
+
+/// `kubectl explain` reads the OpenAPI v3 documents: the fields skiff takes, with Kubernetes'
+/// documentation; a field skiff refuses does not exist.
+#[test]
+fn explain_documents_what_skiff_takes() {
+    let s = server_with_images(&[]);
+    let k = Kubectl::admin(&s);
+    let o = k.run(&["explain", "deployment.spec.strategy"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(
+        o.stdout
+            .contains("The deployment strategy to use to replace existing pods with new ones."),
+        "{o}"
+    );
+    assert!(o.stdout.contains("rollingUpdate"), "{o}");
+    let o = k.run(&["explain", "pod.spec.shareProcessNamespace"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("field \"shareProcessNamespace\" does not exist"),
+        "{o}"
+    );
+    let o = k.run(&["explain", "pod.spec", "--recursive"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("containers"), "{o}");
+    assert!(o.stdout.contains("terminationGracePeriodSeconds"), "{o}");
+    assert!(!o.stdout.contains("shareProcessNamespace"), "{o}");
 }

@@ -79,10 +79,31 @@ pub struct Image {
     pub id: String,
     /// Normalized references, e.g. "docker.io/library/demo:latest".
     pub names: Vec<String>,
+    /// Manifest (and index) digests the image was imported or pulled under.
+    pub digests: Vec<String>,
     /// The image config (Entrypoint, Cmd, Env, WorkingDir, User…).
     pub config: ImageConfiguration,
     /// Unpacked layer directories, bottom → top (overlayfs lists lowerdirs top → bottom).
     pub layers: Vec<PathBuf>,
+}
+
+impl Image {
+    /// The `imageID` a container status reports for this image run as `reference`, as kubelet
+    /// with containerd does: the reference's repository at the digest the image came under
+    /// (`docker.io/library/nginx@sha256:…`), else — no manifest digest — its id.
+    pub fn status_id(&self, reference: &str) -> String {
+        let repository = super::Reference::parse(reference)
+            .or_else(|e| {
+                self.names
+                    .first()
+                    .map_or(Err(e), |n| super::Reference::parse(n))
+            })
+            .map(|r| r.repository());
+        match (repository, self.digests.first()) {
+            (Ok(repository), Some(digest)) => format!("{repository}@{digest}"),
+            _ => self.id.clone(),
+        }
+    }
 }
 
 /// What `images/<id-hex>.json` holds.
@@ -625,6 +646,7 @@ impl ImageStore {
         Ok(Image {
             id: record.id.clone(),
             names: record.names.clone(),
+            digests: record.digests.clone(),
             config,
             layers,
         })
@@ -673,4 +695,48 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ImageError> 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
     crate::runtime::protocol::sync_dir(dir)
         .map_err(|e| ImageError::io("sync the directory", dir, e))
+}
+
+#[cfg(test)]
+mod status_id_tests {
+    use super::*;
+
+    fn image(names: &[&str], digests: &[&str]) -> Image {
+        Image {
+            id: "sha256:c0ffee".into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            digests: digests.iter().map(|s| s.to_string()).collect(),
+            config: ImageConfiguration::default(),
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_status_id_is_the_repository_at_its_digest() {
+        let d = "sha256:abc";
+        let i = image(&["docker.io/library/nginx:1.27"], &[d]);
+        assert_eq!(
+            i.status_id("nginx:1.27"),
+            "docker.io/library/nginx@sha256:abc"
+        );
+        // The repository the container asked for, of the image's names.
+        let i = image(
+            &["docker.io/library/a:1", "registry.local:5000/team/app:v1"],
+            &[d],
+        );
+        assert_eq!(
+            i.status_id("registry.local:5000/team/app:v1"),
+            "registry.local:5000/team/app@sha256:abc"
+        );
+        let pinned = format!("registry.local:5000/team/app@sha256:{}", "0".repeat(64));
+        assert_eq!(
+            i.status_id(&pinned),
+            "registry.local:5000/team/app@sha256:abc"
+        );
+        // No manifest digest: the image's id.
+        assert_eq!(
+            image(&["docker.io/library/demo:v1"], &[]).status_id("demo:v1"),
+            "sha256:c0ffee"
+        );
+    }
 }
