@@ -2124,7 +2124,22 @@ spec:
 fn explain_documents_what_skiff_takes() {
     let s = server_with_images(&[]);
     let k = Kubectl::admin(&s);
+    // What building and keeping the documents costs (printed for docs/benchmarks.md).
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{}/status", s.pid().unwrap()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    let before = rss();
+    let started = Instant::now();
     let o = k.run(&["explain", "deployment.spec.strategy"]);
+    eprintln!(
+        "first explain: {:?}; server RSS {before} before, {} after",
+        started.elapsed(),
+        rss()
+    );
     assert_eq!(o.code, 0, "{o}");
     assert!(
         o.stdout
