@@ -90,18 +90,26 @@ pub struct Image {
 impl Image {
     /// The `imageID` a container status reports for this image run as `reference`, as kubelet
     /// with containerd does: the reference's repository at the digest the image came under
-    /// (`docker.io/library/nginx@sha256:…`), else — no manifest digest — its id.
+    /// (`docker.io/library/nginx@sha256:…`) — the reference's own digest if it pins one; for a
+    /// tag, the first (outermost) digest recorded, but only while the image has that one name,
+    /// since the store does not keep which name came with which digest. Otherwise its id.
     pub fn status_id(&self, reference: &str) -> String {
-        let repository = super::Reference::parse(reference)
-            .or_else(|e| {
-                self.names
-                    .first()
-                    .map_or(Err(e), |n| super::Reference::parse(n))
-            })
-            .map(|r| r.repository());
-        match (repository, self.digests.first()) {
-            (Ok(repository), Some(digest)) => format!("{repository}@{digest}"),
-            _ => self.id.clone(),
+        let parsed = super::Reference::parse(reference).or_else(|e| {
+            self.names
+                .first()
+                .map_or(Err(e), |n| super::Reference::parse(n))
+        });
+        let Ok(parsed) = parsed else {
+            return self.id.clone();
+        };
+        let digest = match &parsed.digest {
+            Some(pinned) => self.digests.iter().find(|d| *d == pinned),
+            None if self.names.len() == 1 => self.digests.first(),
+            None => None,
+        };
+        match digest {
+            Some(digest) => format!("{}@{digest}", parsed.repository()),
+            None => self.id.clone(),
         }
     }
 }
@@ -714,25 +722,21 @@ mod status_id_tests {
     #[test]
     fn the_status_id_is_the_repository_at_its_digest() {
         let d = "sha256:abc";
-        let i = image(&["docker.io/library/nginx:1.27"], &[d]);
+        let i = image(&["docker.io/library/nginx:1.27"], &[d, "sha256:def"]);
         assert_eq!(
             i.status_id("nginx:1.27"),
             "docker.io/library/nginx@sha256:abc"
         );
-        // The repository the container asked for, of the image's names.
-        let i = image(
-            &["docker.io/library/a:1", "registry.local:5000/team/app:v1"],
-            &[d],
-        );
+        // A pinned digest is the one reported.
+        let pinned = format!("sha256:{}", "0".repeat(64));
+        let i = image(&["registry.local:5000/team/app:v1"], &[d, &pinned]);
         assert_eq!(
-            i.status_id("registry.local:5000/team/app:v1"),
-            "registry.local:5000/team/app@sha256:abc"
+            i.status_id(&format!("registry.local:5000/team/app@{pinned}")),
+            format!("registry.local:5000/team/app@{pinned}")
         );
-        let pinned = format!("registry.local:5000/team/app@sha256:{}", "0".repeat(64));
-        assert_eq!(
-            i.status_id(&pinned),
-            "registry.local:5000/team/app@sha256:abc"
-        );
+        // Two names: which digest came with which is not known, so the image's id.
+        let i = image(&["docker.io/library/a:1", "docker.io/library/b:1"], &[d]);
+        assert_eq!(i.status_id("a:1"), "sha256:c0ffee");
         // No manifest digest: the image's id.
         assert_eq!(
             image(&["docker.io/library/demo:v1"], &[]).status_id("demo:v1"),
