@@ -528,6 +528,140 @@ fn scale_rollout_restart_and_wait_available() {
     assert!(o.stdout.contains("condition met"), "{o}");
 }
 
+/// `kubectl rollout pause|resume`: while paused a template change (`set image`) makes no new
+/// ReplicaSet and replaces no pod, `rollout status` waits as it does on Kubernetes, `rollout
+/// undo` is refused (by kubectl), scaling still applies; resume rolls the pending template.
+/// StatefulSets cannot be paused (kubectl says so itself).
+#[test]
+fn rollout_pause_and_resume() {
+    let mut s = server_with_images(&[IMAGE, IMAGE2]);
+    let k = Kubectl::admin(&s);
+    k.apply(&sleeper_yaml("pz", 2, 3602), &[]);
+    rollout_ok(&k, "deploy/pz", &[]);
+    // A second revision, so that `rollout undo` has history to go back to.
+    k.ok(&["set", "image", "deploy/pz", &format!("main={IMAGE2}")]);
+    rollout_ok(&k, "deploy/pz", &[]);
+    let before = expect_pods(&mut s, &k, "app=pz", 2, "before the pause", |p| {
+        p["spec"]["containers"][0]["image"] == IMAGE2
+    });
+    let old_hash = hash_of(&before[0]);
+
+    let o = k.run(&["rollout", "pause", "deploy/pz"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (0, "deployment.apps/pz paused"),
+        "{o}"
+    );
+    let o = k.run(&["set", "env", "deploy/pz", "PAUSED_CHANGE=1"]);
+    assert_eq!(o.code, 0, "{o}");
+    let progressing = |k: &Kubectl| {
+        let d = k.get_json(&["deploy", "pz"]).unwrap();
+        let observed = d["status"]["observedGeneration"] == d["metadata"]["generation"];
+        let c = d["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing").cloned())
+            .unwrap_or_default();
+        (observed, c)
+    };
+    assert!(
+        wait_until(WAIT, Duration::from_millis(200), || {
+            let (observed, c) = progressing(&k);
+            observed && c["reason"] == "DeploymentPaused"
+        }),
+        "Progressing says DeploymentPaused: {:?}",
+        progressing(&k)
+    );
+    let (_, c) = progressing(&k);
+    assert_eq!(
+        (c["status"].as_str(), c["message"].as_str()),
+        (Some("Unknown"), Some("Deployment is paused"))
+    );
+    let o = k.run(&["rollout", "status", "deploy/pz", "--watch=false"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(
+        o.stdout.trim(),
+        "Waiting for deployment \"pz\" rollout to finish: 0 out of 2 new replicas have been updated...",
+        "{o}"
+    );
+    let o = k.run(&["rollout", "undo", "deploy/pz"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr.contains("you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"),
+        "{o}"
+    );
+    // Scaling applies while paused, with the running template.
+    k.ok(&["scale", "deploy/pz", "--replicas=3"]);
+    expect_pods(&mut s, &k, "app=pz", 3, "scaled while paused", |p| {
+        hash_of(p) == old_hash
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        k.names(&["rs", "-l", "app=pz"]).len(),
+        2,
+        "no new ReplicaSet while paused"
+    );
+    expect_pods(&mut s, &k, "app=pz", 3, "still paused", |p| {
+        hash_of(p) == old_hash && p["spec"]["containers"][0]["env"].is_null()
+    });
+
+    let o = k.run(&["rollout", "resume", "deploy/pz"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (0, "deployment.apps/pz resumed"),
+        "{o}"
+    );
+    rollout_ok(&k, "deploy/pz", &[]);
+    expect_pods(&mut s, &k, "app=pz", 3, "after resume", |p| {
+        hash_of(p) != old_hash && p["spec"]["containers"][0]["env"][0]["name"] == "PAUSED_CHANGE"
+    });
+    assert_eq!(
+        k.names(&["rs", "-l", "app=pz"]).len(),
+        3,
+        "the pending template's ReplicaSet"
+    );
+    let (_, c) = progressing(&k);
+    assert_eq!(c["reason"], "NewReplicaSetAvailable", "{c}");
+    assert_eq!(
+        k.get_json(&["deploy", "pz"]).unwrap()["metadata"]["annotations"]
+            ["deployment.kubernetes.io/revision"],
+        "3"
+    );
+
+    // A StatefulSet has no `paused`: kubectl refuses before asking the server.
+    k.apply(
+        &format!(
+            "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: st
+spec:
+  serviceName: st
+  replicas: 0
+  selector:
+    matchLabels:
+      app: st
+  template:
+    metadata:
+      labels:
+        app: st
+    spec:
+      containers:
+      - name: main
+        image: {IMAGE}
+        imagePullPolicy: Never
+"
+        ),
+        &[],
+    );
+    let o = k.run(&["rollout", "pause", "statefulset/st"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("statefulsets.apps \"st\" pausing is not supported"),
+        "{o}"
+    );
+}
+
 /// "`kubectl logs -f`": streams while the container runs and ends when it exits; `--tail`,
 /// `--timestamps`.
 #[test]
@@ -1843,6 +1977,37 @@ fn auth_can_i_and_whoami() {
     assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{o}");
     let o = ci.run(&["auth", "can-i", "delete", "namespace/ci"]);
     assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{o}");
+    // `--list` (SelfSubjectRulesReview): what the token may do in its namespace, and nothing
+    // elsewhere.
+    let o = ci.run(&["auth", "can-i", "--list", "-n", "ci"]);
+    assert_eq!(o.code, 0, "{o}");
+    let row = |out: &str, resource: &str| -> Option<String> {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(resource))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let every = "[create delete get list patch update watch]";
+    assert_eq!(
+        row(&o.stdout, "pods"),
+        Some(format!("pods [] [] {every}")),
+        "{o}"
+    );
+    assert_eq!(
+        row(&o.stdout, "deployments.apps"),
+        Some(format!("deployments.apps [] [] {every}")),
+        "{o}"
+    );
+    assert_eq!(
+        row(&o.stdout, "namespaces"),
+        Some("namespaces [] [ci] [get]".into()),
+        "{o}"
+    );
+    assert_eq!(row(&o.stdout, "nodes"), None, "{o}");
+    let o = ci.run(&["auth", "can-i", "--list", "-n", "other"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert_eq!(row(&o.stdout, "pods"), None, "{o}");
+    let o = admin.run(&["auth", "can-i", "--list", "-n", "other"]);
+    assert_eq!(row(&o.stdout, "*.*"), Some("*.* [] [] [*]".into()), "{o}");
     let o = ci.run(&["auth", "whoami", "-o", "json"]);
     assert!(o.ok(), "{o}");
     let v: Value = serde_json::from_str(&o.stdout).unwrap();
@@ -1850,4 +2015,159 @@ fn auth_can_i_and_whoami() {
         .as_str()
         .unwrap_or_default();
     assert!(user.starts_with("system:serviceaccount:ci:"), "{o}");
+}
+
+/// Pod status as kubelet fills it (issue 17 part 4): `hostIP`/`hostIPs` the Node's InternalIP
+/// (so `kubectl describe pod` names the node at its address), `podIPs`, `startTime`,
+/// container `started`, `lastState.terminated` after a restart, `imageID` with the digest.
+#[test]
+fn pod_status_as_kubelet_fills_it() {
+    let s = server_with_images(&[IMAGE]);
+    // An OCI archive carries its manifest's digest (a `docker save` one has none); a file of
+    // its own makes it an image of its own (one name, so the digest is known to be its).
+    let oci = s.work_dir.join("oci.tar");
+    let marker = s.work_dir.join("oci-marker");
+    std::fs::write(&marker, "oci\n").unwrap();
+    let built = std::process::Command::new("bash")
+        .arg(busybox_image_script())
+        .arg(&oci)
+        .arg("skiff-e2e-oci:v1")
+        .arg("--oci")
+        .arg("--add")
+        .arg(format!("{}:/oci-marker", marker.display()))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    assert!(s.import_image(&oci).status.success());
+    let k = Kubectl::admin(&s);
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: st
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: steady
+    image: skiff-e2e-oci:v1
+    imagePullPolicy: Never
+    command: [\"sleep\", \"3603\"]
+  - name: crashing
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"sleep 1; exit 3\"]
+"
+        ),
+        &[],
+    );
+    let node = k.get_json(&["nodes"]).unwrap()["items"][0].clone();
+    let node_ip = node["status"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let container = |p: &Value, name: &str| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    let mut pod = Value::Null;
+    let restarted = wait_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        pod = k.get_json(&["pod", "st"]).unwrap_or_default();
+        container(&pod, "crashing")["lastState"]["terminated"]["exitCode"] == 3
+            && container(&pod, "steady")["started"] == true
+    });
+    assert!(restarted, "a restart with its last state: {pod:#}");
+    let st = &pod["status"];
+    assert_eq!(st["hostIP"], node_ip, "{st:#}");
+    assert_eq!(
+        st["hostIPs"],
+        serde_json::json!([{"ip": node_ip}]),
+        "{st:#}"
+    );
+    let pod_ip = st["podIP"].as_str().unwrap();
+    assert!(pod_ip.starts_with("10."), "{st:#}");
+    assert_eq!(st["podIPs"], serde_json::json!([{"ip": pod_ip}]), "{st:#}");
+    assert!(st["startTime"].is_string(), "{st:#}");
+    let crashing = container(&pod, "crashing");
+    assert!(
+        crashing["restartCount"].as_i64().unwrap() >= 1,
+        "{crashing:#}"
+    );
+    assert_eq!(
+        crashing["lastState"]["terminated"]["reason"], "Error",
+        "{crashing:#}"
+    );
+    let steady = container(&pod, "steady");
+    assert!(
+        steady["state"]["running"]["startedAt"].is_string(),
+        "{steady:#}"
+    );
+    let image_id = steady["imageID"].as_str().unwrap();
+    let digest = image_id
+        .strip_prefix("docker.io/library/skiff-e2e-oci@sha256:")
+        .unwrap_or_else(|| panic!("imageID with the digest: {steady:#}"));
+    assert_eq!(digest.len(), 64, "{steady:#}");
+    // The `docker save` archive has no manifest digest: the image's id.
+    let crashing_id = crashing["imageID"].as_str().unwrap();
+    assert!(
+        crashing_id.starts_with("sha256:") && crashing_id.len() == 71,
+        "{crashing:#}"
+    );
+    let describe = k.ok(&["describe", "pod", "st"]);
+    let node_name = node["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        describe_field(&describe, "Node"),
+        Some(format!("{node_name}/{node_ip}")),
+        "{describe}"
+    );
+}
+
+/// `kubectl explain` reads the OpenAPI v3 documents: the fields skiff takes, with Kubernetes'
+/// documentation; a field skiff refuses does not exist.
+#[test]
+fn explain_documents_what_skiff_takes() {
+    let s = server_with_images(&[]);
+    let k = Kubectl::admin(&s);
+    // What building and keeping the documents costs (printed for docs/benchmarks.md).
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{}/status", s.pid().unwrap()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    let before = rss();
+    let started = Instant::now();
+    let o = k.run(&["explain", "deployment.spec.strategy"]);
+    eprintln!(
+        "first explain: {:?}; server RSS {before} before, {} after",
+        started.elapsed(),
+        rss()
+    );
+    assert_eq!(o.code, 0, "{o}");
+    assert!(
+        o.stdout
+            .contains("The deployment strategy to use to replace existing pods with new ones."),
+        "{o}"
+    );
+    assert!(o.stdout.contains("rollingUpdate"), "{o}");
+    let o = k.run(&["explain", "pod.spec.shareProcessNamespace"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(
+        o.stderr
+            .contains("field \"shareProcessNamespace\" does not exist"),
+        "{o}"
+    );
+    let o = k.run(&["explain", "pod.spec", "--recursive"]);
+    assert_eq!(o.code, 0, "{o}");
+    assert!(o.stdout.contains("containers"), "{o}");
+    assert!(o.stdout.contains("terminationGracePeriodSeconds"), "{o}");
+    assert!(!o.stdout.contains("shareProcessNamespace"), "{o}");
 }

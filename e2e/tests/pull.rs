@@ -25,7 +25,17 @@ fn server_with_registries(yaml: &str) -> Server {
     s
 }
 
-/// Writes a pod pulling `image`, waits for "hello from skiff" and checks the status's imageID.
+/// The `imageID` of an image pulled by tag from `registry` (`repo_tag` there) and known as
+/// `repository`: the repository at the manifest digest the registry served.
+fn pulled_id(registry: &Registry, repository: &str, repo_tag: &str) -> String {
+    format!(
+        "{repository}@{}",
+        registry.manifest_digest(repo_tag).unwrap()
+    )
+}
+
+/// Writes a pod pulling `image`, waits for "hello from skiff" and checks the status's imageID
+/// (`id`).
 fn expect_pulled_pod_serves(
     s: &mut Server,
     name: &str,
@@ -73,13 +83,26 @@ fn plain_http_registry_from_registries_yaml_serves_images_that_run() {
         "mirrors:\n  registry.skiff.test:\n    endpoint: [\"http://{}\"]\n",
         registry.host
     ));
+    // One image under two names (the same config) reports its id: which digest came with
+    // which name is not kept.
+    let expected = |tag: &str| {
+        if id == id_oci {
+            id.clone()
+        } else {
+            pulled_id(
+                &registry,
+                "registry.skiff.test/e2e/web",
+                &format!("e2e/web:{tag}"),
+            )
+        }
+    };
     expect_pulled_pod_serves(
         &mut s,
         "plain-docker",
         "registry.skiff.test/e2e/web:docker",
         "IfNotPresent",
         None,
-        &id,
+        &pulled_id(&registry, "registry.skiff.test/e2e/web", "e2e/web:docker"),
     );
     expect_pulled_pod_serves(
         &mut s,
@@ -87,7 +110,7 @@ fn plain_http_registry_from_registries_yaml_serves_images_that_run() {
         "registry.skiff.test/e2e/web:oci",
         "Always",
         None,
-        &id_oci,
+        &expected("oci"),
     );
     let ls = s.cli(&["image", "ls"]);
     let ls = String::from_utf8_lossy(&ls.stdout);
@@ -98,7 +121,7 @@ fn plain_http_registry_from_registries_yaml_serves_images_that_run() {
 fn tls_registry_with_own_ca_and_htpasswd_through_image_pull_secret() {
     let registry = Registry::start_tls_auth("skiff", "s3cret-pw");
     let work = tempfile::tempdir().unwrap();
-    let id = registry
+    registry
         .push_busybox(work.path(), "private/app:1", false)
         .unwrap();
     let ca = registry.tls.as_ref().unwrap().ca.clone();
@@ -134,7 +157,11 @@ fn tls_registry_with_own_ca_and_htpasswd_through_image_pull_secret() {
         &image,
         "IfNotPresent",
         Some("regcred"),
-        &id,
+        &pulled_id(
+            &registry,
+            &format!("{}/private/app", registry.host),
+            "private/app:1",
+        ),
     );
 }
 
@@ -142,7 +169,7 @@ fn tls_registry_with_own_ca_and_htpasswd_through_image_pull_secret() {
 fn multi_arch_index_resolves_to_amd64() {
     let registry = Registry::start_plain();
     let work = tempfile::tempdir().unwrap();
-    let (_index, amd64, arm64) = registry
+    let (index, amd64, arm64) = registry
         .push_multiarch(work.path(), "multi/app:v1")
         .unwrap();
     assert_ne!(amd64, arm64);
@@ -156,7 +183,8 @@ fn multi_arch_index_resolves_to_amd64() {
         &format!("{}/multi/app:v1", registry.host),
         "IfNotPresent",
         None,
-        &amd64,
+        // The index's digest, as containerd reports it.
+        &format!("{}/multi/app@{index}", registry.host),
     );
 }
 
@@ -164,7 +192,7 @@ fn multi_arch_index_resolves_to_amd64() {
 fn digest_pinned_reference_runs() {
     let registry = Registry::start_plain();
     let work = tempfile::tempdir().unwrap();
-    let id = registry
+    registry
         .push_busybox(work.path(), "pinned/app:v1", false)
         .unwrap();
     let digest = registry.manifest_digest("pinned/app:v1").unwrap();
@@ -178,14 +206,14 @@ fn digest_pinned_reference_runs() {
         registry.host
     ));
     let image = format!("{}/pinned/app@{digest}", registry.host);
-    expect_pulled_pod_serves(&mut s, "pinned", &image, "IfNotPresent", None, &id);
+    expect_pulled_pod_serves(&mut s, "pinned", &image, "IfNotPresent", None, &image);
 }
 
 #[test]
 fn mirror_rewrite_is_followed() {
     let registry = Registry::start_plain();
     let work = tempfile::tempdir().unwrap();
-    let id = registry
+    registry
         .push_busybox(work.path(), "mirrored/team-app:v1", false)
         .unwrap();
     let mut s = server_with_registries(&format!(
@@ -198,7 +226,11 @@ fn mirror_rewrite_is_followed() {
         "mirror.skiff.test/team/app:v1",
         "IfNotPresent",
         None,
-        &id,
+        &pulled_id(
+            &registry,
+            "mirror.skiff.test/team/app",
+            "mirrored/team-app:v1",
+        ),
     );
 }
 
@@ -290,7 +322,11 @@ fn prune_removes_an_unused_image_and_keeps_the_one_in_use() {
         &format!("{}/gc/used:v1", registry.host),
         "IfNotPresent",
         None,
-        &used,
+        &pulled_id(
+            &registry,
+            &format!("{}/gc/used", registry.host),
+            "gc/used:v1",
+        ),
     );
 
     // `skiff image rm` refuses the image in use.
@@ -389,7 +425,7 @@ fn cli_pull_shares_blobs_and_rm_removes() {
 fn tls_registry_requiring_a_client_certificate_from_registries_yaml() {
     let registry = Registry::start_mtls();
     let work = tempfile::tempdir().unwrap();
-    let id = registry
+    registry
         .push_busybox(work.path(), "mtls/app:1", false)
         .unwrap();
     let tls = registry.tls.as_ref().unwrap();
@@ -415,5 +451,10 @@ fn tls_registry_requiring_a_client_certificate_from_registries_yaml() {
         tls.client_cert.display(),
         tls.client_key.display()
     ));
+    let id = pulled_id(
+        &registry,
+        &format!("{}/mtls/app", registry.host),
+        "mtls/app:1",
+    );
     expect_pulled_pod_serves(&mut s, "withcert", &image, "IfNotPresent", None, &id);
 }

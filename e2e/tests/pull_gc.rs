@@ -15,7 +15,7 @@ fn disk_pressure_gc_removes_an_unused_image_and_keeps_the_one_in_use() {
     std::env::set_var("SKIFF_IMAGE_GC_INTERVAL_SECONDS", "1");
     let registry = Registry::start_plain();
     let work = tempfile::tempdir().unwrap();
-    let used = registry
+    registry
         .push_busybox(work.path(), "gc/used:v1", false)
         .unwrap();
     let mut s = Server::new();
@@ -59,6 +59,11 @@ fn disk_pressure_gc_removes_an_unused_image_and_keeps_the_one_in_use() {
     assert!(ls.contains("gc/used:v1"), "{ls}");
     assert!(!ls.contains("skiff-e2e-unused"), "{ls}");
     let pod = s.pod("inuse", None).unwrap();
-    assert_eq!(first_container_status(&pod)["imageID"], used);
+    // The imageID names the repository at the manifest digest the registry served.
+    let digest = registry.manifest_digest("gc/used:v1").unwrap();
+    assert_eq!(
+        first_container_status(&pod)["imageID"],
+        format!("{}/gc/used@{digest}", registry.host)
+    );
     assert_eq!(http_get(port, "/").unwrap().body, "hello from skiff\n");
 }

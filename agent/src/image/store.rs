@@ -79,10 +79,39 @@ pub struct Image {
     pub id: String,
     /// Normalized references, e.g. "docker.io/library/demo:latest".
     pub names: Vec<String>,
+    /// Manifest (and index) digests the image was imported or pulled under.
+    pub digests: Vec<String>,
     /// The image config (Entrypoint, Cmd, Env, WorkingDir, User…).
     pub config: ImageConfiguration,
     /// Unpacked layer directories, bottom → top (overlayfs lists lowerdirs top → bottom).
     pub layers: Vec<PathBuf>,
+}
+
+impl Image {
+    /// The `imageID` a container status reports for this image run as `reference`, as kubelet
+    /// with containerd does: the reference's repository at the digest the image came under
+    /// (`docker.io/library/nginx@sha256:…`) — the reference's own digest if it pins one; for a
+    /// tag, the first (outermost) digest recorded, but only while the image has that one name,
+    /// since the store does not keep which name came with which digest. Otherwise its id.
+    pub fn status_id(&self, reference: &str) -> String {
+        let parsed = super::Reference::parse(reference).or_else(|e| {
+            self.names
+                .first()
+                .map_or(Err(e), |n| super::Reference::parse(n))
+        });
+        let Ok(parsed) = parsed else {
+            return self.id.clone();
+        };
+        let digest = match &parsed.digest {
+            Some(pinned) => self.digests.iter().find(|d| *d == pinned),
+            None if self.names.len() == 1 => self.digests.first(),
+            None => None,
+        };
+        match digest {
+            Some(digest) => format!("{}@{digest}", parsed.repository()),
+            None => self.id.clone(),
+        }
+    }
 }
 
 /// What `images/<id-hex>.json` holds.
@@ -625,6 +654,7 @@ impl ImageStore {
         Ok(Image {
             id: record.id.clone(),
             names: record.names.clone(),
+            digests: record.digests.clone(),
             config,
             layers,
         })
@@ -673,4 +703,44 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ImageError> 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
     crate::runtime::protocol::sync_dir(dir)
         .map_err(|e| ImageError::io("sync the directory", dir, e))
+}
+
+#[cfg(test)]
+mod status_id_tests {
+    use super::*;
+
+    fn image(names: &[&str], digests: &[&str]) -> Image {
+        Image {
+            id: "sha256:c0ffee".into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            digests: digests.iter().map(|s| s.to_string()).collect(),
+            config: ImageConfiguration::default(),
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_status_id_is_the_repository_at_its_digest() {
+        let d = "sha256:abc";
+        let i = image(&["docker.io/library/nginx:1.27"], &[d, "sha256:def"]);
+        assert_eq!(
+            i.status_id("nginx:1.27"),
+            "docker.io/library/nginx@sha256:abc"
+        );
+        // A pinned digest is the one reported.
+        let pinned = format!("sha256:{}", "0".repeat(64));
+        let i = image(&["registry.local:5000/team/app:v1"], &[d, &pinned]);
+        assert_eq!(
+            i.status_id(&format!("registry.local:5000/team/app@{pinned}")),
+            format!("registry.local:5000/team/app@{pinned}")
+        );
+        // Two names: which digest came with which is not known, so the image's id.
+        let i = image(&["docker.io/library/a:1", "docker.io/library/b:1"], &[d]);
+        assert_eq!(i.status_id("a:1"), "sha256:c0ffee");
+        // No manifest digest: the image's id.
+        assert_eq!(
+            image(&["docker.io/library/demo:v1"], &[]).status_id("demo:v1"),
+            "sha256:c0ffee"
+        );
+    }
 }

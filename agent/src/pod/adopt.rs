@@ -61,6 +61,12 @@ impl Agent {
             }
         }
         let pod = pods.get(&meta.pod_uid);
+        // The imageID its status reports (`meta.image_id` is the image's id, which image
+        // garbage collection reads).
+        let image_id = match self.images.store().resolve(&meta.image_id) {
+            Ok(Some(image)) => image.status_id(&meta.image),
+            _ => meta.image_id.clone(),
+        };
         let cs = self.adopted_state(&meta, pod);
         cs.restart_count = meta.restart_count;
         match outcome {
@@ -70,7 +76,7 @@ impl Agent {
                 cs.current = Some(Instance {
                     id: meta.id.clone(),
                     spec_hash: meta.spec_hash.clone(),
-                    image_id: meta.image_id.clone(),
+                    image_id,
                     started_at: Some(running.state.started_at.clone()),
                     stopping: false,
                     stop: stop_tx,
@@ -95,7 +101,7 @@ impl Agent {
             Outcome::Exited(exit) => cs.record_exit(
                 exit,
                 meta.id.clone(),
-                meta.image_id.clone(),
+                image_id,
                 Duration::ZERO,
                 &meta.container_name,
                 &meta.pod_name,

@@ -185,6 +185,8 @@ pub struct Agent {
     pods: HashMap<String, PodState>,
     images_changed: Arc<tokio::sync::Notify>,
     network: Option<Arc<crate::network::Network>>,
+    /// The node's address (the Node's InternalIP): every pod's `hostIP`.
+    host_ip: std::net::Ipv4Addr,
     tx: mpsc::UnboundedSender<worker::Msg>,
     rx: mpsc::UnboundedReceiver<worker::Msg>,
 }
@@ -221,6 +223,7 @@ impl Agent {
             pods: HashMap::new(),
             images_changed,
             network: None,
+            host_ip: std::net::Ipv4Addr::LOCALHOST,
             tx,
             rx,
         }
@@ -228,7 +231,10 @@ impl Agent {
 
     /// Gives pods without `hostNetwork` an address on the bridge. (Services are implemented
     /// by [`crate::network::ServiceProxy`], a loop of its own.)
+    /// The pods' `hostIP` becomes the node's address, as the Node object reports it
+    /// ([`crate::network::host_ip`]).
     pub fn with_network(mut self, network: Arc<crate::network::Network>) -> Self {
+        self.host_ip = crate::network::host_ip(&network.config);
         self.network = Some(network);
         self
     }

@@ -26,7 +26,7 @@ impl Agent {
         else {
             return;
         };
-        let status = status::pod_status(pod, state);
+        let status = status::pod_status(pod, state, self.host_ip);
         if pod.status.as_ref() == Some(&status) {
             return;
         }

@@ -100,7 +100,7 @@ impl Agent {
         cs.current = Some(Instance {
             id,
             spec_hash: hash,
-            image_id: image.id.clone(),
+            image_id: image.status_id(c.image.as_deref().unwrap_or_default()),
             started_at: None,
             stopping: false,
             stop: stop_tx,

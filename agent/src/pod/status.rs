@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::{
     ContainerState as KState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -210,8 +210,8 @@ fn statuses(spec: &PodSpec, state: &PodState) -> (Vec<ContainerStatus>, Vec<Cont
     )
 }
 
-/// The status of `pod` given what the worker knows.
-pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
+/// The status of `pod` given what the worker knows, on the node at `host_ip`.
+pub(crate) fn pod_status(pod: &Pod, state: &PodState, host_ip: std::net::Ipv4Addr) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
     let policy = spec
         .restart_policy
@@ -258,11 +258,14 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
     } else {
         "ContainersNotReady"
     };
-    let host_ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.host_ip.clone())
-        .or_else(|| Some("127.0.0.1".into()));
+    let host_ip = host_ip.to_string();
+    // A hostNetwork pod is reached on the node's loopback (port-forward, probes, Services
+    // through the bridge's gateway), so that is its address.
+    let pod_ip = if state.host_network {
+        Some("127.0.0.1".to_string())
+    } else {
+        state.pod_ip.map(|ip| ip.to_string())
+    };
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![
@@ -278,12 +281,12 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState) -> PodStatus {
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         start_time: time(&state.start_time),
-        host_ip: host_ip.clone(),
-        pod_ip: if state.host_network {
-            host_ip
-        } else {
-            state.pod_ip.map(|ip| ip.to_string())
-        },
+        host_ips: Some(vec![HostIP {
+            ip: host_ip.clone(),
+        }]),
+        host_ip: Some(host_ip),
+        pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+        pod_ip,
         qos_class: Some(qos_class(&spec).into()),
         ..Default::default()
     }
@@ -428,5 +431,43 @@ mod tests {
         // Other resources do not count.
         let storage = json!({"limits": {"ephemeral-storage": "1Gi"}});
         assert_eq!(qos_class(&spec(&[storage])), "BestEffort");
+    }
+
+    #[test]
+    fn addresses_are_the_nodes_and_the_pods() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap();
+        let r = crate::pod::PodRef::of(&pod);
+        let node: std::net::Ipv4Addr = "192.0.2.10".parse().unwrap();
+        let mut state = PodState::new(r.clone(), false, "2026-01-01T12:00:00Z".into());
+        state.pod_ip = Some("10.244.0.7".parse().unwrap());
+        let s = pod_status(&pod, &state, node);
+        assert_eq!(s.host_ip.as_deref(), Some("192.0.2.10"));
+        assert_eq!(
+            s.host_ips,
+            Some(vec![HostIP {
+                ip: "192.0.2.10".into()
+            }])
+        );
+        assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.7"));
+        assert_eq!(
+            s.pod_ips,
+            Some(vec![PodIP {
+                ip: "10.244.0.7".into()
+            }])
+        );
+        assert_eq!(s.start_time, time("2026-01-01T12:00:00Z"));
+        // hostNetwork: reached on the node's loopback.
+        let state = PodState::new(r, true, "2026-01-01T12:00:00Z".into());
+        let s = pod_status(&pod, &state, node);
+        assert_eq!(s.host_ip.as_deref(), Some("192.0.2.10"));
+        assert_eq!(
+            s.pod_ips,
+            Some(vec![PodIP {
+                ip: "127.0.0.1".into()
+            }])
+        );
     }
 }

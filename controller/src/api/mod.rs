@@ -22,6 +22,7 @@ pub mod discovery;
 pub mod exec;
 pub mod housekeeping;
 pub mod local;
+mod openapi;
 pub mod portforward;
 pub mod protobuf;
 pub mod rbac;

@@ -103,28 +103,37 @@ fn role_rules(store: &Store, binding: &Value, ns: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The rules of every role bound to `who` that apply in `namespace`: its ClusterRoleBindings',
+/// and — in a namespace — that namespace's RoleBindings' (`from_role_binding` true).
+pub fn bound_rules(store: &Store, who: &Account, namespace: Option<&str>) -> Vec<(Value, bool)> {
+    let bound = |b: &Value, ns: &str| strings_subjects(b).any(|s| subject_matches(s, ns, who));
+    let mut rules: Vec<(Value, bool)> = store
+        .list("ClusterRoleBinding", None)
+        .iter()
+        .filter(|crb| bound(crb, ""))
+        .flat_map(|crb| role_rules(store, crb, ""))
+        .map(|r| (r, false))
+        .collect();
+    if let Some(ns) = namespace {
+        rules.extend(
+            store
+                .list("RoleBinding", Some(ns))
+                .iter()
+                .filter(|rb| bound(rb, ns))
+                .flat_map(|rb| role_rules(store, rb, ns))
+                .map(|r| (r, true)),
+        );
+    }
+    rules
+}
+
 /// Whether `who` may do `a`.
 pub fn allows(store: &Store, who: &Account, a: &Attributes) -> bool {
-    let bound = |b: &Value, ns: &str| strings_subjects(b).any(|s| subject_matches(s, ns, who));
-    for crb in store.list("ClusterRoleBinding", None) {
-        if bound(&crb, "")
-            && role_rules(store, &crb, "")
-                .iter()
-                .any(|r| rule_allows(r, a))
-        {
-            return true;
-        }
-    }
-    let Some(ns) = a.namespace else {
-        return false;
-    };
-    if a.resource == "namespaces" && !matches!(a.verb, "get" | "list" | "watch") {
-        return false;
-    }
-    store
-        .list("RoleBinding", Some(ns))
+    // Through a RoleBinding, a Namespace may only be read.
+    let namespace_write = a.resource == "namespaces" && !matches!(a.verb, "get" | "list" | "watch");
+    bound_rules(store, who, a.namespace)
         .iter()
-        .any(|rb| bound(rb, ns) && role_rules(store, rb, ns).iter().any(|r| rule_allows(r, a)))
+        .any(|(r, from_role_binding)| !(*from_role_binding && namespace_write) && rule_allows(r, a))
 }
 
 fn strings_subjects(b: &Value) -> impl Iterator<Item = &Value> {

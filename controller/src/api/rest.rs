@@ -13,7 +13,7 @@ use super::read::{get, list, logs, metrics, watch};
 use super::status::ApiError;
 use super::write::{create, delete, read_body, scale_get, update_or_patch, Caller};
 use super::ReqBody;
-use super::{discovery, full, ApiState, Body};
+use super::{discovery, full, openapi, ApiState, Body};
 use crate::model::kinds::{KindInfo, KINDS};
 use crate::model::managed;
 use crate::model::store::ObjectKey;
@@ -104,10 +104,12 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
         ["apis", g, v] if get => discovery::resource_list(g, v)
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
-        ["openapi", "v2"] if get => respond(200, discovery::OPENAPI_V2, discovery::openapi_v2()),
-        ["openapi", "v3"] if get => ok_json(200, &discovery::openapi_index()),
-        ["openapi", "v3", rest @ ..] if get => discovery::openapi_document(&rest.join("/"))
-            .map_or_else(|| error(&ApiError::no_route(&path)), |d| ok_json(200, &d)),
+        ["openapi", "v2"] if get => respond(200, openapi::OPENAPI_V2, openapi::openapi_v2()),
+        ["openapi", "v3"] if get => ok_json(200, &openapi::openapi_index()),
+        ["openapi", "v3", rest @ ..] if get => match openapi::openapi_document(&rest.join("/")) {
+            Some(d) => openapi_response(&req, d),
+            None => error(&ApiError::no_route(&path)),
+        },
         ["api", v, rest @ ..] => {
             let (v, rest) = (
                 v.to_string(),
@@ -121,6 +123,17 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             let store = state.store.clone();
             match read_body(req).await.and_then(|(ct, body)| {
                 super::review::self_subject_access_review(&store, &who, &ct, &body)
+            }) {
+                Ok(v) => ok_json(201, &v),
+                Err(e) => error(&e),
+            }
+        }
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectrulesreviews"]
+            if req.method() == Method::POST =>
+        {
+            let store = state.store.clone();
+            match read_body(req).await.and_then(|(ct, body)| {
+                super::review::self_subject_rules_review(&store, &who, &ct, &body)
             }) {
                 Ok(v) => ok_json(201, &v),
                 Err(e) => error(&e),
@@ -141,6 +154,39 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
         }
         _ => error(&ApiError::no_route(&path)),
     }
+}
+
+/// An OpenAPI document with its hash as ETag: 304 when the client has it; cached for good
+/// when asked for by the hash the index names (as kube-apiserver does).
+fn openapi_response(req: &Request<ReqBody>, d: &super::openapi::Document) -> Response<Body> {
+    let etag = format!("\"{}\"", d.hash);
+    let pinned = req.uri().query().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "hash" && v == d.hash)
+    });
+    let cache = if pinned {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    let fresh = req
+        .headers()
+        .get(hyper::header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    Response::builder()
+        .status(if fresh {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        })
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ETAG, etag)
+        .header("Cache-Control", cache)
+        .body(full(if fresh {
+            bytes::Bytes::new()
+        } else {
+            d.body.clone()
+        }))
+        .expect("valid response")
 }
 
 /// A parsed resource path.

@@ -203,19 +203,33 @@ fn runs_template(rs: &Value, d: &Value) -> bool {
     semantic(&t) == semantic(&d["spec"]["template"])
 }
 
+/// The ReplicaSet of the Deployment's template among `owned`, if there is one: the one named
+/// `<deployment>-<pod-template-hash>`, else one whose template is semantically the same.
+pub fn existing_replicaset<'a>(d: &Value, owned: &'a [Arc<Value>]) -> Option<&'a Arc<Value>> {
+    let new_name = format!(
+        "{}-{}",
+        meta::name(d),
+        pod_template_hash(&d["spec"]["template"])
+    );
+    owned
+        .iter()
+        .find(|rs| meta::name(rs) == new_name)
+        .or_else(|| owned.iter().find(|rs| runs_template(rs, d)))
+}
+
+/// Whether the Deployment is paused (`kubectl rollout pause`).
+pub fn paused(d: &Value) -> bool {
+    d["spec"]["paused"].as_bool() == Some(true)
+}
+
 /// Finds, or plans, the ReplicaSet of the Deployment's template among `owned`: the one named
 /// `<deployment>-<pod-template-hash>`, else one whose template is semantically the same (a
 /// rollback through `kubectl rollout undo` writes the old ReplicaSet's template back, with
 /// Go's empty values, so its hash differs).
 pub fn new_replicaset(d: &Value, owned: &[Arc<Value>]) -> NewReplicaSet {
     let hash = pod_template_hash(&d["spec"]["template"]);
-    let new_name = format!("{}-{}", meta::name(d), hash);
     let max_revision = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
-    let found = owned
-        .iter()
-        .find(|rs| meta::name(rs) == new_name)
-        .or_else(|| owned.iter().find(|rs| runs_template(rs, d)));
-    match found {
+    match existing_replicaset(d, owned) {
         Some(rs) if revision(rs) < max_revision => {
             // Rolling back to an older template: it becomes the newest revision.
             let mut rs2 = (**rs).clone();
@@ -259,9 +273,96 @@ pub fn plan(
     writes.extend(events);
     writes.push(Write::UpdateStatus(
         ObjectKey::of(d),
-        status(d, new_rs, &old, desired, now),
+        status(d, Some(new_rs), &old, desired, now),
     ));
     writes
+}
+
+/// A pass over a paused Deployment, as Kubernetes' `sync`: no ReplicaSet is made for a new
+/// template (`new_rs` is the one of the current template if it exists) and none is drained
+/// into another — only scaled to `spec.replicas`: the one active (or else the newest)
+/// ReplicaSet to the count, several active ones proportionally within the surge. History is
+/// kept; `Progressing` says `DeploymentPaused`.
+pub fn plan_paused(
+    d: &Value,
+    new_rs: Option<&Arc<Value>>,
+    owned: &[Arc<Value>],
+    now: jiff::Timestamp,
+) -> Vec<Write> {
+    let desired = d["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+    let new_name = new_rs.map(|rs| meta::name(rs));
+    let old: Vec<Arc<Value>> = owned
+        .iter()
+        .filter(|rs| Some(meta::name(rs)) != new_name)
+        .cloned()
+        .collect();
+    let targets = paused_replicas(d, new_rs, &old, desired);
+    let mut writes: Vec<Write> = new_rs
+        .into_iter()
+        .chain(&old)
+        .zip(&targets)
+        .filter(|(rs, r)| replicas(rs) != **r)
+        .map(|(rs, r)| Write::Update(with_replicas(rs, *r)))
+        .collect();
+    writes.extend(beyond_history(
+        d,
+        &old,
+        &targets[targets.len() - old.len()..],
+    ));
+    let events = scaling_events(d, owned, &writes);
+    writes.extend(events);
+    writes.push(Write::UpdateStatus(
+        ObjectKey::of(d),
+        status(d, new_rs.map(|rs| &**rs), &old, desired, now),
+    ));
+    writes
+}
+
+/// Kubernetes' `scale` of a paused Deployment: the replicas of `new_rs` (if any) then each
+/// of `old`, in that order.
+fn paused_replicas(
+    d: &Value,
+    new_rs: Option<&Arc<Value>>,
+    old: &[Arc<Value>],
+    desired: i64,
+) -> Vec<i64> {
+    let all: Vec<&Arc<Value>> = new_rs.into_iter().chain(old).collect();
+    let mut targets: Vec<i64> = all.iter().map(|rs| replicas(rs)).collect();
+    let active: Vec<usize> = (0..all.len()).filter(|&i| targets[i] > 0).collect();
+    match active.len() {
+        0 => {
+            // None active: the new one, else the newest.
+            let newest =
+                (0..all.len()).max_by_key(|&i| (new_rs.is_some() && i == 0, revision(all[i])));
+            if let Some(i) = newest {
+                targets[i] = desired;
+            }
+        }
+        1 => targets[active[0]] = desired,
+        _ => {
+            // Several active (paused mid-rollout): the difference shared in proportion to
+            // their sizes, what rounding leaves to the largest.
+            let strategy = strategy(d);
+            let surge = if is_recreate(&strategy) {
+                0
+            } else {
+                scaled(bounds(&strategy).0, desired, true)
+            };
+            let total: i64 = active.iter().map(|&i| targets[i]).sum();
+            let to_add = desired + surge - total;
+            if to_add != 0 {
+                let mut added = 0;
+                for &i in &active {
+                    let share = to_add * targets[i] / total;
+                    targets[i] = (targets[i] + share).max(0);
+                    added += share;
+                }
+                let largest = *active.iter().max_by_key(|&&i| targets[i]).expect("several");
+                targets[largest] = (targets[largest] + to_add - added).max(0);
+            }
+        }
+    }
+    targets
 }
 
 /// The replicas the new ReplicaSet and each old one should have after this pass.
@@ -376,10 +477,15 @@ pub fn revision_annotation(d: &Value, new_rs: &Value) -> Option<Write> {
 }
 
 /// Reconciles one Deployment: makes its ReplicaSet for the current template if needed, brings
-/// its revision annotation up to date, then performs the rest of the plan, in order.
+/// its revision annotation up to date, then performs the rest of the plan, in order. A paused
+/// one is only scaled (`plan_paused`).
 pub async fn reconcile(view: &View, d: &Value) -> Result<(), WriteError> {
     let now = jiff::Timestamp::now();
     let owned = owned(d, view.list("ReplicaSet", Some(meta::namespace(d))));
+    if paused(d) {
+        let new_rs = existing_replicaset(d, &owned).cloned();
+        return execute_all(view, plan_paused(d, new_rs.as_ref(), &owned, now)).await;
+    }
     let new_rs = match new_replicaset(d, &owned) {
         NewReplicaSet::Current(rs) => rs,
         NewReplicaSet::Make(write) => Arc::new(
@@ -428,12 +534,12 @@ fn condition(d: &Value, t: &str, status: &str, reason: &str, message: String, no
 /// cached).
 fn status(
     d: &Value,
-    new_rs: &Value,
+    new_rs: Option<&Value>,
     old: &[Arc<Value>],
     desired: i64,
     now: jiff::Timestamp,
 ) -> Value {
-    let all = std::iter::once(new_rs).chain(old.iter().map(|rs| &**rs));
+    let all = new_rs.into_iter().chain(old.iter().map(|rs| &**rs));
     let (mut total, mut ready, mut available) = (0, 0, 0);
     for rs in all {
         let (rs_pods, rs_ready, rs_available) = counts(rs);
@@ -441,7 +547,7 @@ fn status(
         ready += rs_ready;
         available += rs_available;
     }
-    let updated = pods(new_rs);
+    let updated = new_rs.map_or(0, pods);
     let strategy = strategy(d);
     let max_unavailable = if is_recreate(&strategy) {
         0
@@ -468,12 +574,18 @@ fn status(
             &now_text,
         )
     };
-    let complete = updated == desired
-        && total == desired
-        && available == desired
-        && rs_status(new_rs).observed_generation.unwrap_or(0)
-            >= new_rs["metadata"]["generation"].as_i64().unwrap_or(0);
-    let progressing = progressing(d, meta::name(new_rs), complete, updated, available, now);
+    let progressing = match new_rs {
+        _ if paused(d) => paused_condition(d, &now_text),
+        Some(new_rs) => {
+            let complete = updated == desired
+                && total == desired
+                && available == desired
+                && rs_status(new_rs).observed_generation.unwrap_or(0)
+                    >= new_rs["metadata"]["generation"].as_i64().unwrap_or(0);
+            progressing(d, meta::name(new_rs), complete, updated, available, now)
+        }
+        None => unreachable!("only a paused Deployment is planned without its ReplicaSet"),
+    };
     json!({
         "observedGeneration": d["metadata"]["generation"],
         "replicas": total,
@@ -485,7 +597,23 @@ fn status(
     })
 }
 
-/// The `Progressing` condition: complete; progressing (a change in the counts or the
+/// `Progressing` of a paused Deployment, as Kubernetes' `checkPausedConditions` writes it
+/// (a reported lack of progress is kept).
+fn paused_condition(d: &Value, now: &str) -> Value {
+    match previous_condition(d, "Progressing") {
+        Some(p) if p["reason"] == "ProgressDeadlineExceeded" => p.clone(),
+        _ => condition(
+            d,
+            "Progressing",
+            "Unknown",
+            "DeploymentPaused",
+            "Deployment is paused".into(),
+            now,
+        ),
+    }
+}
+
+/// The `Progressing` condition: complete; resumed (the pass after a pause, until progress); progressing (a change in the counts or the
 /// generation restarts the deadline); or past `progressDeadlineSeconds` without a change.
 fn progressing(
     d: &Value,
@@ -503,6 +631,16 @@ fn progressing(
             "True",
             "NewReplicaSetAvailable",
             format!("ReplicaSet {rs_name:?} has successfully progressed."),
+            &now_text,
+        );
+    }
+    if previous_condition(d, "Progressing").is_some_and(|p| p["reason"] == "DeploymentPaused") {
+        return condition(
+            d,
+            "Progressing",
+            "Unknown",
+            "DeploymentResumed",
+            "Deployment is resumed".into(),
             &now_text,
         );
     }
@@ -1059,5 +1197,100 @@ mod tests {
         assert_eq!(progressing["status"], "True");
         assert_eq!(progressing["reason"], "ReplicaSetUpdated");
         assert_eq!(progressing["lastUpdateTime"], NOW);
+    }
+
+    #[test]
+    fn a_paused_deployment_makes_no_replicaset_for_a_new_template_and_says_paused() {
+        let mut d = deployment(2, rolling(json!("25%"), json!("25%")));
+        let running = rs("web-old", 1, 2, 2, "2026-01-01T10:00:00Z");
+        d["spec"]["paused"] = json!(true);
+        // `kubectl set image` while paused: no ReplicaSet of this template exists.
+        assert!(existing_replicaset(&d, std::slice::from_ref(&running)).is_none());
+        let writes = plan_paused(&d, None, std::slice::from_ref(&running), now());
+        assert_eq!(lines(&writes), ["status Deployment default/web"]);
+        let status = status_of(&writes);
+        // What `kubectl rollout status` reads: none of the new template's pods.
+        assert_eq!(status["updatedReplicas"], 0);
+        assert_eq!(status["replicas"], 2);
+        assert_eq!(status["availableReplicas"], 2);
+        let progressing = condition_of(status, "Progressing");
+        assert_eq!(progressing["status"], "Unknown");
+        assert_eq!(progressing["reason"], "DeploymentPaused");
+        assert_eq!(progressing["message"], "Deployment is paused");
+        assert_eq!(condition_of(status, "Available")["status"], "True");
+    }
+
+    #[test]
+    fn a_paused_deployment_still_scales() {
+        let mut d = deployment(4, rolling(json!("25%"), json!("25%")));
+        d["spec"]["paused"] = json!(true);
+        // The one active ReplicaSet (an older template's) goes to the count.
+        let running = rs("web-old", 1, 2, 2, "2026-01-01T10:00:00Z");
+        let writes = plan_paused(&d, None, std::slice::from_ref(&running), now());
+        assert_eq!(
+            lines(&writes)[..2],
+            [
+                "scale web-old to 4",
+                "event ScalingReplicaSet: Scaled up replica set web-old from 2 to 4"
+            ]
+        );
+        // Paused mid-rollout (3 old + 1 new of 4): scaled to 8, in proportion, up to the
+        // surge of 2.
+        d["spec"]["replicas"] = json!(8);
+        let new = current(&d, 2, 1, 1);
+        let old = rs("web-old", 1, 3, 3, "2026-01-01T10:00:00Z");
+        let owned = [old.clone(), new.clone()];
+        let writes = plan_paused(&d, Some(&new), &owned, now());
+        let scaled: Vec<String> = lines(&writes)
+            .into_iter()
+            .filter(|l| l.starts_with("scale"))
+            .collect();
+        let new_name = meta::name(&new);
+        // 6 to add: 1/4 of it to the new one, 3/4 to the old one, the rounding to the old.
+        assert_eq!(
+            scaled,
+            [
+                format!("scale {new_name} to 2"),
+                "scale web-old to 8".to_string()
+            ]
+        );
+        assert_eq!(status_of(&writes)["updatedReplicas"], 1);
+    }
+
+    #[test]
+    fn a_resumed_deployment_rolls_its_template_and_says_resumed() {
+        let mut d = deployment(2, rolling(json!("25%"), json!("25%")));
+        d["status"] = json!({"observedGeneration": 1, "updatedReplicas": 0,
+            "availableReplicas": 2, "conditions": [{"type": "Progressing", "status": "Unknown",
+            "reason": "DeploymentPaused", "message": "Deployment is paused",
+            "lastTransitionTime": "2026-01-01T11:00:00Z",
+            "lastUpdateTime": "2026-01-01T11:00:00Z"}]});
+        let old = rs("web-old", 1, 2, 2, "2026-01-01T10:00:00Z");
+        // Not paused any more: the pending template gets its ReplicaSet…
+        let NewReplicaSet::Make(Write::Create(made)) =
+            new_replicaset(&d, std::slice::from_ref(&old))
+        else {
+            panic!("the pending template's ReplicaSet is made on resume");
+        };
+        assert_eq!(revision(&made), 2);
+        let mut made = made;
+        made["metadata"]["creationTimestamp"] = json!("2026-01-01T12:00:00Z");
+        let made = Arc::new(made);
+        let writes = plan(&d, &made, &[old, made.clone()], now());
+        assert_eq!(
+            lines(&writes)[0],
+            format!("scale {} to 1", meta::name(&made))
+        );
+        let progressing = condition_of(status_of(&writes), "Progressing");
+        assert_eq!(progressing["status"], "Unknown");
+        assert_eq!(progressing["reason"], "DeploymentResumed");
+        assert_eq!(progressing["message"], "Deployment is resumed");
+        // …and the pass after that reports progress as usual.
+        d["status"]["conditions"] = json!([progressing]);
+        let writes = plan(&d, &made, std::slice::from_ref(&made), now());
+        assert_eq!(
+            condition_of(status_of(&writes), "Progressing")["reason"],
+            "ReplicaSetUpdated"
+        );
     }
 }

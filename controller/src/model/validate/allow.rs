@@ -359,6 +359,144 @@ fn says_nothing(v: &Value) -> bool {
 }
 
 /// The allowed fields of `kind`. (Long: a table, one arm per kind, read as a list.)
+/// OpenAPI schemas trimmed to the fields skiff implements, so that `kubectl explain` and
+/// editors show exactly what skiff takes: `defs` are the full schemas (k8s-openapi's, by
+/// definition name, referenced as `#/components/schemas/<name>`); each kind's schema keeps
+/// only the properties its allowlist names (a map whose allowed keys are named gets them as
+/// properties), and what a pattern allows whole is kept whole. `status` is the server's and
+/// kept as it is. Trimmed definitions land in `out` under their name (a second, different
+/// trimming of the same definition gets `_2`, `_3`…).
+pub struct SchemaTrim<'a> {
+    defs: &'a serde_json::Map<String, Value>,
+    /// The trimmed definitions.
+    pub out: serde_json::Map<String, Value>,
+}
+
+const REF_PREFIX: &str = "#/components/schemas/";
+
+impl<'a> SchemaTrim<'a> {
+    /// Trims into an empty set of definitions.
+    pub fn new(defs: &'a serde_json::Map<String, Value>) -> Self {
+        SchemaTrim {
+            defs,
+            out: serde_json::Map::new(),
+        }
+    }
+
+    /// Trims the schema `name` of `kind` (its top-level definition) and returns the name it is
+    /// kept under.
+    pub fn kind(&mut self, kind: &str, name: &str) -> Option<String> {
+        let full = self.defs.get(name)?.clone();
+        let mut trimmed = self.walk(&full, Some(&allowlist(kind)), 0);
+        if let Some(status) = full["properties"].get("status") {
+            let status = self.walk(status, None, 0);
+            trimmed["properties"]["status"] = status;
+        }
+        Some(self.register(name, trimmed))
+    }
+
+    fn register(&mut self, name: &str, schema: Value) -> String {
+        let mut candidate = name.to_string();
+        for n in 2.. {
+            match self.out.get(&candidate) {
+                None => {
+                    self.out.insert(candidate.clone(), schema);
+                    return candidate;
+                }
+                Some(same) if *same == schema => return candidate,
+                Some(_) => candidate = format!("{name}_{n}"),
+            }
+        }
+        unreachable!("some name is free")
+    }
+
+    /// `schema` trimmed to `allow` (`None`: kept whole), its references registered.
+    fn walk(&mut self, schema: &Value, allow: Option<&Allow>, depth: usize) -> Value {
+        let allow = allow.filter(|a| !a.leaf);
+        let Value::Object(map) = schema else {
+            return schema.clone();
+        };
+        let mut out = serde_json::Map::new();
+        for (key, v) in map {
+            let v = match key.as_str() {
+                "$ref" => {
+                    let target = v.as_str().and_then(|r| r.strip_prefix(REF_PREFIX));
+                    match target.and_then(|t| Some((t, self.defs.get(t)?.clone()))) {
+                        Some((t, def)) if depth < 64 => {
+                            let trimmed = self.walk(&def, allow, depth + 1);
+                            json_str(format!("{REF_PREFIX}{}", self.register(t, trimmed)))
+                        }
+                        _ => v.clone(),
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" => Value::Array(
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| self.walk(s, allow, depth))
+                        .collect(),
+                ),
+                "items" => {
+                    let items = match allow {
+                        Some(a) => a.items.as_deref().or(Some(a)),
+                        None => None,
+                    };
+                    self.walk(v, items, depth)
+                }
+                "properties" => {
+                    let mut props = serde_json::Map::new();
+                    for (name, p) in v.as_object().into_iter().flatten() {
+                        match allow {
+                            None => {
+                                props.insert(name.clone(), self.walk(p, None, depth));
+                            }
+                            Some(a) => {
+                                if let Some(child) = a.children.get(name).or(a.any_key.as_deref()) {
+                                    props.insert(name.clone(), self.walk(p, Some(child), depth));
+                                }
+                            }
+                        }
+                    }
+                    Value::Object(props)
+                }
+                "additionalProperties" => match allow {
+                    None => self.walk(v, None, depth),
+                    Some(a) => match a.any_key.as_deref() {
+                        Some(any) => self.walk(v, Some(any), depth),
+                        None => {
+                            // A map whose allowed keys are named (`limits.cpu`): those keys.
+                            let mut props = serde_json::Map::new();
+                            for (name, child) in &a.children {
+                                props.insert(name.clone(), self.walk(v, Some(child), depth));
+                            }
+                            out.insert("properties".into(), Value::Object(props));
+                            continue;
+                        }
+                    },
+                },
+                _ => v.clone(),
+            };
+            out.insert(key.clone(), v);
+        }
+        // `required` names only properties that are kept.
+        if let (Some(Value::Array(required)), Some(Value::Object(props))) =
+            (out.get("required"), out.get("properties"))
+        {
+            let kept: Vec<Value> = required
+                .iter()
+                .filter(|r| r.as_str().is_some_and(|r| props.contains_key(r)))
+                .cloned()
+                .collect();
+            out.insert("required".into(), Value::Array(kept));
+        }
+        Value::Object(out)
+    }
+}
+
+fn json_str(s: String) -> Value {
+    Value::String(s)
+}
+
 pub(super) fn allowlist(kind: &str) -> Allow {
     let mut patterns: Vec<String> = METADATA.iter().map(|s| s.to_string()).collect();
     let pod = |prefix: &'static str| {
@@ -480,6 +618,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 ]
                 .map(String::from),
             );
+            if kind == "Deployment" {
+                patterns.push("spec.paused".into());
+            }
             patterns.extend(pod("spec.template.spec."));
         }
         "StatefulSet" => {

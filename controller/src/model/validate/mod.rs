@@ -27,6 +27,7 @@ mod statefulset;
 pub mod storage;
 
 use allow::allowlist;
+pub use allow::SchemaTrim;
 use semantics::semantics;
 pub use semantics::{is_dns_label, is_dns_subdomain};
 
@@ -145,40 +146,65 @@ pub fn known_fields(obj: &Value) -> Result<Value, FieldError> {
 }
 
 /// `obj` through its kind's `k8s-openapi` type and back (`None` for a kind skiff does not
-/// serve): the one table of the kinds' types.
+/// serve).
 fn typed_roundtrip(kind: &str, obj: &Value) -> Option<Result<Value, FieldError>> {
+    struct Roundtrip<'a>(&'a Value);
+    impl WithType for Roundtrip<'_> {
+        type Out = Result<Value, FieldError>;
+        fn run<T: KindType>(self) -> Self::Out {
+            roundtrip::<T>(self.0)
+        }
+    }
+    with_type(kind, Roundtrip(obj))
+}
+
+/// What a kind's `k8s-openapi` type offers: JSON both ways and its OpenAPI schema.
+pub trait KindType: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema {}
+impl<T: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema> KindType for T {}
+
+/// Something done with a kind's `k8s-openapi` type (see [`with_type`]).
+pub trait WithType {
+    /// What it gives.
+    type Out;
+    /// Does it with the type `T`.
+    fn run<T: KindType>(self) -> Self::Out;
+}
+
+/// Runs `w` with the `k8s-openapi` type of `kind` (`None` for a kind skiff does not serve):
+/// the one table of the kinds' types.
+pub fn with_type<W: WithType>(kind: &str, w: W) -> Option<W::Out> {
     use k8s_openapi::api::{
         apps, batch, coordination, core, discovery, networking, rbac, scheduling, storage,
     };
     Some(match kind {
-        "Namespace" => roundtrip::<core::v1::Namespace>(obj),
-        "Node" => roundtrip::<core::v1::Node>(obj),
-        "Lease" => roundtrip::<coordination::v1::Lease>(obj),
-        "PriorityClass" => roundtrip::<scheduling::v1::PriorityClass>(obj),
-        "ConfigMap" => roundtrip::<core::v1::ConfigMap>(obj),
-        "Secret" => roundtrip::<core::v1::Secret>(obj),
-        "Pod" => roundtrip::<core::v1::Pod>(obj),
-        "Deployment" => roundtrip::<apps::v1::Deployment>(obj),
-        "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(obj),
-        "StatefulSet" => roundtrip::<apps::v1::StatefulSet>(obj),
-        "DaemonSet" => roundtrip::<apps::v1::DaemonSet>(obj),
-        "ControllerRevision" => roundtrip::<apps::v1::ControllerRevision>(obj),
-        "Job" => roundtrip::<batch::v1::Job>(obj),
-        "CronJob" => roundtrip::<batch::v1::CronJob>(obj),
-        "Event" => roundtrip::<core::v1::Event>(obj),
-        "Service" => roundtrip::<core::v1::Service>(obj),
-        "EndpointSlice" => roundtrip::<discovery::v1::EndpointSlice>(obj),
-        "Ingress" => roundtrip::<networking::v1::Ingress>(obj),
-        "IngressClass" => roundtrip::<networking::v1::IngressClass>(obj),
-        "NetworkPolicy" => roundtrip::<networking::v1::NetworkPolicy>(obj),
-        "PersistentVolumeClaim" => roundtrip::<core::v1::PersistentVolumeClaim>(obj),
-        "PersistentVolume" => roundtrip::<core::v1::PersistentVolume>(obj),
-        "StorageClass" => roundtrip::<storage::v1::StorageClass>(obj),
-        "ServiceAccount" => roundtrip::<core::v1::ServiceAccount>(obj),
-        "Role" => roundtrip::<rbac::v1::Role>(obj),
-        "ClusterRole" => roundtrip::<rbac::v1::ClusterRole>(obj),
-        "RoleBinding" => roundtrip::<rbac::v1::RoleBinding>(obj),
-        "ClusterRoleBinding" => roundtrip::<rbac::v1::ClusterRoleBinding>(obj),
+        "Namespace" => w.run::<core::v1::Namespace>(),
+        "Node" => w.run::<core::v1::Node>(),
+        "Lease" => w.run::<coordination::v1::Lease>(),
+        "PriorityClass" => w.run::<scheduling::v1::PriorityClass>(),
+        "ConfigMap" => w.run::<core::v1::ConfigMap>(),
+        "Secret" => w.run::<core::v1::Secret>(),
+        "Pod" => w.run::<core::v1::Pod>(),
+        "Deployment" => w.run::<apps::v1::Deployment>(),
+        "ReplicaSet" => w.run::<apps::v1::ReplicaSet>(),
+        "StatefulSet" => w.run::<apps::v1::StatefulSet>(),
+        "DaemonSet" => w.run::<apps::v1::DaemonSet>(),
+        "ControllerRevision" => w.run::<apps::v1::ControllerRevision>(),
+        "Job" => w.run::<batch::v1::Job>(),
+        "CronJob" => w.run::<batch::v1::CronJob>(),
+        "Event" => w.run::<core::v1::Event>(),
+        "Service" => w.run::<core::v1::Service>(),
+        "EndpointSlice" => w.run::<discovery::v1::EndpointSlice>(),
+        "Ingress" => w.run::<networking::v1::Ingress>(),
+        "IngressClass" => w.run::<networking::v1::IngressClass>(),
+        "NetworkPolicy" => w.run::<networking::v1::NetworkPolicy>(),
+        "PersistentVolumeClaim" => w.run::<core::v1::PersistentVolumeClaim>(),
+        "PersistentVolume" => w.run::<core::v1::PersistentVolume>(),
+        "StorageClass" => w.run::<storage::v1::StorageClass>(),
+        "ServiceAccount" => w.run::<core::v1::ServiceAccount>(),
+        "Role" => w.run::<rbac::v1::Role>(),
+        "ClusterRole" => w.run::<rbac::v1::ClusterRole>(),
+        "RoleBinding" => w.run::<rbac::v1::RoleBinding>(),
+        "ClusterRoleBinding" => w.run::<rbac::v1::ClusterRoleBinding>(),
         _ => return None,
     })
 }
