@@ -6,7 +6,8 @@
 #
 # Writes a `docker save`-style archive (docker-archive:) that `skiff image import` reads. The
 # packages' maintainer scripts run, so their users exist with Debian's ids (redis-server → the
-# `redis` user). apt's caches and lists are left out. Cmd is `bash`; Env PATH is Debian's.
+# `redis` user). apt's caches and lists are left out. Cmd is `bash` (or $IMAGE_CMD, one
+# argument per line: the command an upstream image of that name runs); Env PATH is Debian's.
 # Needs: mmdebstrap, umoci, skopeo (apt-get install -y mmdebstrap umoci skopeo) and an
 # `apt-get update`d machine. Takes ~20-40 s.
 set -euo pipefail
@@ -43,9 +44,11 @@ rm -rf "$bundle/rootfs/var/lib/apt/lists/"* "$bundle/rootfs/var/cache/apt/"*.bin
   "$bundle/rootfs/var/cache/apt/archives/"*.deb
 umoci repack --image "$oci:build" --history.created "$epoch" \
   --history.created_by "skiff build-debian-image.sh $*" "$bundle"
+cmd_args=()
+while IFS= read -r word; do cmd_args+=(--config.cmd "$word"); done <<< "${IMAGE_CMD:-bash}"
 umoci config --image "$oci:build" --created "$epoch" --history.created "$epoch" \
   --clear config.entrypoint --clear config.cmd --clear config.env \
-  --config.cmd bash \
+  "${cmd_args[@]}" \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --architecture amd64 --os linux
 

@@ -185,9 +185,22 @@ pub fn e2e_cache_dir() -> PathBuf {
 /// [`e2e_cache_dir`] — keyed by the script, the packages and the reference, so a second run (or
 /// another test) reuses it and a changed script builds anew.
 pub fn cached_debian_image(reference: &str, packages: &[&str]) -> Result<PathBuf> {
+    cached_debian_image_with_cmd(reference, packages, &["bash"])
+}
+
+/// [`cached_debian_image`] whose command is `cmd`: the command an upstream image of that name
+/// runs, so that a real manifest naming it runs unchanged.
+pub fn cached_debian_image_with_cmd(
+    reference: &str,
+    packages: &[&str],
+    cmd: &[&str],
+) -> Result<PathBuf> {
     let script = workspace_root().join("e2e/images/build-debian-image.sh");
     let mut key = fs::read(&script).context("reading build-debian-image.sh")?;
     key.extend(format!("{reference} {packages:?}").as_bytes());
+    if cmd != ["bash"] {
+        key.extend(format!(" cmd {cmd:?}").as_bytes());
+    }
     let cache = e2e_cache_dir();
     let out = cache.join(format!("debian-{}.tar", &sha256_hex(&key)[..16]));
     if out.is_file() {
@@ -200,6 +213,7 @@ pub fn cached_debian_image(reference: &str, packages: &[&str]) -> Result<PathBuf
         .arg(&out)
         .arg(reference)
         .args(packages)
+        .env("IMAGE_CMD", cmd.join("\n"))
         .output()
         .context("running build-debian-image.sh")?;
     if !o.status.success() {

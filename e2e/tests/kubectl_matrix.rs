@@ -7,8 +7,7 @@
 //! which runs every row and then fails naming each failed row with kubectl's output. The
 //! groups share one server (started by the first group, stopped when the test process exits)
 //! behind a lock, so they run one after another whatever `--test-threads` says; a group
-//! leaves `web` rolled out for the next. Rows whose feature is being built on the `api`
-//! branch are listed in [`NEEDS_API_BRANCH`] and reported as skipped until it is merged.
+//! leaves `web` rolled out for the next.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -18,18 +17,6 @@ use skiff_e2e::*;
 
 const IMAGE: &str = "skiff-e2e-matrix:v1";
 const IMAGE2: &str = "skiff-e2e-matrix:v2";
-
-/// Rows written as they should behave once the `api` branch (rollout pause|resume,
-/// `auth can-i --list`, pod hostIP, OpenAPI schemas for `kubectl explain`) is merged: skipped
-/// (and printed as skipped) while they are named here. The coordinator empties this list after
-/// the merge.
-const NEEDS_API_BRANCH: &[&str] = &[
-    "rollout pause",
-    "rollout resume",
-    "auth can-i --list",
-    "explain deployment.spec.strategy",
-    "describe pod shows the node's address",
-];
 
 /// The shared server and what every group reads.
 struct Fx {
@@ -125,17 +112,12 @@ fn row(
     (name, Box::new(check))
 }
 
-/// Runs every row of `group` in order (skipping [`NEEDS_API_BRANCH`]), then fails naming each
-/// row that failed.
+/// Runs every row of `group` in order, then fails naming each row that failed.
 fn run_group(group: &str, rows: Vec<(&'static str, Check)>) {
     let guard = fx();
     let fx = guard.as_ref().expect("fixture");
     let mut failed = Vec::new();
     for (name, check) in rows {
-        if NEEDS_API_BRANCH.contains(&name) {
-            eprintln!("[{group}] {name}: skipped (needs the api branch)");
-            continue;
-        }
         match check(fx) {
             Ok(()) => eprintln!("[{group}] {name}: ok"),
             Err(e) => {
@@ -402,7 +384,6 @@ fn matrix_get_describe_and_discovery() {
                     ],
                 ),
             ),
-            // needs api branch: the node's address, not the pod's host network address.
             row("describe pod shows the node's address", |fx| {
                 let pod = web_pod(fx);
                 let o = k(fx, &["describe", "pod", &pod]);
@@ -500,7 +481,6 @@ fn matrix_get_describe_and_discovery() {
                 "explain pods",
                 ok(&["explain", "pods"], &["KIND:       Pod", "VERSION:    v1"]),
             ),
-            // needs api branch: OpenAPI schemas.
             row(
                 "explain deployment.spec.strategy",
                 ok(
@@ -531,7 +511,6 @@ fn matrix_get_describe_and_discovery() {
                     &[],
                 )
             }),
-            // needs api branch: SelfSubjectRulesReview.
             row(
                 "auth can-i --list",
                 ok(&["auth", "can-i", "--list"], &["Resources", "*.*"]),
@@ -1334,7 +1313,6 @@ fn matrix_rollout() {
                     &[],
                 )
             }),
-            // needs api branch: spec.paused.
             row("rollout pause", |fx| {
                 expect(
                     &k(fx, &["rollout", "pause", "deploy/web"]),
@@ -1364,7 +1342,6 @@ fn matrix_rollout() {
                     .then_some(())
                     .ok_or(format!("a paused rollout went on: {o}"))
             }),
-            // needs api branch.
             row("rollout resume", |fx| {
                 expect(
                     &k(fx, &["rollout", "resume", "deploy/web"]),
