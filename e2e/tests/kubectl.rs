@@ -2158,16 +2158,12 @@ fn explain_documents_what_skiff_takes() {
         "{o}"
     );
     assert!(o.stdout.contains("rollingUpdate"), "{o}");
-    let o = k.run(&["explain", "pod.spec.shareProcessNamespace"]);
+    let o = k.run(&["explain", "pod.spec.hostPID"]);
     assert_eq!(o.code, 1, "{o}");
-    assert!(
-        o.stderr
-            .contains("field \"shareProcessNamespace\" does not exist"),
-        "{o}"
-    );
+    assert!(o.stderr.contains("field \"hostPID\" does not exist"), "{o}");
     let o = k.run(&["explain", "pod.spec", "--recursive"]);
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("containers"), "{o}");
     assert!(o.stdout.contains("terminationGracePeriodSeconds"), "{o}");
-    assert!(!o.stdout.contains("shareProcessNamespace"), "{o}");
+    assert!(!o.stdout.contains("hostPID"), "{o}");
 }

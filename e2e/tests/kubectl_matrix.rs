@@ -378,7 +378,9 @@ fn matrix_get_describe_and_discovery() {
                     &["describe", "pod", "{pod}"],
                     &[
                         "Status:           Running",
-                        "Controlled By:    ReplicaSet/web-",
+                        // kubectl's tabwriter aligns this after the IPs block.
+                        "Controlled By:",
+                        "ReplicaSet/web-",
                         "Events:",
                         "Started",
                     ],
@@ -1152,7 +1154,14 @@ fn matrix_apply_edit_patch_set() {
                     &[],
                 )?;
                 rolled_out(fx)?;
-                expect(&k(fx, &["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].spec.containers[0].resources.limits.memory} {.items[0].status.qosClass}"]), 0, &["64Mi Burstable"], &[])
+                // Every pod, once the old ones (terminating after the rollout) are gone.
+                let every = &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.containers[0].resources.limits.memory} {.status.qosClass};{end}"];
+                wait_for(Duration::from_secs(60), || {
+                    let o = k(fx, every);
+                    let pods: Vec<&str> = o.stdout.split(';').filter(|p| !p.is_empty()).collect();
+                    (!pods.is_empty() && pods.iter().all(|p| *p == "64Mi Burstable")).then_some(())
+                })
+                .ok_or_else(|| format!("the pods' limits and QoS class: {}", k(fx, every)))
             }),
             row("scale", |fx| {
                 expect(
