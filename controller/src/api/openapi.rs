@@ -260,7 +260,7 @@ mod tests {
         let core = doc("api/v1");
         assert!(field(&core, "Pod", "spec.containers.image").is_some());
         // Refused fields are not documented.
-        assert!(field(&core, "Pod", "spec.shareProcessNamespace").is_none());
+        assert!(field(&core, "Pod", "spec.hostPID").is_none());
         // Named keys of a map become its properties.
         assert!(field(&core, "Pod", "spec.containers.resources.limits.memory").is_some());
         assert!(field(&core, "Pod", "spec.containers.resources.claims").is_none());
