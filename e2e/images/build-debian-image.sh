@@ -53,7 +53,10 @@ umoci config --image "$oci:build" --created "$epoch" --history.created "$epoch" 
   --architecture amd64 --os linux
 
 mkdir -p "$(dirname "$out")"
-rm -f "$out.part"
-skopeo copy --quiet "oci:$oci:build" "docker-archive:$out.part:$ref"
-mv "$out.part" "$out"
+# A part file of this build's own: two builds of the same image at once (two tests) each
+# rename a whole archive into place.
+part="$out.part.$$"
+rm -f "$part"
+skopeo copy --quiet "oci:$oci:build" "docker-archive:$part:$ref"
+mv "$part" "$out"
 echo "$out (docker archive of $ref with $*, $(du -k "$out" | cut -f1) KiB)" >&2

@@ -203,6 +203,10 @@ pub fn cached_debian_image_with_cmd(
     }
     let cache = e2e_cache_dir();
     let out = cache.join(format!("debian-{}.tar", &sha256_hex(&key)[..16]));
+    // One build at a time in this test process: two tests wanting the same image wait for
+    // the first to build it, then both use it.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if out.is_file() {
         return Ok(out);
     }
