@@ -141,12 +141,30 @@ impl Allocator {
         }
     }
 
-    /// Gives a node port to each port without one; whether any changed.
-    fn node_ports(&mut self, ports: &mut [Value]) -> bool {
+    /// Gives a node port to each port without one; whether any changed. Like Kubernetes'
+    /// allocator, not the lowest free port: the search starts at a point of the range given by
+    /// the Service's uid (stable for the Service, spread between Services), so that two
+    /// servers on one host, or a Service deleted and another created, rarely meet on a port.
+    fn node_ports(&mut self, svc: &Value, ports: &mut [Value]) -> bool {
+        use sha2::{Digest, Sha256};
+        let seed = Sha256::digest(
+            format!(
+                "{}/{}/{}",
+                svc["metadata"]["uid"].as_str().unwrap_or_default(),
+                svc["metadata"]["namespace"].as_str().unwrap_or_default(),
+                svc["metadata"]["name"].as_str().unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        let span = (NODE_PORTS.end() - NODE_PORTS.start()) as usize + 1;
+        let start = u16::from_be_bytes([seed[0], seed[1]]) as usize % span;
         let mut changed = false;
         for p in ports.iter_mut() {
             if p["nodePort"].is_null() {
-                if let Some(n) = NODE_PORTS.clone().find(|n| !self.used_ports.contains(n)) {
+                let free = (0..span)
+                    .map(|i| NODE_PORTS.start() + ((start + i) % span) as u16)
+                    .find(|n| !self.used_ports.contains(n));
+                if let Some(n) = free {
                     self.used_ports.insert(n);
                     p["nodePort"] = json!(n);
                     changed = true;
@@ -172,7 +190,7 @@ fn plan_service(
     let vip = allocator.cluster_ip(cfg, svc, &mut patch);
     // Node ports for NodePort and LoadBalancer Services.
     let mut ports: Vec<Value> = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
-    if (ty == "NodePort" || ty == "LoadBalancer") && allocator.node_ports(&mut ports) {
+    if (ty == "NodePort" || ty == "LoadBalancer") && allocator.node_ports(svc, &mut ports) {
         patch.insert("ports".into(), Value::Array(ports.clone()));
     }
     if !patch.is_empty() {
@@ -443,7 +461,8 @@ mod tests {
             panic!("{:?}", p.allocations)
         };
         assert_eq!(patch["clusterIP"], "10.43.0.11");
-        assert_eq!(patch["ports"][0]["nodePort"], 30000);
+        let node_port = patch["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!(NODE_PORTS.contains(&(node_port as u16)), "{node_port}");
         assert!(
             matches!(&p.allocations[1], Allocation::Status { status, .. } if status["loadBalancer"]["ingress"][0]["ip"] == "192.0.2.1")
         );
@@ -452,7 +471,7 @@ mod tests {
             vec![(Ipv4Addr::new(10, 42, 0, 5), 8080)]
         );
         let ports: Vec<u16> = p.rules.host_ports.iter().map(|h| h.port).collect();
-        assert_eq!(ports, vec![80, 30000]);
+        assert_eq!(ports, vec![80, node_port as u16]);
         assert_eq!(
             p.records.0["web.default.svc.cluster.local"],
             vec![Ipv4Addr::new(10, 43, 0, 11)]
