@@ -29,6 +29,17 @@ spec:
     )
 }
 
+/// The admin's kubectl, and a kubectl with a token for the namespace `ci` (created).
+fn admin_and_ci(s: &skiff_e2e::Server) -> (Kubectl, Kubectl) {
+    let admin = Kubectl::admin(s);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
+    let ci = Kubectl::with_kubeconfig(s, &namespace_token(s, "ci").0);
+    (admin, ci)
+}
+
 /// Asserts `o` failed and its error says every one of `words`.
 fn refused(o: &KOut, words: &[&str]) {
     assert_ne!(o.code, 0, "accepted:\n{o}");
@@ -40,12 +51,7 @@ fn refused(o: &KOut, words: &[&str]) {
 #[test]
 fn a_namespace_token_cannot_take_the_host() {
     let s = server_with_images(&[IMAGE]);
-    let admin = Kubectl::admin(&s);
-    admin.apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
-        &[],
-    );
-    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let (admin, ci) = admin_and_ci(&s);
     let apply = |k: &Kubectl, yaml: &str| k.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
 
     // hostPath: / — the host's filesystem.
@@ -273,11 +279,7 @@ spec:
 fn data_at_rest_and_skiffs_own_annotations_are_skiffs() {
     use std::os::unix::fs::PermissionsExt;
     let s = server_with_images(&[IMAGE]);
-    let admin = Kubectl::admin(&s);
-    admin.apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
-        &[],
-    );
+    let (admin, ci) = admin_and_ci(&s);
     admin.apply(
         &format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: pw}}\nstringData: {{password: hunter2}}\n---\n{}",
@@ -321,7 +323,6 @@ fn data_at_rest_and_skiffs_own_annotations_are_skiffs() {
     // skiff's own annotations are not a client's to set: neither the manifests folder's
     // (the folder would take the object for its own and prune it) nor, for a token, the
     // certificate issuer's (skiff would renew and overwrite the Secret).
-    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
     let o = ci.run_stdin(
         &["apply", "-n", "ci", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  annotations: {skiff.io/manifest-file: app.yaml, keep: me}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cert\n  annotations: {skiff.io/certificate-issuer: https://example.invalid/}\nstringData: {k: v}\n",
@@ -380,12 +381,7 @@ fn data_at_rest_and_skiffs_own_annotations_are_skiffs() {
 #[test]
 fn the_node_does_not_connect_where_a_token_says() {
     let s = server_with_images(&[IMAGE]);
-    let admin = Kubectl::admin(&s);
-    admin.apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
-        &[],
-    );
-    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let (admin, ci) = admin_and_ci(&s);
     let slice = |name: &str, address: &str| {
         format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/service-name: outside}}\naddressType: IPv4\nports: [{{port: 22, protocol: TCP}}]\nendpoints:\n- addresses: [{address:?}]\n"
@@ -445,12 +441,7 @@ fn the_node_does_not_connect_where_a_token_says() {
 #[test]
 fn a_token_cannot_reach_other_namespaces_through_scheduling() {
     let s = server_with_images(&[IMAGE]);
-    let admin = Kubectl::admin(&s);
-    admin.apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
-        &[],
-    );
-    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let (admin, ci) = admin_and_ci(&s);
     let apply = |yaml: &str| ci.run_stdin(&["apply", "-n", "ci", "-f", "-"], yaml);
     refused(
         &apply(&pod(

@@ -300,13 +300,10 @@ fn oom_score_adj(pod: &Pod, c: &Container) -> i32 {
 /// The lowest `oom_score_adj` this process may give: `None` when it holds CAP_SYS_RESOURCE
 /// (any), else its own value.
 fn oom_floor() -> Option<i32> {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
-    if eff & (1 << CAP_SYS_RESOURCE) != 0 {
+    if oci::held_capabilities()
+        .iter()
+        .any(|c| c == "CAP_SYS_RESOURCE")
+    {
         return None;
     }
     std::fs::read_to_string("/proc/self/oom_score_adj")

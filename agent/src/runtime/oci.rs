@@ -221,7 +221,7 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
 /// The capabilities this process holds (permitted), by name: what a privileged container
 /// gets, as containerd gives it "all current capabilities" — a daemon started without some
 /// (a restricted unit, a container) cannot hand them out.
-fn held_capabilities() -> Vec<String> {
+pub(crate) fn held_capabilities() -> Vec<String> {
     let mask = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
