@@ -443,3 +443,100 @@ fn acme_renewal_under_load_fails_no_request() {
     assert_eq!(curl(&app, &["--cacert", &root]).status, 200);
     s.assert_running();
 }
+
+/// Issue 13 part 7: a host belongs to the namespace that claimed it first. A CI token's Ingress
+/// for the admin's `app.test` (and for `*.test`) gets no route, no certificate order and a
+/// `HostAlreadyClaimed` warning; the admin's site keeps answering with its ACME certificate.
+/// When the admin's Ingress goes, the next claim (the token's) is served.
+#[test]
+fn a_namespace_cannot_claim_another_namespaces_host() {
+    use skiff_e2e::kubectl::{namespace_token, Kubectl};
+    let (mut s, pebble) = server_with_pebble(None);
+    let (hp, hsp) = (s.http_port, s.https_port);
+    let port = free_port();
+    s.write_manifest(
+        "web.yaml",
+        &format!(
+            "{}---\n{}",
+            app_yaml("web", port, 1),
+            ingress_yaml("app", "app.test", "web", Some("app-tls"), "")
+        ),
+    );
+    let root = pebble.issuing_root().unwrap().display().to_string();
+    let app = format!("https://app.test:{hsp}/");
+    expect_curl(&mut s, &app, &["--cacert", &root], 200, None);
+
+    let admin = Kubectl::admin(&s);
+    admin.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ci}\n",
+        &[],
+    );
+    let ci = Kubectl::with_kubeconfig(&s, &namespace_token(&s, "ci").0);
+    let steal = format!(
+        "{}---\n{}",
+        ingress_yaml("steal", "app.test", "thief", Some("steal-tls"), ""),
+        ingress_yaml("wild", "'*.test'", "thief", Some("wild-tls"), "")
+    );
+    let o = ci.run_stdin(&["apply", "-n", "ci", "-f", "-"], &steal);
+    assert_eq!(o.code, 0, "{o}");
+    let claimed = |name: &str| {
+        let o = admin.run(&["get", "events", "-n", "ci", "-o", "json"]);
+        let events: Value = serde_json::from_str(&o.stdout).unwrap_or_default();
+        events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                e["involvedObject"]["name"] == name
+                    && e["reason"] == "HostAlreadyClaimed"
+                    && e["type"] == "Warning"
+            })
+            .cloned()
+    };
+    let mut event = None;
+    assert!(
+        wait_until(WAIT, POLL, || {
+            event = claimed("steal");
+            event.is_some() && claimed("wild").is_some()
+        }),
+        "no HostAlreadyClaimed events\n{}",
+        s.log_tail(40)
+    );
+    let msg = event.unwrap()["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("\"app.test\"") && msg.contains("namespace \"default\""),
+        "{msg}"
+    );
+    // The admin's site is unchanged: same backend, same certificate; the thief's Ingresses are
+    // not served (no address in their status) and no certificate was ordered for them.
+    std::thread::sleep(Duration::from_secs(3));
+    let r = curl(&app, &["--cacert", &root]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(served_cert(hsp, "app.test").contains("issuer=CN = Pebble Intermediate CA"));
+    for secret in ["steal-tls", "wild-tls"] {
+        let o = admin.run(&["get", "secret", secret, "-n", "ci"]);
+        assert_ne!(o.code, 0, "a certificate was issued to the thief: {o}");
+    }
+    let st = admin.get_json(&["ingress", "steal", "-n", "ci"]).unwrap();
+    assert_eq!(
+        st["status"]["loadBalancer"],
+        serde_json::json!({}),
+        "{st:#}"
+    );
+    // Another name under the wildcard is not the thief's either (the admin holds app.test,
+    // so nobody else may take *.test).
+    let r = curl(&format!("http://other.test:{hp}/"), &[]);
+    assert_eq!(r.status, 404, "{r:?}");
+
+    // The owner goes: the next claim by creation time is served (the thief's backend has no
+    // endpoints: 503).
+    s.remove_manifest("web.yaml");
+    expect_curl(&mut s, &format!("http://app.test:{hp}/"), &[], 308, None);
+    expect_curl(
+        &mut s,
+        &format!("https://app.test:{hsp}/"),
+        &["-k"],
+        503,
+        None,
+    );
+}

@@ -302,7 +302,7 @@ fn prune_removes_an_unused_image_and_keeps_the_one_in_use() {
     let used = registry
         .push_busybox(work.path(), "gc/used:v1", false)
         .unwrap();
-    let mut s = server_with_registries("");
+    let mut s = server_with_registries(&format!("configs: {{\"{}\": {{}}}}\n", registry.host));
     // The unused image: imported from an archive, with a layer of its own.
     let layer = hostile::raw_layer(&[hostile::Entry::File("unused.txt", b"unused\n")]).unwrap();
     let unused_archive = s.work_dir.join("unused.tar");
@@ -365,7 +365,9 @@ fn cli_pull_shares_blobs_and_rm_removes() {
         .push_busybox(work.path(), "cli/app:v2", false)
         .unwrap();
     let s = Server::new(); // no daemon
-    let reg = s.work_dir.join("none.yaml");
+                           // A registry on the node itself is pulled from only when registries.yaml names it.
+    let reg = s.work_dir.join("registries.yaml");
+    fs::write(&reg, format!("configs: {{\"{}\": {{}}}}\n", registry.host)).unwrap();
     let pull = |tag: &str| {
         s.cli(&[
             "image",
@@ -457,4 +459,104 @@ fn tls_registry_requiring_a_client_certificate_from_registries_yaml() {
         "mtls/app:1",
     );
     expect_pulled_pod_serves(&mut s, "withcert", &image, "IfNotPresent", None, &id);
+}
+
+/// Issue 13 part 3: the node connects to a registry on itself (loopback, link-local) only when
+/// registries.yaml names it. A pod's image `127.0.0.1:PORT/…` (the way a namespace token would
+/// reach the node's own services) fails with a message naming registries.yaml, and the port
+/// sees no connection; a registry that *is* named but sends the token request or a redirect
+/// to another port of the node is refused there too.
+#[test]
+fn the_node_is_a_registry_only_where_registries_yaml_says() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A port that must never be reached: it counts connections.
+    let victim = TcpListener::bind("127.0.0.1:0").unwrap();
+    let victim_port = victim.local_addr().unwrap().port();
+    let reached = Arc::new(AtomicUsize::new(0));
+    {
+        let reached = reached.clone();
+        std::thread::spawn(move || {
+            for c in victim.incoming() {
+                reached.fetch_add(1, Ordering::SeqCst);
+                drop(c);
+            }
+        });
+    }
+    // A hostile registry (named in registries.yaml): /v2/ asks for a token from the victim's
+    // port; a manifest request is redirected there.
+    let hostile = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hostile_host = format!("127.0.0.1:{}", hostile.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for c in hostile.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let answer = if head.contains("/redirect/") {
+                format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{victim_port}/v2/x/manifests/1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{victim_port}/token\",service=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            };
+            let _ = c.write_all(answer.as_bytes());
+        }
+    });
+    let s = Server::new(); // `skiff image pull`, no daemon: the same pull code
+    let named = s.work_dir.join("registries.yaml");
+    fs::write(
+        &named,
+        format!(
+            "mirrors:\n  \"{0}\":\n    endpoint: [\"http://{0}\"]\n",
+            hostile_host
+        ),
+    )
+    .unwrap();
+    let pull = |reference: &str| {
+        let o = s.cli(&[
+            "image",
+            "pull",
+            "--registries",
+            named.to_str().unwrap(),
+            reference,
+        ]);
+        assert!(!o.status.success(), "{reference} pulled");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let err = pull(&format!("127.0.0.1:{victim_port}/x:1"));
+    assert!(err.contains("registries.yaml"), "{err}");
+    let err = pull(&format!("{hostile_host}/token/x:1"));
+    assert!(err.contains("refused to connect to 127.0.0.1:"), "{err}");
+    let err = pull(&format!("{hostile_host}/redirect/x:1"));
+    assert!(err.contains("refused to connect to 127.0.0.1:"), "{err}");
+    let err = pull(&format!("[::1]:{victim_port}/x:1"));
+    assert!(err.contains("registries.yaml"), "{err}");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the node connected to its own port"
+    );
+
+    // Through the daemon: a pod's image on the node's loopback waits with the reason.
+    let mut s = server_with_registries("");
+    s.write_manifest(
+        "sneaky.yaml",
+        &pulled_httpd_pod_yaml(
+            "sneaky",
+            &format!("127.0.0.1:{victim_port}/x:1"),
+            "Always",
+            free_port(),
+            None,
+        ),
+    );
+    let pod = s.expect_pod("sneaky", "ErrImagePull with the reason", WAIT, |p| {
+        waiting(p).1.contains("registries.yaml")
+    });
+    eprintln!("{:?}", waiting(&pod));
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the node connected to its own port"
+    );
 }

@@ -160,7 +160,7 @@ fn debian_minbase_image_runs_and_pull_benchmark() {
     // 1. It runs: cat /etc/debian_version.
     let mut s = Server::new();
     let regs = s.work_dir.join("registries.yaml");
-    fs::write(&regs, "").unwrap();
+    fs::write(&regs, format!("configs: {{\"{}\": {{}}}}\n", registry.host)).unwrap();
     s.extra_args = vec!["--registries".into(), regs.display().to_string()];
     s.start();
     s.write_manifest(

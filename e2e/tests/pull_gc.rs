@@ -31,7 +31,7 @@ fn disk_pressure_gc_removes_an_unused_image_and_keeps_the_one_in_use() {
     let unused_layer = s.data_dir.join("store/layers").join(sha256_hex(&layer));
     assert!(unused_layer.is_dir());
     let regs = s.work_dir.join("registries.yaml");
-    fs::write(&regs, "").unwrap();
+    fs::write(&regs, format!("configs: {{\"{}\": {{}}}}\n", registry.host)).unwrap();
     s.extra_args = vec!["--registries".into(), regs.display().to_string()];
     s.start();
 

@@ -12,6 +12,15 @@ use skiff_e2e::wait_for;
 
 const IMAGE: &str = "skiff-e2e-sc:v1";
 
+/// The logs of `pod`'s `container` once they contain `until` (panics after a minute).
+fn output_of(k: &Kubectl, pod: &str, container: &str, until: &str) -> String {
+    wait_for(Duration::from_secs(60), || {
+        let o = k.run(&["logs", pod, "-c", container]);
+        (o.ok() && o.stdout.contains(until)).then_some(o.stdout)
+    })
+    .unwrap_or_else(|| panic!("{container}'s output"))
+}
+
 #[test]
 fn run_as_user_group_supplemental_groups_and_non_root() {
     let s = server_with_images(&[IMAGE]);
@@ -248,6 +257,82 @@ spec:
     assert!(p.contains("procsys=writable"), "{p}");
 }
 
+/// Container defaults as containerd's (issue 13 part 5): a container that says nothing about
+/// seccomp runs under `RuntimeDefault` (`Unconfined` must be asked for); a capability the admin
+/// added gives its syscalls back (SYS_ADMIN may mount, as in Docker's default profile); the
+/// root filesystem is `nodev`, and `nosuid` as well under `allowPrivilegeEscalation: false`.
+#[test]
+fn containers_are_filtered_by_default_and_their_root_is_nodev() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let report = "grep -E '^Seccomp:' /proc/self/status; echo root=$(grep -m1 ' / / ' /proc/self/mountinfo | cut -d' ' -f6); unshare -U true 2>/dev/null && echo userns=yes || echo userns=no";
+    k.apply(
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: defaults}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: plain
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"{report}; echo done\"]
+  - name: sysadmin
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{capabilities: {{add: [SYS_ADMIN]}}}}
+    command: [\"sh\", \"-c\", \"{report}; mkdir -p /m && mount -t tmpfs none /m && echo mount=yes || echo mount=no; echo done\"]
+  - name: unconfined
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{seccompProfile: {{type: Unconfined}}}}
+    command: [\"sh\", \"-c\", \"{report}; echo done\"]
+  - name: nnp
+    image: {IMAGE}
+    imagePullPolicy: Never
+    securityContext: {{allowPrivilegeEscalation: false}}
+    command: [\"sh\", \"-c\", \"{report}; echo done\"]
+"
+        ),
+        &[],
+    );
+    let logs = |c: &str| output_of(&k, "defaults", c, "done");
+    let root_options = |out: &str| -> Vec<String> {
+        out.lines()
+            .find_map(|l| l.strip_prefix("root="))
+            .map(|o| o.split(',').map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let plain = logs("plain");
+    assert!(
+        plain.contains("Seccomp:\t2"),
+        "filtered by default: {plain}"
+    );
+    assert!(plain.contains("userns=no"), "{plain}");
+    let opts = root_options(&plain);
+    assert!(opts.iter().any(|o| o == "nodev"), "{plain}");
+    assert!(
+        !opts.iter().any(|o| o == "nosuid"),
+        "setuid works by default: {plain}"
+    );
+    let admin = logs("sysadmin");
+    assert!(admin.contains("Seccomp:\t2"), "{admin}");
+    assert!(
+        admin.contains("mount=yes"),
+        "SYS_ADMIN gives mount back: {admin}"
+    );
+    assert!(admin.contains("userns=yes"), "and unshare: {admin}");
+    let unconfined = logs("unconfined");
+    assert!(unconfined.contains("Seccomp:\t0"), "{unconfined}");
+    let nnp = logs("nnp");
+    let opts = root_options(&nnp);
+    assert!(
+        opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev"),
+        "{nnp}"
+    );
+}
+
 /// `seccompProfile: Localhost`: a Docker-format profile under `<data-dir>/seccomp/` that
 /// denies mkdir with EPERM — mkdir fails in the container while other syscalls work, and a
 /// container without it makes directories. A missing profile: the container is not created
@@ -308,13 +393,7 @@ spec:
         ),
         &[],
     );
-    let logs = |c: &str| {
-        wait_for(Duration::from_secs(60), || {
-            let o = k.run(&["logs", "filtered", "-c", c]);
-            (o.ok() && o.stdout.contains("Seccomp:")).then_some(o.stdout)
-        })
-        .unwrap_or_else(|| panic!("{c}'s output"))
-    };
+    let logs = |c: &str| output_of(&k, "filtered", c, "Seccomp:");
     let denied = logs("denied");
     assert!(denied.contains("Operation not permitted"), "{denied}");
     assert!(denied.contains("mkdir=denied"), "{denied}");

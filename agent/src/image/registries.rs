@@ -227,6 +227,9 @@ impl RegistriesConfig {
         if self.default_endpoint_disabled && !is_loopback(&host) {
             return out;
         }
+        if self.refusal(reference).is_some() {
+            return out;
+        }
         if !out.iter().any(|e| e.is_default) {
             out.push(self.endpoint(
                 "https".into(),
@@ -247,6 +250,41 @@ impl RegistriesConfig {
             }
         }
         out
+    }
+
+    /// Every host (`host[:port]`, lower case) this file names: registries with mirrors, their
+    /// endpoints, and hosts with a config.
+    pub fn named_hosts(&self) -> std::collections::BTreeSet<String> {
+        let mut hosts: std::collections::BTreeSet<String> = self
+            .mirrors
+            .keys()
+            .chain(self.configs.keys())
+            .filter(|h| *h != "*")
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        for mirror in self.mirrors.values() {
+            for url in &mirror.endpoint {
+                if let Ok((_, host)) = parse_endpoint(url) {
+                    hosts.insert(host.to_ascii_lowercase());
+                }
+            }
+        }
+        hosts
+    }
+
+    /// Why the registry of `reference` is not pulled from, if it is not: it is the node itself
+    /// (a loopback or link-local address) and this file does not name it. Otherwise any pod's
+    /// image (`127.0.0.1:2375/x`, `169.254.169.254/latest`) would make the node connect to
+    /// its own services, or a cloud's metadata service, for whoever wrote the pod.
+    pub fn refusal(&self, reference: &Reference) -> Option<String> {
+        let host = default_host(&reference.domain).to_ascii_lowercase();
+        (is_node_internal(&host) && !self.named_hosts().contains(&host)).then(|| {
+            format!(
+                "registry {host} is the node itself (a loopback or link-local address): skiff \
+                 pulls from such a registry only when registries.yaml names it (under mirrors \
+                 or configs)"
+            )
+        })
     }
 
     fn endpoint(
@@ -283,16 +321,50 @@ fn default_host(domain: &str) -> String {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
+/// The name of `host[:port]` (`[v6]:port` too), without the port and brackets.
+pub fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
     } else {
-        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-    };
+        match host.rsplit_once(':') {
+            // More than one colon: a bare IPv6 address.
+            Some((h, _)) if !h.contains(':') => h,
+            _ => host,
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = host_name(host);
     name == "localhost"
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `ip` is the node itself or its link: loopback, link-local (where cloud metadata
+/// services answer), unspecified — IPv4-mapped forms included.
+pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_ip(IpAddr::V4(v4));
+            }
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Whether `host[:port]` names the node itself or its link (`localhost`, `*.localhost`, an
+/// address [`is_internal_ip`] takes). Names resolving there are caught when they are resolved
+/// (`pull::http::Guard`).
+pub fn is_node_internal(host: &str) -> bool {
+    let name = host_name(host).to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(is_internal_ip)
 }
 
 /// `scheme://host[:port][/v2]` → (scheme, host); no scheme means HTTPS.
@@ -368,10 +440,49 @@ configs:
         assert_eq!(e[0].url(), "https://cache.lan:8443");
         assert!(e[0].tls.insecure_skip_verify);
         assert_eq!(e[1].url(), "https://ghcr.io");
-        let e =
-            RegistriesConfig::default().endpoints(&Reference::parse("localhost:5000/a").unwrap());
+        // The node itself only when the file names it.
+        let local = Reference::parse("localhost:5000/a").unwrap();
+        assert!(RegistriesConfig::default().endpoints(&local).is_empty());
+        assert!(RegistriesConfig::default().refusal(&local).is_some());
+        let named = RegistriesConfig::parse("configs: {\"localhost:5000\": {}}").unwrap();
+        let e = named.endpoints(&local);
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].url(), "http://localhost:5000");
+        assert!(named.refusal(&local).is_none());
+        // Another port of the same address is not named.
+        let other = Reference::parse("localhost:2375/a").unwrap();
+        assert!(named.endpoints(&other).is_empty());
+    }
+
+    #[test]
+    fn the_node_and_its_link_are_internal() {
+        for host in [
+            "127.0.0.1:5000",
+            "localhost",
+            "x.localhost:1",
+            "[::1]:5000",
+            "::1",
+            "169.254.169.254",
+            "[fe80::1]:80",
+            "0.0.0.0:5000",
+            "[::ffff:127.0.0.1]:5000",
+        ] {
+            assert!(is_node_internal(host), "{host}");
+        }
+        for host in [
+            "registry.lan:5000",
+            "10.0.0.2:5000",
+            "192.168.1.10",
+            "[2001:db8::1]:5000",
+            "ghcr.io",
+        ] {
+            assert!(!is_node_internal(host), "{host}");
+        }
+        let r = Reference::parse("169.254.169.254/latest/meta-data:x").unwrap();
+        assert!(RegistriesConfig::default()
+            .refusal(&r)
+            .unwrap()
+            .contains("registries.yaml"));
     }
 
     #[test]

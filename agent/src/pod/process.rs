@@ -404,18 +404,24 @@ pub fn process(
 }
 
 /// The container's `seccompProfile` (the pod's when it says none): `RuntimeDefault` filters,
-/// `Localhost` filters with the admin's profile (loaded by the worker), `Unconfined` (and
-/// nothing said, Kubernetes' default) does not.
+/// `Localhost` filters with the admin's profile (loaded by the worker), `Unconfined` does not.
+/// Nothing said is `RuntimeDefault`, as kubelet's `--seccomp-default` (and Docker, and
+/// podman) run containers: Kubernetes' own default, unconfined, leaves `keyctl`, `bpf`,
+/// `userfaultfd`, `unshare` and the like — the host kernel's most exploited entry points — open
+/// to every container.
 fn seccomp(
     container: &Container,
     pod_security: Option<&PodSecurityContext>,
 ) -> Option<crate::runtime::oci::Seccomp> {
-    let profile = container
+    use crate::runtime::oci::Seccomp;
+    let Some(profile) = container
         .security_context
         .as_ref()
         .and_then(|s| s.seccomp_profile.as_ref())
-        .or_else(|| pod_security.and_then(|s| s.seccomp_profile.as_ref()))?;
-    use crate::runtime::oci::Seccomp;
+        .or_else(|| pod_security.and_then(|s| s.seccomp_profile.as_ref()))
+    else {
+        return Some(Seccomp::RuntimeDefault);
+    };
     match profile.type_.as_str() {
         "RuntimeDefault" => Some(Seccomp::RuntimeDefault),
         "Localhost" => Some(Seccomp::Localhost(

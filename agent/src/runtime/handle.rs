@@ -322,7 +322,20 @@ fn prepare(
     for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
         std::fs::create_dir_all(d)?;
     }
-    mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), &rootfs)?;
+    // Root's alone, like the data dir above them (a container reaches its root through
+    // pivot_root, never through these paths).
+    use std::os::unix::fs::PermissionsExt;
+    for d in [dir, &bundle] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let nosuid = spec["process"]["noNewPrivileges"] == true;
+    mount::mount_overlay(
+        layers,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &rootfs,
+        nosuid,
+    )?;
     spec["root"]["path"] = Value::String("rootfs".into());
     // 0600: the spec holds the container's environment, Secrets included.
     write_json_durable(&bundle.join("config.json"), &spec)?;

@@ -7,20 +7,36 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// Mounts an overlayfs at `target` with `layers` (bottom → top) as read-only lower layers and
-/// `upper`/`work` as the container's writable layer.
+/// `upper`/`work` as the container's writable layer. Always `nodev` (a device node an image
+/// ships is no way to the host's disks, whatever the device cgroup says); `nosuid` too when
+/// `nosuid` is asked (a container under `no_new_privs`, where setuid bits mean nothing anyway —
+/// Kubernetes' default allows privilege escalation, so setuid programs in images keep working).
 pub fn mount_overlay(
     layers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
+    nosuid: bool,
 ) -> std::io::Result<()> {
+    let mut flags = MsFlags::MS_NODEV;
+    if nosuid {
+        flags |= MsFlags::MS_NOSUID;
+    }
     if layers.is_empty() {
-        // An image without layers: the root is just the writable directory.
-        return mount(
+        // An image without layers: the root is just the writable directory (a bind mount
+        // takes its flags on a remount).
+        mount(
             Some(upper),
             target,
             None::<&str>,
             MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        return mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
             None::<&str>,
         )
         .map_err(std::io::Error::from);
@@ -47,7 +63,7 @@ pub fn mount_overlay(
         Some("overlay"),
         target,
         Some("overlay"),
-        MsFlags::empty(),
+        flags,
         Some(options.as_str()),
     )
     .map_err(|e| std::io::Error::other(format!("mounting overlayfs at {}: {e}", target.display())))

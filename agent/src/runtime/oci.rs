@@ -285,8 +285,9 @@ pub const ALL_CAPABILITIES: &[&str] = &[
 
 /// The syscalls `RuntimeDefault` refuses (EPERM): those containerd's default profile leaves
 /// out for a container without extra capabilities — kernel modules, kexec and reboot, the
-/// clock, swap, accounting, keyrings, mount and namespace changes, BPF and perf, ptrace of
-/// other processes, userfaultfd, handle-based opens, personality tricks. skiff's filter is
+/// clock, swap, accounting, keyrings, mount and namespace changes (and `clone` asking for a
+/// new namespace, `clone3` answering ENOSYS so that libc falls back to `clone`, as Docker's
+/// profile does), BPF and perf, ptrace, userfaultfd, handle-based opens. skiff's filter is
 /// this deny list over an allowed default (containerd's is an allow list: a syscall newer
 /// than both is allowed here and refused there).
 pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
@@ -303,7 +304,6 @@ pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
     "fsopen",
     "fspick",
     "get_kernel_syms",
-    "get_mempolicy",
     "init_module",
     "ioperm",
     "iopl",
@@ -312,7 +312,6 @@ pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
     "kexec_load",
     "keyctl",
     "lookup_dcookie",
-    "mbind",
     "mount",
     "mount_setattr",
     "move_mount",
@@ -331,7 +330,6 @@ pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
     "quotactl_fd",
     "reboot",
     "request_key",
-    "set_mempolicy",
     "setdomainname",
     "sethostname",
     "setns",
@@ -352,8 +350,96 @@ pub const RUNTIME_DEFAULT_DENIED: &[&str] = &[
     "vm86old",
 ];
 
-/// The OCI `linux.seccomp` section of `RuntimeDefault`.
-pub fn runtime_default_seccomp() -> Value {
+/// The denied syscalls a capability gives back, as Docker's and containerd's default profiles
+/// allow them to a container holding it (`capabilities.add: [SYS_ADMIN]` may still mount).
+const UNLOCKED_BY: &[(&str, &[&str])] = &[
+    (
+        "CAP_SYS_ADMIN",
+        &[
+            "bpf",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "name_to_handle_at",
+            "open_tree",
+            "perf_event_open",
+            "pivot_root",
+            "quotactl",
+            "quotactl_fd",
+            "setdomainname",
+            "sethostname",
+            "setns",
+            "umount",
+            "umount2",
+            "unshare",
+        ],
+    ),
+    ("CAP_DAC_READ_SEARCH", &["open_by_handle_at"]),
+    ("CAP_SYS_BOOT", &["reboot"]),
+    (
+        "CAP_SYS_MODULE",
+        &[
+            "create_module",
+            "delete_module",
+            "finit_module",
+            "init_module",
+        ],
+    ),
+    ("CAP_SYS_PACCT", &["acct"]),
+    (
+        "CAP_SYS_PTRACE",
+        &["kcmp", "process_vm_readv", "process_vm_writev", "ptrace"],
+    ),
+    ("CAP_SYS_RAWIO", &["ioperm", "iopl"]),
+    (
+        "CAP_SYS_TIME",
+        &["clock_adjtime", "clock_settime", "settimeofday", "stime"],
+    ),
+    ("CAP_SYS_TTY_CONFIG", &["vhangup"]),
+    ("CAP_SYS_NICE", &["move_pages"]),
+    ("CAP_BPF", &["bpf"]),
+    ("CAP_PERFMON", &["perf_event_open"]),
+];
+
+/// Which argument of `clone` holds the flags (the second on s390x, the first elsewhere).
+const CLONE_FLAGS_ARG: u32 = if cfg!(target_arch = "s390x") { 1 } else { 0 };
+
+/// The OCI `linux.seccomp` section of `RuntimeDefault` for a container holding `capabilities`
+/// (`CAP_…` names): [`RUNTIME_DEFAULT_DENIED`] less what those capabilities give back.
+pub fn runtime_default_seccomp(capabilities: &[String]) -> Value {
+    let unlocked: std::collections::HashSet<&str> = UNLOCKED_BY
+        .iter()
+        .filter(|(cap, _)| capabilities.iter().any(|c| c == cap))
+        .flat_map(|(_, calls)| calls.iter().copied())
+        .collect();
+    let denied: Vec<&str> = RUNTIME_DEFAULT_DENIED
+        .iter()
+        .copied()
+        .filter(|c| !unlocked.contains(c))
+        .collect();
+    let mut syscalls = vec![json!({"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": 1})];
+    if !capabilities.iter().any(|c| c == "CAP_SYS_ADMIN") {
+        // clone with any CLONE_NEW* flag: one rule per flag (a rule's conditions are ANDed).
+        for flag in [
+            0x0002_0000u64, // CLONE_NEWNS
+            0x0200_0000,    // CLONE_NEWCGROUP
+            0x0400_0000,    // CLONE_NEWUTS
+            0x0800_0000,    // CLONE_NEWIPC
+            0x1000_0000,    // CLONE_NEWUSER
+            0x2000_0000,    // CLONE_NEWPID
+            0x4000_0000,    // CLONE_NEWNET
+        ] {
+            syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                "args": [{"index": CLONE_FLAGS_ARG, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}));
+        }
+        // clone3 passes its flags in memory a filter cannot read.
+        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+    }
     json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": if cfg!(target_arch = "aarch64") {
@@ -361,7 +447,7 @@ pub fn runtime_default_seccomp() -> Value {
         } else {
             json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
         },
-        "syscalls": [{"names": RUNTIME_DEFAULT_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        "syscalls": syscalls,
     })
 }
 
@@ -476,7 +562,9 @@ pub fn spec(input: &SpecInput<'_>, rootfs: &Path) -> Value {
     } else {
         match &p.seccomp {
             None => {}
-            Some(Seccomp::RuntimeDefault) => spec["linux"]["seccomp"] = runtime_default_seccomp(),
+            Some(Seccomp::RuntimeDefault) => {
+                spec["linux"]["seccomp"] = runtime_default_seccomp(&caps)
+            }
             Some(Seccomp::Profile(s)) => spec["linux"]["seccomp"] = s.clone(),
             // Never reached (loaded before); fail closed: every syscall refused, so the
             // container cannot start rather than run unfiltered.
@@ -728,6 +816,29 @@ mod tests {
             s["linux"]["seccomp"]["syscalls"][0]["action"],
             "SCMP_ACT_ERRNO"
         );
+        // NET_ADMIN gives no syscall back; SYS_ADMIN gives back mount and unshare (Docker's
+        // and containerd's default profiles allow them to a container holding it).
+        let denied = |s: &Value| s["linux"]["seccomp"]["syscalls"][0]["names"].clone();
+        assert!(denied(&s).as_array().unwrap().contains(&json!("mount")));
+        assert!(denied(&s).as_array().unwrap().contains(&json!("keyctl")));
+        p.added_capabilities.push("CAP_SYS_ADMIN".into());
+        let with_admin = spec_of(&p);
+        let names = denied(&with_admin);
+        assert!(!names.as_array().unwrap().contains(&json!("mount")));
+        assert!(!names.as_array().unwrap().contains(&json!("unshare")));
+        assert!(names.as_array().unwrap().contains(&json!("keyctl")));
+        assert!(names.as_array().unwrap().contains(&json!("ptrace")));
+        let clone_rules = |s: &Value| {
+            s["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["names"] == json!(["clone"]))
+                .count()
+        };
+        assert_eq!(clone_rules(&with_admin), 0);
+        p.added_capabilities.pop();
+        assert_eq!(clone_rules(&spec_of(&p)), 7, "one per CLONE_NEW* flag");
         assert!(s["linux"]["maskedPaths"]
             .as_array()
             .is_some_and(|m| !m.is_empty()));

@@ -8,7 +8,10 @@
 //! - Hosts listed in a `tls` section are redirected from HTTP to HTTPS.
 //! - Several Ingresses may share a host; they are merged, oldest first (the first declared path
 //!   wins a tie, as in ingress-nginx).
-//! - Status: `status.loadBalancer.ingress` lists the proxy's address.
+//! - A host belongs to the namespace whose Ingress claimed it first ([`owners`]): another
+//!   namespace's claim gets no route, no certificate and a `HostAlreadyClaimed` warning.
+//! - Status: `status.loadBalancer.ingress` lists the proxy's address (empty for an Ingress
+//!   refused every host it claims).
 //!
 //! It runs as its own loop (not inside `controllers::reconcile_all`): it reacts to Ingress,
 //! IngressClass, Service, EndpointSlice and Secret changes only, and a pod becoming ready reaches
@@ -34,7 +37,10 @@ pub const CLASS: &str = "skiff";
 pub const CONTROLLER: &str = "skiff.io/ingress";
 
 pub mod acme;
+pub mod owners;
 pub mod proxy;
+
+use owners::Owners;
 
 pub use proxy::IngressProxy;
 
@@ -152,8 +158,13 @@ fn host_in(tls_hosts: &HashSet<String>, host: &str) -> bool {
         .is_some_and(|(_, parent)| tls_hosts.contains(&format!("*.{parent}")))
 }
 
-/// The routing table and the certificates wanted, from every Ingress skiff serves.
-pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Vec<TlsWant>) {
+/// The routing table and the certificates wanted, from every Ingress skiff serves, with each
+/// host given only to the namespace that holds it ([`owners`]).
+pub fn desired(
+    store: &dyn Objects,
+    ingresses: &[Arc<Value>],
+    owners: &Owners,
+) -> (RouteTable, Vec<TlsWant>) {
     let mut rules: Vec<HostRule> = Vec::new();
     let mut by_host: BTreeMap<String, usize> = BTreeMap::new();
     let mut default_backend = None;
@@ -172,6 +183,7 @@ pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Ve
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|h| h.as_str().map(str::to_ascii_lowercase))
+                .filter(|h| owners.allows(ing, h))
                 .collect();
             tls_hosts.extend(hosts.iter().cloned());
             if !hosts.is_empty() {
@@ -183,7 +195,7 @@ pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Ve
                 });
             }
         }
-        if default_backend.is_none() {
+        if default_backend.is_none() && owners.allows(ing, owners::ANY_HOST) {
             let b = &ing["spec"]["defaultBackend"]["service"];
             if let Some(svc) = b["name"].as_str() {
                 default_backend = Some(resolve_backend(store, ns, svc, &b["port"]));
@@ -195,6 +207,9 @@ pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Ve
             .unwrap_or_default()
         {
             let host = r["host"].as_str().unwrap_or("").to_ascii_lowercase();
+            if !owners.allows(ing, &host) {
+                continue;
+            }
             let paths: Vec<PathRule> = r["http"]["paths"]
                 .as_array()
                 .map(Vec::as_slice)
@@ -239,23 +254,48 @@ pub fn desired(store: &dyn Objects, ingresses: &[Arc<Value>]) -> (RouteTable, Ve
     )
 }
 
-/// One pass: routes to the proxy, certificates through the manager, statuses.
-pub async fn reconcile(view: &View, proxy: &dyn IngressProxy, certs: &CertManager, address: &str) {
+/// One pass: routes to the proxy, certificates through the manager, statuses, and a warning
+/// event (once per Ingress and refusal, recorded in `reported`) for each host another namespace
+/// holds.
+pub async fn reconcile(
+    view: &View,
+    proxy: &dyn IngressProxy,
+    certs: &CertManager,
+    address: &str,
+    reported: &mut HashSet<(String, String)>,
+) {
     let ingresses = ours(view);
-    let (table, wants) = desired(view, &ingresses);
+    let owners = Owners::of(&ingresses);
+    let (table, wants) = desired(view, &ingresses, &owners);
     proxy.set_routes(table);
     certs.reconcile(&ingresses, &wants);
-    let status = json!({"loadBalancer": {"ingress": [{"ip": address}]}});
+    let served = json!({"loadBalancer": {"ingress": [{"ip": address}]}});
+    let refused = json!({"loadBalancer": {}});
+    let mut live = HashSet::new();
     for ing in &ingresses {
-        if ing["status"] != status {
-            if let Err(e) = view
-                .update_status(&ObjectKey::of(ing), status.clone())
-                .await
-            {
+        for r in owners.refusals(ing) {
+            let key = (meta::uid(ing).to_string(), r.message());
+            if reported.insert(key.clone()) {
+                tracing::warn!(ingress = %ObjectKey::of(ing), "{}", r.message());
+                acme::record_event(view, ing, true, "HostAlreadyClaimed", &r.message());
+            }
+            live.insert(key);
+        }
+        // An Ingress refused every host it claims is not served: no address in its status.
+        let status = if owners.admitted(ing) {
+            &served
+        } else {
+            &refused
+        };
+        if ing["status"] != *status {
+            let status = status.clone();
+            if let Err(e) = view.update_status(&ObjectKey::of(ing), status).await {
                 tracing::debug!(ingress = %ObjectKey::of(ing), "status update failed: {e}");
             }
         }
     }
+    // A refusal that went away (the owner deleted its Ingress) is reported again if it returns.
+    reported.retain(|k| live.contains(k));
 }
 
 /// Runs the reconciler until `shutdown` flips: on every relevant change its caches see
@@ -270,8 +310,9 @@ pub async fn run(
 ) {
     let mut events = view.subscribe();
     let wake = certs.wake_handle();
+    let mut reported = HashSet::new();
     loop {
-        reconcile(&view, &*proxy, &certs, &address).await;
+        reconcile(&view, &*proxy, &certs, &address, &mut reported).await;
         let mut relevant = false;
         let resync = tokio::time::sleep(RESYNC);
         tokio::pin!(resync);
@@ -370,7 +411,7 @@ mod tests {
             .unwrap();
         let ings = ours(&store);
         assert_eq!(ings.len(), 1);
-        let (table, wants) = desired(&store, &ings);
+        let (table, wants) = desired(&store, &ings, &Owners::of(&ings));
         assert_eq!(table.rules.len(), 2);
         assert_eq!(table.rules[0].host, "app.test");
         assert!(table.rules[0].redirect_to_https);

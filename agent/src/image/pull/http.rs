@@ -49,9 +49,86 @@ pub(super) fn transport_message(error: &reqwest::Error) -> String {
     message
 }
 
+/// Where a pull's connections may go: nowhere on the node itself or its link (loopback,
+/// link-local, unspecified — see `registries::is_internal_ip`) unless registries.yaml names
+/// that host. Checked on every redirect (a registry's blob redirect, or its token realm, to
+/// `http://127.0.0.1:2375/…` or `169.254.169.254`) and on every name resolved (a registry
+/// name whose DNS answers 127.0.0.1), so neither a hostile registry nor a pod's image name
+/// makes the node connect to its own services.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Guard {
+    /// `host[:port]`, lower case, that registries.yaml names.
+    named: Arc<std::collections::BTreeSet<String>>,
+}
+
+impl Guard {
+    pub(super) fn new(registries: &RegistriesConfig) -> Guard {
+        Guard {
+            named: Arc::new(registries.named_hosts()),
+        }
+    }
+
+    /// Whether the name (no port) is one registries.yaml names on some port.
+    fn names(&self, name: &str) -> bool {
+        self.named
+            .iter()
+            .any(|h| crate::image::registries::host_name(h).eq_ignore_ascii_case(name))
+    }
+
+    /// Refuses a URL whose host is the node itself, unless registries.yaml names it.
+    pub(super) fn check(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let authority = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        if crate::image::registries::is_node_internal(&authority)
+            && !self.named.contains(&authority)
+            && !self
+                .named
+                .contains(host.trim_start_matches('[').trim_end_matches(']'))
+        {
+            return Err(format!(
+                "refused to connect to {authority}: it is the node itself (a loopback or \
+                 link-local address) and registries.yaml does not name it"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl reqwest::dns::Resolve for Guard {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.clone();
+        Box::pin(async move {
+            let name = name.as_str().to_owned();
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if guard.names(&name) {
+                return Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs);
+            }
+            let outside: Vec<std::net::SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !crate::image::registries::is_internal_ip(a.ip()))
+                .collect();
+            if outside.is_empty() && !found.is_empty() {
+                return Err(format!(
+                    "{name} resolves only to the node itself ({}); registries.yaml does not name it",
+                    found[0].ip()
+                )
+                .into());
+            }
+            Ok(Box::new(outside.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// An HTTP client that trusts the system's roots plus `tls.ca_file`, presents the client
-/// certificate if one is configured, or verifies nothing when `insecure_skip_verify` says so.
-pub(super) fn http_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
+/// certificate if one is configured, or verifies nothing when `insecure_skip_verify` says so;
+/// its connections stay where `guard` allows.
+pub(super) fn http_client(tls: &TlsConfig, guard: &Guard) -> Result<reqwest::Client, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -103,8 +180,19 @@ pub(super) fn http_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let redirects = guard.clone();
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
+        .dns_resolver(Arc::new(guard.clone()))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if let Err(e) = redirects.check(attempt.url().as_str()) {
+                attempt.error(e)
+            } else {
+                attempt.follow()
+            }
+        }))
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
         .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))

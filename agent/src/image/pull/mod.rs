@@ -38,7 +38,7 @@ use crate::image::store::{Image, ImageStore};
 mod http;
 mod session;
 
-use http::{http_client, status_message, transport_message};
+use http::{http_client, status_message, transport_message, Guard};
 use session::Session;
 
 const DOCKER_SCHEMA1: &[&str] = &[
@@ -137,6 +137,13 @@ pub async fn pull(
     let parsed = Reference::parse(reference)?;
     let name = parsed.to_string();
     let mut failures: Vec<ImageError> = Vec::new();
+    if let Some(message) = options.registries.refusal(&parsed) {
+        failures.push(ImageError::Registry {
+            reference: name.clone(),
+            endpoint: parsed.domain.clone(),
+            message,
+        });
+    }
     for endpoint in options.registries.endpoints(&parsed) {
         let session = match Session::new(&name, endpoint, options) {
             Ok(s) => s,

@@ -14,6 +14,7 @@ pub(super) struct Session {
     pub(super) reference: String,
     pub(super) endpoint: Endpoint,
     client: reqwest::Client,
+    guard: Guard,
     credentials: Option<Credentials>,
     authorization: tokio::sync::Mutex<Option<String>>,
 }
@@ -24,11 +25,13 @@ impl Session {
         endpoint: Endpoint,
         options: &PullOptions,
     ) -> Result<Self, ImageError> {
-        let client = http_client(&endpoint.tls).map_err(|message| ImageError::Registry {
-            reference: reference.to_owned(),
-            endpoint: endpoint.url(),
-            message,
-        })?;
+        let guard = Guard::new(&options.registries);
+        let client =
+            http_client(&endpoint.tls, &guard).map_err(|message| ImageError::Registry {
+                reference: reference.to_owned(),
+                endpoint: endpoint.url(),
+                message,
+            })?;
         let credentials = endpoint
             .auth
             .as_ref()
@@ -43,6 +46,7 @@ impl Session {
             reference: reference.to_owned(),
             endpoint,
             client,
+            guard,
             credentials,
             authorization: tokio::sync::Mutex::new(None),
         })
@@ -149,6 +153,10 @@ impl Session {
                 if let Some(token) = self.credentials.as_ref().and_then(|c| c.token.clone()) {
                     return Ok(format!("Bearer {token}"));
                 }
+                // A literal address is not resolved, so the guard's resolver never sees it.
+                self.guard
+                    .check(&realm)
+                    .map_err(|e| self.error(format!("token service {realm}: {e}")))?;
                 let scope = format!("repository:{}:pull", self.endpoint.repository);
                 let identity = self
                     .credentials
