@@ -71,10 +71,11 @@ pub struct ServerArgs {
     /// This node's name (its Node object). [default: the host name]
     #[arg(long)]
     node_name: Option<String>,
-    /// The most processes (and threads) one container may have, its cgroup's `pids.max`: a
-    /// fork bomb stops there instead of taking the host; 0 for no limit. [default: 4096]
+    /// The most processes (and threads) one pod may have, all its containers together (its
+    /// cgroup's `pids.max`, kubelet's podPidsLimit): a fork bomb stops there instead of taking
+    /// the host; 0 for no limit. [default: 4096]
     #[arg(long)]
-    container_pids_limit: Option<u32>,
+    pod_max_pids: Option<u32>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -101,7 +102,7 @@ struct ConfigFile {
     service_cidr: Option<String>,
     bridge: Option<String>,
     node_name: Option<String>,
-    container_pids_limit: Option<u32>,
+    pod_max_pids: Option<u32>,
 }
 
 pub struct ServerConfig {
@@ -116,7 +117,7 @@ pub struct ServerConfig {
     pub ingress: skiff_controller::IngressConfig,
     pub node_name: String,
     pub network: skiff_agent::network::NetworkConfig,
-    /// `pids.max` of every container (`None`: no limit).
+    /// `pids.max` of every pod (`None`: no limit).
     pub pids_limit: Option<u32>,
 }
 
@@ -130,10 +131,7 @@ impl ServerArgs {
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
         let mut tls_sans = file.tls_san.clone();
         tls_sans.extend(self.tls_san.iter().cloned());
-        let pids = self
-            .container_pids_limit
-            .or(file.container_pids_limit)
-            .unwrap_or(4096);
+        let pids = self.pod_max_pids.or(file.pod_max_pids).unwrap_or(4096);
         Ok(ServerConfig {
             pids_limit: (pids > 0).then_some(pids),
             ingress: self.ingress(&file, bind),

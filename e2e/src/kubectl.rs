@@ -648,7 +648,14 @@ pub fn namespace_token(s: &Server, ns: &str) -> (std::path::PathBuf, String) {
 
 /// Starts a server and imports the busybox test image under each of `references`.
 pub fn server_with_images(references: &[&str]) -> Server {
-    let mut s = Server::start_new();
+    server_with_images_and_args(references, &[])
+}
+
+/// [`server_with_images`], the server started with `args` too.
+pub fn server_with_images_and_args(references: &[&str], args: &[&str]) -> Server {
+    let mut s = Server::new();
+    s.extra_args = args.iter().map(|a| a.to_string()).collect();
+    s.start();
     for (i, r) in references.iter().enumerate() {
         let archive = s.work_dir.join(format!("img-{i}.tar"));
         build_busybox_image(&archive, r, false).expect("build the busybox image");

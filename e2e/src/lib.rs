@@ -922,16 +922,22 @@ impl Server {
     /// Container cgroups (subdirectories of a `skiff-<h>` cgroup).
     pub fn container_cgroups(&self) -> Vec<PathBuf> {
         let mut v = Vec::new();
-        for parent in self.cgroup_dirs() {
-            if let Ok(rd) = fs::read_dir(&parent) {
-                for e in rd.flatten() {
-                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        v.push(e.path());
-                    }
-                }
+        for dir in self.pod_cgroups() {
+            // `<parent>/pod<uid>/<container>`; a container of the earlier layout sits at the
+            // pod's level.
+            let children = subdirs(&dir);
+            if children.is_empty() && !is_pod_cgroup(&dir) {
+                v.push(dir);
+            } else {
+                v.extend(children);
             }
         }
         v
+    }
+
+    /// Every pod's cgroup (`<hierarchy>/<parent>/pod<uid>`), in every hierarchy.
+    pub fn pod_cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup_dirs().iter().flat_map(|p| subdirs(p)).collect()
     }
 
     /// Entries of `D/containers/`.
@@ -954,7 +960,7 @@ impl Server {
                 proc_cmdline(pid).unwrap_or_default().join(" ")
             ));
         }
-        for c in self.container_cgroups() {
+        for c in self.pod_cgroups() {
             v.push(format!("cgroup {}", c.display()));
         }
         for s in self.container_state_dirs() {
@@ -1210,6 +1216,7 @@ impl Drop for Server {
                 }
             }
             let mut cgs = self.container_cgroups();
+            cgs.extend(self.pod_cgroups());
             cgs.extend(self.cgroup_dirs());
             for c in cgs {
                 let _ = fs::remove_dir(&c);
@@ -1597,6 +1604,24 @@ pub fn docker25_archive(classic: &Path, out: &Path) -> Result<()> {
     ];
     all.extend(blobs);
     write_tar(out, &all)
+}
+
+/// The directories in `dir`.
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_pod_cgroup(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("pod"))
 }
 
 #[cfg(test)]

@@ -189,18 +189,94 @@ fn oom_score_adj_follows_the_qos_class_and_containers_have_a_pids_limit() {
         }
     }
     assert_eq!(shims, 3, "the three shims");
-    // pids.max of every container's cgroup: the default 4096.
-    let pids: Vec<String> = glob_pids_max(&s);
+    // pids.max of every pod's cgroup: the default 4096; the containers' cgroups are inside.
+    let pids: Vec<String> = pods_pids_max(&s);
     assert_eq!(pids.len(), 3, "{pids:?}");
     assert!(pids.iter().all(|v| v == "4096"), "{pids:?}");
+    let containers = s.container_cgroups();
+    assert!(
+        containers.iter().all(|c| c
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("pod"))),
+        "{containers:?}"
+    );
 }
 
-/// `pids.max` of each container cgroup of the server (cgroup v1's pids hierarchy).
-fn glob_pids_max(s: &skiff_e2e::Server) -> Vec<String> {
-    s.container_cgroups()
+/// `pids.max` of each pod cgroup of the server (cgroup v1's pids hierarchy).
+fn pods_pids_max(s: &skiff_e2e::Server) -> Vec<String> {
+    s.pod_cgroups()
         .iter()
         .filter(|c| c.starts_with("/sys/fs/cgroup/pids"))
         .filter_map(|c| std::fs::read_to_string(c.join("pids.max")).ok())
         .map(|v| v.trim().to_string())
         .collect()
+}
+
+/// `--pod-max-pids` is the pod's budget, shared by its containers (kubelet's podPidsLimit):
+/// two containers of one pod each trying to hold 30 processes under a limit of 40 — the pod's
+/// cgroup refuses forks past 40 (its `pids.events` counts them), so one container holds fewer
+/// than 30. And the pod's cgroup goes with the pod.
+#[test]
+fn a_pods_containers_share_its_pids_limit() {
+    let s = skiff_e2e::kubectl::server_with_images_and_args(&[IMAGE], &["--pod-max-pids", "40"]);
+    let k = Kubectl::admin(&s);
+    let hog = |name: &str| {
+        format!(
+            "  - name: {name}\n    image: {IMAGE}\n    imagePullPolicy: Never\n    command: [sh, -c, 'n=0; while [ $n -lt 30 ]; do sleep 600 & n=$((n+1)); done; wait']\n"
+        )
+    };
+    k.apply(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: pair}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n{}{}",
+            hog("a"),
+            hog("b")
+        ),
+        &[],
+    );
+    let uid = skiff_e2e::wait_for(std::time::Duration::from_secs(30), || {
+        k.get_json(&["pod", "pair"])?["metadata"]["uid"]
+            .as_str()
+            .map(String::from)
+    })
+    .expect("the pod");
+    let pod_dir = || {
+        s.pod_cgroups().into_iter().find(|c| {
+            c.starts_with("/sys/fs/cgroup/pids")
+                && c.file_name()
+                    .is_some_and(|n| n.to_string_lossy() == format!("pod{uid}"))
+        })
+    };
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    // The kernel counts a refused fork in the cgroup of the process that forked (the
+    // container's, which a restart replaces), so the proof is the shell's own error: busybox
+    // sh gives up with "can't fork" once the pod's 40 are taken.
+    let refused = |c: &str| {
+        [
+            &["logs", "pair", "-c", c][..],
+            &["logs", "pair", "-c", c, "--previous"],
+        ]
+        .iter()
+        .any(|args| k.run(args).stdout.contains("can't fork"))
+    };
+    let mut highest = 0usize;
+    let seen = skiff_e2e::wait_until(std::time::Duration::from_secs(60), skiff_e2e::POLL, || {
+        let Some(dir) = pod_dir() else { return false };
+        assert_eq!(read(dir.join("pids.max")).trim(), "40");
+        let current: usize = read(dir.join("pids.current")).trim().parse().unwrap_or(0);
+        highest = highest.max(current);
+        current >= 31 && (refused("a") || refused("b"))
+    });
+    assert!(
+        seen,
+        "no fork refused in the pod (highest pids.current {highest}); pod {:#}\n{}",
+        k.get_json(&["pod", "pair"]).unwrap_or_default()["status"]["containerStatuses"],
+        s.log_tail(30)
+    );
+    assert!(highest <= 40, "pids.current reached {highest}");
+    assert!(k.run(&["delete", "pod", "pair", "--wait=true"]).ok());
+    assert!(
+        skiff_e2e::wait_until(skiff_e2e::WAIT, skiff_e2e::POLL, || pod_dir().is_none()),
+        "the pod's cgroup stayed"
+    );
 }

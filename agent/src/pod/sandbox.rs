@@ -20,11 +20,13 @@ impl Agent {
         self.runtime.layout.pods().join(pod.dir_name())
     }
 
-    /// Removes a pod's sandbox (namespaces, /etc files, logs) and frees its address.
+    /// Removes a pod's sandbox (cgroup, namespaces, /etc files, logs) and frees its address.
     pub(super) async fn remove_sandbox(&self, uid: &str, dir: PathBuf) {
         let network = self.network.clone();
         let uid = uid.to_string();
+        let parent = self.runtime.layout.cgroup_parent();
         let result = tokio::task::spawn_blocking(move || {
+            crate::runtime::cgroup::remove_pod(&parent, &uid);
             let r = sandbox::remove(&dir);
             if let Some(n) = network {
                 n.detach(&uid);
@@ -122,6 +124,15 @@ impl Agent {
                 return None;
             }
         };
+        // The pod's cgroup with its pids limit, before any of its containers' cgroups.
+        let parent = self.runtime.layout.cgroup_parent();
+        if let Err(e) = crate::runtime::cgroup::ensure_pod(&parent, &r.uid, self.runtime.pids_limit)
+        {
+            tracing::error!(pod = %r.key(), "the pod's cgroup: {e}");
+            let message = format!("pod sandbox: cgroup: {e}");
+            self.set_waiting(r, to_start, "CreateContainerError", &message, false);
+            return None;
+        }
         let pod_ip = self.pods.get(&r.uid).and_then(|p| p.pod_ip);
         let resolv = self.resolv_conf(r, spec);
         // With a subdomain, /etc/hosts names the pod by its cluster DNS name too (as kubelet).

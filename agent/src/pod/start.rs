@@ -79,12 +79,14 @@ impl Agent {
                 process: &proc,
                 hostname: &ctx.hostname,
                 namespaces: &ctx.ns,
-                cgroups_path: format!("/{}/{}", self.runtime.layout.cgroup_parent(), id),
+                cgroups_path: format!(
+                    "/{}/{}",
+                    crate::runtime::cgroup::pod_path(&self.runtime.layout.cgroup_parent(), &r.uid),
+                    id
+                ),
                 etc_files: ctx.etc.clone(),
-                limits: oci::Limits {
-                    pids: self.runtime.pids_limit,
-                    ..oci::Limits::from_resources(c.resources.as_ref())
-                },
+                // The pids limit is the pod's (its cgroup, made in prepare_sandbox).
+                limits: oci::Limits::from_resources(c.resources.as_ref()),
                 volume_mounts,
                 oom_score_adj: oom_score_adj(ctx.pod, c),
             },

@@ -50,7 +50,7 @@ pub struct Runtime {
     pub layout: Layout,
     /// The `skiff` executable to run as `skiff shim`.
     pub shim_exe: PathBuf,
-    /// Every container's `pids.max` (`None`: no limit).
+    /// Every pod's `pids.max` (`None`: no limit), on its cgroup (`runtime/cgroup.rs`).
     pub pids_limit: Option<u32>,
 }
 
@@ -109,7 +109,7 @@ impl Runtime {
         })
     }
 
-    /// Every container's `pids.max` (`None`: no limit).
+    /// Every pod's `pids.max` (`None`: no limit).
     pub fn with_pids_limit(mut self, limit: Option<u32>) -> Self {
         self.pids_limit = limit;
         self
@@ -263,7 +263,8 @@ impl Runtime {
         let parent = self.layout.cgroup_parent();
         tokio::task::spawn_blocking(move || {
             mount::remove_dir_with_mounts(&dir)?;
-            // The shared parent cgroup goes with the last container (rmdir fails while others exist).
+            // The shared parent cgroup goes with the last container (rmdir fails while others
+            // exist; pods' cgroups go with their sandboxes).
             if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
                 for h in hierarchies.flatten() {
                     let _ = std::fs::remove_dir(h.path().join(&parent));

@@ -128,21 +128,14 @@ pub fn killall(data_dir: &Path) -> std::io::Result<Summary> {
     Ok(summary)
 }
 
-/// Removes `<hierarchy>/<parent>` (and empty children) from every cgroup hierarchy.
+/// Removes `<hierarchy>/<parent>` (and the empty cgroups below it: pods', containers') from
+/// every cgroup hierarchy.
 pub fn remove_cgroup_parent(parent: &str) {
     let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
         return;
     };
     for h in hierarchies.flatten() {
-        let dir = h.path().join(parent);
-        if let Ok(children) = std::fs::read_dir(&dir) {
-            for c in children.flatten() {
-                if c.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = std::fs::remove_dir(c.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(&dir);
+        super::cgroup::remove_tree(&h.path().join(parent));
     }
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(parent));
+    super::cgroup::remove_tree(&Path::new("/sys/fs/cgroup").join(parent));
 }

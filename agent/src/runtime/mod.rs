@@ -21,6 +21,7 @@
 //! wait, remove), [`protocol`] what they agree on (command lines, pid files, durable records),
 //! [`killall`] stops everything of a data directory.
 
+pub mod cgroup;
 pub mod exec;
 pub mod handle;
 pub mod killall;
