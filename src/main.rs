@@ -13,6 +13,7 @@ mod image;
 mod machine;
 mod node;
 mod server;
+mod systemd;
 mod token;
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@ struct Opened {
 /// Runs the daemon.
 pub fn run(args: ServerArgs) -> Result<()> {
     let config = args.resolve()?;
+    crate::systemd::status("opening the store and setting up pod networking");
     let opened = open(&config)?;
     tracing::info!(
         data_dir = %opened.layout.data_dir.display(),
@@ -117,6 +118,8 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
             .collect()
         },
     });
+    crate::systemd::status("starting the API server, the ingress proxy and the controllers");
+    let store = opened.store.clone();
     let control = skiff_controller::start(
         opened.store.clone(),
         node,
@@ -141,13 +144,26 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
-    let mut tasks = start_node(&config, opened, &control, shutdown).await;
+    crate::systemd::status("starting the node agent");
+    let mut tasks = start_node(&config, opened, &control, shutdown.clone()).await;
     tasks.extend(control.tasks);
+    tasks.extend(crate::systemd::watchdog(store, shutdown));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    crate::systemd::ready(&format!(
+        "serving: API on {}, ingress on {}",
+        config.api,
+        [config.ingress.http, config.ingress.https]
+            .iter()
+            .flatten()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    ));
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping (containers keep running)"),
     }
+    crate::systemd::stopping();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         for t in tasks {

@@ -475,6 +475,8 @@ pub struct Server {
     starts: usize,
     /// Extra arguments for `skiff server`.
     pub extra_args: Vec<String>,
+    /// Extra environment variables for `skiff server`.
+    pub extra_env: Vec<(String, String)>,
     /// The API server's port (kept across restarts).
     pub api_port: u16,
     /// The admin kubeconfig the server writes.
@@ -532,6 +534,7 @@ impl Server {
             child: None,
             starts: 0,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
             api_port: free_port(),
             kubeconfig,
             http_port: free_port(),
@@ -569,6 +572,7 @@ impl Server {
         writeln!(log, "=== skiff-e2e: server start #{} ===", self.starts).unwrap();
         let err = log.try_clone().unwrap();
         let child = Command::new(skiff_bin())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .arg("server")
             .arg("--data-dir")
             .arg(&self.data_dir)

@@ -1,0 +1,116 @@
+//! Issue 14 part 2: skiff under systemd's `Type=notify`, with a test standing in for systemd —
+//! a `NOTIFY_SOCKET` datagram socket and `WATCHDOG_USEC`: `STATUS=` while starting, `READY=1`
+//! only once the API answers, `WATCHDOG=1` at half the interval, `STOPPING=1` on SIGTERM. And
+//! the unit file as `systemd-analyze verify` reads it.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use skiff_e2e::kubectl::Kubectl;
+use skiff_e2e::*;
+
+/// The datagrams received within `within`, each as text, until one contains `until`.
+fn receive_until(socket: &UnixDatagram, until: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        socket
+            .set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))
+            .unwrap();
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = text.lines().any(|l| l == until);
+                got.push(text);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn ready_status_watchdog_and_stopping_reach_systemd() {
+    let mut s = Server::new();
+    let path = s.work_dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    s.extra_env = vec![
+        ("NOTIFY_SOCKET".into(), path.display().to_string()),
+        ("WATCHDOG_USEC".into(), "2000000".into()),
+    ];
+    s.start();
+    let got = receive_until(&socket, "READY=1", WAIT);
+    assert!(
+        got.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "no READY=1: {got:?}\n{}",
+        s.log_tail(20)
+    );
+    assert!(
+        got.iter().any(|m| m.starts_with("STATUS=")),
+        "no STATUS= while starting: {got:?}"
+    );
+    let ready = got.last().unwrap();
+    assert!(ready.contains("STATUS=serving: API on"), "{ready}");
+    // Ready means ready: the API answers at once, without waiting.
+    let k = Kubectl::admin(&s);
+    let o = k.run(&["get", "namespaces"]);
+    assert!(o.ok() && o.stdout.contains("default"), "{o}");
+    // The watchdog: pinged at half of 2 s.
+    let started = Instant::now();
+    let mut pings = 0;
+    while pings < 2 && started.elapsed() < Duration::from_secs(5) {
+        pings += receive_until(&socket, "WATCHDOG=1", Duration::from_secs(3))
+            .iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count();
+    }
+    assert!(
+        pings >= 2,
+        "{pings} watchdog pings in {:?}",
+        started.elapsed()
+    );
+    let status = s.stop();
+    assert!(status.success(), "{status}");
+    let got = receive_until(&socket, "STOPPING=1", Duration::from_secs(5));
+    assert!(
+        got.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "no STOPPING=1: {got:?}"
+    );
+}
+
+#[test]
+fn the_unit_file_verifies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let unit = std::fs::read_to_string(root.join("docs/skiff.service")).unwrap();
+    assert!(
+        unit.contains("Type=notify") && unit.contains("WatchdogSec="),
+        "{unit}"
+    );
+    // systemd-analyze wants ExecStart's binary to exist: point it at the one under test.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("skiff.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/skiff", &skiff_bin().display().to_string()),
+    )
+    .unwrap();
+    let o = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (e2e/install-deps.sh installs systemd)");
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
