@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod cluster;
 mod config;
 mod get;
@@ -38,6 +39,9 @@ struct Cli {
 enum Command {
     /// Run the daemon: store, controllers, node agent, manifests and images folders.
     Server(config::ServerArgs),
+    /// Check the configuration, registries.yaml and every file of the manifests folder as
+    /// `skiff server` would read them (the same flags), without starting anything.
+    CheckConfig(config::ServerArgs),
     /// Work with the image store.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -121,6 +125,7 @@ fn main() {
     init_logging();
     let result = match cli.command {
         Command::Server(args) => server::run(args),
+        Command::CheckConfig(args) => check::run(args),
         Command::Image(cmd) => image::run(cmd),
         Command::Get(args) => get::run(&args),
         Command::Killall(data) => killall(&data.data_dir),

@@ -114,3 +114,59 @@ fn the_unit_file_verifies() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `skiff check-config`: the same flags as `skiff server`; every manifest file validated as the
+/// folder would, each error naming the file, document and field; a bad config.yaml key named;
+/// nothing started, the data directory not even created.
+#[test]
+fn check_config_names_what_is_wrong_without_starting_anything() {
+    let s = Server::new(); // folders only, no daemon
+    let data = s.work_dir.join("never-created");
+    std::fs::write(
+        s.manifests_dir.join("good.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\ndata: {a: b}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.manifests_dir.join("bad.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: web, image: nginx, bogus: 1}\n",
+    )
+    .unwrap();
+    let check = |config: &str| {
+        let c = s.work_dir.join("config.yaml");
+        std::fs::write(&c, config).unwrap();
+        let o = std::process::Command::new(skiff_bin())
+            .args(["check-config", "--config"])
+            .arg(&c)
+            .arg("--manifests")
+            .arg(&s.manifests_dir)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (code, out) = check("");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("good.yaml: ok"), "{out}");
+    assert!(
+        out.contains(
+            "bad.yaml: document 2 (Deployment web): spec.template.spec.containers[0].bogus"
+        ),
+        "{out}"
+    );
+    std::fs::remove_file(s.manifests_dir.join("bad.yaml")).unwrap();
+    let (code, out) = check("");
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check("manifest: /typo\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("manifest"), "{out}");
+    assert!(!data.exists(), "check-config created the data directory");
+}
