@@ -225,7 +225,11 @@ async fn start_node(
         network.records.clone(),
         shutdown.clone(),
     )));
-    let services = skiff_agent::network::ServiceProxy::new(cluster.clone(), network.clone());
+    let services = skiff_agent::network::ServiceProxy::new(
+        cluster.clone(),
+        network.clone(),
+        opened.layout.pods(),
+    );
     tasks.push(tokio::spawn(services.run(shutdown.clone())));
     let agent = skiff_agent::Agent::new(
         &config.node_name,

@@ -677,3 +677,94 @@ spec:
         "ClientIP, from the host: {host_answers:?}"
     );
 }
+
+/// Issue 14 part 6: what another tool removes is put back within seconds — skiff's nftables
+/// table (`systemctl restart nftables` flushes the ruleset; this test deletes only this
+/// server's own table), the bridge (`ip link del`; the pod's veth goes back on the new one)
+/// and a pod's veth pair (its `eth0` re-created with the same address). The Service answers
+/// after each.
+#[test]
+fn the_table_the_bridge_and_a_pods_interface_come_back_when_removed() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    k.apply(&web_yaml(1), &[]);
+    let rollout = k.run(&["rollout", "status", "deploy/web", "--timeout=60s"]);
+    assert!(rollout.ok(), "{rollout}");
+    let pod = k.get_json(&["pods", "-l", "app=web"]).expect("pods")["items"][0].clone();
+    let ip = pod["status"]["podIP"].as_str().unwrap().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(route_dev(&ip), s.bridge);
+    let vip = k.get_json(&["svc", "web"]).expect("service")["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(route_dev(&vip), s.bridge);
+    wait_until_some(|| get(&vip, 80));
+    let table = if s.bridge == "skiff0" {
+        "skiff".to_string()
+    } else {
+        format!("skiff_{}", s.bridge.replace('-', "_"))
+    };
+    let back = |what: &str| {
+        let started = std::time::Instant::now();
+        let ok = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            route_dev(&vip) == s.bridge && get(&vip, 80).is_some() && get(&ip, 8080).is_some()
+        });
+        assert!(
+            ok,
+            "the Service did not come back after {what}\n{}",
+            s.log_tail(20)
+        );
+        eprintln!("{what}: answering again after {:?}", started.elapsed());
+    };
+    let run = |cmd: &[&str]| {
+        let o = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&["nft", "delete", "table", "inet", &table]);
+    assert!(
+        get(&vip, 80).is_none(),
+        "the Service answered without its rules"
+    );
+    back("the nftables table deleted");
+    run(&["ip", "link", "del", &s.bridge]);
+    back("the bridge deleted");
+    // The pod's veth pair: deleting the host end takes the pod's eth0 with it.
+    let veth = {
+        use sha2::Digest;
+        format!(
+            "sk{}",
+            &hex::encode(sha2::Sha256::digest(uid.as_bytes()))[..11]
+        )
+    };
+    run(&["ip", "link", "del", &veth]);
+    back("the pod's interface deleted");
+    let again = k.get_json(&["pods", "-l", "app=web"]).expect("pods")["items"][0].clone();
+    assert_eq!(again["status"]["podIP"], ip.as_str(), "the same address");
+    assert_eq!(
+        again["status"]["containerStatuses"][0]["restartCount"], 0,
+        "the container kept running"
+    );
+    assert!(
+        s.log_tail(200).contains("put back"),
+        "the log says what was repaired"
+    );
+    // The cluster DNS answers on the re-created bridge's gateway.
+    let name = again["metadata"]["name"].as_str().unwrap();
+    let dns = wait_until(Duration::from_secs(20), Duration::from_millis(500), || {
+        k.run(&[
+            "exec",
+            name,
+            "--",
+            "nslookup",
+            "web.default.svc.cluster.local",
+        ])
+        .stdout
+        .contains(&vip)
+    });
+    assert!(dns, "the cluster DNS did not answer after the repairs");
+}

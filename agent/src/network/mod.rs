@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub use proxy::ServiceProxy;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use sha2::{Digest, Sha256};
 
@@ -338,6 +339,13 @@ impl Network {
     /// it (so that service traffic never leaves by the uplink), enables forwarding, and
     /// installs the base of skiff's nftables table. Idempotent.
     pub fn setup_host(&self) -> Result<(), NetError> {
+        self.ensure_bridge()?;
+        Ok(rules::apply(&self.config, &rules::Rules::default())?)
+    }
+
+    /// The bridge with its gateway address, up, the service route over it, forwarding and
+    /// `route_localnet` on it. Idempotent.
+    fn ensure_bridge(&self) -> Result<(), NetError> {
         let cfg = self.config.clone();
         with_netlink(None, move |h| {
             Box::pin(async move {
@@ -397,7 +405,77 @@ impl Network {
         );
         std::fs::write(&localnet, "1")
             .map_err(|e| NetError::HostSetting(format!("{localnet}: {e}")))?;
-        Ok(rules::apply(&self.config, &rules::Rules::default())?)
+        Ok(())
+    }
+
+    /// Puts back what another tool removed (`ip link del skiff0`, a flushed address, a deleted
+    /// veth): the bridge as [`Network::setup_host`] makes it, every pod's host-side veth back
+    /// on it (a bridge's ports lose it when it goes), and a pod whose veth pair is gone (its
+    /// `eth0` went with it) attached again with its address. Whether skiff's nftables table is
+    /// still there is [`rules::table_exists`]' to say. Returns what was repaired.
+    pub fn repair(&self, pods_dir: &Path) -> Result<Vec<String>, NetError> {
+        let mut repaired = Vec::new();
+        let (bridge, gw) = (
+            self.config.bridge.clone(),
+            self.config.cluster_cidr.gateway(),
+        );
+        let bridge_ok = with_netlink(None, move |h| {
+            Box::pin(async move {
+                let Some(idx) = link_index(&h, &bridge).await? else {
+                    return Ok(false);
+                };
+                let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+                while let Some(a) = addrs.try_next().await.map_err(|e| e.to_string())? {
+                    let has_gw = a.attributes.iter().any(|attr| {
+                        matches!(attr, AddressAttribute::Address(std::net::IpAddr::V4(ip)) if *ip == gw)
+                    });
+                    if has_gw {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+        })
+        .map_err(NetError::Netlink)?;
+        if !bridge_ok {
+            self.ensure_bridge()?;
+            repaired.push(format!("the bridge {}", self.config.bridge));
+        }
+        for uid in self.ipam.pods() {
+            let host = veth_name(&uid);
+            let bridge = self.config.bridge.clone();
+            let veth = host.clone();
+            let present = with_netlink(None, move |h| {
+                Box::pin(async move {
+                    let Some(idx) = link_index(&h, &veth).await? else {
+                        return Ok(false);
+                    };
+                    if !bridge_ok {
+                        let bridge_idx = link_index(&h, &bridge).await?.ok_or("no bridge")?;
+                        plug(&h, idx, &veth, bridge_idx, &bridge).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .map_err(NetError::Netlink)?;
+            if present {
+                continue;
+            }
+            // The pair is gone: attach again, into the pod's namespace if it still has one.
+            let suffix = format!("_{uid}");
+            let netns = std::fs::read_dir(pods_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+                .map(|e| crate::runtime::sandbox::paths(&e.path(), false).net)
+                .filter(|p| p.as_ref().is_some_and(|p| p.exists()));
+            if let Some(Some(netns)) = netns {
+                self.attach(&uid, &netns)?;
+                repaired.push(format!("pod {uid}'s interface {host}"));
+            }
+        }
+        Ok(repaired)
     }
 
     /// Gives a pod its interface: allocates an address, creates the veth pair, moves one end
@@ -502,23 +580,7 @@ async fn create_veth(
         .ok_or(format!("no bridge {bridge}"))?;
     let host_idx = link_index(h, host).await?.ok_or("the veth vanished")?;
     let peer_idx = link_index(h, peer).await?.ok_or("the veth peer vanished")?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(host_idx)
-                .controller(bridge_idx)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| format!("attaching {host} to {bridge}: {e}"))?;
-    // Hairpin: with br_netfilter, a pod reaching a Service that picks the pod itself needs its
-    // frame sent back out of the port it came in by.
-    h.link()
-        .set_port(LinkBridgePort::new(host_idx).hairpin(true).build())
-        .execute()
-        .await
-        .map_err(|e| format!("hairpin on {host}: {e}"))?;
+    plug(h, host_idx, host, bridge_idx, bridge).await?;
     let ns =
         std::fs::File::open(ns_path).map_err(|e| format!("opening {}: {e}", ns_path.display()))?;
     h.link()
@@ -530,6 +592,34 @@ async fn create_veth(
         .execute()
         .await
         .map_err(|e| format!("moving {peer} into the pod: {e}"))?;
+    Ok(())
+}
+
+/// Puts the host end `host` (index `host_idx`) of a pod's veth on the bridge, up, with
+/// hairpin: with br_netfilter, a pod reaching a Service that picks the pod itself needs its
+/// frame sent back out of the port it came in by.
+async fn plug(
+    h: &rtnetlink::Handle,
+    host_idx: u32,
+    host: &str,
+    bridge_idx: u32,
+    bridge: &str,
+) -> Step<()> {
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(host_idx)
+                .controller(bridge_idx)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("attaching {host} to {bridge}: {e}"))?;
+    h.link()
+        .set_port(LinkBridgePort::new(host_idx).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(|e| format!("hairpin on {host}: {e}"))?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! LoadBalancer Service is left Pending (a Warning event `SyncLoadBalancerFailed`), updates the
 //! cluster DNS records and installs the nftables rules when they changed ([`rules`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +20,16 @@ use crate::Cluster;
 /// then). The pod worker, which did this before, woke at least this often.
 const TICK: Duration = Duration::from_secs(30);
 
+/// How often the loop checks that another tool has not removed skiff's nftables table, bridge
+/// or pod interfaces (`systemctl restart nftables` often starts with `flush ruleset`).
+const DRIFT_CHECK: Duration = Duration::from_secs(2);
+
 /// Implements Services on the node.
 pub struct ServiceProxy {
     cluster: Arc<dyn Cluster>,
     network: Arc<Network>,
+    /// `<data-dir>/pods`, where a pod's network namespace is found to re-attach it.
+    pods_dir: PathBuf,
     /// The Service rules last installed (to write nftables only on change).
     installed: Option<rules::Rules>,
     /// The Services left Pending and why, as last said in an event (said once per reason).
@@ -31,10 +38,11 @@ pub struct ServiceProxy {
 
 impl ServiceProxy {
     /// A proxy for the Services of `cluster` over `network`.
-    pub fn new(cluster: Arc<dyn Cluster>, network: Arc<Network>) -> Self {
+    pub fn new(cluster: Arc<dyn Cluster>, network: Arc<Network>, pods_dir: PathBuf) -> Self {
         ServiceProxy {
             cluster,
             network,
+            pods_dir,
             installed: None,
             pending: Default::default(),
         }
@@ -43,10 +51,19 @@ impl ServiceProxy {
     /// Syncs at once, then on every change notification and tick, until `shutdown` flips.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut changes = self.cluster.subscribe();
+        let mut drift = tokio::time::interval(DRIFT_CHECK);
+        drift.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
         loop {
-            self.sync().await;
+            if dirty {
+                self.sync().await;
+            }
+            dirty = true;
             tokio::select! {
                 _ = shutdown.changed() => break,
+                _ = drift.tick() => dirty = self.repair_drift().await,
                 r = changes.recv() => {
                     if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
                         break;
@@ -54,9 +71,41 @@ impl ServiceProxy {
                     // Coalesce a burst.
                     while changes.try_recv().is_ok() {}
                 }
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tick.tick() => {}
             }
         }
+    }
+
+    /// Puts back what another tool removed: the bridge and pod interfaces
+    /// ([`Network::repair`]), and the nftables table (installed again by the next pass). True
+    /// when a pass must run.
+    async fn repair_drift(&mut self) -> bool {
+        let (net, pods_dir) = (self.network.clone(), self.pods_dir.clone());
+        let (table, repaired) = tokio::task::spawn_blocking(move || {
+            (rules::table_exists(&net.config), net.repair(&pods_dir))
+        })
+        .await
+        .expect("no panic");
+        match repaired {
+            Ok(r) if !r.is_empty() => {
+                tracing::warn!(
+                    "another tool removed part of skiff's network; put back: {}",
+                    r.join(", ")
+                );
+                // A re-created bridge comes with an empty table: install the rules again.
+                self.installed = None;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("repairing the pod network: {e}"),
+        }
+        if !table && self.installed.is_some() {
+            tracing::warn!(
+                "skiff's nftables table {} was removed by another tool: installing it again",
+                self.network.config.table()
+            );
+            self.installed = None;
+        }
+        self.installed.is_none()
     }
 
     /// One pass: writes back what it allocates, updates the DNS records, installs the rules

@@ -444,6 +444,16 @@ pub fn apply(cfg: &NetworkConfig, rules: &Rules) -> Result<(), NftError> {
     nft(&ruleset(cfg, rules))
 }
 
+/// Whether skiff's table is installed (another tool's `nft flush ruleset` removes it).
+pub fn table_exists(cfg: &NetworkConfig) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", &cfg.table()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Removes skiff's table.
 pub fn remove(cfg: &NetworkConfig) {
     let t = cfg.table();
