@@ -706,6 +706,9 @@ spec:
         image: {IMAGE}
         imagePullPolicy: Never
         command: [\"sh\", \"-c\", \"mkdir -p /tmp/www && echo on-the-host > /tmp/www/index.html && exec httpd -f -p {port} -h /tmp/www\"]
+        env:
+        - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+        - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
         readinessProbe:
           httpGet: {{path: /, port: {port}}}
           periodSeconds: 1
@@ -749,6 +752,9 @@ spec:
     assert_eq!(status["podIPs"][0]["ip"], node_ip.as_str(), "{status}");
     assert_eq!(status["hostIP"], node_ip.as_str(), "{status}");
     let name = pod["metadata"]["name"].as_str().unwrap();
+    // The downward API says the same.
+    let env = k.ok(&["exec", name, "--", "sh", "-c", "echo $POD_IP $HOST_IP"]);
+    assert_eq!(env.trim(), format!("{node_ip} {node_ip}"));
     let wide = k.ok(&["get", "pod", name, "-o", "wide"]);
     assert!(
         wide.lines()

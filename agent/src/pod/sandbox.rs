@@ -145,6 +145,7 @@ impl Agent {
             pod,
             pod_ip,
             node_name: &self.node_name,
+            host_ip: self.host_ip,
         };
         let security = spec.security_context.as_ref();
         let fs_group = security
@@ -188,6 +189,7 @@ impl Agent {
             pod,
             pod_ip: None,
             node_name: &self.node_name,
+            host_ip: self.host_ip,
         };
         let Err(why) = volumes::claims_ready(spec.volumes.as_deref().unwrap_or_default(), &sources)
         else {
