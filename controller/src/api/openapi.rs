@@ -1,6 +1,8 @@
-//! The OpenAPI documents: `/openapi/v3` (the index kubectl reads first) and one document per
-//! group-version, whose schemas are the served kinds' `k8s-openapi` schemas (with their
-//! documentation, through the crate's `schemars` feature) trimmed to the fields skiff accepts
+//! The OpenAPI documents: `/openapi/v2` (one Swagger 2.0 document of every kind, converted
+//! by `openapi_v2.rs` from the same generation), `/openapi/v3` (the index kubectl reads
+//! first) and one document per group-version, whose schemas are the served kinds'
+//! `k8s-openapi` schemas (with their documentation, through the crate's `schemars` feature)
+//! trimmed to the fields skiff accepts
 //! (`model::validate::SchemaTrim` over the allowlist) — so `kubectl explain` shows exactly
 //! what skiff takes — and whose operations advertise the `fieldValidation` parameter, so
 //! kubectl leaves validation to the server. Built once, on first use, and kept as bytes; the
@@ -55,8 +57,8 @@ fn v2() -> &'static V2 {
 }
 
 /// The representation of `/openapi/v2` the `Accept` header asks for (its content type and the
-/// document), as kube-apiserver chooses it: the clauses by quality, the first that names JSON
-/// or the protobuf type (or a wildcard: JSON) wins; `None` (406) when none does.
+/// document), as kube-apiserver chooses it: the clauses by quality and specificity, the first
+/// that names JSON or the protobuf type (or a wildcard: JSON) wins; `None` (406) when none does.
 pub fn openapi_v2(accept: &str) -> Option<(&'static str, &'static Document)> {
     let accept = if accept.trim().is_empty() {
         "*/*"
@@ -76,7 +78,9 @@ pub fn openapi_v2(accept: &str) -> Option<(&'static str, &'static Document)> {
         })
         .filter(|(q, _, _)| *q > 0.0)
         .collect();
-    clauses.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // By quality, then the more specific first (`application/*` after `application/json`).
+    let wildcards = |c: &(f32, &str, &str)| (c.1 == "*") as u8 + (c.2 == "*") as u8;
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(wildcards(a).cmp(&wildcards(b))));
     let doc = v2();
     clauses.into_iter().find_map(|(_, ty, sub)| {
         if ty != "application" && ty != "*" {
@@ -505,6 +509,10 @@ mod tests {
         assert_eq!(ct("application/json, */*"), Some("application/json"));
         assert_eq!(
             ct("application/json;q=0.5, application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(OPENAPI_V2_PB)
+        );
+        assert_eq!(
+            ct("*/*, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
             Some(OPENAPI_V2_PB)
         );
         assert_eq!(ct("text/html"), None);
