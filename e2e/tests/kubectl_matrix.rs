@@ -491,6 +491,85 @@ fn matrix_get_describe_and_discovery() {
                 ),
             ),
             row(
+                "explain --output=plaintext-openapiv2",
+                ok(
+                    &[
+                        "explain",
+                        "deployment.spec.strategy",
+                        "--output=plaintext-openapiv2",
+                    ],
+                    &[
+                        "KIND:     Deployment",
+                        "RESOURCE: strategy <Object>",
+                        "deployment strategy to use to replace existing pods",
+                        "rollingUpdate",
+                    ],
+                ),
+            ),
+            row(
+                "explain --output=plaintext-openapiv2 (a refused field)",
+                fails(
+                    &[
+                        "explain",
+                        "pods.spec.hostPID",
+                        "--output=plaintext-openapiv2",
+                    ],
+                    1,
+                    &["field \"hostPID\" does not exist"],
+                ),
+            ),
+            row(
+                "get --raw /openapi/v2 (JSON; protobuf with its ETag)",
+                |fx| {
+                    expect(
+                        &k(fx, &["get", "--raw", "/openapi/v2"]),
+                        0,
+                        &[
+                            "\"swagger\":\"2.0\"",
+                            "\"io.k8s.api.apps.v1.Deployment\"",
+                            "\"x-kubernetes-group-version-kind\"",
+                        ],
+                        &[],
+                    )?;
+                    // client-go's OpenAPISchema(): protobuf, cached by its ETag.
+                    let token = kubeconfig_token(&fx.server.kubeconfig);
+                    let url = format!("https://127.0.0.1:{}/openapi/v2", fx.server.api_port);
+                    let curl = |extra: &[&str]| {
+                        let o = std::process::Command::new("curl")
+                        .args(["-sk", "-o", "/dev/null", "-D", "-", "--max-time", "20"])
+                        .args(["-H", &format!("Authorization: Bearer {token}")])
+                        .args([
+                            "-H",
+                            "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                        ])
+                        .args(extra)
+                        .arg(&url)
+                        .output()
+                        .unwrap();
+                        String::from_utf8_lossy(&o.stdout).into_owned()
+                    };
+                    let first = curl(&[]);
+                    let etag = first
+                        .lines()
+                        .find_map(|l| {
+                            l.split_once(':')
+                                .filter(|(h, _)| h.eq_ignore_ascii_case("etag"))
+                        })
+                        .map(|(_, e)| e.trim().to_string())
+                        .ok_or(format!("no ETag: {first}"))?;
+                    if !first.to_lowercase().contains(
+                        "content-type: application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    ) {
+                        return Err(format!("not protobuf: {first}"));
+                    }
+                    let again = curl(&["-H", &format!("If-None-Match: {etag}")]);
+                    if !again.starts_with("HTTP/2 304") && !again.starts_with("HTTP/1.1 304") {
+                        return Err(format!("If-None-Match {etag} did not answer 304: {again}"));
+                    }
+                    Ok(())
+                },
+            ),
+            row(
                 "auth whoami",
                 ok(&["auth", "whoami"], &["Username", "system:admin"]),
             ),
@@ -988,6 +1067,43 @@ fn matrix_apply_edit_patch_set() {
                     &k(fx, &["get", "svc", "web", "--show-labels"]),
                     0,
                     &["patched=json"],
+                    &[],
+                )
+            }),
+            row("apply --validate=true (an unknown field refused)", |fx| {
+                let deployment = web_yaml(IMAGE).split("---").next().unwrap().replacen(
+                    "replicas: 1",
+                    "replicas: 1\n  nope: 1",
+                    1,
+                );
+                let f = write(fx, "unknown-field.yaml", &deployment);
+                // One object: kubectl leaves validation to the server (fieldValidation=Strict).
+                expect(
+                    &k(fx, &["apply", "--validate=true", "-f", &f]),
+                    1,
+                    &[],
+                    &["The Deployment \"web\" is invalid: spec.nope: unknown field \"nope\""],
+                )?;
+                // A `kind: List`: kubectl validates its items itself, with /openapi/v2.
+                let items: String = deployment
+                    .lines()
+                    .map(|l| format!("    {l}\n"))
+                    .collect::<String>()
+                    .replacen("    apiVersion", "  - apiVersion", 1);
+                let list = format!("apiVersion: v1\nkind: List\nitems:\n{items}");
+                let f = write(fx, "unknown-field-list.yaml", &list);
+                expect(
+                    &k(fx, &["apply", "--validate=true", "-f", &f]),
+                    1,
+                    &[],
+                    &["unknown field \"nope\" in io.k8s.api.apps.v1.DeploymentSpec"],
+                )?;
+                // The same List without the field validates and applies.
+                let f = write(fx, "list.yaml", &list.replacen("\n      nope: 1", "", 1));
+                expect(
+                    &k(fx, &["apply", "--validate=true", "-f", &f]),
+                    0,
+                    &["deployment.apps/web unchanged"],
                     &[],
                 )
             }),

@@ -768,3 +768,122 @@ fn the_table_the_bridge_and_a_pods_interface_come_back_when_removed() {
     });
     assert!(dns, "the cluster DNS did not answer after the repairs");
 }
+
+/// A hostNetwork pod's address is the node's (its `hostIP`), as on Kubernetes: `get -o wide`
+/// and the EndpointSlice show it, and its Service's ClusterIP and NodePort reach it from the
+/// host and from a pod on the bridge (DNAT to the node's own address).
+#[test]
+fn a_host_network_pod_has_the_node_address_and_its_services_reach_it() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let port = skiff_e2e::free_port();
+    k.apply(
+        &format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hostweb
+spec:
+  selector:
+    matchLabels: {{app: hostweb}}
+  template:
+    metadata:
+      labels: {{app: hostweb}}
+    spec:
+      hostNetwork: true
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: [\"sh\", \"-c\", \"mkdir -p /tmp/www && echo on-the-host > /tmp/www/index.html && exec httpd -f -p {port} -h /tmp/www\"]
+        env:
+        - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+        - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
+        readinessProbe:
+          httpGet: {{path: /, port: {port}}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hostweb
+spec:
+  type: NodePort
+  selector: {{app: hostweb}}
+  ports:
+  - {{port: 80, targetPort: {port}}}
+---
+{}",
+            web_yaml(1)
+        ),
+        &[],
+    );
+    for d in ["deploy/hostweb", "deploy/web"] {
+        let o = k.run(&["rollout", "status", d, "--timeout=90s"]);
+        assert!(o.ok(), "{d}: {o}");
+    }
+    let node = k.get_json(&["nodes"]).expect("nodes");
+    let node_ip = node["items"][0]["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str())
+        .expect("the node's InternalIP")
+        .to_string();
+    assert!(
+        !node_ip.starts_with("127."),
+        "this test needs a host with an address besides loopback, the node reports {node_ip}"
+    );
+    let pods = k.get_json(&["pods", "-l", "app=hostweb"]).expect("pods");
+    let pod = &pods["items"][0];
+    let status = &pod["status"];
+    assert_eq!(status["podIP"], node_ip.as_str(), "{status}");
+    assert_eq!(status["podIPs"][0]["ip"], node_ip.as_str(), "{status}");
+    assert_eq!(status["hostIP"], node_ip.as_str(), "{status}");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    // The downward API says the same.
+    let env = k.ok(&["exec", name, "--", "sh", "-c", "echo $POD_IP $HOST_IP"]);
+    assert_eq!(env.trim(), format!("{node_ip} {node_ip}"));
+    let wide = k.ok(&["get", "pod", name, "-o", "wide"]);
+    assert!(
+        wide.lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().any(|c| c == node_ip)),
+        "{wide}"
+    );
+    let slice = wait_until_some(|| {
+        let l = k.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=hostweb"])?;
+        let e = &l["items"][0]["endpoints"][0];
+        (e["conditions"]["ready"] == true).then(|| e["addresses"][0].as_str().map(String::from))?
+    });
+    assert_eq!(slice, node_ip);
+    let svc = k.get_json(&["svc", "hostweb"]).expect("hostweb");
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    // From the host.
+    assert_eq!(wait_until_some(|| get(&cluster_ip, 80)), "on-the-host");
+    assert_eq!(
+        wait_until_some(|| get("127.0.0.1", node_port)),
+        "on-the-host"
+    );
+    // From a pod on the bridge.
+    let client = k
+        .names(&["pods", "-l", "app=web"])
+        .pop()
+        .expect("a web pod");
+    for url in [
+        format!("http://{cluster_ip}/"),
+        "http://hostweb.default.svc.cluster.local/".to_string(),
+        format!("http://{node_ip}:{node_port}/"),
+    ] {
+        let mut last = String::new();
+        let ok = wait_until(Duration::from_secs(20), Duration::from_millis(300), || {
+            let o = k.run(&["exec", &client, "--", "wget", "-qO-", &url]);
+            last = o.to_string();
+            o.ok() && o.stdout.trim() == "on-the-host"
+        });
+        assert!(ok, "{url} from a pod: {last}");
+    }
+}

@@ -302,7 +302,8 @@ fn ready_endpoints(cfg: &NetworkConfig, slice: Option<&Value>) -> Vec<Ipv4Addr> 
         .flatten()
         .filter(|e| e["conditions"]["ready"] == true)
         .filter_map(|e| e["addresses"][0].as_str()?.parse::<Ipv4Addr>().ok())
-        // A hostNetwork pod (reported at 127.0.0.1) is reached at the bridge's gateway.
+        // A hostNetwork pod on a node without an address of its own (reported at 127.0.0.1)
+        // is reached at the bridge's gateway; otherwise at the node's address, its podIP.
         .map(|ip| {
             if ip.is_loopback() {
                 cfg.cluster_cidr.gateway()

@@ -156,6 +156,7 @@ impl Agent {
             pod,
             pod_ip,
             node_name: &self.node_name,
+            host_ip: self.host_ip,
         };
         let security = spec.security_context.as_ref();
         let fs_group = security
@@ -199,6 +200,7 @@ impl Agent {
             pod,
             pod_ip: None,
             node_name: &self.node_name,
+            host_ip: self.host_ip,
         };
         let Err(why) = volumes::claims_ready(spec.volumes.as_deref().unwrap_or_default(), &sources)
         else {

@@ -13,6 +13,8 @@ pub(super) struct PodEnvSources<'a> {
     pub(super) pod: &'a Pod,
     pub(super) pod_ip: Option<std::net::Ipv4Addr>,
     pub(super) node_name: &'a str,
+    /// The node's address: the pod's `hostIP`, and a hostNetwork pod's `podIP`.
+    pub(super) host_ip: std::net::Ipv4Addr,
 }
 
 impl process::EnvSources for PodEnvSources<'_> {
@@ -167,15 +169,13 @@ impl process::EnvSources for PodEnvSources<'_> {
                     .and_then(|s| s.service_account_name.clone())
                     .unwrap_or_else(|| "default".into()),
             ),
-            "status.hostIP" => Some(
-                self.pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.host_ip.clone())
-                    .unwrap_or_else(|| "127.0.0.1".into()),
-            ),
+            "status.hostIP" => Some(self.host_ip.to_string()),
             "status.podIP" => Some(match self.pod_ip {
                 Some(ip) => ip.to_string(),
+                // A hostNetwork pod's address is the node's (before its first status too).
+                None if self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) => {
+                    self.host_ip.to_string()
+                }
                 None => self
                     .pod
                     .status

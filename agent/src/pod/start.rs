@@ -196,6 +196,7 @@ impl Agent {
             pod: ctx.pod,
             pod_ip: state.pod_ip,
             node_name: &self.node_name,
+            host_ip: self.host_ip,
         };
         let cs = state.containers.get_mut(&c.name).expect("inserted");
         let defaults = process::ImageDefaults::from_config(&image.config);

@@ -259,10 +259,10 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState, host_ip: std::net::Ipv4Add
         "ContainersNotReady"
     };
     let host_ip = host_ip.to_string();
-    // A hostNetwork pod is reached on the node's loopback (port-forward, probes, Services
-    // through the bridge's gateway), so that is its address.
+    // A hostNetwork pod has the node's address, as on Kubernetes (its `hostIP`: 127.0.0.1
+    // only when the node has no other address).
     let pod_ip = if state.host_network {
-        Some("127.0.0.1".to_string())
+        Some(host_ip.clone())
     } else {
         state.pod_ip.map(|ip| ip.to_string())
     };
@@ -459,14 +459,15 @@ mod tests {
             }])
         );
         assert_eq!(s.start_time, time("2026-01-01T12:00:00Z"));
-        // hostNetwork: reached on the node's loopback.
+        // hostNetwork: the node's address.
         let state = PodState::new(r, true, "2026-01-01T12:00:00Z".into());
         let s = pod_status(&pod, &state, node);
         assert_eq!(s.host_ip.as_deref(), Some("192.0.2.10"));
+        assert_eq!(s.pod_ip.as_deref(), Some("192.0.2.10"));
         assert_eq!(
             s.pod_ips,
             Some(vec![PodIP {
-                ip: "127.0.0.1".into()
+                ip: "192.0.2.10".into()
             }])
         );
     }

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod housekeeping;
 pub mod local;
 mod openapi;
+mod openapi_v2;
 pub mod portforward;
 pub mod protobuf;
 pub mod rbac;

@@ -1,6 +1,8 @@
-//! The OpenAPI documents: `/openapi/v3` (the index kubectl reads first) and one document per
-//! group-version, whose schemas are the served kinds' `k8s-openapi` schemas (with their
-//! documentation, through the crate's `schemars` feature) trimmed to the fields skiff accepts
+//! The OpenAPI documents: `/openapi/v2` (one Swagger 2.0 document of every kind, converted
+//! by `openapi_v2.rs` from the same generation), `/openapi/v3` (the index kubectl reads
+//! first) and one document per group-version, whose schemas are the served kinds'
+//! `k8s-openapi` schemas (with their documentation, through the crate's `schemars` feature)
+//! trimmed to the fields skiff accepts
 //! (`model::validate::SchemaTrim` over the allowlist) — so `kubectl explain` shows exactly
 //! what skiff takes — and whose operations advertise the `fieldValidation` parameter, so
 //! kubectl leaves validation to the server. Built once, on first use, and kept as bytes; the
@@ -15,7 +17,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::discovery::{group_version, group_versions};
-use crate::model::kinds::KINDS;
+use crate::model::kinds::{KindInfo, KINDS};
 use crate::model::validate::{with_type, KindType, SchemaTrim, WithType};
 
 fn openapi_path(group: &str, version: &str) -> String {
@@ -26,48 +28,89 @@ fn openapi_path(group: &str, version: &str) -> String {
     }
 }
 
-/// The content type of `/openapi/v2` (gnostic's protobuf `openapi.v2.Document`).
-pub const OPENAPI_V2: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+/// The content type `/openapi/v2` answers protobuf with (gnostic's `openapi.v2.Document`), as
+/// kube-apiserver does; clients ask for it also under its older name with `@`.
+pub const OPENAPI_V2_PB: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct OpenApiV2Document {
-    #[prost(string, tag = "1")]
-    swagger: String,
-    #[prost(message, optional, tag = "2")]
-    info: Option<OpenApiV2Info>,
+/// `/openapi/v2`: the Swagger 2.0 document of every served kind, converted from the same
+/// trimmed schemas and operations as the v3 documents ([`super::openapi_v2`]), as JSON and as
+/// gnostic protobuf (what client-go's `OpenAPISchema()` asks for: `kubectl explain
+/// --output=plaintext-openapiv2`, kubectl's and Helm's client-side validation). Built once.
+pub struct V2 {
+    /// The JSON document.
+    pub json: Document,
+    /// The same document as a protobuf `openapi.v2.Document`.
+    pub proto: Document,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct OpenApiV2Info {
-    #[prost(string, tag = "1")]
-    title: String,
-    #[prost(string, tag = "2")]
-    version: String,
+fn v2() -> &'static V2 {
+    static V2_DOC: OnceLock<V2> = OnceLock::new();
+    V2_DOC.get_or_init(|| {
+        let kinds: Vec<_> = KINDS.iter().collect();
+        let swagger = super::openapi_v2::swagger(&document_of(&kinds));
+        let json = serde_json::to_vec(&swagger).expect("JSON serializes");
+        V2 {
+            json: Document::of(json),
+            proto: Document::of(super::openapi_v2::encode(&swagger)),
+        }
+    })
 }
 
-/// `/openapi/v2`, which kubectl reads (as protobuf) only to validate a `kind: List` file on the
-/// client side — for Lists it never asks whether the server validates — and for `explain`
-/// when there is no v3. The document has no definitions: kubectl then leaves the items'
-/// validation to the server, which validates each one strictly (unknown fields refused by
-/// name), as it does every other object; `explain` reads v3.
-pub fn openapi_v2() -> Vec<u8> {
-    use prost::Message;
-    OpenApiV2Document {
-        swagger: "2.0".into(),
-        info: Some(OpenApiV2Info {
-            title: "skiff".into(),
-            version: format!("v1.32.0+skiff.{}", env!("CARGO_PKG_VERSION")),
-        }),
-    }
-    .encode_to_vec()
+/// The representation of `/openapi/v2` the `Accept` header asks for (its content type and the
+/// document), as kube-apiserver chooses it: the clauses by quality and specificity, the first
+/// that names JSON or the protobuf type (or a wildcard: JSON) wins; `None` (406) when none does.
+pub fn openapi_v2(accept: &str) -> Option<(&'static str, &'static Document)> {
+    let accept = if accept.trim().is_empty() {
+        "*/*"
+    } else {
+        accept
+    };
+    let mut clauses: Vec<(f32, &str, &str)> = accept
+        .split(',')
+        .filter_map(|clause| {
+            let mut parts = clause.split(';').map(str::trim);
+            let (ty, sub) = parts.next()?.split_once('/')?;
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((q, ty, sub))
+        })
+        .filter(|(q, _, _)| *q > 0.0)
+        .collect();
+    // By quality, then the more specific first (`application/*` after `application/json`).
+    let wildcards = |c: &(f32, &str, &str)| (c.1 == "*") as u8 + (c.2 == "*") as u8;
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(wildcards(a).cmp(&wildcards(b))));
+    let doc = v2();
+    clauses.into_iter().find_map(|(_, ty, sub)| {
+        if ty != "application" && ty != "*" {
+            return None;
+        }
+        match sub {
+            "json" | "*" => Some(("application/json", &doc.json)),
+            "com.github.proto-openapi.spec.v2@v1.0+protobuf"
+            | "com.github.proto-openapi.spec.v2.v1.0+protobuf" => Some((OPENAPI_V2_PB, &doc.proto)),
+            _ => None,
+        }
+    })
 }
 
 /// One built document: the hash of its bytes and the bytes.
 pub struct Document {
     /// Hex SHA-256 of `body`: the index's `?hash=` and the ETag.
     pub hash: String,
-    /// The JSON document.
+    /// The document's bytes.
     pub body: bytes::Bytes,
+}
+
+impl Document {
+    fn of(body: Vec<u8>) -> Self {
+        let hash = hex::encode(Sha256::digest(&body)).to_uppercase();
+        Document {
+            hash,
+            body: body.into(),
+        }
+    }
 }
 
 /// Every group-version's document, by path (`apis/apps/v1`), built on first use.
@@ -77,11 +120,12 @@ fn documents() -> &'static BTreeMap<String, Document> {
         group_versions()
             .into_iter()
             .map(|(g, v)| {
-                let body: bytes::Bytes = serde_json::to_vec(&document(g, v))
-                    .expect("JSON serializes")
-                    .into();
-                let hash = hex::encode(Sha256::digest(&body)).to_uppercase();
-                (openapi_path(g, v), Document { hash, body })
+                let kinds: Vec<_> = KINDS
+                    .iter()
+                    .filter(|k| group_version(k) == (g, v))
+                    .collect();
+                let body = serde_json::to_vec(&document_of(&kinds)).expect("JSON serializes");
+                (openapi_path(g, v), Document::of(body))
             })
             .collect()
     })
@@ -120,15 +164,12 @@ impl WithType for SchemaOf<'_> {
     }
 }
 
-/// The OpenAPI 3 document of one group-version: per kind its trimmed schema (tagged with
-/// `x-kubernetes-group-version-kind`, which `kubectl explain` looks for) and its operations,
-/// which carry `x-kubernetes-group-version-kind` and the `fieldValidation`, `fieldManager`,
-/// `dryRun` and `force` parameters.
-fn document(g: &str, v: &str) -> Value {
-    let kinds: Vec<_> = KINDS
-        .iter()
-        .filter(|k| group_version(k) == (g, v))
-        .collect();
+/// The OpenAPI 3 document of `kinds` (one group-version's for `/openapi/v3`, every kind's for
+/// `/openapi/v2`): per kind its trimmed schema (tagged with `x-kubernetes-group-version-kind`,
+/// which `kubectl explain` looks for) and its operations, which carry
+/// `x-kubernetes-group-version-kind` and the `fieldValidation`, `fieldManager`, `dryRun` and
+/// `force` parameters.
+fn document_of(kinds: &[&'static KindInfo]) -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let refs: Vec<Option<String>> = kinds
         .iter()
@@ -152,6 +193,7 @@ fn document(g: &str, v: &str) -> Value {
     }
     let mut schemas = trim.out;
     for (k, name) in names {
+        let (g, v) = group_version(k);
         let gvk = json!({"group": g, "version": v, "kind": k.kind});
         schemas[&name]["x-kubernetes-group-version-kind"] = json!([gvk]);
         let body = json!({"content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}});
@@ -275,5 +317,205 @@ mod tests {
         let d = openapi_document("apis/apps/v1").unwrap();
         assert_eq!(url, format!("/openapi/v3/apis/apps/v1?hash={}", d.hash));
         assert_eq!(d.hash.len(), 64);
+    }
+
+    /// What kube-openapi's `proto.NewOpenAPIData` (kubectl's reader of `/openapi/v2`) refuses:
+    /// a `$ref` to no definition or beside a type or properties, an array without exactly one
+    /// items schema, more than one type, a primitive type it does not know.
+    fn check_kubectl_parses(
+        s: &super::super::openapi_v2::pb::Schema,
+        defs: &std::collections::HashSet<&str>,
+        path: &str,
+    ) {
+        let types = s
+            .r#type
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default();
+        if !s.xref.is_empty() {
+            let name = s.xref.strip_prefix("#/definitions/").expect(path);
+            assert!(defs.contains(name), "{path}: unknown model {name}");
+            assert!(
+                types.is_empty() && s.properties.is_none(),
+                "{path}: $ref with a type"
+            );
+            return;
+        }
+        assert!(types.len() <= 1, "{path}: types {types:?}");
+        match types.first().map(String::as_str) {
+            Some("array") => {
+                let items = &s.items.as_ref().expect(path).schema;
+                assert_eq!(items.len(), 1, "{path}: items");
+                check_kubectl_parses(&items[0], defs, &format!("{path}[]"));
+            }
+            Some("object") | None => {}
+            Some(t) => assert!(
+                ["string", "number", "integer", "boolean"].contains(&t),
+                "{path}: type {t}"
+            ),
+        }
+        for p in s.properties.iter().flat_map(|p| &p.additional_properties) {
+            check_kubectl_parses(
+                p.value.as_ref().unwrap(),
+                defs,
+                &format!("{path}.{}", p.name),
+            );
+        }
+        if let Some(super::super::openapi_v2::pb::AdditionalProperties::Schema(a)) = s
+            .additional_properties
+            .as_ref()
+            .and_then(|a| a.oneof.as_ref())
+        {
+            check_kubectl_parses(a, defs, &format!("{path}{{}}"));
+        }
+    }
+
+    #[test]
+    fn openapi_v2_protobuf_decodes_to_the_trimmed_schemas() {
+        use super::super::openapi_v2::pb;
+        use prost::Message;
+        let (content_type, d) =
+            openapi_v2("application/com.github.proto-openapi.spec.v2@v1.0+protobuf").unwrap();
+        assert_eq!(content_type, OPENAPI_V2_PB);
+        let doc = pb::Document::decode(d.body.clone()).unwrap();
+        // Round trip: the structs read every byte skiff writes.
+        assert_eq!(doc.encode_to_vec(), d.body.to_vec());
+        assert_eq!(doc.swagger, "2.0");
+        let defs = &doc.definitions.as_ref().unwrap().additional_properties;
+        let names: std::collections::HashSet<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        for def in defs {
+            check_kubectl_parses(def.value.as_ref().unwrap(), &names, &def.name);
+        }
+        let get = |name: &str| {
+            defs.iter()
+                .find(|d| d.name == name)
+                .and_then(|d| d.value.clone())
+                .unwrap_or_else(|| panic!("{name} in {names:?}"))
+        };
+        let prop = |s: &pb::Schema, name: &str| {
+            s.properties
+                .as_ref()
+                .and_then(|p| p.additional_properties.iter().find(|p| p.name == name))
+                .and_then(|p| p.value.clone())
+        };
+        let deployment = get("io.k8s.api.apps.v1.Deployment");
+        let gvk = &deployment
+            .vendor_extension
+            .iter()
+            .find(|e| e.name == "x-kubernetes-group-version-kind")
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap()
+            .yaml;
+        let gvk: Value = serde_yaml_ng::from_str(gvk).unwrap();
+        assert_eq!(
+            gvk,
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        let spec = prop(&deployment, "spec").unwrap();
+        let spec = get(spec.xref.strip_prefix("#/definitions/").unwrap());
+        let strategy = prop(&spec, "strategy").unwrap();
+        assert!(
+            strategy
+                .description
+                .contains("deployment strategy to use to replace existing pods"),
+            "{strategy:?}"
+        );
+        assert!(prop(&spec, "paused").is_some());
+        // The core group's version-kind names the empty group.
+        let pod = get("io.k8s.api.core.v1.Pod");
+        let gvk = &pod.vendor_extension[0].value.as_ref().unwrap().yaml;
+        let gvk: Value = serde_yaml_ng::from_str(gvk).unwrap();
+        assert_eq!(gvk, json!([{"group": "", "version": "v1", "kind": "Pod"}]));
+        // Refused fields are not there.
+        let pod_spec = get(prop(&pod, "spec")
+            .unwrap()
+            .xref
+            .strip_prefix("#/definitions/")
+            .unwrap());
+        assert!(prop(&pod_spec, "containers").is_some());
+        assert!(prop(&pod_spec, "hostPID").is_none());
+        // The PATCH operation advertises fieldValidation (client-go's v2 parameter check).
+        let paths = &doc.paths.as_ref().unwrap().path;
+        let item = paths
+            .iter()
+            .find(|p| p.name == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+            .and_then(|p| p.value.clone())
+            .unwrap();
+        let patch = item.patch.unwrap();
+        assert!(patch.parameters.iter().any(|p| matches!(
+            p.parameter.as_ref().and_then(|p| p.oneof.as_ref()),
+            Some(pb::ParameterOneof::NonBodyParameter(n))
+                if n.query_parameter_sub_schema.as_ref().is_some_and(|q| q.name == "fieldValidation")
+        )));
+    }
+
+    #[test]
+    fn openapi_v2_json_is_swagger_with_kubernetes_definition_names() {
+        let (content_type, d) = openapi_v2("application/json").unwrap();
+        assert_eq!(content_type, "application/json");
+        let doc: Value = serde_json::from_slice(&d.body).unwrap();
+        assert_eq!(doc["swagger"], "2.0");
+        let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(
+            deployment["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+        );
+        // References point into the definitions, and OpenAPI 3's wrapping is gone.
+        let text = String::from_utf8_lossy(&d.body);
+        assert!(!text.contains("#/components/schemas/"));
+        assert!(!text.contains("\"nullable\""));
+        let spec = deployment["properties"]["spec"]["$ref"].as_str().unwrap();
+        assert!(
+            doc["definitions"][spec.strip_prefix("#/definitions/").unwrap()]["properties"]
+                ["strategy"]
+                .is_object()
+        );
+        // The same document as the protobuf one.
+        use prost::Message;
+        let (_, pb) =
+            openapi_v2("application/com.github.proto-openapi.spec.v2.v1.0+protobuf").unwrap();
+        let pb = super::super::openapi_v2::pb::Document::decode(pb.body.clone()).unwrap();
+        let mut pb_names: Vec<_> = pb
+            .definitions
+            .unwrap()
+            .additional_properties
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        pb_names.sort();
+        let json_names: Vec<_> = doc["definitions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(pb_names, json_names);
+        assert_ne!(
+            d.hash,
+            openapi_v2("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+                .unwrap()
+                .1
+                .hash
+        );
+    }
+
+    #[test]
+    fn openapi_v2_answers_the_type_asked_for() {
+        let ct = |accept: &str| openapi_v2(accept).map(|(ct, _)| ct);
+        assert_eq!(ct(""), Some("application/json"));
+        assert_eq!(ct("*/*"), Some("application/json"));
+        assert_eq!(ct("application/json, */*"), Some("application/json"));
+        assert_eq!(
+            ct("application/json;q=0.5, application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+            Some(OPENAPI_V2_PB)
+        );
+        assert_eq!(
+            ct("*/*, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+            Some(OPENAPI_V2_PB)
+        );
+        assert_eq!(ct("text/html"), None);
+        assert_eq!(ct("application/json;q=0"), None);
     }
 }

@@ -149,7 +149,11 @@ pub fn handle(
     req: Request<ReqBody>,
 ) -> Result<Response<Body>, ApiError> {
     let target = pod_address(pod)?;
-    if !target.is_loopback() && !node.is_pod_address(target) {
+    // A hostNetwork pod (the admin's: baseline refuses it to tokens) is forwarded to on the
+    // node's loopback, as kubelet does in the pod's (the host's) network namespace; any other
+    // pod only on its own address on the pod network.
+    let host_network = pod["spec"]["hostNetwork"].as_bool() == Some(true);
+    if !host_network && !node.is_pod_address(target) {
         return Err(ApiError::bad_request(format!(
             "the address of pod {} ({target}) is not on this node's pod network",
             pod["metadata"]["name"].as_str().unwrap_or_default()

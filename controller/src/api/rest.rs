@@ -104,10 +104,20 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
         ["apis", g, v] if get => discovery::resource_list(g, v)
             .map_or_else(|| error(&ApiError::no_route(&path)), |l| ok_json(200, &l)),
-        ["openapi", "v2"] if get => respond(200, openapi::OPENAPI_V2, openapi::openapi_v2()),
+        ["openapi", "v2"] if get => match openapi::openapi_v2(&accept) {
+            Some((content_type, d)) => openapi_response(&req, d, content_type),
+            None => respond(
+                406,
+                "text/plain",
+                format!(
+                    "/openapi/v2 is served as application/json or {}, not {accept:?}",
+                    openapi::OPENAPI_V2_PB
+                ),
+            ),
+        },
         ["openapi", "v3"] if get => ok_json(200, &openapi::openapi_index()),
         ["openapi", "v3", rest @ ..] if get => match openapi::openapi_document(&rest.join("/")) {
-            Some(d) => openapi_response(&req, d),
+            Some(d) => openapi_response(&req, d, "application/json"),
             None => error(&ApiError::no_route(&path)),
         },
         ["api", v, rest @ ..] => {
@@ -157,8 +167,13 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
 }
 
 /// An OpenAPI document with its hash as ETag: 304 when the client has it; cached for good
-/// when asked for by the hash the index names (as kube-apiserver does).
-fn openapi_response(req: &Request<ReqBody>, d: &super::openapi::Document) -> Response<Body> {
+/// when asked for by the hash the index names (as kube-apiserver does). `Vary: Accept`:
+/// `/openapi/v2` answers JSON or protobuf, each with its own ETag.
+fn openapi_response(
+    req: &Request<ReqBody>,
+    d: &super::openapi::Document,
+    content_type: &str,
+) -> Response<Body> {
     let etag = format!("\"{}\"", d.hash);
     let pinned = req.uri().query().is_some_and(|q| {
         form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "hash" && v == d.hash)
@@ -178,7 +193,8 @@ fn openapi_response(req: &Request<ReqBody>, d: &super::openapi::Document) -> Res
         } else {
             StatusCode::OK
         })
-        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .header(hyper::header::VARY, "Accept")
         .header(hyper::header::ETAG, etag)
         .header("Cache-Control", cache)
         .body(full(if fresh {
