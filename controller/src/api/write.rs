@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
@@ -27,8 +27,17 @@ pub(super) struct Caller<'a> {
     pub who: &'a Identity,
 }
 
+/// How much of a body past the limit is read (and thrown away) before the 413 is sent: a client
+/// still sending when the answer comes sees its connection reset instead of the 413 (HTTP/2
+/// resets the stream, HTTP/1 closes). A body declaring more, or still coming after this or
+/// after [`DRAIN_TIME`], gets the 413 at once.
+const DRAIN_BYTES: u64 = 32 * 1024 * 1024;
+/// See [`DRAIN_BYTES`].
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The request's content type and body, at most `limit` bytes: a larger body (by its
 /// `Content-Length`, or as it arrives) is a 413 naming the limit, as kube-apiserver answers.
+/// Only `limit` bytes are ever kept.
 pub(super) async fn read_body(
     req: Request<ReqBody>,
     limit: usize,
@@ -44,21 +53,37 @@ pub(super) async fn read_body(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > limit as u64 + DRAIN_BYTES) {
         return Err(ApiError::too_large(limit));
     }
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::too_large(limit)
-            } else {
-                ApiError::bad_request(format!("reading the request body: {e}"))
+    let mut body = req.into_body();
+    if declared.is_none_or(|n| n <= limit as u64) {
+        let mut kept = bytes::BytesMut::new();
+        loop {
+            let Some(frame) = body.frame().await else {
+                return Ok((ct, kept.freeze()));
+            };
+            let frame =
+                frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            if kept.len() + data.len() > limit {
+                break;
             }
-        })?
-        .to_bytes();
-    Ok((ct, body))
+            kept.extend_from_slice(&data);
+        }
+    }
+    // Over the limit: the rest is read and thrown away, within bounds, then the 413.
+    let drain = async {
+        let mut thrown = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            thrown += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if thrown > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(ApiError::too_large(limit))
 }
 
 pub(super) fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
