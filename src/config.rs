@@ -230,13 +230,14 @@ impl ServerArgs {
     /// The API server's bounds (`skiff_proxy::serve`'s defaults, kube-apiserver's values).
     fn api_limits(&self, file: &ConfigFile) -> Result<skiff_controller::api::ApiLimits> {
         use skiff_proxy::serve;
-        let seconds = |flag: Option<u64>, key: Option<u64>, default: std::time::Duration, name: &str| {
-            match flag.or(key) {
-                Some(0) => Err(anyhow::anyhow!("--{name}: must be at least 1 second")),
-                Some(s) => Ok(std::time::Duration::from_secs(s)),
-                None => Ok(default),
-            }
-        };
+        let seconds =
+            |flag: Option<u64>, key: Option<u64>, default: std::time::Duration, name: &str| {
+                match flag.or(key) {
+                    Some(0) => Err(anyhow::anyhow!("--{name}: must be at least 1 second")),
+                    Some(s) => Ok(std::time::Duration::from_secs(s)),
+                    None => Ok(default),
+                }
+            };
         let connections = serve::Limits {
             handshake_timeout: seconds(
                 self.api_handshake_timeout,

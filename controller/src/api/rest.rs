@@ -120,9 +120,11 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             if req.method() == Method::POST =>
         {
             let store = state.store.clone();
-            match read_body(req, state.max_body_bytes).await.and_then(|(ct, body)| {
-                super::review::self_subject_access_review(&store, &who, &ct, &body)
-            }) {
+            match read_body(req, state.max_body_bytes)
+                .await
+                .and_then(|(ct, body)| {
+                    super::review::self_subject_access_review(&store, &who, &ct, &body)
+                }) {
                 Ok(v) => ok_json(201, &v),
                 Err(e) => error(&e),
             }
@@ -131,9 +133,11 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             if req.method() == Method::POST =>
         {
             let store = state.store.clone();
-            match read_body(req, state.max_body_bytes).await.and_then(|(ct, body)| {
-                super::review::self_subject_rules_review(&store, &who, &ct, &body)
-            }) {
+            match read_body(req, state.max_body_bytes)
+                .await
+                .and_then(|(ct, body)| {
+                    super::review::self_subject_rules_review(&store, &who, &ct, &body)
+                }) {
                 Ok(v) => ok_json(201, &v),
                 Err(e) => error(&e),
             }

@@ -47,7 +47,11 @@ impl ApiError {
 
     /// 413 for a request too large in another way than its bytes (a JSON patch's operations).
     pub fn too_large_because(why: impl std::fmt::Display) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: {why}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: {why}"),
+        )
     }
 
     /// 422 for a request that cannot be processed as asked (as kube-apiserver's

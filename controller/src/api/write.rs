@@ -63,9 +63,11 @@ pub(super) async fn read_body(
             let Some(frame) = body.frame().await else {
                 return Ok((ct, kept.freeze()));
             };
-            let frame =
-                frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let frame = frame
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             if kept.len() + data.len() > limit {
                 break;
             }

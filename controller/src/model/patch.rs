@@ -208,7 +208,9 @@ pub enum JsonPatchError {
     #[error("invalid JSON patch: {0}")]
     Invalid(#[from] serde_json::Error),
     /// More than [`MAX_JSON_PATCH_OPERATIONS`] operations.
-    #[error("The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {0}")]
+    #[error(
+        "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {0}"
+    )]
     TooManyOperations(usize),
     /// The `copy` operations together would copy more than the limit.
     #[error("Unable to complete the copy, the accumulated size increase of copy is {accumulated}, exceeding the limit {limit}")]
@@ -336,9 +338,14 @@ mod tests {
             .collect();
         let mut d = json!({});
         let e = json(&mut d, &Value::Array(ops), 1 << 20).unwrap_err();
-        assert!(matches!(e, JsonPatchError::TooManyOperations(20_000)), "{e}");
+        assert!(
+            matches!(e, JsonPatchError::TooManyOperations(20_000)),
+            "{e}"
+        );
         assert_eq!(d, json!({}));
-        assert!(e.to_string().contains("maximum operations in a JSON patch is 10000, got 20000"));
+        assert!(e
+            .to_string()
+            .contains("maximum operations in a JSON patch is 10000, got 20000"));
 
         // Doubling by copy: 40 copies would make 1 KiB into a terabyte; refused at the limit.
         let mut d = json!({"a": ["x".repeat(1024)]});
@@ -346,7 +353,10 @@ mod tests {
             .map(|_| json!({"op": "copy", "from": "/a", "path": "/a/-"}))
             .collect();
         let e = json(&mut d, &Value::Array(doubling.clone()), 3 << 20).unwrap_err();
-        assert!(matches!(e, JsonPatchError::CopiesTooLarge { limit, .. } if limit == 3 << 20), "{e}");
+        assert!(
+            matches!(e, JsonPatchError::CopiesTooLarge { limit, .. } if limit == 3 << 20),
+            "{e}"
+        );
         assert!(json_len(&d) < 8 << 20);
 
         // Within the limits, a patch applies, and an error names its operation's index.

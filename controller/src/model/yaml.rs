@@ -176,8 +176,14 @@ mod tests {
     #[test]
     fn text_without_octals_or_that_does_not_parse_is_returned_as_is() {
         assert!(matches!(as_kubectl_reads("a: 1\n"), Ok(Cow::Borrowed(_))));
-        assert!(matches!(as_kubectl_reads("a: [0755\n"), Ok(Cow::Borrowed(_))));
-        assert_eq!(as_kubectl_reads("é: x\nmode: 0755\n").unwrap(), "é: x\nmode: 493\n");
+        assert!(matches!(
+            as_kubectl_reads("a: [0755\n"),
+            Ok(Cow::Borrowed(_))
+        ));
+        assert_eq!(
+            as_kubectl_reads("é: x\nmode: 0755\n").unwrap(),
+            "é: x\nmode: 493\n"
+        );
         let multi = "kind: A\nmode: 0755\n---\nkind: B\nmode: 0644\n";
         assert_eq!(
             as_kubectl_reads(multi).unwrap(),
@@ -188,13 +194,22 @@ mod tests {
     #[test]
     fn aliases_are_bounded_by_what_they_produce() {
         // The billion laughs: nine levels of ten aliases each.
-        let mut laughs = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
-        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"]) {
+        let mut laughs = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
             let refs = vec![format!("*{prev}"); 9].join(",");
             laughs.push_str(&format!("{name}: &{name} [{refs}]\n"));
         }
         let e = as_kubectl_reads(&laughs).unwrap_err();
-        assert!(e.message.contains("aliases expand to more than 16777216 bytes"), "{e}");
+        assert!(
+            e.message
+                .contains("aliases expand to more than 16777216 bytes"),
+            "{e}"
+        );
         assert!(e.message.starts_with("line "), "{e}");
 
         // Wide: one 1 MiB anchored string aliased 20000 times (20 GiB), in a second document.
@@ -214,7 +229,11 @@ mod tests {
         assert_eq!(v["mode"], 420);
 
         // A limit is a limit: 100 aliases of a 1000-byte string are 103200 bytes.
-        let hundred = format!("s: &s {}\nl: [{}]\n", "y".repeat(1000), vec!["*s"; 100].join(","));
+        let hundred = format!(
+            "s: &s {}\nl: [{}]\n",
+            "y".repeat(1000),
+            vec!["*s"; 100].join(",")
+        );
         assert!(bounded(&hundred, 103_200).is_ok());
         assert!(bounded(&hundred, 103_199).is_err());
 
