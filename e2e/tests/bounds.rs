@@ -3,7 +3,8 @@
 //! operations or of doubling copies, YAML aliases fanning out (through the API, kubectl and the
 //! manifests folder), a TLS client that says nothing, one that dribbles its headers, more
 //! connections than the cap — while a kubectl already connected keeps working and watches
-//! outlive the idle timeout; and `kubectl logs` of a 200 MB log streams in bounded memory,
+//! outlive the idle timeout; a SPDY header block inflating huge ends its port-forward session;
+//! and `kubectl logs` of a 200 MB log streams in bounded memory,
 //! byte-exact, with followers holding no thread each. Each test prints the daemon's memory.
 
 use std::io::{Read, Write};
@@ -583,4 +584,99 @@ spec:
         assert!(f.running(), "a follower ended: {}", f.describe());
         f.stop();
     }
+}
+
+#[test]
+fn a_spdy_header_block_that_inflates_huge_ends_the_port_forward_session() {
+    let s = server_with_images(&[IMAGE]);
+    let admin = Kubectl::admin(&s);
+    admin.apply(
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: sleeper}}\nspec:\n  containers:\n  - name: main\n    image: {IMAGE}\n    imagePullPolicy: Never\n    command: [sleep, '3600']\n"
+        ),
+        &[],
+    );
+    admin.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/sleeper",
+        "--timeout=60s",
+    ]);
+    let pid = s.pid().expect("the daemon");
+    let rss_before = status_field(pid, "VmRSS");
+    reset_peak(pid);
+
+    // kubectl's plain SPDY/3.1 upgrade of port-forward.
+    let token = kubeconfig_token(&s.kubeconfig);
+    let mut tls = tls_connect(&s, &tls_config(&s)).expect("a TLS connection");
+    write!(
+        tls,
+        "POST /api/v1/namespaces/default/pods/sleeper/portforward HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+         X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tls.read(&mut b).unwrap(),
+            1,
+            "{:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    // A SYN_STREAM whose header block (one pair, a 64 MiB value) is 64 KiB of zlib.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&1u32.to_be_bytes());
+    raw.extend_from_slice(&10u32.to_be_bytes());
+    raw.extend_from_slice(b"streamtype");
+    raw.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    raw.extend(std::iter::repeat_n(b'a', 64 << 20));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).unwrap();
+    let block = z.finish().unwrap();
+    drop(raw);
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&1u32.to_be_bytes()); // stream 1
+    payload.extend_from_slice(&0u32.to_be_bytes()); // associated stream
+    payload.extend_from_slice(&[0, 0]); // priority, slot
+    payload.extend_from_slice(&block);
+    let len = payload.len() as u32;
+    let mut frame = vec![
+        0x80,
+        3,
+        0,
+        1,
+        0,
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+    ];
+    frame.extend_from_slice(&payload);
+    tls.write_all(&frame).unwrap();
+    tls.flush().unwrap();
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    assert!(closed(&mut tls), "the session went on");
+
+    let peak = status_field(pid, "VmHWM");
+    eprintln!(
+        "a {} byte header block of 64 MiB: daemon RSS {rss_before} KiB before, peak {peak} KiB",
+        block.len()
+    );
+    assert!(
+        peak < rss_before + 32 * 1024,
+        "the header block raised the daemon's RSS from {rss_before} KiB to {peak} KiB"
+    );
+    admin.ok(&["get", "pod", "sleeper"]);
 }
