@@ -250,12 +250,15 @@ async fn serve(
     // What is written so far; a trailing line without its newline is not a record yet (a
     // follower finishes it once the shim has).
     let mut line = Vec::new();
+    let mut read_to = start;
     loop {
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) => break,
-            Ok(_) if line.ends_with(b"\n") => {}
-            Ok(_) => break,
+            Ok(n) => read_to += n as u64,
             Err(_) => return,
+        }
+        if !line.ends_with(b"\n") {
+            break;
         }
         if let Some(r) = parse(&line[..line.len() - 1]) {
             output.push(&r);
@@ -268,13 +271,17 @@ async fn serve(
     if !output.flush().await || !req.follow {
         return;
     }
-    follow(reader, line, &instance_dir, &mut output).await;
+    follow(reader, line, (&path, read_to), &instance_dir, &mut output).await;
 }
 
 /// Follow: new records as they are written, until the instance is gone (or the client).
+/// While nothing is written, the follower only sleeps and looks at the file's size and the
+/// instance's directory (a `stat` each, made inline: it does not block like a read, and so
+/// an idle follower uses no blocking-pool thread at all); it reads once the file has grown.
 async fn follow(
     mut reader: BufReader<tokio::fs::File>,
     mut pending: Vec<u8>,
+    (path, mut read_to): (&Path, u64),
     instance_dir: &Path,
     output: &mut Output,
 ) {
@@ -285,18 +292,23 @@ async fn follow(
                 if finishing {
                     return;
                 }
-                if output.tx.is_closed() {
-                    return;
+                loop {
+                    if output.tx.is_closed() {
+                        return;
+                    }
+                    if std::fs::metadata(path).is_ok_and(|m| m.len() > read_to) {
+                        break;
+                    }
+                    if std::fs::metadata(instance_dir).is_err() {
+                        // One more look: the last lines may have landed just before the end.
+                        finishing = true;
+                        break;
+                    }
+                    tokio::time::sleep(FOLLOW_POLL).await;
                 }
-                if !tokio::fs::try_exists(instance_dir).await.unwrap_or(false) {
-                    // One more look: the last lines may have landed just before the end.
-                    finishing = true;
-                    continue;
-                }
-                tokio::time::sleep(FOLLOW_POLL).await;
                 continue;
             }
-            Ok(_) => {}
+            Ok(n) => read_to += n as u64,
             Err(_) => return,
         }
         if !pending.ends_with(b"\n") {
