@@ -76,6 +76,24 @@ pub struct ServerArgs {
     /// the host; 0 for no limit. [default: 4096]
     #[arg(long)]
     pod_max_pids: Option<u32>,
+    /// The largest request body the API accepts (bytes); larger ones are answered 413.
+    /// [default: 3145728, kube-apiserver's]
+    #[arg(long)]
+    api_max_request_body_bytes: Option<usize>,
+    /// Connections the API serves at once; more are closed as they come. [default: 1024]
+    #[arg(long)]
+    api_max_connections: Option<usize>,
+    /// Seconds an API connection may take for its TLS handshake. [default: 10]
+    #[arg(long)]
+    api_handshake_timeout: Option<u64>,
+    /// Seconds an API client may take to send a request's headers (and, once connected, its
+    /// first request's). [default: 30]
+    #[arg(long)]
+    api_header_read_timeout: Option<u64>,
+    /// Seconds an API connection may stay without a request in flight (watches and followed
+    /// logs are in flight). [default: 90]
+    #[arg(long)]
+    api_idle_timeout: Option<u64>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -103,6 +121,11 @@ struct ConfigFile {
     bridge: Option<String>,
     node_name: Option<String>,
     pod_max_pids: Option<u32>,
+    api_max_request_body_bytes: Option<usize>,
+    api_max_connections: Option<usize>,
+    api_handshake_timeout: Option<u64>,
+    api_header_read_timeout: Option<u64>,
+    api_idle_timeout: Option<u64>,
 }
 
 pub struct ServerConfig {
@@ -119,6 +142,8 @@ pub struct ServerConfig {
     pub network: skiff_agent::network::NetworkConfig,
     /// `pids.max` of every pod (`None`: no limit).
     pub pids_limit: Option<u32>,
+    /// The API server's bounds on connections and bodies.
+    pub api_limits: skiff_controller::api::ApiLimits,
 }
 
 impl ServerArgs {
@@ -134,6 +159,7 @@ impl ServerArgs {
         let pids = self.pod_max_pids.or(file.pod_max_pids).unwrap_or(4096);
         Ok(ServerConfig {
             pids_limit: (pids > 0).then_some(pids),
+            api_limits: self.api_limits(&file)?,
             ingress: self.ingress(&file, bind),
             node_name: self
                 .node_name
@@ -197,6 +223,57 @@ impl ServerArgs {
             acme_email: self.acme_email.clone().or(file.acme_email.clone()),
             acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root.clone()),
         }
+    }
+
+    /// The API server's bounds (`skiff_proxy::serve`'s defaults, kube-apiserver's values).
+    fn api_limits(&self, file: &ConfigFile) -> Result<skiff_controller::api::ApiLimits> {
+        use skiff_proxy::serve;
+        let seconds =
+            |flag: Option<u64>, key: Option<u64>, default: std::time::Duration, name: &str| {
+                match flag.or(key) {
+                    Some(0) => Err(anyhow::anyhow!("--{name}: must be at least 1 second")),
+                    Some(s) => Ok(std::time::Duration::from_secs(s)),
+                    None => Ok(default),
+                }
+            };
+        let connections = serve::Limits {
+            handshake_timeout: seconds(
+                self.api_handshake_timeout,
+                file.api_handshake_timeout,
+                serve::HANDSHAKE_TIMEOUT,
+                "api-handshake-timeout",
+            )?,
+            header_read_timeout: seconds(
+                self.api_header_read_timeout,
+                file.api_header_read_timeout,
+                serve::HEADER_READ_TIMEOUT,
+                "api-header-read-timeout",
+            )?,
+            idle_timeout: seconds(
+                self.api_idle_timeout,
+                file.api_idle_timeout,
+                serve::IDLE_TIMEOUT,
+                "api-idle-timeout",
+            )?,
+            max_connections: self
+                .api_max_connections
+                .or(file.api_max_connections)
+                .unwrap_or(serve::MAX_CONNECTIONS),
+        };
+        if connections.max_connections == 0 {
+            anyhow::bail!("--api-max-connections: must be at least 1");
+        }
+        let max_body_bytes = self
+            .api_max_request_body_bytes
+            .or(file.api_max_request_body_bytes)
+            .unwrap_or(skiff_controller::api::MAX_BODY_BYTES);
+        if max_body_bytes < 64 * 1024 {
+            anyhow::bail!("--api-max-request-body-bytes: must be at least 65536");
+        }
+        Ok(skiff_controller::api::ApiLimits {
+            connections,
+            max_body_bytes,
+        })
     }
 
     /// The pods' bridge and address ranges.

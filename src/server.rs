@@ -137,6 +137,7 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
                         address: config.network.cluster_cidr.gateway(),
                     }
                 }),
+                limits: config.api_limits.clone(),
             },
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),

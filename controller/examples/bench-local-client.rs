@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             kubeconfig: kubeconfig.clone(),
             data_dir: dir.path().to_path_buf(),
             in_cluster: None,
+            limits: Default::default(),
         },
         store.clone(),
         Arc::new(NoNode),

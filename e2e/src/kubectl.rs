@@ -87,7 +87,8 @@ impl Kubectl {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// The `kubectl` command with this kubeconfig and cache dir, to run as the caller likes.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(kubectl_bin());
         c.arg("--kubeconfig")
             .arg(&self.kubeconfig)

@@ -17,11 +17,11 @@
 #![forbid(unsafe_code)]
 
 mod routes;
+pub mod serve;
 pub mod tls;
 mod upstream;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -59,6 +59,8 @@ pub struct ProxyConfig {
     /// TLS session resumption (tickets and a session cache); off only for benchmarks of full
     /// handshakes.
     pub tls_resumption: bool,
+    /// Client connections: the cap, handshake, header-read and idle timeouts.
+    pub limits: serve::Limits,
 }
 
 impl Default for ProxyConfig {
@@ -68,9 +70,17 @@ impl Default for ProxyConfig {
             response_timeout: Duration::from_secs(60),
             https_port: 443,
             tls_resumption: true,
+            limits: serve::Limits {
+                max_connections: MAX_CONNECTIONS,
+                ..serve::Limits::default()
+            },
         }
     }
 }
+
+/// The ingress's default connection cap: it serves every site of the host, so more than the
+/// API server's.
+pub const MAX_CONNECTIONS: usize = 8192;
 
 /// Errors starting the proxy.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +103,7 @@ struct Shared {
     config: ProxyConfig,
     tls: Arc<rustls::ServerConfig>,
     server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    gate: serve::Gate,
 }
 
 /// A handle on the proxy; cheap to clone.
@@ -151,12 +162,8 @@ impl Proxy {
             .timer(TokioTimer::new())
             .set_host(false)
             .build(connector);
-        let mut server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        server
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        server.http2().timer(TokioTimer::new());
+        let gate = serve::Gate::new(config.limits.clone());
+        let server = gate.builder();
         Ok(Proxy {
             shared: Arc::new(Shared {
                 table,
@@ -168,6 +175,7 @@ impl Proxy {
                 config,
                 tls: Arc::new(tls_config),
                 server,
+                gate,
             }),
         })
     }
@@ -273,15 +281,15 @@ impl Proxy {
                     Err(e) => { accept_error(e).await; continue; }
                 },
             };
+            let Some(permit) = self.shared.gate.admit("ingress (HTTP)", peer) else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 let conn = Arc::new(Conn::new(peer, false));
-                let svc = service(shared.clone(), conn);
-                let _ = shared
-                    .server
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .await;
+                serve_conn(&shared, conn, stream).await;
+                drop(permit);
             });
         }
     }
@@ -297,31 +305,24 @@ impl Proxy {
                     Err(e) => { accept_error(e).await; continue; }
                 },
             };
+            let Some(permit) = self.shared.gate.admit("ingress (HTTPS)", peer) else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let tls =
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                let timeout = shared.gate.limits().handshake_timeout;
+                let Some(tls) = serve::tls_handshake(&acceptor, stream, timeout).await else {
+                    return;
+                };
                 if tls.get_ref().1.alpn_protocol() == Some(tls::ACME_TLS_ALPN) {
                     // TLS-ALPN-01: the handshake was the answer.
                     return;
                 }
                 let conn = Arc::new(Conn::new(peer, true));
-                let svc = service(shared.clone(), conn);
-                let _ = shared
-                    .server
-                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                    .await;
+                serve_conn(&shared, conn, tls).await;
+                drop(permit);
             });
         }
     }
@@ -351,23 +352,19 @@ impl Conn {
     }
 }
 
-fn service(
-    shared: Arc<Shared>,
-    conn: Arc<Conn>,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
-> + Clone {
-    hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
+/// Serves one client connection within the proxy's limits.
+async fn serve_conn<I>(shared: &Arc<Shared>, conn: Arc<Conn>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = shared.clone();
+    serve::serve(&shared.gate, &shared.server, io, move |req| {
+        let shared = handler.clone();
         let conn = conn.clone();
-        async move { Ok(handle(&shared, &conn, req).await) }
+        async move { handle(&shared, &conn, req).await }
     })
+    .await;
 }
-
-use std::future::Future;
 
 fn local(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(

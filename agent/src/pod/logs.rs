@@ -2,12 +2,33 @@
 //! (`<data-dir>/pods/<ns>_<pod>_<uid>/<container>/<restart>.log`), with `--tail`,
 //! `--timestamps`, `--since`, `--limit-bytes`, `--previous`, and `-f` (following the file until
 //! the container instance has exited and its directory is gone).
+//!
+//! A log is streamed, never read whole: `--tail` finds where its lines start by reading the
+//! file backwards from the end ([`tail_offset`]), then records are read forward a chunk at a
+//! time and sent as they are rendered, the channel's capacity bounding what waits for the
+//! client. Bytes are kept as the container wrote them (kubectl prints bytes; invalid UTF-8
+//! is not replaced). Each reader is an async task: file reads go through tokio's file API and
+//! a follower waits for new lines on a timer ([`FOLLOW_POLL`]), so followers hold no thread of
+//! the blocking pool.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::mpsc;
+
+/// How often a follower looks for new lines once it has read everything.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Rendered bytes gathered before they are sent.
+const SEND_AT: usize = 64 * 1024;
+
+/// Chunks waiting for the client, per reader (so at most this × [`SEND_AT`] in memory).
+const QUEUED_CHUNKS: usize = 8;
+
+/// Bytes read at a time when looking for `--tail`'s start from the end.
+const BACKWARDS_CHUNK: usize = 64 * 1024;
 
 use crate::runtime::Layout;
 
@@ -56,30 +77,39 @@ fn log_files(dir: &Path) -> Vec<(u32, PathBuf)> {
 
 /// One parsed CRI record.
 struct Record<'a> {
-    time: &'a str,
+    time: &'a [u8],
     partial: bool,
-    text: &'a str,
+    text: &'a [u8],
 }
 
-fn parse(line: &str) -> Option<Record<'_>> {
-    let mut it = line.splitn(4, ' ');
+fn parse(line: &[u8]) -> Option<Record<'_>> {
+    let mut it = line.splitn(4, |&b| b == b' ');
     let time = it.next()?;
     let _stream = it.next()?;
     let flag = it.next()?;
-    let text = it.next().unwrap_or("");
+    let text = it.next().unwrap_or(b"");
     Some(Record {
         time,
-        partial: flag == "P",
+        partial: flag == b"P",
         text,
     })
 }
 
+/// Whether the record starting `head` is a partial (P) one: its third field, one letter.
+fn is_partial(head: &[u8]) -> Option<bool> {
+    let mut spaces = head.iter().enumerate().filter(|(_, &b)| b == b' ');
+    spaces.next()?;
+    let (second, _) = spaces.next()?;
+    let flag = head.get(second + 1..second + 3)?;
+    Some(flag == b"P " || flag == b"P\n")
+}
+
 fn render(r: &Record<'_>, timestamps: bool, out: &mut Vec<u8>, at_line_start: &mut bool) {
     if timestamps && *at_line_start {
-        out.extend_from_slice(r.time.as_bytes());
+        out.extend_from_slice(r.time);
         out.push(b' ');
     }
-    out.extend_from_slice(r.text.as_bytes());
+    out.extend_from_slice(r.text);
     if r.partial {
         *at_line_start = false;
     } else {
@@ -109,7 +139,8 @@ pub enum LogError {
     },
 }
 
-/// Opens a container's log as a stream of chunks.
+/// Opens a container's log as a stream of chunks (an async task sends them; it must be called
+/// within a tokio runtime).
 pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::Bytes>, LogError> {
     let dir = layout
         .pods()
@@ -134,12 +165,12 @@ pub fn stream(layout: &Layout, req: LogRequest) -> Result<mpsc::Receiver<bytes::
     };
     let (n, path) = chosen;
     let instance_dir = layout.container(&crate::runtime::container_id(&req.uid, &req.container, n));
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
     let since = req
         .since_seconds
         .map(|s| jiff::Timestamp::now().as_second() - s)
         .and_then(|s| jiff::Timestamp::from_second(s).ok());
-    tokio::task::spawn_blocking(move || serve(&path, &instance_dir, &req, since, tx));
+    tokio::spawn(async move { serve(path, instance_dir, req, since, tx).await });
     Ok(rx)
 }
 
@@ -150,160 +181,318 @@ struct Output {
     budget: usize,
     at_line_start: bool,
     timestamps: bool,
+    since: Option<jiff::Timestamp>,
 }
 
 impl Output {
+    /// Renders a record (if it is recent enough for `--since`).
     fn push(&mut self, r: &Record<'_>) {
+        if let Some(since) = self.since {
+            let recent = std::str::from_utf8(r.time)
+                .ok()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t >= since);
+            if !recent {
+                return;
+            }
+        }
         render(r, self.timestamps, &mut self.out, &mut self.at_line_start);
     }
+
     /// Sends what was rendered; false when the stream is done (closed, or the limit reached).
-    fn flush(&mut self) -> bool {
-        send(&self.tx, &mut self.out, &mut self.budget)
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return self.budget > 0;
+        }
+        let n = self.out.len().min(self.budget);
+        self.budget -= n;
+        let chunk = bytes::Bytes::copy_from_slice(&self.out[..n]);
+        self.out.clear();
+        self.tx.send(chunk).await.is_ok() && self.budget > 0
     }
 }
 
 /// Sends the log file at `path` (records since `since`, the last `--tail` lines), then, when
 /// following, what is written to it until the instance is gone.
-fn serve(
-    path: &Path,
-    instance_dir: &Path,
-    req: &LogRequest,
+async fn serve(
+    path: PathBuf,
+    instance_dir: PathBuf,
+    req: LogRequest,
     since: Option<jiff::Timestamp>,
     tx: mpsc::Sender<bytes::Bytes>,
 ) {
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(file) = std::fs::File::open(&path) else {
         return;
     };
-    let mut text = String::new();
-    if file.read_to_string(&mut text).is_err() {
+    let start = match req.tail_lines {
+        None => 0,
+        Some(lines) => {
+            let Ok(file) = file.try_clone() else { return };
+            match tokio::task::spawn_blocking(move || tail_offset(&file, lines)).await {
+                Ok(Ok(at)) => at,
+                _ => return,
+            }
+        }
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    if file.seek(SeekFrom::Start(start)).await.is_err() {
         return;
     }
-    let mut offset = text.len() as u64;
-    // Whole records only: a trailing line without newline is re-read when following.
-    let complete = match text.rfind('\n') {
-        Some(i) => i + 1,
-        None => 0,
-    };
-    offset -= (text.len() - complete) as u64;
-    let records: Vec<Record<'_>> = text[..complete]
-        .lines()
-        .filter_map(parse)
-        .filter(|r| since.is_none_or(|s| r.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s)))
-        .collect();
+    let mut reader = BufReader::with_capacity(SEND_AT, file);
     let mut output = Output {
         tx,
         out: Vec::new(),
         budget: req.limit_bytes.unwrap_or(usize::MAX),
         at_line_start: true,
         timestamps: req.timestamps,
+        since,
     };
-    for r in &records[tail_start(&records, req.tail_lines)..] {
-        output.push(r);
+    // What is written so far; a trailing line without its newline is not a record yet (a
+    // follower finishes it once the shim has).
+    let mut line = Vec::new();
+    let mut read_to = start;
+    loop {
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(n) => read_to += n as u64,
+            Err(_) => return,
+        }
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        if let Some(r) = parse(&line[..line.len() - 1]) {
+            output.push(&r);
+        }
+        line.clear();
+        if output.out.len() >= SEND_AT && !output.flush().await {
+            return;
+        }
     }
-    if !output.flush() || !req.follow {
+    if !output.flush().await || !req.follow {
         return;
     }
-    let mut reader = BufReader::new(file);
-    if reader.seek(SeekFrom::Start(offset)).is_err() {
-        return;
-    }
-    follow(reader, instance_dir, &mut output);
+    follow(reader, line, (&path, read_to), &instance_dir, &mut output).await;
 }
 
-/// The first record `--tail` shows: it counts whole lines (a P record continues into the next).
-fn tail_start(records: &[Record<'_>], tail: Option<usize>) -> usize {
-    let Some(tail) = tail else {
-        return 0;
-    };
-    let ends: Vec<usize> = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.partial)
-        .map(|(i, _)| i)
-        .collect();
-    if ends.len() <= tail {
-        0
-    } else if tail == 0 {
-        records.len()
-    } else {
-        ends[ends.len() - tail - 1] + 1
+/// Follow: new records as they are written, until the instance is gone (or the client).
+/// While nothing is written, the follower only sleeps and looks at the file's size and the
+/// instance's directory (a `stat` each, made inline: it does not block like a read, and so
+/// an idle follower uses no blocking-pool thread at all); it reads once the file has grown.
+async fn follow(
+    mut reader: BufReader<tokio::fs::File>,
+    mut pending: Vec<u8>,
+    (path, mut read_to): (&Path, u64),
+    instance_dir: &Path,
+    output: &mut Output,
+) {
+    let mut finishing = false;
+    loop {
+        match reader.read_until(b'\n', &mut pending).await {
+            Ok(0) => {
+                if finishing {
+                    return;
+                }
+                loop {
+                    if output.tx.is_closed() {
+                        return;
+                    }
+                    if std::fs::metadata(path).is_ok_and(|m| m.len() > read_to) {
+                        break;
+                    }
+                    if std::fs::metadata(instance_dir).is_err() {
+                        // One more look: the last lines may have landed just before the end.
+                        finishing = true;
+                        break;
+                    }
+                    tokio::time::sleep(FOLLOW_POLL).await;
+                }
+                continue;
+            }
+            Ok(n) => read_to += n as u64,
+            Err(_) => return,
+        }
+        if !pending.ends_with(b"\n") {
+            continue;
+        }
+        if let Some(r) = parse(&pending[..pending.len() - 1]) {
+            output.push(&r);
+        }
+        pending.clear();
+        if !output.flush().await {
+            return;
+        }
+    }
+}
+
+/// Where the last `lines` lines of a CRI log file start (whole lines: a P record continues
+/// into the next), found by reading backwards from the end of its last complete record, so
+/// only the tail is read.
+fn tail_offset(file: &std::fs::File, lines: usize) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    // The end of the last complete record.
+    let mut end = len;
+    let mut buf = vec![0u8; BACKWARDS_CHUNK];
+    let mut found_end = false;
+    while end > 0 && !found_end {
+        let from = end.saturating_sub(BACKWARDS_CHUNK as u64);
+        let chunk = &mut buf[..(end - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                end = from + i as u64 + 1;
+                found_end = true;
+            }
+            None => end = from,
+        }
+    }
+    if lines == 0 || end == 0 {
+        return Ok(end);
+    }
+    // Records from the end: each ends with a newline; its start is after the previous one.
+    let mut whole = 0;
+    let mut record_end = end;
+    // Scanning [.., scan_end) backwards for the newline before the current record.
+    let mut scan_end = end - 1;
+    loop {
+        let from = scan_end.saturating_sub(BACKWARDS_CHUNK as u64);
+        let chunk = &mut buf[..(scan_end - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        let mut cut = chunk.len();
+        loop {
+            let newline = chunk[..cut].iter().rposition(|&b| b == b'\n');
+            let start = match newline {
+                Some(i) => from + i as u64 + 1,
+                None if from == 0 => 0,
+                None => break,
+            };
+            let mut head = [0u8; 96];
+            let n = file.read_at(&mut head, start)?;
+            if is_partial(&head[..n]) != Some(true) {
+                whole += 1;
+                if whole == lines + 1 {
+                    return Ok(record_end);
+                }
+            }
+            record_end = start;
+            match newline {
+                Some(i) => cut = i,
+                None => return Ok(0),
+            }
+        }
+        scan_end = from;
+        if scan_end == 0 {
+            return Ok(0);
+        }
     }
 }
 
 /// The last `lines` lines of the log file at `path` as the container wrote them (without the
 /// CRI prefixes), at most the last `max_bytes` bytes of them; empty when unreadable.
 pub(crate) fn tail_text(path: &Path, lines: usize, max_bytes: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let records: Vec<Record<'_>> = text.lines().filter_map(parse).collect();
+    use std::io::{BufRead, Seek};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let Ok(start) = tail_offset(&file, lines) else {
+        return String::new();
+    };
+    if file.seek(std::io::SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
     let mut out = Vec::new();
     let mut at_line_start = true;
-    for r in &records[tail_start(&records, Some(lines))..] {
-        render(r, false, &mut out, &mut at_line_start);
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { break };
+        if let Some(r) = parse(&line) {
+            render(&r, false, &mut out, &mut at_line_start);
+        }
+        if out.len() > 2 * max_bytes.max(SEND_AT) {
+            out.drain(..out.len() - max_bytes);
+        }
     }
     let start = out.len().saturating_sub(max_bytes);
     String::from_utf8_lossy(&out[start..]).into_owned()
-}
-
-/// Follow: new records as they are written, until the instance is gone.
-fn follow(mut reader: BufReader<std::fs::File>, instance_dir: &Path, output: &mut Output) {
-    let mut pending = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => {
-                if !instance_dir.exists() || output.tx.is_closed() {
-                    // One more look: the last lines may have landed just before the end.
-                    let _ = reader.read_line(&mut line);
-                    if line.is_empty() {
-                        return;
-                    }
-                } else {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => return,
-        }
-        pending.push_str(&line);
-        if !pending.ends_with('\n') {
-            continue;
-        }
-        if let Some(r) = parse(pending.trim_end_matches('\n')) {
-            output.push(&r);
-        }
-        pending.clear();
-        if !output.flush() {
-            return;
-        }
-    }
-}
-
-fn send(tx: &mpsc::Sender<bytes::Bytes>, out: &mut Vec<u8>, budget: &mut usize) -> bool {
-    if out.is_empty() {
-        return *budget > 0;
-    }
-    let n = out.len().min(*budget);
-    *budget -= n;
-    let chunk = bytes::Bytes::copy_from_slice(&out[..n]);
-    out.clear();
-    tx.blocking_send(chunk).is_ok() && *budget > 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn offsets(text: &str, tail: usize) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, text).unwrap();
+        tail_offset(&std::fs::File::open(&path).unwrap(), tail).unwrap()
+    }
+
     #[test]
     fn tail_counts_whole_lines() {
         let text = "t stdout F one\nt stdout P tw\nt stdout F o\nt stdout F three\n";
-        let records: Vec<Record<'_>> = text.lines().filter_map(parse).collect();
-        assert_eq!(tail_start(&records, None), 0);
-        assert_eq!(tail_start(&records, Some(0)), 4);
-        assert_eq!(tail_start(&records, Some(1)), 3);
+        let at = |n: usize| text.match_indices('\n').nth(n).unwrap().0 as u64 + 1;
+        assert_eq!(offsets(text, 0), text.len() as u64);
+        assert_eq!(offsets(text, 1), at(2));
         // The second line is two records (P then F).
-        assert_eq!(tail_start(&records, Some(2)), 1);
-        assert_eq!(tail_start(&records, Some(3)), 0);
-        assert_eq!(tail_start(&records, Some(10)), 0);
+        assert_eq!(offsets(text, 2), at(0));
+        assert_eq!(offsets(text, 3), 0);
+        assert_eq!(offsets(text, 10), 0);
+        // An incomplete last record is not counted, nor read.
+        let torn = format!("{text}t stdout F fou");
+        assert_eq!(offsets(&torn, 1), at(2));
+        assert_eq!(offsets(&torn, 0), text.len() as u64);
+    }
+
+    #[test]
+    fn tail_finds_its_start_across_chunks() {
+        // Lines longer than the backwards chunk, and many short ones.
+        let long = "x".repeat(BACKWARDS_CHUNK + 17);
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("2024-01-01T00:00:00Z stdout F {i}\n"));
+            if i % 1000 == 0 {
+                text.push_str(&format!("2024-01-01T00:00:00Z stdout P {long}\n"));
+                text.push_str(&format!("2024-01-01T00:00:00Z stdout F {long}\n"));
+            }
+        }
+        for tail in [1, 2, 999, 1000, 1001, 3000, 4999, 5005, 9999] {
+            let records: Vec<&str> = text.lines().collect();
+            // The reference: the record after the (tail+1)-th whole one from the end.
+            let mut whole = 0;
+            let mut want = 0;
+            for (i, r) in records.iter().enumerate().rev() {
+                if !r.contains(" stdout P ") {
+                    whole += 1;
+                    if whole == tail + 1 {
+                        want = records[..=i].iter().map(|r| r.len() + 1).sum::<usize>();
+                        break;
+                    }
+                }
+            }
+            assert_eq!(offsets(&text, tail), want as u64, "tail {tail}");
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_comes_out_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut text = b"2024-01-01T00:00:00Z stdout F caf\xc3\xa9 \xff\xfe bytes\n".to_vec();
+        text.extend_from_slice(b"2024-01-01T00:00:01Z stdout P par\x80\n");
+        text.extend_from_slice(b"2024-01-01T00:00:01Z stdout F tial\n");
+        std::fs::write(&path, &text).unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let req = LogRequest {
+            timestamps: true,
+            ..Default::default()
+        };
+        serve(path, dir.path().join("gone"), req, None, tx).await;
+        let mut got = Vec::new();
+        while let Some(b) = rx.recv().await {
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(
+            got,
+            b"2024-01-01T00:00:00Z caf\xc3\xa9 \xff\xfe bytes\n2024-01-01T00:00:01Z par\x80tial\n"
+        );
     }
 }

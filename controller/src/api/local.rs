@@ -73,6 +73,7 @@ pub fn client_for(
             tokens: super::auth::Tokens::open(data_dir)?,
             issuer: Arc::new(super::sa_token::Issuer::open(&data_dir.join("tls"))?),
             node: Arc::new(NoNode),
+            max_body_bytes: super::MAX_BODY_BYTES,
         }),
         "skiff-test",
     ))

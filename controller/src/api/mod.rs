@@ -169,6 +169,30 @@ pub struct ApiConfig {
     pub data_dir: PathBuf,
     /// How pods reach the API (`None`: they do not).
     pub in_cluster: Option<InCluster>,
+    /// Bounds on connections and request bodies.
+    pub limits: ApiLimits,
+}
+
+/// The API server's bounds: its connections (the ingress proxy's code,
+/// [`skiff_proxy::serve`]) and the size of a request body.
+#[derive(Clone, Debug)]
+pub struct ApiLimits {
+    /// The connection cap and the handshake, header-read and idle timeouts.
+    pub connections: skiff_proxy::serve::Limits,
+    /// The largest request body; a larger one is answered 413.
+    pub max_body_bytes: usize,
+}
+
+/// Default [`ApiLimits::max_body_bytes`]: kube-apiserver's `MaxRequestBodyBytes` (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            connections: skiff_proxy::serve::Limits::default(),
+            max_body_bytes: MAX_BODY_BYTES,
+        }
+    }
 }
 
 /// How pods reach the API: the `kubernetes` Service in `default` at `service_ip:443`, whose
@@ -192,6 +216,8 @@ pub struct ApiState {
     pub issuer: Arc<sa_token::Issuer>,
     /// The node.
     pub node: Arc<dyn Node>,
+    /// The largest request body.
+    pub max_body_bytes: usize,
 }
 
 /// The container of `pod` a request names (logs, exec). Without a name: the only container, or
@@ -376,7 +402,9 @@ pub async fn start(
         tokens,
         issuer,
         node,
+        max_body_bytes: config.limits.max_body_bytes,
     });
+    let gate = skiff_proxy::serve::Gate::new(config.limits.connections.clone());
     let local = state.clone();
     tracing::info!(listen = %config.listen.ip(), port, kubeconfig = %config.kubeconfig.display(), "API server listening");
     for listener in listeners.drain(1..) {
@@ -384,13 +412,14 @@ pub async fn start(
             listener,
             acceptor.clone(),
             state.clone(),
+            gate.clone(),
             shutdown.clone(),
         ));
     }
     let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
         let first = listeners.pop().expect("the main listener");
-        let serve = accept(first, acceptor, state.clone(), shutdown.clone());
+        let serve = accept(first, acceptor, state.clone(), gate, shutdown.clone());
         tokio::pin!(serve);
         loop {
             tokio::select! {
@@ -403,30 +432,47 @@ pub async fn start(
     Ok((task, local))
 }
 
-/// Accepts TLS connections on `listener` until `shutdown` flips.
+/// Accepts TLS connections on `listener` until `shutdown` flips, within `gate`'s bounds: the
+/// connection cap, the handshake, header-read and idle timeouts ([`skiff_proxy::serve`], as
+/// the ingress proxy serves). Watches and followed logs are requests in flight, never idle.
 async fn accept(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     state: Arc<ApiState>,
+    gate: skiff_proxy::serve::Gate,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let builder = Arc::new(gate.builder());
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else { continue };
+                let (tcp, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("API accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Some(permit) = gate.admit("API server", peer) else { continue };
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let state = state.clone();
+                let gate = gate.clone();
+                let builder = builder.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        let req = req.map(req_body);
-                        async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
-                    });
-                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                    let _ = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await;
+                    let timeout = gate.limits().handshake_timeout;
+                    let Some(tls) = skiff_proxy::serve::tls_handshake(&acceptor, tcp, timeout).await
+                    else {
+                        return;
+                    };
+                    skiff_proxy::serve::serve(&gate, &builder, tls, move |req| {
+                        handle(state.clone(), req.map(req_body), peer)
+                    })
+                    .await;
+                    drop(permit);
                 });
             }
         }
@@ -442,7 +488,7 @@ async fn handle(state: Arc<ApiState>, req: Request<ReqBody>, peer: SocketAddr) -
             // Read (a bounded part of) the body first: answering an HTTP/2 request before its
             // body has been read resets the stream, and the client sees a framing error
             // instead of the 401.
-            let _ = http_body_util::Limited::new(req.into_body(), 3 * 1024 * 1024)
+            let _ = http_body_util::Limited::new(req.into_body(), state.max_body_bytes)
                 .collect()
                 .await;
             rest::error(&status::ApiError::unauthorized())

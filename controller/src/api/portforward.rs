@@ -48,6 +48,9 @@ const FLAG_FIN: u8 = 0x01;
 const MAX_FRAME: usize = 1 << 24;
 /// Bytes read from the pod per data frame.
 const CHUNK: usize = 32 * 1024;
+/// The most a SPDY header block may inflate to (zlib's ratio reaches 1000:1, so a frame of a
+/// few megabytes would otherwise become gigabytes). kubectl's blocks are a few hundred bytes.
+pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
 
 /// The header names of the SPDY/3 compression dictionary, each written as a 32-bit length
 /// then the name; [`DICTIONARY_TAIL`] follows them (SPDY/3 draft, "Compression").
@@ -336,9 +339,14 @@ impl HeaderCodec {
     }
 
     fn decode(&mut self, block: &[u8]) -> Result<Vec<(String, String)>, String> {
-        let mut out: Vec<u8> = Vec::with_capacity(block.len() * 4 + 64);
+        let mut out: Vec<u8> = Vec::with_capacity((block.len() * 4 + 64).min(MAX_HEADER_BLOCK));
         let mut pos = 0;
         loop {
+            if out.len() > MAX_HEADER_BLOCK {
+                return Err(format!(
+                    "header block: inflates to more than {MAX_HEADER_BLOCK} bytes"
+                ));
+            }
             if out.capacity() - out.len() < 256 {
                 out.reserve(4096);
             }
@@ -745,6 +753,19 @@ mod tests {
             assert_eq!(got, want);
         }
         assert!(rx.decode(&tx.encode(&[])).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn a_header_block_that_inflates_huge_is_refused() {
+        // A 16 MiB value compresses to ~16 KiB: refused once past the cap, without
+        // inflating it all.
+        let mut tx = HeaderCodec::new();
+        let mut rx = HeaderCodec::new();
+        let value = "a".repeat(16 << 20);
+        let block = tx.encode(&[("streamtype", &value)]);
+        assert!(block.len() < 1 << 20, "{}", block.len());
+        let e = rx.decode(&block).unwrap_err();
+        assert!(e.contains("inflates to more than 262144 bytes"), "{e}");
     }
 
     #[test]

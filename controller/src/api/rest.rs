@@ -19,7 +19,6 @@ use crate::model::managed;
 use crate::model::store::ObjectKey;
 
 pub(super) const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
-pub(super) const MAX_BODY: usize = 3 * 1024 * 1024;
 /// How often a watch that allows bookmarks hears the current resourceVersion.
 pub(super) const BOOKMARK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -131,9 +130,11 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             if req.method() == Method::POST =>
         {
             let store = state.store.clone();
-            match read_body(req).await.and_then(|(ct, body)| {
-                super::review::self_subject_access_review(&store, &who, &ct, &body)
-            }) {
+            match read_body(req, state.max_body_bytes)
+                .await
+                .and_then(|(ct, body)| {
+                    super::review::self_subject_access_review(&store, &who, &ct, &body)
+                }) {
                 Ok(v) => ok_json(201, &v),
                 Err(e) => error(&e),
             }
@@ -142,9 +143,11 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             if req.method() == Method::POST =>
         {
             let store = state.store.clone();
-            match read_body(req).await.and_then(|(ct, body)| {
-                super::review::self_subject_rules_review(&store, &who, &ct, &body)
-            }) {
+            match read_body(req, state.max_body_bytes)
+                .await
+                .and_then(|(ct, body)| {
+                    super::review::self_subject_rules_review(&store, &who, &ct, &body)
+                }) {
                 Ok(v) => ok_json(201, &v),
                 Err(e) => error(&e),
             }
@@ -473,21 +476,21 @@ async fn resource(
         ("get", Some(name), Some("log")) if t.kind.kind == "Pod" => {
             return logs(state, &t, &name, &q)
         }
-        ("create", None, None) => match read_body(req).await {
+        ("create", None, None) => match read_body(req, state.max_body_bytes).await {
             Ok((ct, body)) => create(state, &t, &ct, &body, &q, &caller),
             Err(e) => Err(e),
         },
         ("update" | "patch", Some(name), sub)
             if sub.is_none() || sub == Some("status") || sub == Some("scale") =>
         {
-            match read_body(req).await {
+            match read_body(req, state.max_body_bytes).await {
                 Ok((ct, body)) => {
                     update_or_patch(state, &t, &name, verb, (&ct, &body), &q, &caller)
                 }
                 Err(e) => Err(e),
             }
         }
-        ("delete", Some(name), None) => match read_body(req).await {
+        ("delete", Some(name), None) => match read_body(req, state.max_body_bytes).await {
             Ok((_, body)) => delete(state, &t, &name, &body, &q),
             Err(e) => Err(e),
         },

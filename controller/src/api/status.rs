@@ -36,6 +36,30 @@ impl ApiError {
         e
     }
 
+    /// 413: the request body is larger than `limit` bytes (kube-apiserver's wording).
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// 413 for a request too large in another way than its bytes (a JSON patch's operations).
+    pub fn too_large_because(why: impl std::fmt::Display) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: {why}"),
+        )
+    }
+
+    /// 422 for a request that cannot be processed as asked (as kube-apiserver's
+    /// `NewGenericServerResponse(422, …)`).
+    pub fn unprocessable(why: impl std::fmt::Display) -> Self {
+        Self::new(422, "Invalid", why.to_string())
+    }
+
     /// 404 for a path nobody serves.
     pub fn no_route(path: &str) -> Self {
         Self::new(

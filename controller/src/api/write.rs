@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
 use super::admission::{admit, with_warnings};
 use super::auth::Identity;
-use super::rest::{key_of, not_found, ok_json, Target, MAX_BODY};
+use super::rest::{key_of, not_found, ok_json, Target};
 use super::status::ApiError;
 use super::{ApiState, Body, ReqBody};
 use crate::model::declared::{self, FOLDER_MANAGER, MANIFEST_ANNOTATION};
@@ -27,19 +27,65 @@ pub(super) struct Caller<'a> {
     pub who: &'a Identity,
 }
 
-pub(super) async fn read_body(req: Request<ReqBody>) -> Result<(String, Bytes), ApiError> {
+/// How much of a body past the limit is read (and thrown away) before the 413 is sent: a client
+/// still sending when the answer comes sees its connection reset instead of the 413 (HTTP/2
+/// resets the stream, HTTP/1 closes). A body declaring more, or still coming after this or
+/// after [`DRAIN_TIME`], gets the 413 at once.
+const DRAIN_BYTES: u64 = 32 * 1024 * 1024;
+/// See [`DRAIN_BYTES`].
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The request's content type and body, at most `limit` bytes: a larger body (by its
+/// `Content-Length`, or as it arrives) is a 413 naming the limit, as kube-apiserver answers.
+/// Only `limit` bytes are ever kept.
+pub(super) async fn read_body(
+    req: Request<ReqBody>,
+    limit: usize,
+) -> Result<(String, Bytes), ApiError> {
     let ct = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
-    Ok((ct, body))
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64 + DRAIN_BYTES) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = req.into_body();
+    if declared.is_none_or(|n| n <= limit as u64) {
+        let mut kept = bytes::BytesMut::new();
+        loop {
+            let Some(frame) = body.frame().await else {
+                return Ok((ct, kept.freeze()));
+            };
+            let frame = frame
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if kept.len() + data.len() > limit {
+                break;
+            }
+            kept.extend_from_slice(&data);
+        }
+    }
+    // Over the limit: the rest is read and thrown away, within bounds, then the 413.
+    let drain = async {
+        let mut thrown = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            thrown += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if thrown > DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Err(ApiError::too_large(limit))
 }
 
 pub(super) fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -51,7 +97,9 @@ pub(super) fn parse_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
-    serde_yaml_ng::from_str::<Value>(&crate::model::yaml::octals_in_decimal(text))
+    let text = crate::model::yaml::as_kubectl_reads(text)
+        .map_err(|e| ApiError::bad_request(format!("the body is refused: {e}")))?;
+    serde_yaml_ng::from_str::<Value>(&text)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON or YAML: {e}")))
 }
 
@@ -354,7 +402,7 @@ fn write_once(
     } else {
         (*existing).clone()
     };
-    let updated = patched(base, verb, ct, &patch_body)?;
+    let updated = patched(base, verb, ct, &patch_body, state.max_body_bytes)?;
     match sub {
         Some("status") => {
             if dry_run(q) {
@@ -431,12 +479,22 @@ fn apply_object(
 }
 
 /// `base` replaced (PUT) or patched by `patch_body` as the content type says.
-fn patched(mut base: Value, verb: &str, ct: &str, patch_body: &Value) -> Result<Value, ApiError> {
+fn patched(
+    mut base: Value,
+    verb: &str,
+    ct: &str,
+    patch_body: &Value,
+    copy_limit: usize,
+) -> Result<Value, ApiError> {
     match verb {
         "update" => base = patch_body.clone(),
         _ if ct.starts_with("application/merge-patch+json") => patch::merge(&mut base, patch_body),
         _ if ct.starts_with("application/json-patch+json") => {
-            patch::json(&mut base, patch_body).map_err(|e| ApiError::bad_request(e.to_string()))?
+            patch::json(&mut base, patch_body, copy_limit).map_err(|e| match e {
+                patch::JsonPatchError::TooManyOperations(_) => ApiError::too_large_because(e),
+                patch::JsonPatchError::CopiesTooLarge { .. } => ApiError::unprocessable(e),
+                _ => ApiError::bad_request(e.to_string()),
+            })?
         }
         _ if ct.starts_with("application/strategic-merge-patch+json") => {
             patch::strategic_merge(&mut base, patch_body)

@@ -51,7 +51,10 @@ pub enum ParseError {
 /// match what an editor shows). A `kind: List` document contributes its `items`.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
     let mut docs = Vec::new();
-    let text = crate::model::yaml::octals_in_decimal(text);
+    let text = crate::model::yaml::as_kubectl_reads(text).map_err(|e| ParseError::Syntax {
+        doc: e.doc,
+        message: e.message,
+    })?;
     for (i, de) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
         let index = i + 1;
         let value = Value::deserialize(de).map_err(|e| ParseError::Syntax {

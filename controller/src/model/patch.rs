@@ -198,21 +198,81 @@ pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
+/// The most operations a JSON patch may have (kube-apiserver's `maxJSONPatchOperations`).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
 /// Why a JSON patch was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonPatchError {
     /// The body is not a JSON patch.
     #[error("invalid JSON patch: {0}")]
     Invalid(#[from] serde_json::Error),
+    /// More than [`MAX_JSON_PATCH_OPERATIONS`] operations.
+    #[error(
+        "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {0}"
+    )]
+    TooManyOperations(usize),
+    /// The `copy` operations together would copy more than the limit.
+    #[error("Unable to complete the copy, the accumulated size increase of copy is {accumulated}, exceeding the limit {limit}")]
+    CopiesTooLarge {
+        /// Bytes (as JSON) the copies up to the refused one would add.
+        accumulated: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// An operation failed on the object.
     #[error("the JSON patch does not apply: {0}")]
     DoesNotApply(#[from] json_patch::PatchError),
 }
 
-/// Applies a JSON patch (RFC 6902).
-pub fn json(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+/// The length of `v` as JSON, without writing it anywhere.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// Applies a JSON patch (RFC 6902), bounded as kube-apiserver bounds it: at most
+/// [`MAX_JSON_PATCH_OPERATIONS`] operations, and `copy` operations adding at most `copy_limit`
+/// bytes (as JSON) together — a patch copying a value onto itself again and again would
+/// otherwise double the object with every operation. Everything else a patch adds is in its
+/// own body, which the body limit bounds. On an error `target` is left part-patched: callers
+/// patch a copy.
+pub fn json(target: &mut Value, patch: &Value, copy_limit: usize) -> Result<(), JsonPatchError> {
+    if let Some(n) = patch.as_array().map(Vec::len) {
+        if n > MAX_JSON_PATCH_OPERATIONS {
+            return Err(JsonPatchError::TooManyOperations(n));
+        }
+    }
     let p: json_patch::Patch = serde_json::from_value(patch.clone())?;
-    Ok(json_patch::patch(target, &p)?)
+    let mut accumulated = 0usize;
+    for (i, op) in p.0.iter().enumerate() {
+        if let json_patch::PatchOperation::Copy(c) = op {
+            let size = target.pointer(c.from.as_str()).map_or(0, json_len);
+            accumulated = accumulated.saturating_add(size);
+            if accumulated > copy_limit {
+                return Err(JsonPatchError::CopiesTooLarge {
+                    accumulated,
+                    limit: copy_limit,
+                });
+            }
+        }
+        json_patch::patch_unsafe(target, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = i;
+            e
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -268,5 +328,47 @@ mod tests {
         let mut d = json!({"args":["a","b"],"finalizers":["x"]});
         strategic_merge(&mut d, &json!({"args":["c"],"finalizers":["y"]}));
         assert_eq!(d, json!({"args":["c"],"finalizers":["x","y"]}));
+    }
+
+    #[test]
+    fn json_patches_are_bounded_in_operations_and_copies() {
+        // 20000 operations: refused before any is applied.
+        let ops: Vec<Value> = (0..20_000)
+            .map(|i| json!({"op": "add", "path": format!("/k{i}"), "value": 1}))
+            .collect();
+        let mut d = json!({});
+        let e = json(&mut d, &Value::Array(ops), 1 << 20).unwrap_err();
+        assert!(
+            matches!(e, JsonPatchError::TooManyOperations(20_000)),
+            "{e}"
+        );
+        assert_eq!(d, json!({}));
+        assert!(e
+            .to_string()
+            .contains("maximum operations in a JSON patch is 10000, got 20000"));
+
+        // Doubling by copy: 40 copies would make 1 KiB into a terabyte; refused at the limit.
+        let mut d = json!({"a": ["x".repeat(1024)]});
+        let doubling: Vec<Value> = (0..40)
+            .map(|_| json!({"op": "copy", "from": "/a", "path": "/a/-"}))
+            .collect();
+        let e = json(&mut d, &Value::Array(doubling.clone()), 3 << 20).unwrap_err();
+        assert!(
+            matches!(e, JsonPatchError::CopiesTooLarge { limit, .. } if limit == 3 << 20),
+            "{e}"
+        );
+        assert!(json_len(&d) < 8 << 20);
+
+        // Within the limits, a patch applies, and an error names its operation's index.
+        let mut d = json!({"a": [1]});
+        json(&mut d, &Value::Array(doubling[..3].to_vec()), 3 << 20).unwrap();
+        assert_eq!(d["a"].as_array().unwrap().len(), 4);
+        let e = json(
+            &mut d,
+            &json!([{"op": "add", "path": "/b", "value": 1}, {"op": "remove", "path": "/nope"}]),
+            1024,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("operation '/1' failed"), "{e}");
     }
 }
