@@ -523,8 +523,7 @@ async fn follows_blob_redirects_without_sending_credentials_elsewhere() {
         // Another host name for the same server: a cross-origin redirect.
         st.redirect_blobs_to = Some(format!("localhost:{port}"));
     }
-    let mut options = registry.options();
-    options.credentials = vec![(
+    let credentials = vec![(
         "mock.test".into(),
         Credentials {
             username: Some("u".into()),
@@ -533,8 +532,28 @@ async fn follows_blob_redirects_without_sending_credentials_elsewhere() {
             identity_token: None,
         },
     )];
+    // The storage host is the node itself: refused unless registries.yaml names it.
+    let mut options = registry.options();
+    options.credentials = credentials.clone();
     let data = tempfile::tempdir().unwrap();
     let store = ImageStore::open(data.path()).unwrap();
+    let refused = super::pull::pull(&store, "mock.test/mock/app:v1", &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!("refused to connect to localhost:{port}")),
+        "{refused}"
+    );
+    let mut options = PullOptions {
+        registries: RegistriesConfig::parse(&format!(
+            "mirrors:\n  mock.test:\n    endpoint: [\"http://{}\"]\nconfigs:\n  \"localhost:{port}\": {{}}\n",
+            registry.host
+        ))
+        .unwrap(),
+        ..Default::default()
+    };
+    options.credentials = credentials;
     let image = super::pull::pull(&store, "mock.test/mock/app:v1", &options)
         .await
         .unwrap();
