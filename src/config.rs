@@ -75,6 +75,14 @@ pub struct ServerArgs {
     /// fork bomb stops there instead of taking the host; 0 for no limit. [default: 4096]
     #[arg(long)]
     container_pids_limit: Option<u32>,
+    /// The largest size of a container's log file before it is rotated, a quantity (`10Mi`),
+    /// as kubelet's `containerLogMaxSize`. [default: 10Mi]
+    #[arg(long)]
+    container_log_max_size: Option<String>,
+    /// The most log files kept per container (the current one included, at least 2), as
+    /// kubelet's `containerLogMaxFiles`. [default: 5]
+    #[arg(long)]
+    container_log_max_files: Option<u32>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -102,6 +110,8 @@ struct ConfigFile {
     bridge: Option<String>,
     node_name: Option<String>,
     container_pids_limit: Option<u32>,
+    container_log_max_size: Option<String>,
+    container_log_max_files: Option<u32>,
 }
 
 pub struct ServerConfig {
@@ -118,6 +128,8 @@ pub struct ServerConfig {
     pub network: skiff_agent::network::NetworkConfig,
     /// `pids.max` of every container (`None`: no limit).
     pub pids_limit: Option<u32>,
+    /// How containers' logs are rotated.
+    pub log_rotation: skiff_agent::runtime::logfile::Rotation,
 }
 
 impl ServerArgs {
@@ -136,6 +148,7 @@ impl ServerArgs {
             .unwrap_or(4096);
         Ok(ServerConfig {
             pids_limit: (pids > 0).then_some(pids),
+            log_rotation: self.log_rotation(&file)?,
             ingress: self.ingress(&file, bind),
             node_name: self
                 .node_name
@@ -199,6 +212,36 @@ impl ServerArgs {
             acme_email: self.acme_email.clone().or(file.acme_email.clone()),
             acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root.clone()),
         }
+    }
+
+    /// `--container-log-max-size` and `--container-log-max-files` (kubelet's limits: a size of
+    /// at least 1Ki here, at least 2 files).
+    fn log_rotation(&self, file: &ConfigFile) -> Result<skiff_agent::runtime::logfile::Rotation> {
+        use skiff_agent::runtime::logfile::Rotation;
+        let mut rotation = Rotation::default();
+        if let Some(size) = self
+            .container_log_max_size
+            .as_ref()
+            .or(file.container_log_max_size.as_ref())
+        {
+            rotation.max_size = skiff_agent::runtime::oci::parse_quantity(size, 1.0)
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--container-log-max-size: {size:?} is not a size of at least 1Ki (e.g. 10Mi)"
+                    )
+                })? as u64;
+        }
+        if let Some(files) = self
+            .container_log_max_files
+            .or(file.container_log_max_files)
+        {
+            if files < 2 {
+                anyhow::bail!("--container-log-max-files: {files} must be at least 2");
+            }
+            rotation.max_files = files;
+        }
+        Ok(rotation)
     }
 
     /// The pods' bridge and address ranges.

@@ -207,7 +207,7 @@ fn serve(
     if reader.seek(SeekFrom::Start(offset)).is_err() {
         return;
     }
-    follow(reader, instance_dir, &mut output);
+    follow(reader, path, instance_dir, &mut output);
 }
 
 /// The first record `--tail` shows: it counts whole lines (a P record continues into the next).
@@ -244,14 +244,40 @@ pub(crate) fn tail_text(path: &Path, lines: usize, max_bytes: usize) -> String {
     String::from_utf8_lossy(&out[start..]).into_owned()
 }
 
-/// Follow: new records as they are written, until the instance is gone.
-fn follow(mut reader: BufReader<std::fs::File>, instance_dir: &Path, output: &mut Output) {
+/// Whether the file at `path` is no longer the one open in `reader`: the shim rotated it
+/// (renamed it aside and writes a new one at `path`).
+fn rotated(reader: &BufReader<std::fs::File>, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), reader.get_ref().metadata()) {
+        (Ok(now), Ok(open)) => now.ino() != open.ino() || now.dev() != open.dev(),
+        _ => false,
+    }
+}
+
+/// Follow: new records as they are written, until the instance is gone; across a rotation,
+/// the rest of the rotated file, then the new file from its start.
+fn follow(
+    mut reader: BufReader<std::fs::File>,
+    path: &Path,
+    instance_dir: &Path,
+    output: &mut Output,
+) {
     let mut pending = String::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) => {
-                if !instance_dir.exists() || output.tx.is_closed() {
+                if rotated(&reader, path) {
+                    // Whatever landed in the old file before the rename, then the new file.
+                    let _ = reader.read_line(&mut line);
+                    if line.is_empty() {
+                        match std::fs::File::open(path) {
+                            Ok(f) => reader = BufReader::new(f),
+                            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                        }
+                        continue;
+                    }
+                } else if !instance_dir.exists() || output.tx.is_closed() {
                     // One more look: the last lines may have landed just before the end.
                     let _ = reader.read_line(&mut line);
                     if line.is_empty() {

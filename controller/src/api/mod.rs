@@ -10,6 +10,7 @@
 //!   SPDY/3.1 (tunnelled in WebSocket, or plain) to the pod's address;
 //! - [`protobuf`]: bodies in Kubernetes' protobuf encoding (kubectl's typed generators) decoded
 //!   into the JSON objects everything else handles;
+//! - [`metrics_api`]: `metrics.k8s.io/v1beta1` (`kubectl top`) from the [`Node`]'s usage;
 //! - [`table`], [`select`], [`patch`], [`status`]: what those need.
 //!
 //! Writes go through the same validation and defaulting as the manifests folder, into the same
@@ -22,6 +23,7 @@ pub mod discovery;
 pub mod exec;
 pub mod housekeeping;
 pub mod local;
+pub mod metrics_api;
 mod openapi;
 pub mod portforward;
 pub mod protobuf;
@@ -152,6 +154,11 @@ pub trait Node: Send + Sync + 'static {
     /// hostPort may take them.
     fn reserved_ports(&self) -> Vec<(Option<std::net::IpAddr>, u16, String)> {
         Vec::new()
+    }
+    /// CPU and memory usage of the node and its containers over the last sampling window,
+    /// for the Metrics API (`None`: not measured yet).
+    fn usage(&self) -> Option<metrics_api::UsageReport> {
+        None
     }
 }
 
