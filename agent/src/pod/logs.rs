@@ -244,36 +244,107 @@ pub(crate) fn tail_text(path: &Path, lines: usize, max_bytes: usize) -> String {
     String::from_utf8_lossy(&out[start..]).into_owned()
 }
 
-/// Whether the file at `path` is no longer the one open in `reader`: the shim rotated it
-/// (renamed it aside and writes a new one at `path`).
-fn rotated(reader: &BufReader<std::fs::File>, path: &Path) -> bool {
+/// The inode of the file at `path`.
+fn inode(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), reader.get_ref().metadata()) {
-        (Ok(now), Ok(open)) => now.ino() != open.ino() || now.dev() != open.dev(),
-        _ => false,
-    }
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
-/// Follow: new records as they are written, until the instance is gone; across a rotation,
-/// the rest of the rotated file, then the new file from its start.
-fn follow(
-    mut reader: BufReader<std::fs::File>,
-    path: &Path,
-    instance_dir: &Path,
-    output: &mut Output,
-) {
+/// The rotation stamp of the file with inode `ino` among the rotated files of the log at
+/// `path` (`<path>.<stamp>`), if it is one of them (not yet compressed).
+fn rotated_stamp(path: &Path, ino: u64) -> Option<String> {
+    crate::runtime::logfile::rotated_files(path)
+        .into_iter()
+        .find(|f| inode(f) == Some(ino))
+        .and_then(|f| stamp_of(path, &f))
+}
+
+/// `<stamp>` of `<path>.<stamp>[.gz]`.
+fn stamp_of(path: &Path, rotated: &Path) -> Option<String> {
+    let name = rotated.file_name()?.to_str()?;
+    let base = path.file_name()?.to_str()?;
+    let stamp = name.strip_prefix(base)?.strip_prefix('.')?;
+    Some(stamp.trim_end_matches(".gz").to_string())
+}
+
+/// The first file rotated after `stamp` (opened, decompressing a `.gz`), with its stamp.
+fn rotated_after(path: &Path, stamp: &str) -> Option<(Box<dyn BufRead + Send>, String)> {
+    for f in crate::runtime::logfile::rotated_files(path) {
+        let Some(s) = stamp_of(path, &f) else {
+            continue;
+        };
+        if s.as_str() <= stamp {
+            continue;
+        }
+        // Deleted meanwhile (a follower more than max-files behind): the next one.
+        let Ok(file) = std::fs::File::open(&f) else {
+            continue;
+        };
+        let reader: Box<dyn BufRead + Send> = if f.extension().is_some_and(|e| e == "gz") {
+            Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        return Some((reader, s));
+    }
+    None
+}
+
+/// Follow: new records as they are written, until the instance is gone. Across rotations
+/// (the shim renames `N.log` to `N.log.<stamp>` and starts a new one), the rest of the
+/// rotated file, then every file rotated after it, oldest first, then the new `N.log`.
+fn follow(first: BufReader<std::fs::File>, path: &Path, instance_dir: &Path, output: &mut Output) {
+    use std::os::unix::fs::MetadataExt;
+    // The source being read: the live file (its inode) until it is found rotated (its stamp).
+    let mut live = first.get_ref().metadata().ok().map(|m| m.ino());
+    let mut stamp: Option<String> = None;
+    let mut reader: Box<dyn BufRead + Send> = Box::new(first);
     let mut pending = String::new();
+    let mut lines = 0u64;
     loop {
+        // Notice a rotation early, while the rotated file still has its name (it is gzipped
+        // once another rotation follows).
+        lines += 1;
+        if lines % 256 == 0 && stamp.is_none() {
+            if let Some(ino) = live.filter(|i| inode(path) != Some(*i)) {
+                stamp = rotated_stamp(path, ino);
+            }
+        }
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) => {
-                if rotated(&reader, path) {
-                    // Whatever landed in the old file before the rename, then the new file.
+                let moved = live.filter(|i| inode(path).is_some_and(|now| now != *i));
+                if let (None, Some(ino)) = (&stamp, moved) {
+                    stamp = rotated_stamp(path, ino);
+                    if stamp.is_none() {
+                        // Rotated and already compressed (the follower fell behind): on with
+                        // the live file.
+                        stamp = Some(String::new());
+                    }
+                }
+                if let Some(s) = stamp.clone() {
+                    // Whatever landed in this file before its rotation, then the next file.
                     let _ = reader.read_line(&mut line);
                     if line.is_empty() {
-                        match std::fs::File::open(path) {
-                            Ok(f) => reader = BufReader::new(f),
-                            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                        let next = if s.is_empty() {
+                            None
+                        } else {
+                            rotated_after(path, &s)
+                        };
+                        match next {
+                            Some((r, s)) => {
+                                reader = r;
+                                stamp = Some(s);
+                                live = None;
+                            }
+                            None => match std::fs::File::open(path) {
+                                Ok(f) => {
+                                    live = f.metadata().ok().map(|m| m.ino());
+                                    stamp = None;
+                                    reader = Box::new(BufReader::new(f));
+                                }
+                                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                            },
                         }
                         continue;
                     }
@@ -319,6 +390,57 @@ fn send(tx: &mpsc::Sender<bytes::Bytes>, out: &mut Vec<u8>, budget: &mut usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn follow_reads_every_line_across_rotations() {
+        use crate::runtime::logfile::{LogFile, Rotation};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c/0.log");
+        let instance = dir.path().join("instance");
+        std::fs::create_dir_all(&instance).unwrap();
+        // Nothing deleted (many files), but all rotated files but the newest gzipped.
+        let rotation = Rotation {
+            max_size: 4096,
+            max_files: 1000,
+        };
+        let mut log = LogFile::open(&path, rotation).unwrap();
+        log.write_record(b"t stdout F 0\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let follower = {
+            let (path, instance) = (path.clone(), instance.clone());
+            std::thread::spawn(move || {
+                let file = std::fs::File::open(&path).unwrap();
+                let mut output = Output {
+                    tx,
+                    out: Vec::new(),
+                    budget: usize::MAX,
+                    at_line_start: true,
+                    timestamps: false,
+                };
+                follow(BufReader::new(file), &path, &instance, &mut output);
+            })
+        };
+        // Fast enough to rotate several times between two looks of the follower, whose
+        // channel is small (it falls behind).
+        for i in 1..=5000u32 {
+            log.write_record(format!("t stdout F {i}\n").as_bytes())
+                .unwrap();
+        }
+        std::fs::remove_dir(&instance).unwrap();
+        let mut text = Vec::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            text.extend_from_slice(&chunk);
+        }
+        follower.join().unwrap();
+        let numbers: Vec<u32> = String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        // Every line once, in order, across ~17 rotations.
+        assert!(crate::runtime::logfile::rotated_files(&path).len() > 10);
+        assert_eq!(numbers, (0..=5000).collect::<Vec<u32>>());
+    }
 
     #[test]
     fn tail_counts_whole_lines() {
