@@ -229,6 +229,23 @@ fn failing_files_become_events() {
         "{}",
         all.stdout
     );
+    // /metrics: each file's last apply result.
+    let (admin, api_port) = (
+        skiff_e2e::kubectl::kubeconfig_token(&s.kubeconfig),
+        s.api_port,
+    );
+    let metrics = move || {
+        skiff_e2e::kubectl::https_request(api_port, "GET", "/metrics", Some(&admin), None, None)
+            .body
+    };
+    let body = metrics();
+    for line in [
+        "skiff_manifest_file_last_apply_success{file=\"settings.yaml\"} 0",
+        "skiff_manifest_file_last_apply_success{file=\"broken.yaml\"} 0",
+        "skiff_manifest_file_last_apply_timestamp_seconds{file=\"settings.yaml\"} 1",
+    ] {
+        assert!(body.contains(line), "{line} not in {body}");
+    }
     // Fixed: applied, and a Normal Event says so.
     s.write_manifest("settings.yaml", &bad.replace("8080", "'8080'"));
     s.expect("an Applied Event", WAIT, |_| {
@@ -239,4 +256,7 @@ fn failing_files_become_events() {
         about("default", "settings.yaml", "Applied")[0]["type"],
         "Normal"
     );
+    let body = metrics();
+    let line = "skiff_manifest_file_last_apply_success{file=\"settings.yaml\"} 1";
+    assert!(body.contains(line), "{line} not in {body}");
 }

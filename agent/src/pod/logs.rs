@@ -171,6 +171,8 @@ fn serve(
     since: Option<jiff::Timestamp>,
     tx: mpsc::Sender<bytes::Bytes>,
 ) {
+    // Any rotation of the file opened now is stamped later than this.
+    let opened_at = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
     let Ok(mut file) = std::fs::File::open(path) else {
         return;
     };
@@ -207,7 +209,7 @@ fn serve(
     if reader.seek(SeekFrom::Start(offset)).is_err() {
         return;
     }
-    follow(reader, path, instance_dir, &mut output);
+    follow(reader, opened_at, path, instance_dir, &mut output);
 }
 
 /// The first record `--tail` shows: it counts whole lines (a P record continues into the next).
@@ -250,13 +252,51 @@ fn inode(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
-/// The rotation stamp of the file with inode `ino` among the rotated files of the log at
-/// `path` (`<path>.<stamp>`), if it is one of them (not yet compressed).
-fn rotated_stamp(path: &Path, ino: u64) -> Option<String> {
+/// The rotation stamp of the file open as `file`, opened when the clock said `opened_at`,
+/// among the rotated files of the log at `path`: the one rotated since then that is the same
+/// file — its inode while it is not compressed, else (gzipped) the same first record (each
+/// starts with a nanosecond timestamp).
+fn rotated_stamp(path: &Path, file: &std::fs::File, opened_at: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = file.metadata().ok()?.ino();
+    let mut first: Option<Vec<u8>> = None;
     crate::runtime::logfile::rotated_files(path)
         .into_iter()
-        .find(|f| inode(f) == Some(ino))
-        .and_then(|f| stamp_of(path, &f))
+        .filter_map(|f| Some((stamp_of(path, &f)?, f)))
+        .filter(|(s, _)| s.as_str() >= opened_at)
+        .find(|(_, f)| {
+            if f.extension().is_some_and(|e| e == "gz") {
+                let mine = first.get_or_insert_with(|| {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; FIRST_RECORD];
+                    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+                    buf.truncate(n);
+                    first_record(&buf[..])
+                });
+                std::fs::File::open(f).is_ok_and(|gz| {
+                    let mut buf = Vec::new();
+                    let _ = flate2::read::GzDecoder::new(gz)
+                        .take(FIRST_RECORD as u64)
+                        .read_to_end(&mut buf);
+                    !mine.is_empty() && first_record(&buf) == *mine
+                })
+            } else {
+                inode(f) == Some(ino)
+            }
+        })
+        .map(|(s, _)| s)
+}
+
+/// Enough bytes for one whole record (the shim splits lines at 16 KiB).
+const FIRST_RECORD: usize = 20 * 1024;
+
+/// The first line of `bytes`, with its newline (empty if there is no whole line).
+fn first_record(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| bytes[..=i].to_vec())
+        .unwrap_or_default()
 }
 
 /// `<stamp>` of `<path>.<stamp>[.gz]`.
@@ -293,10 +333,17 @@ fn rotated_after(path: &Path, stamp: &str) -> Option<(Box<dyn BufRead + Send>, S
 /// Follow: new records as they are written, until the instance is gone. Across rotations
 /// (the shim renames `N.log` to `N.log.<stamp>` and starts a new one), the rest of the
 /// rotated file, then every file rotated after it, oldest first, then the new `N.log`.
-fn follow(first: BufReader<std::fs::File>, path: &Path, instance_dir: &Path, output: &mut Output) {
+fn follow(
+    first: BufReader<std::fs::File>,
+    mut opened_at: String,
+    path: &Path,
+    instance_dir: &Path,
+    output: &mut Output,
+) {
     use std::os::unix::fs::MetadataExt;
-    // The source being read: the live file (its inode) until it is found rotated (its stamp).
-    let mut live = first.get_ref().metadata().ok().map(|m| m.ino());
+    // The source being read: the live file (a second handle, for its inode and length) until
+    // it is found rotated (its stamp).
+    let mut live = first.get_ref().try_clone().ok();
     let mut stamp: Option<String> = None;
     let mut reader: Box<dyn BufRead + Send> = Box::new(first);
     let mut pending = String::new();
@@ -305,17 +352,23 @@ fn follow(first: BufReader<std::fs::File>, path: &Path, instance_dir: &Path, out
         // Notice a rotation early, while the rotated file still has its name (it is gzipped
         // once another rotation follows).
         lines += 1;
-        if lines % 256 == 0 && stamp.is_none() {
-            if let Some(ino) = live.filter(|i| inode(path) != Some(*i)) {
-                stamp = rotated_stamp(path, ino);
+        if lines.is_multiple_of(256) && stamp.is_none() {
+            if let Some(f) = &live {
+                if f.metadata().is_ok_and(|m| inode(path) != Some(m.ino())) {
+                    stamp = rotated_stamp(path, f, &opened_at);
+                }
             }
         }
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) => {
-                let moved = live.filter(|i| inode(path).is_some_and(|now| now != *i));
-                if let (None, Some(ino)) = (&stamp, moved) {
-                    stamp = rotated_stamp(path, ino);
+                // Its final length, now that nothing is written to it any more.
+                let moved = live.as_ref().filter(|f| {
+                    f.metadata()
+                        .is_ok_and(|m| inode(path).is_some_and(|now| now != m.ino()))
+                });
+                if let (None, Some(f)) = (&stamp, moved) {
+                    stamp = rotated_stamp(path, f, &opened_at);
                     if stamp.is_none() {
                         // Rotated and already compressed (the follower fell behind): on with
                         // the live file.
@@ -337,14 +390,18 @@ fn follow(first: BufReader<std::fs::File>, path: &Path, instance_dir: &Path, out
                                 stamp = Some(s);
                                 live = None;
                             }
-                            None => match std::fs::File::open(path) {
-                                Ok(f) => {
-                                    live = f.metadata().ok().map(|m| m.ino());
-                                    stamp = None;
-                                    reader = Box::new(BufReader::new(f));
+                            None => {
+                                opened_at =
+                                    crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
+                                match std::fs::File::open(path) {
+                                    Ok(f) => {
+                                        live = f.try_clone().ok();
+                                        stamp = None;
+                                        reader = Box::new(BufReader::new(f));
+                                    }
+                                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
                                 }
-                                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                            },
+                            }
                         }
                         continue;
                     }
@@ -406,10 +463,11 @@ mod tests {
         let mut log = LogFile::open(&path, rotation).unwrap();
         log.write_record(b"t stdout F 0\n").unwrap();
         let (tx, mut rx) = mpsc::channel(4);
+        let opened_at = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
+        let file = std::fs::File::open(&path).unwrap();
         let follower = {
             let (path, instance) = (path.clone(), instance.clone());
             std::thread::spawn(move || {
-                let file = std::fs::File::open(&path).unwrap();
                 let mut output = Output {
                     tx,
                     out: Vec::new(),
@@ -417,7 +475,13 @@ mod tests {
                     at_line_start: true,
                     timestamps: false,
                 };
-                follow(BufReader::new(file), &path, &instance, &mut output);
+                follow(
+                    BufReader::new(file),
+                    opened_at,
+                    &path,
+                    &instance,
+                    &mut output,
+                );
             })
         };
         // Fast enough to rotate several times between two looks of the follower, whose
@@ -439,7 +503,13 @@ mod tests {
             .collect();
         // Every line once, in order, across ~17 rotations.
         assert!(crate::runtime::logfile::rotated_files(&path).len() > 10);
-        assert_eq!(numbers, (0..=5000).collect::<Vec<u32>>());
+        let gaps: Vec<(u32, u32)> = numbers
+            .windows(2)
+            .filter(|w| w[1] != w[0] + 1)
+            .map(|w| (w[0], w[1]))
+            .collect();
+        assert!(gaps.is_empty(), "gaps {gaps:?}");
+        assert_eq!((numbers.first(), numbers.last()), (Some(&0), Some(&5000)));
     }
 
     #[test]

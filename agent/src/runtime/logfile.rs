@@ -94,9 +94,7 @@ impl LogFile {
     /// Renames the current file aside, opens a new one, and keeps at most `max_files` files:
     /// the oldest rotated ones are deleted, all but the newest rotated one compressed.
     fn rotate(&mut self) -> std::io::Result<()> {
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%d-%H%M%S.%f")
-            .to_string();
+        let stamp = rotation_stamp(jiff::Timestamp::now());
         let rotated = PathBuf::from(format!("{}.{stamp}", self.path.display()));
         std::fs::rename(&self.path, &rotated)?;
         // A reader following the file notices the new inode at the path and reopens it.
@@ -121,6 +119,12 @@ impl LogFile {
         }
         Ok(())
     }
+}
+
+/// The stamp of a file rotated at `t`: `yyyymmdd-hhmmss.nnnnnnnnn` (UTC, fixed width, so that
+/// stamps sort as times do).
+pub fn rotation_stamp(t: jiff::Timestamp) -> String {
+    t.strftime("%Y%m%d-%H%M%S.%9f").to_string()
 }
 
 /// The restart number of `<dir>/<N>.log`.
@@ -250,6 +254,14 @@ mod tests {
         );
         assert_eq!(kept.len() % 105, 0);
         assert!(kept.len() >= 2 * 1000 - 105);
+    }
+
+    #[test]
+    fn stamps_sort_as_times() {
+        let t: jiff::Timestamp = "2026-01-02T03:04:05.5Z".parse().unwrap();
+        assert_eq!(rotation_stamp(t), "20260102-030405.500000000");
+        let later: jiff::Timestamp = "2026-01-02T03:04:05.123456789Z".parse().unwrap();
+        assert!(rotation_stamp(later) < rotation_stamp(t));
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn client_for(
             tokens: super::auth::Tokens::open(data_dir)?,
             issuer: Arc::new(super::sa_token::Issuer::open(&data_dir.join("tls"))?),
             node: Arc::new(NoNode),
+            manifest_results: Default::default(),
         }),
         "skiff-test",
     ))

@@ -198,6 +198,8 @@ pub struct ApiState {
     pub issuer: Arc<sa_token::Issuer>,
     /// The node.
     pub node: Arc<dyn Node>,
+    /// The manifests folder's last apply result per file (for `/metrics`).
+    pub manifest_results: crate::folder::FileResults,
 }
 
 /// The container of `pod` a request names (logs, exec). Without a name: the only container, or
@@ -382,6 +384,7 @@ pub async fn start(
         tokens,
         issuer,
         node,
+        manifest_results: Default::default(),
     });
     let local = state.clone();
     tracing::info!(listen = %config.listen.ip(), port, kubeconfig = %config.kubeconfig.display(), "API server listening");

@@ -364,7 +364,38 @@ pub(super) fn metrics(state: &ApiState) -> String {
     }
     let _ = writeln!(out, "# HELP skiff_store_resource_version The store's newest resourceVersion.\n# TYPE skiff_store_resource_version counter\nskiff_store_resource_version {}", state.store.resource_version());
     usage_metrics(&mut out, state, &pods);
+    manifest_metrics(&mut out, state);
     out
+}
+
+/// The manifests folder's last apply result per file, and when it was.
+fn manifest_metrics(out: &mut String, state: &ApiState) {
+    use std::fmt::Write;
+    let results = state.manifest_results.lock().expect("not poisoned").clone();
+    let _ = writeln!(out, "# HELP skiff_manifest_file_last_apply_success Whether the last apply of a manifests-folder file succeeded (1) or failed (0).\n# TYPE skiff_manifest_file_last_apply_success gauge");
+    for (file, (ok, _)) in &results {
+        let _ = writeln!(
+            out,
+            "skiff_manifest_file_last_apply_success{{file=\"{}\"}} {}",
+            label_value(file),
+            u8::from(*ok)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_manifest_file_last_apply_timestamp_seconds When a manifests-folder file was last applied or tried (Unix time).\n# TYPE skiff_manifest_file_last_apply_timestamp_seconds gauge");
+    for (file, (_, at)) in &results {
+        let _ = writeln!(
+            out,
+            "skiff_manifest_file_last_apply_timestamp_seconds{{file=\"{}\"}} {at}",
+            label_value(file)
+        );
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The node's and each container's CPU (cores, over the last sampling window) and memory

@@ -108,6 +108,8 @@ pub struct ManifestsFolder {
     events: Option<kube::Client>,
     /// Events of the last pass, to be recorded.
     outbox: Vec<FileEvent>,
+    /// Where each file's last apply result is published (`/metrics`).
+    results: FileResults,
 }
 
 /// An Event about a file: what [`ManifestsFolder::run`] records after a pass.
@@ -128,6 +130,9 @@ pub struct FileEvent {
     pub message: String,
 }
 
+/// The last apply result of each file: succeeded, and when (Unix seconds).
+pub type FileResults = Arc<std::sync::Mutex<BTreeMap<String, (bool, i64)>>>;
+
 /// The longest Event message (Kubernetes' event recorder truncates at 1024 bytes too).
 const MAX_EVENT_MESSAGE: usize = 1024;
 
@@ -144,7 +149,20 @@ impl ManifestsFolder {
             held: None,
             events: None,
             outbox: Vec::new(),
+            results: Default::default(),
         }
+    }
+
+    /// Publishes each file's last apply result in `results`.
+    pub fn with_results(mut self, results: FileResults) -> Self {
+        self.results = results;
+        self
+    }
+
+    fn record_result(&self, source: &str, success: bool) {
+        let now = jiff::Timestamp::now().as_second();
+        let mut results = self.results.lock().expect("not poisoned");
+        results.insert(source.to_string(), (success, now));
     }
 
     /// Records an Event through `client` for every failing pass of a file (`FailedApply`,
@@ -291,6 +309,7 @@ impl ManifestsFolder {
                                 format!("manifest file {source} applied (it had failed before)"),
                             );
                         }
+                        self.record_result(&source, true);
                         self.applied.insert(source, hash);
                         progressed = true;
                     }
@@ -351,6 +370,10 @@ impl ManifestsFolder {
         }
         self.applied.retain(|s, _| present.contains(s));
         self.failed.retain(|s, _| present.contains(s));
+        self.results
+            .lock()
+            .expect("not poisoned")
+            .retain(|s, _| present.contains(s));
     }
 
     /// Why this pass must not prune, if it must not: the folder lists no file while the store
@@ -408,6 +431,7 @@ impl ManifestsFolder {
             tracing::error!(file = %source, "manifest not applied, nothing changed: {error}");
             self.failed.insert(source.to_string(), hash);
         }
+        self.record_result(source, false);
         self.queue_event(
             source,
             text,
