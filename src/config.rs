@@ -94,6 +94,14 @@ pub struct ServerArgs {
     /// logs are in flight). [default: 90]
     #[arg(long)]
     api_idle_timeout: Option<u64>,
+    /// The largest size of a container's log file before it is rotated, a quantity (`10Mi`),
+    /// as kubelet's `containerLogMaxSize`. [default: 10Mi]
+    #[arg(long)]
+    container_log_max_size: Option<String>,
+    /// The most log files kept per container (the current one included, at least 2), as
+    /// kubelet's `containerLogMaxFiles`. [default: 5]
+    #[arg(long)]
+    container_log_max_files: Option<u32>,
 }
 
 /// `/etc/skiff/config.yaml`: the same keys as the flags.
@@ -126,6 +134,8 @@ struct ConfigFile {
     api_handshake_timeout: Option<u64>,
     api_header_read_timeout: Option<u64>,
     api_idle_timeout: Option<u64>,
+    container_log_max_size: Option<String>,
+    container_log_max_files: Option<u32>,
 }
 
 pub struct ServerConfig {
@@ -144,6 +154,8 @@ pub struct ServerConfig {
     pub pids_limit: Option<u32>,
     /// The API server's bounds on connections and bodies.
     pub api_limits: skiff_controller::api::ApiLimits,
+    /// How containers' logs are rotated.
+    pub log_rotation: skiff_agent::runtime::logfile::Rotation,
 }
 
 impl ServerArgs {
@@ -160,6 +172,7 @@ impl ServerArgs {
         Ok(ServerConfig {
             pids_limit: (pids > 0).then_some(pids),
             api_limits: self.api_limits(&file)?,
+            log_rotation: self.log_rotation(&file)?,
             ingress: self.ingress(&file, bind),
             node_name: self
                 .node_name
@@ -274,6 +287,36 @@ impl ServerArgs {
             connections,
             max_body_bytes,
         })
+    }
+
+    /// `--container-log-max-size` and `--container-log-max-files` (kubelet's limits: a size of
+    /// at least 1Ki here, at least 2 files).
+    fn log_rotation(&self, file: &ConfigFile) -> Result<skiff_agent::runtime::logfile::Rotation> {
+        use skiff_agent::runtime::logfile::Rotation;
+        let mut rotation = Rotation::default();
+        if let Some(size) = self
+            .container_log_max_size
+            .as_ref()
+            .or(file.container_log_max_size.as_ref())
+        {
+            rotation.max_size = skiff_agent::runtime::oci::parse_quantity(size, 1.0)
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--container-log-max-size: {size:?} is not a size of at least 1Ki (e.g. 10Mi)"
+                    )
+                })? as u64;
+        }
+        if let Some(files) = self
+            .container_log_max_files
+            .or(file.container_log_max_files)
+        {
+            if files < 2 {
+                anyhow::bail!("--container-log-max-files: {files} must be at least 2");
+            }
+            rotation.max_files = files;
+        }
+        Ok(rotation)
     }
 
     /// The pods' bridge and address ranges.

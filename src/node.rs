@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use skiff_agent::pod::logs::{self, LogRequest};
 use skiff_agent::runtime::Layout;
+use skiff_controller::api::metrics_api::{ContainerUsage, Usage, UsageReport};
 use skiff_controller::api::{ExecRequest, LogOptions, Node, NodeError};
 use tokio::sync::mpsc;
 
@@ -15,9 +16,33 @@ pub struct AgentNode {
     /// The host ports skiff listens on (on one address, or `None`: every one), and what
     /// listens there.
     pub reserved: Vec<(Option<std::net::IpAddr>, u16, String)>,
+    /// The containers' and the node's CPU and memory, sampled.
+    pub usage: std::sync::Arc<skiff_agent::runtime::usage::Sampler>,
 }
 
 impl Node for AgentNode {
+    fn usage(&self) -> Option<UsageReport> {
+        let r = self.usage.report()?;
+        let usage = |(cpu_nanocores, memory_bytes)| Usage {
+            cpu_nanocores,
+            memory_bytes,
+        };
+        Some(UsageReport {
+            timestamp: r.timestamp,
+            window: r.window,
+            node: r.node.map(usage),
+            containers: r
+                .containers
+                .into_iter()
+                .map(|(pod_uid, container, cpu, memory)| ContainerUsage {
+                    pod_uid,
+                    container,
+                    usage: usage((cpu, memory)),
+                })
+                .collect(),
+        })
+    }
+
     fn reserved_ports(&self) -> Vec<(Option<std::net::IpAddr>, u16, String)> {
         self.reserved.clone()
     }

@@ -69,7 +69,9 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     if let Err(e) = puller.registries() {
         tracing::error!("{e}");
     }
-    let runtime = Runtime::new(layout.clone())?.with_pids_limit(config.pids_limit);
+    let runtime = Runtime::new(layout.clone())?
+        .with_pids_limit(config.pids_limit)
+        .with_log_rotation(config.log_rotation);
     config.network.save(&layout.data_dir)?;
     let network = Arc::new(Network::new(config.network.clone(), &layout.data_dir));
     network.setup_host().with_context(|| {
@@ -91,8 +93,13 @@ fn open(config: &ServerConfig) -> Result<Opened> {
 /// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C.
 async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
+    let usage = Arc::new(skiff_agent::runtime::usage::Sampler::new(
+        opened.layout.clone(),
+    ));
+    let sampling = tokio::spawn(sample_usage(usage.clone(), shutdown.clone()));
     let node = Arc::new(crate::node::AgentNode {
         layout: opened.layout.clone(),
+        usage,
         pod_network: config.network.cluster_cidr,
         reserved: {
             // A listener on 0.0.0.0 holds its port on every address (`None`).
@@ -149,6 +156,7 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     let mut tasks = start_node(&config, opened, &control, shutdown.clone()).await;
     tasks.extend(control.tasks);
     tasks.extend(crate::systemd::watchdog(store, shutdown));
+    tasks.push(sampling);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     crate::systemd::ready(&format!(
         "serving: API on {}, ingress on {}",
@@ -173,6 +181,24 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Samples the containers' and the node's CPU and memory for the Metrics API, every
+/// [`SAMPLE_INTERVAL`](skiff_agent::runtime::usage::SAMPLE_INTERVAL).
+async fn sample_usage(
+    usage: Arc<skiff_agent::runtime::usage::Sampler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(skiff_agent::runtime::usage::SAMPLE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let usage = usage.clone();
+                let _ = tokio::task::spawn_blocking(move || usage.sample()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// The node's loops: the images folder (its first pass before pods start), the agent's view of

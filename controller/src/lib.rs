@@ -126,7 +126,9 @@ pub async fn start(
     )));
     tasks.extend(ingress::start(config.ingress, acme_dir, view.clone(), shutdown.clone()).await?);
     let folder = folder::ManifestsFolder::new(config.manifests, store.clone())
-        .with_identity_file(folder_identity);
+        .with_identity_file(folder_identity)
+        .with_events(api::local::client(api.clone(), "skiff-manifests-folder"))
+        .with_results(api.manifest_results.clone());
     tasks.push(tokio::spawn(folder.run(shutdown.clone())));
     tasks.push(tokio::spawn(api::housekeeping::run(store, shutdown)));
     Ok(ControlPlane { api, view, tasks })

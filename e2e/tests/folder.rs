@@ -171,3 +171,92 @@ fn an_unmounted_or_moved_manifests_folder_prunes_nothing() {
         !s.exists("deployments", "kept", None)
     });
 }
+
+/// A file that fails to apply becomes a Warning Event naming the file and the error, in the
+/// namespace of the object it declares (kube-system when that is not known); the same failure
+/// again counts up the same Event; a fix brings a Normal one.
+#[test]
+fn failing_files_become_events() {
+    let mut s = server_with_image();
+    assert!(wait_until(WAIT, POLL, || s.kubeconfig.is_file()));
+    let k = skiff_e2e::kubectl::Kubectl::admin(&s);
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {port: 8080}\n";
+    s.write_manifest("settings.yaml", bad);
+    s.write_manifest("broken.yaml", "kind: [\n");
+    let events = |ns: &str| -> Vec<serde_json::Value> {
+        k.get_json(&["events", "-n", ns])
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let about = |ns: &str, file: &str, reason: &str| -> Vec<serde_json::Value> {
+        events(ns)
+            .into_iter()
+            .filter(|e| {
+                e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(file))
+            })
+            .collect()
+    };
+    // Retried every 10 s: the second failure counts up the one Event.
+    s.expect(
+        "a FailedApply Event counted twice",
+        Duration::from_secs(40),
+        |_| {
+            let found = about("default", "settings.yaml", "FailedApply");
+            found.len() == 1 && found[0]["count"].as_i64().unwrap_or(0) >= 2
+        },
+    );
+    let e = &about("default", "settings.yaml", "FailedApply")[0];
+    assert_eq!(e["type"], "Warning");
+    assert_eq!(e["involvedObject"]["kind"], "ConfigMap");
+    assert_eq!(e["involvedObject"]["name"], "settings");
+    assert_eq!(e["source"]["component"], "skiff-manifests-folder");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("data.port"), "{message}");
+    let broken = about("kube-system", "broken.yaml", "FailedApply");
+    assert_eq!(broken.len(), 1, "{:?}", events("kube-system"));
+    assert_eq!(broken[0]["involvedObject"]["kind"], "Node");
+    // kubectl get events -A lists both.
+    let all = k.run(&["get", "events", "-A"]);
+    assert!(all.ok(), "{}", all.stderr);
+    let failed: Vec<&str> = all
+        .stdout
+        .lines()
+        .filter(|l| l.contains("FailedApply"))
+        .collect();
+    assert_eq!(failed.len(), 2, "{}", all.stdout);
+    assert!(
+        failed.iter().any(|l| l.contains("configmap/settings")),
+        "{}",
+        all.stdout
+    );
+    // /metrics: each file's last apply result.
+    let (admin, api_port) = (
+        skiff_e2e::kubectl::kubeconfig_token(&s.kubeconfig),
+        s.api_port,
+    );
+    let metrics = move || {
+        skiff_e2e::kubectl::https_request(api_port, "GET", "/metrics", Some(&admin), None, None)
+            .body
+    };
+    let body = metrics();
+    for line in [
+        "skiff_manifest_file_last_apply_success{file=\"settings.yaml\"} 0",
+        "skiff_manifest_file_last_apply_success{file=\"broken.yaml\"} 0",
+        "skiff_manifest_file_last_apply_timestamp_seconds{file=\"settings.yaml\"} 1",
+    ] {
+        assert!(body.contains(line), "{line} not in {body}");
+    }
+    // Fixed: applied, and a Normal Event says so.
+    s.write_manifest("settings.yaml", &bad.replace("8080", "'8080'"));
+    s.expect("an Applied Event", WAIT, |_| {
+        !about("default", "settings.yaml", "Applied").is_empty()
+    });
+    assert!(s.exists("configmaps", "settings", None));
+    assert_eq!(
+        about("default", "settings.yaml", "Applied")[0]["type"],
+        "Normal"
+    );
+    let body = metrics();
+    let line = "skiff_manifest_file_last_apply_success{file=\"settings.yaml\"} 1";
+    assert!(body.contains(line), "{line} not in {body}");
+}

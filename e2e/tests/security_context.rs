@@ -265,7 +265,7 @@ spec:
 fn containers_are_filtered_by_default_and_their_root_is_nodev() {
     let s = server_with_images(&[IMAGE]);
     let k = Kubectl::admin(&s);
-    let report = "grep -E '^Seccomp:' /proc/self/status; echo root=$(grep -m1 ' / / ' /proc/self/mountinfo | cut -d' ' -f6); unshare -U true 2>/dev/null && echo userns=yes || echo userns=no";
+    let report = "grep -E '^(Seccomp|SigIgn):' /proc/self/status; echo root=$(grep -m1 ' / / ' /proc/self/mountinfo | cut -d' ' -f6); unshare -U true 2>/dev/null && echo userns=yes || echo userns=no";
     k.apply(
         &format!(
             "apiVersion: v1
@@ -310,6 +310,19 @@ spec:
         "filtered by default: {plain}"
     );
     assert!(plain.contains("userns=no"), "{plain}");
+    // SIGHUP, SIGINT and SIGPIPE not ignored (the shim's own dispositions do not leak in).
+    let ignored = plain
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .expect("SigIgn");
+    for signal in [1, 2, 13] {
+        assert_eq!(
+            ignored & (1 << (signal - 1)),
+            0,
+            "signal {signal} ignored: {plain}"
+        );
+    }
     let opts = root_options(&plain);
     assert!(opts.iter().any(|o| o == "nodev"), "{plain}");
     assert!(

@@ -221,6 +221,8 @@ async fn serve(
     since: Option<jiff::Timestamp>,
     tx: mpsc::Sender<bytes::Bytes>,
 ) {
+    // Any rotation of the file opened now is stamped later than this.
+    let opened_at = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
     let Ok(file) = std::fs::File::open(&path) else {
         return;
     };
@@ -234,6 +236,7 @@ async fn serve(
             }
         }
     };
+    let Ok(live) = file.try_clone() else { return };
     let mut file = tokio::fs::File::from_std(file);
     if file.seek(SeekFrom::Start(start)).await.is_err() {
         return;
@@ -271,33 +274,118 @@ async fn serve(
     if !output.flush().await || !req.follow {
         return;
     }
-    follow(reader, line, (&path, read_to), &instance_dir, &mut output).await;
+    follow(
+        reader,
+        line,
+        Source {
+            path: &path,
+            read_to,
+            live,
+            opened_at,
+        },
+        &instance_dir,
+        &mut output,
+    )
+    .await;
+}
+
+/// The live log file a follower reads: its path, how far it has read, a handle to the file
+/// it opened (for its inode: the shim rotates `N.log` by renaming it), and when it opened it.
+struct Source<'a> {
+    path: &'a Path,
+    read_to: u64,
+    live: std::fs::File,
+    opened_at: String,
 }
 
 /// Follow: new records as they are written, until the instance is gone (or the client).
-/// While nothing is written, the follower only sleeps and looks at the file's size and the
-/// instance's directory (a `stat` each, made inline: it does not block like a read, and so
-/// an idle follower uses no blocking-pool thread at all); it reads once the file has grown.
+/// While nothing is written, the follower only sleeps and looks at the file's size and inode
+/// and the instance's directory (a `stat` each, made inline: it does not block like a read,
+/// and so an idle follower uses no blocking-pool thread at all); it reads once the file has
+/// grown. Across a rotation (the shim renames `N.log` to `N.log.<stamp>` and starts a new
+/// one): the rest of the rotated file, then every file rotated after it, oldest first
+/// (gzipped ones decompressed), then the new `N.log`.
 async fn follow(
     mut reader: BufReader<tokio::fs::File>,
     mut pending: Vec<u8>,
-    (path, mut read_to): (&Path, u64),
+    mut src: Source<'_>,
     instance_dir: &Path,
     output: &mut Output,
 ) {
+    use std::os::unix::fs::MetadataExt;
     let mut finishing = false;
+    let mut rotated = false;
     loop {
         match reader.read_until(b'\n', &mut pending).await {
+            Ok(0) if rotated => {
+                // Everything of the rotated file is read: the files rotated after it, then
+                // the new live file.
+                rotated = false;
+                let (path, live, opened_at) =
+                    (src.path.to_path_buf(), src.live, src.opened_at.clone());
+                let Ok(later) = tokio::task::spawn_blocking(move || {
+                    let stamp = rotated_stamp(&path, &live, &opened_at).unwrap_or_default();
+                    let mut texts = Vec::new();
+                    let mut at = stamp;
+                    // An empty stamp: ours was not found (compressed while the follower fell
+                    // behind); on with the live file.
+                    while !at.is_empty() {
+                        let Some((mut r, next)) = rotated_after(&path, &at) else {
+                            break;
+                        };
+                        let mut text = Vec::new();
+                        let _ = std::io::Read::read_to_end(&mut r, &mut text);
+                        texts.push(text);
+                        at = next;
+                    }
+                    let now = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
+                    (texts, std::fs::File::open(&path).ok(), now)
+                })
+                .await
+                else {
+                    return;
+                };
+                let (texts, next_live, now) = later;
+                pending.clear();
+                for text in texts {
+                    for line in text.split_inclusive(|&b| b == b'\n') {
+                        if let Some(r) = line.strip_suffix(b"\n").and_then(parse) {
+                            output.push(&r);
+                        }
+                        if output.out.len() >= SEND_AT && !output.flush().await {
+                            return;
+                        }
+                    }
+                }
+                if !output.flush().await {
+                    return;
+                }
+                let Some(next_live) = next_live else { return };
+                let Ok(handle) = next_live.try_clone() else {
+                    return;
+                };
+                reader = BufReader::with_capacity(SEND_AT, tokio::fs::File::from_std(handle));
+                src.live = next_live;
+                src.read_to = 0;
+                src.opened_at = now;
+                continue;
+            }
             Ok(0) => {
                 if finishing {
                     return;
                 }
+                let ours = src.live.metadata().map(|m| m.ino()).ok();
                 loop {
                     if output.tx.is_closed() {
                         return;
                     }
-                    if std::fs::metadata(path).is_ok_and(|m| m.len() > read_to) {
-                        break;
+                    match std::fs::metadata(src.path) {
+                        Ok(m) if Some(m.ino()) != ours => {
+                            rotated = true;
+                            break;
+                        }
+                        Ok(m) if m.len() > src.read_to => break,
+                        _ => {}
                     }
                     if std::fs::metadata(instance_dir).is_err() {
                         // One more look: the last lines may have landed just before the end.
@@ -308,7 +396,7 @@ async fn follow(
                 }
                 continue;
             }
-            Ok(n) => read_to += n as u64,
+            Ok(n) => src.read_to += n as u64,
             Err(_) => return,
         }
         if !pending.ends_with(b"\n") {
@@ -415,6 +503,91 @@ pub(crate) fn tail_text(path: &Path, lines: usize, max_bytes: usize) -> String {
     String::from_utf8_lossy(&out[start..]).into_owned()
 }
 
+/// The inode of the file at `path`.
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// The rotation stamp of the file open as `file`, opened when the clock said `opened_at`,
+/// among the rotated files of the log at `path`: the one rotated since then that is the same
+/// file — its inode while it is not compressed, else (gzipped) the same first record (each
+/// starts with a nanosecond timestamp).
+fn rotated_stamp(path: &Path, file: &std::fs::File, opened_at: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = file.metadata().ok()?.ino();
+    let mut first: Option<Vec<u8>> = None;
+    crate::runtime::logfile::rotated_files(path)
+        .into_iter()
+        .filter_map(|f| Some((stamp_of(path, &f)?, f)))
+        .filter(|(s, _)| s.as_str() >= opened_at)
+        .find(|(_, f)| {
+            if f.extension().is_some_and(|e| e == "gz") {
+                let mine = first.get_or_insert_with(|| {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; FIRST_RECORD];
+                    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+                    buf.truncate(n);
+                    first_record(&buf[..])
+                });
+                std::fs::File::open(f).is_ok_and(|gz| {
+                    use std::io::Read;
+                    let mut buf = Vec::new();
+                    let _ = flate2::read::GzDecoder::new(gz)
+                        .take(FIRST_RECORD as u64)
+                        .read_to_end(&mut buf);
+                    !mine.is_empty() && first_record(&buf) == *mine
+                })
+            } else {
+                inode(f) == Some(ino)
+            }
+        })
+        .map(|(s, _)| s)
+}
+
+/// Enough bytes for one whole record (the shim splits lines at 16 KiB).
+const FIRST_RECORD: usize = 20 * 1024;
+
+/// The first line of `bytes`, with its newline (empty if there is no whole line).
+fn first_record(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| bytes[..=i].to_vec())
+        .unwrap_or_default()
+}
+
+/// `<stamp>` of `<path>.<stamp>[.gz]`.
+fn stamp_of(path: &Path, rotated: &Path) -> Option<String> {
+    let name = rotated.file_name()?.to_str()?;
+    let base = path.file_name()?.to_str()?;
+    let stamp = name.strip_prefix(base)?.strip_prefix('.')?;
+    Some(stamp.trim_end_matches(".gz").to_string())
+}
+
+/// The first file rotated after `stamp` (opened, decompressing a `.gz`), with its stamp.
+fn rotated_after(path: &Path, stamp: &str) -> Option<(Box<dyn std::io::BufRead + Send>, String)> {
+    for f in crate::runtime::logfile::rotated_files(path) {
+        let Some(s) = stamp_of(path, &f) else {
+            continue;
+        };
+        if s.as_str() <= stamp {
+            continue;
+        }
+        // Deleted meanwhile (a follower more than max-files behind): the next one.
+        let Ok(file) = std::fs::File::open(&f) else {
+            continue;
+        };
+        let reader: Box<dyn std::io::BufRead + Send> = if f.extension().is_some_and(|e| e == "gz") {
+            Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
+        } else {
+            Box::new(std::io::BufReader::new(file))
+        };
+        return Some((reader, s));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +597,57 @@ mod tests {
         let path = dir.path().join("0.log");
         std::fs::write(&path, text).unwrap();
         tail_offset(&std::fs::File::open(&path).unwrap(), tail).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_reads_every_line_across_rotations() {
+        use crate::runtime::logfile::{LogFile, Rotation};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c/0.log");
+        let instance = dir.path().join("instance");
+        std::fs::create_dir_all(&instance).unwrap();
+        // Nothing deleted (many files), but all rotated files but the newest gzipped.
+        let rotation = Rotation {
+            max_size: 4096,
+            max_files: 1000,
+        };
+        let mut log = LogFile::open(&path, rotation).unwrap();
+        log.write_record(b"t stdout F 0\n").unwrap();
+        // A small channel: the follower falls behind.
+        let (tx, mut rx) = mpsc::channel(2);
+        let req = LogRequest {
+            follow: true,
+            ..Default::default()
+        };
+        let follower = tokio::spawn(serve(path.clone(), instance.clone(), req, None, tx));
+        // Fast enough to rotate several times between two looks of the follower.
+        let writer = tokio::task::spawn_blocking(move || {
+            for i in 1..=5000u32 {
+                log.write_record(format!("t stdout F {i}\n").as_bytes())
+                    .unwrap();
+            }
+            std::fs::remove_dir(&instance).unwrap();
+        });
+        let mut text = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            text.extend_from_slice(&chunk);
+        }
+        writer.await.unwrap();
+        follower.await.unwrap();
+        let numbers: Vec<u32> = String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        // Every line once, in order, across ~17 rotations.
+        assert!(crate::runtime::logfile::rotated_files(&path).len() > 10);
+        let gaps: Vec<(u32, u32)> = numbers
+            .windows(2)
+            .filter(|w| w[1] != w[0] + 1)
+            .map(|w| (w[0], w[1]))
+            .collect();
+        assert!(gaps.is_empty(), "gaps {gaps:?}");
+        assert_eq!((numbers.first(), numbers.last()), (Some(&0), Some(&5000)));
     }
 
     #[test]

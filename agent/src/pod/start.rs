@@ -65,6 +65,7 @@ impl Agent {
                 .pod_dir
                 .join(&c.name)
                 .join(format!("{}.log", cs.restart_count)),
+            log_rotation: self.runtime.log_rotation,
             libcontainer_root: self.runtime.layout.libcontainer_root(),
         };
         // The termination message file, bind-mounted at terminationMessagePath.

@@ -52,6 +52,8 @@ pub struct Runtime {
     pub shim_exe: PathBuf,
     /// Every pod's `pids.max` (`None`: no limit), on its cgroup (`runtime/cgroup.rs`).
     pub pids_limit: Option<u32>,
+    /// How containers' logs are rotated.
+    pub log_rotation: super::logfile::Rotation,
 }
 
 /// A container whose shim is running.
@@ -106,12 +108,19 @@ impl Runtime {
             layout,
             shim_exe: std::env::current_exe()?,
             pids_limit: None,
+            log_rotation: Default::default(),
         })
     }
 
     /// Every pod's `pids.max` (`None`: no limit).
     pub fn with_pids_limit(mut self, limit: Option<u32>) -> Self {
         self.pids_limit = limit;
+        self
+    }
+
+    /// How containers' logs are rotated.
+    pub fn with_log_rotation(mut self, rotation: super::logfile::Rotation) -> Self {
+        self.log_rotation = rotation;
         self
     }
 

@@ -25,6 +25,7 @@ pub mod cgroup;
 pub mod exec;
 pub mod handle;
 pub mod killall;
+pub mod logfile;
 pub mod mount;
 pub mod oci;
 pub mod pidfd;
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shim;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -124,6 +126,9 @@ pub struct ContainerMeta {
     pub image_id: String,
     /// The CRI-format log file the shim writes.
     pub log_path: PathBuf,
+    /// How the shim rotates it (kubelet's defaults in records written before rotation existed).
+    #[serde(default)]
+    pub log_rotation: logfile::Rotation,
     /// libcontainer's state root.
     pub libcontainer_root: PathBuf,
 }

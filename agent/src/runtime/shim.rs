@@ -10,7 +10,6 @@
 //! dispatches to [`main`] before any runtime or thread is created.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,6 +20,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
+use super::logfile::LogFile;
 use super::protocol::{shim_pid_file, PidFile};
 use super::{
     now_rfc3339, now_rfc3339_nanos, pidfd, process_start_ticks, read_json, write_json_durable,
@@ -37,10 +37,24 @@ pub fn main(dir: &Path) -> i32 {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    for sig in [libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-        // SAFETY: setting a signal's disposition to "ignore" is always sound.
+    // Not "ignore": an ignored signal stays ignored across exec, so the container would start
+    // with SIGINT, SIGHUP and SIGPIPE ignored (`yes | head` never ending, SIGHUP reloads never
+    // arriving). A handler that does nothing is reset to the default by exec.
+    extern "C" fn nothing(_: libc::c_int) {}
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(nothing),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGPIPE,
+    ] {
+        // SAFETY: the handler is async-signal-safe (it does nothing) and replaces no handler
+        // anything else relies on (the shim is single-threaded and sets no other).
         unsafe {
-            libc::signal(sig, libc::SIG_IGN);
+            let _ = nix::sys::signal::sigaction(sig, &action);
         }
     }
     // Say who we are before anything else, so a daemon restarting right now can tell a shim
@@ -108,17 +122,10 @@ fn run(dir: &Path, meta: &ContainerMeta) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens the container's log for appending (creating its directory) and creates
-/// libcontainer's root.
-fn open_log(meta: &ContainerMeta) -> Result<File, String> {
-    if let Some(parent) = meta.log_path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&meta.log_path)
+/// Opens the container's log for appending (creating its directory, removing older
+/// instances' files) and creates libcontainer's root.
+fn open_log(meta: &ContainerMeta) -> Result<LogFile, String> {
+    let log = LogFile::open(&meta.log_path, meta.log_rotation)
         .map_err(|e| format!("opening log {}: {e}", meta.log_path.display()))?;
     std::fs::create_dir_all(&meta.libcontainer_root)
         .map_err(|e| format!("creating {}: {e}", meta.libcontainer_root.display()))?;
@@ -185,7 +192,7 @@ fn copy_output(
     init_fd: &OwnedFd,
     out_r: OwnedFd,
     err_r: OwnedFd,
-    log: &mut File,
+    log: &mut LogFile,
 ) -> Result<Option<WaitStatus>, String> {
     let mut streams: [Stream; 2] = [
         Some((out_r, LineWriter::new("stdout"))),
@@ -215,7 +222,7 @@ fn copy_output(
     for (_, w) in streams.iter_mut().flatten() {
         w.finish(log);
     }
-    let _ = log.sync_all();
+    log.sync();
     Ok(status)
 }
 
@@ -247,7 +254,7 @@ fn poll_ready(streams: &[Stream; 2], init_fd: Option<&OwnedFd>) -> Result<Vec<us
 }
 
 /// Reads what a ready stream has into the log; closes it at its end or on an error.
-fn read_stream(stream: &mut Stream, log: &mut File) {
+fn read_stream(stream: &mut Stream, log: &mut LogFile) {
     let mut buf = [0u8; 64 * 1024];
     let (fd, writer) = stream.as_mut().expect("polled streams exist");
     match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
@@ -370,7 +377,7 @@ impl LineWriter {
         }
     }
 
-    fn record(&self, log: &mut File, flag: char, text: &[u8]) {
+    fn record(&self, log: &mut LogFile, flag: char, text: &[u8]) {
         let mut line = Vec::with_capacity(text.len() + 48);
         line.extend_from_slice(now_rfc3339_nanos().as_bytes());
         line.push(b' ');
@@ -380,10 +387,10 @@ impl LineWriter {
         line.push(b' ');
         line.extend_from_slice(text);
         line.push(b'\n');
-        let _ = log.write_all(&line);
+        let _ = log.write_record(&line);
     }
 
-    fn feed(&mut self, data: &[u8], log: &mut File) {
+    fn feed(&mut self, data: &[u8], log: &mut LogFile) {
         self.partial.extend_from_slice(data);
         let mut start = 0;
         while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
@@ -399,7 +406,7 @@ impl LineWriter {
         }
     }
 
-    fn finish(&mut self, log: &mut File) {
+    fn finish(&mut self, log: &mut LogFile) {
         if !self.partial.is_empty() {
             let text = std::mem::take(&mut self.partial);
             self.record(log, 'F', &text);
@@ -414,8 +421,8 @@ mod tests {
     #[test]
     fn lines_become_cri_records() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let mut f = File::create(&path).unwrap();
+        let path = dir.path().join("0.log");
+        let mut f = LogFile::open(&path, Default::default()).unwrap();
         let mut w = LineWriter::new("stdout");
         w.feed(b"hello\nwor", &mut f);
         w.feed(b"ld\n", &mut f);

@@ -117,6 +117,9 @@ pub fn aggregated(core: bool) -> Value {
             "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
         }));
     }
+    if !core {
+        items.push(super::metrics_api::aggregated_group());
+    }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
@@ -134,6 +137,7 @@ pub fn api_groups() -> Value {
             let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
             json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
         })
+        .chain([super::metrics_api::group()])
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }

@@ -74,6 +74,7 @@ pub fn client_for(
             issuer: Arc::new(super::sa_token::Issuer::open(&data_dir.join("tls"))?),
             node: Arc::new(NoNode),
             max_body_bytes: super::MAX_BODY_BYTES,
+            manifest_results: Default::default(),
         }),
         "skiff-test",
     ))

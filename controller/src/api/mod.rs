@@ -10,6 +10,7 @@
 //!   SPDY/3.1 (tunnelled in WebSocket, or plain) to the pod's address;
 //! - [`protobuf`]: bodies in Kubernetes' protobuf encoding (kubectl's typed generators) decoded
 //!   into the JSON objects everything else handles;
+//! - [`metrics_api`]: `metrics.k8s.io/v1beta1` (`kubectl top`) from the [`Node`]'s usage;
 //! - [`table`], [`select`], [`patch`], [`status`]: what those need.
 //!
 //! Writes go through the same validation and defaulting as the manifests folder, into the same
@@ -22,6 +23,7 @@ pub mod discovery;
 pub mod exec;
 pub mod housekeeping;
 pub mod local;
+pub mod metrics_api;
 mod openapi;
 mod openapi_v2;
 pub mod portforward;
@@ -154,6 +156,11 @@ pub trait Node: Send + Sync + 'static {
     fn reserved_ports(&self) -> Vec<(Option<std::net::IpAddr>, u16, String)> {
         Vec::new()
     }
+    /// CPU and memory usage of the node and its containers over the last sampling window,
+    /// for the Metrics API (`None`: not measured yet).
+    fn usage(&self) -> Option<metrics_api::UsageReport> {
+        None
+    }
 }
 
 /// The API server's settings.
@@ -218,6 +225,8 @@ pub struct ApiState {
     pub node: Arc<dyn Node>,
     /// The largest request body.
     pub max_body_bytes: usize,
+    /// The manifests folder's last apply result per file (for `/metrics`).
+    pub manifest_results: crate::folder::FileResults,
 }
 
 /// The container of `pod` a request names (logs, exec). Without a name: the only container, or
@@ -403,6 +412,7 @@ pub async fn start(
         issuer,
         node,
         max_body_bytes: config.limits.max_body_bytes,
+        manifest_results: Default::default(),
     });
     let gate = skiff_proxy::serve::Gate::new(config.limits.connections.clone());
     let local = state.clone();

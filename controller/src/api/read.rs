@@ -363,5 +363,84 @@ pub(super) fn metrics(state: &ApiState) -> String {
         );
     }
     let _ = writeln!(out, "# HELP skiff_store_resource_version The store's newest resourceVersion.\n# TYPE skiff_store_resource_version counter\nskiff_store_resource_version {}", state.store.resource_version());
+    usage_metrics(&mut out, state, &pods);
+    manifest_metrics(&mut out, state);
     out
+}
+
+/// The manifests folder's last apply result per file, and when it was.
+fn manifest_metrics(out: &mut String, state: &ApiState) {
+    use std::fmt::Write;
+    let results = state.manifest_results.lock().expect("not poisoned").clone();
+    let _ = writeln!(out, "# HELP skiff_manifest_file_last_apply_success Whether the last apply of a manifests-folder file succeeded (1) or failed (0).\n# TYPE skiff_manifest_file_last_apply_success gauge");
+    for (file, (ok, _)) in &results {
+        let _ = writeln!(
+            out,
+            "skiff_manifest_file_last_apply_success{{file=\"{}\"}} {}",
+            label_value(file),
+            u8::from(*ok)
+        );
+    }
+    let _ = writeln!(out, "# HELP skiff_manifest_file_last_apply_timestamp_seconds When a manifests-folder file was last applied or tried (Unix time).\n# TYPE skiff_manifest_file_last_apply_timestamp_seconds gauge");
+    for (file, (_, at)) in &results {
+        let _ = writeln!(
+            out,
+            "skiff_manifest_file_last_apply_timestamp_seconds{{file=\"{}\"}} {at}",
+            label_value(file)
+        );
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The node's and each container's CPU (cores, over the last sampling window) and memory
+/// working set (bytes): what `kubectl top` shows, as Prometheus gauges.
+fn usage_metrics(out: &mut String, state: &ApiState, pods: &[Arc<Value>]) {
+    use std::fmt::Write;
+    let Some(report) = state.node.usage() else {
+        return;
+    };
+    let cores = |n: u64| n as f64 / 1e9;
+    let _ = writeln!(out, "# HELP skiff_node_cpu_usage_cores The node's CPU use over the last sampling window (~10 s), in cores.\n# TYPE skiff_node_cpu_usage_cores gauge");
+    let _ = writeln!(out, "# HELP skiff_node_memory_working_set_bytes The node's memory working set (total - free - inactive file).\n# TYPE skiff_node_memory_working_set_bytes gauge");
+    if let Some(n) = &report.node {
+        let _ = writeln!(out, "skiff_node_cpu_usage_cores {}", cores(n.cpu_nanocores));
+        let _ = writeln!(
+            out,
+            "skiff_node_memory_working_set_bytes {}",
+            n.memory_bytes
+        );
+    }
+    let by_uid: std::collections::HashMap<&str, &Value> = pods
+        .iter()
+        .filter_map(|p| Some((p["metadata"]["uid"].as_str()?, p.as_ref())))
+        .collect();
+    let _ = writeln!(out, "# HELP skiff_container_cpu_usage_cores A container's CPU use over the last sampling window (~10 s), in cores.\n# TYPE skiff_container_cpu_usage_cores gauge");
+    let _ = writeln!(out, "# HELP skiff_container_memory_working_set_bytes A container's memory working set (usage - inactive file), as cAdvisor's.\n# TYPE skiff_container_memory_working_set_bytes gauge");
+    for c in &report.containers {
+        let Some(pod) = by_uid.get(c.pod_uid.as_str()) else {
+            continue;
+        };
+        let labels = format!(
+            "namespace=\"{}\",pod=\"{}\",container=\"{}\"",
+            meta::namespace(pod),
+            meta::name(pod),
+            c.container
+        );
+        let _ = writeln!(
+            out,
+            "skiff_container_cpu_usage_cores{{{labels}}} {}",
+            cores(c.usage.cpu_nanocores)
+        );
+        let _ = writeln!(
+            out,
+            "skiff_container_memory_working_set_bytes{{{labels}}} {}",
+            c.usage.memory_bytes
+        );
+    }
 }

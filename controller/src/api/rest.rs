@@ -97,6 +97,9 @@ pub async fn route(state: &Arc<ApiState>, who: Identity, req: Request<ReqBody>) 
             discovery::AGGREGATED,
             serde_json::to_vec(&discovery::aggregated(false)).expect("json"),
         ),
+        ["apis", super::metrics_api::GROUP, super::metrics_api::VERSION, rest @ ..] => {
+            super::metrics_api::serve(state, &who, &req, rest)
+        }
         ["api"] if get => ok_json(200, &discovery::api_versions()),
         ["apis"] if get => ok_json(200, &discovery::api_groups()),
         ["api", v] if get => discovery::resource_list("", v)
@@ -270,7 +273,7 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
 /// `(group, plural, subresource, message)`; `subresource` `None` matches the resource itself.
 const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
     ("autoscaling", "horizontalpodautoscalers", None,
-     "HorizontalPodAutoscalers (kubectl autoscale) are not supported by skiff: it has no metrics pipeline; set the replica count with `kubectl scale deployment NAME --replicas=N`"),
+     "HorizontalPodAutoscalers (kubectl autoscale) are not supported by skiff: it has no autoscaler; set the replica count with `kubectl scale deployment NAME --replicas=N`"),
     ("policy", "poddisruptionbudgets", None,
      "PodDisruptionBudgets are not supported by skiff (one node; `kubectl drain` deletes pods without evictions): bound a rollout's disruption with the Deployment's spec.strategy.rollingUpdate.maxUnavailable"),
     ("", "resourcequotas", None,
@@ -279,10 +282,6 @@ const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
      "LimitRanges are not supported by skiff: set resources.requests and resources.limits on each container"),
     ("certificates.k8s.io", "certificatesigningrequests", None,
      "CertificateSigningRequests are not supported by skiff: clients authenticate with bearer tokens (`skiff token create -n NAMESPACE` makes a namespace's kubeconfig)"),
-    ("metrics.k8s.io", "pods", None,
-     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
-    ("metrics.k8s.io", "nodes", None,
-     "the Metrics API (kubectl top) is not served by skiff: the admin token reads the node's and containers' figures from /metrics (Prometheus text)"),
     ("", "services", Some("proxy"),
      "the API server's proxy to Services (services/proxy, kubectl proxy's /api/v1/.../services/NAME/proxy) is not supported by skiff: use `kubectl port-forward svc/NAME LOCAL:PORT`"),
     ("", "pods", Some("proxy"),

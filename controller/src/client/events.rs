@@ -42,6 +42,8 @@ pub enum Source {
     Scheduler,
     /// The node's LoadBalancer Services (k3s's ServiceLB).
     ServiceLoadBalancer,
+    /// The manifests folder.
+    ManifestsFolder,
 }
 
 impl Source {
@@ -58,6 +60,7 @@ impl Source {
             Source::VolumeController => "persistentvolume-controller",
             Source::Scheduler => "default-scheduler",
             Source::ServiceLoadBalancer => "service-lb-controller",
+            Source::ManifestsFolder => "skiff-manifests-folder",
         }
     }
 }
@@ -97,6 +100,31 @@ fn new_event(object: &Value, ty: Type, reason: &str, message: &str, source: Sour
     })
 }
 
+/// Records an event about a manifests-folder file: in `namespace`, about `object` (the object
+/// the file declares first, or the Node when that is not known), named after (file, reason,
+/// message) so that the same failure of the same file bumps one Event's count.
+pub async fn record_for_file(
+    client: &kube::Client,
+    file: &str,
+    namespace: &str,
+    object: &Value,
+    ty: Type,
+    reason: &str,
+    message: &str,
+) {
+    use std::hash::{Hash, Hasher};
+    let mut event = new_event(object, ty, reason, message, Source::ManifestsFolder);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (file, reason, message).hash(&mut h);
+    event["metadata"] = json!({
+        "name": format!("skiff-manifest.{:016x}", h.finish()),
+        "namespace": namespace,
+    });
+    if let Err(e) = create_or_count(client, event).await {
+        tracing::debug!(file, "recording an event failed: {e}");
+    }
+}
+
 /// Records an event through the API (the controllers' and the node's way, as clients); a
 /// repeat bumps the count of the first. Never fails the caller.
 pub async fn record_via(
@@ -120,8 +148,12 @@ async fn try_record_via(
     message: &str,
     source: Source,
 ) -> Result<(), kube::Error> {
+    create_or_count(client, new_event(object, ty, reason, message, source)).await
+}
+
+/// Creates `event`, or bumps the count of the one of its name.
+async fn create_or_count(client: &kube::Client, event: Value) -> Result<(), kube::Error> {
     use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-    let event = new_event(object, ty, reason, message, source);
     let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Event>(&());
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), meta::namespace(&event), &ar);

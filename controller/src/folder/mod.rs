@@ -107,7 +107,37 @@ pub struct ManifestsFolder {
     identity: Option<Identity>,
     /// Why pruning is held, as last logged (so that it is logged once, not every pass).
     held: Option<String>,
+    /// Where Events about files go (`None`: nowhere, only the log).
+    events: Option<kube::Client>,
+    /// Events of the last pass, to be recorded.
+    outbox: Vec<FileEvent>,
+    /// Where each file's last apply result is published (`/metrics`).
+    results: FileResults,
 }
+
+/// An Event about a file: what [`ManifestsFolder::run`] records after a pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileEvent {
+    /// The file, relative to the folder.
+    pub file: String,
+    /// Where the Event goes: the namespace of the object the file declares first if it
+    /// exists, else `kube-system`.
+    pub namespace: String,
+    /// What the Event is about: that object, or the Node.
+    pub object: Value,
+    /// `Warning` for a failure, `Normal` for an apply after one.
+    pub warning: bool,
+    /// `FailedApply` or `Applied`.
+    pub reason: &'static str,
+    /// Names the file and the error.
+    pub message: String,
+}
+
+/// The last apply result of each file: succeeded, and when (Unix seconds).
+pub type FileResults = Arc<std::sync::Mutex<BTreeMap<String, (bool, i64)>>>;
+
+/// The longest Event message (Kubernetes' event recorder truncates at 1024 bytes too).
+const MAX_EVENT_MESSAGE: usize = 1024;
 
 impl ManifestsFolder {
     /// A folder applier for `dir`.
@@ -120,7 +150,108 @@ impl ManifestsFolder {
             identity_file: None,
             identity: None,
             held: None,
+            events: None,
+            outbox: Vec::new(),
+            results: Default::default(),
         }
+    }
+
+    /// Publishes each file's last apply result in `results`.
+    pub fn with_results(mut self, results: FileResults) -> Self {
+        self.results = results;
+        self
+    }
+
+    fn record_result(&self, source: &str, success: bool) {
+        let now = jiff::Timestamp::now().as_second();
+        let mut results = self.results.lock().expect("not poisoned");
+        results.insert(source.to_string(), (success, now));
+    }
+
+    /// Records an Event through `client` for every failing pass of a file (`FailedApply`,
+    /// Warning; a repeat of the same error bumps its count) and when a file applies after
+    /// failing (`Applied`, Normal).
+    pub fn with_events(mut self, client: kube::Client) -> Self {
+        self.events = Some(client);
+        self
+    }
+
+    /// The Events of the passes so far (and forgets them).
+    pub fn take_events(&mut self) -> Vec<FileEvent> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Where an Event about `source` goes and what it is about: the first object the file
+    /// declares, when its namespace exists (or it is cluster-scoped: then in kube-system);
+    /// otherwise the Node, in kube-system.
+    fn event_target(&self, text: &str) -> (String, Value) {
+        let node = serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": crate::model::node::name()},
+        });
+        let first = parse_documents(text)
+            .ok()
+            .and_then(|docs| docs.into_iter().next())
+            .map(|d| d.object);
+        let Some(first) = first else {
+            return ("kube-system".into(), node);
+        };
+        let (Some(kind), Some(name)) = (first["kind"].as_str(), first["metadata"]["name"].as_str())
+        else {
+            return ("kube-system".into(), node);
+        };
+        let Some(info) = crate::model::kinds::by_kind(kind) else {
+            return ("kube-system".into(), node);
+        };
+        let namespace = if info.namespaced {
+            first["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string()
+        } else {
+            String::new()
+        };
+        let exists = |kind: &str, ns: &str, name: &str| {
+            self.store
+                .get(&crate::model::store::ObjectKey::new(kind, ns, name))
+        };
+        if info.namespaced && exists("Namespace", "", &namespace).is_none() {
+            return ("kube-system".into(), node);
+        }
+        let mut object = serde_json::json!({
+            "apiVersion": info.api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        if let Some(current) = exists(kind, &namespace, name) {
+            object["metadata"]["uid"] = current["metadata"]["uid"].clone();
+        }
+        let event_ns = if info.namespaced {
+            namespace
+        } else {
+            "kube-system".into()
+        };
+        (event_ns, object)
+    }
+
+    fn queue_event(&mut self, source: &str, text: &str, warning: bool, message: String) {
+        let (namespace, object) = self.event_target(text);
+        let mut message = message;
+        if message.len() > MAX_EVENT_MESSAGE {
+            let mut end = MAX_EVENT_MESSAGE - 3;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str("...");
+        }
+        self.outbox.push(FileEvent {
+            file: source.to_string(),
+            namespace,
+            object,
+            warning,
+            reason: if warning { "FailedApply" } else { "Applied" },
+            message,
+        });
     }
 
     /// Records the folder's identity at `path` (in the data directory), so that after a
@@ -173,7 +304,15 @@ impl ManifestsFolder {
             for (source, (hash, text)) in std::mem::take(&mut pending) {
                 match self.apply_file(&source, &text) {
                     Ok(()) => {
-                        self.failed.remove(&source);
+                        if self.failed.remove(&source).is_some() {
+                            self.queue_event(
+                                &source,
+                                &text,
+                                false,
+                                format!("manifest file {source} applied (it had failed before)"),
+                            );
+                        }
+                        self.record_result(&source, true);
                         self.applied.insert(source, hash);
                         progressed = true;
                     }
@@ -184,12 +323,12 @@ impl ManifestsFolder {
                     {
                         waiting_for_namespace.insert(source, (hash, text, errors));
                     }
-                    Err(e) => self.report(&source, hash, &e),
+                    Err(e) => self.report(&source, hash, &text, &e),
                 }
             }
             if !progressed || waiting_for_namespace.is_empty() {
-                for (source, (hash, _, errors)) in waiting_for_namespace {
-                    self.report(&source, hash, &FileError::Apply(errors));
+                for (source, (hash, text, errors)) in waiting_for_namespace {
+                    self.report(&source, hash, &text, &FileError::Apply(errors));
                 }
                 break;
             }
@@ -234,6 +373,10 @@ impl ManifestsFolder {
         }
         self.applied.retain(|s, _| present.contains(s));
         self.failed.retain(|s, _| present.contains(s));
+        self.results
+            .lock()
+            .expect("not poisoned")
+            .retain(|s, _| present.contains(s));
     }
 
     /// Why this pass must not prune, if it must not: the folder lists no file while the store
@@ -284,11 +427,20 @@ impl ManifestsFolder {
         }
     }
 
-    fn report(&mut self, source: &str, hash: String, error: &FileError) {
+    /// A file that failed: logged once per content version; an Event at every pass (a repeat
+    /// of the same error counts up on one Event).
+    fn report(&mut self, source: &str, hash: String, text: &str, error: &FileError) {
         if self.failed.get(source) != Some(&hash) {
             tracing::error!(file = %source, "manifest not applied, nothing changed: {error}");
             self.failed.insert(source.to_string(), hash);
         }
+        self.record_result(source, false);
+        self.queue_event(
+            source,
+            text,
+            true,
+            format!("manifest file {source} not applied, nothing changed: {error}"),
+        );
     }
 
     fn apply_file(&self, source: &str, text: &str) -> Result<(), FileError> {
@@ -330,6 +482,27 @@ impl ManifestsFolder {
                 watched = now;
             }
             self.reconcile();
+            let events = self.take_events();
+            if let Some(client) = self.events.clone() {
+                for e in events {
+                    use crate::client::events::{record_for_file, Type};
+                    let ty = if e.warning {
+                        Type::Warning
+                    } else {
+                        Type::Normal
+                    };
+                    record_for_file(
+                        &client,
+                        &e.file,
+                        &e.namespace,
+                        &e.object,
+                        ty,
+                        e.reason,
+                        &e.message,
+                    )
+                    .await;
+                }
+            }
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(RESCAN) => {}
@@ -397,6 +570,49 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let e = parse_documents("a: 1\n---\nb: [\n").unwrap_err();
         assert!(e.to_string().starts_with("document 2"), "{e}");
+    }
+
+    #[test]
+    fn failing_files_become_events_in_the_objects_namespace_or_kube_system() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(d.path()).unwrap());
+        crate::model::builtin::ensure(&store).unwrap();
+        let dir = d.path().join("manifests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut folder = ManifestsFolder::new(dir.clone(), store.clone());
+        let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: kube-node-lease}\ndata: {k: 1}\n";
+        std::fs::write(dir.join("bad.yaml"), bad).unwrap();
+        std::fs::write(dir.join("broken.yaml"), "a: [\n").unwrap();
+        folder.reconcile();
+        folder.reconcile();
+        let events = folder.take_events();
+        assert_eq!(events.len(), 4, "{events:?}");
+        let bad_events: Vec<&FileEvent> = events.iter().filter(|e| e.file == "bad.yaml").collect();
+        assert_eq!(bad_events.len(), 2);
+        // The same error twice: the same Event (its count goes up).
+        assert_eq!(bad_events[0], bad_events[1]);
+        let e = bad_events[0];
+        assert!(e.warning && e.reason == "FailedApply");
+        assert_eq!(e.namespace, "kube-node-lease");
+        assert_eq!(e.object["kind"], "ConfigMap");
+        assert!(
+            e.message.contains("bad.yaml") && e.message.contains("data.k"),
+            "{}",
+            e.message
+        );
+        let broken = events.iter().find(|e| e.file == "broken.yaml").unwrap();
+        assert_eq!(broken.namespace, "kube-system");
+        assert_eq!(broken.object["kind"], "Node");
+        assert!(broken.message.contains("document 1"), "{}", broken.message);
+        // Fixed: one Normal event, then nothing more.
+        std::fs::write(dir.join("bad.yaml"), bad.replace("k: 1", "k: '1'")).unwrap();
+        std::fs::remove_file(dir.join("broken.yaml")).unwrap();
+        folder.reconcile();
+        folder.reconcile();
+        let events = folder.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(!events[0].warning && events[0].reason == "Applied");
+        assert!(events[0].object["metadata"]["uid"].is_string());
     }
 
     #[test]
