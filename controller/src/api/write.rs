@@ -443,6 +443,14 @@ fn patched(mut base: Value, verb: &str, ct: &str, patch_body: &Value) -> Result<
         }
         _ => return Err(ApiError::unsupported_media_type(ct)),
     }
+    // A patch (or body) may make the document anything: an array, a string. Every later step
+    // reads it as an object (found by fuzzing: a strategic merge patch `[]` panicked).
+    if !base.is_object() {
+        return Err(ApiError::bad_request(match verb {
+            "update" => "the body must be an object",
+            _ => "the patched document is not an object",
+        }));
+    }
     Ok(base)
 }
 
@@ -705,4 +713,55 @@ pub fn fuzz_write(stored: &Value, op: u8, body: &[u8]) -> Result<Value, ApiError
     managed::update(Some(stored), &requested, &mut obj, "fuzz");
     declared::same_declared(&obj, stored);
     Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (fuzz/ `patch`): a strategic merge or merge patch that is an array, or
+    /// a JSON patch replacing the whole document, made the object an array, and the next step
+    /// (skiff's own annotations) panicked indexing it.
+    #[test]
+    fn a_patch_that_makes_the_object_no_object_is_refused() {
+        let stored = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "ci"}});
+        let cases: [(&str, &str, Value); 4] = [
+            (
+                "patch",
+                "application/strategic-merge-patch+json",
+                json!([{"op": "x"}]),
+            ),
+            ("patch", "application/merge-patch+json", json!("text")),
+            (
+                "patch",
+                "application/json-patch+json",
+                json!([{"op": "replace", "path": "", "value": 1}]),
+            ),
+            ("update", "application/json", json!([])),
+        ];
+        for (verb, ct, body) in cases {
+            let e = patched(stored.clone(), verb, ct, &body).expect_err(ct);
+            assert_eq!(e.code, 400, "{ct}: {}", e.message);
+            assert!(e.message.contains("not an object") || e.message.contains("must be an object"));
+        }
+    }
+
+    /// Found by fuzzing: `metadata` that is not a mapping made skiff's annotation guard panic
+    /// (on create as on every write); it is now left for validation to name.
+    #[test]
+    fn a_metadata_that_is_no_mapping_is_refused_by_name() {
+        let who = Identity {
+            id: "t".into(),
+            namespace: Some("ci".into()),
+            service_account: false,
+        };
+        for metadata in [json!("x"), json!([1]), json!(7)] {
+            let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata});
+            keep_skiff_annotations(None, &mut obj, &who);
+            let e = prepare(obj, true).expect_err("refused");
+            assert_eq!(e.code, 422, "{}", e.message);
+            assert!(e.message.contains("metadata"), "{}", e.message);
+        }
+    }
 }
