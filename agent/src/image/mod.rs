@@ -41,3 +41,14 @@ pub use puller::{ImageWanted, Puller, Readiness};
 pub use reference::{normalize_reference, Reference};
 pub use registries::RegistriesConfig;
 pub use store::{Image, ImageStore, ImportLimits, ImportedImage};
+
+/// The layer unpacker (`unpack.rs`, a security boundary) for the fuzz targets in `fuzz/`:
+/// unpacks the layer blob at `blob` into the empty directory `dest`, at most `max_bytes`.
+#[doc(hidden)]
+pub fn fuzz_unpack_layer(
+    blob: &std::path::Path,
+    dest: &std::path::Path,
+    max_bytes: u64,
+) -> Result<String, ImageError> {
+    unpack::unpack_layer(blob, dest, "fuzz", max_bytes)
+}

@@ -70,6 +70,29 @@ pub fn answer(query: &Message, records: &Records) -> Option<Message> {
     Some(response)
 }
 
+/// What becomes of one packet a pod sent to the cluster DNS.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Answered from the records: these bytes go back to the sender.
+    Reply(Vec<u8>),
+    /// Not a cluster name: the packet goes to the host's resolvers as it is.
+    Forward,
+    /// Not a DNS message (or an answer that cannot be written): dropped.
+    Ignore,
+}
+
+/// One packet from a pod, read and answered from the records (the part of [`serve`] that
+/// reads untrusted bytes: fuzzed by `fuzz/fuzz_targets/dns.rs`).
+pub fn handle(packet: &[u8], records: &Records) -> Handled {
+    let Ok(query) = Message::from_vec(packet) else {
+        return Handled::Ignore;
+    };
+    match answer(&query, records) {
+        Some(reply) => reply.to_vec().map_or(Handled::Ignore, Handled::Reply),
+        None => Handled::Forward,
+    }
+}
+
 /// Serves DNS on `bind` until `shutdown` flips.
 pub async fn serve(bind: SocketAddr, records: SharedRecords, mut shutdown: watch::Receiver<bool>) {
     let socket = match UdpSocket::bind(bind).await {
@@ -91,20 +114,16 @@ pub async fn serve(bind: SocketAddr, records: SharedRecords, mut shutdown: watch
             },
         };
         let packet = buf[..n].to_vec();
-        let Ok(query) = Message::from_vec(&packet) else {
-            continue;
-        };
-        let local = {
+        let handled = {
             let r = records.read().unwrap_or_else(|p| p.into_inner());
-            answer(&query, &r)
+            handle(&packet, &r)
         };
-        match local {
-            Some(reply) => {
-                if let Ok(bytes) = reply.to_vec() {
-                    let _ = socket.send_to(&bytes, peer).await;
-                }
+        match handled {
+            Handled::Reply(bytes) => {
+                let _ = socket.send_to(&bytes, peer).await;
             }
-            None => {
+            Handled::Ignore => {}
+            Handled::Forward => {
                 let (socket, upstreams) = (socket.clone(), upstreams.clone());
                 tokio::spawn(async move {
                     if let Some(reply) = forward(&packet, &upstreams).await {

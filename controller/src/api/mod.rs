@@ -39,6 +39,9 @@ pub mod table;
 pub mod tls;
 mod write;
 
+#[doc(hidden)]
+pub use write::{fuzz_stored, fuzz_write};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

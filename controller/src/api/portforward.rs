@@ -517,6 +517,42 @@ async fn session(pod: PodTarget, mut input: mpsc::Receiver<Bytes>, output: mpsc:
     }
 }
 
+/// One session fed `chunks` (the bytes from kubectl, as they arrive), for the fuzz targets in
+/// `fuzz/`: the number of bytes written back. Its pod is at `fe80::1` without an interface,
+/// which the kernel refuses at `connect` (EINVAL): no forward sends a packet anywhere.
+#[doc(hidden)]
+pub fn fuzz_session(chunks: &[&[u8]]) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+    rt.block_on(async {
+        let (in_tx, in_rx) = mpsc::channel::<Bytes>(64);
+        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
+        let pod = PodTarget {
+            ip: IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+            name: "fuzz_default".into(),
+            uid: "fuzz".into(),
+        };
+        let written = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(b) = out_rx.recv().await {
+                n += b.len();
+            }
+            n
+        });
+        let feed = async move {
+            for c in chunks {
+                if in_tx.send(Bytes::copy_from_slice(c)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::join!(feed, session(pod, in_rx, out_tx));
+        written.await.unwrap_or(0)
+    })
+}
+
 /// One port-forward session's streams.
 struct Session {
     pod: Arc<PodTarget>,

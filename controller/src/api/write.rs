@@ -501,6 +501,14 @@ fn patched(
         }
         _ => return Err(ApiError::unsupported_media_type(ct)),
     }
+    // A patch (or body) may make the document anything: an array, a string. Every later step
+    // reads it as an object (found by fuzzing: a strategic merge patch `[]` panicked).
+    if !base.is_object() {
+        return Err(ApiError::bad_request(match verb {
+            "update" => "the body must be an object",
+            _ => "the patched document is not an object",
+        }));
+    }
     Ok(base)
 }
 
@@ -706,4 +714,112 @@ pub(super) fn delete(
     };
     let r = state.store.transaction(vec![op])?;
     Ok(ok_json(200, &r[0]))
+}
+
+/// An object as a create by the admin would store it (parsed, validated, defaulted, its
+/// managed fields), for the fuzz targets in `fuzz/`: the `stored` of [`fuzz_write`].
+#[doc(hidden)]
+pub fn fuzz_stored(body: &[u8]) -> Result<Value, ApiError> {
+    let requested = parse_body("application/json", body)?;
+    let mut obj = prepare(requested.clone(), true)?;
+    managed::update(None, &requested, &mut obj, "fuzz");
+    let md = meta::metadata_mut(&mut obj);
+    md.insert("uid".into(), json!("00000000-0000-0000-0000-000000000001"));
+    md.insert("resourceVersion".into(), json!("1"));
+    Ok(obj)
+}
+
+/// The object-level steps of a write (the parts that read the request body), without the
+/// store, for the fuzz targets in `fuzz/`: `body` as `op` says (0 JSON patch, 1 merge patch,
+/// 2 strategic merge patch, 3 server-side apply, 4 replace) onto `stored` by a namespace
+/// token, through the same functions as [`update_or_patch`]: parse, patch, skiff's own
+/// annotations, validation and defaults, the folder's guard, immutable fields, managed fields.
+/// The written object, or the error the API would answer.
+#[doc(hidden)]
+pub fn fuzz_write(stored: &Value, op: u8, body: &[u8]) -> Result<Value, ApiError> {
+    let who = Identity {
+        id: "fuzz".into(),
+        namespace: Some(meta::namespace(stored).to_string()),
+        service_account: false,
+    };
+    let q = HashMap::new();
+    let (verb, ct) = match op % 5 {
+        0 => ("patch", "application/json-patch+json"),
+        1 => ("patch", "application/merge-patch+json"),
+        2 => ("patch", "application/strategic-merge-patch+json"),
+        3 => ("patch", "application/apply-patch+yaml"),
+        _ => ("update", "application/json"),
+    };
+    let body = parse_body(ct, body)?;
+    if ct.starts_with("application/apply-patch") {
+        let mut applied = body;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request("the body must be an object"));
+        }
+        keep_skiff_annotations(Some(stored), &mut applied, &who);
+        let mut obj = server_side_apply(Some(stored), &applied, "fuzz", &q)?;
+        keep_skiff_annotations(Some(stored), &mut obj, &who);
+        immutable(stored, &obj)?;
+        return Ok(obj);
+    }
+    let mut updated = patched(stored.clone(), verb, ct, &body)?;
+    keep_skiff_annotations(Some(stored), &mut updated, &who);
+    let requested = updated.clone();
+    let mut obj = prepare(updated, strict(&q))?;
+    guard_folder(stored, &obj)?;
+    immutable(stored, &obj)?;
+    managed::update(Some(stored), &requested, &mut obj, "fuzz");
+    declared::same_declared(&obj, stored);
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (fuzz/ `patch`): a strategic merge or merge patch that is an array, or
+    /// a JSON patch replacing the whole document, made the object an array, and the next step
+    /// (skiff's own annotations) panicked indexing it.
+    #[test]
+    fn a_patch_that_makes_the_object_no_object_is_refused() {
+        let stored = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "ci"}});
+        let cases: [(&str, &str, Value); 4] = [
+            (
+                "patch",
+                "application/strategic-merge-patch+json",
+                json!([{"op": "x"}]),
+            ),
+            ("patch", "application/merge-patch+json", json!("text")),
+            (
+                "patch",
+                "application/json-patch+json",
+                json!([{"op": "replace", "path": "", "value": 1}]),
+            ),
+            ("update", "application/json", json!([])),
+        ];
+        for (verb, ct, body) in cases {
+            let e = patched(stored.clone(), verb, ct, &body).expect_err(ct);
+            assert_eq!(e.code, 400, "{ct}: {}", e.message);
+            assert!(e.message.contains("not an object") || e.message.contains("must be an object"));
+        }
+    }
+
+    /// Found by fuzzing: `metadata` that is not a mapping made skiff's annotation guard panic
+    /// (on create as on every write); it is now left for validation to name.
+    #[test]
+    fn a_metadata_that_is_no_mapping_is_refused_by_name() {
+        let who = Identity {
+            id: "t".into(),
+            namespace: Some("ci".into()),
+            service_account: false,
+        };
+        for metadata in [json!("x"), json!([1]), json!(7)] {
+            let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata});
+            keep_skiff_annotations(None, &mut obj, &who);
+            let e = prepare(obj, true).expect_err("refused");
+            assert_eq!(e.code, 422, "{}", e.message);
+            assert!(e.message.contains("metadata"), "{}", e.message);
+        }
+    }
 }

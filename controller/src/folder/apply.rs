@@ -182,6 +182,13 @@ fn folder_apply(live: Option<&Value>, applied: &Value) -> Value {
     obj
 }
 
+/// [`folder_apply`] for the fuzz targets in `fuzz/`: what the folder stores for a prepared
+/// document over `live` (`None`: a create).
+#[doc(hidden)]
+pub fn fuzz_folder_apply(live: Option<&Value>, applied: &Value) -> Value {
+    folder_apply(live, applied)
+}
+
 fn describe(obj: &Value) -> String {
     let kind = obj["kind"].as_str().unwrap_or("object");
     let name = obj["metadata"]["name"].as_str().unwrap_or("<no name>");

@@ -33,11 +33,16 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Removes one annotation (and an `annotations` map left empty).
+/// Never panics, whatever `obj` is: a `metadata` that is not a mapping is left for validation
+/// to name.
 pub fn remove_annotation(obj: &mut Value, key: &str) {
-    if let Some(a) = obj["metadata"]["annotations"].as_object_mut() {
+    let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(a) = md.get_mut("annotations").and_then(Value::as_object_mut) {
         a.remove(key);
         if a.is_empty() {
-            metadata_mut(obj).remove("annotations");
+            md.remove("annotations");
         }
     }
 }
