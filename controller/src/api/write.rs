@@ -762,7 +762,7 @@ pub fn fuzz_write(stored: &Value, op: u8, body: &[u8]) -> Result<Value, ApiError
         immutable(stored, &obj)?;
         return Ok(obj);
     }
-    let mut updated = patched(stored.clone(), verb, ct, &body)?;
+    let mut updated = patched(stored.clone(), verb, ct, &body, super::MAX_BODY_BYTES)?;
     keep_skiff_annotations(Some(stored), &mut updated, &who);
     let requested = updated.clone();
     let mut obj = prepare(updated, strict(&q))?;
@@ -799,7 +799,8 @@ mod tests {
             ("update", "application/json", json!([])),
         ];
         for (verb, ct, body) in cases {
-            let e = patched(stored.clone(), verb, ct, &body).expect_err(ct);
+            let e =
+                patched(stored.clone(), verb, ct, &body, crate::api::MAX_BODY_BYTES).expect_err(ct);
             assert_eq!(e.code, 400, "{ct}: {}", e.message);
             assert!(e.message.contains("not an object") || e.message.contains("must be an object"));
         }
