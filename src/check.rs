@@ -73,10 +73,8 @@ fn check_file(path: &std::path::Path, source: &str) -> Vec<String> {
             Ok(obj) => {
                 let key = ObjectKey::of(&obj);
                 if let Some(first) = seen.insert(key.clone(), doc.index) {
-                    errors.push(format!(
-                        "document {} ({key}): declared twice in this file (first in document {first})",
-                        doc.index
-                    ));
+                    let doc = doc.index;
+                    errors.push(apply::ApplyError::Duplicate { doc, first, key }.to_string());
                 }
             }
             Err(e) => errors.push(e.to_string()),

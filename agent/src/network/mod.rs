@@ -441,26 +441,32 @@ impl Network {
             self.ensure_bridge()?;
             repaired.push(format!("the bridge {}", self.config.bridge));
         }
-        for uid in self.ipam.pods() {
-            let host = veth_name(&uid);
-            let bridge = self.config.bridge.clone();
-            let veth = host.clone();
-            let present = with_netlink(None, move |h| {
-                Box::pin(async move {
-                    let Some(idx) = link_index(&h, &veth).await? else {
-                        return Ok(false);
-                    };
-                    if !bridge_ok {
-                        let bridge_idx = link_index(&h, &bridge).await?.ok_or("no bridge")?;
-                        plug(&h, idx, &veth, bridge_idx, &bridge).await?;
+        // One netlink session for every pod's veth (this runs every few seconds): each
+        // found one is put back on a re-created bridge; the pods whose pair is gone come back.
+        let uids = self.ipam.pods();
+        let bridge = self.config.bridge.clone();
+        let veths: Vec<String> = uids.iter().map(|uid| veth_name(uid)).collect();
+        let present = with_netlink(None, move |h| {
+            Box::pin(async move {
+                let bridge_idx = if bridge_ok {
+                    None
+                } else {
+                    Some(link_index(&h, &bridge).await?.ok_or("no bridge")?)
+                };
+                let mut present = Vec::with_capacity(veths.len());
+                for veth in &veths {
+                    let idx = link_index(&h, veth).await?;
+                    if let (Some(idx), Some(bridge_idx)) = (idx, bridge_idx) {
+                        plug(&h, idx, veth, bridge_idx, &bridge).await?;
                     }
-                    Ok(true)
-                })
+                    present.push(idx.is_some());
+                }
+                Ok(present)
             })
-            .map_err(NetError::Netlink)?;
-            if present {
-                continue;
-            }
+        })
+        .map_err(NetError::Netlink)?;
+        for (uid, _) in uids.into_iter().zip(present).filter(|(_, p)| !p) {
+            let host = veth_name(&uid);
             // The pair is gone: attach again, into the pod's namespace if it still has one.
             let suffix = format!("_{uid}");
             let netns = std::fs::read_dir(pods_dir)

@@ -81,8 +81,11 @@ impl ServiceProxy {
     /// when a pass must run.
     async fn repair_drift(&mut self) -> bool {
         let (net, pods_dir) = (self.network.clone(), self.pods_dir.clone());
+        // Rules not installed yet are installed by the next pass anyway: no `nft` to ask.
+        let installed = self.installed.is_some();
         let (table, repaired) = tokio::task::spawn_blocking(move || {
-            (rules::table_exists(&net.config), net.repair(&pods_dir))
+            let table = !installed || rules::table_exists(&net.config);
+            (table, net.repair(&pods_dir))
         })
         .await
         .expect("no panic");
