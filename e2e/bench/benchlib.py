@@ -679,6 +679,17 @@ def pod_manifest(name, port, command=None, host_network=True, restart="Always", 
     return "\n".join(lines) + "\n"
 
 
+def print_failures(failures):
+    """Prints a benchmark's failed runs (their daemon log tail apart)."""
+    if not failures:
+        return
+    print(f"\n{len(failures)} failure(s):")
+    for f in failures:
+        print(json.dumps({k: v for k, v in f.items() if k != "log_tail"}))
+        if f.get("log_tail"):
+            print("daemon log tail:\n" + f["log_tail"])
+
+
 def install_signal_handlers():
     """SIGINT/SIGTERM/SIGHUP raise KeyboardInterrupt so that `finally` blocks clean up."""
     def handler(signum, frame):

@@ -293,12 +293,7 @@ def main():
     a = stats.get("skiff.full_ms")
     if a and b:
         print(f"ratio skiff whole path / runc: p50 {a['p50'] / b['p50']:.2f}×")
-    if failures:
-        print(f"\n{len(failures)} failure(s):")
-        for f in failures:
-            print(json.dumps({k: v for k, v in f.items() if k != "log_tail"}))
-            if f.get("log_tail"):
-                print("daemon log tail:\n" + f["log_tail"])
+    B.print_failures(failures)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "results": results, "stats": stats, "failures": failures},

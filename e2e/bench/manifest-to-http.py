@@ -238,12 +238,7 @@ def report(results, failures, info, engines, args):
     s = stats.get("skiff")
     if s:
         print(f"| HTTP 200 | {s['p50']:.1f} | {s['p90']:.1f} |")
-    if failures:
-        print(f"\n{len(failures)} failure(s):")
-        for f in failures:
-            print(json.dumps({k: v for k, v in f.items() if k != "log_tail"}))
-            if f.get("log_tail"):
-                print("daemon log tail:\n" + f["log_tail"])
+    B.print_failures(failures)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "results": results, "stats": stats, "skiff_phases": phases,

@@ -8,7 +8,7 @@
 3. DNS query latency p50/p90 of the cluster DNS for a Service name, measured from inside the
    pod's network namespace (nsenter into the pod's netns, a UDP query sent to the gateway).
 
-Run as root: python3 e2e/bench/network.py  (uses target/release/skiff or $SKIFF_BIN)
+Run as root: python3 e2e/bench/network.py [--json OUT.json]  (uses target/release/skiff or $SKIFF_BIN)
 Traffic goes only to 127.0.0.1 and to this server's own bridge addresses (checked with
 `ip route get`).
 """
@@ -66,6 +66,8 @@ def wrk(url):
 
 
 def main():
+    json_out = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None
+    res = {"info": benchlib.machine_info()}
     skiff = os.environ.get("SKIFF_BIN") or benchlib.skiff_bin()
     root = tempfile.mkdtemp(prefix="skiff-bench-net-")
     data, manifests, images = (os.path.join(root, d) for d in ("data", "manifests", "images"))
@@ -127,6 +129,7 @@ spec:
         took = [int(m) for m in re.findall(r"pod network ready.*?took_us=(\d+)",
                                             open(os.path.join(root, "server.log")).read())]
         print(f"pod network setup: n={len(took)} p50={pct(took, 50) / 1000:.2f} ms p90={pct(took, 90) / 1000:.2f} ms")
+        res["setup_ms"] = {"n": len(took), "p50": pct(took, 50) / 1000, "p90": pct(took, 90) / 1000}
 
         pods = json.loads(kubectl(kc, cache, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
         pod_ip = pods[0]["status"]["podIP"]
@@ -139,6 +142,7 @@ spec:
             via.append(wrk(f"http://{vip}/"))
         d, v = statistics.median(direct), statistics.median(via)
         print(f"HTTP direct to pod: {d:.0f} req/s; through ClusterIP: {v:.0f} req/s; ratio {v / d:.3f}")
+        res["http"] = {"direct_rps": d, "clusterip_rps": v, "ratio": v / d}
 
         # DNS from inside a pod's network namespace.
         netns = [p for p in os.listdir(os.path.join(data, "pods")) if p.startswith("default_many-")][0]
@@ -161,6 +165,11 @@ print(f"{{lat[len(lat)//2]*1e6:.0f}} {{lat[int(len(lat)*0.9)]*1e6:.0f}}")
             f.write(script)
         out = sh(f"nsenter --net={nspath} python3 {probe}").stdout.split()
         print(f"DNS from a pod: p50={out[0]} us p90={out[1]} us (500 queries)")
+        res["dns_us"] = {"p50": float(out[0]), "p90": float(out[1])}
+        res["info"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(res, f, indent=1)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -27,6 +27,7 @@ installed when missing (their services are not started by this script).
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -363,6 +364,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--only", default="skiff,skiff-ecdsa,nginx,haproxy,caddy")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--json", help="write every round's numbers and the medians to this file")
     a = ap.parse_args()
     ensure_tools()
     names = a.only.split(",")
@@ -398,6 +400,15 @@ def main():
             med = lambda k: statistics.median(r[k] for r in rs)
             print(f"| {sc} | {name} | {med('rps'):,.0f} | {med('p50'):.2f} | {med('p99'):.2f} | {med('cpu_us_per_req'):.1f} |"
                   f" {med('rss_idle') / 1024:.0f} / {med('rss_load') / 1024:.0f} |")
+    if a.json:
+        keys = ("rps", "p50", "p99", "cpu_us_per_req", "rss_idle", "rss_load")
+        out = {"args": vars(a), "loadavg_end": open("/proc/loadavg").read().split()[:3],
+               "medians": {sc: {name: {k: statistics.median(r[k] for r in rs) for k in keys}
+                                for (s2, name), rs in results.items() if s2 == sc}
+                           for sc in scenarios},
+               "rounds": [{"scenario": sc, "proxy": name, **r} for (sc, name), rs in results.items() for r in rs]}
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

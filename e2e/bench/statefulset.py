@@ -321,12 +321,7 @@ def report(results, failures, info, args):
         s = stats(c, key)
         if s:
             print(f"| {label} | {s['n']} | {s['p50']:.0f} | {s['p90']:.0f} | {s['min']:.0f} | {s['max']:.0f} |")
-    if failures:
-        print(f"\n{len(failures)} failure(s):")
-        for f in failures:
-            print(json.dumps({k: v for k, v in f.items() if k != "log_tail"}))
-            if f.get("log_tail"):
-                print("daemon log tail:\n" + f["log_tail"])
+    B.print_failures(failures)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "results": results, "failures": failures}, f, indent=1)
