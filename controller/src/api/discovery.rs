@@ -76,11 +76,12 @@ pub(super) fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'stat
     }
 }
 
+/// The categories kube-apiserver gives a kind: `kubectl get all` lists the `all` category
+/// (Services included, as Kubernetes has it).
 fn categories(k: &KindInfo) -> Vec<&'static str> {
     match k.kind {
-        "Pod" | "Deployment" | "ReplicaSet" | "StatefulSet" | "Job" | "CronJob" | "DaemonSet" => {
-            vec!["all"]
-        }
+        "Pod" | "Service" | "Deployment" | "ReplicaSet" | "StatefulSet" | "Job" | "CronJob"
+        | "DaemonSet" => vec!["all"],
         _ => vec![],
     }
 }
@@ -195,4 +196,33 @@ pub fn version() -> Value {
         "compiler": "rustc",
         "platform": "linux/amd64",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_all_category_is_kubernetes_own() {
+        let in_all: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| categories(k).contains(&"all"))
+            .map(|k| k.kind)
+            .collect();
+        for kind in [
+            "Pod",
+            "Service",
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+            "Job",
+            "CronJob",
+            "DaemonSet",
+        ] {
+            assert!(in_all.contains(&kind), "{kind} is in `kubectl get all`");
+        }
+        for kind in ["ConfigMap", "Secret", "Ingress", "PersistentVolumeClaim"] {
+            assert!(!in_all.contains(&kind), "{kind} is not in `kubectl get all`");
+        }
+    }
 }
