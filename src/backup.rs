@@ -951,3 +951,198 @@ fn verify(path: &Path, want: &Entry) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use skiff_controller::model::store::{ObjectKey, Store};
+
+    const PV: &str = "pvc-1_default_data";
+
+    /// A data directory with a store (a ConfigMap, a provisioned PersistentVolume), keys, and a
+    /// volume holding what volumes hold: a database file, a private subfolder, symlinks out of
+    /// the volume, a name that is not UTF-8, a file of another owner and a FIFO.
+    fn data_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let store = Store::open(root).unwrap();
+        store
+            .create(json!({"apiVersion":"v1","kind":"ConfigMap",
+                "metadata":{"name":"kept","namespace":"default"},"data":{"k":"v"}}))
+            .unwrap();
+        store
+            .create(
+                json!({"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pvc-1"},
+                "spec":{"hostPath":{"path": root.join("volumes").join(PV).to_string_lossy()}}}),
+            )
+            .unwrap();
+        drop(store);
+        fs::create_dir(root.join("tls")).unwrap();
+        skiff_controller::files::write_private(&root.join("tls/ca.key"), b"KEY").unwrap();
+        let vol = root.join("volumes").join(PV);
+        fs::create_dir_all(vol.join("private")).unwrap();
+        fs::set_permissions(&vol, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(vol.join("private"), fs::Permissions::from_mode(0o750)).unwrap();
+        fs::write(vol.join("app.db"), vec![7u8; 100_000]).unwrap();
+        fs::write(vol.join("private/secret"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", vol.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../tls/ca.key", vol.join("relative")).unwrap();
+        fs::write(vol.join(OsStr::from_bytes(b"caf\xe9")), b"latin-1").unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(vol.join("app.db"), Some(1234), Some(5678)).unwrap();
+        }
+        nix::unistd::mkfifo(
+            &vol.join("pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        d
+    }
+
+    fn take(data: &Path, file: &Path) {
+        backup(&BackupArgs {
+            file: file.to_path_buf(),
+            data: DataDirArg {
+                data_dir: data.to_path_buf(),
+            },
+        })
+        .unwrap();
+    }
+
+    fn put(file: &Path, dir: &Path) -> Result<()> {
+        restore(&RestoreArgs {
+            file: file.to_path_buf(),
+            data_dir: dir.to_path_buf(),
+        })
+    }
+
+    #[test]
+    fn a_backup_restores_elsewhere_as_it_was_without_following_symlinks() {
+        let data = data_dir();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("b.backup");
+        take(data.path(), &file);
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        // Only the archive is left beside it: the scratch folder is gone.
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 1);
+
+        let new = out.path().join("restored");
+        put(&file, &new).unwrap();
+        let (a, b) = (
+            data.path().join("volumes").join(PV),
+            new.join("volumes").join(PV),
+        );
+        for f in ["app.db", "private/secret"] {
+            assert_eq!(
+                fs::read(a.join(f)).unwrap(),
+                fs::read(b.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        assert_eq!(
+            fs::read(b.join(OsStr::from_bytes(b"caf\xe9"))).unwrap(),
+            b"latin-1"
+        );
+        assert_eq!(
+            fs::read_link(b.join("escape")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            fs::read_link(b.join("relative")).unwrap(),
+            Path::new("../../tls/ca.key")
+        );
+        assert!(!b.join("pipe").exists(), "a FIFO is not archived");
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&b), 0o777);
+        assert_eq!(mode(&b.join("private")), 0o750);
+        assert_eq!(mode(&new.join("tls/ca.key")), 0o600);
+        assert_eq!(mode(&new.join("state.db")), 0o600);
+        if nix::unistd::geteuid().is_root() {
+            let m = fs::metadata(b.join("app.db")).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1234, 5678));
+        }
+        // The store: its objects, and the provisioned volume pointed at the new directory.
+        let store = Store::open(&new).unwrap();
+        assert_eq!(
+            store
+                .get(&ObjectKey::new("ConfigMap", "default", "kept"))
+                .unwrap()["data"]["k"],
+            "v"
+        );
+        let pv = store
+            .get(&ObjectKey::new("PersistentVolume", "", "pvc-1"))
+            .unwrap();
+        assert_eq!(
+            pv["spec"]["hostPath"]["path"],
+            fs::canonicalize(&new)
+                .unwrap()
+                .join("volumes")
+                .join(PV)
+                .to_string_lossy()
+                .as_ref()
+        );
+    }
+
+    #[test]
+    fn a_restore_refuses_a_non_empty_directory_and_an_altered_archive() {
+        let data = data_dir();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("b.backup");
+        take(data.path(), &file);
+
+        let full = out.path().join("full");
+        fs::create_dir(&full).unwrap();
+        fs::write(full.join("x"), b"mine").unwrap();
+        let err = put(&file, &full).unwrap_err().to_string();
+        assert!(err.contains("is not empty (it holds x)"), "{err}");
+        assert_eq!(fs::read_dir(&full).unwrap().count(), 1);
+
+        // The same body under a manifest whose hash of app.db differs.
+        let bytes = fs::read(&file).unwrap();
+        let first = zstd::zstd_safe::find_frame_compressed_size(&bytes).unwrap();
+        let mut manifest: Manifest = {
+            let mut ar = tar::Archive::new(zstd::Decoder::new(&bytes[..first]).unwrap());
+            let entry = ar.entries().unwrap().next().unwrap().unwrap();
+            serde_json::from_reader(entry).unwrap()
+        };
+        let body = out.path().join("body");
+        fs::write(&body, &bytes[first..]).unwrap();
+        let db = manifest
+            .entries
+            .iter_mut()
+            .find(|e| e.path.show().ends_with("/app.db"))
+            .unwrap();
+        db.sha256 = Some("0".repeat(64));
+        let altered = out.path().join("altered.backup");
+        write_archive(&altered, &manifest, &body).unwrap();
+        let new = out.path().join("new");
+        let err = format!("{:#}", put(&altered, &new).unwrap_err());
+        assert!(
+            err.contains("manifest's part volumes does not match"),
+            "{err}"
+        );
+        assert!(!new.exists());
+        // With the part's hash made to agree, the file's own hash is what catches it.
+        let start = manifest
+            .parts
+            .iter()
+            .take_while(|p| p.name != "volumes")
+            .map(|p| p.entries as usize)
+            .sum::<usize>();
+        let part = manifest
+            .parts
+            .iter()
+            .position(|p| p.name == "volumes")
+            .unwrap();
+        let end = start + manifest.parts[part].entries as usize;
+        manifest.parts[part].sha256 = part_hash(&manifest.entries[start..end]).unwrap();
+        fs::remove_file(&altered).unwrap();
+        write_archive(&altered, &manifest, &body).unwrap();
+        let err = format!("{:#}", put(&altered, &new).unwrap_err());
+        assert!(err.contains("SHA-256 differs"), "{err}");
+        assert!(!new.exists(), "a failed restore leaves nothing");
+        // The untouched archive restores.
+        put(&file, &new).unwrap();
+    }
+}
