@@ -11,12 +11,14 @@
 #   nftables, iproute2, wrk     — skiff's packet rules (the nft tool), network tests and benchmarks
 #   pebble                      — Let's Encrypt's test CA (+ pebble-challtestsrv) for the ingress ACME tests
 #   systemd                     — systemd-analyze, to verify the unit file (tests/systemd.rs)
+#   zstd, sqlite3               — reading a backup's manifest and a store's schema version
+#                                 (tests/backup.rs, tests/upgrade.rs)
 #   python3-venv, nodejs, npm   — only when the machine has no Python venv or Node/npm of its own:
 #                                 the official Python and JavaScript clients (tests/clients.rs,
 #                                 installed pinned from PyPI and npm into the e2e cache)
 # A Rust toolchain (rustc >= 1.88, with rustfmt and clippy) must already be installed.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap mmdebstrap pebble nftables iproute2 wrk systemd)
+packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap mmdebstrap pebble nftables iproute2 wrk systemd zstd sqlite3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

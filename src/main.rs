@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backup;
 mod check;
 mod cluster;
 mod config;
@@ -50,6 +51,12 @@ enum Command {
     /// Stop the daemon, every container and shim of a data directory, and remove their
     /// mounts, cgroups and runtime state.
     Killall(DataDirArg),
+    /// Write a backup of a data directory into FILE, while the daemon runs: the store (a
+    /// consistent snapshot), the API's CA, keys and tokens, the ACME account, seccomp profiles
+    /// and every PersistentVolume directory. FILE is made 0600: it holds every Secret.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty or new data directory (then start `skiff server` on it).
+    Restore(backup::RestoreArgs),
     /// Manage API tokens (e.g. a CI pipeline's token for one namespace).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -130,6 +137,8 @@ fn main() {
         Command::Get(args) => get::run(&args),
         Command::Killall(data) => killall(&data.data_dir),
         Command::Token(cmd) => token::run(cmd),
+        Command::Backup(args) => backup::backup(&args),
+        Command::Restore(args) => backup::restore(&args),
         Command::Shim { .. } => unreachable!("dispatched above"),
     };
     if let Err(e) = result {

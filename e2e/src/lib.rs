@@ -475,6 +475,9 @@ pub struct Server {
     starts: usize,
     /// Extra arguments for `skiff server`.
     pub extra_args: Vec<String>,
+    /// Another `skiff` binary for `skiff server` (an earlier release, in the upgrade test);
+    /// `None`: [`skiff_bin`].
+    pub binary: Option<PathBuf>,
     /// Extra environment variables for `skiff server`.
     pub extra_env: Vec<(String, String)>,
     /// The API server's port (kept across restarts).
@@ -534,6 +537,7 @@ impl Server {
             child: None,
             starts: 0,
             extra_args: Vec::new(),
+            binary: None,
             extra_env: Vec::new(),
             api_port: free_port(),
             kubeconfig,
@@ -571,7 +575,7 @@ impl Server {
             .expect("open the log file");
         writeln!(log, "=== skiff-e2e: server start #{} ===", self.starts).unwrap();
         let err = log.try_clone().unwrap();
-        let child = Command::new(skiff_bin())
+        let child = Command::new(self.binary.clone().unwrap_or_else(skiff_bin))
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .arg("server")
             .arg("--data-dir")

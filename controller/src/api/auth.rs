@@ -45,13 +45,6 @@ pub struct TokenInfo {
     pub created: String,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    namespace TEXT,
-    created TEXT NOT NULL
-)";
-
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -63,8 +56,14 @@ fn random_hex(bytes: usize) -> String {
 
 /// The token table could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("the token table: {0}")]
-pub struct TokenError(#[from] rusqlite::Error);
+pub enum TokenError {
+    /// The database failed.
+    #[error("the token table: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The store's schema could not be brought to this version (or is newer).
+    #[error("the token table: {0}")]
+    Schema(#[from] crate::model::store::StoreError),
+}
 
 /// The token table.
 pub struct Tokens {
@@ -75,9 +74,10 @@ pub struct Tokens {
 impl Tokens {
     /// Opens the table in `<data-dir>/state.db`.
     pub fn open(data_dir: &Path) -> Result<Self, TokenError> {
-        let conn = Connection::open(data_dir.join("state.db"))?;
+        let mut conn = Connection::open(data_dir.join("state.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
+        // The table is the store's (schema version 1): make or migrate it, refuse a newer one.
+        crate::model::store::migrate(&mut conn)?;
         Ok(Tokens {
             conn: Mutex::new(conn),
             cache: Mutex::new(HashMap::new()),

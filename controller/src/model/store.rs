@@ -135,6 +135,17 @@ pub enum StoreError {
     /// A stored object could not be decoded.
     #[error("stored object {0} is corrupt: {1}")]
     Corrupt(String, serde_json::Error),
+    /// The store was written by a newer skiff (its schema version is beyond [`SCHEMA_VERSION`]).
+    #[error(
+        "state.db has schema version {found}, newer than this skiff knows ({known}): it was \
+         written by a newer skiff. Run that version, or restore a backup made before the upgrade"
+    )]
+    TooNew {
+        /// The store's `PRAGMA user_version`.
+        found: u32,
+        /// The newest version this binary knows.
+        known: u32,
+    },
 }
 
 struct Inner {
@@ -167,7 +178,17 @@ pub struct Store {
     events: broadcast::Sender<Event>,
 }
 
-const SCHEMA: &str = "
+/// The store's schema version, kept in SQLite's `PRAGMA user_version`. Version 0 is a store
+/// made before the version was recorded (skiff up to commit 8ff55c6); a store newer than this
+/// is refused ([`StoreError::TooNew`]), an older one migrated in one transaction ([`migrate`]).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `MIGRATIONS[i]` takes a store from schema version `i` to `i + 1`. An empty (new) database
+/// is version 0 and runs them all.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: the tables of version 0, made if missing — `objects` and `counters` (the store's)
+    // and `tokens` (made by `api::auth` until then) — and the version recorded.
+    "
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL,
     namespace TEXT NOT NULL,
@@ -181,7 +202,64 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-";
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    namespace TEXT,
+    created TEXT NOT NULL
+);
+",
+];
+
+/// The schema version of an open store database.
+pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))?)
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]: refuses a newer one, runs the missing
+/// migrations and records the version in one transaction (all or nothing). Returns the
+/// version found.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found = schema_version(conn)?;
+    if found == SCHEMA_VERSION {
+        return Ok(found);
+    }
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have migrated it meanwhile: read again under the write lock.
+    let found = schema_version(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for step in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    if found != 0 || has_objects(conn)? {
+        tracing::info!(
+            from = found,
+            to = SCHEMA_VERSION,
+            "migrated the store's schema"
+        );
+    }
+    Ok(found)
+}
+
+fn has_objects(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM objects LIMIT 1", [], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
 
 /// The current time in Kubernetes' RFC 3339 form (seconds precision, `Z`).
 pub fn now_rfc3339() -> String {
@@ -215,11 +293,11 @@ impl Store {
     /// Opens (creating if needed) the store in `data_dir/state.db` and loads every object.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         owner_only(data_dir).map_err(StoreError::Permissions)?;
-        let conn = Connection::open(data_dir.join("state.db"))?;
+        let mut conn = Connection::open(data_dir.join("state.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         let resource_version: u64 = conn
             .query_row(
                 "SELECT value FROM counters WHERE name = 'resourceVersion'",
@@ -742,6 +820,77 @@ mod tests {
             .parse()
             .unwrap();
         assert!(rv3 > rv1 + 2, "{rv3} vs {rv1}");
+    }
+
+    /// A store as skiff wrote it before the schema version (8ff55c6): the same tables, no
+    /// `user_version`, no `tokens` table until `skiff token` or the API server made it.
+    fn version_0_store(dir: &Path) {
+        let conn = Connection::open(dir.join("state.db")).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                 uid TEXT NOT NULL, resource_version INTEGER NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (kind, namespace, name));
+             CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO counters VALUES ('resourceVersion', 41);",
+        )
+        .unwrap();
+        let mut o = cm("old", "kept");
+        o["metadata"]["uid"] = json!("u-1");
+        o["metadata"]["resourceVersion"] = json!("41");
+        conn.execute(
+            "INSERT INTO objects VALUES ('ConfigMap', 'default', 'old', 'u-1', 41, ?1)",
+            params![o.to_string()],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_0_store_is_migrated_and_keeps_its_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        version_0_store(dir.path());
+        let s = Store::open(dir.path()).unwrap();
+        let old = s
+            .get(&ObjectKey::new("ConfigMap", "default", "old"))
+            .unwrap();
+        assert_eq!(old["data"]["k"], "kept");
+        assert_eq!(s.resource_version(), 41);
+        drop(s);
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        // Version 1 has the tokens table.
+        let tokens: i64 = conn
+            .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tokens, 0);
+        // Opening again migrates nothing.
+        let mut conn = conn;
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = Store::open(dir.path())
+            .err()
+            .expect("a newer store is refused");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
+                && text.contains("newer skiff"),
+            "{text}"
+        );
+        let err = crate::api::auth::Tokens::open(dir.path())
+            .err()
+            .expect("the token table refuses it too");
+        assert!(err.to_string().contains("newer skiff"), "{err}");
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION + 1);
     }
 
     #[test]
