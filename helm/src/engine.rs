@@ -434,16 +434,15 @@ fn context_funcs(ctx: &Arc<Ctx>, strict: bool) -> BTreeMap<String, ValueFunc> {
     m
 }
 
+/// Go's text/template builtins.
+const GO_BUILTINS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+];
+
 /// All the functions a chart sees (Sprig, Helm's, the context ones).
 pub fn function_names() -> BTreeSet<String> {
-    // Go's text/template builtins.
-    let mut names: BTreeSet<String> = [
-        "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
-        "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut names: BTreeSet<String> = GO_BUILTINS.iter().map(|s| s.to_string()).collect();
     names.extend(sprig().into_keys());
     for n in [
         "include",
@@ -816,4 +815,48 @@ fn clean_error(msg: &str) -> String {
         m = rest.to_string();
     }
     m.replace("execution error: execution error at", "execution error at")
+}
+
+/// Parse and execute one template text on `data`, outside a chart (the ground-truth tests
+/// run the upstream cases this way). With `helm_funcs`, Sprig's and Helm's functions are
+/// there; `extra` adds (or replaces) functions. Missing keys print `<no value>`, as in a
+/// plain Go template.
+pub fn render_string(
+    src: &str,
+    data: &Value,
+    extra: BTreeMap<String, ValueFunc>,
+    helm_funcs: bool,
+) -> Result<String, Error> {
+    let mut funcs = BTreeMap::new();
+    let mut names = function_names();
+    if !helm_funcs {
+        names.retain(|n| GO_BUILTINS.contains(&n.as_str()));
+    }
+    names.extend(extra.keys().cloned());
+    let ctx = Arc::new(Ctx {
+        set: Mutex::new(None),
+        objects: Mutex::new(HashMap::new()),
+        include_depth: Mutex::new(HashMap::new()),
+        funcs: names,
+    });
+    if helm_funcs {
+        funcs.extend(sprig());
+        funcs.extend(context_funcs(&ctx, false));
+    }
+    funcs.extend(extra);
+    let set = Template::new("test").funcs(funcs);
+    let set = add_source(set, "test", src, &ctx.funcs)?;
+    if let Ok(mut cell) = ctx.set.lock() {
+        *cell = Some(set.clone());
+    }
+    let out = set
+        .execute_template_to_string("test", data)
+        .map_err(|e| Error::Render {
+            template: "test".into(),
+            message: clean_error(&e.to_string()),
+        });
+    if let Ok(mut cell) = ctx.set.lock() {
+        *cell = None;
+    }
+    out
 }

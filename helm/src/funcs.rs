@@ -467,6 +467,12 @@ fn merge_into_map(dst: &MapRef, src: &MapRef, overwrite: bool) {
     }
 }
 
+fn parse_json(s: &str) -> Result<Value, String> {
+    serde_json::from_str::<serde_json::Value>(s)
+        .map(|j| from_json(&j))
+        .map_err(|e| e.to_string())
+}
+
 fn parse_yaml(s: &str) -> Result<Value, String> {
     serde_yaml_ng::from_str::<serde_yaml_ng::Value>(s)
         .map(|y| from_yaml(&y))
@@ -906,24 +912,18 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     f!("fromJson", |a: &[Value]| {
         let s = s1("fromJson", a)?;
         Ok(as_map(
-            serde_json::from_str::<serde_json::Value>(&s)
-                .map(|j| from_json(&j))
-                .map_err(|e| e.to_string()),
+            parse_json(&s),
             "json: cannot unmarshal array into Go value of type map[string]interface {}",
         ))
     });
     f!("mustFromJson", |a: &[Value]| {
         let s = s1("mustFromJson", a)?;
-        serde_json::from_str::<serde_json::Value>(&s)
-            .map(|j| from_json(&j))
-            .map_err(|e| err(format!("error calling mustFromJson: {e}")))
+        parse_json(&s).map_err(|e| err(format!("error calling mustFromJson: {e}")))
     });
     f!("fromJsonArray", |a: &[Value]| {
         let s = s1("fromJsonArray", a)?;
         Ok(as_list(
-            serde_json::from_str::<serde_json::Value>(&s)
-                .map(|j| from_json(&j))
-                .map_err(|e| e.to_string()),
+            parse_json(&s),
             "json: cannot unmarshal object into Go value of type []interface {}",
         ))
     });
@@ -1098,22 +1098,14 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
         f!(name, move |a: &[Value]| {
             want(name, a, 1)?;
             let l = larg(name, &a[0])?;
-            Ok(if l.is_empty() {
-                Value::Nil
-            } else {
-                list(l[1..].to_vec())
-            })
+            Ok(list(l.get(1..).unwrap_or_default().to_vec()))
         });
     }
     for name in ["initial", "mustInitial"] {
         f!(name, move |a: &[Value]| {
             want(name, a, 1)?;
             let l = larg(name, &a[0])?;
-            Ok(if l.is_empty() {
-                Value::Nil
-            } else {
-                list(l[..l.len() - 1].to_vec())
-            })
+            Ok(list(l[..l.len().saturating_sub(1)].to_vec()))
         });
     }
     for name in ["reverse", "mustReverse"] {
@@ -1242,11 +1234,10 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     f!("seq", |a: &[Value]| {
         let n: Vec<i64> = a.iter().map(to_i64).collect();
         let (start, step, end) = match n.as_slice() {
-            [] => return Ok(string("")),
-            [e] => (1, 1, *e),
+            [e] => (1, if *e >= 1 { 1 } else { -1 }, *e),
             [s, e] => (*s, if e >= s { 1 } else { -1 }, *e),
             [s, st, e] => (*s, *st, *e),
-            _ => return Err(err("error calling seq: too many arguments")),
+            _ => return Ok(string("")),
         };
         let mut out = Vec::new();
         let mut i = start;
@@ -1578,6 +1569,42 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
         s1("isAbs", a)?.starts_with('/')
     )));
 
+    f!("clean", |a: &[Value]| Ok(string(clean_path(&s1(
+        "clean", a
+    )?))));
+    f!("chunk", |a: &[Value]| chunk("chunk", a));
+    f!("mustChunk", |a: &[Value]| chunk("mustChunk", a));
+    f!("maxf", |a: &[Value]| {
+        want_min("maxf", a, 1)?;
+        Ok(Value::Float(a.iter().map(to_f64).fold(f64::MIN, f64::max)))
+    });
+    f!("minf", |a: &[Value]| {
+        want_min("minf", a, 1)?;
+        Ok(Value::Float(a.iter().map(to_f64).fold(f64::MAX, f64::min)))
+    });
+    f!("add1f", |a: &[Value]| {
+        want("add1f", a, 1)?;
+        Ok(Value::Float(to_f64(&a[0]) + 1.0))
+    });
+    f!("abbrevboth", |a: &[Value]| {
+        want("abbrevboth", a, 3)?;
+        let (off, w) = (iarg("abbrevboth", &a[0])?, iarg("abbrevboth", &a[1])?);
+        let c: Vec<char> = sarg("abbrevboth", &a[2])?.chars().collect();
+        Ok(string(abbrev_both(&c, off, w)))
+    });
+    for (alias, of) in [
+        ("osBase", "base"),
+        ("osDir", "dir"),
+        ("osExt", "ext"),
+        ("osIsAbs", "isAbs"),
+        ("osClean", "clean"),
+        ("mustSlice", "slice"),
+    ] {
+        if let Some(f) = m.get(of).cloned() {
+            m.insert(alias.to_string(), f);
+        }
+    }
+
     // Dates: rendering is offline and reproducible where it can be; `now` is real.
     f!("now", |_a: &[Value]| {
         let secs = std::time::SystemTime::now()
@@ -1630,6 +1657,67 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     m.remove("env");
     m.remove("expandenv");
     m
+}
+
+/// Go's path.Clean.
+fn clean_path(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+fn chunk(name: &str, a: &[Value]) -> FResult {
+    want(name, a, 2)?;
+    let size = iarg(name, &a[0])?.max(1) as usize;
+    let l = larg(name, &a[1])?;
+    Ok(list(l.chunks(size).map(|c| list(c.to_vec())).collect()))
+}
+
+/// goutils.AbbreviateFull as Sprig's abbrevboth.
+fn abbrev_both(c: &[char], offset: i64, width: i64) -> String {
+    let s: String = c.iter().collect();
+    let len = c.len() as i64;
+    if width < 4 || len <= width {
+        return s;
+    }
+    let mut offset = offset.clamp(0, len);
+    if len - offset < width - 3 {
+        offset = len - (width - 3);
+    }
+    if offset <= 4 {
+        let t: String = c[..(width - 3) as usize].iter().collect();
+        return format!("{t}...");
+    }
+    if width < 7 {
+        return s;
+    }
+    if offset + width - 3 < len {
+        let rest: String = c[offset as usize..].iter().collect();
+        return format!(
+            "...{}",
+            abbrev_both(&rest.chars().collect::<Vec<_>>(), 0, width - 3)
+        );
+    }
+    let t: String = c[(len - (width - 3)) as usize..].iter().collect();
+    format!("...{t}")
 }
 
 fn wrap(width: usize, s: &str, nl: &str) -> String {

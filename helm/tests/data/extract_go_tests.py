@@ -98,41 +98,51 @@ def sprig(repo, commit):
         if not f.endswith('_test.go') or 'windows' in f:
             continue
         src = show(repo, commit, f)
-        tpl_var = {}
-        # Walk the file in order: remember `tpl := ...`/`tpl = ...`, then calls.
-        tok = re.compile(
-            r'(?P<assign>\b(\w+)\s*:?=\s*' + STR + r'\s*\n)'
-            r'|(?P<call>\brunt(?:v)?\(\s*(\w+|' + STR + r')\s*,\s*(\w+|' + STR + r')\s*(?:,\s*(?P<vars>[^\n]*))?\))'
-            r'|(?P<table>map\[string\]string\{\s*\n(?P<body>(?:\s*' + STR + r'\s*:\s*' + STR + r',?\s*(?://[^\n]*)?\n)+)\s*\})')
-        for m in tok.finditer(src):
-            test = test_name_at(src, m.start())
-            if m.group('assign'):
-                am = re.match(r'\b(\w+)\s*:?=\s*(' + STR[1:-1] + r')', m.group('assign'))
-                tpl_var[am.group(1)] = go_str(am.group(2))
-            elif m.group('call'):
-                cm = re.match(r'runt(v?)\(\s*(\w+|' + STR[1:-1] + r')\s*,\s*(\w+|' + STR[1:-1] + r')', m.group('call'))
-                a, b = cm.group(2), cm.group(3)
-                try:
-                    tpl = go_str(a) if a[0] in '`"' else tpl_var[a]
-                    expect = go_str(b) if b[0] in '`"' else tpl_var[b]
-                except KeyError:
-                    skipped.append({'file': f, 'test': test, 'why': 'expected value computed in Go'})
-                    continue
-                case = {'file': f, 'test': test, 'template': tpl, 'expect': expect}
-                if cm.group(1) == 'v':
-                    vars_text = m.group('vars') or ''
-                    vars_text = vars_text.rstrip().rstrip(')').rstrip(';')
-                    try:
-                        case['vars'] = simple_value(vars_text.rstrip(')'))
-                    except Exception:
-                        skipped.append({'file': f, 'test': test, 'why': 'values are Go values: ' + vars_text[:60]})
-                        continue
-                cases.append(case)
-            elif m.group('table'):
-                for em in re.finditer(r'(' + STR[1:-1] + r')\s*:\s*(' + STR[1:-1] + r')', m.group('body')):
-                    cases.append({'file': f, 'test': test, 'template': go_str(em.group(1)),
-                                  'expect': go_str(em.group(2))})
+        # Each test function on its own: variables do not carry over.
+        starts = [m.start() for m in re.finditer(r'^func ', src, re.M)] + [len(src)]
+        for a, b in zip(starts, starts[1:]):
+            name = re.match(r'func (?:\([^)]*\)\s*)?(\w+)', src[a:b])
+            cases_in(src[a:b], f, name.group(1) if name else '', cases, skipped)
     return cases, skipped
+
+
+def cases_in(src, f, test, cases, skipped):
+    tpl_var = {}
+    tok = re.compile(
+        r'(?P<assign>\b(\w+)\s*:?=\s*(?![ \t]|runt|map\[)(?P<rhs>[^\n]*)\n)'
+        r'|(?P<call>\brunt(?:v)?\(\s*(\w+|' + STR + r')\s*,\s*(\w+|' + STR + r')\s*(?:,\s*(?P<vars>[^\n]*))?\))'
+        r'|(?P<table>map\[string\]string\{\s*\n(?P<body>(?:\s*' + STR + r'\s*:\s*' + STR + r',?\s*(?://[^\n]*)?\n)+)\s*\})')
+    for m in tok.finditer(src):
+        if m.group('assign'):
+            am = re.match(r'\b(\w+)\s*:?=\s*(.*)', m.group('assign'))
+            rhs = am.group(2).strip()
+            if re.fullmatch(STR, rhs):
+                tpl_var[am.group(1)] = go_str(rhs)
+            else:
+                # Computed in Go: not a case we can carry over.
+                tpl_var.pop(am.group(1), None)
+        elif m.group('call'):
+            cm = re.match(r'runt(v?)\(\s*(\w+|' + STR[1:-1] + r')\s*,\s*(\w+|' + STR[1:-1] + r')', m.group('call'))
+            a, b = cm.group(2), cm.group(3)
+            try:
+                tpl = go_str(a) if a[0] in '`"' else tpl_var[a]
+                expect = go_str(b) if b[0] in '`"' else tpl_var[b]
+            except KeyError:
+                skipped.append({'file': f, 'test': test, 'why': 'template or expected value computed in Go'})
+                continue
+            case = {'file': f, 'test': test, 'template': tpl, 'expect': expect}
+            if cm.group(1) == 'v':
+                vars_text = (m.group('vars') or '').rstrip().rstrip(';')
+                try:
+                    case['vars'] = simple_value(vars_text[:-1] if vars_text.endswith(')') else vars_text)
+                except Exception:
+                    skipped.append({'file': f, 'test': test, 'why': 'values are Go values: ' + vars_text[:60]})
+                    continue
+            cases.append(case)
+        elif m.group('table'):
+            for em in re.finditer(r'(' + STR[1:-1] + r')\s*:\s*(' + STR[1:-1] + r')', m.group('body')):
+                cases.append({'file': f, 'test': test, 'template': go_str(em.group(1)),
+                              'expect': go_str(em.group(2))})
 
 
 def helm_funcs(repo, commit):
