@@ -36,7 +36,7 @@ fn err(m: &str) -> TemplateError {
     TemplateError::Exec(m.into())
 }
 
-fn strings<'a>(args: &'a [Value]) -> Result<Vec<&'a str>, TemplateError> {
+fn strings(args: &[Value]) -> Result<Vec<&str>, TemplateError> {
     args.iter()
         .map(|a| {
             a.as_str()
