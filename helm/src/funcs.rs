@@ -104,9 +104,11 @@ fn larg<'a>(name: &str, v: &'a Value) -> Result<&'a [Value], TemplateError> {
     }
 }
 
-fn marg<'a>(name: &str, v: &'a Value) -> Result<&'a MapRef, TemplateError> {
+/// A `map[string]interface{}` parameter: Go passes nil as a nil map (reads see no keys).
+fn marg(name: &str, v: &Value) -> Result<MapRef, TemplateError> {
     match v {
-        Value::Map(m) => Ok(m),
+        Value::Map(m) => Ok(m.clone()),
+        Value::Nil => Ok(MapRef::default()),
         other => Err(err(format!(
             "error calling {name}: wrong type for value; expected map[string]interface {{}}; got {}",
             go_type(other)
@@ -1308,25 +1310,21 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     });
     f!("pick", |a: &[Value]| {
         want_min("pick", a, 1)?;
-        let m = marg("pick", &a[0])?;
+        let m = marg("pick", &a[0])?.snapshot();
         let keys: Vec<String> = a[1..].iter().map(strval).collect();
         Ok(Value::Map(MapRef::new(
-            m.read()
-                .iter()
-                .filter(|(k, _)| keys.iter().any(|x| x.as_str() == &***k))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            m.into_iter()
+                .filter(|(k, _)| keys.iter().any(|x| x.as_str() == &**k))
                 .collect(),
         )))
     });
     f!("omit", |a: &[Value]| {
         want_min("omit", a, 1)?;
-        let m = marg("omit", &a[0])?;
+        let m = marg("omit", &a[0])?.snapshot();
         let keys: Vec<String> = a[1..].iter().map(strval).collect();
         Ok(Value::Map(MapRef::new(
-            m.read()
-                .iter()
-                .filter(|(k, _)| !keys.iter().any(|x| x.as_str() == &***k))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            m.into_iter()
+                .filter(|(k, _)| !keys.iter().any(|x| x.as_str() == &**k))
                 .collect(),
         )))
     });
@@ -1340,7 +1338,7 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
             want_min(name, a, 1)?;
             let dst = marg(name, &a[0])?;
             for src in &a[1..] {
-                merge_into_map(dst, marg(name, src)?, overwrite);
+                merge_into_map(&dst, &marg(name, src)?, overwrite);
             }
             Ok(a[0].clone())
         });
