@@ -32,6 +32,28 @@ pub struct Dependency {
     pub import_values: Option<serde_yaml_ng::Value>,
 }
 
+impl Dependency {
+    /// `import-values` as (child path, parent path) pairs; a string `x` is
+    /// (`exports.x`, the parent's root). `None` marks an entry of another shape.
+    pub fn import_values(&self) -> Vec<Option<(String, String)>> {
+        use serde_yaml_ng::Value as Y;
+        let Some(Y::Sequence(items)) = &self.import_values else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .map(|iv| match iv {
+                Y::String(s) => Some((format!("exports.{s}"), String::new())),
+                Y::Mapping(m) => {
+                    let get = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                    Some((get("child")?, get("parent")?))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Chart.yaml. Unknown fields are ignored, as Helm ignores them.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -310,11 +332,13 @@ pub fn from_files(mut files: BTreeMap<String, Vec<u8>>, origin: &str) -> Result<
         )));
     }
     for d in &metadata.dependencies {
-        if d.import_values.is_some() {
-            return Err(Error::Chart(format!(
-                "{origin}: Chart.yaml: dependency {:?}: import-values is not supported yet",
-                d.name
-            )));
+        for iv in d.import_values() {
+            if iv.is_none() {
+                return Err(Error::Chart(format!(
+                    "{origin}: Chart.yaml: dependency {:?}: import-values entries are a string or a map with child and parent",
+                    d.name
+                )));
+            }
         }
     }
     let values = match files.remove("values.yaml") {

@@ -14,7 +14,7 @@ use crate::chart::Chart;
 use crate::funcs::{err, go_type, sprig, strval, FResult};
 use crate::rewrite::Rewriter;
 use crate::value::{map, s};
-use crate::values::{coalesce, coalesce_globals, path_value, Table};
+use crate::values::{coalesce, coalesce_globals, path_value, strip_nulls, Table};
 use crate::Error;
 
 /// Release and cluster facts the templates see.
@@ -466,7 +466,7 @@ fn scope<'a>(
     mut values: Table,
     top: &Table,
 ) -> Result<Scoped<'a>, Error> {
-    coalesce(&mut values, &chart.values);
+    coalesce(&mut values, &strip_nulls(&chart.values));
     let mut subs = Vec::new();
     let mut declared = BTreeSet::new();
     for dep in &chart.metadata.dependencies {
@@ -492,6 +492,44 @@ fn scope<'a>(
             subs.push((sub, sub.name().to_string()));
         }
     }
+    // import-values (Helm's processImportValues): tables of a subchart's defaults copied into
+    // the parent's values, below the parent's own defaults and the user's values.
+    let mut imported = Table::new();
+    for dep in &chart.metadata.dependencies {
+        let key = if dep.alias.is_empty() {
+            &dep.name
+        } else {
+            &dep.alias
+        };
+        let Some((sub, _)) = subs.iter().find(|(_, n)| n == key) else {
+            continue;
+        };
+        let mut child_defaults = match chart.values.get(key.as_str()) {
+            Some(Value::Map(m)) => m.snapshot(),
+            _ => Table::new(),
+        };
+        coalesce(&mut child_defaults, &strip_nulls(&sub.values));
+        for (child, parent) in dep.import_values().into_iter().flatten() {
+            let Some(Value::Map(table)) = path_value(&child_defaults, &child) else {
+                continue;
+            };
+            let mut at = Value::Map(MapRef::new(table.snapshot()));
+            for part in parent
+                .split('.')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .rev()
+            {
+                at = Value::Map(MapRef::new(BTreeMap::from([(Arc::from(part), at)])));
+            }
+            if let Value::Map(m) = at {
+                coalesce(&mut imported, &m.snapshot());
+            }
+        }
+    }
+    if !imported.is_empty() {
+        coalesce(&mut values, &imported);
+    }
+
     let mut scoped_subs = Vec::new();
     for (sub, sub_name) in subs {
         let mut sub_vals = match values.get(sub_name.as_str()) {
@@ -512,6 +550,8 @@ fn scope<'a>(
         );
         scoped_subs.push(scoped);
     }
+    // What is left of the users' nulls (they met no default) is dropped.
+    let values = strip_nulls(&values);
     Ok(Scoped {
         chart,
         name,

@@ -148,17 +148,26 @@ pub fn manifests(rendered: &[Rendered]) -> Result<(Vec<Manifest>, Vec<Manifest>)
     Ok((generic, hooks))
 }
 
-/// What `helm template` prints: every manifest, then every hook, as
-/// `---\n# Source: <template>\n<document>\n`.
+/// What `helm template` prints: the release manifest (every manifest as
+/// `---\n# Source: <template>\n<document>\n`, trimmed, one newline), then every hook the
+/// same way.
 pub fn template_output(rendered: &[Rendered]) -> Result<String, Error> {
     let (generic, hooks) = manifests(rendered)?;
-    let mut out = String::new();
-    for m in generic.iter().chain(hooks.iter()) {
-        out.push_str("---\n# Source: ");
-        out.push_str(&m.source);
-        out.push('\n');
-        out.push_str(&m.content);
-        out.push('\n');
+    let mut manifest = String::new();
+    for m in &generic {
+        push_source(&mut manifest, m);
+    }
+    let mut out = format!("{}\n", manifest.trim());
+    for m in &hooks {
+        push_source(&mut out, m);
     }
     Ok(out)
+}
+
+fn push_source(out: &mut String, m: &Manifest) {
+    out.push_str("---\n# Source: ");
+    out.push_str(&m.source);
+    out.push('\n');
+    out.push_str(&m.content);
+    out.push('\n');
 }

@@ -43,7 +43,8 @@ pub fn merge_into(dst: &mut Table, src: &Table) {
 
 /// Coalesce user values (`dst`) with chart defaults (`src`): a key missing from `dst` takes
 /// the default, maps merge recursively, and a user `null` deletes the key (Helm's
-/// coalesceTables).
+/// coalesceTables). A `null` that meets no default stays (a subchart's defaults may be below
+/// it); [`strip_nulls`] removes what is left once every level is coalesced.
 pub fn coalesce(dst: &mut Table, src: &Table) {
     for (k, sv) in src {
         match dst.get_mut(k) {
@@ -63,8 +64,22 @@ pub fn coalesce(dst: &mut Table, src: &Table) {
             Some(_) => {}
         }
     }
-    // A null the user set for a key the chart does not have is dropped too.
-    dst.retain(|_, v| !matches!(v, Value::Nil));
+}
+
+/// The table without its `null`s, at every depth. Chart defaults are stripped before they
+/// are coalesced: a `null` in a chart's values.yaml does not delete a subchart's default
+/// (Helm's behaviour since its issue 9027); only a user's `null` does.
+pub fn strip_nulls(t: &Table) -> Table {
+    t.iter()
+        .filter(|(_, v)| !matches!(v, Value::Nil))
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Map(m) => Value::Map(MapRef::new(strip_nulls(&m.snapshot()))),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// Copy the parent's `global` into a subchart's values (parent scalars win; maps coalesce),
@@ -80,9 +95,10 @@ pub fn coalesce_globals(sub: &mut Table, parent: &Table) {
     for (k, pv) in pg.snapshot() {
         match (sg.get_mut(&k), &pv) {
             (Some(Value::Map(sm)), Value::Map(pm)) => {
-                let mut s = sm.snapshot();
-                coalesce(&mut s, &pm.snapshot());
-                *sm = MapRef::new(s);
+                // The parent's global wins over the subchart's, at every depth.
+                let mut p = pm.snapshot();
+                coalesce(&mut p, &sm.snapshot());
+                *sm = MapRef::new(p);
             }
             _ => {
                 sg.insert(k, pv);
