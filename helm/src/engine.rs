@@ -100,7 +100,8 @@ enum Kind {
 
 /// Shared state of one render: the template set (for include/tpl) and method receivers.
 struct Ctx {
-    set: Mutex<Option<Template>>,
+    /// Shared, not copied, by every `include` (a copy is made only by `tpl`).
+    set: Mutex<Option<Arc<Template>>>,
     objects: Mutex<HashMap<usize, (Kind, Value)>>,
     include_depth: Mutex<HashMap<String, usize>>,
     funcs: BTreeSet<String>,
@@ -131,7 +132,7 @@ impl Ctx {
             .and_then(|o| o.contains_key(&key).then_some(key))
     }
 
-    fn template_set(&self) -> Result<Template, TemplateError> {
+    fn template_set(&self) -> Result<Arc<Template>, TemplateError> {
         self.set
             .lock()
             .ok()
@@ -343,7 +344,7 @@ fn context_funcs(ctx: &Arc<Ctx>, strict: bool) -> BTreeMap<String, ValueFunc> {
                 .and_then(|t| t.field("Name"))
                 .map(|n| strval(&n))
                 .unwrap_or_else(|| "tpl".to_string());
-            let set = c.template_set()?;
+            let set = (*c.template_set()?).clone();
             let set = add_source(set, &name, &text, &c.funcs)
                 .map_err(|e| err(format!("cannot parse template {text:?}: {e}")))?;
             let out = set.execute_template_to_string(&name, &data).map_err(|e| {
@@ -806,7 +807,7 @@ pub fn render(
         set = add_source(set, &job.name, &job.src, &ctx.funcs)?;
     }
     if let Ok(mut cell) = ctx.set.lock() {
-        *cell = Some(set.clone());
+        *cell = Some(Arc::new(set.clone()));
     }
 
     let mut out = Vec::new();
@@ -887,7 +888,7 @@ pub fn render_string(
     let set = Template::new("test").funcs(funcs);
     let set = add_source(set, "test", src, &ctx.funcs)?;
     if let Ok(mut cell) = ctx.set.lock() {
-        *cell = Some(set.clone());
+        *cell = Some(Arc::new(set.clone()));
     }
     let out = set
         .execute_template_to_string("test", data)
