@@ -901,3 +901,96 @@ pub fn render_string(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::from_files;
+
+    fn chart(files: &[(&str, &str)]) -> Chart {
+        let mut m: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect();
+        m.entry("Chart.yaml".into())
+            .or_insert_with(|| b"apiVersion: v2\nname: c\nversion: 0.1.0\n".to_vec());
+        from_files(m, "test").unwrap()
+    }
+
+    fn render_one(files: &[(&str, &str)], values: &str) -> Result<String, Error> {
+        let c = chart(files);
+        let v = crate::values::parse_values(values, "values").unwrap();
+        let out = render(&c, v, &RenderOptions::default())?;
+        Ok(out
+            .into_iter()
+            .find(|r| r.name == "c/templates/t.yaml")
+            .map(|r| r.text)
+            .unwrap_or_default())
+    }
+
+    #[test]
+    fn values_are_float64_and_print_as_go() {
+        let out = render_one(
+            &[(
+                "templates/t.yaml",
+                "{{ .Values.big }} {{ .Values.n }} {{ .Values.n | int }} {{ toYaml .Values.big }}",
+            )],
+            "big: 1000000\nn: 3\n",
+        )
+        .unwrap();
+        assert_eq!(out, "1e+06 3 3 1000000");
+    }
+
+    #[test]
+    fn set_changes_values_for_later_includes_and_templates() {
+        let files = [
+            ("templates/_h.tpl", "{{- define \"h\" -}}{{ .Values.extra }}{{- end -}}"),
+            ("templates/a.yaml", "{{- $_ := set .Values \"extra\" \"from-a\" -}}"),
+            ("templates/t.yaml", "{{ include \"h\" . }}|{{ $_ := mergeOverwrite .Values (dict \"x\" 2) }}{{ .Values.x }}"),
+        ];
+        // a.yaml renders before t.yaml (same depth, later name first: Helm's order is by
+        // reverse name), so t.yaml does not see "from-a"; its own merge is seen at once.
+        assert_eq!(render_one(&files, "x: 1\n").unwrap(), "|2");
+    }
+
+    #[test]
+    fn files_and_capabilities_methods() {
+        let files = [
+            ("files/a.conf", "A=1\n"),
+            ("files/b.conf", "B=2\n"),
+            (
+                "templates/t.yaml",
+                "{{ .Files.Get \"files/a.conf\" | trim }}|{{ range $p, $_ := .Files.Glob \"files/*.conf\" }}{{ $p }},{{ end }}|{{ (.Files.Glob \"files/b.conf\").AsConfig }}|{{ (.Files.Glob \"files/a.conf\").AsSecrets }}|{{ .Files.Lines \"files/a.conf\" }}|{{ .Capabilities.APIVersions.Has \"apps/v1\" }} {{ .Capabilities.APIVersions.Has \"nope/v1\" }}",
+            ),
+        ];
+        assert_eq!(
+            render_one(&files, "").unwrap(),
+            "A=1|files/a.conf,files/b.conf,|b.conf: |\n  B=2|a.conf: QT0xCg==|[A=1]|true false"
+        );
+    }
+
+    #[test]
+    fn required_fail_and_tpl() {
+        let files = [(
+            "templates/t.yaml",
+            "a: {{ tpl .Values.t . }}\nb: {{ required \"b is required\" .Values.b }}",
+        )];
+        let err = render_one(&files, "t: \"{{ .Release.Name }}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("execution error at (c/templates/t.yaml:2:7): b is required"),
+            "{err}"
+        );
+        assert_eq!(
+            render_one(&files, "t: \"{{ .Release.Name }}\"\nb: x\n").unwrap(),
+            "a: release-name\nb: x"
+        );
+        let fail = [("templates/t.yaml", "{{ fail \"stop here\" }}")];
+        let err = render_one(&fail, "").unwrap_err().to_string();
+        assert!(
+            err.contains("execution error at (c/templates/t.yaml:1:4): stop here"),
+            "{err}"
+        );
+    }
+}

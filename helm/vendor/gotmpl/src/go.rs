@@ -880,7 +880,7 @@ fn decimal_exp(f: f64) -> i32 {
 /// Write a float into `out` using Go's `%g` default precision (shortest
 /// representation). Uses `%e` notation when the exponent is < −4 or ≥ 6,
 /// matching Go's `strconv.FormatFloat(f, 'g', -1, 64)`.
-fn write_g_default(out: &mut String, f: f64, upper: bool) {
+pub(crate) fn write_g_default(out: &mut String, f: f64, upper: bool) {
     if f == 0.0 {
         out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
         return;

@@ -465,7 +465,16 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(n) => write!(f, "{n}"),
             Value::Uint(n) => write!(f, "{n}"),
-            Value::Float(v) => write!(f, "{v}"),
+            // Go's %v for a float64: shortest digits, %e past exponents -4..6 (1e+06).
+            Value::Float(v) if v.is_nan() => write!(f, "NaN"),
+            Value::Float(v) if v.is_infinite() => {
+                write!(f, "{}Inf", if *v > 0.0 { "+" } else { "-" })
+            }
+            Value::Float(v) => {
+                let mut s = String::new();
+                crate::go::write_g_default(&mut s, *v, false);
+                write!(f, "{s}")
+            }
             Value::String(s) => write!(f, "{s}"),
             Value::List(v) => {
                 write!(f, "[")?;
