@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod chart;
 mod check;
 mod cluster;
 mod config;
@@ -46,6 +47,9 @@ enum Command {
     /// Work with the image store.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Work with Helm charts (rendered natively, no helm binary).
+    #[command(subcommand)]
+    Chart(chart::ChartCommand),
     /// Show objects from the store (`skiff get pods`, `skiff get deploy web -o yaml`).
     Get(get::GetArgs),
     /// Stop the daemon, every container and shim of a data directory, and remove their
@@ -135,6 +139,7 @@ fn main() {
         Command::CheckConfig(args) => check::run(args),
         Command::Image(cmd) => image::run(cmd),
         Command::Get(args) => get::run(&args),
+        Command::Chart(cmd) => chart::run(cmd),
         Command::Killall(data) => killall(&data.data_dir),
         Command::Token(cmd) => token::run(cmd),
         Command::Backup(args) => backup::backup(&args),

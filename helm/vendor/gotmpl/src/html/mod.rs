@@ -1,0 +1,1 @@
+//! Not vendored: the html feature is not built in skiff (see PATCHES.md).
