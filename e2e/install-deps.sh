@@ -16,7 +16,7 @@
 #   python3-venv, nodejs, npm   — only when the machine has no Python venv or Node/npm of its own:
 #                                 the official Python and JavaScript clients (tests/clients.rs,
 #                                 installed pinned from PyPI and npm into the e2e cache)
-# A Rust toolchain (rustc >= 1.88, with rustfmt and clippy) must already be installed.
+# A Rust toolchain (rustc >= 1.89, with rustfmt and clippy) must already be installed.
 set -euo pipefail
 packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap mmdebstrap pebble nftables iproute2 wrk systemd zstd sqlite3)
 missing=()
@@ -36,6 +36,6 @@ if ! compgen -G "/var/lib/apt/lists/*Packages*" >/dev/null; then
   apt-get update -qq
 fi
 if ! command -v cargo >/dev/null; then
-  echo "error: no Rust toolchain (cargo) found; skiff needs rustc >= 1.88" >&2
+  echo "error: no Rust toolchain (cargo) found; skiff needs rustc >= 1.89" >&2
   exit 1
 fi
