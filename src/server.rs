@@ -31,6 +31,7 @@ struct Opened {
 /// Runs the daemon.
 pub fn run(args: ServerArgs) -> Result<()> {
     let config = args.resolve()?;
+    let listeners = Arc::new(handed_over(&config)?);
     crate::systemd::status("opening the store and setting up pod networking");
     let opened = open(&config)?;
     tracing::info!(
@@ -45,7 +46,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(config, opened))?;
+    rt.block_on(serve(config, opened, listeners))?;
     let _ = std::fs::remove_file(run_dir.join("skiff.pid"));
     tracing::info!("skiff server stopped");
     // Tasks may still hold blocking threads (a slow import); do not wait for them.
@@ -90,8 +91,36 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     })
 }
 
-/// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C.
-async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
+/// The sockets systemd (`skiff.socket`) or a stand-in handed over, for the API (also on the
+/// pod network's gateway) and the ingress proxy.
+fn handed_over(config: &ServerConfig) -> Result<skiff_proxy::serve::Inherited> {
+    let gateway = std::net::IpAddr::V4(config.network.cluster_cidr.gateway());
+    let wanted: Vec<(std::net::SocketAddr, &str)> = [
+        Some((config.api, "the API server")),
+        Some((
+            std::net::SocketAddr::new(gateway, config.api.port()),
+            "the API server (pod network)",
+        )),
+        config.ingress.http.map(|a| (a, "the ingress proxy (HTTP)")),
+        config
+            .ingress
+            .https
+            .map(|a| (a, "the ingress proxy (HTTPS)")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    crate::systemd::handed_over(&wanted)
+}
+
+/// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C: the listeners
+/// drain (requests in flight answered, keep-alive connections closed between requests,
+/// watches ended cleanly), then everything stops.
+async fn serve(
+    config: ServerConfig,
+    opened: Opened,
+    listeners: Arc<skiff_proxy::serve::Inherited>,
+) -> Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let usage = Arc::new(skiff_agent::runtime::usage::Sampler::new(
         opened.layout.clone(),
@@ -148,6 +177,7 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
             },
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
+            listeners,
         },
         shutdown.clone(),
     )
@@ -174,11 +204,15 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     }
     crate::systemd::stopping();
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    })
+    // The listeners' tasks end once drained (at most `DRAIN_TIMEOUT`); the rest sooner.
+    let _ = tokio::time::timeout(
+        skiff_proxy::serve::DRAIN_TIMEOUT + Duration::from_secs(2),
+        async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        },
+    )
     .await;
     Ok(())
 }

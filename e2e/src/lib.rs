@@ -488,6 +488,11 @@ pub struct Server {
     pub bridge: String,
     /// This server's networks: pods in 10.244.<n>.0/24, Services in 10.245.<n>.0/24.
     pub net_index: u32,
+    /// Listening sockets handed to every start as systemd's socket activation does
+    /// (`LISTEN_FDS` from fd 3, `LISTEN_PID`): see [`Server::hold_sockets`].
+    pub handed_over: Vec<TcpListener>,
+    /// The binary to start instead of [`skiff_bin`] (an upgrade test swaps it).
+    pub bin: Option<PathBuf>,
 }
 
 /// A network index no other server of this test process uses.
@@ -541,6 +546,8 @@ impl Server {
             https_port: free_port(),
             bridge: String::new(),
             net_index: 0,
+            handed_over: Vec::new(),
+            bin: None,
         }
         .with_network(next_net_index())
     }
@@ -549,6 +556,16 @@ impl Server {
         self.net_index = index;
         self.bridge = format!("skiff-e2e-{index}");
         self
+    }
+
+    /// Stands in for `skiff.socket`: binds the API's and the ingress proxy's ports on
+    /// 127.0.0.1 here, in the test, and hands them to every start of the daemon from now on, so
+    /// that they outlive each daemon as systemd's sockets do.
+    pub fn hold_sockets(&mut self) {
+        self.handed_over = [self.api_port, self.http_port, self.https_port]
+            .iter()
+            .map(|p| TcpListener::bind(("127.0.0.1", *p)).expect("bind a port to hand over"))
+            .collect();
     }
 
     /// Creates the folders and starts the daemon.
@@ -571,7 +588,13 @@ impl Server {
             .expect("open the log file");
         writeln!(log, "=== skiff-e2e: server start #{} ===", self.starts).unwrap();
         let err = log.try_clone().unwrap();
-        let child = Command::new(skiff_bin())
+        let bin = self.bin.clone().unwrap_or_else(skiff_bin);
+        let mut command = if self.handed_over.is_empty() {
+            Command::new(bin)
+        } else {
+            self.handing_over(&bin)
+        };
+        let child = command
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .arg("server")
             .arg("--data-dir")
@@ -620,6 +643,46 @@ impl Server {
             .spawn()
             .expect("spawn skiff server");
         self.child = Some(child);
+    }
+
+    /// A command starting `bin` with [`Server::handed_over`] as systemd passes sockets: on fds
+    /// 3, 4, … (not close-on-exec), `LISTEN_FDS` their number and `LISTEN_PID` the daemon's own
+    /// PID (a shell that sets it to its `$$` and `exec`s the binary, keeping the PID).
+    fn handing_over(&self, bin: &Path) -> Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        // Copies above any fd the child may have at 3.. (close-on-exec, so only the dup2 below
+        // reaches the child); kept open until the child has started.
+        let copies: Vec<std::os::fd::OwnedFd> = self
+            .handed_over
+            .iter()
+            .map(|l| {
+                // SAFETY: F_DUPFD_CLOEXEC on a valid fd; the new fd is owned once.
+                let fd = unsafe { libc::fcntl(l.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+                assert!(fd >= 0, "dup: {}", io::Error::last_os_error());
+                // SAFETY: `fd` was just created and is owned by nobody else.
+                unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+            })
+            .collect();
+        let raw: Vec<i32> = copies.iter().map(|f| f.as_raw_fd()).collect();
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+            .arg(bin)
+            .env("LISTEN_FDS", raw.len().to_string());
+        // SAFETY: only dup2, which is async-signal-safe, between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                let _ = &copies;
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as i32) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        c
     }
 
     /// The daemon's PID, if started and not yet reaped.
