@@ -91,9 +91,16 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     })
 }
 
-/// The sockets systemd (`skiff.socket`) or a stand-in handed over, for the API (also on the
-/// pod network's gateway) and the ingress proxy.
+/// The listening sockets handed over — by systemd (`skiff.socket`) or a stand-in, else by the
+/// daemon running on this data directory, which then stops (`handover.rs`) — for the API (also
+/// on the pod network's gateway) and the ingress proxy. A socket that serves none of them is an
+/// error naming it: a `skiff.socket` out of step with the configuration is refused, not
+/// half-served.
 fn handed_over(config: &ServerConfig) -> Result<skiff_proxy::serve::Inherited> {
+    let mut sockets = crate::systemd::listen_fds()?;
+    if sockets.is_empty() {
+        sockets = crate::handover::take_over(&config.data_dir)?.unwrap_or_default();
+    }
     let gateway = std::net::IpAddr::V4(config.network.cluster_cidr.gateway());
     let wanted: Vec<(std::net::SocketAddr, &str)> = [
         Some((config.api, "the API server")),
@@ -110,7 +117,25 @@ fn handed_over(config: &ServerConfig) -> Result<skiff_proxy::serve::Inherited> {
     .into_iter()
     .flatten()
     .collect();
-    crate::systemd::handed_over(&wanted)
+    for socket in &sockets {
+        let at = socket.local_addr().context("a socket handed over")?;
+        if !wanted
+            .iter()
+            .any(|(addr, _)| skiff_proxy::serve::Inherited::serves(at, *addr))
+        {
+            anyhow::bail!(
+                "a socket handed over listens on {at}, which is none of skiff's listeners ({}): \
+                 make skiff.socket's ListenStream= lines match --api-port, --http-port and --https-port",
+                wanted
+                    .iter()
+                    .map(|(a, what)| format!("{what} on {a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        tracing::info!("socket handed over: {at}");
+    }
+    Ok(skiff_proxy::serve::Inherited::new(sockets))
 }
 
 /// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C: the listeners
@@ -177,13 +202,22 @@ async fn serve(
             },
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
-            listeners,
+            listeners: listeners.clone(),
         },
         shutdown.clone(),
     )
     .await?;
     crate::systemd::status("starting the node agent");
+    let data_dir = opened.layout.data_dir.clone();
     let mut tasks = start_node(&config, opened, &control, shutdown.clone()).await;
+    // A successor started on this data directory takes the listeners over and stops this one.
+    let handed = Arc::new(tokio::sync::Notify::new());
+    tasks.push(crate::handover::offer(
+        &data_dir,
+        listeners,
+        handed.clone(),
+        shutdown.clone(),
+    )?);
     tasks.extend(control.tasks);
     tasks.extend(crate::systemd::watchdog(store, shutdown));
     tasks.push(sampling);
@@ -201,6 +235,7 @@ async fn serve(
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping (containers keep running)"),
+        _ = handed.notified() => {}
     }
     crate::systemd::stopping();
     let _ = shutdown_tx.send(true);

@@ -7,13 +7,12 @@
 //!
 //! And socket activation (`docs/skiff.socket`): the listening sockets systemd hands over
 //! (`LISTEN_FDS`, `LISTEN_PID`) are the API's and the ingress proxy's, so that they outlive
-//! each daemon ([`handed_over`]).
+//! each daemon ([`listen_fds`]).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use sd_notify::NotifyState;
 use skiff_controller::model::store::Store;
@@ -89,43 +88,21 @@ pub fn watchdog(
 }
 
 /// The listening sockets handed over by systemd's socket activation (`LISTEN_FDS` sockets from
-/// fd 3 on, `LISTEN_PID` this process) or anyone doing the same, for the listeners in `wanted`
-/// (address, what listens there). Each socket must serve one of them (the same port, and the
-/// same address or both unspecified): a socket that serves none, or is not a TCP socket, is an
-/// error naming it — a `skiff.socket` out of step with the configuration is refused, not
-/// half-served. The variables are removed, so that nothing the daemon starts inherits them;
-/// the sockets are close-on-exec.
-pub fn handed_over(wanted: &[(SocketAddr, &str)]) -> Result<skiff_proxy::serve::Inherited> {
+/// fd 3 on, `LISTEN_PID` this process) or anyone doing the same; none without them. Each must
+/// be a TCP socket (else an error naming its fd). The variables are removed, so that nothing
+/// the daemon starts inherits them; the sockets are close-on-exec.
+pub fn listen_fds() -> Result<Vec<std::net::TcpListener>> {
     let mut fds = listenfd::ListenFd::from_env();
     std::env::remove_var("LISTEN_FDNAMES");
     let mut sockets = Vec::new();
     for i in 0..fds.len() {
         let fd = 3 + i;
-        let Some(socket) = fds
+        if let Some(socket) = fds
             .take_tcp_listener(i)
             .with_context(|| format!("the socket handed over on fd {fd} (LISTEN_FDS)"))?
-        else {
-            continue;
-        };
-        let at = socket
-            .local_addr()
-            .with_context(|| format!("the socket handed over on fd {fd}"))?;
-        if !wanted
-            .iter()
-            .any(|(addr, _)| skiff_proxy::serve::Inherited::serves(at, *addr))
         {
-            bail!(
-                "the socket handed over on fd {fd} listens on {at}, which is none of skiff's listeners ({}): \
-                 make skiff.socket's ListenStream= lines match --api-port, --http-port and --https-port",
-                wanted
-                    .iter()
-                    .map(|(a, what)| format!("{what} on {a}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            sockets.push(socket);
         }
-        tracing::info!("socket handed over on fd {fd}: {at}");
-        sockets.push(socket);
     }
-    Ok(skiff_proxy::serve::Inherited::new(sockets))
+    Ok(sockets)
 }

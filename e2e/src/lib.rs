@@ -718,7 +718,13 @@ impl Server {
             return st;
         }
         let _ = send_signal(child.id() as i32, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_exit(child, Duration::from_secs(30), "of SIGTERM")
+    }
+
+    /// Waits up to `timeout` for `child` to exit; kills it and panics (with the log's tail)
+    /// when it does not.
+    fn wait_exit(&self, mut child: Child, timeout: Duration, after: &str) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = child.try_wait() {
                 return st;
@@ -727,12 +733,26 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "skiff server did not exit within 30 s of SIGTERM; log tail:\n{}",
+                    "skiff server did not exit within {timeout:?} {after}; log tail:\n{}",
                     self.log_tail(60)
                 );
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Starts a second daemon on the same data directory while this one runs, with no sockets
+    /// handed over: it takes the listeners over from the running one (which stops), as an
+    /// upgrade without systemd does. Returns the old daemon's exit status (within 60 s).
+    pub fn take_over(&mut self) -> ExitStatus {
+        let old = self
+            .child
+            .take()
+            .expect("take_over() without a running daemon");
+        let sockets = std::mem::take(&mut self.handed_over);
+        self.start();
+        self.handed_over = sockets;
+        self.wait_exit(old, Duration::from_secs(60), "of a take-over")
     }
 
     /// `kill -9` of the daemon (containers must survive it).

@@ -4,8 +4,10 @@
 //! hammer an Ingress host — HTTP and HTTPS, keep-alive connections and a new connection per
 //! request, HTTP/1.1 (a client here) and HTTP/2 (curl) — and `kubectl wait` watches an object.
 //! The daemon is stopped with SIGTERM and started again, then the binary is swapped for a new
-//! file and started again: no request fails, the container keeps running, `kubectl wait` sees
-//! a change made after both restarts. The longest requests are printed (docs/benchmarks.md).
+//! file and started again, then — without systemd: the test lets go of the sockets — a new
+//! daemon takes them over from the running one: no request fails, the container keeps running,
+//! `kubectl wait` sees a change made after all three. The longest requests are printed
+//! (docs/benchmarks.md).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -188,6 +190,7 @@ fn hammer(
 /// HTTP/2 over TLS with curl: batches of requests on one connection each, until `stop`.
 fn hammer_h2(port: u16, ca: std::path::PathBuf, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     let url = format!("https://{HOST}:{port}/");
+    let t0 = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let mut c = Command::new("curl");
@@ -215,11 +218,11 @@ fn hammer_h2(port: u16, ca: std::path::PathBuf, stop: Arc<AtomicBool>, tally: Ar
                     .lock()
                     .unwrap()
                     .push(("https-h2", Duration::from_secs_f64(t))),
-                _ => tally
-                    .failed
-                    .lock()
-                    .unwrap()
-                    .push(format!("https-h2 batch at {started:?}: {line:?}")),
+                _ => tally.failed.lock().unwrap().push(format!(
+                    "https-h2 batch at {:?}: {line:?} ({})",
+                    started - t0,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
             }
         }
         if !o.status.success() || n != 20 {
@@ -250,12 +253,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// SIGTERM (the daemon drains and exits cleanly), start again, and wait until the API answers
-/// (through the held socket); then two more seconds of traffic. Returns how long until the API
-/// answered.
-fn restart(s: &mut Server, k: &Kubectl) -> Duration {
+/// `how` restarts the daemon (the old one must exit cleanly, having drained); waits until the
+/// API answers (through the sockets that outlived it); then two more seconds of traffic.
+/// Returns how long until the API answered.
+fn restart(
+    s: &mut Server,
+    k: &Kubectl,
+    how: impl FnOnce(&mut Server) -> std::process::ExitStatus,
+) -> Duration {
     let down = Instant::now();
-    let status = s.restart();
+    let status = how(s);
     assert!(status.success(), "{status}");
     let ok = wait_until(WAIT, POLL, || {
         s.assert_running();
@@ -389,14 +396,23 @@ spec:
     std::thread::sleep(Duration::from_secs(2));
 
     // 1. `systemctl restart`: SIGTERM, then the same binary again with the same sockets.
-    let restart_took = restart(&mut s, &k);
+    let restart_took = restart(&mut s, &k, Server::restart);
 
     // 2. An upgrade: a new file at the installed path (as a package manager writes it), then
     //    the restart.
     let new = s.work_dir.join("bin/skiff.new");
     std::fs::copy(skiff_bin(), &new).unwrap();
     std::fs::rename(&new, &installed).unwrap();
-    let upgrade_took = restart(&mut s, &k);
+    let upgrade_took = restart(&mut s, &k, Server::restart);
+
+    // 3. Without systemd: the test lets go of its copies of the sockets (only the daemon holds
+    //    them now), and a new daemon started on the same data directory takes them over from
+    //    the running one, which drains and stops.
+    s.handed_over.clear();
+    let new = s.work_dir.join("bin/skiff.new");
+    std::fs::copy(skiff_bin(), &new).unwrap();
+    std::fs::rename(&new, &installed).unwrap();
+    let take_over_took = restart(&mut s, &k, Server::take_over);
 
     stop.store(true, Ordering::Relaxed);
     for c in clients {
@@ -444,7 +460,8 @@ spec:
         assert!(times.len() >= 10, "{kind}: too few requests\n{report}");
     }
     eprintln!(
-        "restart: API back after {restart_took:?}, upgrade: after {upgrade_took:?}\n{report}{} failed",
+        "restart: API back after {restart_took:?}, upgrade: after {upgrade_took:?}, \
+         take-over: after {take_over_took:?}\n{report}{} failed",
         failed.len()
     );
     assert!(
@@ -462,7 +479,8 @@ spec:
     // The daemon took the sockets it was handed, and the container kept running.
     let log = s.log();
     assert!(
-        log.matches("through the socket handed over").count() >= 9,
+        log.matches("through the socket handed over").count() >= 12
+            && log.contains("listeners handed to a successor"),
         "{}",
         s.log_tail(60)
     );
@@ -493,4 +511,29 @@ fn a_socket_matching_no_listener_is_refused() {
         "{}",
         s.log_tail(20)
     );
+}
+
+/// `kubectl get -w` across a restart: the daemon ends the watch cleanly on SIGTERM, and
+/// kubectl's `get -w` (a plain watch, not an informer) ends with it — exit 0, nothing on stderr
+/// — as at kube-apiserver's own watch timeout.
+#[test]
+fn kubectl_get_watch_ends_cleanly_on_restart() {
+    let mut s = Server::new();
+    s.hold_sockets();
+    s.start();
+    let k = Kubectl::admin(&s);
+    let ok = wait_until(WAIT, POLL, || k.run(&["get", "namespaces"]).ok());
+    assert!(ok, "{}", s.log_tail(20));
+    k.ok(&["create", "configmap", "watched", "--from-literal=a=b"]);
+    let mut watch = k.spawn(&["get", "configmaps", "-w", "-o", "name"]);
+    assert!(watch
+        .wait_line(WAIT, |l| l.contains("configmap/watched"))
+        .is_some());
+    let status = s.restart();
+    assert!(status.success(), "{status}");
+    let exited = watch.wait_exit(Duration::from_secs(30));
+    let stderr = watch.stop();
+    eprintln!("kubectl get -w: {exited:?}, stderr {stderr:?}");
+    assert!(exited.is_some_and(|st| st.success()), "{exited:?} {stderr}");
+    assert!(stderr.trim().is_empty(), "{stderr}");
 }

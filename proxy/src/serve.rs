@@ -371,9 +371,13 @@ fn drain_started(activity: &Activity) -> bool {
 /// (`skiff.socket`) or whoever stands in for it — so that they outlive each daemon: while one
 /// stops and the next starts, connections wait in the socket's queue instead of being refused.
 /// Each is taken by the listener it matches ([`Inherited::bind`]); the rest are bound anew.
+///
+/// It also keeps a copy of every listening socket it gives out ([`Inherited::kept`]), for a
+/// successor to take over without systemd (`src/handover.rs`).
 #[derive(Default)]
 pub struct Inherited {
     sockets: Mutex<Vec<std::net::TcpListener>>,
+    kept: Mutex<Vec<std::net::TcpListener>>,
 }
 
 impl std::fmt::Debug for Inherited {
@@ -387,7 +391,14 @@ impl Inherited {
     pub fn new(sockets: Vec<std::net::TcpListener>) -> Inherited {
         Inherited {
             sockets: Mutex::new(sockets),
+            kept: Mutex::default(),
         }
+    }
+
+    /// Copies of every listening socket given out so far (for a successor).
+    pub fn kept(&self) -> std::io::Result<Vec<std::net::TcpListener>> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().map(|s| s.try_clone()).collect()
     }
 
     /// Whether a socket listening on `socket` serves a listener asked for on `wanted`: the same
@@ -416,18 +427,23 @@ impl Inherited {
 
     /// The inherited socket serving `addr`, else a new one bound to `addr`.
     pub async fn bind(&self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-        match self.take(addr) {
+        let socket = match self.take(addr) {
             Some(socket) => {
-                socket.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(socket)?;
                 tracing::info!(
                     "listening on {addr} through the socket handed over ({})",
-                    listener.local_addr()?
+                    socket.local_addr()?
                 );
-                Ok(listener)
+                socket
             }
-            None => tokio::net::TcpListener::bind(addr).await,
-        }
+            None => tokio::net::TcpListener::bind(addr).await?.into_std()?,
+        };
+        socket.set_nonblocking(true)?;
+        let copy = socket.try_clone()?;
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(copy);
+        tokio::net::TcpListener::from_std(socket)
     }
 }
 
