@@ -107,10 +107,16 @@ impl Gate {
     /// Waits until every connection of this gate has closed, at most `within`; whether they
     /// all did.
     pub async fn drained(&self, within: Duration) -> bool {
-        let all = u32::try_from(self.limits.max_connections).unwrap_or(u32::MAX);
-        tokio::time::timeout(within, self.open.acquire_many(all))
-            .await
-            .is_ok()
+        // Polled, not `acquire_many`: a waiter for every permit would make the semaphore
+        // refuse the connections another listener of this gate still accepts meanwhile.
+        let deadline = Instant::now() + within;
+        while self.open.available_permits() < self.limits.max_connections {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Stops an accept loop: drains (see [`Gate::drain`]) and waits for the connections to
@@ -334,6 +340,9 @@ where
             break;
         }
         tokio::select! {
+            // The connection first: a request that has arrived is read (and so in flight)
+            // before a deadline is looked at.
+            biased;
             _ = conn.as_mut() => return,
             _ = activity.changed.notified() => continue,
             _ = draining.wait_for(|d| *d), if !drain_started => {
