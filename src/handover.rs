@@ -32,26 +32,23 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 /// The listening sockets of the daemon running on `data_dir`, taken over: `None` when none
-/// runs (or it offers nothing). Returns once that daemon has exited (it drains first, at most
-/// `skiff_proxy::serve::DRAIN_TIMEOUT`); an error if it does not.
+/// runs. Returns once that daemon has exited (it drains first, at most
+/// `skiff_proxy::serve::DRAIN_TIMEOUT`); an error if it does not, or offers no sockets (two
+/// daemons must never share a data directory).
 pub fn take_over(data_dir: &Path) -> Result<Option<Vec<std::net::TcpListener>>> {
     let pid_file = data_dir.join("run").join("skiff.pid");
     let Some(running) = PidFile::read(&pid_file).filter(PidFile::is_alive) else {
         return Ok(None);
     };
     let at = path(data_dir);
-    let stream = match UnixStream::connect(&at) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(
-                pid = running.pid,
-                "a daemon runs on this data directory but offers no listeners at {} ({e}): \
-                 binding them anew",
-                at.display()
-            );
-            return Ok(None);
-        }
-    };
+    let stream = UnixStream::connect(&at).with_context(|| {
+        format!(
+            "a daemon (pid {}) runs on this data directory but offers no listeners at {} \
+             (started before skiff could hand them over?): stop it first",
+            running.pid,
+            at.display()
+        )
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_SOCKETS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
