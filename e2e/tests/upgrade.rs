@@ -246,6 +246,36 @@ fn b64(data: &[u8]) -> String {
     String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
 }
 
+/// The inodes of the sockets listening on `port` (from `/proc/net/tcp`).
+fn listening_inodes(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            (u16::from_str_radix(local_port, 16).ok()? == port && f.get(3)? == &"0A")
+                .then(|| f.get(9).map(|i| i.to_string()))?
+        })
+        .collect()
+}
+
+/// The socket inodes `pid` has open.
+fn socket_inodes(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -489,6 +519,25 @@ spec:
         Some(httpd),
         "the container was restarted"
     );
+    // Nothing the daemon started holds its listening sockets (they are close-on-exec): only
+    // the daemon does, once the test let go of its copies.
+    let listening: Vec<String> = [s.api_port, s.http_port, s.https_port]
+        .iter()
+        .flat_map(|p| listening_inodes(*p))
+        .collect();
+    assert!(listening.len() >= 3, "{listening:?}");
+    let daemon = s.pid().unwrap();
+    assert!(listening.iter().all(|i| socket_inodes(daemon).contains(i)));
+    for pid in s.shim_pids().into_iter().chain([httpd]) {
+        let held: Vec<String> = socket_inodes(pid)
+            .into_iter()
+            .filter(|i| listening.contains(i))
+            .collect();
+        assert!(
+            held.is_empty(),
+            "pid {pid} holds listening sockets {held:?}"
+        );
+    }
 }
 
 /// A handed-over socket that matches none of the daemon's listeners is refused by name: the
