@@ -29,6 +29,15 @@ const PLAIN_HOST: &str = "plain.upgrade.test";
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What the clients saw.
 #[derive(Default)]
 struct Tally {
@@ -404,6 +413,8 @@ spec:
     ]);
 
     let stop = Arc::new(AtomicBool::new(false));
+    // The clients stop with the test, failed or not.
+    let _stop_clients = StopOnDrop(stop.clone());
     let tally = Arc::new(Tally::default());
     let mut clients = Vec::new();
     for (kind, p, tls, keep_alive) in [
