@@ -4,8 +4,9 @@
 //!
 //! What lives here:
 //! - [`skiff_bin`]: where the binary under test is (`SKIFF_BIN`, else the cargo target dir).
-//! - [`Server`]: one daemon with its own temporary folders; start / SIGTERM / `kill -9` / restart,
-//!   stderr captured to a file, `skiff get … -o json`, manifest writes, leftover checks, and a
+//! - [`Server`]: one daemon with its own temporary folders; start / SIGTERM / `kill -9` / restart
+//!   (with listening sockets handed over as systemd does, [`Server::hold_sockets`], or a
+//!   take-over by a second daemon, [`Server::take_over`]), stderr captured to a file, `skiff get … -o json`, manifest writes, leftover checks, and a
 //!   `Drop` that runs `skiff killall` and removes what the test made.
 //! - Helpers: [`free_port`], [`http_get`], [`wait_until`] / [`wait_for`], process lookups.
 //! - Test images: [`build_busybox_image`] (the shell script in `e2e/images/`), [`docker25_archive`]
