@@ -12,6 +12,7 @@ mod check;
 mod cluster;
 mod config;
 mod get;
+mod handover;
 mod image;
 mod machine;
 mod node;

@@ -31,6 +31,7 @@ struct Opened {
 /// Runs the daemon.
 pub fn run(args: ServerArgs) -> Result<()> {
     let config = args.resolve()?;
+    let listeners = Arc::new(handed_over(&config)?);
     crate::systemd::status("opening the store and setting up pod networking");
     let opened = open(&config)?;
     tracing::info!(
@@ -45,7 +46,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(config, opened))?;
+    rt.block_on(serve(config, opened, listeners))?;
     let _ = std::fs::remove_file(run_dir.join("skiff.pid"));
     tracing::info!("skiff server stopped");
     // Tasks may still hold blocking threads (a slow import); do not wait for them.
@@ -90,8 +91,61 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     })
 }
 
-/// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C.
-async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
+/// The listening sockets handed over — by systemd (`skiff.socket`) or a stand-in, else by the
+/// daemon running on this data directory, which then stops (`handover.rs`) — for the API (also
+/// on the pod network's gateway) and the ingress proxy. A socket that serves none of them is an
+/// error naming it: a `skiff.socket` out of step with the configuration is refused, not
+/// half-served.
+fn handed_over(config: &ServerConfig) -> Result<skiff_proxy::serve::Inherited> {
+    let mut sockets = crate::systemd::listen_fds()?;
+    if sockets.is_empty() {
+        sockets = crate::handover::take_over(&config.data_dir)?.unwrap_or_default();
+    }
+    let gateway = std::net::IpAddr::V4(config.network.cluster_cidr.gateway());
+    let wanted: Vec<(std::net::SocketAddr, &str)> = [
+        Some((config.api, "the API server")),
+        Some((
+            std::net::SocketAddr::new(gateway, config.api.port()),
+            "the API server (pod network)",
+        )),
+        config.ingress.http.map(|a| (a, "the ingress proxy (HTTP)")),
+        config
+            .ingress
+            .https
+            .map(|a| (a, "the ingress proxy (HTTPS)")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for socket in &sockets {
+        let at = socket.local_addr().context("a socket handed over")?;
+        if !wanted
+            .iter()
+            .any(|(addr, _)| skiff_proxy::serve::Inherited::serves(at, *addr))
+        {
+            anyhow::bail!(
+                "a socket handed over listens on {at}, which is none of skiff's listeners ({}): \
+                 make skiff.socket's ListenStream= lines match --api-port, --http-port and --https-port",
+                wanted
+                    .iter()
+                    .map(|(a, what)| format!("{what} on {a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        tracing::info!("socket handed over: {at}");
+    }
+    Ok(skiff_proxy::serve::Inherited::new(sockets))
+}
+
+/// Starts the control plane and the node, and stops them on SIGTERM or Ctrl-C: the listeners
+/// drain (requests in flight answered, keep-alive connections closed between requests,
+/// watches ended cleanly), then everything stops.
+async fn serve(
+    config: ServerConfig,
+    opened: Opened,
+    listeners: Arc<skiff_proxy::serve::Inherited>,
+) -> Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let usage = Arc::new(skiff_agent::runtime::usage::Sampler::new(
         opened.layout.clone(),
@@ -148,12 +202,22 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
             },
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
+            listeners: listeners.clone(),
         },
         shutdown.clone(),
     )
     .await?;
     crate::systemd::status("starting the node agent");
+    let data_dir = opened.layout.data_dir.clone();
     let mut tasks = start_node(&config, opened, &control, shutdown.clone()).await;
+    // A successor started on this data directory takes the listeners over and stops this one.
+    let handed = Arc::new(tokio::sync::Notify::new());
+    tasks.push(crate::handover::offer(
+        &data_dir,
+        listeners,
+        handed.clone(),
+        shutdown.clone(),
+    )?);
     tasks.extend(control.tasks);
     tasks.extend(crate::systemd::watchdog(store, shutdown));
     tasks.push(sampling);
@@ -171,14 +235,19 @@ async fn serve(config: ServerConfig, opened: Opened) -> Result<()> {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping (containers keep running)"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping (containers keep running)"),
+        _ = handed.notified() => {}
     }
     crate::systemd::stopping();
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    })
+    // The listeners' tasks end once drained (at most `DRAIN_TIMEOUT`); the rest sooner.
+    let _ = tokio::time::timeout(
+        skiff_proxy::serve::DRAIN_TIMEOUT + Duration::from_secs(2),
+        async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        },
+    )
     .await;
     Ok(())
 }

@@ -4,9 +4,15 @@
 //! daemon is healthy (`WatchdogSec=`: systemd restarts a daemon that stops answering — the
 //! containers keep running across that restart, as across any). Without `NOTIFY_SOCKET` (not
 //! under systemd) every call does nothing.
+//!
+//! And socket activation (`docs/skiff.socket`): the listening sockets systemd hands over
+//! (`LISTEN_FDS`, `LISTEN_PID`) are the API's and the ingress proxy's, so that they outlive
+//! each daemon ([`listen_fds`]).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::{Context, Result};
 
 use sd_notify::NotifyState;
 use skiff_controller::model::store::Store;
@@ -79,4 +85,24 @@ pub fn watchdog(
             }
         }
     }))
+}
+
+/// The listening sockets handed over by systemd's socket activation (`LISTEN_FDS` sockets from
+/// fd 3 on, `LISTEN_PID` this process) or anyone doing the same; none without them. Each must
+/// be a TCP socket (else an error naming its fd). The variables are removed, so that nothing
+/// the daemon starts inherits them; the sockets are close-on-exec.
+pub fn listen_fds() -> Result<Vec<std::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut sockets = Vec::new();
+    for i in 0..fds.len() {
+        let fd = 3 + i;
+        if let Some(socket) = fds
+            .take_tcp_listener(i)
+            .with_context(|| format!("the socket handed over on fd {fd} (LISTEN_FDS)"))?
+        {
+            sockets.push(socket);
+        }
+    }
+    Ok(sockets)
 }

@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             in_cluster: None,
             limits: Default::default(),
         },
+        &Default::default(),
         store.clone(),
         Arc::new(NoNode),
         shutdown,

@@ -43,6 +43,9 @@ pub struct Config {
     pub manifests: PathBuf,
     /// The ingress proxy and its certificates.
     pub ingress: IngressConfig,
+    /// Listening sockets handed over by systemd (`skiff.socket`) or a stand-in: the API's and
+    /// the ingress proxy's listeners take theirs from here, and bind the others.
+    pub listeners: Arc<skiff_proxy::serve::Inherited>,
 }
 
 /// The ingress proxy's listeners and how its certificates are obtained.
@@ -111,7 +114,15 @@ pub async fn start(
     let acme_dir = config.api.data_dir.join("acme");
     let folder_identity = config.api.data_dir.join("manifests-folder.id");
     let storage = controllers::volumes::Storage::new(&config.api.data_dir);
-    let (api_task, api) = api::start(config.api, store.clone(), node, shutdown.clone()).await?;
+    let listeners = config.listeners;
+    let (api_task, api) = api::start(
+        config.api,
+        &listeners,
+        store.clone(),
+        node,
+        shutdown.clone(),
+    )
+    .await?;
     let (view, mut tasks) = View::start(
         api::local::client(api.clone(), "skiff-controller"),
         controllers::KINDS,
@@ -124,7 +135,16 @@ pub async fn start(
         storage,
         shutdown.clone(),
     )));
-    tasks.extend(ingress::start(config.ingress, acme_dir, view.clone(), shutdown.clone()).await?);
+    tasks.extend(
+        ingress::start(
+            config.ingress,
+            &listeners,
+            acme_dir,
+            view.clone(),
+            shutdown.clone(),
+        )
+        .await?,
+    );
     let folder = folder::ManifestsFolder::new(config.manifests, store.clone())
         .with_identity_file(folder_identity)
         .with_events(api::local::client(api.clone(), "skiff-manifests-folder"))

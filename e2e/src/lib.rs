@@ -4,8 +4,9 @@
 //!
 //! What lives here:
 //! - [`skiff_bin`]: where the binary under test is (`SKIFF_BIN`, else the cargo target dir).
-//! - [`Server`]: one daemon with its own temporary folders; start / SIGTERM / `kill -9` / restart,
-//!   stderr captured to a file, `skiff get … -o json`, manifest writes, leftover checks, and a
+//! - [`Server`]: one daemon with its own temporary folders; start / SIGTERM / `kill -9` / restart
+//!   (with listening sockets handed over as systemd does, [`Server::hold_sockets`], or a
+//!   take-over by a second daemon, [`Server::take_over`]), stderr captured to a file, `skiff get … -o json`, manifest writes, leftover checks, and a
 //!   `Drop` that runs `skiff killall` and removes what the test made.
 //! - Helpers: [`free_port`], [`http_get`], [`wait_until`] / [`wait_for`], process lookups.
 //! - Test images: [`build_busybox_image`] (the shell script in `e2e/images/`), [`docker25_archive`]
@@ -475,9 +476,6 @@ pub struct Server {
     starts: usize,
     /// Extra arguments for `skiff server`.
     pub extra_args: Vec<String>,
-    /// Another `skiff` binary for `skiff server` (an earlier release, in the upgrade test);
-    /// `None`: [`skiff_bin`].
-    pub binary: Option<PathBuf>,
     /// Extra environment variables for `skiff server`.
     pub extra_env: Vec<(String, String)>,
     /// The API server's port (kept across restarts).
@@ -491,6 +489,12 @@ pub struct Server {
     pub bridge: String,
     /// This server's networks: pods in 10.244.<n>.0/24, Services in 10.245.<n>.0/24.
     pub net_index: u32,
+    /// Listening sockets handed to every start as systemd's socket activation does
+    /// (`LISTEN_FDS` from fd 3, `LISTEN_PID`): see [`Server::hold_sockets`].
+    pub handed_over: Vec<TcpListener>,
+    /// Another `skiff` binary for `skiff server` instead of [`skiff_bin`]: an earlier release
+    /// (the schema upgrade test), or an installed copy swapped for a new one (zero_drop.rs).
+    pub bin: Option<PathBuf>,
 }
 
 /// A network index no other server of this test process uses.
@@ -537,7 +541,6 @@ impl Server {
             child: None,
             starts: 0,
             extra_args: Vec::new(),
-            binary: None,
             extra_env: Vec::new(),
             api_port: free_port(),
             kubeconfig,
@@ -545,6 +548,8 @@ impl Server {
             https_port: free_port(),
             bridge: String::new(),
             net_index: 0,
+            handed_over: Vec::new(),
+            bin: None,
         }
         .with_network(next_net_index())
     }
@@ -553,6 +558,16 @@ impl Server {
         self.net_index = index;
         self.bridge = format!("skiff-e2e-{index}");
         self
+    }
+
+    /// Stands in for `skiff.socket`: binds the API's and the ingress proxy's ports on
+    /// 127.0.0.1 here, in the test, and hands them to every start of the daemon from now on, so
+    /// that they outlive each daemon as systemd's sockets do.
+    pub fn hold_sockets(&mut self) {
+        self.handed_over = [self.api_port, self.http_port, self.https_port]
+            .iter()
+            .map(|p| TcpListener::bind(("127.0.0.1", *p)).expect("bind a port to hand over"))
+            .collect();
     }
 
     /// Creates the folders and starts the daemon.
@@ -575,7 +590,13 @@ impl Server {
             .expect("open the log file");
         writeln!(log, "=== skiff-e2e: server start #{} ===", self.starts).unwrap();
         let err = log.try_clone().unwrap();
-        let child = Command::new(self.binary.clone().unwrap_or_else(skiff_bin))
+        let bin = self.bin.clone().unwrap_or_else(skiff_bin);
+        let mut command = if self.handed_over.is_empty() {
+            Command::new(bin)
+        } else {
+            self.handing_over(&bin)
+        };
+        let child = command
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .arg("server")
             .arg("--data-dir")
@@ -626,6 +647,46 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// A command starting `bin` with [`Server::handed_over`] as systemd passes sockets: on fds
+    /// 3, 4, … (not close-on-exec), `LISTEN_FDS` their number and `LISTEN_PID` the daemon's own
+    /// PID (a shell that sets it to its `$$` and `exec`s the binary, keeping the PID).
+    fn handing_over(&self, bin: &Path) -> Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        // Copies above any fd the child may have at 3.. (close-on-exec, so only the dup2 below
+        // reaches the child); kept open until the child has started.
+        let copies: Vec<std::os::fd::OwnedFd> = self
+            .handed_over
+            .iter()
+            .map(|l| {
+                // SAFETY: F_DUPFD_CLOEXEC on a valid fd; the new fd is owned once.
+                let fd = unsafe { libc::fcntl(l.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+                assert!(fd >= 0, "dup: {}", io::Error::last_os_error());
+                // SAFETY: `fd` was just created and is owned by nobody else.
+                unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+            })
+            .collect();
+        let raw: Vec<i32> = copies.iter().map(|f| f.as_raw_fd()).collect();
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+            .arg(bin)
+            .env("LISTEN_FDS", raw.len().to_string());
+        // SAFETY: only dup2, which is async-signal-safe, between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                let _ = &copies;
+                for (i, fd) in raw.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as i32) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
     /// The daemon's PID, if started and not yet reaped.
     pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
@@ -659,7 +720,13 @@ impl Server {
             return st;
         }
         let _ = send_signal(child.id() as i32, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_exit(child, Duration::from_secs(30), "of SIGTERM")
+    }
+
+    /// Waits up to `timeout` for `child` to exit; kills it and panics (with the log's tail)
+    /// when it does not.
+    fn wait_exit(&self, mut child: Child, timeout: Duration, after: &str) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = child.try_wait() {
                 return st;
@@ -668,12 +735,26 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "skiff server did not exit within 30 s of SIGTERM; log tail:\n{}",
+                    "skiff server did not exit within {timeout:?} {after}; log tail:\n{}",
                     self.log_tail(60)
                 );
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// Starts a second daemon on the same data directory while this one runs, with no sockets
+    /// handed over: it takes the listeners over from the running one (which stops), as an
+    /// upgrade without systemd does. Returns the old daemon's exit status (within 60 s).
+    pub fn take_over(&mut self) -> ExitStatus {
+        let old = self
+            .child
+            .take()
+            .expect("take_over() without a running daemon");
+        let sockets = std::mem::take(&mut self.handed_over);
+        self.start();
+        self.handed_over = sockets;
+        self.wait_exit(old, Duration::from_secs(60), "of a take-over")
     }
 
     /// `kill -9` of the daemon (containers must survive it).

@@ -1,7 +1,7 @@
 //! Issue 14 part 2: skiff under systemd's `Type=notify`, with a test standing in for systemd —
 //! a `NOTIFY_SOCKET` datagram socket and `WATCHDOG_USEC`: `STATUS=` while starting, `READY=1`
 //! only once the API answers, `WATCHDOG=1` at half the interval, `STOPPING=1` on SIGTERM. And
-//! the unit file as `systemd-analyze verify` reads it.
+//! the unit and socket files as `systemd-analyze verify` reads them.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
@@ -94,6 +94,18 @@ fn the_unit_file_verifies() {
         unit.contains("Type=notify") && unit.contains("WatchdogSec="),
         "{unit}"
     );
+    // The sockets systemd holds across restarts (issue 14 part 1): the API's and the ingress
+    // proxy's default ports, handed to skiff.service.
+    let socket = std::fs::read_to_string(root.join("docs/skiff.socket")).unwrap();
+    for listen in [
+        "ListenStream=0.0.0.0:6443",
+        "ListenStream=0.0.0.0:80",
+        "ListenStream=0.0.0.0:443",
+        "Service=skiff.service",
+        "Accept=no",
+    ] {
+        assert!(socket.lines().any(|l| l == listen), "{listen}: {socket}");
+    }
     // systemd-analyze wants ExecStart's binary to exist: point it at the one under test.
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("skiff.service");
@@ -102,8 +114,10 @@ fn the_unit_file_verifies() {
         unit.replace("/usr/local/bin/skiff", &skiff_bin().display().to_string()),
     )
     .unwrap();
+    std::fs::write(dir.path().join("skiff.socket"), &socket).unwrap();
     let o = std::process::Command::new("systemd-analyze")
         .arg("verify")
+        .arg(dir.path().join("skiff.socket"))
         .arg(&copy)
         .output()
         .expect("systemd-analyze (e2e/install-deps.sh installs systemd)");

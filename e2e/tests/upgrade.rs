@@ -192,7 +192,7 @@ fn the_previous_release_is_replaced_under_running_pods_without_a_restart() {
     }
     let previous = previous_release();
     let mut s = Server::new();
-    s.binary = Some(previous.clone());
+    s.bin = Some(previous.clone());
     s.start();
     let archive = s.work_dir.join("img.tar");
     build_busybox_image(&archive, IMAGE, false).unwrap();
@@ -232,7 +232,7 @@ fn the_previous_release_is_replaced_under_running_pods_without_a_restart() {
 
     // The upgrade: the daemon stops (containers keep running), the new binary starts.
     s.stop();
-    s.binary = None;
+    s.bin = None;
     let mark = s.log_mark();
     s.start();
     s.wait_log(mark, "migrated the store's schema", &["from=0"], WAIT)

@@ -271,11 +271,15 @@ impl Proxy {
         out
     }
 
-    /// Serves plain HTTP (HTTP/1.1, and h2c with prior knowledge) until `shutdown` flips.
+    /// Serves plain HTTP (HTTP/1.1, and h2c with prior knowledge) until `shutdown` flips, then
+    /// drains ([`serve::Gate::stop_serving`]) and returns once the connections are closed.
     pub async fn serve_http(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         loop {
             let (stream, peer) = tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    drop(listener);
+                    return self.shared.gate.stop_serving("ingress (HTTP)").await;
+                }
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => { accept_error(e).await; continue; }
@@ -294,12 +298,15 @@ impl Proxy {
         }
     }
 
-    /// Serves HTTPS until `shutdown` flips.
+    /// Serves HTTPS until `shutdown` flips, then drains as [`Proxy::serve_http`] does.
     pub async fn serve_https(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.shared.tls.clone());
         loop {
             let (stream, peer) = tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    drop(listener);
+                    return self.shared.gate.stop_serving("ingress (HTTPS)").await;
+                }
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => { accept_error(e).await; continue; }

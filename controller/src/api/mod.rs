@@ -230,6 +230,16 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// The manifests folder's last apply result per file (for `/metrics`).
     pub manifest_results: crate::folder::FileResults,
+    /// Flips to true when the daemon stops: watches end cleanly then, so their clients watch
+    /// again — from the next daemon.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Resolves once `stopping` flips to true (never, when its sender is gone without flipping).
+pub(crate) async fn stopped(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The container of `pod` a request names (logs, exec). Without a name: the only container, or
@@ -353,9 +363,10 @@ pub fn base64_encode(data: &[u8]) -> String {
 /// Starts the API server; returns once it listens. It serves until `shutdown` flips.
 pub async fn start(
     config: ApiConfig,
+    listeners: &skiff_proxy::serve::Inherited,
     store: Arc<Store>,
     node: Arc<dyn Node>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(tokio::task::JoinHandle<()>, Arc<ApiState>), StartError> {
     let mut sans = vec![
         "localhost".to_string(),
@@ -386,17 +397,15 @@ pub async fn start(
         addr: config.listen,
         source,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(listen_failed)?;
+    let listener = listeners.bind(config.listen).await.map_err(listen_failed)?;
     let port = listener.local_addr().map_err(listen_failed)?.port();
-    let mut listeners = vec![listener];
+    let mut bound = vec![listener];
     if let Some(c) = &config.in_cluster {
         let ip = std::net::IpAddr::V4(c.address);
         if !config.listen.ip().is_unspecified() && config.listen.ip() != ip {
             let addr = SocketAddr::new(ip, port);
             let failed = |source| StartError::Listen { addr, source };
-            listeners.push(tokio::net::TcpListener::bind(addr).await.map_err(failed)?);
+            bound.push(listeners.bind(addr).await.map_err(failed)?);
         }
         crate::model::builtin::kubernetes_service(&store, c.service_ip, c.address, port)
             .map_err(StartError::Builtin)?;
@@ -416,11 +425,12 @@ pub async fn start(
         node,
         max_body_bytes: config.limits.max_body_bytes,
         manifest_results: Default::default(),
+        stopping: shutdown.clone(),
     });
     let gate = skiff_proxy::serve::Gate::new(config.limits.connections.clone());
     let local = state.clone();
     tracing::info!(listen = %config.listen.ip(), port, kubeconfig = %config.kubeconfig.display(), "API server listening");
-    for listener in listeners.drain(1..) {
+    for listener in bound.drain(1..) {
         tokio::spawn(accept(
             listener,
             acceptor.clone(),
@@ -431,12 +441,12 @@ pub async fn start(
     }
     let task = tokio::spawn(async move {
         let mut forget = tokio::time::interval(std::time::Duration::from_secs(5));
-        let first = listeners.pop().expect("the main listener");
-        let serve = accept(first, acceptor, state.clone(), gate, shutdown.clone());
+        let first = bound.pop().expect("the main listener");
+        // Returns once shut down and drained (every connection of the gate closed).
+        let serve = accept(first, acceptor, state.clone(), gate, shutdown);
         tokio::pin!(serve);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
                 _ = forget.tick() => state.tokens.forget(),
                 _ = &mut serve => return,
             }
@@ -448,6 +458,8 @@ pub async fn start(
 /// Accepts TLS connections on `listener` until `shutdown` flips, within `gate`'s bounds: the
 /// connection cap, the handshake, header-read and idle timeouts ([`skiff_proxy::serve`], as
 /// the ingress proxy serves). Watches and followed logs are requests in flight, never idle.
+/// Then drains the gate: watches end cleanly on `shutdown` (clients watch again, from the next
+/// daemon), other requests are answered, and this returns once the connections are closed.
 async fn accept(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -458,7 +470,10 @@ async fn accept(
     let builder = Arc::new(gate.builder());
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                drop(listener);
+                return gate.stop_serving("API server").await;
+            }
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
                     Ok(x) => x,

@@ -108,9 +108,16 @@ pub(super) fn logs(
     };
     match state.node.logs(&pod, options) {
         Ok(rx) => {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
-            });
+            // A followed log ends when the daemon stops (`kubectl logs -f` then exits 0), so
+            // the drain does not wait for it.
+            let stopping = state.stopping.clone();
+            let stream =
+                futures_util::stream::unfold((rx, stopping), |(mut rx, stopping)| async move {
+                    tokio::select! {
+                        b = rx.recv() => b.map(|b| (Ok(Frame::data(b)), (rx, stopping))),
+                        _ = super::stopped(stopping.clone()) => None,
+                    }
+                });
             Response::builder()
                 .status(200)
                 .header(hyper::header::CONTENT_TYPE, "text/plain")
@@ -172,7 +179,7 @@ pub(super) fn watch(
             .map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s)),
     };
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(256);
-    tokio::spawn(w.run(initial, last_rv, rx, tx));
+    tokio::spawn(w.run(initial, last_rv, rx, tx, state.stopping.clone()));
     let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
     });
@@ -245,14 +252,19 @@ impl Watch {
     }
 
     /// Sends the initial events, then every matching change, bookmarks when asked, until the
-    /// client goes, the deadline passes, or the watcher lags (410, as Kubernetes answers).
+    /// client goes, the deadline passes, the watcher lags (410, as Kubernetes answers) or the
+    /// daemon stops (the stream simply ends, as at kube-apiserver's watch timeout: client-go's
+    /// informers and `kubectl wait`/`rollout status` watch again from their last version).
     async fn run(
         self,
         initial: Vec<(EventType, Arc<Value>)>,
         mut last_rv: u64,
         mut rx: tokio::sync::broadcast::Receiver<crate::model::store::Event>,
         tx: tokio::sync::mpsc::Sender<Bytes>,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) {
+        let stopped = super::stopped(stopping);
+        tokio::pin!(stopped);
         for (ty, o) in initial {
             if self.matches(&o) && tx.send(self.render(ty, &o)).await.is_err() {
                 return;
@@ -277,6 +289,7 @@ impl Watch {
             };
             let out = tokio::select! {
                 _ = tx.closed() => return,
+                _ = &mut stopped => return,
                 _ = bookmark.tick(), if self.bookmarks && !self.as_table => self.bookmark(seen_rv),
                 ev = next => match ev {
                     None => return,

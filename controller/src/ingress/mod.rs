@@ -306,13 +306,18 @@ pub async fn run(
     proxy: Arc<dyn IngressProxy>,
     certs: Arc<CertManager>,
     address: String,
+    first_pass: tokio::sync::oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut events = view.subscribe();
     let wake = certs.wake_handle();
     let mut reported = HashSet::new();
+    let mut first_pass = Some(first_pass);
     loop {
         reconcile(&view, &*proxy, &certs, &address, &mut reported).await;
+        if let Some(done) = first_pass.take() {
+            let _ = done.send(());
+        }
         let mut relevant = false;
         let resync = tokio::time::sleep(RESYNC);
         tokio::pin!(resync);
@@ -336,9 +341,16 @@ pub async fn run(
     }
 }
 
-/// Makes the ingress proxy, binds its listeners, and starts the ingress/ACME reconciler.
+/// How long the proxy's listeners wait for the reconciler's first pass before serving anyway.
+const FIRST_PASS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Makes the ingress proxy, binds its listeners, and starts the ingress/ACME reconciler; the
+/// listeners serve once its first pass has set the routes and certificates (a request taken
+/// from the socket's queue after a restart is routed as before it, not answered 404 with the
+/// default certificate).
 pub async fn start(
     config: crate::IngressConfig,
+    listeners: &skiff_proxy::serve::Inherited,
     acme_dir: std::path::PathBuf,
     view: Arc<View>,
     shutdown: watch::Receiver<bool>,
@@ -348,8 +360,9 @@ pub async fn start(
         tls_resumption: config.tls_resumption,
         ..Default::default()
     })?;
-    let (up, mut tasks) = proxy::listen(&proxy, config.http, config.https, shutdown.clone()).await;
-    let handle: Arc<dyn IngressProxy> = Arc::new(proxy);
+    let bound = proxy::bind(listeners, config.http, config.https).await;
+    let up = bound.listening();
+    let handle: Arc<dyn IngressProxy> = Arc::new(proxy.clone());
     let certs = Arc::new(CertManager::new(
         view.clone(),
         handle.clone(),
@@ -367,7 +380,25 @@ pub async fn start(
         Some(ip) if !ip.is_unspecified() => ip.to_string(),
         _ => "127.0.0.1".to_string(),
     };
-    tasks.push(tokio::spawn(run(view, handle, certs, address, shutdown)));
+    let (first_tx, first_pass) = tokio::sync::oneshot::channel();
+    let reconciler = tokio::spawn(run(
+        view,
+        handle,
+        certs,
+        address,
+        first_tx,
+        shutdown.clone(),
+    ));
+    if tokio::time::timeout(FIRST_PASS_WAIT, first_pass)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the ingress reconciler's first pass took over {FIRST_PASS_WAIT:?}: serving before it"
+        );
+    }
+    let mut tasks = bound.serve(&proxy, shutdown);
+    tasks.push(reconciler);
     Ok(tasks)
 }
 

@@ -1,10 +1,11 @@
 //! The seam between the ingress reconciler and the data plane: [`IngressProxy`] is all the
 //! reconciler and ACME know of the proxy, implemented here over [`skiff_proxy::Proxy`] (tests
-//! use a recording fake), and [`listen`] binds the proxy's HTTP and HTTPS listeners.
+//! use a recording fake), and [`bind`] binds the proxy's HTTP and HTTPS listeners.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use skiff_proxy::serve::Inherited;
 use skiff_proxy::{Certificate, Proxy, RouteTable};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,38 +59,64 @@ pub struct Listening {
     pub https: bool,
 }
 
-/// Binds the proxy's HTTP and HTTPS listeners and serves them until `shutdown`. A port that
-/// cannot be bound (taken, or 80/443 without privileges) is logged and skipped: the rest of the
-/// daemon matters more than one listener.
-pub async fn listen(
-    proxy: &Proxy,
-    http: Option<SocketAddr>,
-    https: Option<SocketAddr>,
-    shutdown: watch::Receiver<bool>,
-) -> (Listening, Vec<JoinHandle<()>>) {
-    let mut tasks = Vec::new();
-    let mut up = Listening::default();
-    if let Some(addr) = http {
-        if let Some(listener) = bind(addr, "HTTP").await {
-            up.http = true;
+/// The proxy's bound listeners, not yet serving.
+pub struct Bound {
+    http: Option<tokio::net::TcpListener>,
+    https: Option<tokio::net::TcpListener>,
+}
+
+impl Bound {
+    /// Which are up.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            http: self.http.is_some(),
+            https: self.https.is_some(),
+        }
+    }
+
+    /// Serves them until `shutdown` flips (each task ends once its connections are drained).
+    pub fn serve(self, proxy: &Proxy, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(listener) = self.http {
             let (p, s) = (proxy.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move { p.serve_http(listener, s).await }));
         }
-    }
-    if let Some(addr) = https {
-        if let Some(listener) = bind(addr, "HTTPS").await {
-            up.https = true;
-            let (p, s) = (proxy.clone(), shutdown.clone());
+        if let Some(listener) = self.https {
+            let (p, s) = (proxy.clone(), shutdown);
             tasks.push(tokio::spawn(
                 async move { p.serve_https(listener, s).await },
             ));
         }
+        tasks
     }
-    (up, tasks)
 }
 
-async fn bind(addr: SocketAddr, scheme: &str) -> Option<tokio::net::TcpListener> {
-    match tokio::net::TcpListener::bind(addr).await {
+/// Binds the proxy's HTTP and HTTPS listeners (or takes the sockets handed over for them). A
+/// port that cannot be bound (taken, or 80/443 without privileges) is logged and skipped: the
+/// rest of the daemon matters more than one listener.
+pub async fn bind(
+    listeners: &Inherited,
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+) -> Bound {
+    Bound {
+        http: match http {
+            Some(addr) => bind_one(listeners, addr, "HTTP").await,
+            None => None,
+        },
+        https: match https {
+            Some(addr) => bind_one(listeners, addr, "HTTPS").await,
+            None => None,
+        },
+    }
+}
+
+async fn bind_one(
+    listeners: &Inherited,
+    addr: SocketAddr,
+    scheme: &str,
+) -> Option<tokio::net::TcpListener> {
+    match listeners.bind(addr).await {
         Ok(listener) => {
             tracing::info!("ingress proxy listening on {addr} ({scheme})");
             Some(listener)
