@@ -2166,12 +2166,12 @@ fn explain_documents_what_skiff_takes() {
         "{o}"
     );
     assert!(o.stdout.contains("rollingUpdate"), "{o}");
-    let o = k.run(&["explain", "pod.spec.hostPID"]);
+    let o = k.run(&["explain", "pod.spec.hostUsers"]);
     assert_eq!(o.code, 1, "{o}");
-    assert!(o.stderr.contains("field \"hostPID\" does not exist"), "{o}");
+    assert!(o.stderr.contains("field \"hostUsers\" does not exist"), "{o}");
     let o = k.run(&["explain", "pod.spec", "--recursive"]);
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("containers"), "{o}");
     assert!(o.stdout.contains("terminationGracePeriodSeconds"), "{o}");
-    assert!(!o.stdout.contains("hostPID"), "{o}");
+    assert!(!o.stdout.contains("hostUsers"), "{o}");
 }

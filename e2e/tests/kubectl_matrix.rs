@@ -531,11 +531,11 @@ fn matrix_get_describe_and_discovery() {
                 fails(
                     &[
                         "explain",
-                        "pods.spec.hostPID",
+                        "pods.spec.hostUsers",
                         "--output=plaintext-openapiv2",
                     ],
                     1,
-                    &["field \"hostPID\" does not exist"],
+                    &["field \"hostUsers\" does not exist"],
                 ),
             ),
             row(

@@ -222,7 +222,10 @@ mod tests {
             assert!(in_all.contains(&kind), "{kind} is in `kubectl get all`");
         }
         for kind in ["ConfigMap", "Secret", "Ingress", "PersistentVolumeClaim"] {
-            assert!(!in_all.contains(&kind), "{kind} is not in `kubectl get all`");
+            assert!(
+                !in_all.contains(&kind),
+                "{kind} is not in `kubectl get all`"
+            );
         }
     }
 }

@@ -302,7 +302,7 @@ mod tests {
         let core = doc("api/v1");
         assert!(field(&core, "Pod", "spec.containers.image").is_some());
         // Refused fields are not documented.
-        assert!(field(&core, "Pod", "spec.hostPID").is_none());
+        assert!(field(&core, "Pod", "spec.hostUsers").is_none());
         // Named keys of a map become its properties.
         assert!(field(&core, "Pod", "spec.containers.resources.limits.memory").is_some());
         assert!(field(&core, "Pod", "spec.containers.resources.claims").is_none());
@@ -435,7 +435,7 @@ mod tests {
             .strip_prefix("#/definitions/")
             .unwrap());
         assert!(prop(&pod_spec, "containers").is_some());
-        assert!(prop(&pod_spec, "hostPID").is_none());
+        assert!(prop(&pod_spec, "hostUsers").is_none());
         // The PATCH operation advertises fieldValidation (client-go's v2 parameter check).
         let paths = &doc.paths.as_ref().unwrap().path;
         let item = paths

@@ -249,6 +249,9 @@ const POD_SPEC: &[&str] = &[
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "hostNetwork",
+    // `false` only (semantics.rs refuses `true`): charts write both out.
+    "hostPID",
+    "hostIPC",
     "dnsPolicy",
     "dnsConfig.nameservers",
     "dnsConfig.searches",
@@ -334,6 +337,8 @@ const JOB_SPEC: &[&str] = &[
     "suspend",
     "selector.matchLabels.*",
     "manualSelector",
+    // A pod template's name is ignored, as Kubernetes ignores it (pods get generated names).
+    "template.metadata.name",
     "template.metadata.labels.*",
     "template.metadata.annotations.*",
 ];
@@ -607,6 +612,7 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 [
                     "spec.replicas",
                     "spec.selector.matchLabels.*",
+                    "spec.template.metadata.name",
                     "spec.template.metadata.labels.*",
                     "spec.template.metadata.annotations.*",
                     "spec.minReadySeconds",
@@ -628,6 +634,7 @@ pub(super) fn allowlist(kind: &str) -> Allow {
                 [
                     "spec.replicas",
                     "spec.selector.matchLabels.*",
+                    "spec.template.metadata.name",
                     "spec.template.metadata.labels.*",
                     "spec.template.metadata.annotations.*",
                     "spec.serviceName",
@@ -690,6 +697,7 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             patterns.extend(
                 [
                     "spec.selector.matchLabels.*",
+                    "spec.template.metadata.name",
                     "spec.template.metadata.labels.*",
                     "spec.template.metadata.annotations.*",
                     "spec.updateStrategy.type",
@@ -703,8 +711,17 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             patterns.extend(pod("spec.template.spec."));
         }
         // Written by the StatefulSet and DaemonSet controllers: a revision's template, whole.
-        "ServiceAccount" => patterns
-            .extend(["automountServiceAccountToken", "imagePullSecrets[].name"].map(String::from)),
+        "ServiceAccount" => patterns.extend(
+            [
+                "automountServiceAccountToken",
+                "imagePullSecrets[].name",
+                // The legacy list of the account's token Secrets: kept, used for nothing
+                // (Kubernetes stopped using it in 1.24; charts still write it).
+                "secrets[].name",
+                "secrets[].namespace",
+            ]
+            .map(String::from),
+        ),
         // `nonResourceURLs` and `aggregationRule` are not implemented: refused by name.
         "Role" | "ClusterRole" => patterns.extend(
             [

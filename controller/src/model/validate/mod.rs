@@ -356,6 +356,26 @@ mod tests {
     }
 
     #[test]
+    fn what_charts_write_out_is_taken_as_kubernetes_takes_it() {
+        // hostPID/hostIPC false, a pod template's name (ignored, as Kubernetes ignores it).
+        let mut d = deployment();
+        d["spec"]["template"]["metadata"]["name"] = json!("web");
+        d["spec"]["template"]["spec"]["hostPID"] = json!(false);
+        d["spec"]["template"]["spec"]["hostIPC"] = json!(false);
+        assert_eq!(validate(&d), Ok(()));
+        // `true` is refused by name.
+        d["spec"]["template"]["spec"]["hostPID"] = json!(true);
+        let e = validate(&d).unwrap_err();
+        assert_eq!(e[0].field, "spec.template.spec.hostPID");
+        assert!(e[0].message.contains("not supported"), "{}", e[0]);
+        // A ServiceAccount's legacy list of token Secrets.
+        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "app", "namespace": "default"},
+            "secrets": [{"name": "app-token"}]});
+        assert_eq!(validate(&sa), Ok(()));
+    }
+
+    #[test]
     fn node_ports_stay_in_their_range_and_pod_security_labels_are_checked() {
         let svc = |ty: &str, n: i64| {
             json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},

@@ -427,6 +427,17 @@ pub(super) fn pod_spec(spec: &Value, path: &str, in_template: bool, out: &mut Ve
         out,
     );
     sysctls(spec, path, out);
+    for (field, what) in [
+        ("hostPID", "the host's process namespace"),
+        ("hostIPC", "the host's IPC namespace"),
+    ] {
+        if spec[field] == true {
+            out.push(err(
+                format!("{path}.{field}"),
+                format!("`true` is not supported by skiff (a pod in {what}); only `false`"),
+            ));
+        }
+    }
     for list in ["initContainers", "containers"] {
         for (i, c) in items(&spec[list]).iter().enumerate() {
             let cp = format!("{path}.{list}[{i}]");
