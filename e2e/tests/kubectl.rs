@@ -2168,7 +2168,10 @@ fn explain_documents_what_skiff_takes() {
     assert!(o.stdout.contains("rollingUpdate"), "{o}");
     let o = k.run(&["explain", "pod.spec.hostUsers"]);
     assert_eq!(o.code, 1, "{o}");
-    assert!(o.stderr.contains("field \"hostUsers\" does not exist"), "{o}");
+    assert!(
+        o.stderr.contains("field \"hostUsers\" does not exist"),
+        "{o}"
+    );
     let o = k.run(&["explain", "pod.spec", "--recursive"]);
     assert_eq!(o.code, 0, "{o}");
     assert!(o.stdout.contains("containers"), "{o}");

@@ -1999,8 +1999,8 @@ fn matrix_create_run_expose() {
                 ),
             ),
             row(
-                "create poddisruptionbudget (refused by name)",
-                fails(
+                "create poddisruptionbudget",
+                ok(
                     &[
                         "create",
                         "pdb",
@@ -2008,11 +2008,39 @@ fn matrix_create_run_expose() {
                         "--selector=app=web",
                         "--min-available=1",
                     ],
-                    1,
+                    &["poddisruptionbudget.policy/web created"],
+                ),
+            ),
+            row(
+                "get pdb: its status from the pods (the disruption controller)",
+                eventually(
                     &[
-                        "PodDisruptionBudgets are not supported by skiff",
-                        "maxUnavailable",
+                        "get",
+                        "pdb",
+                        "web",
+                        "-o",
+                        "jsonpath={.status.desiredHealthy} {.status.conditions[0].type}",
                     ],
+                    &["1 DisruptionAllowed"],
+                ),
+            ),
+            row(
+                "get pdb (columns)",
+                ok(
+                    &["get", "pdb"],
+                    &[
+                        "MIN AVAILABLE",
+                        "MAX UNAVAILABLE",
+                        "ALLOWED DISRUPTIONS",
+                        "web",
+                    ],
+                ),
+            ),
+            row(
+                "delete pdb",
+                ok(
+                    &["delete", "pdb", "web"],
+                    &["poddisruptionbudget.policy \"web\" deleted"],
                 ),
             ),
             row(

@@ -69,7 +69,8 @@ pub(super) fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'stat
         | "PersistentVolume"
         | "Job"
         | "CronJob"
-        | "DaemonSet" => {
+        | "DaemonSet"
+        | "PodDisruptionBudget" => {
             vec![("status", own, vec!["get", "patch", "update"])]
         }
         _ => vec![],

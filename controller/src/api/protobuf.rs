@@ -38,6 +38,7 @@ use k8s_pb::api::batch::v1 as batch;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::api::discovery::v1 as discovery;
 use k8s_pb::api::networking::v1 as networking;
+use k8s_pb::api::policy::v1 as policy;
 use k8s_pb::api::rbac::v1 as rbac;
 use k8s_pb::api::scheduling::v1 as scheduling;
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
@@ -184,6 +185,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "PriorityClass" => {
             priority_class(scheduling::PriorityClass::decode(&raw[..]).map_err(bad)?)
         }
+        "PodDisruptionBudget" => {
+            disruption_budget(policy::PodDisruptionBudget::decode(&raw[..]).map_err(bad)?)
+        }
         _ => return Err(unsupported_kind(&api_version, &kind)),
     };
     let name = metadata
@@ -225,6 +229,7 @@ const MAPPED: &[&str] = &[
     "RoleBinding",
     "ClusterRoleBinding",
     "PriorityClass",
+    "PodDisruptionBudget",
 ];
 
 fn unsupported_kind(api_version: &str, kind: &str) -> ApiError {
@@ -712,6 +717,29 @@ fn priority_class(p: scheduling::PriorityClass) -> Parts {
     o.flag("globalDefault", global_default);
     o.str("description", description);
     o.ptr("preemptionPolicy", preemption_policy);
+    (object_meta(metadata), o)
+}
+
+/// `kubectl create poddisruptionbudget` (the status is the server's).
+fn disruption_budget(p: policy::PodDisruptionBudget) -> Parts {
+    let policy::PodDisruptionBudget { metadata, spec, .. } = p;
+    let mut o = Obj::default();
+    if let Some(s) = spec {
+        let policy::PodDisruptionBudgetSpec {
+            min_available,
+            selector,
+            max_unavailable,
+            unhealthy_pod_eviction_policy,
+        } = s;
+        let mut so = Obj::default();
+        so.int_or_string_ptr("minAvailable", min_available);
+        if let Some(sel) = selector {
+            so.obj("selector", label_selector(sel));
+        }
+        so.int_or_string_ptr("maxUnavailable", max_unavailable);
+        so.ptr("unhealthyPodEvictionPolicy", unhealthy_pod_eviction_policy);
+        o.obj("spec", so);
+    }
     (object_meta(metadata), o)
 }
 

@@ -274,8 +274,6 @@ fn parse_target(group: &str, version: &str, rest: &[String]) -> Option<Target> {
 const NOT_SERVED: &[(&str, &str, Option<&str>, &str)] = &[
     ("autoscaling", "horizontalpodautoscalers", None,
      "HorizontalPodAutoscalers (kubectl autoscale) are not supported by skiff: it has no autoscaler; set the replica count with `kubectl scale deployment NAME --replicas=N`"),
-    ("policy", "poddisruptionbudgets", None,
-     "PodDisruptionBudgets are not supported by skiff (one node; `kubectl drain` deletes pods without evictions): bound a rollout's disruption with the Deployment's spec.strategy.rollingUpdate.maxUnavailable"),
     ("", "resourcequotas", None,
      "ResourceQuotas are not supported by skiff: bound what a namespace's pods use with resources.limits on their containers"),
     ("", "limitranges", None,

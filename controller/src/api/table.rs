@@ -119,6 +119,13 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Holder", "string", 0),
             ("Age", "string", 0),
         ],
+        "PodDisruptionBudget" => vec![
+            ("Name", "string", 0),
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+            ("Age", "string", 0),
+        ],
         "PriorityClass" => vec![
             ("Name", "string", 0),
             ("Value", "integer", 0),
@@ -669,6 +676,20 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(o["spec"]["holderIdentity"].as_str().unwrap_or_default()),
             json!(age(o)),
         ],
+        "PodDisruptionBudget" => {
+            let int_or_string = |v: &Value| match v {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => "N/A".to_string(),
+            };
+            vec![
+                name,
+                json!(int_or_string(&o["spec"]["minAvailable"])),
+                json!(int_or_string(&o["spec"]["maxUnavailable"])),
+                json!(o["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                json!(age(o)),
+            ]
+        }
         "PriorityClass" => vec![
             name,
             json!(o["value"].as_i64().unwrap_or(0)),

@@ -14,6 +14,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod job;
@@ -44,6 +45,7 @@ pub const KINDS: &[&str] = &[
     "Node",
     "PriorityClass",
     "Lease",
+    "PodDisruptionBudget",
     "ConfigMap",
     "Secret",
     "Deployment",
@@ -109,6 +111,9 @@ pub async fn reconcile_all(view: &View, storage: &volumes::Storage) -> Result<()
             tracing::warn!(replicaset = %crate::model::store::ObjectKey::of(&rs), "reconcile failed: {e}");
         }
     }
+    if let Err(e) = disruption::reconcile(view).await {
+        tracing::warn!("disruption budgets: {e}");
+    }
     if let Err(e) = scheduler::reconcile(view).await {
         tracing::warn!("scheduler: {e}");
     }
@@ -150,7 +155,7 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                     Ok(kind) => relevant = matches!(
                         kind,
                         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" | "Job" | "CronJob" | "Pod" | "Namespace" | "Service" | "ServiceAccount" | "Node"
-                            | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass"
+                            | "PersistentVolumeClaim" | "PersistentVolume" | "StorageClass" | "PodDisruptionBudget"
                     ),
                     Err(broadcast::error::RecvError::Lagged(_)) => relevant = true,
                     Err(broadcast::error::RecvError::Closed) => return,

@@ -30,6 +30,7 @@ impl KindInfo {
                 | "Job"
                 | "CronJob"
                 | "DaemonSet"
+                | "PodDisruptionBudget"
         )
     }
 
@@ -223,6 +224,13 @@ pub static KINDS: &[KindInfo] = &[
         kind: "Ingress",
         plural: "ingresses",
         short_names: &["ing"],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "policy/v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        short_names: &["pdb"],
         namespaced: true,
     },
     KindInfo {

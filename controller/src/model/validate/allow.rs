@@ -523,6 +523,17 @@ pub(super) fn allowlist(kind: &str) -> Allow {
             ]
             .map(String::from),
         ),
+        // Kept and given its status (`controllers/disruption.rs`); skiff has no eviction API
+        // for it to guard. `matchExpressions` is refused by name, as for workloads.
+        "PodDisruptionBudget" => patterns.extend(
+            [
+                "spec.minAvailable",
+                "spec.maxUnavailable",
+                "spec.selector.matchLabels.*",
+                "spec.unhealthyPodEvictionPolicy",
+            ]
+            .map(String::from),
+        ),
         "Lease" => patterns.extend(
             [
                 "spec.holderIdentity",

@@ -90,6 +90,30 @@ fn int_or_percent(v: &Value, default: u64, field: &str, out: &mut Vec<FieldError
     }
 }
 
+/// A PodDisruptionBudget's spec, as Kubernetes' ValidatePodDisruptionBudgetSpec: at most one
+/// of `minAvailable` and `maxUnavailable`, each a count or a percentage up to 100%.
+pub(super) fn disruption_budget(spec: &Value, out: &mut Vec<FieldError>) {
+    if !spec["minAvailable"].is_null() && !spec["maxUnavailable"].is_null() {
+        out.push(err(
+            "spec",
+            "Invalid value: minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    for f in ["minAvailable", "maxUnavailable"] {
+        int_or_percent(&spec[f], 0, &format!("spec.{f}"), out);
+    }
+    match &spec["unhealthyPodEvictionPolicy"] {
+        Value::Null => {}
+        v if v == "IfHealthyBudget" || v == "AlwaysAllow" => {}
+        v => out.push(err(
+            "spec.unhealthyPodEvictionPolicy",
+            format!(
+                "Unsupported value: {v}: supported values: \"AlwaysAllow\", \"IfHealthyBudget\""
+            ),
+        )),
+    }
+}
+
 /// A change of a DaemonSet: its selector is immutable, as in Kubernetes.
 pub(super) fn update(old: &Value, new: &Value, out: &mut Vec<FieldError>) {
     if old["kind"] == "DaemonSet" && old["spec"]["selector"] != new["spec"]["selector"] {

@@ -174,12 +174,13 @@ pub trait WithType {
 /// the one table of the kinds' types.
 pub fn with_type<W: WithType>(kind: &str, w: W) -> Option<W::Out> {
     use k8s_openapi::api::{
-        apps, batch, coordination, core, discovery, networking, rbac, scheduling, storage,
+        apps, batch, coordination, core, discovery, networking, policy, rbac, scheduling, storage,
     };
     Some(match kind {
         "Namespace" => w.run::<core::v1::Namespace>(),
         "Node" => w.run::<core::v1::Node>(),
         "Lease" => w.run::<coordination::v1::Lease>(),
+        "PodDisruptionBudget" => w.run::<policy::v1::PodDisruptionBudget>(),
         "PriorityClass" => w.run::<scheduling::v1::PriorityClass>(),
         "ConfigMap" => w.run::<core::v1::ConfigMap>(),
         "Secret" => w.run::<core::v1::Secret>(),

@@ -64,6 +64,7 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "Pod" => pod_spec(&obj["spec"], "spec", false, out),
         "Node" => super::scheduling::node(obj, out),
         "PriorityClass" => super::scheduling::priority_class(obj, out),
+        "PodDisruptionBudget" => super::daemonset::disruption_budget(&obj["spec"], out),
         "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
             super::rbac::check(obj, out)
         }
