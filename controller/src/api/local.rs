@@ -75,6 +75,7 @@ pub fn client_for(
             node: Arc::new(NoNode),
             max_body_bytes: super::MAX_BODY_BYTES,
             manifest_results: Default::default(),
+            proxy: Default::default(),
         }),
         "skiff-test",
     ))

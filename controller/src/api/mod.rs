@@ -230,6 +230,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// The manifests folder's last apply result per file (for `/metrics`).
     pub manifest_results: crate::folder::FileResults,
+    /// The ingress proxy, once it is made (its counters and certificates are in `/metrics`).
+    pub proxy: std::sync::OnceLock<skiff_proxy::Proxy>,
 }
 
 /// The container of `pod` a request names (logs, exec). Without a name: the only container, or
@@ -416,6 +418,7 @@ pub async fn start(
         node,
         max_body_bytes: config.limits.max_body_bytes,
         manifest_results: Default::default(),
+        proxy: Default::default(),
     });
     let gate = skiff_proxy::serve::Gate::new(config.limits.connections.clone());
     let local = state.clone();
@@ -477,7 +480,7 @@ async fn accept(
                 let builder = builder.clone();
                 tokio::spawn(async move {
                     let timeout = gate.limits().handshake_timeout;
-                    let Some(tls) = skiff_proxy::serve::tls_handshake(&acceptor, tcp, timeout).await
+                    let Ok(tls) = skiff_proxy::serve::tls_handshake(&acceptor, tcp, timeout).await
                     else {
                         return;
                     };

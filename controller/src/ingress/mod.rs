@@ -337,19 +337,20 @@ pub async fn run(
 }
 
 /// Makes the ingress proxy, binds its listeners, and starts the ingress/ACME reconciler.
+/// Returns the proxy (for its metrics) and the tasks.
 pub async fn start(
     config: crate::IngressConfig,
     acme_dir: std::path::PathBuf,
     view: Arc<View>,
     shutdown: watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, skiff_proxy::ProxyError> {
+) -> Result<(skiff_proxy::Proxy, Vec<tokio::task::JoinHandle<()>>), skiff_proxy::ProxyError> {
     let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
         https_port: config.https.map_or(443, |a| a.port()),
         tls_resumption: config.tls_resumption,
         ..Default::default()
     })?;
     let (up, mut tasks) = proxy::listen(&proxy, config.http, config.https, shutdown.clone()).await;
-    let handle: Arc<dyn IngressProxy> = Arc::new(proxy);
+    let handle: Arc<dyn IngressProxy> = Arc::new(proxy.clone());
     let certs = Arc::new(CertManager::new(
         view.clone(),
         handle.clone(),
@@ -368,7 +369,7 @@ pub async fn start(
         _ => "127.0.0.1".to_string(),
     };
     tasks.push(tokio::spawn(run(view, handle, certs, address, shutdown)));
-    Ok(tasks)
+    Ok((proxy, tasks))
 }
 
 #[cfg(test)]
