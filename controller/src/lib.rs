@@ -135,16 +135,16 @@ pub async fn start(
         storage,
         shutdown.clone(),
     )));
-    tasks.extend(
-        ingress::start(
-            config.ingress,
-            &listeners,
-            acme_dir,
-            view.clone(),
-            shutdown.clone(),
-        )
-        .await?,
-    );
+    let (proxy, ingress_tasks) = ingress::start(
+        config.ingress,
+        &listeners,
+        acme_dir,
+        view.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let _ = api.proxy.set(proxy);
+    tasks.extend(ingress_tasks);
     let folder = folder::ManifestsFolder::new(config.manifests, store.clone())
         .with_identity_file(folder_identity)
         .with_events(api::local::client(api.clone(), "skiff-manifests-folder"))

@@ -26,6 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod hostile;
+pub mod ingress;
 pub mod kubectl;
 pub mod pebble;
 pub mod registry;

@@ -4,118 +4,12 @@
 //! HTTP/2, WebSocket; and certificates from ACME (Debian's pebble, HTTP-01 really answered):
 //! issuance, a second host, a failing host isolated, renewal under load.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use skiff_e2e::ingress::{app_yaml, expect_curl, import_image, ingress_yaml, tls_secret_yaml};
 use skiff_e2e::pebble::{curl, make_cert, served_cert, Pebble};
 use skiff_e2e::*;
-
-const IMAGE: &str = "skiff-e2e:v1";
-
-/// A hostNetwork httpd on `port` serving /www, with a CGI script `/cgi-bin/env` printing the
-/// request's environment (headers as HTTP_*).
-fn app_yaml(name: &str, port: u16, replicas: u32) -> String {
-    let script = format!(
-        "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nenv\\n' > /www/cgi-bin/env \
-         && chmod +x /www/cgi-bin/env && exec httpd -f -p {port} -h /www"
-    );
-    let deployment = deployment_yaml(name, IMAGE, &["sh", "-c", &script])
-        .replace("replicas: 1", &format!("replicas: {replicas}"));
-    format!(
-        "{deployment}---
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  selector:
-    app: {name}
-  ports:
-  - name: http
-    port: 80
-    targetPort: {port}
-"
-    )
-}
-
-/// An Ingress for `host` → service `svc` port 80, with a tls section (secret `secret`) if given.
-fn ingress_yaml(
-    name: &str,
-    host: &str,
-    svc: &str,
-    tls_secret: Option<&str>,
-    extra_meta: &str,
-) -> String {
-    let tls = tls_secret
-        .map(|s| format!("  tls:\n  - hosts: [{host}]\n    secretName: {s}\n"))
-        .unwrap_or_default();
-    format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-{extra_meta}spec:
-{tls}  rules:
-  - host: {host}
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service:
-            name: {svc}
-            port:
-              number: 80
-"
-    )
-}
-
-fn import_image(s: &Server) {
-    let archive = s.work_dir.join("img.tar");
-    build_busybox_image(&archive, IMAGE, false).unwrap();
-    let o = s.import_image(&archive);
-    assert!(
-        o.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// Waits until `curl` of `url` answers `status` (and, if given, a body containing `body`).
-fn expect_curl(
-    s: &mut Server,
-    url: &str,
-    extra: &[&str],
-    status: u16,
-    body: Option<&str>,
-) -> Duration {
-    let start = Instant::now();
-    let mut last = None;
-    let ok = wait_until(WAIT, POLL, || {
-        s.assert_running();
-        let r = curl(url, extra);
-        let good = r.status == status && body.is_none_or(|b| r.body.contains(b));
-        last = Some(r);
-        good
-    });
-    assert!(
-        ok,
-        "{url} {extra:?}: wanted {status} {body:?}, last answer: {last:#?}\nlog tail:\n{}",
-        s.log_tail(40)
-    );
-    start.elapsed()
-}
-
-fn b64_file(path: &Path) -> String {
-    let o = Command::new("base64")
-        .arg("-w0")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn events_of(s: &Server, ingress: &str) -> Vec<Value> {
     s.list("events", None)
@@ -200,14 +94,7 @@ fn ingress_routes_http_https_h2_redirects_404_503_and_removal() {
 
     // The Secret's certificate, once it exists, replaces the self-signed one.
     let (cert, key, ca) = make_cert(&s.work_dir, "app", &["app.test"]).unwrap();
-    s.write_manifest(
-        "secret.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-tls\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
-            b64_file(&cert),
-            b64_file(&key)
-        ),
-    );
+    s.write_manifest("secret.yaml", &tls_secret_yaml("app-tls", &cert, &key));
     let ca = ca.display().to_string();
     expect_curl(
         &mut s,

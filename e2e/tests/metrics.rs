@@ -165,3 +165,161 @@ fn kubectl_top_prints_real_numbers() {
     let o = scoped.run(&["top", "pods", "-n", "kube-system"]);
     assert!(!o.ok() && o.stderr.contains("forbidden"), "{o:?}");
 }
+
+/// The value of the series `series` (name and labels, exactly) in Prometheus text, 0 if absent.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Unix time of an `openssl x509 -dates` date (`Jan  4 09:00:00 2027 GMT`).
+fn unix_time(openssl_date: &str) -> i64 {
+    let o = std::process::Command::new("date")
+        .args(["-u", "-d", openssl_date, "+%s"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+/// Issue 14 part 7: the ingress proxy's counters in `/metrics`, after real requests through it
+/// over HTTP and HTTPS: requests by Ingress host, method and status class, the latency
+/// histogram's count, one label for hosts no Ingress names, upstream errors, TLS handshakes by
+/// version and result, and the served certificate's expiry equal to its notAfter.
+#[test]
+fn proxy_requests_handshakes_and_certificate_expiry() {
+    use skiff_e2e::ingress::{app_yaml, expect_curl, import_image, ingress_yaml, tls_secret_yaml};
+    use skiff_e2e::pebble::{curl, make_cert, served_cert};
+    use skiff_e2e::{deployment_yaml, free_port, Server};
+
+    let mut s = Server::start_new();
+    import_image(&s);
+    let (hp, hsp) = (s.http_port, s.https_port);
+    let (cert, key, ca) = make_cert(&s.work_dir, "app", &["app.test"]).unwrap();
+    let down_port = free_port();
+    s.write_manifest("web.yaml", &app_yaml("web", free_port(), 1));
+    // Ready, but nothing listens on its port: 502.
+    s.write_manifest(
+        "down.yaml",
+        &format!(
+            "{}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: down\nspec:\n  selector:\n    app: down\n  ports:\n  - port: 80\n    targetPort: {down_port}\n",
+            deployment_yaml("down", skiff_e2e::ingress::IMAGE, &["sleep", "3600"])
+        ),
+    );
+    s.write_manifest("secret.yaml", &tls_secret_yaml("app-tls", &cert, &key));
+    s.write_manifest(
+        "ingress.yaml",
+        &[
+            ingress_yaml("web", "app.test", "web", Some("app-tls"), ""),
+            ingress_yaml("plain", "plain.test", "web", None, ""),
+            ingress_yaml("down", "down.test", "down", None, ""),
+        ]
+        .join("---\n"),
+    );
+    let ca = ca.display().to_string();
+    expect_curl(&mut s, &format!("http://plain.test:{hp}/"), &[], 200, None);
+    expect_curl(
+        &mut s,
+        &format!("https://app.test:{hsp}/"),
+        &["--cacert", &ca],
+        200,
+        None,
+    );
+    expect_curl(&mut s, &format!("http://down.test:{hp}/"), &[], 502, None);
+    let served = served_cert(hsp, "app.test");
+    let not_after = served
+        .lines()
+        .find_map(|l| l.strip_prefix("notAfter="))
+        .unwrap_or_else(|| panic!("no notAfter in {served}"));
+    assert!(served.contains("app test CA"), "{served}");
+
+    let admin = kubeconfig_token(&s.kubeconfig);
+    let scrape = || {
+        let r = https_request(s.api_port, "GET", "/metrics", Some(&admin), None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    let before = scrape();
+
+    // Known numbers of requests, each on its own connection.
+    for _ in 0..5 {
+        assert_eq!(curl(&format!("http://plain.test:{hp}/"), &[]).status, 200);
+    }
+    assert_eq!(
+        curl(&format!("http://plain.test:{hp}/"), &["-I"]).status,
+        200
+    );
+    for _ in 0..3 {
+        let r = curl(&format!("https://app.test:{hsp}/"), &["--cacert", &ca]);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let r = curl(
+        &format!("https://app.test:{hsp}/"),
+        &["--cacert", &ca, "--tls-max", "1.2"],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    // HTTP to a TLS host: redirected.
+    assert_eq!(curl(&format!("http://app.test:{hp}/"), &[]).status, 308);
+    // Hosts no Ingress names, over both ports: one label.
+    assert_eq!(curl(&format!("http://nothing.test:{hp}/"), &[]).status, 404);
+    assert_eq!(
+        curl(&format!("http://other.test:{hp}/"), &["-X", "POST"]).status,
+        404
+    );
+    assert_eq!(
+        curl(&format!("https://nothing.test:{hsp}/"), &["-k"]).status,
+        404
+    );
+    assert_eq!(curl(&format!("http://down.test:{hp}/"), &[]).status, 502);
+    // Plain HTTP to the HTTPS port: a failed handshake.
+    assert_eq!(curl(&format!("http://app.test:{hsp}/"), &[]).status, 0);
+
+    let after = scrape();
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    let requests = |host: &str, method: &str, code: &str| {
+        delta(&format!(
+            "skiff_proxy_requests_total{{host=\"{host}\",method=\"{method}\",code=\"{code}\"}}"
+        ))
+    };
+    assert_eq!(requests("plain.test", "GET", "2xx"), 5.0, "{after}");
+    assert_eq!(requests("plain.test", "HEAD", "2xx"), 1.0, "{after}");
+    assert_eq!(requests("app.test", "GET", "2xx"), 4.0, "{after}");
+    assert_eq!(requests("app.test", "GET", "3xx"), 1.0, "{after}");
+    assert_eq!(requests("(unknown)", "GET", "4xx"), 2.0, "{after}");
+    assert_eq!(requests("(unknown)", "POST", "4xx"), 1.0, "{after}");
+    assert_eq!(requests("down.test", "GET", "5xx"), 1.0, "{after}");
+    assert_eq!(
+        delta("skiff_proxy_upstream_errors_total{host=\"down.test\",reason=\"error\"}"),
+        1.0
+    );
+    assert_eq!(
+        delta("skiff_proxy_request_duration_seconds_count{host=\"plain.test\"}"),
+        6.0
+    );
+    assert_eq!(
+        delta("skiff_proxy_request_duration_seconds_bucket{host=\"plain.test\",le=\"+Inf\"}"),
+        6.0
+    );
+    assert!(delta("skiff_proxy_request_duration_seconds_sum{host=\"plain.test\"}") > 0.0);
+    // The client's own Host header never becomes a label.
+    assert!(!after.contains("nothing.test") && !after.contains("other.test"));
+    // 3 + the unknown host over TLS 1.3; 1 over TLS 1.2; 1 failed.
+    assert_eq!(
+        delta("skiff_proxy_tls_handshakes_total{result=\"ok\",version=\"TLSv1.3\"}"),
+        4.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("skiff_proxy_tls_handshakes_total{result=\"ok\",version=\"TLSv1.2\"}"),
+        1.0
+    );
+    assert_eq!(
+        delta("skiff_proxy_tls_handshakes_total{result=\"error\",version=\"unknown\"}"),
+        1.0
+    );
+    let expiry = sample(
+        &after,
+        "skiff_certificate_expiry_timestamp_seconds{host=\"app.test\",issuer=\"app test CA\"}",
+    );
+    assert_eq!(expiry as i64, unix_time(not_after), "{after}");
+}

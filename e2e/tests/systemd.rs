@@ -184,3 +184,98 @@ fn check_config_names_what_is_wrong_without_starting_anything() {
     assert!(out.contains("manifest"), "{out}");
     assert!(!data.exists(), "check-config created the data directory");
 }
+
+/// Issue 14 part 5: under journald (systemd's `JOURNAL_STREAM` naming stderr's device and
+/// inode) every line starts with its syslog priority (`<6>` info, `<3>` error) and carries no
+/// timestamp or level word, journald adding its own; when `JOURNAL_STREAM` names another file
+/// (stderr redirected by a wrapper) the usual format with timestamps comes back.
+#[test]
+fn logs_as_journald_expects_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let mut s = Server::new();
+    // A file the folder cannot apply: an error line.
+    s.write_manifest("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");
+    let st = std::fs::metadata(&s.log_path).unwrap();
+    // Stopped only once ready (SIGTERM handled).
+    let notify = s.work_dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&notify).unwrap();
+    let notify_env = ("NOTIFY_SOCKET".to_string(), notify.display().to_string());
+    s.extra_env = vec![
+        (
+            "JOURNAL_STREAM".into(),
+            format!("{}:{}", st.dev(), st.ino()),
+        ),
+        notify_env.clone(),
+    ];
+    let ready = |socket: &UnixDatagram| {
+        let got = receive_until(socket, "READY=1", WAIT);
+        assert!(
+            got.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+            "{got:?}"
+        );
+    };
+    let timestamp = |l: &str| {
+        // RFC 3339 as tracing's default format writes it: 2026-12-05T09:00:00.123456Z
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.len() >= 20 && w.as_bytes()[4] == b'-' && w.as_bytes()[10] == b'T')
+    };
+    s.start();
+    let mark = 0;
+    s.wait_log(mark, "API server listening", &[], WAIT)
+        .unwrap_or_else(|| panic!("the API never listened:\n{}", s.log_tail(20)));
+    s.wait_log(mark, "manifest not applied", &["broken.yaml"], WAIT)
+        .unwrap_or_else(|| panic!("no error for broken.yaml:\n{}", s.log_tail(20)));
+    ready(&socket);
+    let status = s.stop();
+    assert!(status.success(), "{status}\n{}", s.log_tail(30));
+    let log = s.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("=== skiff-e2e:") && !l.trim().is_empty())
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    for l in &lines {
+        let priority = l.strip_prefix('<').and_then(|r| r.split_once('>'));
+        let Some((p, rest)) = priority else {
+            panic!("a line without a priority prefix: {l:?}\n{log}");
+        };
+        assert!(["3", "4", "6", "7"].contains(&p), "{l:?}");
+        assert!(!timestamp(rest), "a timestamp under journald: {l:?}");
+        assert!(
+            !rest.starts_with("INFO") && !rest.starts_with(" INFO"),
+            "a level word under journald: {l:?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6>") && l.contains("API server listening")),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<3>") && l.contains("broken.yaml")),
+        "{log}"
+    );
+
+    // JOURNAL_STREAM naming another file: stderr is not the journal.
+    s.extra_env = vec![
+        ("JOURNAL_STREAM".into(), format!("{}:1", st.dev())),
+        notify_env,
+    ];
+    let mark = s.log_mark();
+    s.start();
+    let line = s
+        .wait_log(mark, "API server listening", &[], WAIT)
+        .unwrap_or_else(|| panic!("the API never listened:\n{}", s.log_tail(20)));
+    let line = line
+        .lines()
+        .find(|l| l.contains("API server listening"))
+        .unwrap();
+    assert!(timestamp(line), "no timestamp outside journald: {line:?}");
+    assert!(line.contains("INFO") && !line.starts_with('<'), "{line:?}");
+    ready(&socket);
+    assert!(s.stop().success());
+}

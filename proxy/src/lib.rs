@@ -12,10 +12,12 @@
 //!   moves on to the next endpoint). 404 for unknown hosts, 503 when a backend has no ready
 //!   endpoint, 502 when none answers, 504 on timeout.
 //! - Observability: one access log line per request (tracing target `access`, level info) and
-//!   per-route counters ([`Proxy::metrics`], Prometheus text format).
+//!   per-host counters, latency histograms, TLS handshake counts and certificate expiry
+//!   ([`Proxy::metrics`], Prometheus text format; [`metrics`]).
 
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 mod routes;
 pub mod serve;
 pub mod tls;
@@ -23,7 +25,6 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,8 @@ use tokio::sync::watch;
 pub use routes::{Backend, HostRule, PathKind, PathRule, RouteTable};
 pub use tls::{CertError, Certificate};
 
-use routes::{Compiled, CounterRegistry};
+use metrics::{HostRegistry, TlsStats, UpstreamError};
+use routes::Compiled;
 use tls::{CertTable, Resolver};
 
 /// The response body: an upstream's, streamed, or one of ours.
@@ -96,7 +98,8 @@ pub enum ProxyError {
 struct Shared {
     table: Arc<ArcSwap<Compiled>>,
     source: Mutex<Option<RouteTable>>,
-    counters: CounterRegistry,
+    hosts: HostRegistry,
+    handshakes: TlsStats,
     resolver: Arc<Resolver>,
     http01: RwLock<HashMap<String, String>>,
     client: Client<upstream::Connector, Incoming>,
@@ -168,7 +171,8 @@ impl Proxy {
             shared: Arc::new(Shared {
                 table,
                 source: Mutex::new(None),
-                counters: CounterRegistry::default(),
+                hosts: HostRegistry::default(),
+                handshakes: TlsStats::default(),
                 resolver,
                 http01: RwLock::new(HashMap::new()),
                 client,
@@ -187,7 +191,7 @@ impl Proxy {
         if source.as_ref() == Some(&table) {
             return false;
         }
-        let compiled = Compiled::compile(&table, &self.shared.counters);
+        let compiled = Compiled::compile(&table, &self.shared.hosts);
         self.shared.table.store(Arc::new(compiled));
         *source = Some(table);
         true
@@ -239,35 +243,16 @@ impl Proxy {
         });
     }
 
-    /// Per-route counters in Prometheus' text format.
+    /// The proxy's metrics in Prometheus' text format (see [`metrics`]).
     pub fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::from(
-            "# HELP skiff_ingress_requests_total Requests answered, by route and status class.\n\
-             # TYPE skiff_ingress_requests_total counter\n",
+        let mut out = String::new();
+        let certs = self.shared.resolver.certs.load();
+        metrics::render(
+            &mut out,
+            &self.shared.hosts,
+            &self.shared.handshakes,
+            &certs.by_name,
         );
-        let snapshot = self.shared.counters.snapshot();
-        for (route, c) in &snapshot {
-            for (i, n) in c.by_class.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "skiff_ingress_requests_total{{route=\"{route}\",code=\"{}xx\"}} {}",
-                    i + 1,
-                    n.load(Ordering::Relaxed)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP skiff_ingress_upstream_errors_total Requests whose upstream failed.\n\
-             # TYPE skiff_ingress_upstream_errors_total counter\n",
-        );
-        for (route, c) in &snapshot {
-            let _ = writeln!(
-                out,
-                "skiff_ingress_upstream_errors_total{{route=\"{route}\"}} {}",
-                c.upstream_errors.load(Ordering::Relaxed)
-            );
-        }
         out
     }
 
@@ -320,9 +305,19 @@ impl Proxy {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let timeout = shared.gate.limits().handshake_timeout;
-                let Some(tls) = serve::tls_handshake(&acceptor, stream, timeout).await else {
-                    return;
+                let tls = match serve::tls_handshake(&acceptor, stream, timeout).await {
+                    Ok(tls) => tls,
+                    Err(failure) => {
+                        shared.handshakes.count(failure.into());
+                        return;
+                    }
                 };
+                shared
+                    .handshakes
+                    .count(match tls.get_ref().1.protocol_version() {
+                        Some(rustls::ProtocolVersion::TLSv1_2) => metrics::Handshake::Tls12,
+                        _ => metrics::Handshake::Tls13,
+                    });
                 if tls.get_ref().1.alpn_protocol() == Some(tls::ACME_TLS_ALPN) {
                     // TLS-ALPN-01: the handshake was the answer.
                     return;
@@ -446,15 +441,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 async fn handle(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = metrics::method_index(req.method());
     let access = tracing::enabled!(target: "access", tracing::Level::INFO);
-    let started = access.then(Instant::now);
-    let method = access.then(|| req.method().clone());
-    let path = access.then(|| req.uri().path().to_string());
-    let host_for_log = access.then(|| request_host(&req).to_string());
-    let (resp, route) = route(shared, conn, req).await;
-    if let (Some(started), Some(method), Some(path), Some(host)) =
-        (started, method, path, host_for_log)
-    {
+    let log = access.then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_string(),
+            request_host(&req).to_string(),
+        )
+    });
+    let routed = route(shared, conn, req).await;
+    let took = started.elapsed();
+    let status = routed.response.status().as_u16();
+    routed
+        .stats
+        .as_deref()
+        .unwrap_or(&shared.hosts.unknown)
+        .observe(method, status, took);
+    if let Some((method, path, host)) = log {
         tracing::info!(
             target: "access",
             client = %conn.peer.ip(),
@@ -462,26 +467,24 @@ async fn handle(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Respons
             %host,
             %method,
             %path,
-            status = resp.status().as_u16(),
-            route = route.as_deref().unwrap_or("-"),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            status,
+            route = routed.route.as_deref().unwrap_or("-"),
+            ms = took.as_secs_f64() * 1000.0,
             "access"
         );
     }
-    resp
+    routed.response
 }
 
-async fn route(
-    shared: &Shared,
-    conn: &Conn,
-    mut req: Request<Incoming>,
-) -> (Response<Body>, Option<Arc<str>>) {
-    let path = req.uri().path();
-    if !conn.https {
-        if let Some(answer) = http01_answer(shared, path) {
-            return (answer, None);
-        }
-    }
+/// A request's answer, the route it took and the counters of the host rule it matched.
+struct Routed {
+    response: Response<Body>,
+    route: Option<Arc<str>>,
+    /// `None`: no host rule matched (counted as [`metrics::UNKNOWN_HOST`]).
+    stats: Option<Arc<metrics::HostStats>>,
+}
+
+async fn route(shared: &Shared, conn: &Conn, mut req: Request<Incoming>) -> Routed {
     let host = request_host(&req);
     let lower;
     let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -490,25 +493,46 @@ async fn route(
     } else {
         host
     };
-    let (backend, counters, route_name) = {
+    let path = req.uri().path();
+    let (backend, route_name, stats) = {
         let table = shared.table.load();
-        let Some(m) = table.find(host, path) else {
-            return (local(StatusCode::NOT_FOUND, "404 no such host\n"), None);
+        let m = table.find(host, path);
+        let stats = m.as_ref().and_then(|m| m.stats.cloned());
+        let answer = |response, stats| Routed {
+            response,
+            route: None,
+            stats,
+        };
+        if !conn.https {
+            if let Some(answer) = http01_answer(shared, path) {
+                return Routed {
+                    response: answer,
+                    route: None,
+                    stats,
+                };
+            }
+        }
+        let Some(m) = m else {
+            return answer(local(StatusCode::NOT_FOUND, "404 no such host\n"), None);
         };
         if m.redirect_to_https && !conn.https {
-            return (redirect(shared, host, req.uri()), None);
+            return answer(redirect(shared, host, req.uri()), stats);
         }
         let Some(t) = m.target else {
-            return (
+            return answer(
                 local(StatusCode::NOT_FOUND, "404 no route for this path\n"),
-                None,
+                stats,
             );
         };
-        (t.backend.clone(), t.counters.clone(), t.route.clone())
+        (t.backend.clone(), t.route.clone(), stats)
+    };
+    let answer = |response, route| Routed {
+        response,
+        route,
+        stats: stats.clone(),
     };
     if backend.endpoints.is_empty() {
-        counters.count(503);
-        return (
+        return answer(
             local(StatusCode::SERVICE_UNAVAILABLE, "503 no ready endpoint\n"),
             Some(route_name),
         );
@@ -518,14 +542,14 @@ async fn route(
     let upstream = match upstream_request(conn, &backend.authority, req, upgrade) {
         Ok(r) => r,
         Err(Refused::BadRequest) => {
-            return (local(StatusCode::BAD_REQUEST, "400 bad request\n"), None)
+            return answer(local(StatusCode::BAD_REQUEST, "400 bad request\n"), None)
         }
         Err(Refused::Connect) => {
-            let answer = local(
+            let refused = local(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "405 CONNECT is not proxied\n",
             );
-            return (answer, Some(route_name));
+            return answer(refused, Some(route_name));
         }
     };
     let result = tokio::time::timeout(
@@ -533,34 +557,41 @@ async fn route(
         shared.client.request(upstream),
     )
     .await;
+    let upstream_error = |why| {
+        stats
+            .as_deref()
+            .unwrap_or(&shared.hosts.unknown)
+            .upstream_error(why)
+    };
     let mut resp = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.count(502);
+            upstream_error(UpstreamError::Error);
             tracing::debug!(backend = %backend.name, "upstream failed: {e:?}");
-            return (
+            return answer(
                 local(StatusCode::BAD_GATEWAY, "502 the backend did not answer\n"),
                 Some(route_name),
             );
         }
         Err(_) => {
-            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            counters.count(504);
-            return (
+            upstream_error(UpstreamError::Timeout);
+            return answer(
                 local(StatusCode::GATEWAY_TIMEOUT, "504 the backend timed out\n"),
                 Some(route_name),
             );
         }
     };
-    counters.count(resp.status().as_u16());
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_side) = on_client_upgrade {
-            return (relay_upgrade(client_side, resp), Some(route_name));
+            return answer(relay_upgrade(client_side, resp), Some(route_name));
         }
     }
     strip_hop_by_hop(resp.headers_mut(), false);
-    (resp.map(Either::Left), Some(route_name))
+    Routed {
+        response: resp.map(Either::Left),
+        route: Some(route_name),
+        stats,
+    }
 }
 
 /// The answer to a pending HTTP-01 challenge, if `path` asks for one.

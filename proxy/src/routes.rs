@@ -11,10 +11,12 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use http::uri::Authority;
+
+use crate::metrics::{HostRegistry, HostStats};
 
 /// Everything the proxy routes, as handed over by the control plane.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,22 +67,6 @@ pub struct Backend {
     pub endpoints: Vec<SocketAddr>,
 }
 
-/// Counters of one route (host + path), kept across table swaps.
-#[derive(Debug, Default)]
-pub struct RouteCounters {
-    /// Requests answered, by status class 1xx..5xx (index 0..=4).
-    pub by_class: [AtomicU64; 5],
-    /// Requests whose upstream could not be reached or failed.
-    pub upstream_errors: AtomicU64,
-}
-
-impl RouteCounters {
-    pub(crate) fn count(&self, status: u16) {
-        let i = (status / 100).clamp(1, 5) as usize - 1;
-        self.by_class[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// A backend as the request path uses it.
 #[derive(Debug)]
 pub(crate) struct CompiledBackend {
@@ -98,19 +84,33 @@ pub(crate) struct CompiledPath {
     pub exact: bool,
     pub backend: Arc<CompiledBackend>,
     pub route: Arc<str>,
-    pub counters: Arc<RouteCounters>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HostEntry {
     pub redirect_to_https: bool,
     pub paths: Vec<CompiledPath>,
+    /// The counters of this host rule (its host: exact, `*.parent` or `*`).
+    pub stats: Arc<HostStats>,
+}
+
+impl HostEntry {
+    fn new(stats: Arc<HostStats>) -> HostEntry {
+        HostEntry {
+            redirect_to_https: false,
+            paths: Vec::new(),
+            stats,
+        }
+    }
 }
 
 /// What a request matched.
 pub(crate) struct Match<'a> {
     pub redirect_to_https: bool,
     pub target: Option<&'a CompiledPath>,
+    /// The matched host rule's counters (`None`: no host rule matched, the default backend
+    /// answers).
+    pub stats: Option<&'a Arc<HostStats>>,
 }
 
 /// The compiled table.
@@ -125,32 +125,6 @@ pub(crate) struct Compiled {
     pub backends: HashMap<Box<str>, Arc<CompiledBackend>>,
 }
 
-/// Route counters by route name, shared by successive tables.
-#[derive(Default)]
-pub(crate) struct CounterRegistry {
-    by_route: Mutex<HashMap<String, Arc<RouteCounters>>>,
-}
-
-impl CounterRegistry {
-    fn get(&self, route: &str) -> Arc<RouteCounters> {
-        let mut m = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(route.to_string()).or_default().clone()
-    }
-
-    /// Drops counters of routes the current table no longer has.
-    fn retain(&self, live: &std::collections::HashSet<String>) {
-        let mut m = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|k, _| live.contains(k));
-    }
-
-    pub fn snapshot(&self) -> Vec<(String, Arc<RouteCounters>)> {
-        let m = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = m.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-}
-
 fn pool_key(endpoints: &[SocketAddr]) -> String {
     let mut sorted = endpoints.to_vec();
     sorted.sort();
@@ -160,7 +134,7 @@ fn pool_key(endpoints: &[SocketAddr]) -> String {
 }
 
 impl Compiled {
-    pub fn compile(table: &RouteTable, counters: &CounterRegistry) -> Compiled {
+    pub fn compile(table: &RouteTable, hosts: &HostRegistry) -> Compiled {
         let mut c = Compiled::default();
         let mut live = std::collections::HashSet::new();
         let backend = |b: &Backend, c: &mut Compiled| -> Arc<CompiledBackend> {
@@ -179,19 +153,17 @@ impl Compiled {
                 })
                 .clone()
         };
-        let mut path = |host: &str, p: &PathRule, c: &mut Compiled| -> CompiledPath {
+        let path = |host: &str, p: &PathRule, c: &mut Compiled| -> CompiledPath {
             let route = format!(
                 "{}{}{}",
                 if host.is_empty() { "*" } else { host },
                 p.path,
                 if p.kind == PathKind::Exact { "" } else { "*" }
             );
-            live.insert(route.clone());
             CompiledPath {
                 path: normalize_prefix(&p.path, p.kind).into(),
                 exact: p.kind == PathKind::Exact,
                 backend: backend(&p.backend, c),
-                counters: counters.get(&route),
                 route: route.into(),
             }
         };
@@ -199,12 +171,17 @@ impl Compiled {
             let host = rule.host.to_ascii_lowercase();
             let mut compiled: Vec<CompiledPath> =
                 rule.paths.iter().map(|p| path(&host, p, &mut c)).collect();
+            let label = if host.is_empty() { "*" } else { host.as_str() };
+            let stats = || {
+                live.insert(label.to_string());
+                HostEntry::new(hosts.get(label))
+            };
             let entry = if host.is_empty() {
-                c.any.get_or_insert_with(HostEntry::default)
+                c.any.get_or_insert_with(stats)
             } else if let Some(suffix) = host.strip_prefix("*.") {
-                c.wildcard.entry(suffix.into()).or_default()
+                c.wildcard.entry(suffix.into()).or_insert_with(stats)
             } else {
-                c.exact.entry(host.as_str().into()).or_default()
+                c.exact.entry(host.as_str().into()).or_insert_with(stats)
             };
             entry.redirect_to_https |= rule.redirect_to_https;
             entry.paths.append(&mut compiled);
@@ -228,7 +205,7 @@ impl Compiled {
         if let Some(a) = c.any.as_mut() {
             sort(a)
         }
-        counters.retain(&live);
+        hosts.retain(&live);
         c
     }
 
@@ -243,6 +220,7 @@ impl Compiled {
             return self.default.as_ref().map(|d| Match {
                 redirect_to_https: false,
                 target: Some(d),
+                stats: None,
             });
         };
         let target = entry
@@ -253,6 +231,7 @@ impl Compiled {
         Some(Match {
             redirect_to_https: entry.redirect_to_https,
             target,
+            stats: Some(&entry.stats),
         })
     }
 }
@@ -334,7 +313,7 @@ mod tests {
             ],
             default_backend: None,
         };
-        let c = Compiled::compile(&table, &CounterRegistry::default());
+        let c = Compiled::compile(&table, &HostRegistry::default());
         assert_eq!(target(&c, "app.test", "/").unwrap(), "app.test/*");
         assert_eq!(target(&c, "app.test", "/api").unwrap(), "app.test/api*");
         assert_eq!(target(&c, "app.test", "/api/x").unwrap(), "app.test/api*");
@@ -357,7 +336,7 @@ mod tests {
             default_backend: Some(backend("d")),
             ..table
         };
-        let c = Compiled::compile(&with_default, &CounterRegistry::default());
+        let c = Compiled::compile(&with_default, &HostRegistry::default());
         assert_eq!(target(&c, "nothing.test", "/").unwrap(), "(default)/*");
     }
 

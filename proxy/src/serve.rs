@@ -164,21 +164,30 @@ impl Gate {
     }
 }
 
-/// The TLS handshake of `tcp`, within `timeout`; `None` if it failed or took too long.
+/// Why a TLS handshake did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Either side refused or broke it off.
+    Error,
+    /// Not done within the handshake timeout.
+    Timeout,
+}
+
+/// The TLS handshake of `tcp`, within `timeout`.
 pub async fn tls_handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
     timeout: Duration,
-) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, HandshakeFailure> {
     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Some(tls),
+        Ok(Ok(tls)) => Ok(tls),
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake failed: {e}");
-            None
+            Err(HandshakeFailure::Error)
         }
         Err(_) => {
             tracing::debug!("TLS handshake timed out");
-            None
+            Err(HandshakeFailure::Timeout)
         }
     }
 }

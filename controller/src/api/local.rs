@@ -76,6 +76,7 @@ pub fn client_for(
             max_body_bytes: super::MAX_BODY_BYTES,
             manifest_results: Default::default(),
             stopping: tokio::sync::watch::channel(false).1,
+            proxy: Default::default(),
         }),
         "skiff-test",
     ))

@@ -233,6 +233,8 @@ pub struct ApiState {
     /// Flips to true when the daemon stops: watches end cleanly then, so their clients watch
     /// again — from the next daemon.
     pub stopping: watch::Receiver<bool>,
+    /// The ingress proxy, once it is made (its counters and certificates are in `/metrics`).
+    pub proxy: std::sync::OnceLock<skiff_proxy::Proxy>,
 }
 
 /// Resolves once `stopping` flips to true (never, when its sender is gone without flipping).
@@ -426,6 +428,7 @@ pub async fn start(
         max_body_bytes: config.limits.max_body_bytes,
         manifest_results: Default::default(),
         stopping: shutdown.clone(),
+        proxy: Default::default(),
     });
     let gate = skiff_proxy::serve::Gate::new(config.limits.connections.clone());
     let local = state.clone();
@@ -492,7 +495,7 @@ async fn accept(
                 let builder = builder.clone();
                 tokio::spawn(async move {
                     let timeout = gate.limits().handshake_timeout;
-                    let Some(tls) = skiff_proxy::serve::tls_handshake(&acceptor, tcp, timeout).await
+                    let Ok(tls) = skiff_proxy::serve::tls_handshake(&acceptor, tcp, timeout).await
                     else {
                         return;
                     };

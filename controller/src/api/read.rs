@@ -19,6 +19,7 @@ use super::{table, ApiState, Body, LogOptions};
 use crate::model::kinds::KINDS;
 use crate::model::meta;
 use crate::model::store::{event_rv, EventType};
+use skiff_proxy::metrics::label_value;
 
 pub(super) fn get(
     state: &ApiState,
@@ -378,6 +379,9 @@ pub(super) fn metrics(state: &ApiState) -> String {
     let _ = writeln!(out, "# HELP skiff_store_resource_version The store's newest resourceVersion.\n# TYPE skiff_store_resource_version counter\nskiff_store_resource_version {}", state.store.resource_version());
     usage_metrics(&mut out, state, &pods);
     manifest_metrics(&mut out, state);
+    if let Some(proxy) = state.proxy.get() {
+        out.push_str(&proxy.metrics());
+    }
     out
 }
 
@@ -402,13 +406,6 @@ fn manifest_metrics(out: &mut String, state: &ApiState) {
             label_value(file)
         );
     }
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// The node's and each container's CPU (cores, over the last sampling window) and memory
@@ -455,5 +452,178 @@ fn usage_metrics(out: &mut String, state: &ApiState, pods: &[Arc<Value>]) {
             "skiff_container_memory_working_set_bytes{{{labels}}} {}",
             c.usage.memory_bytes
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::api::metrics_api::{ContainerUsage, Usage, UsageReport};
+
+    /// A node reporting one container's usage.
+    struct Measured;
+
+    impl crate::api::Node for Measured {
+        fn logs(
+            &self,
+            _: &Value,
+            _: LogOptions,
+        ) -> Result<tokio::sync::mpsc::Receiver<Bytes>, crate::api::NodeError> {
+            Err(crate::api::NodeError("no logs".into()))
+        }
+        fn exec(
+            &self,
+            _: &Value,
+            _: crate::api::ExecRequest,
+        ) -> Result<tokio::process::Child, crate::api::NodeError> {
+            Err(crate::api::NodeError("no exec".into()))
+        }
+        fn is_pod_address(&self, _: std::net::IpAddr) -> bool {
+            false
+        }
+        fn usage(&self) -> Option<UsageReport> {
+            let usage = Usage {
+                cpu_nanocores: 1,
+                memory_bytes: 1,
+            };
+            Some(UsageReport {
+                timestamp: String::new(),
+                window: std::time::Duration::from_secs(10),
+                node: Some(usage.clone()),
+                containers: vec![ContainerUsage {
+                    pod_uid: "u".into(),
+                    container: "main".into(),
+                    usage,
+                }],
+            })
+        }
+    }
+
+    /// The metric names `/metrics` declares (`# TYPE` lines; a histogram's as its series).
+    fn exported(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for l in text.lines() {
+            let Some(rest) = l.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (name, ty) = rest.split_once(' ').expect("# TYPE name type");
+            if ty == "histogram" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            } else {
+                names.insert(name.to_string());
+            }
+        }
+        names
+    }
+
+    /// Every `skiff_*` name in a string (a PromQL expression).
+    fn metric_names(expr: &str, out: &mut BTreeSet<String>) {
+        let mut rest = expr;
+        while let Some(i) = rest.find("skiff_") {
+            let before = rest[..i].chars().next_back();
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.insert(tail[..end].to_string());
+            }
+            rest = &tail[end..];
+        }
+    }
+
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+
+    /// docs/grafana-dashboard.json imports (a Prometheus datasource input every query uses) and
+    /// queries only metrics the daemon exports.
+    #[test]
+    fn the_dashboard_queries_only_exported_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::model::store::Store::open(dir.path()).unwrap());
+        crate::model::builtin::ensure(&store).unwrap();
+        store
+            .create(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+                "spec": {"containers": [{"name": "main", "image": "x"}]}}))
+            .unwrap();
+        let state = ApiState {
+            store,
+            tokens: crate::api::auth::Tokens::open(dir.path()).unwrap(),
+            issuer: Arc::new(crate::api::sa_token::Issuer::open(&dir.path().join("tls")).unwrap()),
+            node: Arc::new(Measured),
+            max_body_bytes: crate::api::MAX_BODY_BYTES,
+            manifest_results: Default::default(),
+            proxy: Default::default(),
+        };
+        state
+            .manifest_results
+            .lock()
+            .unwrap()
+            .insert("app.yaml".into(), (true, 1));
+        let _ = state
+            .proxy
+            .set(skiff_proxy::Proxy::new(Default::default()).unwrap());
+        let exported = exported(&metrics(&state));
+        for name in [
+            "skiff_proxy_requests_total",
+            "skiff_proxy_request_duration_seconds_bucket",
+            "skiff_certificate_expiry_timestamp_seconds",
+            "skiff_container_cpu_usage_cores",
+            "skiff_manifest_file_last_apply_success",
+        ] {
+            assert!(exported.contains(name), "{name} not in {exported:?}");
+        }
+
+        let text = include_str!("../../../docs/grafana-dashboard.json");
+        let dashboard: Value = serde_json::from_str(text).expect("valid JSON");
+        let input = &dashboard["__inputs"][0];
+        assert_eq!(input["type"], "datasource");
+        assert_eq!(input["pluginId"], "prometheus");
+        let datasource = format!("${{{}}}", input["name"].as_str().unwrap());
+        let mut queried = BTreeSet::new();
+        let panels = dashboard["panels"].as_array().unwrap();
+        let mut queries = 0;
+        for p in panels.iter().filter(|p| p["type"] != "row") {
+            assert_eq!(p["datasource"]["uid"], datasource.as_str(), "{p}");
+            for t in p["targets"].as_array().unwrap() {
+                assert_eq!(t["datasource"]["uid"], datasource.as_str(), "{t}");
+                metric_names(t["expr"].as_str().unwrap(), &mut queried);
+                queries += 1;
+            }
+        }
+        assert!(queries >= 15, "{queries} queries");
+        // Template variables too: every string of the dashboard.
+        let mut all = Vec::new();
+        strings(&dashboard, &mut all);
+        for s in all {
+            metric_names(s, &mut queried);
+        }
+        let unknown: Vec<_> = queried.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "the dashboard queries {unknown:?}, which the daemon does not export"
+        );
+        for wanted in [
+            "skiff_proxy_request_duration_seconds_bucket",
+            "skiff_proxy_tls_handshakes_total",
+            "skiff_proxy_upstream_errors_total",
+            "skiff_certificate_expiry_timestamp_seconds",
+            "skiff_node_cpu_usage_cores",
+            "skiff_container_memory_working_set_bytes",
+            "skiff_manifest_file_last_apply_success",
+        ] {
+            assert!(queried.contains(wanted), "the dashboard has no {wanted}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The manifests folder: every `*.yaml`, `*.yml` and `*.json` file under it (multi-document)
 //! is applied as one unit when it appears or its content changes, and what leaves a file — or a
-//! deleted file — is deleted. Watched with `notify`; bursts of events are debounced and the
-//! whole folder is then re-scanned, so partial writes and missed events both converge.
+//! deleted file — is deleted. Watched with `notify`: a pass runs as soon as every file written
+//! is complete (closed after writing, or renamed into place); only while a file is still being
+//! written (modified, not yet closed) does it wait for the folder to be quiet. Each pass
+//! re-scans the whole folder, so partial writes and missed events both converge.
 //!
 //! Content hash, not mtime, decides whether a file changed. Dotfiles, editor temp files and
 //! anything else are ignored; `X.yaml.skip` disables `X.yaml`. A file that fails to parse or
@@ -25,10 +27,10 @@ use crate::model::store::Store;
 use apply::{ApplyError, Document};
 use scan::{Identity, Listing};
 
-/// How long the folder must be quiet before a burst of events is acted on. Writes of a
-/// manifest take microseconds to a few milliseconds; an unfinished file that happens to parse
-/// is corrected by the events its remaining writes raise. (150 ms made up 84% of the time
-/// from a file write to a serving container: see docs/benchmarks.md.)
+/// How long the folder must be quiet before acting while a file is still open for writing
+/// (modified, not closed: a writer holding it open, or a write in progress). Files closed
+/// after writing or renamed into place are acted on at once. An unfinished file that happens
+/// to parse is corrected by the events its remaining writes raise.
 const DEBOUNCE: Duration = Duration::from_millis(30);
 /// A re-scan even without events, in case the watcher missed one.
 const RESCAN: Duration = Duration::from_secs(10);
@@ -506,12 +508,21 @@ impl ManifestsFolder {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(RESCAN) => {}
-                Some(()) = rx.recv() => {
-                    // Debounce: wait until the folder has been quiet for a moment.
+                Some(first) = rx.recv() => {
+                    // Act once no file is left half-written; while one is, wait for the
+                    // folder to be quiet for a moment.
+                    let mut writing = std::collections::HashSet::new();
+                    first.apply(&mut writing);
                     loop {
+                        while let Ok(e) = rx.try_recv() {
+                            e.apply(&mut writing);
+                        }
+                        if writing.is_empty() {
+                            break;
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(DEBOUNCE) => break,
-                            Some(()) = rx.recv() => continue,
+                            Some(e) = rx.recv() => e.apply(&mut writing),
                         }
                     }
                 }
@@ -520,12 +531,65 @@ impl ManifestsFolder {
     }
 }
 
-/// A recursive watch of `dir` sending `()` on every event; `None` (logged) if it cannot be
-/// set — the periodic re-scan still converges.
-fn watch_folder(dir: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+/// What a file event says about the folder.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// A file is being written (created or modified, not yet closed): wait for it.
+    Writing(PathBuf),
+    /// A file is complete (closed after writing, `IN_CLOSE_WRITE`) or gone (removed, renamed
+    /// away or into place — `IN_MOVED_TO` names a complete file).
+    Done(Vec<PathBuf>),
+    /// Something else changed: metadata, a directory; or the watcher lost events. Act on it.
+    Other,
+}
+
+impl Change {
+    /// What `event` means for the folder; `None` for what changes nothing (a file opened or
+    /// read — the folder's own reads among them).
+    fn of(event: &notify::Event) -> Option<Change> {
+        use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
+        let path = || event.paths.first().cloned().unwrap_or_default();
+        match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(_)) => Some(Change::Done(event.paths.clone())),
+            EventKind::Access(_) => None,
+            EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_)) => {
+                Some(Change::Writing(path()))
+            }
+            _ => Some(Change::Other),
+        }
+    }
+
+    /// Tracks the files still being written.
+    fn apply(self, writing: &mut std::collections::HashSet<PathBuf>) {
+        match self {
+            Change::Writing(p) => {
+                writing.insert(p);
+            }
+            Change::Done(paths) => {
+                for p in &paths {
+                    writing.remove(p);
+                }
+            }
+            Change::Other => {}
+        }
+    }
+}
+
+/// A recursive watch of `dir` sending each [`Change`]; `None` (logged) if it cannot be set —
+/// the periodic re-scan still converges.
+fn watch_folder(
+    dir: &Path,
+    tx: mpsc::UnboundedSender<Change>,
+) -> Option<notify::RecommendedWatcher> {
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = tx.send(());
+        let change = match res {
+            Ok(e) => Change::of(&e),
+            Err(_) => Some(Change::Other),
+        };
+        if let Some(c) = change {
+            let _ = tx.send(c);
         }
     });
     match watcher {
@@ -560,6 +624,55 @@ fn keys(keys: &[crate::model::store::ObjectKey]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The changes the watcher sends within `wait`.
+    fn changes(rx: &mut mpsc::UnboundedReceiver<Change>, wait: Duration) -> Vec<Change> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut got = Vec::new();
+        while std::time::Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(c) => got.push(c),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        got
+    }
+
+    /// A file open for writing is waited for, a closed or renamed one is complete at once, and
+    /// reading the folder's files (as every pass does) changes nothing.
+    #[test]
+    fn files_are_complete_when_closed_or_moved_and_reads_are_not_changes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _watcher = watch_folder(dir.path(), tx).expect("a watch");
+        let path = dir.path().join("a.yaml");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"a: 1\n").unwrap();
+        let mut writing = std::collections::HashSet::new();
+        for c in changes(&mut rx, Duration::from_millis(200)) {
+            c.apply(&mut writing);
+        }
+        assert!(writing.contains(&path), "{writing:?}");
+        drop(f);
+        let got = changes(&mut rx, Duration::from_millis(200));
+        assert_eq!(got, [Change::Done(vec![path.clone()])]);
+        for c in got {
+            c.apply(&mut writing);
+        }
+        assert!(writing.is_empty(), "{writing:?}");
+
+        std::fs::read(&path).unwrap();
+        assert_eq!(changes(&mut rx, Duration::from_millis(200)), []);
+
+        // Written elsewhere, renamed into place.
+        let outside = tempfile::tempdir().unwrap();
+        let tmp = outside.path().join("b.yaml");
+        std::fs::write(&tmp, "b: 1\n").unwrap();
+        std::fs::rename(&tmp, dir.path().join("b.yaml")).unwrap();
+        let got = changes(&mut rx, Duration::from_millis(200));
+        assert_eq!(got, [Change::Done(vec![dir.path().join("b.yaml")])]);
+    }
 
     #[test]
     fn parses_multi_document_yaml_and_json_and_lists() {

@@ -207,18 +207,12 @@ fn issuer_of(chain_pem: &str) -> String {
     let Some(Ok(der)) = rustls_pemfile::certs(&mut chain_pem.as_bytes()).next() else {
         return "?".into();
     };
-    let Ok((_, x509)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+    let Some((issuer, not_after)) = skiff_proxy::metrics::expiry(der.as_ref()) else {
         return "?".into();
     };
-    let issuer = x509
-        .issuer()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok().map(String::from))
-        .unwrap_or_else(|| x509.issuer().to_string());
     format!(
         "{issuer}, valid until {}",
-        jiff::Timestamp::from_second(x509.validity().not_after.timestamp())
+        jiff::Timestamp::from_second(not_after)
             .map(|t| t.to_string())
             .unwrap_or_default()
     )

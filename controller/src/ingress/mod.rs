@@ -347,14 +347,14 @@ const FIRST_PASS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Makes the ingress proxy, binds its listeners, and starts the ingress/ACME reconciler; the
 /// listeners serve once its first pass has set the routes and certificates (a request taken
 /// from the socket's queue after a restart is routed as before it, not answered 404 with the
-/// default certificate).
+/// default certificate). Returns the proxy (for its metrics) and the tasks.
 pub async fn start(
     config: crate::IngressConfig,
     listeners: &skiff_proxy::serve::Inherited,
     acme_dir: std::path::PathBuf,
     view: Arc<View>,
     shutdown: watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, skiff_proxy::ProxyError> {
+) -> Result<(skiff_proxy::Proxy, Vec<tokio::task::JoinHandle<()>>), skiff_proxy::ProxyError> {
     let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
         https_port: config.https.map_or(443, |a| a.port()),
         tls_resumption: config.tls_resumption,
@@ -399,7 +399,7 @@ pub async fn start(
     }
     let mut tasks = bound.serve(&proxy, shutdown);
     tasks.push(reconciler);
-    Ok(tasks)
+    Ok((proxy, tasks))
 }
 
 #[cfg(test)]
