@@ -564,6 +564,7 @@ mod tests {
             node: Arc::new(Measured),
             max_body_bytes: crate::api::MAX_BODY_BYTES,
             manifest_results: Default::default(),
+            stopping: tokio::sync::watch::channel(false).1,
             proxy: Default::default(),
         };
         state
