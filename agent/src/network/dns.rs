@@ -93,13 +93,27 @@ pub fn handle(packet: &[u8], records: &Records) -> Handled {
     }
 }
 
-/// Serves DNS on `bind` until `shutdown` flips.
+/// How often a DNS server that could not bind its address tries again.
+const REBIND_EVERY: Duration = Duration::from_secs(2);
+
+/// Serves DNS on `bind` until `shutdown` flips. When the address cannot be bound (another
+/// resolver holds port 53 there, or the bridge's address is not back yet after another tool
+/// removed it), says so once and tries again every [`REBIND_EVERY`]: DNS comes back by itself
+/// once the port frees up.
 pub async fn serve(bind: SocketAddr, records: SharedRecords, mut shutdown: watch::Receiver<bool>) {
-    let socket = match UdpSocket::bind(bind).await {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::error!(%bind, "cannot serve cluster DNS: {e}");
-            return;
+    let mut said = false;
+    let socket = loop {
+        match UdpSocket::bind(bind).await {
+            Ok(s) => break Arc::new(s),
+            Err(e) if !said => {
+                tracing::error!(%bind, "cannot serve cluster DNS: {e}; trying again every {REBIND_EVERY:?}");
+                said = true;
+            }
+            Err(e) => tracing::debug!(%bind, "cluster DNS still cannot bind: {e}"),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(REBIND_EVERY) => {}
         }
     };
     tracing::info!(%bind, "cluster DNS listening");
@@ -170,6 +184,45 @@ mod tests {
     use hickory_proto::op::Query;
     use hickory_proto::rr::Name;
     use std::str::FromStr;
+
+    /// A DNS server whose port is taken serves once it frees up.
+    #[tokio::test]
+    async fn binds_once_its_port_frees_up() {
+        let squatter = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = squatter.local_addr().unwrap();
+        let mut r = Records::default();
+        r.0.insert(
+            "web.default.svc.cluster.local".into(),
+            vec![Ipv4Addr::new(10, 43, 0, 11)],
+        );
+        let (stop, shutdown) = watch::channel(false);
+        let server = tokio::spawn(serve(addr, Arc::new(RwLock::new(r)), shutdown));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!server.is_finished(), "the server waits for its port");
+        drop(squatter);
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_str("web.default.svc.cluster.local.").unwrap(),
+            RecordType::A,
+        ));
+        let bytes = q.to_vec().unwrap();
+        let mut buf = [0u8; 512];
+        let mut answered = None;
+        for _ in 0..30 {
+            client.send_to(&bytes, addr).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(200), client.recv_from(&mut buf)).await
+            {
+                answered = Some(Message::from_vec(&buf[..n]).unwrap());
+                break;
+            }
+        }
+        let reply = answered.expect("an answer once the port was free");
+        assert_eq!(reply.answers.len(), 1);
+        stop.send(true).unwrap();
+        server.await.unwrap();
+    }
 
     #[test]
     fn answers_cluster_names_and_leaves_others() {
