@@ -225,8 +225,8 @@ impl Value {
     /// use gotmpl::Value;
     ///
     /// let data = tmap! { "Name" => "Alice", "Empty" => Value::Nil };
-    /// assert_eq!(data.field("Name"), Some(&Value::String("Alice".into())));
-    /// assert_eq!(data.field("Empty"), Some(&Value::Nil));   // key exists
+    /// assert_eq!(data.field("Name"), Some(Value::String("Alice".into())));
+    /// assert_eq!(data.field("Empty"), Some(Value::Nil));    // key exists
     /// assert_eq!(data.field("Missing"), None);               // key absent
     /// assert_eq!(Value::Int(1).field("x"), None);            // not a map
     /// ```
