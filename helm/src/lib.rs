@@ -12,6 +12,7 @@ pub mod engine;
 pub mod funcs;
 pub mod goyaml;
 mod rewrite;
+pub mod source;
 pub mod value;
 pub mod values;
 
