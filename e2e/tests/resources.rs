@@ -280,3 +280,116 @@ fn a_pods_containers_share_its_pids_limit() {
         "the pod's cgroup stayed"
     );
 }
+
+/// Local ephemeral storage, as kubelet enforces it: a pod writing past an emptyDir's
+/// `sizeLimit`, or past its container's `ephemeral-storage` limit in its own writable layer,
+/// is evicted (Failed, reason Evicted, kubelet's message, a DisruptionTarget condition) and
+/// not restarted, also after a restart of skiff; a pod within its limits keeps running; a
+/// request larger than the node leaves the pod unschedulable.
+#[test]
+fn ephemeral_storage_limits_evict_as_kubelet_does() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let write = |name: &str, path: &str, volume: &str, limits: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [\"sh\", \"-c\", \"dd if=/dev/zero of={path}/fill bs=1M count=3; sleep 3600\"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+    resources:
+      requests: {{ephemeral-storage: 1Mi}}
+      limits: {{ephemeral-storage: {limits}}}
+  volumes:
+  - name: scratch
+    emptyDir: {{{volume}}}
+"
+        )
+    };
+    k.apply(&write("volume", "/scratch", "sizeLimit: 2Mi", "64Mi"), &[]);
+    k.apply(&write("layer", "/tmp", "", "2Mi"), &[]);
+    k.apply(&write("fits", "/tmp", "sizeLimit: 8Mi", "8Mi"), &[]);
+    let evicted = |name: &str| {
+        wait_for(Duration::from_secs(60), || {
+            let p = k.get_json(&["pod", name])?;
+            (p["status"]["phase"] == "Failed").then_some(p)
+        })
+        .unwrap_or_else(|| panic!("{name} was not evicted\n{}", s.log_tail(30)))
+    };
+    let p = evicted("volume");
+    assert_eq!(p["status"]["reason"], "Evicted");
+    assert_eq!(
+        p["status"]["message"],
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"2Mi\". "
+    );
+    let p = evicted("layer");
+    assert_eq!(p["status"]["reason"], "Evicted");
+    assert_eq!(
+        p["status"]["message"],
+        "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. "
+    );
+    let disruption = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DisruptionTarget")
+        .cloned()
+        .expect("a DisruptionTarget condition");
+    assert_eq!(disruption["reason"], "TerminationByKubelet");
+    // The containers were stopped and none restarts.
+    let stopped = wait_for(Duration::from_secs(30), || {
+        let p = k.get_json(&["pod", "layer"])?;
+        let st = &p["status"]["containerStatuses"][0];
+        st["state"]["terminated"].is_object().then(|| st.clone())
+    })
+    .expect("the evicted container stopped");
+    std::thread::sleep(Duration::from_secs(3));
+    let again = k.get_json(&["pod", "layer"]).unwrap();
+    assert_eq!(
+        again["status"]["containerStatuses"][0]["restartCount"],
+        stopped["restartCount"]
+    );
+    assert!(k.run(&["get", "events"]).stdout.contains("Evicted"));
+    // Evicted stays evicted across a restart of the daemon (from the stored status).
+    let mut s = s;
+    s.restart();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = k.get_json(&["pod", "layer"]).unwrap();
+    assert_eq!(after["status"]["reason"], "Evicted");
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["restartCount"],
+        stopped["restartCount"]
+    );
+    assert!(after["status"]["containerStatuses"][0]["state"]["running"].is_null());
+    // Within its limits: still running after a check has passed.
+    assert_eq!(
+        k.get_json(&["pod", "fits"]).unwrap()["status"]["phase"],
+        "Running"
+    );
+    // A node without room for the request: unschedulable, said as kube-scheduler says it.
+    let big = write("huge", "/tmp", "", "1Ei")
+        .replace("ephemeral-storage: 1Mi", "ephemeral-storage: 1Ei");
+    k.apply(&big, &[]);
+    let message = wait_for(Duration::from_secs(30), || {
+        let p = k.get_json(&["pod", "huge"])?;
+        let c = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "PodScheduled")?
+            .clone();
+        c["message"].as_str().map(str::to_string)
+    })
+    .expect("huge is unschedulable");
+    assert!(
+        message.contains("Insufficient ephemeral-storage"),
+        "{message}"
+    );
+}

@@ -18,6 +18,7 @@
 mod adopt;
 mod dns;
 mod error;
+mod eviction;
 mod grpc;
 mod hook;
 mod init;
@@ -147,6 +148,8 @@ pub(crate) struct PodState {
     finished: bool,
     /// Every init container completed (they are not run again while the pod lives).
     initialized: bool,
+    /// Evicted for its local storage use, with kubelet's message: nothing of it runs again.
+    evicted: Option<String>,
 }
 
 impl PodState {
@@ -159,6 +162,7 @@ impl PodState {
             start_time,
             finished: false,
             initialized: false,
+            evicted: None,
         }
     }
 
@@ -189,6 +193,9 @@ pub struct Agent {
     host_ip: std::net::Ipv4Addr,
     tx: mpsc::UnboundedSender<worker::Msg>,
     rx: mpsc::UnboundedReceiver<worker::Msg>,
+    /// When pods' local storage was last measured, and whether a measure is under way.
+    storage_checked: Option<std::time::Instant>,
+    storage_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn spec_hash(container: &Container, host_network: bool) -> String {
@@ -226,6 +233,8 @@ impl Agent {
             host_ip: std::net::Ipv4Addr::LOCALHOST,
             tx,
             rx,
+            storage_checked: None,
+            storage_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 

@@ -228,6 +228,7 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState, host_ip: std::net::Ipv4Add
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let step = state.init_step(&spec, &policy);
     let phase = match step {
+        _ if state.evicted.is_some() => "Failed",
         InitStep::Done => phase(&spec, &policy, state, &statuses),
         InitStep::Failed(_) => "Failed",
         InitStep::Start(_) | InitStep::Wait(_) => "Pending",
@@ -266,18 +267,34 @@ pub(crate) fn pod_status(pod: &Pod, state: &PodState, host_ip: std::net::Ipv4Add
     } else {
         state.pod_ip.map(|ip| ip.to_string())
     };
+    let mut conditions = vec![
+        condition("PodScheduled", true, None),
+        condition(
+            "Initialized",
+            step == InitStep::Done,
+            Some("ContainersNotInitialized"),
+        ),
+        condition("ContainersReady", all_ready, Some(not_ready_reason)),
+        condition("Ready", all_ready, Some(not_ready_reason)),
+    ];
+    // kubelet's eviction: the pod's reason and message, and the DisruptionTarget condition.
+    if let Some(message) = &state.evicted {
+        conditions.push(PodCondition {
+            type_: "DisruptionTarget".into(),
+            status: "True".into(),
+            reason: Some("TerminationByKubelet".into()),
+            message: Some(message.trim_end().to_string()),
+            ..condition("DisruptionTarget", true, None)
+        });
+    }
     PodStatus {
         phase: Some(phase.to_string()),
-        conditions: Some(vec![
-            condition("PodScheduled", true, None),
-            condition(
-                "Initialized",
-                step == InitStep::Done,
-                Some("ContainersNotInitialized"),
-            ),
-            condition("ContainersReady", all_ready, Some(not_ready_reason)),
-            condition("Ready", all_ready, Some(not_ready_reason)),
-        ]),
+        reason: state
+            .evicted
+            .as_ref()
+            .map(|_| super::eviction::REASON.to_string()),
+        message: state.evicted.clone(),
+        conditions: Some(conditions),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         start_time: time(&state.start_time),

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::init::{is_sidecar, InitStep};
 use super::restart::restart_wanted;
-use super::{instance, probe, spec_hash, start_time, Agent, PodRef, PodState};
+use super::{eviction, instance, probe, spec_hash, start_time, Agent, PodRef, PodState};
 use crate::runtime::ExitRecord;
 
 /// How often to look again at pods waiting for something outside our events (an image).
@@ -41,7 +41,13 @@ pub(super) enum Msg {
         id: String,
         verdict: probe::Verdict,
     },
+    /// The pod (by uid) is over a local storage limit: kubelet's message.
+    Evict { pod: String, message: String },
 }
+
+/// How long an evicted pod's containers get before SIGKILL (kubelet evicts for local
+/// storage with no grace period, and its floor is 2 s).
+const EVICTION_GRACE: Duration = Duration::from_secs(2);
 
 /// The pod's `terminationGracePeriodSeconds` (30 s when unset).
 fn grace_period(spec: &PodSpec) -> Duration {
@@ -82,6 +88,9 @@ impl Agent {
     fn next_wake(&self) -> Duration {
         let now = Instant::now();
         let mut wake = IDLE;
+        if !self.pods.is_empty() {
+            wake = wake.min(eviction::INTERVAL);
+        }
         for p in self.pods.values() {
             for c in p.containers.values() {
                 if let Some(t) = c.not_before {
@@ -121,6 +130,22 @@ impl Agent {
                 id,
                 verdict,
             } => self.handle_probe(&pod, &name, &id, verdict),
+            Msg::Evict { pod, message } => {
+                let Some(state) = self.pods.get_mut(&pod) else {
+                    return;
+                };
+                if state.evicted.is_none() {
+                    tracing::warn!(pod = %state.pod.key(), "evicting: {message}");
+                    self.cluster.event(
+                        &state.pod.namespace,
+                        &state.pod.name,
+                        true,
+                        eviction::REASON,
+                        &message,
+                    );
+                    state.evicted = Some(message);
+                }
+            }
             Msg::Exited {
                 pod,
                 name,
@@ -191,6 +216,52 @@ impl Agent {
             }
         }
         self.sync_orphans(&seen).await;
+        self.check_storage(&pods);
+    }
+
+    /// Every [`eviction::INTERVAL`], measures the local storage of pods with a limit, off
+    /// the loop; a pod over one comes back as [`Msg::Evict`].
+    fn check_storage(&mut self, pods: &[Pod]) {
+        use std::sync::atomic::Ordering;
+        if self
+            .storage_checked
+            .is_some_and(|t| t.elapsed() < eviction::INTERVAL)
+            || self.storage_busy.load(Ordering::Acquire)
+        {
+            return;
+        }
+        self.storage_checked = Some(Instant::now());
+        let layout = &self.runtime.layout;
+        let subjects: Vec<eviction::Subject> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|pod| {
+                let uid = pod.metadata.uid.as_deref()?;
+                let state = self.pods.get(uid).filter(|s| s.evicted.is_none())?;
+                let spec = pod.spec.as_ref().filter(|s| eviction::has_limits(s))?;
+                let dir = layout.pods().join(state.pod.dir_name());
+                Some(eviction::subject(uid, spec, &dir, |name| {
+                    let inst = state.containers.get(name)?.current.as_ref()?;
+                    Some(layout.container(&inst.id).join("upper"))
+                }))
+            })
+            .collect();
+        if subjects.is_empty() {
+            return;
+        }
+        self.storage_busy.store(true, Ordering::Release);
+        let (tx, busy) = (self.tx.clone(), self.storage_busy.clone());
+        tokio::task::spawn_blocking(move || {
+            for s in subjects {
+                if let Some(message) = eviction::verdict(&s, eviction::usage) {
+                    let _ = tx.send(Msg::Evict {
+                        pod: s.uid,
+                        message,
+                    });
+                }
+            }
+            busy.store(false, Ordering::Release);
+        });
     }
 
     /// Pods gone from the cluster without a graceful deletion: stops what is left of them.
@@ -287,6 +358,25 @@ impl Agent {
         let Some(spec) = pod.spec.as_ref() else {
             return;
         };
+        // An evicted pod: its containers are stopped and none starts again (also after a
+        // restart of the daemon, from the stored status).
+        let evicted = self
+            .pods
+            .get(&r.uid)
+            .and_then(|s| s.evicted.clone())
+            .or_else(|| eviction::stored(pod));
+        if let Some(message) = evicted {
+            if let Some(state) = self.pods.get_mut(&r.uid) {
+                state.evicted = Some(message);
+                for cs in state.containers.values_mut() {
+                    cs.not_before = None;
+                    cs.waiting = None;
+                }
+                state.stop_all(EVICTION_GRACE);
+                self.write_status(pod).await;
+            }
+            return;
+        }
         if !self.pods.contains_key(&r.uid) && !self.claims_ready(pod, r, spec).await {
             return;
         }

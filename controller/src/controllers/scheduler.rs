@@ -236,39 +236,41 @@ fn host_ports(pod: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// What a pod requests: (millicores, bytes). As Kubernetes counts: the app containers' sum or
+/// A quantity in its unit, or in thousandths (`milli`, for cpu).
+fn amount(q: &str, milli: bool) -> Option<u128> {
+    if milli {
+        quantity::parse_milli(q)
+    } else {
+        quantity::parse(q)
+    }
+}
+
+/// What a pod requests of one resource. As Kubernetes counts: the app containers' sum or
 /// the largest init container, whichever is more; a limit without a request requests it.
-pub fn requests(pod: &Value) -> (u128, u128) {
-    let one = |c: &Value, name: &str, milli: bool| -> u128 {
+fn request(pod: &Value, name: &str, milli: bool) -> u128 {
+    let one = |c: &Value| -> u128 {
         let r = &c["resources"];
         let q = r["requests"][name].as_str().or(r["limits"][name].as_str());
-        q.and_then(|q| {
-            if milli {
-                quantity::parse_milli(q)
-            } else {
-                quantity::parse(q)
-            }
-        })
-        .unwrap_or(0)
+        q.and_then(|q| amount(q, milli)).unwrap_or(0)
     };
-    let sum = |name, milli| {
-        items(&pod["spec"]["containers"])
-            .iter()
-            .map(|c| one(c, name, milli))
-            .sum::<u128>()
-    };
-    let init = |name, milli| {
-        items(&pod["spec"]["initContainers"])
-            .iter()
-            .map(|c| one(c, name, milli))
-            .max()
-            .unwrap_or(0)
-    };
-    (
-        sum("cpu", true).max(init("cpu", true)),
-        sum("memory", false).max(init("memory", false)),
-    )
+    let sum = items(&pod["spec"]["containers"])
+        .iter()
+        .map(one)
+        .sum::<u128>();
+    let init = items(&pod["spec"]["initContainers"])
+        .iter()
+        .map(one)
+        .max()
+        .unwrap_or(0);
+    sum.max(init)
 }
+
+/// The resources NodeResourcesFit counts: (name, counted in thousandths).
+const FIT: [(&str, bool); 3] = [
+    ("cpu", true),
+    ("memory", false),
+    ("ephemeral-storage", false),
+];
 
 /// NodeResourcesFit: requests of the pod plus those of the bound pods against allocatable.
 fn resources(pod: &Value, node: &Value, others: &[&Value]) -> Reasons {
@@ -279,19 +281,13 @@ fn resources(pod: &Value, node: &Value, others: &[&Value]) -> Reasons {
             out.push("Too many pods".to_string());
         }
     }
-    let (cpu, memory) = requests(pod);
-    let (used_cpu, used_memory) = others
-        .iter()
-        .map(|p| requests(p))
-        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-    if let Some(max) = alloc["cpu"].as_str().and_then(quantity::parse_milli) {
-        if cpu > 0 && used_cpu + cpu > max {
-            out.push("Insufficient cpu".to_string());
-        }
-    }
-    if let Some(max) = alloc["memory"].as_str().and_then(quantity::parse) {
-        if memory > 0 && used_memory + memory > max {
-            out.push("Insufficient memory".to_string());
+    for (name, milli) in FIT {
+        let want = request(pod, name, milli);
+        let used: u128 = others.iter().map(|p| request(p, name, milli)).sum();
+        if let Some(max) = alloc[name].as_str().and_then(|q| amount(q, milli)) {
+            if want > 0 && used + want > max {
+                out.push(format!("Insufficient {name}"));
+            }
         }
     }
     out
@@ -538,7 +534,8 @@ mod tests {
         json!({"kind": "Node", "metadata": {"name": "box", "labels": {
             "kubernetes.io/hostname": "box", "kubernetes.io/arch": "amd64", "cores": "4"}},
           "spec": {},
-          "status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3"}}})
+          "status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3",
+                                     "ephemeral-storage": "10Gi"}}})
     }
 
     fn pod(name: &str, spec: Value) -> Value {
@@ -677,6 +674,18 @@ mod tests {
         let mut p = pod("a", json!({}));
         p["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}});
         assert_eq!(reason(fit(&p, &n, &others)), "Insufficient cpu");
+        // Local ephemeral storage counts as kube-scheduler counts it.
+        let disk = |name: &str| {
+            let mut p = pod(name, json!({}));
+            p["spec"]["containers"][0]["resources"] =
+                json!({"limits": {"ephemeral-storage": "8Gi"}});
+            p
+        };
+        assert!(fit(&disk("d"), &n, &[]).is_ok());
+        assert_eq!(
+            reason(fit(&disk("d"), &n, &bound(vec![disk("e")]))),
+            "Insufficient ephemeral-storage"
+        );
         // Finished pods hold nothing; pods count against `pods`.
         let mut done = big("y", "2", "1Gi");
         done["status"]["phase"] = json!("Succeeded");

@@ -133,6 +133,10 @@ const POD_SPEC: &[&str] = &[
     "containers[].resources.limits.memory",
     "containers[].resources.requests.cpu",
     "containers[].resources.requests.memory",
+    // Enforced by the agent as kubelet does (agent/src/pod/eviction.rs): a pod over its
+    // limit is evicted; requests count against the node's allocatable at scheduling.
+    "containers[].resources.limits.ephemeral-storage",
+    "containers[].resources.requests.ephemeral-storage",
     "containers[].securityContext.runAsUser",
     "containers[].securityContext.runAsGroup",
     "containers[].securityContext.runAsNonRoot",
