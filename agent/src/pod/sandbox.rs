@@ -275,11 +275,12 @@ impl Agent {
             move || -> std::io::Result<(Namespaces, Option<Ipv4Addr>)> {
                 let started = Instant::now();
                 let ns = sandbox::ensure(&pod_dir, host_network, &hostname)?;
+                let namespaces_us = started.elapsed().as_micros() as u64;
                 let ip = match (&network, &ns.net) {
                     (Some(n), Some(netns)) => {
                         let ip = n.attach(&uid, netns).map_err(std::io::Error::other)?;
                         // Measured by e2e/bench/network.py: namespaces, veth, address, routes.
-                        tracing::debug!(pod = %uid, %ip, took_us = started.elapsed().as_micros() as u64, "pod network ready");
+                        tracing::debug!(pod = %uid, %ip, namespaces_us, took_us = started.elapsed().as_micros() as u64, "pod network ready");
                         Some(ip)
                     }
                     _ => None,
