@@ -513,6 +513,9 @@ pub(super) fn allowlist(kind: &str) -> Allow {
     };
     match kind {
         "Namespace" => {}
+        // Every k3s field passes here; `helmchart.rs` refuses the ones skiff does not honour
+        // by name, with the reason (no helm Job).
+        "HelmChart" | "HelmChartConfig" => patterns.push("spec".into()),
         "Node" => patterns.extend(
             [
                 "spec.taints[].key",
