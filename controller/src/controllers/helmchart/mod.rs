@@ -36,9 +36,7 @@ use crate::model::{kinds, meta};
 
 use hooks::Hook;
 
-/// The finalizer that holds a deleted HelmChart until its release is uninstalled (k3s's is
-/// `wrangler.cattle.io/on-helm-chart-remove`).
-pub const FINALIZER: &str = "skiff.io/helmchart-uninstall";
+pub use crate::model::validate::helmchart::FINALIZER;
 
 /// k3s's default `spec.timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);

@@ -252,6 +252,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// The finalizer that holds a deleted HelmChart until its release is uninstalled (k3s's is
+/// `wrangler.cattle.io/on-helm-chart-remove`); the only one a HelmChart may carry.
+pub const FINALIZER: &str = "skiff.io/helmchart-uninstall";
+
 /// Why skiff refuses a k3s field that configures its helm Job.
 const NO_JOB: &str =
     "is not supported by skiff: skiff renders and installs the chart itself and runs no helm Job";
@@ -263,6 +267,18 @@ pub(super) fn check(obj: &Value, out: &mut Vec<FieldError>) {
         failure_policy(&spec["failurePolicy"], out);
         values_content(&spec["valuesContent"], out);
         return;
+    }
+    for f in obj["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if f != FINALIZER {
+            out.push(err(
+                "metadata.finalizers",
+                format!("{f}: a HelmChart carries only skiff's own finalizer {FINALIZER:?}, which its reconciler sets and removes"),
+            ));
+        }
     }
     if !spec.is_object() {
         out.push(err("spec", "is required (spec.chart or spec.chartContent)"));
