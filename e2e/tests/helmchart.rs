@@ -415,6 +415,23 @@ fn failures_name_the_template_and_apply_nothing() {
         .get_json(&["helmchart", "strict", "-n", "default"])
         .unwrap();
     assert_eq!(hc["status"]["revision"], 2, "{}", hc["status"]);
+    assert!(events_of(&k, "strict").contains("Rendered strict 1.0.0 for revision 2"));
+
+    // A HelmChartConfig of the same name overlays the HelmChart's values (revision 4).
+    k.apply("apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: strict\n  namespace: default\nspec:\n  valuesContent: |-\n    tag: \"2.0\"\n", &[]);
+    let ok = wait_until(LONG, POLL, || {
+        release_secret(&k, "strict", 4)
+            .is_some_and(|v| v["metadata"]["labels"]["status"] == "deployed")
+    });
+    assert!(ok, "{}", s.log_tail(30));
+    let cm = k
+        .get_json(&["configmap", "-n", "apps", "strict-tagged"])
+        .unwrap();
+    assert_eq!(cm["data"]["tag"], "2.0");
+    assert_eq!(
+        release_secret(&k, "strict", 2).unwrap()["metadata"]["labels"]["status"],
+        "superseded"
+    );
 
     // k3s's helm-Job fields are refused by name; namespace tokens may not write HelmCharts.
     let with_job = chart("tag: x").replace(

@@ -353,6 +353,15 @@ impl HelmCharts {
             }
         }
         draft.hooks = hooks.iter().map(Hook::to_json).collect();
+        let rendered_message = format!(
+            "Rendered {} {} for revision {revision}: {} objects, {} hooks",
+            chart.name(),
+            chart.metadata.version,
+            docs.len(),
+            hooks.len()
+        );
+        self.event(hc, Type::Normal, "Rendered", &rendered_message)
+            .await;
         self.ensure_namespace(hc, target).await?;
         let timeout = hc["spec"]["timeout"]
             .as_str()
