@@ -79,3 +79,59 @@ async fn archive_of_dir(dir: &std::path::Path) -> Result<Vec<u8>, FetchError> {
     .await
     .map_err(|e| FetchError(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &std::path::Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_chart_directory_and_its_archive_fetch_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = dir.path().join("web");
+        write(
+            &chart,
+            "Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 1.2.3\n",
+        );
+        write(&chart, "values.yaml", "a: 1\n");
+        write(&chart, "templates/cm.yaml", "kind: ConfigMap\n");
+        let f = LocalFetcher { remote: None };
+        let from_dir = f.fetch(&ChartSource::Local(chart.clone())).await.unwrap();
+        assert_eq!(from_dir.version, "1.2.3");
+        assert!(from_dir.digest.starts_with("sha256:"));
+        let loaded = skiff_helm::chart::load_archive(&from_dir.archive, "t").unwrap();
+        assert_eq!(loaded.templates.len(), 1, "{:?}", loaded.templates);
+        // The same bytes as chartContent: the same digest.
+        let content = f
+            .fetch(&ChartSource::Content(from_dir.archive.clone()))
+            .await
+            .unwrap();
+        assert_eq!(content.digest, from_dir.digest);
+        let e = f
+            .fetch(&ChartSource::Local(dir.path().join("missing")))
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("missing"), "{e}");
+        let e = f
+            .fetch(&ChartSource::Repo {
+                url: "https://charts.example/".into(),
+                chart: "web".into(),
+                version: String::new(),
+                access: Default::default(),
+            })
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("not available in this build"), "{e}");
+        let e = f
+            .fetch(&ChartSource::Content(b"not a tgz".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(!e.0.is_empty());
+    }
+}
