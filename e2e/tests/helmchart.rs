@@ -97,7 +97,7 @@ spec:
     write(&root, "templates/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ include \"web.fullname\" . }}\nspec:\n  selector:\n    app: {{ include \"web.fullname\" . }}\n  ports:\n  - port: 80\n    targetPort: {{ .Values.port }}\n");
     write(&root, "templates/extra.yaml", "{{- if .Values.extra }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\ndata:\n  revision: {{ .Release.Revision | quote }}\n{{- end }}\n");
     // hook-a comes first in the file, but its weight puts it after hook-b.
-    write(&root, "templates/hooks.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook-a\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"5\"\ndata:\n  revision: {{ .Release.Revision | quote }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook-b\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-5\"\ndata:\n  revision: {{ .Release.Revision | quote }}\n");
+    write(&root, "templates/hooks.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook-a\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"5\"\ndata:\n  revision: {{ .Release.Revision | quote }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hook-b\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n    helm.sh/hook-weight: \"-5\"\ndata:\n  revision: {{ .Release.Revision | quote }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-bye\n  annotations:\n    helm.sh/hook: pre-delete\ndata:\n  revision: {{ .Release.Revision | quote }}\n");
     write(
         &root,
         "templates/post-job.yaml",
@@ -241,7 +241,12 @@ fn a_helmchart_in_the_folder_installs_upgrades_and_uninstalls() {
         ),
         "{manifest}"
     );
-    assert_eq!(r1["hooks"].as_array().unwrap().len(), 3, "{}", r1["hooks"]);
+    assert_eq!(r1["hooks"].as_array().unwrap().len(), 4, "{}", r1["hooks"]);
+    assert!(
+        k.get_json(&["configmap", "-n", "apps", "web-bye"])
+            .is_none(),
+        "a pre-delete hook waits for the uninstall"
+    );
     let hook_a = k
         .get_json(&["configmap", "-n", "apps", "web-hook-a"])
         .expect("hook a");
@@ -310,7 +315,17 @@ fn a_helmchart_in_the_folder_installs_upgrades_and_uninstalls() {
     assert_eq!(hc["status"]["revision"], 2);
     assert!(events_of(&k, "web").contains("Upgraded"));
 
-    // Uninstall: the file goes, and so does everything of the release.
+    // A restart makes no new revision (the same input).
+    s.restart();
+    let (body, _) = s.expect_http(port, "/", LONG);
+    assert_eq!(body, "second\n");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        release_secret(&k, "web", 3).is_none(),
+        "no revision 3 after a restart"
+    );
+
+    // Uninstall: the file goes, and so does everything of the release; its pre-delete hook ran.
     s.remove_manifest("web-chart.yaml");
     s.expect("the HelmChart is gone", LONG, |_| {
         k.get_json(&["helmchart", "web", "-n", "default"]).is_none()
@@ -323,6 +338,10 @@ fn a_helmchart_in_the_folder_installs_upgrades_and_uninstalls() {
         .get_json(&["secrets", "-n", "apps", "-l", "owner=helm"])
         .unwrap();
     assert_eq!(secrets["items"].as_array().unwrap().len(), 0, "{secrets}");
+    let bye = k
+        .get_json(&["configmap", "-n", "apps", "web-bye"])
+        .expect("the pre-delete hook");
+    assert_eq!(bye["data"]["revision"], "2");
     s.expect("the app stops answering", LONG, |_| port_closed(port));
 }
 
