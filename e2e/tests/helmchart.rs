@@ -452,6 +452,13 @@ fn failures_name_the_template_and_apply_nothing() {
         "superseded"
     );
 
+    // kubectl explain reads the kind's schema.
+    let explain = k.run(&["explain", "helmchart.spec.chartContent"]);
+    assert!(
+        explain.ok() && explain.stdout.contains("base64"),
+        "{explain}"
+    );
+
     // k3s's helm-Job fields are refused by name; namespace tokens may not write HelmCharts.
     let with_job = chart("tag: x").replace(
         "spec:\n",
