@@ -452,6 +452,50 @@ fn failures_name_the_template_and_apply_nothing() {
         "superseded"
     );
 
+    // Another namespace's HelmChart of the same name and target may not take the release over,
+    // and deleting it leaves the release alone.
+    k.ok(&["create", "namespace", "other"]);
+    k.apply(
+        &chart("tag: \"3.0\"").replace("namespace: default", "namespace: other"),
+        &[],
+    );
+    let taken = wait_for(LONG, || {
+        let hc = k.get_json(&["helmchart", "strict", "-n", "other"])?;
+        let c = hc["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Failed" && c["status"] == "True")?
+            .clone();
+        Some(c)
+    })
+    .expect("the Failed condition of the second HelmChart");
+    assert_eq!(taken["reason"], "ReleaseTaken", "{taken}");
+    assert!(
+        taken["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to the HelmChart default/strict"),
+        "{taken}"
+    );
+    k.ok(&[
+        "delete",
+        "helmchart",
+        "strict",
+        "-n",
+        "other",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        release_secret(&k, "strict", 4).unwrap()["metadata"]["labels"]["status"],
+        "deployed"
+    );
+    assert_eq!(
+        k.get_json(&["configmap", "-n", "apps", "strict-tagged"])
+            .unwrap()["data"]["tag"],
+        "2.0"
+    );
+
     // kubectl explain reads the kind's schema.
     let explain = k.run(&["explain", "helmchart.spec.chartContent"]);
     assert!(

@@ -204,6 +204,17 @@ impl HelmCharts {
         let target = target_namespace(hc);
         let secrets = self.view.list("Secret", Some(&target));
         let releases = release::of_release(secrets.iter().map(|s| &**s), name);
+        let owner = format!("{ns}/{name}");
+        if let Some(other) = releases
+            .iter()
+            .filter_map(|r| meta::annotation(r, release::OWNER_ANNOTATION))
+            .find(|o| !o.is_empty() && *o != owner)
+        {
+            let m = format!(
+                "the release {name:?} in the namespace {target:?} belongs to the HelmChart {other}: give this one another name or targetNamespace"
+            );
+            return self.report_failure(hc, "ReleaseTaken", &m, None).await;
+        }
         if let Some(last) = releases.last() {
             if meta::annotation(last, release::INPUT_ANNOTATION) == Some(&input) {
                 return Ok(());
@@ -261,7 +272,7 @@ impl HelmCharts {
             hooks: draft.hooks,
         });
         self.view
-            .create(release::to_secret(&record, &input))
+            .create(release::to_secret(&record, &input, &owner))
             .await
             .map_err(|e| format!("writing the release record: {e}"))?;
         if outcome.is_ok() {
@@ -429,8 +440,11 @@ impl HelmCharts {
     async fn uninstall(&self, hc: &Value) -> Result<(), String> {
         let (name, target) = (meta::name(hc), target_namespace(hc));
         let secrets = self.view.list("Secret", Some(&target));
+        // Only this HelmChart's (another's of the same release name made it fail).
+        let owner = format!("{}/{name}", meta::namespace(hc));
         let releases: Vec<Value> = release::of_release(secrets.iter().map(|s| &**s), name)
             .into_iter()
+            .filter(|s| meta::annotation(s, release::OWNER_ANNOTATION).is_none_or(|o| o == owner))
             .cloned()
             .collect();
         let hooks: Vec<Hook> = releases

@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 /// revision.
 pub const INPUT_ANNOTATION: &str = "skiff.io/helmchart-input";
 
+/// The annotation on a release Secret naming the HelmChart (`<ns>/<name>`) it belongs to: two
+/// HelmCharts (in different namespaces) may not share a release name in one target namespace.
+pub const OWNER_ANNOTATION: &str = "skiff.io/helmchart";
+
 /// Helm's default `--history-max`: revisions kept per release.
 pub const HISTORY_MAX: usize = 10;
 
@@ -63,7 +67,7 @@ pub fn from_secret(secret: &Value) -> Result<Value, String> {
 }
 
 /// The Secret that stores `release` (its `name`, `namespace`, `version`, `info.status`).
-pub fn to_secret(release: &Value, input: &str) -> Value {
+pub fn to_secret(release: &Value, input: &str, owner: &str) -> Value {
     let name = release["name"].as_str().unwrap_or_default();
     let version = release["version"].as_i64().unwrap_or_default();
     json!({
@@ -78,7 +82,7 @@ pub fn to_secret(release: &Value, input: &str) -> Value {
                 "status": release["info"]["status"],
                 "version": version.to_string(),
             },
-            "annotations": {INPUT_ANNOTATION: input},
+            "annotations": {INPUT_ANNOTATION: input, OWNER_ANNOTATION: owner},
         },
         "type": "helm.sh/release.v1",
         "data": {"release": B64.encode(encode(release))},
@@ -109,10 +113,16 @@ pub fn version_of(secret: &Value) -> i64 {
 pub fn with_status(secret: &Value, status: &str) -> Result<Value, String> {
     let mut release = from_secret(secret)?;
     release["info"]["status"] = json!(status);
-    let input = secret["metadata"]["annotations"][INPUT_ANNOTATION]
-        .as_str()
-        .unwrap_or_default();
-    let mut out = to_secret(&release, input);
+    let annotation = |k: &str| {
+        secret["metadata"]["annotations"][k]
+            .as_str()
+            .unwrap_or_default()
+    };
+    let mut out = to_secret(
+        &release,
+        annotation(INPUT_ANNOTATION),
+        annotation(OWNER_ANNOTATION),
+    );
     out["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"].clone();
     Ok(out)
 }
@@ -268,7 +278,7 @@ mod tests {
             manifest: "---\n# Source: web/templates/cm.yaml\nkind: ConfigMap\n",
             hooks: vec![],
         });
-        let secret = to_secret(&release, "sha256:x");
+        let secret = to_secret(&release, "sha256:x", "default/web");
         assert_eq!(secret["metadata"]["name"], "sh.helm.release.v1.web.v3");
         assert_eq!(secret["metadata"]["labels"]["owner"], "helm");
         assert_eq!(secret["metadata"]["labels"]["status"], "deployed");
@@ -300,5 +310,9 @@ mod tests {
         assert_eq!(old["metadata"]["labels"]["status"], "superseded");
         assert_eq!(from_secret(&old).unwrap()["info"]["status"], "superseded");
         assert_eq!(old["metadata"]["annotations"][INPUT_ANNOTATION], "sha256:x");
+        assert_eq!(
+            old["metadata"]["annotations"][OWNER_ANNOTATION],
+            "default/web"
+        );
     }
 }
