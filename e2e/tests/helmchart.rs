@@ -345,6 +345,18 @@ fn a_helmchart_in_the_folder_installs_upgrades_and_uninstalls() {
     s.expect("the app stops answering", LONG, |_| port_closed(port));
 }
 
+/// The `Failed` condition of the HelmChart `strict` in `ns` once it is True.
+fn failed_condition(k: &Kubectl, ns: &str) -> Option<Value> {
+    wait_for(LONG, || {
+        let hc = k.get_json(&["helmchart", "strict", "-n", ns])?;
+        hc["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Failed" && c["status"] == "True")
+            .cloned()
+    })
+}
+
 fn failing_chart(dir: &Path) -> String {
     let root = dir.join("strict");
     write(
@@ -370,16 +382,7 @@ fn failures_name_the_template_and_apply_nothing() {
 
     // A first install whose template fails: the status and an Event name it; nothing exists.
     k.apply(&chart("tag: \"\""), &[]);
-    let failed = wait_for(LONG, || {
-        let hc = k.get_json(&["helmchart", "strict", "-n", "default"])?;
-        let c = hc["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Failed" && c["status"] == "True")?
-            .clone();
-        Some(c)
-    })
-    .expect("the Failed condition");
+    let failed = failed_condition(&k, "default").expect("the Failed condition");
     let message = failed["message"].as_str().unwrap();
     assert_eq!(failed["reason"], "RenderFailed");
     assert!(
@@ -459,16 +462,8 @@ fn failures_name_the_template_and_apply_nothing() {
         &chart("tag: \"3.0\"").replace("namespace: default", "namespace: other"),
         &[],
     );
-    let taken = wait_for(LONG, || {
-        let hc = k.get_json(&["helmchart", "strict", "-n", "other"])?;
-        let c = hc["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Failed" && c["status"] == "True")?
-            .clone();
-        Some(c)
-    })
-    .expect("the Failed condition of the second HelmChart");
+    let taken =
+        failed_condition(&k, "other").expect("the Failed condition of the second HelmChart");
     assert_eq!(taken["reason"], "ReleaseTaken", "{taken}");
     assert!(
         taken["message"]
