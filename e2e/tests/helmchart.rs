@@ -101,26 +101,7 @@ spec:
     write(
         &root,
         "templates/post-job.yaml",
-        &format!(
-            "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{{{ .Release.Name }}}}-post
-  annotations:
-    helm.sh/hook: post-install
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: post
-        image: {IMAGE}
-        imagePullPolicy: Never
-        command: [\"sh\", \"-c\", \"echo installed {{{{ .Release.Name }}}}\"]
-"
-        ),
+        &hook_job("post", "post-install", "", "echo installed"),
     );
     write(
         &root,
@@ -128,6 +109,30 @@ spec:
         "{{ .Release.Name }} answers on port {{ .Values.port }}.\n",
     );
     packed(dir, "web")
+}
+
+/// A hook Job `<release>-<suffix>` on `event` (more annotations in `extra`) running `script`.
+fn hook_job(suffix: &str, event: &str, extra: &str, script: &str) -> String {
+    format!(
+        "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{{{ .Release.Name }}}}-{suffix}
+  annotations:
+    helm.sh/hook: {event}
+{extra}spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: {suffix}
+        image: {IMAGE}
+        imagePullPolicy: Never
+        command: [\"sh\", \"-c\", \"{script}\"]
+"
+    )
 }
 
 fn helmchart_yaml(name: &str, content: &str, values: &str) -> String {
@@ -345,10 +350,10 @@ fn a_helmchart_in_the_folder_installs_upgrades_and_uninstalls() {
     s.expect("the app stops answering", LONG, |_| port_closed(port));
 }
 
-/// The `Failed` condition of the HelmChart `strict` in `ns` once it is True.
-fn failed_condition(k: &Kubectl, ns: &str) -> Option<Value> {
+/// The `Failed` condition of the HelmChart `name` in `ns` once it is True.
+fn failed_condition(k: &Kubectl, name: &str, ns: &str) -> Option<Value> {
     wait_for(LONG, || {
-        let hc = k.get_json(&["helmchart", "strict", "-n", ns])?;
+        let hc = k.get_json(&["helmchart", name, "-n", ns])?;
         hc["status"]["conditions"]
             .as_array()?
             .iter()
@@ -382,7 +387,7 @@ fn failures_name_the_template_and_apply_nothing() {
 
     // A first install whose template fails: the status and an Event name it; nothing exists.
     k.apply(&chart("tag: \"\""), &[]);
-    let failed = failed_condition(&k, "default").expect("the Failed condition");
+    let failed = failed_condition(&k, "strict", "default").expect("the Failed condition");
     let message = failed["message"].as_str().unwrap();
     assert_eq!(failed["reason"], "RenderFailed");
     assert!(
@@ -462,8 +467,8 @@ fn failures_name_the_template_and_apply_nothing() {
         &chart("tag: \"3.0\"").replace("namespace: default", "namespace: other"),
         &[],
     );
-    let taken =
-        failed_condition(&k, "other").expect("the Failed condition of the second HelmChart");
+    let taken = failed_condition(&k, "strict", "other")
+        .expect("the Failed condition of the second HelmChart");
     assert_eq!(taken["reason"], "ReleaseTaken", "{taken}");
     assert!(
         taken["message"]
@@ -540,4 +545,50 @@ fn failures_name_the_template_and_apply_nothing() {
         .get_json(&["secrets", "-n", "apps", "-l", "owner=helm"])
         .unwrap();
     assert_eq!(secrets["items"].as_array().unwrap().len(), 0, "{secrets}");
+}
+
+#[test]
+fn a_failing_pre_install_hook_fails_the_install_and_applies_nothing() {
+    let s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let root = s.work_dir.join("hooked");
+    write(
+        &root,
+        "Chart.yaml",
+        "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
+    );
+    write(&root, "templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-app\ndata:\n  a: b\n");
+    write(
+        &root,
+        "templates/check.yaml",
+        &hook_job(
+            "check",
+            "pre-install",
+            "    helm.sh/hook-delete-policy: hook-succeeded\n",
+            "exit 3",
+        ),
+    );
+    let content = packed(&s.work_dir, "hooked");
+    k.apply(&helmchart_yaml("hooked", &content, "{}"), &[]);
+    let failed = failed_condition(&k, "hooked", "default").expect("the Failed condition");
+    assert_eq!(failed["reason"], "HookFailed", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("pre-install hook Job apps/hooked-check")
+            && message.contains("the Job failed"),
+        "{message}"
+    );
+    assert!(
+        k.get_json(&["configmap", "-n", "apps", "hooked-app"])
+            .is_none(),
+        "nothing applied"
+    );
+    // hook-succeeded only: the failed Job stays for its logs.
+    assert!(k.get_json(&["job", "-n", "apps", "hooked-check"]).is_some());
+    let v1 = release_secret(&k, "hooked", 1).expect("the failed revision");
+    assert_eq!(v1["metadata"]["labels"]["status"], "failed");
+    assert!(decode_release(&v1)["info"]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Install failed: "));
 }

@@ -280,6 +280,15 @@ pub(super) fn check(obj: &Value, out: &mut Vec<FieldError>) {
             ));
         }
     }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    if name.len() > 53 || name.contains('.') {
+        // The name is the release's: Helm's rule (a DNS-1123 label of at most 53, which
+        // leaves room for the `sh.helm.release.v1.<name>.v<N>` Secret).
+        out.push(err(
+            "metadata.name",
+            format!("{name:?}: a HelmChart's name is its Helm release's, at most 53 characters and without dots"),
+        ));
+    }
     if !spec.is_object() {
         out.push(err("spec", "is required (spec.chart or spec.chartContent)"));
         return;
@@ -426,6 +435,10 @@ mod tests {
         let e =
             super::super::validate(&chart(json!({"chart": "x", "timeout": "soon"}))).unwrap_err();
         assert_eq!(e[0].field, "spec.timeout");
+        let mut long = chart(json!({"chart": "x"}));
+        long["metadata"]["name"] = json!("a".repeat(54));
+        let e = super::super::validate(&long).unwrap_err();
+        assert_eq!(e[0].field, "metadata.name");
     }
 
     #[test]
