@@ -83,6 +83,11 @@ pub async fn run(hc: HelmCharts, mut shutdown: watch::Receiver<bool>) {
     let mut events = hc.view.subscribe();
     loop {
         hc.pass().await;
+        // The next pass must see this one's writes (a release Secret not yet cached would make
+        // the same input look new).
+        if !hc.view.wait_settled(Duration::from_secs(10)).await {
+            tracing::warn!("the caches did not show the HelmChart reconciler's writes within 10 s");
+        }
         let resync = tokio::time::sleep(RESYNC);
         tokio::pin!(resync);
         loop {
@@ -217,7 +222,7 @@ impl HelmCharts {
         }
         if let Some(last) = releases.last() {
             if meta::annotation(last, release::INPUT_ANNOTATION) == Some(&input) {
-                return Ok(());
+                return self.keep_status(hc, last, &fetched).await;
             }
         }
         let revision = releases.last().map_or(1, |s| release::version_of(s) + 1);
@@ -497,6 +502,43 @@ impl HelmCharts {
             if let Err(e) = self.view.delete(&ObjectKey::of(old)).await {
                 tracing::warn!(secret = %ObjectKey::of(old), "trimming release history: {e}");
             }
+        }
+    }
+
+    /// Nothing new to install: the status says what the last revision did (if writing it
+    /// failed after that revision was recorded, it is written now).
+    async fn keep_status(&self, hc: &Value, last: &Value, fetched: &Fetched) -> Result<(), String> {
+        let version = release::version_of(last);
+        let condition = |t: &str| {
+            hc["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == t && c["status"] == "True")
+        };
+        match last["metadata"]["labels"]["status"].as_str() {
+            Some("deployed")
+                if !(condition("Installed") && hc["status"]["revision"] == version) =>
+            {
+                let message = format!("release {} revision {version} is deployed", meta::name(hc));
+                self.set_status(
+                    hc,
+                    "Installed",
+                    "Installed",
+                    &message,
+                    Some((version, fetched)),
+                )
+                .await
+            }
+            Some("failed") if !condition("Failed") => {
+                let description = release::from_secret(last)
+                    .ok()
+                    .and_then(|r| r["info"]["description"].as_str().map(String::from))
+                    .unwrap_or_default();
+                self.set_status(hc, "Failed", "Failed", &description, None)
+                    .await
+            }
+            _ => Ok(()),
         }
     }
 
