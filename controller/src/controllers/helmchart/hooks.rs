@@ -218,14 +218,7 @@ async fn wait_job(
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the Job was deleted before it completed")?;
-        let condition = |t: &str| {
-            job["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["type"] == t && c["status"] == "True")
-                .cloned()
-        };
+        let condition = |t: &str| super::true_condition(&job, t);
         if condition("Complete").is_some() {
             return Ok(());
         }

@@ -509,13 +509,7 @@ impl HelmCharts {
     /// failed after that revision was recorded, it is written now).
     async fn keep_status(&self, hc: &Value, last: &Value, fetched: &Fetched) -> Result<(), String> {
         let version = release::version_of(last);
-        let condition = |t: &str| {
-            hc["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == t && c["status"] == "True")
-        };
+        let condition = |t: &str| true_condition(hc, t).is_some();
         match last["metadata"]["labels"]["status"].as_str() {
             Some("deployed")
                 if !(condition("Installed") && hc["status"]["revision"] == version) =>
@@ -569,11 +563,7 @@ impl HelmCharts {
     ) -> Result<(), String> {
         let message = format!("{reason}: {message}");
         // A HelmChart that keeps failing the same way says so once (its status holds it).
-        let same = hc["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Failed" && c["status"] == "True" && c["message"] == message);
+        let same = true_condition(hc, "Failed").is_some_and(|c| c["message"] == message);
         if !same {
             tracing::warn!(helmchart = %ObjectKey::of(hc), "{message}");
             self.event(hc, Type::Warning, "Failed", &message).await;
@@ -653,6 +643,14 @@ impl HelmCharts {
         )
         .await;
     }
+}
+
+/// The condition `t` of an object's status, if it is True.
+pub(crate) fn true_condition<'a>(obj: &'a Value, t: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == t && c["status"] == "True")
 }
 
 fn draft_chart_name(record: &Value) -> String {
