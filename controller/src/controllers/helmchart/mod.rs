@@ -730,3 +730,87 @@ fn recorded_hooks(release: &Value, target: &str) -> Vec<Hook> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn rendered_objects_must_be_served_kinds_and_land_in_the_target() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+        let objs = objects(text, "c/templates/a.yaml", "apps")
+            .map_err(|f| f.message)
+            .unwrap();
+        assert_eq!(objs[0]["metadata"]["namespace"], "apps");
+        let explicit =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: other\n";
+        let objs = objects(explicit, "t", "apps")
+            .map_err(|f| f.message)
+            .unwrap();
+        assert_eq!(objs[0]["metadata"]["namespace"], "other");
+        let cluster = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n";
+        let objs = objects(cluster, "t", "apps")
+            .map_err(|f| f.message)
+            .unwrap();
+        assert!(objs[0]["metadata"]["namespace"].is_null());
+        for (text, what) in [
+            ("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x\n", "CustomResourceDefinition (apiextensions.k8s.io/v1)"),
+            ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: x\n", "HorizontalPodAutoscaler (autoscaling/v2)"),
+            ("apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: x\n", "Ingress (extensions/v1beta1)"),
+        ] {
+            let f = objects(text, "c/templates/x.yaml", "apps").unwrap_err();
+            assert_eq!(f.reason, "Refused");
+            assert!(f.message.starts_with("c/templates/x.yaml: ") && f.message.contains(what), "{}", f.message);
+        }
+        let labelled = release_labels(
+            objects(text, "t", "apps")
+                .map_err(|f| f.message)
+                .unwrap()
+                .remove(0),
+            "web",
+            "apps",
+        );
+        assert_eq!(
+            labelled["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            "web"
+        );
+        assert_eq!(
+            labelled["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+    }
+
+    #[test]
+    fn crds_are_refused_by_name_in_subcharts_too() {
+        let files = |extra: &[(&str, &str)]| {
+            let mut f: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            f.insert(
+                "Chart.yaml".into(),
+                b"apiVersion: v2\nname: top\nversion: 1.0.0\n".to_vec(),
+            );
+            for (k, v) in extra {
+                f.insert(k.to_string(), v.as_bytes().to_vec());
+            }
+            f
+        };
+        let plain = skiff_helm::chart::from_files(files(&[]), "t").unwrap();
+        assert!(refuse_crds(&plain, "top").is_ok());
+        let sub = skiff_helm::chart::from_files(
+            files(&[
+                (
+                    "charts/op/Chart.yaml",
+                    "apiVersion: v2\nname: op\nversion: 0.1.0\n",
+                ),
+                (
+                    "charts/op/crds/thing.yaml",
+                    "kind: CustomResourceDefinition\n",
+                ),
+            ]),
+            "t",
+        )
+        .unwrap();
+        let e = refuse_crds(&sub, "top").unwrap_err();
+        assert!(e.starts_with("top/charts/op/crds/thing.yaml"), "{e}");
+    }
+}
