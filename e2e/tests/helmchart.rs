@@ -496,6 +496,35 @@ fn failures_name_the_template_and_apply_nothing() {
         "2.0"
     );
 
+    // History: ten revisions kept (Helm's default), the oldest trimmed first.
+    for i in 5..=12 {
+        k.apply(&chart(&format!("tag: \"1.0\"\nround: {i}")), &[]);
+        let ok = wait_until(LONG, POLL, || {
+            release_secret(&k, "strict", i)
+                .is_some_and(|v| v["metadata"]["labels"]["status"] == "deployed")
+        });
+        assert!(ok, "revision {i}: {}", s.log_tail(30));
+    }
+    let kept = k
+        .get_json(&["secrets", "-n", "apps", "-l", "owner=helm,name=strict"])
+        .unwrap();
+    let mut versions: Vec<String> = kept["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["metadata"]["labels"]["version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    versions.sort_by_key(|v| v.parse::<i64>().unwrap());
+    assert_eq!(
+        versions,
+        ["3", "4", "5", "6", "7", "8", "9", "10", "11", "12"]
+    );
+
     // kubectl explain reads the kind's schema.
     let explain = k.run(&["explain", "helmchart.spec.chartContent"]);
     assert!(

@@ -289,7 +289,7 @@ impl HelmCharts {
                     .map_err(|e| format!("marking {} superseded: {e}", meta::name(old)))?;
             }
         }
-        self.trim_history(&releases).await;
+        self.trim_history(&releases, outcome.is_ok()).await;
         match outcome {
             Ok(summary) => {
                 let verb = if upgrade { "Upgraded" } else { "Installed" };
@@ -495,10 +495,21 @@ impl HelmCharts {
         Ok(())
     }
 
-    /// Keeps the newest [`release::HISTORY_MAX`] revisions (the new one among them).
-    async fn trim_history(&self, before: &[&Value]) {
+    /// Keeps the newest [`release::HISTORY_MAX`] revisions (the new one among them), and the
+    /// deployed one however old, as Helm's `removeLeastRecent` does.
+    /// `new_deployed`: the new revision is the deployed one (the others are superseded now).
+    async fn trim_history(&self, before: &[&Value], new_deployed: bool) {
         let excess = (before.len() + 1).saturating_sub(release::HISTORY_MAX);
-        for old in before.iter().take(excess) {
+        let deployed = |s: &Value| s["metadata"]["labels"]["status"] == "deployed";
+        let last_deployed = before
+            .iter()
+            .rev()
+            .find(|s| !new_deployed && deployed(s))
+            .map(|s| release::version_of(s));
+        let oldest = before
+            .iter()
+            .filter(|s| Some(release::version_of(s)) != last_deployed);
+        for old in oldest.take(excess) {
             if let Err(e) = self.view.delete(&ObjectKey::of(old)).await {
                 tracing::warn!(secret = %ObjectKey::of(old), "trimming release history: {e}");
             }
