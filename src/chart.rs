@@ -53,6 +53,7 @@ fn options(args: &TemplateArgs) -> skiff_helm::RenderOptions {
         is_upgrade: false,
         kube_version,
         api_versions,
+        lookup: None,
     }
 }
 

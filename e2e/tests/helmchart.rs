@@ -370,7 +370,7 @@ fn failing_chart(dir: &Path) -> String {
         "apiVersion: v2\nname: strict\nversion: 1.0.0\n",
     );
     write(&root, "values.yaml", "tag: \"\"\n");
-    write(&root, "templates/a-config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  tag: {{ .Values.tag | quote }}\n");
+    write(&root, "templates/a-config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  tag: {{ .Values.tag | quote }}\n  namespaceUid: {{ (lookup \"v1\" \"Namespace\" \"\" .Release.Namespace).metadata.uid | quote }}\n  missing: {{ lookup \"v1\" \"Secret\" .Release.Namespace \"nope\" | len | quote }}\n");
     write(&root, "templates/b-tagged.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-tagged\ndata:\n  tag: {{ required \"tag is required\" .Values.tag | quote }}\n");
     packed(dir, "strict")
 }
@@ -421,6 +421,13 @@ fn failures_name_the_template_and_apply_nothing() {
         .get_json(&["configmap", "-n", "apps", "strict-tagged"])
         .unwrap();
     assert_eq!(cm["data"]["tag"], "1.0");
+    // lookup reads the cluster: the namespace's uid, an empty map for a missing Secret.
+    let config = k
+        .get_json(&["configmap", "-n", "apps", "strict-config"])
+        .unwrap();
+    let ns = k.get_json(&["namespace", "apps"]).unwrap();
+    assert_eq!(config["data"]["namespaceUid"], ns["metadata"]["uid"]);
+    assert_eq!(config["data"]["missing"], "0");
     k.apply(&chart("tag: \"\""), &[]);
     let ok = wait_until(LONG, POLL, || {
         release_secret(&k, "strict", 3)

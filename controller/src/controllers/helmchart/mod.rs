@@ -341,6 +341,7 @@ impl HelmCharts {
             is_upgrade: upgrade,
             kube_version,
             api_versions,
+            lookup: Some(lookup(self.view.clone())),
         };
         let rendered = skiff_helm::render(&chart, values, &opts)
             .map_err(|e| failure("RenderFailed")(e.to_string()))?;
@@ -654,6 +655,26 @@ impl HelmCharts {
         )
         .await;
     }
+}
+
+/// Helm's `lookup` against the reconciler's caches (what the API serves; the HelmChart is the
+/// admin's, as is what it may read): an object, a list (`name` empty; `namespace` empty: every
+/// namespace), or an empty map for what does not exist or is not served at that apiVersion.
+fn lookup(view: Arc<View>) -> skiff_helm::engine::Lookup {
+    skiff_helm::engine::Lookup(Arc::new(move |api_version, kind, namespace, name| {
+        let served = kinds::by_kind(kind).filter(|k| k.api_version == api_version);
+        let Some(info) = served.filter(|k| super::KINDS.contains(&k.kind)) else {
+            return json!({});
+        };
+        let namespace = if info.namespaced { namespace } else { "" };
+        if name.is_empty() {
+            let ns = (!namespace.is_empty()).then_some(namespace);
+            let items: Vec<Value> = view.list(kind, ns).iter().map(|o| (**o).clone()).collect();
+            return json!({"apiVersion": api_version, "kind": format!("{kind}List"), "items": items});
+        }
+        view.get(&ObjectKey::new(kind, namespace, name))
+            .map_or_else(|| json!({}), |o| (*o).clone())
+    }))
 }
 
 /// The condition `t` of an object's status, if it is True.
