@@ -43,24 +43,9 @@ pub(crate) fn run(cmd: ChartCommand) -> Result<()> {
     }
 }
 
-/// The Kubernetes version and API versions skiff serves, as `.Capabilities` shows them.
+/// The release facts and skiff's real API versions, as `.Capabilities` shows them.
 fn options(args: &TemplateArgs) -> skiff_helm::RenderOptions {
-    let version = skiff_controller::api::discovery::version();
-    let kube_version = version["gitVersion"]
-        .as_str()
-        .unwrap_or("v1.32.0")
-        .to_string();
-    let mut api_versions: Vec<String> = Vec::new();
-    for k in skiff_controller::model::kinds::KINDS {
-        for v in [
-            k.api_version.to_string(),
-            format!("{}/{}", k.api_version, k.kind),
-        ] {
-            if !api_versions.contains(&v) {
-                api_versions.push(v);
-            }
-        }
-    }
+    let (kube_version, api_versions) = skiff_controller::controllers::helmchart::capabilities();
     skiff_helm::RenderOptions {
         release_name: args.name.clone(),
         namespace: args.namespace.clone(),
@@ -68,6 +53,7 @@ fn options(args: &TemplateArgs) -> skiff_helm::RenderOptions {
         is_upgrade: false,
         kube_version,
         api_versions,
+        lookup: None,
     }
 }
 

@@ -203,6 +203,10 @@ async fn serve(
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
             listeners: listeners.clone(),
+            // chartContent and <data-dir>/charts/; chart repositories and OCI: not wired yet.
+            chart_fetcher: Arc::new(
+                skiff_controller::controllers::helmchart::local::LocalFetcher { remote: None },
+            ),
         },
         shutdown.clone(),
     )

@@ -46,6 +46,9 @@ pub struct Config {
     /// Listening sockets handed over by systemd (`skiff.socket`) or a stand-in: the API's and
     /// the ingress proxy's listeners take theirs from here, and bind the others.
     pub listeners: Arc<skiff_proxy::serve::Inherited>,
+    /// Where HelmCharts' charts come from (`controllers::helmchart::local::LocalFetcher` for
+    /// `chartContent` and the charts folder, with the fetcher of repositories beside it).
+    pub chart_fetcher: Arc<dyn skiff_helm::source::ChartFetcher>,
 }
 
 /// The ingress proxy's listeners and how its certificates are obtained.
@@ -114,6 +117,7 @@ pub async fn start(
     let acme_dir = config.api.data_dir.join("acme");
     let folder_identity = config.api.data_dir.join("manifests-folder.id");
     let storage = controllers::volumes::Storage::new(&config.api.data_dir);
+    let charts_dir = config.api.data_dir.join("charts");
     let listeners = config.listeners;
     let (api_task, api) = api::start(
         config.api,
@@ -133,6 +137,15 @@ pub async fn start(
     tasks.push(tokio::spawn(controllers::run(
         view.clone(),
         storage,
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(controllers::helmchart::run(
+        controllers::helmchart::HelmCharts {
+            view: view.clone(),
+            store: store.clone(),
+            fetcher: config.chart_fetcher,
+            charts_dir,
+        },
         shutdown.clone(),
     )));
     let (proxy, ingress_tasks) = ingress::start(

@@ -28,6 +28,22 @@ pub struct RenderOptions {
     pub kube_version: String,
     /// group/version strings (and group/version/Kind) for `.Capabilities.APIVersions.Has`.
     pub api_versions: Vec<String>,
+    /// What `lookup` reads; `None`: offline, an empty map (as `helm template`).
+    pub lookup: Option<Lookup>,
+}
+
+/// `lookup apiVersion kind namespace name` against a cluster: the object (or, with an empty
+/// name, a list object with `items`) as JSON; an empty map when there is none.
+#[derive(Clone)]
+pub struct Lookup(pub Arc<LookupFn>);
+
+/// `(apiVersion, kind, namespace, name)` → the object, a list, or `{}`.
+pub type LookupFn = dyn Fn(&str, &str, &str, &str) -> serde_json::Value + Send + Sync;
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lookup(..)")
+    }
 }
 
 impl Default for RenderOptions {
@@ -39,6 +55,7 @@ impl Default for RenderOptions {
             is_upgrade: false,
             kube_version: "v1.31.0".into(),
             api_versions: default_api_versions(),
+            lookup: None,
         }
     }
 }
@@ -105,6 +122,7 @@ struct Ctx {
     objects: Mutex<HashMap<usize, (Kind, Value)>>,
     include_depth: Mutex<HashMap<String, usize>>,
     funcs: BTreeSet<String>,
+    lookup: Option<Lookup>,
 }
 
 impl Ctx {
@@ -427,10 +445,24 @@ fn context_funcs(ctx: &Arc<Ctx>, strict: bool) -> BTreeMap<String, ValueFunc> {
             Err(err(format!("execution error at ({at}): {}", strval(msg))))
         }),
     );
-    // Offline: no cluster to look up (as `helm template`).
+    // Offline (as `helm template`): an empty map; with a cluster, what it answers.
+    let c = Arc::clone(ctx);
     m.insert(
         "lookup".into(),
-        Arc::new(|_a: &[Value]| Ok(Value::Map(MapRef::new(BTreeMap::new())))),
+        Arc::new(move |a: &[Value]| {
+            let Some(lookup) = &c.lookup else {
+                return Ok(Value::Map(MapRef::new(BTreeMap::new())));
+            };
+            let [api_version, kind, namespace, name] = a else {
+                return Err(err("lookup wants apiVersion, kind, namespace and name"));
+            };
+            Ok(crate::value::from_json(&(lookup.0)(
+                &strval(api_version),
+                &strval(kind),
+                &strval(namespace),
+                &strval(name),
+            )))
+        }),
     );
     m
 }
@@ -740,6 +772,7 @@ pub fn render(
         objects: Mutex::new(HashMap::new()),
         include_depth: Mutex::new(HashMap::new()),
         funcs: function_names(),
+        lookup: opts.lookup.clone(),
     });
     let kv = opts.kube_version.trim_start_matches('v');
     let mut parts = kv.split('.');
@@ -879,6 +912,7 @@ pub fn render_string(
         objects: Mutex::new(HashMap::new()),
         include_depth: Mutex::new(HashMap::new()),
         funcs: names,
+        lookup: None,
     });
     if helm_funcs {
         funcs.extend(sprig());

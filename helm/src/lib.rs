@@ -154,15 +154,21 @@ pub fn manifests(rendered: &[Rendered]) -> Result<(Vec<Manifest>, Vec<Manifest>)
 /// same way.
 pub fn template_output(rendered: &[Rendered]) -> Result<String, Error> {
     let (generic, hooks) = manifests(rendered)?;
-    let mut manifest = String::new();
-    for m in &generic {
-        push_source(&mut manifest, m);
-    }
-    let mut out = format!("{}\n", manifest.trim());
+    let mut out = format!("{}\n", release_manifest(&generic).trim());
     for m in &hooks {
         push_source(&mut out, m);
     }
     Ok(out)
+}
+
+/// A release's `manifest` as Helm records it: every manifest as
+/// `---\n# Source: <template>\n<document>\n`, in install order.
+pub fn release_manifest(generic: &[Manifest]) -> String {
+    let mut manifest = String::new();
+    for m in generic {
+        push_source(&mut manifest, m);
+    }
+    manifest
 }
 
 fn push_source(out: &mut String, m: &Manifest) {

@@ -70,7 +70,8 @@ pub(super) fn subresources(k: &KindInfo) -> Vec<(&'static str, Value, Vec<&'stat
         | "Job"
         | "CronJob"
         | "DaemonSet"
-        | "PodDisruptionBudget" => {
+        | "PodDisruptionBudget"
+        | "HelmChart" => {
             vec![("status", own, vec!["get", "patch", "update"])]
         }
         _ => vec![],

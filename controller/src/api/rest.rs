@@ -344,6 +344,17 @@ pub(super) fn authorize(
             who.user()
         )));
     }
+    if matches!(t.kind.kind, "HelmChart" | "HelmChartConfig")
+        && !matches!(verb, "get" | "list" | "watch")
+    {
+        // A chart installs what it renders with the reconciler's (the admin's) rights, and
+        // rendering has no total budget yet: see docs/security.md.
+        return Err(ApiError::forbidden(format!(
+            "{} is forbidden: User {:?} cannot {verb} it: HelmCharts and HelmChartConfigs are the admin's in skiff (what a chart renders is installed with the admin's rights, and rendering has no step or size budget yet)",
+            t.kind.plural,
+            who.user()
+        )));
+    }
     if t.kind.kind == "Pod"
         && t.sub.as_deref() == Some("status")
         && !who.service_account

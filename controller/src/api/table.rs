@@ -119,6 +119,16 @@ pub fn columns(kind: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Holder", "string", 0),
             ("Age", "string", 0),
         ],
+        "HelmChart" => vec![
+            ("Name", "string", 0),
+            ("Chart", "string", 0),
+            ("Version", "string", 0),
+            ("Status", "string", 0),
+            ("Revision", "integer", 0),
+            ("Age", "string", 0),
+            ("Target Namespace", "string", 1),
+            ("Repo", "string", 1),
+        ],
         "PodDisruptionBudget" => vec![
             ("Name", "string", 0),
             ("Min Available", "string", 0),
@@ -676,6 +686,31 @@ pub fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(o["spec"]["holderIdentity"].as_str().unwrap_or_default()),
             json!(age(o)),
         ],
+        "HelmChart" => {
+            let spec = &o["spec"];
+            let chart = match spec["chart"].as_str().unwrap_or_default() {
+                "" if spec["chartContent"].is_string() => "(chartContent)",
+                c => c,
+            };
+            // The condition that is True (Installed or Failed), else Pending.
+            let status = o["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["status"] == "True")
+                .and_then(|c| c["type"].as_str())
+                .unwrap_or("Pending");
+            vec![
+                name,
+                json!(chart),
+                json!(o["status"]["chartVersion"].as_str().unwrap_or_default()),
+                json!(status),
+                int(&o["status"]["revision"]),
+                json!(age(o)),
+                json!(spec["targetNamespace"].as_str().unwrap_or_default()),
+                json!(spec["repo"].as_str().unwrap_or_default()),
+            ]
+        }
         "PodDisruptionBudget" => {
             let int_or_string = |v: &Value| match v {
                 Value::Number(n) => n.to_string(),

@@ -44,6 +44,8 @@ pub enum Source {
     ServiceLoadBalancer,
     /// The manifests folder.
     ManifestsFolder,
+    /// The HelmChart reconciler (k3s's helm-controller).
+    HelmController,
 }
 
 impl Source {
@@ -61,6 +63,7 @@ impl Source {
             Source::Scheduler => "default-scheduler",
             Source::ServiceLoadBalancer => "service-lb-controller",
             Source::ManifestsFolder => "skiff-manifests-folder",
+            Source::HelmController => "helm-controller",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod gc;
+pub mod helmchart;
 pub mod job;
 pub mod plan;
 pub mod replicaset;
@@ -67,6 +68,8 @@ pub const KINDS: &[&str] = &[
     "ServiceAccount",
     "Role",
     "RoleBinding",
+    "HelmChart",
+    "HelmChartConfig",
 ];
 
 /// One pass of every reconciler.

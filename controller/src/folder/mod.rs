@@ -344,7 +344,11 @@ impl ManifestsFolder {
             .iter()
             .map(|p| p.to_string_lossy().to_string())
             .collect();
-        let sources = apply::sources_in_store(&self.store);
+        // The HelmChart reconciler's sources are no files.
+        let sources: std::collections::HashSet<String> = apply::sources_in_store(&self.store)
+            .into_iter()
+            .filter(|s| !s.starts_with(crate::model::declared::HELMCHART_SOURCE_PREFIX))
+            .collect();
         if let Some(reason) = self.prune_hold(&listing, &sources) {
             self.hold(reason);
             return;

@@ -77,3 +77,8 @@ pub fn folder_fields(obj: &Value) -> managed::FieldSet {
         .filter(|p| !p.iter().any(|e| NODE_ALLOCATED.contains(&e.as_str())))
         .collect()
 }
+
+/// The prefix of the sources the HelmChart reconciler applies (`helmchart/<ns>/<name>`): its
+/// objects carry [`MANIFEST_ANNOTATION`] like a file's, but no file stands for them, so the
+/// manifests folder never prunes them.
+pub const HELMCHART_SOURCE_PREFIX: &str = "helmchart/";

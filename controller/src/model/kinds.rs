@@ -31,6 +31,8 @@ impl KindInfo {
                 | "CronJob"
                 | "DaemonSet"
                 | "PodDisruptionBudget"
+                | "HelmChart"
+                | "HelmChartConfig"
         )
     }
 
@@ -38,7 +40,10 @@ impl KindInfo {
     /// back (`deletionTimestamp` set) until the list is empty. Pods have their own graceful
     /// deletion instead.
     pub fn has_finalizers(&self) -> bool {
-        matches!(self.kind, "PersistentVolumeClaim" | "PersistentVolume")
+        matches!(
+            self.kind,
+            "PersistentVolumeClaim" | "PersistentVolume" | "HelmChart"
+        )
     }
 }
 
@@ -237,6 +242,20 @@ pub static KINDS: &[KindInfo] = &[
         api_version: "coordination.k8s.io/v1",
         kind: "Lease",
         plural: "leases",
+        short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "helm.cattle.io/v1",
+        kind: "HelmChart",
+        plural: "helmcharts",
+        short_names: &[],
+        namespaced: true,
+    },
+    KindInfo {
+        api_version: "helm.cattle.io/v1",
+        kind: "HelmChartConfig",
+        plural: "helmchartconfigs",
         short_names: &[],
         namespaced: true,
     },

@@ -517,6 +517,15 @@ pub(super) fn allowlist(kind: &str) -> Allow {
     };
     match kind {
         "Namespace" => {}
+        // Every k3s field passes here; `helmchart.rs` refuses the ones skiff does not honour
+        // by name, with the reason (no helm Job).
+        "HelmChart" | "HelmChartConfig" => {
+            patterns.push("spec".into());
+            if kind == "HelmChart" {
+                // The reconciler's own, which holds a deletion until the uninstall is done.
+                patterns.push("metadata.finalizers".into());
+            }
+        }
         "Node" => patterns.extend(
             [
                 "spec.taints[].key",

@@ -18,6 +18,7 @@ use crate::model::kinds;
 
 mod allow;
 mod daemonset;
+pub mod helmchart;
 pub mod job;
 mod netpol;
 pub mod rbac;
@@ -206,6 +207,8 @@ pub fn with_type<W: WithType>(kind: &str, w: W) -> Option<W::Out> {
         "ClusterRole" => w.run::<rbac::v1::ClusterRole>(),
         "RoleBinding" => w.run::<rbac::v1::RoleBinding>(),
         "ClusterRoleBinding" => w.run::<rbac::v1::ClusterRoleBinding>(),
+        "HelmChart" => w.run::<helmchart::HelmChart>(),
+        "HelmChartConfig" => w.run::<helmchart::HelmChartConfig>(),
         _ => return None,
     })
 }

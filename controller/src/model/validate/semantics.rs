@@ -110,6 +110,7 @@ pub(super) fn semantics(obj: &Value, namespaced: bool, out: &mut Vec<FieldError>
         "NetworkPolicy" => super::netpol::check(&obj["spec"], out),
         "Job" => super::job::job(obj, out),
         "CronJob" => super::job::cronjob(obj, out),
+        "HelmChart" | "HelmChartConfig" => super::helmchart::check(obj, out),
         _ => {}
     }
 }
