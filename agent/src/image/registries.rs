@@ -103,6 +103,10 @@ pub struct TlsConfig {
     /// Do not verify the server's certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Extra CA certificates (PEM) given by the caller, not the file (a HelmChart's
+    /// `repoCA`); trusted as `ca_file` is.
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// One place to try for a reference, with everything needed to talk to it.
