@@ -24,6 +24,11 @@ struct Opened {
     store: Arc<Store>,
     images: Arc<ImageStore>,
     puller: Puller,
+    /// Chart archives for HelmCharts (`charts/`: repositories, OCI through the puller, the
+    /// cache under `<data-dir>/charts`).
+    // The HelmChart reconciler (branch helmchart) is handed this when it lands.
+    #[allow(dead_code)]
+    charts: Arc<dyn skiff_helm::source::ChartFetcher>,
     runtime: Runtime,
     network: Arc<Network>,
 }
@@ -70,6 +75,10 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     if let Err(e) = puller.registries() {
         tracing::error!("{e}");
     }
+    let charts = Arc::new(
+        crate::charts::Fetcher::for_daemon(&layout.data_dir, puller.clone())
+            .map_err(|e| anyhow::anyhow!("opening the chart cache: {e}"))?,
+    );
     let runtime = Runtime::new(layout.clone())?
         .with_pids_limit(config.pids_limit)
         .with_log_rotation(config.log_rotation);
@@ -86,6 +95,7 @@ fn open(config: &ServerConfig) -> Result<Opened> {
         store,
         images,
         puller,
+        charts,
         runtime,
         network,
     })

@@ -64,7 +64,6 @@ impl Fetcher {
     /// it (on each fetch, so edits apply at once), nothing on the node itself unless
     /// registries.yaml names it. Hand it to the HelmChart reconciler as
     /// `Arc<dyn ChartFetcher>`.
-    #[allow(dead_code)] // The HelmChart reconciler (branch helmchart) is its user.
     pub(crate) fn for_daemon(data_dir: &Path, puller: Puller) -> Result<Fetcher, String> {
         Ok(Fetcher {
             cache: Some(Arc::new(Cache::open(&data_dir.join("charts"))?)),

@@ -149,7 +149,9 @@ impl PullOptions {
     /// The endpoints to try for `reference`, with [`DirectAccess`] applied to the
     /// registry's own.
     fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
-        let mut endpoints = self.registries.endpoints(reference);
+        let mut endpoints = self
+            .registries
+            .endpoints_for(reference, !self.allow_node_internal);
         let direct = &self.direct;
         for e in endpoints.iter_mut().filter(|e| e.is_default) {
             if direct.plain_http {

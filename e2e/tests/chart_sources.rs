@@ -1,0 +1,464 @@
+//! Chart sources with the real binary's `skiff chart template`: a chart repository served by
+//! a real nginx on loopback (HTTPS from a CA the test makes, `auth_basic`), a chart pushed to
+//! Debian's docker-registry on loopback as `helm push` lays it out (OCI), and the chart
+//! cache (`--cache-dir`) answering when the repository is gone. No daemon, no root needed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use skiff_e2e::registry::{make_tls, require_tool, Registry};
+use skiff_e2e::{free_port, skiff_bin, wait_until};
+
+/// A chart `hello` at `version`, packed as `helm package` does (`hello/…` in a .tgz).
+fn chart_tgz(version: &str) -> Vec<u8> {
+    let files = [
+        (
+            "hello/Chart.yaml",
+            format!("apiVersion: v2\nname: hello\nversion: {version}\nappVersion: \"1\"\n"),
+        ),
+        ("hello/values.yaml", "greeting: hi\n".to_string()),
+        (
+            "hello/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hello\ndata:\n  chartVersion: {{ .Chart.Version | quote }}\n  greeting: {{ .Values.greeting | quote }}\n".to_string(),
+        ),
+    ];
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, text) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, path, text.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// nginx serving a folder over HTTPS on a free loopback port, behind `auth_basic`.
+struct Nginx {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl Nginx {
+    fn start(root: &Path, user: &str, password: &str) -> Nginx {
+        require_tool("nginx", "nginx");
+        require_tool("openssl", "openssl");
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-e2e-nginx-")
+            .tempdir()
+            .unwrap();
+        let tls = make_tls(dir.path()).expect("make a CA and a certificate for 127.0.0.1");
+        let hash = Command::new("openssl")
+            .args(["passwd", "-apr1", password])
+            .output()
+            .unwrap();
+        assert!(hash.status.success());
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("{user}:{}", String::from_utf8_lossy(&hash.stdout).trim()),
+        )
+        .unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             \x20 types {{ application/x-yaml yaml; application/gzip tgz; }}\n\
+             \x20 server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+             \x20   root {root};\n    auth_basic \"charts\";\n    auth_basic_user_file {htpasswd};\n  }}\n}}\n",
+            cert = tls.cert.display(),
+            key = tls.key.display(),
+            root = root.display(),
+            htpasswd = htpasswd.display(),
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let mut nginx = Nginx {
+            child: Some(child),
+            ca: tls.ca.clone(),
+            dir,
+            port,
+        };
+        let up = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if !up {
+            let log =
+                std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
+            nginx.stop();
+            panic!("nginx did not listen on {port}: {log}");
+        }
+        nginx
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn skiff(args: &[&str]) -> Output {
+    Command::new(skiff_bin())
+        .args(["chart", "template"])
+        .args(args)
+        .output()
+        .expect("run skiff")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "skiff failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "skiff should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A repository folder: four versions of `hello` under `charts/` (relative URLs in the index),
+/// and `broken`, whose index digest is not its archive's.
+fn repository(root: &Path) {
+    std::fs::create_dir_all(root.join("charts")).unwrap();
+    let mut entries = String::from("apiVersion: v1\nentries:\n  hello:\n");
+    for v in ["1.0.0", "1.2.0", "1.10.0", "2.0.0-rc.1"] {
+        let tgz = chart_tgz(v);
+        std::fs::write(root.join(format!("charts/hello-{v}.tgz")), &tgz).unwrap();
+        entries.push_str(&format!(
+            "    - name: hello\n      version: {v}\n      created: \"2026-01-01T00:00:00Z\"\n      digest: {}\n      urls: [charts/hello-{v}.tgz]\n",
+            sha256_hex(&tgz)
+        ));
+    }
+    std::fs::write(root.join("charts/broken-1.0.0.tgz"), chart_tgz("1.0.0")).unwrap();
+    entries.push_str(&format!(
+        "  broken:\n    - name: broken\n      version: 1.0.0\n      digest: {}\n      urls: [charts/broken-1.0.0.tgz]\ngenerated: \"2026-01-01T00:00:00Z\"\n",
+        "0".repeat(64)
+    ));
+    std::fs::write(root.join("index.yaml"), entries).unwrap();
+}
+
+#[test]
+fn chart_repository_over_tls_with_basic_auth() {
+    let web = tempfile::tempdir().unwrap();
+    repository(web.path());
+    let mut nginx = Nginx::start(web.path(), "reader", "s3cret");
+    let url = nginx.url();
+    let ca = nginx.ca.display().to_string();
+    let run = |chart: &'static str, password: Option<&'static str>, extra: &[&str]| {
+        let mut args = vec![chart, "--repo", url.as_str(), "--ca-file", ca.as_str()];
+        if let Some(p) = password {
+            args.extend(["--username", "reader", "--password", p]);
+        }
+        args.extend_from_slice(extra);
+        skiff(&args)
+    };
+    let repo = |extra: &[&str]| run("hello", Some("s3cret"), extra);
+
+    // No version: the highest release (1.10.0 over 1.2.0; the 2.0.0 prerelease left out).
+    let out = ok(&repo(&[]));
+    assert!(out.contains("chartVersion: \"1.10.0\""), "{out}");
+    assert!(out.contains("name: release-name-hello"), "{out}");
+    // Constraints as Helm reads them.
+    for (constraint, want) in [
+        ("~1.2", "1.2.0"),
+        (">=1, <1.10", "1.2.0"),
+        ("1.0.0", "1.0.0"),
+        ("1.x", "1.10.0"),
+        (">=2.0.0-0", "2.0.0-rc.1"),
+    ] {
+        let out = ok(&repo(&["--version", constraint]));
+        assert!(
+            out.contains(&format!("chartVersion: \"{want}\"")),
+            "{constraint}: {out}"
+        );
+    }
+    // No version matches: what was asked and what there is.
+    let e = failed(&repo(&["--version", "^3"]));
+    assert!(
+        e.contains("\"hello\"")
+            && e.contains("\"^3\"")
+            && e.contains("2.0.0-rc.1, 1.10.0, 1.2.0, 1.0.0"),
+        "{e}"
+    );
+    // A chart the repository does not have.
+    let e = failed(&run("nope", Some("s3cret"), &[]));
+    assert!(
+        e.contains("\"nope\" not found") && e.contains("hello"),
+        "{e}"
+    );
+    // The index's digest is checked.
+    let e = failed(&run("broken", Some("s3cret"), &[]));
+    assert!(
+        e.contains("sha256") && e.contains("the repository's index says 0000"),
+        "{e}"
+    );
+
+    // Wrong password: nginx's 401, the URL, no password in the message.
+    let e = failed(&run("hello", Some("wrong"), &[]));
+    assert!(
+        e.contains("401") && e.contains(&format!("{url}index.yaml")) && e.contains("refused"),
+        "{e}"
+    );
+    assert!(!e.contains("wrong"), "the password must not be shown: {e}");
+    // No credentials at all.
+    let e = failed(&run("hello", None, &[]));
+    assert!(e.contains("401") && e.contains("none were given"), "{e}");
+    // Without the CA the certificate is not trusted.
+    let e = failed(&skiff(&[
+        "hello",
+        "--repo",
+        &url,
+        "--username",
+        "reader",
+        "--password",
+        "s3cret",
+    ]));
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // ... unless verification is turned off.
+    let out = ok(&skiff(&[
+        "hello",
+        "--repo",
+        &url,
+        "--insecure-skip-tls-verify",
+        "--username",
+        "reader",
+        "--password",
+        "s3cret",
+    ]));
+    assert!(out.contains("chartVersion: \"1.10.0\""), "{out}");
+
+    // The cache: a run with --cache-dir keeps the archive and what `~1.2` resolved to; with
+    // the repository gone the same run still renders it, and one without the cache fails
+    // naming the URL.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("charts");
+    let cached = |extra: &[&str]| {
+        let mut args = vec![
+            "--version",
+            "~1.2",
+            "--cache-dir",
+            cache_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        repo(&args)
+    };
+    let first = ok(&cached(&[]));
+    assert!(first.contains("chartVersion: \"1.2.0\""), "{first}");
+    let blob = cache_dir.join(format!(
+        "sha256/{}.tgz",
+        sha256_hex(&std::fs::read(web.path().join("charts/hello-1.2.0.tgz")).unwrap())
+    ));
+    assert!(blob.is_file(), "the archive is cached by its digest");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&blob).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    nginx.stop();
+    let again = ok(&cached(&[]));
+    assert_eq!(first, again);
+    let e = failed(&repo(&["--version", "~1.2"]));
+    assert!(
+        e.contains(&format!("{url}index.yaml")) && e.contains("onnect"),
+        "{e}"
+    );
+}
+
+/// Runs curl; its stdout (headers with `-D -`).
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Uploads a blob with the distribution API (POST, then PUT with the digest); its digest.
+fn push_blob(host: &str, repo: &str, bytes: &[u8], dir: &Path) -> String {
+    let digest = format!("sha256:{}", sha256_hex(bytes));
+    let headers = curl(&[
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("http://{host}/v2/{repo}/blobs/uploads/"),
+    ]);
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .expect("a Location header");
+    let location = if location.starts_with('/') {
+        format!("http://{host}{location}")
+    } else {
+        location
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let file = dir.join(digest.replace(':', "-"));
+    std::fs::write(&file, bytes).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{location}{sep}digest={digest}"),
+    ]);
+    digest
+}
+
+/// Pushes a manifest under `tag`; its digest.
+fn push_manifest(
+    host: &str,
+    repo: &str,
+    tag: &str,
+    manifest: &serde_json::Value,
+    dir: &Path,
+) -> String {
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    let file = dir.join(format!("manifest-{tag}.json"));
+    std::fs::write(&file, &bytes).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://{host}/v2/{repo}/manifests/{tag}"),
+    ]);
+    format!("sha256:{}", sha256_hex(&bytes))
+}
+
+#[test]
+fn oci_chart_from_the_registry_on_loopback() {
+    require_tool("curl", "curl");
+    let registry = Registry::start_plain();
+    let host = registry.host.clone();
+    let work = tempfile::tempdir().unwrap();
+    // As `helm push` lays it out: the config is Chart.yaml as JSON, one content layer.
+    let tgz = chart_tgz("0.4.2");
+    let config = serde_json::to_vec(&serde_json::json!({"apiVersion": "v2", "name": "hello", "version": "0.4.2", "appVersion": "1"})).unwrap();
+    let config_digest = push_blob(&host, "charts/hello", &config, work.path());
+    let layer_digest = push_blob(&host, "charts/hello", &tgz, work.path());
+    let manifest = |config_type: &str| {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": layer_digest, "size": tgz.len()}],
+            "annotations": {"org.opencontainers.image.title": "hello", "org.opencontainers.image.version": "0.4.2"}
+        })
+    };
+    let manifest_digest = push_manifest(
+        &host,
+        "charts/hello",
+        "0.4.2",
+        &manifest("application/vnd.cncf.helm.config.v1+json"),
+        work.path(),
+    );
+    push_manifest(
+        &host,
+        "charts/hello",
+        "0.0.1",
+        &manifest("application/vnd.oci.image.config.v1+json"),
+        work.path(),
+    );
+
+    let reference = format!("oci://{host}/charts/hello");
+    // By tag (--version), over plain HTTP.
+    let out = ok(&skiff(&[
+        &reference,
+        "--version",
+        "0.4.2",
+        "--plain-http",
+        "--name",
+        "web",
+    ]));
+    assert!(
+        out.contains("name: web-hello") && out.contains("chartVersion: \"0.4.2\""),
+        "{out}"
+    );
+    // The tag in the reference; the loopback registry reached over HTTP without the flag,
+    // as image pulls do.
+    let out = ok(&skiff(&[&format!("{reference}:0.4.2")]));
+    assert!(out.contains("chartVersion: \"0.4.2\""), "{out}");
+    // Pinned by the manifest's digest.
+    let out = ok(&skiff(&[
+        &format!("{reference}@{manifest_digest}"),
+        "--plain-http",
+    ]));
+    assert!(out.contains("chartVersion: \"0.4.2\""), "{out}");
+    // A digest that is not the manifest's is refused.
+    let e = failed(&skiff(&[
+        &format!("{reference}@sha256:{}", "1".repeat(64)),
+        "--plain-http",
+    ]));
+    assert!(e.contains("oci://") && e.contains("1111"), "{e}");
+    // An artifact that is not a chart.
+    let e = failed(&skiff(&[&reference, "--version", "0.0.1", "--plain-http"]));
+    assert!(e.contains("not a Helm chart"), "{e}");
+    // A tag the registry does not have: the registry's own words.
+    let e = failed(&skiff(&[&reference, "--version", "9.9.9", "--plain-http"]));
+    assert!(e.contains("MANIFEST_UNKNOWN") || e.contains("404"), "{e}");
+    // A version range is not resolved against a registry: said so.
+    let e = failed(&skiff(&[&reference, "--version", "^0.4", "--plain-http"]));
+    assert!(e.contains("exact version"), "{e}");
+    drop(registry);
+}
