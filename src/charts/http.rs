@@ -111,6 +111,11 @@ impl Client {
         what: &str,
     ) -> Result<Vec<u8>, Failure> {
         let at = shown(url);
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(Failure::refused(format!(
+                "fetching {what} {at}: only http:// and https:// URLs are fetched"
+            )));
+        }
         (self.check)(url).map_err(|e| Failure::refused(format!("fetching {what} {at}: {e}")))?;
         let mut request = self.inner.get(url).timeout(time);
         if let Some(auth) = auth {

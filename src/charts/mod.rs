@@ -123,7 +123,7 @@ impl Fetcher {
         version: &str,
         access: &Access,
     ) -> Result<Fetched, String> {
-        let key = format!("repo {url} {chart} {version}");
+        let key = format!("repo {url} {chart} {version}{}", who(access));
         let client = self.client(access)?;
         let picked = match http::resolve(&client, url, chart, version, access).await {
             Ok(p) => p,
@@ -147,7 +147,7 @@ impl Fetcher {
         version: &str,
         access: &Access,
     ) -> Result<Fetched, String> {
-        let key = format!("url {url}");
+        let key = format!("url {url}{}", who(access));
         let client = self.client(access)?;
         let target = http::Picked {
             url: url.to_string(),
@@ -179,7 +179,7 @@ impl Fetcher {
         access: &Access,
     ) -> Result<Fetched, String> {
         let reference = oci_reference(reference, version)?;
-        let key = format!("oci {reference}");
+        let key = format!("oci {reference}{}", who(access));
         let registries = (self.registries)()?;
         let host = reference.split('/').next().unwrap_or_default().to_string();
         let mut credentials = Vec::new();
@@ -288,6 +288,19 @@ impl ChartFetcher for Fetcher {
     }
 }
 
+/// Who asks, in a cache key: a fallback to what a source gave before is only for the same
+/// credentials (a HelmChart without them must not get a private chart another one fetched).
+fn who(access: &Access) -> String {
+    use sha2::Digest;
+    match &access.auth {
+        Some(a) => format!(
+            " as {}",
+            hex::encode(&sha2::Sha256::digest(format!("{}\0{}", a.username, a.password))[..8])
+        ),
+        None => String::new(),
+    }
+}
+
 /// `host/path/name[:tag|@sha256:…]` and `version` → one reference with a tag or digest. As
 /// Helm: a `+` in a version is `_` in a tag (tags cannot hold `+`).
 fn oci_reference(reference: &str, version: &str) -> Result<String, String> {
@@ -379,6 +392,68 @@ mod tests {
         assert!(oci_reference("r.test/app", "^1.0")
             .unwrap_err()
             .contains("exact version"));
+    }
+
+    #[tokio::test]
+    async fn the_daemon_does_not_fetch_from_the_node_itself() {
+        let data = tempfile::tempdir().unwrap();
+        let images = skiff_agent::image::ImageStore::open(data.path()).unwrap();
+        let registries = data.path().join("registries.yaml");
+        let puller = Puller::new(images).with_registries(registries.clone());
+        let fetcher = Fetcher::for_daemon(data.path(), puller).unwrap();
+        assert!(data.path().join("charts/sha256").is_dir());
+        // A port nothing listens on: what matters is whether the daemon tries.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let repo = |url: String| ChartSource::Repo {
+            url,
+            chart: "c".into(),
+            version: String::new(),
+            access: Access::default(),
+        };
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            "http://169.254.169.254/latest".to_string(),
+            "http://[::1]/".to_string(),
+            "http://localhost/".to_string(),
+        ] {
+            let e = fetcher.fetch(&repo(url.clone())).await.unwrap_err();
+            assert!(
+                e.0.contains("refused to connect") || e.0.contains("the node itself"),
+                "{url}: {e}"
+            );
+        }
+        let e = fetcher
+            .fetch(&ChartSource::Url {
+                url: format!("oci://127.0.0.1:{port}/charts/c"),
+                version: "1.0.0".into(),
+                access: Access::default(),
+            })
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("registries.yaml"), "{e}");
+        let e = fetcher
+            .fetch(&repo("file:///etc/".into()))
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("only http:// and https://"), "{e}");
+        // Named in registries.yaml: tried (and refused by the closed port, not the guard).
+        std::fs::write(
+            &registries,
+            format!("configs:\n  \"127.0.0.1:{port}\": {{}}\n"),
+        )
+        .unwrap();
+        let e = fetcher
+            .fetch(&repo(format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(
+            !e.0.contains("the node itself") && e.0.contains("index.yaml"),
+            "{e}"
+        );
     }
 
     fn chart_dir(dir: &Path, version: &str) {
