@@ -386,38 +386,45 @@ fn push_manifest(
     format!("sha256:{}", sha256_hex(&bytes))
 }
 
+const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+
+/// Pushes chart `hello` at `version` as `helm push` lays it out (the config is Chart.yaml as
+/// JSON, one content layer), tagged with the version (`+` as `_`); the manifest's digest.
+fn push_chart(host: &str, version: &str, config_type: &str, dir: &Path) -> String {
+    let tgz = chart_tgz(version);
+    let config = serde_json::to_vec(&serde_json::json!({"apiVersion": "v2", "name": "hello", "version": version, "appVersion": "1"})).unwrap();
+    let config_digest = push_blob(host, "charts/hello", &config, dir);
+    let layer_digest = push_blob(host, "charts/hello", &tgz, dir);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": layer_digest, "size": tgz.len()}],
+        "annotations": {"org.opencontainers.image.title": "hello", "org.opencontainers.image.version": version}
+    });
+    push_manifest(
+        host,
+        "charts/hello",
+        &version.replace('+', "_"),
+        &manifest,
+        dir,
+    )
+}
+
 #[test]
 fn oci_chart_from_the_registry_on_loopback() {
     require_tool("curl", "curl");
     let registry = Registry::start_plain();
     let host = registry.host.clone();
     let work = tempfile::tempdir().unwrap();
-    // As `helm push` lays it out: the config is Chart.yaml as JSON, one content layer.
-    let tgz = chart_tgz("0.4.2");
-    let config = serde_json::to_vec(&serde_json::json!({"apiVersion": "v2", "name": "hello", "version": "0.4.2", "appVersion": "1"})).unwrap();
-    let config_digest = push_blob(&host, "charts/hello", &config, work.path());
-    let layer_digest = push_blob(&host, "charts/hello", &tgz, work.path());
-    let manifest = |config_type: &str| {
-        serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": config_type, "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": layer_digest, "size": tgz.len()}],
-            "annotations": {"org.opencontainers.image.title": "hello", "org.opencontainers.image.version": "0.4.2"}
-        })
-    };
-    let manifest_digest = push_manifest(
+    let manifest_digest = push_chart(&host, "0.4.2", HELM_CONFIG, work.path());
+    push_chart(&host, "0.3.0", HELM_CONFIG, work.path());
+    push_chart(&host, "0.5.0-rc.1", HELM_CONFIG, work.path());
+    // An image config: not a chart.
+    push_chart(
         &host,
-        "charts/hello",
-        "0.4.2",
-        &manifest("application/vnd.cncf.helm.config.v1+json"),
-        work.path(),
-    );
-    push_manifest(
-        &host,
-        "charts/hello",
         "0.0.1",
-        &manifest("application/vnd.oci.image.config.v1+json"),
+        "application/vnd.oci.image.config.v1+json",
         work.path(),
     );
 
@@ -457,8 +464,30 @@ fn oci_chart_from_the_registry_on_loopback() {
     // A tag the registry does not have: the registry's own words.
     let e = failed(&skiff(&[&reference, "--version", "9.9.9", "--plain-http"]));
     assert!(e.contains("MANIFEST_UNKNOWN") || e.contains("404"), "{e}");
-    // A version range is not resolved against a registry: said so.
-    let e = failed(&skiff(&[&reference, "--version", "^0.4", "--plain-http"]));
-    assert!(e.contains("exact version"), "{e}");
+    // No version: the registry's tags listed, the highest release picked (not the rc).
+    let out = ok(&skiff(&[&reference, "--plain-http"]));
+    assert!(out.contains("chartVersion: \"0.4.2\""), "{out}");
+    // Ranges over the tags, as Helm reads them.
+    for (constraint, want) in [
+        ("<0.4", "0.3.0"),
+        ("~0.4", "0.4.2"),
+        (">=0.5.0-0", "0.5.0-rc.1"),
+    ] {
+        let out = ok(&skiff(&[
+            &reference,
+            "--version",
+            constraint,
+            "--plain-http",
+        ]));
+        assert!(
+            out.contains(&format!("chartVersion: \"{want}\"")),
+            "{constraint}: {out}"
+        );
+    }
+    let e = failed(&skiff(&[&reference, "--version", "^1", "--plain-http"]));
+    assert!(
+        e.contains("\"^1\"") && e.contains("0.5.0-rc.1, 0.4.2, 0.3.0, 0.0.1"),
+        "{e}"
+    );
     drop(registry);
 }

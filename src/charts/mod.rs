@@ -178,8 +178,7 @@ impl Fetcher {
         version: &str,
         access: &Access,
     ) -> Result<Fetched, String> {
-        let reference = oci_reference(reference, version)?;
-        let key = format!("oci {reference}{}", who(access));
+        let key = format!("oci {reference} {version}{}", who(access));
         let registries = (self.registries)()?;
         let host = reference.split('/').next().unwrap_or_default().to_string();
         let mut credentials = Vec::new();
@@ -205,15 +204,17 @@ impl Fetcher {
             },
             ..Default::default()
         };
+        let reference = match oci_reference(reference, version)? {
+            Some(pinned) => pinned,
+            None => match pick_tag(reference, version, &options).await {
+                Ok(r) => r,
+                Err(failure) => return self.fall_back(&key, failure),
+            },
+        };
         let artifact = match pull_artifact(&reference, &options, &HELM_CHART).await {
             Ok(a) => a,
             Err(e) => {
-                let unreachable = matches!(&e,
-                    skiff_agent::image::ImageError::Registry { message, .. } if http::is_transport(message));
-                let failure = http::Failure {
-                    message: format!("pulling the chart oci://{reference}: {e}"),
-                    unreachable,
-                };
+                let failure = registry_failure(format!("pulling the chart oci://{reference}"), &e);
                 return self.fall_back(&key, failure);
             }
         };
@@ -301,13 +302,24 @@ fn who(access: &Access) -> String {
     }
 }
 
-/// `host/path/name[:tag|@sha256:…]` and `version` → one reference with a tag or digest. As
-/// Helm: a `+` in a version is `_` in a tag (tags cannot hold `+`).
-fn oci_reference(reference: &str, version: &str) -> Result<String, String> {
+/// A registry's error as a fetch failure: unreachable when no answer came.
+fn registry_failure(what: String, e: &skiff_agent::image::ImageError) -> http::Failure {
+    let unreachable = matches!(e,
+        skiff_agent::image::ImageError::Registry { message, .. } if http::is_transport(message));
+    http::Failure {
+        message: format!("{what}: {e}"),
+        unreachable,
+    }
+}
+
+/// `host/path/name[:tag|@sha256:…]` and `version` → one reference with a tag or digest, or
+/// `None` when the version is empty or a range: then the registry's tags are listed
+/// (`pick_tag`). As Helm: a `+` in a version is `_` in a tag (tags cannot hold `+`).
+fn oci_reference(reference: &str, version: &str) -> Result<Option<String>, String> {
     let last = reference.rsplit('/').next().unwrap_or_default();
     let tag = version.replace('+', "_");
     if reference.contains('@') {
-        return Ok(reference.to_string());
+        return Ok(Some(reference.to_string()));
     }
     if let Some((_, t)) = last.split_once(':') {
         if !version.is_empty() && t != tag {
@@ -315,21 +327,47 @@ fn oci_reference(reference: &str, version: &str) -> Result<String, String> {
                 "oci://{reference} names tag {t:?} but the version asked is {version:?}"
             ));
         }
-        return Ok(reference.to_string());
+        return Ok(Some(reference.to_string()));
     }
-    if version.is_empty() {
-        return Err(format!(
-            "oci://{reference}: a version (the chart's tag) is needed; skiff does not list a registry's tags to pick one"
-        ));
-    }
-    if skiff_helm::repo::Version::parse(version).is_err()
-        || version.contains([' ', ',', '^', '~', '>', '<', '*'])
-    {
-        return Err(format!(
-            "oci://{reference}: version {version:?} must be an exact version (the tag): skiff does not resolve version ranges in OCI registries"
-        ));
-    }
-    Ok(format!("{reference}:{tag}"))
+    let exact = skiff_helm::repo::Version::parse(version).is_ok()
+        && !version.contains([' ', ',', '^', '~', '>', '<', '*', '|', '=', '!'])
+        && version.matches('.').count() == 2;
+    Ok(exact.then(|| format!("{reference}:{tag}")))
+}
+
+/// The tag of the highest version matching `version` (empty: the highest release) among the
+/// repository's tags, as Helm picks an OCI chart version: `reference:tag`.
+async fn pick_tag(
+    reference: &str,
+    version: &str,
+    options: &PullOptions,
+) -> Result<String, http::Failure> {
+    let tags = skiff_agent::image::pull::list_tags(reference, options)
+        .await
+        .map_err(|e| registry_failure(format!("listing the tags of oci://{reference}"), &e))?;
+    let name = reference.rsplit('/').next().unwrap_or_default().to_string();
+    let mut index = skiff_helm::repo::Index {
+        api_version: "v1".into(),
+        ..Default::default()
+    };
+    index.entries.insert(
+        name.clone(),
+        tags.iter()
+            .map(|t| skiff_helm::repo::ChartVersion {
+                name: name.clone(),
+                version: t.replace('_', "+"),
+                urls: vec![t.clone()],
+                digest: None,
+                created: None,
+            })
+            .collect(),
+    );
+    let picked = skiff_helm::repo::pick(&index, &format!("oci://{reference}"), &name, version)
+        .map_err(|message| http::Failure {
+            message,
+            unreachable: false,
+        })?;
+    Ok(format!("{reference}:{}", picked.urls[0]))
 }
 
 /// A local chart: a `.tgz` as it is, a directory packed.
@@ -379,19 +417,21 @@ mod tests {
             ("r.test:5000/app:1.0.0", "", "r.test:5000/app:1.0.0"),
             ("r.test:5000/app:1.0.0", "1.0.0", "r.test:5000/app:1.0.0"),
         ] {
-            assert_eq!(oci_reference(reference, version).unwrap(), want);
+            assert_eq!(oci_reference(reference, version).unwrap().unwrap(), want);
         }
         let pinned = format!("r.test/app@sha256:{}", "a".repeat(64));
-        assert_eq!(oci_reference(&pinned, "").unwrap(), pinned);
+        assert_eq!(oci_reference(&pinned, "").unwrap().unwrap(), pinned);
         assert!(oci_reference("r.test:5000/app:1.0.0", "2.0.0")
             .unwrap_err()
             .contains("\"2.0.0\""));
-        assert!(oci_reference("r.test/app", "")
-            .unwrap_err()
-            .contains("a version"));
-        assert!(oci_reference("r.test/app", "^1.0")
-            .unwrap_err()
-            .contains("exact version"));
+        // Empty or a range: the tags are listed.
+        for version in ["", "^1.0", "1.2", ">=1, <2", "1.x"] {
+            assert_eq!(
+                oci_reference("r.test/app", version).unwrap(),
+                None,
+                "{version}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -426,15 +466,17 @@ mod tests {
                 "{url}: {e}"
             );
         }
-        let e = fetcher
-            .fetch(&ChartSource::Url {
-                url: format!("oci://127.0.0.1:{port}/charts/c"),
-                version: "1.0.0".into(),
-                access: Access::default(),
-            })
-            .await
-            .unwrap_err();
-        assert!(e.0.contains("registries.yaml"), "{e}");
+        for version in ["1.0.0", ""] {
+            let e = fetcher
+                .fetch(&ChartSource::Url {
+                    url: format!("oci://127.0.0.1:{port}/charts/c"),
+                    version: version.into(),
+                    access: Access::default(),
+                })
+                .await
+                .unwrap_err();
+            assert!(e.0.contains("registries.yaml"), "{version:?}: {e}");
+        }
         let e = fetcher
             .fetch(&repo("file:///etc/".into()))
             .await

@@ -130,3 +130,74 @@ async fn resolve(
     }
     Ok((digest, layer))
 }
+
+/// The tags of `reference`'s repository (`GET /v2/<name>/tags/list`, following `Link`
+/// pages), from the first endpoint that answers — what Helm lists to pick a chart version
+/// from a range. At most `MAX_TAG_PAGES` pages of 4 MiB each.
+pub async fn list_tags(reference: &str, options: &PullOptions) -> Result<Vec<String>, ImageError> {
+    const MAX_TAG_PAGES: usize = 100;
+    #[derive(serde::Deserialize)]
+    struct Tags {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    let mut attempts = Attempts::new(reference, options)?;
+    'endpoints: while let Some(session) = attempts.next_session() {
+        let mut tags = Vec::new();
+        let mut url = session.url("tags", "list");
+        for _ in 0..MAX_TAG_PAGES {
+            let response = match session.get(&url, None, 0).await {
+                Ok(r) => r,
+                Err(e) => {
+                    attempts.failed(&session, e)?;
+                    continue 'endpoints;
+                }
+            };
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|h| h.to_str().ok())
+                .and_then(next_link);
+            let bytes = session
+                .read_limited(response, 4 << 20, "tag list", &url)
+                .await?;
+            let page: Tags = serde_json::from_slice(&bytes)
+                .map_err(|e| session.error(format!("the tag list is not valid JSON: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(path) if path.starts_with('/') => {
+                    url = format!("{}{path}", session.endpoint.url());
+                }
+                _ => return Ok(tags),
+            }
+        }
+        return Err(session.error(format!("the tag list has more than {MAX_TAG_PAGES} pages")));
+    }
+    Err(attempts.combined())
+}
+
+/// The path of a `Link: </v2/…?last=x&n=100>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn next_link() {
+        assert_eq!(
+            super::next_link("</v2/charts/x/tags/list?last=1.0.0&n=100>; rel=\"next\"").as_deref(),
+            Some("/v2/charts/x/tags/list?last=1.0.0&n=100")
+        );
+        assert_eq!(super::next_link("<https://other/x>; rel=\"prev\""), None);
+    }
+}

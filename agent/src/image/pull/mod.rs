@@ -39,7 +39,7 @@ mod artifact;
 mod http;
 mod session;
 
-pub use artifact::{pull_artifact, Artifact, ArtifactKind};
+pub use artifact::{list_tags, pull_artifact, Artifact, ArtifactKind};
 pub use http::{client, transport_message, UrlCheck};
 use http::{http_client, status_message, Guard};
 use session::Session;
