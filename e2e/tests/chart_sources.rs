@@ -1,7 +1,8 @@
 //! Chart sources with the real binary's `skiff chart template`: a chart repository served by
 //! a real nginx on loopback (HTTPS from a CA the test makes, `auth_basic`), a chart pushed to
-//! Debian's docker-registry on loopback as `helm push` lays it out (OCI), and the chart
-//! cache (`--cache-dir`) answering when the repository is gone. No daemon, no root needed.
+//! Debian's docker-registry on loopback as `helm push` lays it out (OCI), the chart cache
+//! (`--cache-dir`) answering when the repository is gone, and hostile charts refused with
+//! the process's time and memory measured. No daemon, no root needed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -490,4 +491,92 @@ fn oci_chart_from_the_registry_on_loopback() {
         "{e}"
     );
     drop(registry);
+}
+
+/// Runs `skiff chart template DIR` for a chart whose one template is `template`: (stderr,
+/// seconds taken, the process's peak RSS in MiB from wait4).
+fn render_hostile(template: &str) -> (String, f64, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: hostile\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("templates/t.yaml"), template).unwrap();
+    let started = std::time::Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which gives its rusage too
+    let mut child = Command::new(skiff_bin())
+        .args(["chart", "template"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let pid = child.id() as i32;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 on our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let took = started.elapsed().as_secs_f64();
+    let stderr = reader.join().unwrap();
+    assert!(
+        !std::process::ExitStatus::from_raw(status).success(),
+        "a hostile chart rendered: {template}"
+    );
+    (stderr, took, usage.ru_maxrss / 1024)
+}
+
+/// Hostile charts through the real binary: refused by name, within seconds, the process's
+/// peak memory bounded (the render's bounds, helm/src/bounds.rs; the unit tests in
+/// helm/src/engine.rs cover the other functions, this one the doubling include — 2^40
+/// bytes if nothing stopped it — and memory).
+#[test]
+fn hostile_charts_are_refused_quickly_with_bounded_memory() {
+    let mut doubling = String::from(r#"{{- define "l0" -}}xxxxxxxxxxxxxxxx{{- end -}}"#);
+    for i in 1..=40 {
+        doubling.push_str(&format!(
+            "{{{{- define \"l{i}\" -}}}}{{{{ include \"l{}\" . }}}}{{{{ include \"l{}\" . }}}}{{{{- end -}}}}",
+            i - 1,
+            i - 1
+        ));
+    }
+    doubling.push_str(r#"{{ include "l40" . }}"#);
+    let cases = [
+        (
+            r#"{{- define "r" -}}x{{ include "r" . }}{{- end -}}{{ include "r" . }}"#.to_string(),
+            "nested more than 100 levels",
+        ),
+        (
+            "{{ range until 100000000 }}x{{ end }}".to_string(),
+            "until: it would produce 100000000 items",
+        ),
+        (
+            r#"{{ repeat 1000000000 "x" }}"#.to_string(),
+            "repeat: the result would be 1000000000 bytes",
+        ),
+        (doubling, "more than 256 MiB of text in all"),
+        (
+            r#"{{ $s := repeat 1048576 "x" }}{{ range until 40 }}{{ $s }}{{ end }}"#.to_string(),
+            "the rendered output of the chart would exceed 32 MiB",
+        ),
+    ];
+    for (template, bound) in cases {
+        let (stderr, took, peak_mib) = render_hostile(&template);
+        eprintln!("{bound}: {took:.2} s, peak RSS {peak_mib} MiB");
+        assert!(
+            stderr.contains(bound) && stderr.contains("hostile/templates/t.yaml"),
+            "{stderr}"
+        );
+        assert!(took < 30.0, "{bound}: took {took:.1} s");
+        assert!(peak_mib < 200, "{bound}: peak RSS {peak_mib} MiB");
+    }
 }
