@@ -271,6 +271,72 @@ fn chart_repository_over_tls_with_basic_auth() {
     ]));
     assert!(out.contains("chartVersion: \"1.10.0\""), "{out}");
 
+    // A direct chart URL, with the same credentials and CA; its Chart.yaml gives the version.
+    let direct = format!("{url}charts/hello-1.2.0.tgz");
+    let direct_args = |extra: &[&str]| {
+        let mut args = vec![direct.as_str(), "--ca-file", ca.as_str()];
+        args.extend(["--username", "reader", "--password", "s3cret"]);
+        args.extend_from_slice(extra);
+        skiff(&args)
+    };
+    let out = ok(&direct_args(&[]));
+    assert!(out.contains("chartVersion: \"1.2.0\""), "{out}");
+    let e = failed(&direct_args(&["--version", "1.0.0"]));
+    assert!(
+        e.contains("holds version 1.2.0") && e.contains("\"1.0.0\""),
+        "{e}"
+    );
+
+    // Credentials go to the repository's own origin only: a chart whose index URL points at
+    // another server (another port: another origin) is fetched without them — refused there
+    // — unless --pass-credentials.
+    let mut other = Nginx::start(web.path(), "reader", "s3cret");
+    let index = std::fs::read_to_string(web.path().join("index.yaml")).unwrap();
+    let tgz = std::fs::read(web.path().join("charts/hello-1.0.0.tgz")).unwrap();
+    std::fs::write(
+        web.path().join("index.yaml"),
+        index.replace(
+            "generated:",
+            &format!(
+                "  elsewhere:\n    - name: hello\n      version: 1.0.0\n      digest: {}\n      urls: [{}charts/hello-1.0.0.tgz]\ngenerated:",
+                sha256_hex(&tgz),
+                other.url()
+            ),
+        ),
+    )
+    .unwrap();
+    // The other server's certificate comes from another CA: trust both.
+    let both = web.path().join("both-cas.pem");
+    std::fs::write(
+        &both,
+        [
+            std::fs::read(&nginx.ca).unwrap(),
+            std::fs::read(&other.ca).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let elsewhere = |extra: &[&str]| {
+        let mut args = vec![
+            "elsewhere",
+            "--repo",
+            url.as_str(),
+            "--ca-file",
+            both.to_str().unwrap(),
+        ];
+        args.extend(["--username", "reader", "--password", "s3cret"]);
+        args.extend_from_slice(extra);
+        skiff(&args)
+    };
+    let e = failed(&elsewhere(&[]));
+    assert!(
+        e.contains("401") && e.contains("none were given") && e.contains(&other.url()),
+        "{e}"
+    );
+    let out = ok(&elsewhere(&["--pass-credentials"]));
+    assert!(out.contains("chartVersion: \"1.0.0\""), "{out}");
+    other.stop();
+
     // The cache: a run with --cache-dir keeps the archive and what `~1.2` resolved to; with
     // the repository gone the same run still renders it, and one without the cache fails
     // naming the URL.

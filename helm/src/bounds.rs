@@ -13,8 +13,8 @@
 //!   reachable on a Rust stack); each execution's `range` iterations at most
 //!   [`MAX_RANGE_ITERATIONS`].
 //! - **Sequences**: `until`, `untilStep`, `seq` produce at most [`MAX_SEQUENCE`] items.
-//! - **Time**: a render stops after [`MAX_RENDER_TIME`], checked wherever text is written and
-//!   at each `include`/`tpl`.
+//! - **Time**: a render stops after [`MAX_RENDER_TIME`], checked at each `include`/`tpl` and
+//!   each time another 64 KiB of text has been written.
 //!
 //! A refusal names the bound and the template it was hit in.
 
@@ -83,16 +83,21 @@ impl Budget {
         Ok(())
     }
 
-    /// Counts `n` bytes written, against the render's total.
+    /// Counts `n` bytes written, against the render's total; the clock is read each time
+    /// another 64 KiB has been written (writes are many and small).
     fn produce(&self, n: usize, template: &str) -> Result<(), String> {
-        let total = self.produced.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let before = self.produced.fetch_add(n as u64, Ordering::Relaxed);
+        let total = before + n as u64;
         if total > MAX_PRODUCED_BYTES {
             return Err(self.exceed(format!(
                 "the templates produced more than {} MiB of text in all (skiff's bound on one render; an include that includes itself?), in {template}",
                 MAX_PRODUCED_BYTES >> 20
             )));
         }
-        self.check_time(template)
+        if before >> 16 != total >> 16 {
+            self.check_time(template)?;
+        }
+        Ok(())
     }
 }
 
