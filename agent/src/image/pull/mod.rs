@@ -147,13 +147,21 @@ impl PullOptions {
     }
 
     /// The endpoints to try for `reference`, with [`DirectAccess`] applied to the
-    /// registry's own.
-    fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
+    /// registry's own. An endpoint whose transport the caller changed (plain HTTP, its own CA,
+    /// no verification) gets none of registries.yaml's credentials: a HelmChart's
+    /// `plainHTTP` must not send the admin's registry password in clear text, nor its
+    /// `repoCA` let a host it vouches for receive it; the caller's own credentials still go.
+    pub(crate) fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
         let mut endpoints = self
             .registries
             .endpoints_for(reference, !self.allow_node_internal);
         let direct = &self.direct;
+        let changes_transport =
+            direct.plain_http || direct.ca_pem.is_some() || direct.insecure_skip_verify;
         for e in endpoints.iter_mut().filter(|e| e.is_default) {
+            if changes_transport {
+                e.auth = None;
+            }
             if direct.plain_http {
                 e.scheme = "http".into();
             }
