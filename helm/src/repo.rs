@@ -1005,3 +1005,24 @@ entries:
         );
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    /// A "billion laughs" index (2^29 copies behind the fields skiff reads): refused at once by
+    /// the YAML parser's repetition limit, never expanded.
+    #[test]
+    fn alias_bomb_index() {
+        let mut text = String::from("apiVersion: v1\na0: &a0 [\"xxxxxxxxxxxxxxxx\"]\n");
+        for i in 1..30 {
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}]\n", p = i - 1));
+        }
+        text.push_str(
+            "entries:\n  c:\n    - {name: c, version: *a29, urls: [c.tgz], created: *a29}\n",
+        );
+        let started = std::time::Instant::now();
+        let result = super::parse_index(text.as_bytes(), "bomb");
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        let e = result.unwrap_err();
+        assert!(e.contains("bomb") && e.contains("repetition limit"), "{e}");
+    }
+}
