@@ -5,6 +5,7 @@
 #   runc, curl                  — peers and probes used by tests and benchmarks
 #   docker-registry, apache2-utils, openssl — a real registry on loopback for the pull tests
 #                                 (htpasswd for its Basic auth, openssl for its CA)
+#   nginx                       — a real chart repository on loopback (tests/chart_sources.rs)
 #   debootstrap                 — the Debian image of the slow pull test (SKIFF_E2E_SLOW=1)
 #   mmdebstrap                  — Debian images with real software (Redis for the database test),
 #                                 built through apt itself (it needs apt's package lists)
@@ -18,7 +19,7 @@
 #                                 installed pinned from PyPI and npm into the e2e cache)
 # A Rust toolchain (rustc >= 1.89, with rustfmt and clippy) must already be installed.
 set -euo pipefail
-packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl debootstrap mmdebstrap pebble nftables iproute2 wrk systemd zstd sqlite3)
+packages=(libseccomp-dev pkg-config busybox-static umoci skopeo runc curl docker-registry apache2-utils openssl nginx debootstrap mmdebstrap pebble nftables iproute2 wrk systemd zstd sqlite3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

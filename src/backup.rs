@@ -6,7 +6,7 @@
 //! the store's schema version, the time, the parts with their sizes and hashes, and every entry
 //! with its mode, owner and, for files, size and SHA-256); then `state.db` (a snapshot taken with
 //! SQLite's online backup API: one read transaction, so whole transactions only, while the
-//! daemon keeps writing), then `tls/`, `acme/`, `seccomp/` and `volumes/` as they are on disk,
+//! daemon keeps writing), then `tls/`, `acme/`, `seccomp/`, `volumes/` and `charts/` (local charts) as they are on disk,
 //! symlinks kept as symlinks (never followed), modes and numeric owners kept.
 //!
 //! The body is written first into a private scratch folder beside FILE, hashing every file
@@ -42,7 +42,7 @@ const FORMAT: &str = "skiff-backup/1";
 /// The first entry of every backup.
 const MANIFEST: &str = "manifest.json";
 /// The data directory's folders a backup holds besides the store, in archive order.
-const FOLDERS: &[&str] = &["tls", "acme", "seccomp", "volumes"];
+const FOLDERS: &[&str] = &["tls", "acme", "seccomp", "volumes", "charts"];
 /// A manifest larger than this is refused (it lists every file: ~200 bytes each).
 const MAX_MANIFEST: u64 = 512 << 20;
 /// The scratch folder a restore unpacks into, inside the data directory.

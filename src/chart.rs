@@ -1,9 +1,10 @@
 //! `skiff chart template`: render a Helm chart offline and print what `helm template` prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use skiff_helm::source::{Access, BasicAuth, ChartFetcher, ChartSource};
 use skiff_helm::values::{apply_set, merge_into, parse_values, Table};
 
 #[derive(Subcommand)]
@@ -15,8 +16,39 @@ pub(crate) enum ChartCommand {
 
 #[derive(Args)]
 pub(crate) struct TemplateArgs {
-    /// The chart: a directory with Chart.yaml, or a packaged .tgz.
-    chart: PathBuf,
+    /// The chart: a directory with Chart.yaml, a packaged .tgz, a chart name in the
+    /// repository `--repo` gives, `oci://host/path/name`, or an `https://…/x.tgz` URL.
+    chart: String,
+    /// The chart repository's URL (its `index.yaml` lists the chart).
+    #[arg(long)]
+    repo: Option<String>,
+    /// The chart version: a version or a constraint as Helm reads it (`1.2.3`, `^1.2`,
+    /// `>=1, <2`); none: the latest release. For oci://, the tag.
+    #[arg(long)]
+    version: Option<String>,
+    /// User name for the repository or registry.
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Password for the repository or registry.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// CA certificates (PEM) to trust for the repository or registry, besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+    /// oci:// only: talk HTTP, not HTTPS, to the registry.
+    #[arg(long)]
+    plain_http: bool,
+    /// Send the credentials to chart URLs on other hosts than the repository's.
+    #[arg(long)]
+    pass_credentials: bool,
+    /// Keep fetched charts in this folder (content-addressed, as the daemon's cache under
+    /// its data dir): an archive there is not downloaded again, and a repository or
+    /// registry that cannot be reached gives the chart it gave last time.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// A values file (repeatable; later files win).
     #[arg(short = 'f', long = "values")]
     values: Vec<PathBuf>,
@@ -57,8 +89,98 @@ fn options(args: &TemplateArgs) -> skiff_helm::RenderOptions {
     }
 }
 
+/// The remote source the arguments name, or `None` for a local chart.
+fn source(args: &TemplateArgs) -> Result<Option<ChartSource>> {
+    let remote = args.repo.is_some()
+        || ["oci://", "https://", "http://"]
+            .iter()
+            .any(|p| args.chart.starts_with(p));
+    if !remote {
+        let local_only = [
+            ("--version", args.version.is_some()),
+            ("--username", args.username.is_some()),
+            ("--ca-file", args.ca_file.is_some()),
+            ("--insecure-skip-tls-verify", args.insecure_skip_tls_verify),
+            ("--plain-http", args.plain_http),
+            ("--pass-credentials", args.pass_credentials),
+            ("--cache-dir", args.cache_dir.is_some()),
+        ];
+        if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
+            bail!(
+                "{flag} is for charts from a repository (--repo) or a registry (oci://); {} is a local chart",
+                args.chart
+            );
+        }
+        let path = Path::new(&args.chart);
+        if !path.exists() && args.chart.matches('/').count() == 1 && !args.chart.starts_with('.') {
+            bail!(
+                "no chart at {}: skiff has no named repositories (helm repo add); give the repository's URL with --repo URL and the chart's name",
+                args.chart
+            );
+        }
+        return Ok(None);
+    }
+    let ca_pem = match &args.ca_file {
+        Some(f) => {
+            Some(std::fs::read(f).with_context(|| format!("reading --ca-file {}", f.display()))?)
+        }
+        None => None,
+    };
+    let access = Access {
+        auth: match (&args.username, &args.password) {
+            (Some(u), Some(p)) => Some(BasicAuth {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => None,
+        },
+        ca_pem,
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+        plain_http: args.plain_http,
+        pass_credentials: args.pass_credentials,
+    };
+    let version = args.version.clone().unwrap_or_default();
+    Ok(Some(match &args.repo {
+        Some(url) => {
+            if args.plain_http {
+                bail!("--plain-http is for oci:// charts; a repository's URL says http:// or https:// itself");
+            }
+            ChartSource::Repo {
+                url: url.clone(),
+                chart: args.chart.clone(),
+                version,
+                access,
+            }
+        }
+        None => ChartSource::Url {
+            url: args.chart.clone(),
+            version,
+            access,
+        },
+    }))
+}
+
+/// Fetches a remote chart with the fetcher the daemon uses (`crate::charts`).
+fn fetch(args: &TemplateArgs, source: &ChartSource) -> Result<skiff_helm::Chart> {
+    let fetcher =
+        crate::charts::Fetcher::for_cli(args.cache_dir.as_deref()).map_err(|e| anyhow!(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let fetched = runtime
+        .block_on(fetcher.fetch(source))
+        .map_err(|e| anyhow!(e.0))?;
+    Ok(skiff_helm::chart::load_archive(
+        &fetched.archive,
+        &args.chart,
+    )?)
+}
+
 fn template(args: &TemplateArgs) -> Result<String> {
-    let chart = skiff_helm::load(&args.chart)?;
+    let chart = match source(args)? {
+        Some(source) => fetch(args, &source)?,
+        None => skiff_helm::load(Path::new(&args.chart))?,
+    };
     let mut values = Table::new();
     for f in &args.values {
         let text =

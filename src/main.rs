@@ -8,6 +8,7 @@
 
 mod backup;
 mod chart;
+mod charts;
 mod check;
 mod cluster;
 mod config;

@@ -24,6 +24,9 @@ struct Opened {
     store: Arc<Store>,
     images: Arc<ImageStore>,
     puller: Puller,
+    /// Chart archives for HelmCharts (`charts/`: repositories, OCI through the puller, the
+    /// cache under `<data-dir>/chart-cache`).
+    charts: Arc<dyn skiff_helm::source::ChartFetcher>,
     runtime: Runtime,
     network: Arc<Network>,
 }
@@ -70,6 +73,10 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     if let Err(e) = puller.registries() {
         tracing::error!("{e}");
     }
+    let charts = Arc::new(
+        crate::charts::Fetcher::for_daemon(&layout.data_dir, puller.clone())
+            .map_err(|e| anyhow::anyhow!("opening the chart cache: {e}"))?,
+    );
     let runtime = Runtime::new(layout.clone())?
         .with_pids_limit(config.pids_limit)
         .with_log_rotation(config.log_rotation);
@@ -86,6 +93,7 @@ fn open(config: &ServerConfig) -> Result<Opened> {
         store,
         images,
         puller,
+        charts,
         runtime,
         network,
     })
@@ -203,10 +211,7 @@ async fn serve(
             manifests: config.manifests.clone(),
             ingress: config.ingress.clone(),
             listeners: listeners.clone(),
-            // chartContent and <data-dir>/charts/; chart repositories and OCI: not wired yet.
-            chart_fetcher: Arc::new(
-                skiff_controller::controllers::helmchart::local::LocalFetcher { remote: None },
-            ),
+            chart_fetcher: opened.charts.clone(),
         },
         shutdown.clone(),
     )

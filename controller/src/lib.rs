@@ -46,8 +46,8 @@ pub struct Config {
     /// Listening sockets handed over by systemd (`skiff.socket`) or a stand-in: the API's and
     /// the ingress proxy's listeners take theirs from here, and bind the others.
     pub listeners: Arc<skiff_proxy::serve::Inherited>,
-    /// Where HelmCharts' charts come from (`controllers::helmchart::local::LocalFetcher` for
-    /// `chartContent` and the charts folder, with the fetcher of repositories beside it).
+    /// Where HelmCharts' charts come from: the daemon's `charts::Fetcher` (`chartContent`,
+    /// the charts folder, chart repositories, OCI, the cache under `<data-dir>/chart-cache`).
     pub chart_fetcher: Arc<dyn skiff_helm::source::ChartFetcher>,
 }
 

@@ -181,8 +181,43 @@ fn read_dir(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Res
     Ok(())
 }
 
+/// A chart directory packed as a `.tgz`, as `helm package` lays it out (every file under
+/// `<folder name>/`; `.helmignore` is applied when it is loaded, as for any archive): files
+/// in name order, no timestamps, mode 0644 — the same directory always packs to the same
+/// bytes, so to the same digest. Refused past the loader's bound on unpacked size.
+pub fn pack_dir(path: &Path) -> Result<Vec<u8>, Error> {
+    let mut files = BTreeMap::new();
+    read_dir(path, path, &mut files)?;
+    let total: u64 = files.values().map(|d| d.len() as u64).sum();
+    if total > MAX_ARCHIVE_BYTES {
+        return Err(Error::Chart(format!(
+            "{}: the chart's files are more than {MAX_ARCHIVE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .unwrap_or_else(|| "chart".into());
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (rel, data) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, format!("{name}/{rel}"), data.as_slice())
+            .map_err(|e| Error::Chart(format!("{}: packing {rel}: {e}", path.display())))?;
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .map_err(|e| Error::Chart(format!("{}: packing: {e}", path.display())))
+}
+
 /// Most an archive may unpack to (Helm's loader limits decompressed size too).
-const MAX_ARCHIVE_BYTES: u64 = 100 << 20;
+pub const MAX_ARCHIVE_BYTES: u64 = 100 << 20;
 
 /// Load a chart from `.tgz` bytes; the archive's first path component is the chart folder.
 pub fn load_archive(bytes: &[u8], origin: &str) -> Result<Chart, Error> {

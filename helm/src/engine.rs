@@ -10,6 +10,9 @@ use base64::Engine as _;
 use gotmpl::parse::Parser;
 use gotmpl::{MapRef, MissingKey, Template, TemplateError, Value, ValueFunc};
 
+use crate::bounds::{
+    BoundedWriter, Budget, MAX_NESTING, MAX_OUTPUT_BYTES, MAX_RANGE_ITERATIONS, MAX_TEXT_BYTES,
+};
 use crate::chart::Chart;
 use crate::funcs::{err, go_type, sprig, strval, FResult};
 use crate::rewrite::Rewriter;
@@ -123,6 +126,8 @@ struct Ctx {
     include_depth: Mutex<HashMap<String, usize>>,
     funcs: BTreeSet<String>,
     lookup: Option<Lookup>,
+    /// What the render may still cost (`bounds.rs`).
+    budget: Budget,
 }
 
 impl Ctx {
@@ -136,6 +141,44 @@ impl Ctx {
             o.insert(key, (kind, v.clone()));
         }
         v
+    }
+
+    /// Runs `run` (an `include`) one level deeper, in the render's template set.
+    fn nested(
+        &self,
+        name: &str,
+        run: impl FnOnce(&Template, &mut BoundedWriter<'_>) -> Result<(), TemplateError>,
+    ) -> Result<String, TemplateError> {
+        let set = self.template_set()?;
+        self.nested_in(&set, name, run)
+    }
+
+    /// Runs `run` (an `include` or a `tpl`) in `set`, one level deeper: refused past
+    /// [`MAX_NESTING`] levels or when the render's time is up; its text bounded.
+    fn nested_in(
+        &self,
+        set: &Template,
+        name: &str,
+        run: impl FnOnce(&Template, &mut BoundedWriter<'_>) -> Result<(), TemplateError>,
+    ) -> Result<String, TemplateError> {
+        use std::sync::atomic::Ordering;
+        self.budget.check_time(name).map_err(err)?;
+        let level = self.budget.nesting.fetch_add(1, Ordering::SeqCst) + 1;
+        let result = if level > MAX_NESTING {
+            Err(err(self.budget.exceed(format!(
+                "include/tpl calls nested more than {MAX_NESTING} levels deep (skiff's bound), at {name}"
+            ))))
+        } else {
+            let mut writer = BoundedWriter::new(
+                &self.budget,
+                name,
+                MAX_TEXT_BYTES,
+                "the text of this include/tpl",
+            );
+            run(set, &mut writer).map(|()| writer.text)
+        };
+        self.budget.nesting.fetch_sub(1, Ordering::SeqCst);
+        result
     }
 
     fn kind_of(&self, v: &Value) -> Option<usize> {
@@ -330,8 +373,9 @@ fn context_funcs(ctx: &Arc<Ctx>, strict: bool) -> BTreeMap<String, ValueFunc> {
                 }
                 *d += 1;
             }
-            let set = c.template_set()?;
-            let out = set.execute_template_to_string(&name, &data);
+            let out = c.nested(&name, |set, writer| {
+                set.execute_template_fmt(writer, &name, &data)
+            });
             if let Ok(mut depth) = c.include_depth.lock() {
                 if let Some(d) = depth.get_mut(&name) {
                     *d -= 1;
@@ -365,11 +409,16 @@ fn context_funcs(ctx: &Arc<Ctx>, strict: bool) -> BTreeMap<String, ValueFunc> {
             let set = (*c.template_set()?).clone();
             let set = add_source(set, &name, &text, &c.funcs)
                 .map_err(|e| err(format!("cannot parse template {text:?}: {e}")))?;
-            let out = set.execute_template_to_string(&name, &data).map_err(|e| {
-                err(format!(
-                    "error during tpl function execution for {text:?}: {e}"
-                ))
-            })?;
+            let set = Arc::new(set);
+            let out = c
+                .nested_in(&set, &name, |set, writer| {
+                    set.execute_template_fmt(writer, &name, &data)
+                })
+                .map_err(|e| {
+                    err(format!(
+                        "error during tpl function execution for {text:?}: {e}"
+                    ))
+                })?;
             Ok(s(out.replace("<no value>", "")))
         }),
     );
@@ -773,6 +822,7 @@ pub fn render(
         include_depth: Mutex::new(HashMap::new()),
         funcs: function_names(),
         lookup: opts.lookup.clone(),
+        budget: Budget::new(),
     });
     let kv = opts.kube_version.trim_start_matches('v');
     let mut parts = kv.split('.');
@@ -835,6 +885,7 @@ pub fn render(
     funcs.extend(context_funcs(&ctx, false));
     let mut set = Template::new("gotpl")
         .missing_key(MissingKey::ZeroValue)
+        .max_range_iters(MAX_RANGE_ITERATIONS)
         .funcs(funcs);
     for job in &jobs {
         set = add_source(set, &job.name, &job.src, &ctx.funcs)?;
@@ -845,6 +896,7 @@ pub fn render(
 
     let mut out = Vec::new();
     let mut result = Ok(());
+    let mut output_bytes = 0usize;
     for job in &jobs {
         if job.partial {
             continue;
@@ -856,15 +908,28 @@ pub fn render(
                 ("BasePath", s(job.base_path.as_str())),
             ]),
         );
-        match set.execute_template_to_string(&job.name, &Value::Map(job.data.clone())) {
-            Ok(text) => out.push(Rendered {
-                name: job.name.clone(),
-                text: text.replace("<no value>", ""),
-            }),
+        let mut writer = BoundedWriter::new(
+            &ctx.budget,
+            &job.name,
+            MAX_OUTPUT_BYTES - output_bytes,
+            "the rendered output of the chart",
+        );
+        match set.execute_template_fmt(&mut writer, &job.name, &Value::Map(job.data.clone())) {
+            Ok(()) => {
+                output_bytes += writer.text.len();
+                out.push(Rendered {
+                    name: job.name.clone(),
+                    text: writer.text.replace("<no value>", ""),
+                })
+            }
             Err(e) => {
                 result = Err(Error::Render {
                     template: job.name.clone(),
-                    message: clean_error(&e.to_string()),
+                    // A bound hit is the reason, whatever gotmpl made of it.
+                    message: ctx
+                        .budget
+                        .exceeded()
+                        .unwrap_or_else(|| clean_error(&e.to_string())),
                 });
                 break;
             }
@@ -913,22 +978,31 @@ pub fn render_string(
         include_depth: Mutex::new(HashMap::new()),
         funcs: names,
         lookup: None,
+        budget: Budget::new(),
     });
     if helm_funcs {
         funcs.extend(sprig());
         funcs.extend(context_funcs(&ctx, false));
     }
     funcs.extend(extra);
-    let set = Template::new("test").funcs(funcs);
+    let set = Template::new("test")
+        .max_range_iters(MAX_RANGE_ITERATIONS)
+        .funcs(funcs);
     let set = add_source(set, "test", src, &ctx.funcs)?;
     if let Ok(mut cell) = ctx.set.lock() {
         *cell = Some(Arc::new(set.clone()));
     }
+    let mut writer =
+        BoundedWriter::new(&ctx.budget, "test", MAX_OUTPUT_BYTES, "the rendered output");
     let out = set
-        .execute_template_to_string("test", data)
+        .execute_template_fmt(&mut writer, "test", data)
+        .map(|()| std::mem::take(&mut writer.text))
         .map_err(|e| Error::Render {
             template: "test".into(),
-            message: clean_error(&e.to_string()),
+            message: ctx
+                .budget
+                .exceeded()
+                .unwrap_or_else(|| clean_error(&e.to_string())),
         });
     if let Ok(mut cell) = ctx.set.lock() {
         *cell = None;
@@ -1026,5 +1100,86 @@ mod tests {
             err.contains("execution error at (c/templates/t.yaml:1:4): stop here"),
             "{err}"
         );
+    }
+
+    /// Renders a hostile template on a thread with a 2 MiB stack (a tokio blocking thread's
+    /// size): the error, and how long it took.
+    fn hostile(template: &'static str) -> (String, std::time::Duration) {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let e = render_one(&[("templates/t.yaml", template)], "").unwrap_err();
+                (e.to_string(), started.elapsed())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn recursive_include_is_refused_by_the_nesting_bound() {
+        let (e, took) =
+            hostile(r#"{{- define "r" -}}x{{ include "r" . }}{{- end -}}{{ include "r" . }}"#);
+        assert!(
+            e.contains("nested more than 100 levels") && e.contains("c/templates/t.yaml"),
+            "{e}"
+        );
+        assert!(took.as_secs() < 5, "{took:?}");
+    }
+
+    #[test]
+    fn huge_sequences_and_strings_are_refused_before_allocating() {
+        for (t, bound) in [
+            (
+                "{{ range until 100000000 }}x{{ end }}",
+                "until: it would produce 100000000 items",
+            ),
+            (
+                "{{ untilStep 0 1000000000 1 | len }}",
+                "untilStep: it would produce",
+            ),
+            ("{{ seq 1 1000000000 }}", "seq: it would produce"),
+            (
+                "{{ repeat 1000000000 \"abc\" }}",
+                "repeat: the result would be 3000000000 bytes",
+            ),
+            (
+                "{{ randAlphaNum 1000000000 }}",
+                "randAlphaNum: the result would be",
+            ),
+            (
+                "{{ \"a\\nb\" | indent 1000000000 }}",
+                "indent: the result would be",
+            ),
+        ] {
+            let (e, took) = hostile(t);
+            assert!(e.contains(bound), "{t}: {e}");
+            assert!(took.as_secs() < 2, "{t}: {took:?}");
+        }
+        // Under the bounds, the same functions work as before.
+        let out = render_one(&[("templates/t.yaml", "{{ until 3 }} {{ seq 3 }} {{ repeat 2 \"ab\" }} {{ untilStep 0 10 3 }} {{ seq 5 -2 1 }}")], "").unwrap();
+        assert_eq!(out, "[0 1 2] 1 2 3 abab [0 3 6 9] 5 3 1");
+    }
+
+    #[test]
+    fn output_bound_names_the_template() {
+        // 40 × 1 MiB: every string is under the bounds, the whole output is not.
+        let (e, took) =
+            hostile(r#"{{ $s := repeat 1048576 "x" }}{{ range until 40 }}{{ $s }}{{ end }}"#);
+        assert!(
+            e.contains("the rendered output of the chart would exceed 32 MiB")
+                && e.contains("c/templates/t.yaml"),
+            "{e}"
+        );
+        assert!(took.as_secs() < 5, "{took:?}");
+    }
+
+    #[test]
+    fn range_iterations_are_bounded() {
+        let (e, took) =
+            hostile("{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}");
+        assert!(e.to_lowercase().contains("range"), "{e}");
+        assert!(took.as_secs() < 20, "{took:?}");
     }
 }

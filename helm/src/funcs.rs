@@ -196,9 +196,12 @@ fn strs(name: &str, v: &Value) -> Result<Vec<String>, TemplateError> {
     }
 }
 
-fn indent(n: i64, s: &str) -> String {
-    let pad = " ".repeat(n.max(0) as usize);
-    format!("{pad}{}", s.replace('\n', &format!("\n{pad}")))
+fn indent(name: &str, n: i64, s: &str) -> Result<String, TemplateError> {
+    let n = n.max(0) as u128;
+    let lines = s.bytes().filter(|b| *b == b'\n').count() as u128 + 1;
+    crate::bounds::check_text(name, n * lines + s.len() as u128 + 1).map_err(err)?;
+    let pad = " ".repeat(n as usize);
+    Ok(format!("{pad}{}", s.replace('\n', &format!("\n{pad}"))))
 }
 
 fn go_quote(s: &str) -> String {
@@ -305,136 +308,12 @@ fn semver_parse(s: &str) -> Result<semver::Version, String> {
 }
 
 /// Masterminds/semver constraint check (`>=1.19-0`, `^1.2`, `~1.2.3`, `1.2.x`, `a || b`,
-/// comma or space separated ANDs).
+/// comma or space separated ANDs), as Sprig's `semverCompare`: `repo.rs`'s implementation,
+/// the one chart versions are picked with.
 pub fn semver_matches(constraint: &str, version: &str) -> Result<bool, String> {
-    let v = semver_parse(version)?;
-    for alt in constraint.split("||") {
-        let mut ok = true;
-        let parts: Vec<&str> = alt
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        let mut i = 0;
-        let mut conds = Vec::new();
-        while i < parts.len() {
-            // Operators separated from their versions by a space: ">= 1.2".
-            let p = parts[i];
-            if p.chars().all(|c| "<>=!~^".contains(c)) && i + 1 < parts.len() {
-                conds.push(format!("{p}{}", parts[i + 1]));
-                i += 2;
-            } else {
-                conds.push(p.to_string());
-                i += 1;
-            }
-        }
-        for c in &conds {
-            if !one_constraint(c, &v)? {
-                ok = false;
-                break;
-            }
-        }
-        if ok {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-fn one_constraint(c: &str, v: &semver::Version) -> Result<bool, String> {
-    let ops = ["<=", ">=", "!=", "=>", "=<", "<", ">", "=", "~>", "~", "^"];
-    let (op, rest) = ops
-        .iter()
-        .find_map(|op| c.strip_prefix(op).map(|r| (*op, r)))
-        .unwrap_or(("", c));
-    let rest = rest.trim().trim_start_matches('v');
-    // Wildcards: 1.2.x, 1.x, *
-    if rest == "*" || rest == "x" || rest == "X" {
-        return Ok(op != "!=" && (v.pre.is_empty() || op.is_empty()));
-    }
-    let comps: Vec<&str> = rest
-        .split(['-', '+'])
-        .next()
-        .unwrap_or("")
-        .split('.')
-        .collect();
-    let wildcard = comps.iter().any(|p| *p == "x" || *p == "X" || *p == "*") || comps.len() < 3;
-    let num = |i: usize| -> u64 { comps.get(i).and_then(|p| p.parse().ok()).unwrap_or(0) };
-    let prerelease_ok = |cv: &semver::Version| -> bool {
-        // Masterminds: a prerelease version only matches when the constraint has one.
-        v.pre.is_empty() || !cv.pre.is_empty()
-    };
-    let cv = if wildcard {
-        semver::Version::new(num(0), num(1), num(2))
-    } else {
-        semver_parse(rest)?
-    };
-    if !prerelease_ok(&cv) {
-        return Ok(false);
-    }
-    let given = comps
-        .iter()
-        .take_while(|p| **p != "x" && **p != "X" && **p != "*")
-        .count();
-    let upper = |level: usize| -> semver::Version {
-        match level {
-            0 => semver::Version::new(cv.major + 1, 0, 0),
-            1 => semver::Version::new(cv.major, cv.minor + 1, 0),
-            _ => semver::Version::new(cv.major, cv.minor, cv.patch + 1),
-        }
-    };
-    let vb = semver::Version {
-        build: semver::BuildMetadata::EMPTY,
-        ..v.clone()
-    };
-    let lt = |a: &semver::Version, b: &semver::Version| -> bool { a < b };
-    Ok(match op {
-        "" | "=" => {
-            if wildcard {
-                vb >= cv && lt(&vb, &upper(given.saturating_sub(1)))
-            } else {
-                vb == cv
-            }
-        }
-        "!=" => {
-            if wildcard {
-                !(vb >= cv && lt(&vb, &upper(given.saturating_sub(1))))
-            } else {
-                vb != cv
-            }
-        }
-        ">" => {
-            if wildcard {
-                vb >= upper(given.saturating_sub(1))
-            } else {
-                vb > cv
-            }
-        }
-        ">=" | "=>" => vb >= cv,
-        "<" => vb < cv,
-        "<=" | "=<" => {
-            if wildcard {
-                lt(&vb, &upper(given.saturating_sub(1)))
-            } else {
-                vb <= cv
-            }
-        }
-        "~" | "~>" => {
-            let level = if given <= 1 { 0 } else { 1 };
-            vb >= cv && vb < upper(level)
-        }
-        "^" => {
-            let level = if cv.major > 0 || given <= 1 {
-                0
-            } else if cv.minor > 0 || given <= 2 {
-                1
-            } else {
-                2
-            };
-            vb >= cv && vb < upper(level)
-        }
-        _ => return Err(format!("improper constraint: {c}")),
-    })
+    let v = crate::repo::Version::parse(version.trim())
+        .map_err(|_| format!("invalid semantic version {version:?}"))?;
+    Ok(crate::repo::Constraint::parse(constraint)?.matches(&v))
 }
 
 fn dict_pairs(args: &[Value]) -> Value {
@@ -554,33 +433,46 @@ fn b32dec(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn rand_string(n: i64, charset: &[u8]) -> Value {
+fn rand_string(name: &str, n: i64, charset: &[u8]) -> Result<Value, TemplateError> {
     use rand::Rng;
+    let n = crate::bounds::check_text(name, n.max(0) as u128).map_err(err)?;
     let mut rng = rand::thread_rng();
-    let s: String = (0..n.max(0))
+    let s: String = (0..n)
         .map(|_| charset[rng.gen_range(0..charset.len())] as char)
         .collect();
-    string(s)
+    Ok(string(s))
 }
 
-fn until_step(start: i64, stop: i64, step: i64) -> Value {
-    let mut v = Vec::new();
-    if step == 0 {
-        return list(v);
-    }
-    let mut i = start;
-    if step > 0 {
-        while i < stop {
-            v.push(Value::Int(i));
-            i += step;
+/// The integers from `start` by `step` up to `stop` (excluded, or included with
+/// `inclusive`), refused beyond skiff's bound on sequences before anything is allocated.
+fn steps(
+    name: &str,
+    start: i64,
+    stop: i64,
+    step: i64,
+    inclusive: bool,
+) -> Result<Vec<i64>, TemplateError> {
+    let (start, stop, step) = (start as i128, stop as i128, step as i128);
+    let span = if step > 0 { stop - start } else { start - stop };
+    let count = match step {
+        0 => 0,
+        _ if span < 0 || (span == 0 && !inclusive) => 0,
+        _ => {
+            let span = span - i128::from(!inclusive);
+            span / step.abs() + 1
         }
-    } else {
-        while i > stop {
-            v.push(Value::Int(i));
-            i += step;
-        }
-    }
-    list(v)
+    };
+    crate::bounds::check_sequence(name, count as u128).map_err(err)?;
+    Ok((0..count).map(|k| (start + k * step) as i64).collect())
+}
+
+fn until_step(name: &str, start: i64, stop: i64, step: i64) -> Result<Value, TemplateError> {
+    Ok(list(
+        steps(name, start, stop, step, false)?
+            .into_iter()
+            .map(Value::Int)
+            .collect(),
+    ))
 }
 
 fn split_map(sep: &str, s: &str, n: Option<usize>) -> Value {
@@ -672,9 +564,9 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     });
     f!("repeat", |a: &[Value]| {
         want("repeat", a, 2)?;
-        Ok(string(
-            sarg("repeat", &a[1])?.repeat(iarg("repeat", &a[0])?.max(0) as usize),
-        ))
+        let (n, text) = (iarg("repeat", &a[0])?.max(0), sarg("repeat", &a[1])?);
+        crate::bounds::check_text("repeat", n as u128 * text.len() as u128).map_err(err)?;
+        Ok(string(text.repeat(n as usize)))
     });
     f!("substr", |a: &[Value]| {
         want("substr", a, 3)?;
@@ -735,15 +627,16 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     f!("indent", |a: &[Value]| {
         want("indent", a, 2)?;
         Ok(string(indent(
+            "indent",
             iarg("indent", &a[0])?,
             sarg("indent", &a[1])?,
-        )))
+        )?))
     });
     f!("nindent", |a: &[Value]| {
         want("nindent", a, 2)?;
         Ok(string(format!(
             "\n{}",
-            indent(iarg("nindent", &a[0])?, sarg("nindent", &a[1])?)
+            indent("nindent", iarg("nindent", &a[0])?, sarg("nindent", &a[1])?)?
         )))
     });
     f!("replace", |a: &[Value]| {
@@ -838,26 +731,28 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     });
     f!("randAlphaNum", |a: &[Value]| {
         want("randAlphaNum", a, 1)?;
-        Ok(rand_string(
+        rand_string(
+            "randAlphaNum",
             iarg("randAlphaNum", &a[0])?,
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-        ))
+        )
     });
     f!("randAlpha", |a: &[Value]| {
         want("randAlpha", a, 1)?;
-        Ok(rand_string(
+        rand_string(
+            "randAlpha",
             iarg("randAlpha", &a[0])?,
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        ))
+        )
     });
     f!("randNumeric", |a: &[Value]| {
         want("randNumeric", a, 1)?;
-        Ok(rand_string(iarg("randNumeric", &a[0])?, b"0123456789"))
+        rand_string("randNumeric", iarg("randNumeric", &a[0])?, b"0123456789")
     });
     f!("randAscii", |a: &[Value]| {
         want("randAscii", a, 1)?;
         let cs: Vec<u8> = (32u8..127).collect();
-        Ok(rand_string(iarg("randAscii", &a[0])?, &cs))
+        rand_string("randAscii", iarg("randAscii", &a[0])?, &cs)
     });
     f!("uuidv4", |_a: &[Value]| Ok(string(
         uuid::Uuid::new_v4().to_string()
@@ -1223,15 +1118,16 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
     f!("until", |a: &[Value]| {
         want("until", a, 1)?;
         let n = iarg("until", &a[0])?;
-        Ok(until_step(0, n, if n < 0 { -1 } else { 1 }))
+        until_step("until", 0, n, if n < 0 { -1 } else { 1 })
     });
     f!("untilStep", |a: &[Value]| {
         want("untilStep", a, 3)?;
-        Ok(until_step(
+        until_step(
+            "untilStep",
             iarg("untilStep", &a[0])?,
             iarg("untilStep", &a[1])?,
             iarg("untilStep", &a[2])?,
-        ))
+        )
     });
     f!("seq", |a: &[Value]| {
         let n: Vec<i64> = a.iter().map(to_i64).collect();
@@ -1241,19 +1137,10 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
             [s, st, e] => (*s, *st, *e),
             _ => return Ok(string("")),
         };
-        let mut out = Vec::new();
-        let mut i = start;
-        if step > 0 {
-            while i <= end {
-                out.push(i.to_string());
-                i += step;
-            }
-        } else if step < 0 {
-            while i >= end {
-                out.push(i.to_string());
-                i += step;
-            }
-        }
+        let out: Vec<String> = steps("seq", start, end, step, true)?
+            .iter()
+            .map(i64::to_string)
+            .collect();
         Ok(string(out.join(" ")))
     });
 

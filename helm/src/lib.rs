@@ -7,10 +7,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod chart;
 pub mod engine;
 pub mod funcs;
 pub mod goyaml;
+pub mod repo;
 mod rewrite;
 pub mod source;
 pub mod value;

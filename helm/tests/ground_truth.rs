@@ -359,9 +359,13 @@ fn json_cases(suite: &'static str, file: &str) -> Vec<Outcome> {
             _ => map(vec![]),
         };
         let got = render_string(tpl, &data, BTreeMap::new(), true);
-        let (passed, detail) = match &got {
-            Ok(o) => (o == want, format!("{tpl}: got {o:?}, want {want:?}")),
-            Err(e) => (false, format!("{tpl}: error {e}, want {want:?}")),
+        // Cases whose upstream test asserts an error (Sprig's `assert.Error(t, runt(...))`).
+        let want_error = c["expect_error"].as_bool().unwrap_or(false);
+        let (passed, detail) = match (&got, want_error) {
+            (Ok(o), false) => (o == want, format!("{tpl}: got {o:?}, want {want:?}")),
+            (Err(e), false) => (false, format!("{tpl}: error {e}, want {want:?}")),
+            (Ok(o), true) => (false, format!("{tpl}: got {o:?}, want an error")),
+            (Err(_), true) => (true, String::new()),
         };
         out.push(Outcome {
             suite,

@@ -572,3 +572,49 @@ async fn follows_blob_redirects_without_sending_credentials_elsewhere() {
         "the registry's token must not follow a redirect to another host: {storage:?}"
     );
 }
+
+/// A caller's transport changes (a HelmChart's plainHTTP, repoCA, insecureSkipTLSVerify)
+/// apply to the registry's own endpoint, never to a mirror, and take registries.yaml's
+/// credentials off that endpoint.
+#[test]
+fn direct_access_changes_the_own_endpoint_and_drops_the_admins_credentials() {
+    let registries = RegistriesConfig::parse(
+        "mirrors:\n  r.test:\n    endpoint: [\"https://mirror.test\"]\nconfigs:\n  r.test:\n    auth: {username: admin, password: secret}\n  mirror.test:\n    auth: {username: m, password: p}\n",
+    )
+    .unwrap();
+    let reference = super::Reference::parse("r.test/charts/app:1.0.0").unwrap();
+    let plain = PullOptions {
+        registries: registries.clone(),
+        ..Default::default()
+    };
+    let endpoints = plain.endpoints(&reference);
+    assert_eq!(endpoints.len(), 2);
+    assert!(endpoints[1].auth.is_some() && endpoints[1].scheme == "https");
+    for direct in [
+        super::pull::DirectAccess {
+            plain_http: true,
+            ..Default::default()
+        },
+        super::pull::DirectAccess {
+            ca_pem: Some(b"PEM".to_vec()),
+            ..Default::default()
+        },
+        super::pull::DirectAccess {
+            insecure_skip_verify: true,
+            ..Default::default()
+        },
+    ] {
+        let options = PullOptions {
+            registries: registries.clone(),
+            direct: direct.clone(),
+            ..Default::default()
+        };
+        let endpoints = options.endpoints(&reference);
+        let (mirror, own) = (&endpoints[0], &endpoints[1]);
+        assert!(!mirror.is_default && mirror.auth.is_some() && mirror.scheme == "https");
+        assert!(own.is_default && own.auth.is_none(), "{direct:?}");
+        assert_eq!(own.scheme == "http", direct.plain_http);
+        assert_eq!(own.tls.insecure_skip_verify, direct.insecure_skip_verify);
+        assert_eq!(own.tls.ca_pem, direct.ca_pem);
+    }
+}

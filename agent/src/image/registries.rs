@@ -103,6 +103,10 @@ pub struct TlsConfig {
     /// Do not verify the server's certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Extra CA certificates (PEM) given by the caller, not the file (a HelmChart's
+    /// `repoCA`); trusted as `ca_file` is.
+    #[serde(skip)]
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// One place to try for a reference, with everything needed to talk to it.
@@ -208,6 +212,17 @@ impl RegistriesConfig {
 
     /// The endpoints to try for `reference`, in order: its mirrors, then the registry itself.
     pub fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
+        self.endpoints_for(reference, true)
+    }
+
+    /// [`Self::endpoints`], with the registry's own endpoint left out when it is the node
+    /// itself and this file does not name it only if `refuse_node_internal` (the command
+    /// line's own requests do not refuse it).
+    pub fn endpoints_for(
+        &self,
+        reference: &Reference,
+        refuse_node_internal: bool,
+    ) -> Vec<Endpoint> {
         let mut out = Vec::new();
         let mirror = self
             .mirrors
@@ -227,7 +242,7 @@ impl RegistriesConfig {
         if self.default_endpoint_disabled && !is_loopback(&host) {
             return out;
         }
-        if self.refusal(reference).is_some() {
+        if refuse_node_internal && self.refusal(reference).is_some() {
             return out;
         }
         if !out.iter().any(|e| e.is_default) {

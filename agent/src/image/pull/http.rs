@@ -35,7 +35,7 @@ pub(super) fn status_message(status: reqwest::StatusCode, body: &str) -> String 
 }
 
 /// A transport error with its causes ("error sending request…: connection refused").
-pub(super) fn transport_message(error: &reqwest::Error) -> String {
+pub fn transport_message(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -59,12 +59,23 @@ pub(super) fn transport_message(error: &reqwest::Error) -> String {
 pub(super) struct Guard {
     /// `host[:port]`, lower case, that registries.yaml names.
     named: Arc<std::collections::BTreeSet<String>>,
+    /// Everything allowed: the command line's own requests (`skiff chart template`), which
+    /// act for the user who typed them, not for whoever wrote an object.
+    open: bool,
 }
 
 impl Guard {
     pub(super) fn new(registries: &RegistriesConfig) -> Guard {
         Guard {
             named: Arc::new(registries.named_hosts()),
+            open: false,
+        }
+    }
+
+    pub(super) fn open() -> Guard {
+        Guard {
+            named: Arc::default(),
+            open: true,
         }
     }
 
@@ -78,6 +89,9 @@ impl Guard {
     /// Refuses a URL whose host is the node itself, unless registries.yaml names it.
     pub(super) fn check(&self, url: &str) -> Result<(), String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        if self.open {
+            return Ok(());
+        }
         let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
         let authority = match parsed.port() {
             Some(p) => format!("{host}:{p}"),
@@ -105,7 +119,7 @@ impl reqwest::dns::Resolve for Guard {
             let name = name.as_str().to_owned();
             let found: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if guard.names(&name) {
+            if guard.open || guard.names(&name) {
                 return Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs);
             }
             let outside: Vec<std::net::SocketAddr> = found
@@ -123,6 +137,36 @@ impl reqwest::dns::Resolve for Guard {
             Ok(Box::new(outside.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// Checks a URL against the guard before it is requested: why not, if it may not be.
+pub type UrlCheck = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// An HTTP client as a pull has it — `tls` applied, the same timeouts and redirect policy —
+/// for other downloads from the same kind of servers (chart repositories). Unless
+/// `allow_node_internal`, its connections stay off the node itself (loopback, link-local)
+/// except to hosts registries.yaml names; the URL the caller starts from must be checked
+/// with the returned function (a literal address is never resolved, so only that check
+/// sees it).
+#[allow(clippy::type_complexity)]
+pub fn client(
+    tls: &TlsConfig,
+    registries: &RegistriesConfig,
+    allow_node_internal: bool,
+) -> Result<
+    (
+        reqwest::Client,
+        Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    ),
+    String,
+> {
+    let guard = if allow_node_internal {
+        Guard::open()
+    } else {
+        Guard::new(registries)
+    };
+    let client = http_client(tls, &guard)?;
+    Ok((client, Arc::new(move |url: &str| guard.check(url))))
 }
 
 /// An HTTP client that trusts the system's roots plus `tls.ca_file`, presents the client
@@ -148,6 +192,19 @@ pub(super) fn http_client(tls: &TlsConfig, guard: &Guard) -> Result<reqwest::Cli
             if let Ok(certs) = CertificateDer::pem_file_iter(bundle) {
                 roots.add_parsable_certificates(certs.flatten());
                 break;
+            }
+        }
+        if let Some(pem) = &tls.ca_pem {
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the CA certificates given (PEM): {e}"))?;
+            if certs.is_empty() {
+                return Err("the CA certificates given hold no PEM certificate".into());
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the CA certificates given: {e}"))?;
             }
         }
         if let Some(ca) = &tls.ca_file {

@@ -35,10 +35,13 @@ use crate::image::reference::Reference;
 use crate::image::registries::{Endpoint, RegistriesConfig, TlsConfig};
 use crate::image::store::{Image, ImageStore};
 
+mod artifact;
 mod http;
 mod session;
 
-use http::{http_client, status_message, transport_message, Guard};
+pub use artifact::{list_tags, pull_artifact, Artifact, ArtifactKind};
+pub use http::{client, transport_message, UrlCheck};
+use http::{http_client, status_message, Guard};
 use session::Session;
 
 const DOCKER_SCHEMA1: &[&str] = &[
@@ -96,6 +99,24 @@ pub struct PullOptions {
     pub progress: Option<ProgressFn>,
     /// Layers downloaded at once (default 3).
     pub max_concurrent_downloads: usize,
+    /// Connect to the node itself (loopback, link-local) even when registries.yaml does not
+    /// name the host: only for the command line's own requests (`skiff chart template`),
+    /// never for what an object asks.
+    pub allow_node_internal: bool,
+    /// TLS and scheme for the registry's own endpoint (not its mirrors), over
+    /// registries.yaml's: a HelmChart's `repoCA`, `insecureSkipTLSVerify`, `plainHTTP`.
+    pub direct: DirectAccess,
+}
+
+/// How to reach a registry's own endpoint, as the caller asks.
+#[derive(Clone, Debug, Default)]
+pub struct DirectAccess {
+    /// Talk HTTP, not HTTPS.
+    pub plain_http: bool,
+    /// CA certificates (PEM) trusted besides the system's and registries.yaml's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Do not verify the registry's certificate.
+    pub insecure_skip_verify: bool,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -104,6 +125,8 @@ impl std::fmt::Debug for PullOptions {
             .field("registries", &self.registries)
             .field("credentials", &self.credentials)
             .field("platform", &self.platform)
+            .field("allow_node_internal", &self.allow_node_internal)
+            .field("direct", &self.direct)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +136,43 @@ impl PullOptions {
         if let Some(progress) = &self.progress {
             progress(&event);
         }
+    }
+
+    /// Why `reference`'s registry is not pulled from, if it is not.
+    fn refusal(&self, reference: &Reference) -> Option<String> {
+        if self.allow_node_internal {
+            return None;
+        }
+        self.registries.refusal(reference)
+    }
+
+    /// The endpoints to try for `reference`, with [`DirectAccess`] applied to the
+    /// registry's own. An endpoint whose transport the caller changed (plain HTTP, its own CA,
+    /// no verification) gets none of registries.yaml's credentials: a HelmChart's
+    /// `plainHTTP` must not send the admin's registry password in clear text, nor its
+    /// `repoCA` let a host it vouches for receive it; the caller's own credentials still go.
+    pub(crate) fn endpoints(&self, reference: &Reference) -> Vec<Endpoint> {
+        let mut endpoints = self
+            .registries
+            .endpoints_for(reference, !self.allow_node_internal);
+        let direct = &self.direct;
+        let changes_transport =
+            direct.plain_http || direct.ca_pem.is_some() || direct.insecure_skip_verify;
+        for e in endpoints.iter_mut().filter(|e| e.is_default) {
+            if changes_transport {
+                e.auth = None;
+            }
+            if direct.plain_http {
+                e.scheme = "http".into();
+            }
+            if direct.ca_pem.is_some() {
+                e.tls.ca_pem = direct.ca_pem.clone();
+            }
+            e.tls.insecure_skip_verify |= direct.insecure_skip_verify;
+        }
+        // Plain HTTP asked: the loopback fallback to HTTP is now the same endpoint.
+        endpoints.dedup();
+        endpoints
     }
 }
 
@@ -134,38 +194,78 @@ pub async fn pull(
     reference: &str,
     options: &PullOptions,
 ) -> Result<Image, ImageError> {
-    let parsed = Reference::parse(reference)?;
-    let name = parsed.to_string();
-    let mut failures: Vec<ImageError> = Vec::new();
-    if let Some(message) = options.registries.refusal(&parsed) {
-        failures.push(ImageError::Registry {
-            reference: name.clone(),
-            endpoint: parsed.domain.clone(),
-            message,
-        });
-    }
-    for endpoint in options.registries.endpoints(&parsed) {
-        let session = match Session::new(&name, endpoint, options) {
-            Ok(s) => s,
-            Err(e) => {
-                failures.push(e);
-                continue;
+    let mut attempts = Attempts::new(reference, options)?;
+    while let Some(session) = attempts.next_session() {
+        match resolve_manifest(store, &session, &attempts.reference, options).await {
+            // Once a manifest is found, the image comes from that endpoint or not at all.
+            Ok(resolved) => {
+                return fetch(store, &session, &attempts.reference, resolved, options).await
             }
-        };
-        // Resolving may fall back to the next endpoint; once a manifest is found, the
-        // image comes from that endpoint or not at all.
-        let resolved = match resolve_manifest(store, &session, &parsed, options).await {
-            Ok(r) => r,
-            Err(e @ ImageError::Registry { .. }) => {
+            Err(e) => attempts.failed(&session, e)?,
+        }
+    }
+    Err(attempts.combined())
+}
+
+/// A reference's endpoints (registries.yaml's mirrors first, then the registry itself),
+/// tried in order until one finds what is asked, and what the others answered.
+struct Attempts<'a> {
+    reference: Reference,
+    name: String,
+    options: &'a PullOptions,
+    endpoints: std::vec::IntoIter<Endpoint>,
+    failures: Vec<ImageError>,
+}
+
+impl<'a> Attempts<'a> {
+    fn new(reference: &str, options: &'a PullOptions) -> Result<Self, ImageError> {
+        let parsed = Reference::parse(reference)?;
+        let name = parsed.to_string();
+        let mut failures = Vec::new();
+        if let Some(message) = options.refusal(&parsed) {
+            failures.push(ImageError::Registry {
+                reference: name.clone(),
+                endpoint: parsed.domain.clone(),
+                message,
+            });
+        }
+        Ok(Attempts {
+            endpoints: options.endpoints(&parsed).into_iter(),
+            reference: parsed,
+            name,
+            options,
+            failures,
+        })
+    }
+
+    /// A session with the next endpoint that can have one.
+    fn next_session(&mut self) -> Option<Session> {
+        for endpoint in self.endpoints.by_ref() {
+            match Session::new(&self.name, endpoint, self.options) {
+                Ok(s) => return Some(s),
+                Err(e) => self.failures.push(e),
+            }
+        }
+        None
+    }
+
+    /// An endpoint failed: a registry's answer is kept and the next endpoint tried; any
+    /// other error ends the pull.
+    fn failed(&mut self, session: &Session, error: ImageError) -> Result<(), ImageError> {
+        match error {
+            e @ ImageError::Registry { .. } => {
                 tracing::debug!(endpoint = %session.endpoint.url(), "{e}");
-                failures.push(e);
-                continue;
+                self.failures.push(e);
+                Ok(())
             }
-            Err(e) => return Err(e),
-        };
-        return fetch(store, &session, &parsed, resolved, options).await;
+            e => Err(e),
+        }
     }
-    Err(combine(&name, failures))
+
+    /// Every endpoint failed: one error saying what each answered.
+    fn combined(self) -> ImageError {
+        combine(&self.name, self.failures)
+    }
 }
 
 async fn resolve_manifest(
@@ -179,7 +279,9 @@ async fn resolve_manifest(
         .clone()
         .or_else(|| reference.tag.clone())
         .unwrap_or_else(|| "latest".into());
-    let (bytes, content_type, header_digest) = session.manifest(&target, store).await?;
+    let (bytes, content_type, header_digest) = session
+        .manifest(&target, store.limits().max_json_bytes)
+        .await?;
     let digest = sha256_of(&bytes);
     check_manifest_digest(session, reference, header_digest, &digest)?;
     let (document, media_type) =
@@ -266,7 +368,9 @@ async fn resolve_index(
         index: index_digest.to_owned(),
         platform: format!("{os}/{arch}"),
     })?;
-    let (child, child_type, _) = session.manifest(&chosen.digest, store).await?;
+    let (child, child_type, _) = session
+        .manifest(&chosen.digest, store.limits().max_json_bytes)
+        .await?;
     let actual = sha256_of(&child);
     if actual != chosen.digest {
         return Err(ImageError::DownloadDigestMismatch {
@@ -401,7 +505,12 @@ async fn fetch_config(
     scratch: &Path,
 ) -> Result<(PathBuf, Vec<String>), ImageError> {
     let config_bytes = session
-        .small_blob(&config.digest, config.size, "image config", store)
+        .small_blob(
+            &config.digest,
+            config.size,
+            "image config",
+            store.limits().max_json_bytes,
+        )
         .await?;
     let config_path = scratch.join("config.json");
     std::fs::write(&config_path, &config_bytes)

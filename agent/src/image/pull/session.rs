@@ -25,7 +25,11 @@ impl Session {
         endpoint: Endpoint,
         options: &PullOptions,
     ) -> Result<Self, ImageError> {
-        let guard = Guard::new(&options.registries);
+        let guard = if options.allow_node_internal {
+            Guard::open()
+        } else {
+            Guard::new(&options.registries)
+        };
         let client =
             http_client(&endpoint.tls, &guard).map_err(|message| ImageError::Registry {
                 reference: reference.to_owned(),
@@ -222,7 +226,7 @@ impl Session {
     pub(super) async fn manifest(
         &self,
         target: &str,
-        store: &ImageStore,
+        limit: u64,
     ) -> Result<(Vec<u8>, Option<String>, Option<String>), ImageError> {
         let accept = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ");
         let response = self
@@ -239,20 +243,19 @@ impl Session {
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned);
         let bytes = self
-            .read_limited(response, store.limits().max_json_bytes, "manifest", target)
+            .read_limited(response, limit, "manifest", target)
             .await?;
         Ok((bytes, content_type, digest))
     }
 
-    /// A small blob (the config), verified.
+    /// A blob read into memory (an image config, a chart), at most `limit` bytes, verified.
     pub(super) async fn small_blob(
         &self,
         digest: &str,
         size: u64,
         what: &'static str,
-        store: &ImageStore,
+        limit: u64,
     ) -> Result<Vec<u8>, ImageError> {
-        let limit = store.limits().max_json_bytes;
         if size > limit {
             return Err(ImageError::JsonTooLarge {
                 what,

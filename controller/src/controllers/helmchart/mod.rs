@@ -13,7 +13,6 @@
 //! be waited for.
 
 pub mod hooks;
-pub mod local;
 pub mod release;
 pub mod spec;
 
