@@ -8,8 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod chart;
+pub mod crypto;
 pub mod engine;
+mod extra;
 pub mod funcs;
+pub mod gotime;
 pub mod goyaml;
 mod rewrite;
 pub mod source;

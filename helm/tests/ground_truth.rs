@@ -358,8 +358,11 @@ fn json_cases(suite: &'static str, file: &str) -> Vec<Outcome> {
             Some(v) if !v.is_null() => typed(v),
             _ => map(vec![]),
         };
+        let want_error = c.get("error").and_then(|e| e.as_bool()) == Some(true);
         let got = render_string(tpl, &data, BTreeMap::new(), true);
         let (passed, detail) = match &got {
+            Ok(o) if want_error => (false, format!("{tpl}: got {o:?}, want an error")),
+            Err(_) if want_error => (true, String::new()),
             Ok(o) => (o == want, format!("{tpl}: got {o:?}, want {want:?}")),
             Err(e) => (false, format!("{tpl}: error {e}, want {want:?}")),
         };
@@ -389,6 +392,7 @@ fn upstream_expected_outputs() {
         .collect();
     let mut all = go_exec_cases();
     all.extend(json_cases("sprig", "sprig-cases.json"));
+    all.extend(json_cases("sprig", "sprig-more-cases.json"));
     all.extend(json_cases("helm", "helm-funcs-cases.json"));
 
     let mut unexpected = Vec::new();
