@@ -717,10 +717,52 @@ pub fn register(m: &mut BTreeMap<String, ValueFunc>) {
         }))
     });
 
+    // The rest of Sprig's map. Sprig's regex functions other than regexMatch already fail
+    // on a bad expression (MustCompile), so their must forms are the same functions.
+    f!("hello", |_a: &[Value]| Ok(string("Hello!")));
+    f!("randInt", |a: &[Value]| {
+        want("randInt", a, 2)?;
+        let (lo, hi) = (iarg("randInt", &a[0])?, iarg("randInt", &a[1])?);
+        if hi <= lo {
+            return Err(err("error calling randInt: invalid argument to Intn"));
+        }
+        Ok(Value::Int(rand::Rng::gen_range(
+            &mut rand::thread_rng(),
+            lo..hi,
+        )))
+    });
+    f!("randBytes", |a: &[Value]| {
+        use base64::Engine as _;
+        want("randBytes", a, 1)?;
+        let n = usize::try_from(iarg("randBytes", &a[0])?)
+            .map_err(|_| err("error calling randBytes: a negative count"))?;
+        if n > 1 << 20 {
+            return Err(err("error calling randBytes: more than 1 MiB"));
+        }
+        let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();
+        Ok(string(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ))
+    });
+    f!("typeIsLike", |a: &[Value]| {
+        want("typeIsLike", a, 2)?;
+        let target = sarg("typeIsLike", &a[0])?;
+        let t = go_type(&a[1]);
+        Ok(Value::Bool(target == t || format!("*{target}") == t))
+    });
+
     for (alias, of) in [
         ("date_in_zone", "dateInZone"),
         ("date_modify", "dateModify"),
         ("must_date_modify", "mustDateModify"),
+        ("mustRegexFind", "regexFind"),
+        ("mustRegexFindAll", "regexFindAll"),
+        ("mustRegexReplaceAll", "regexReplaceAll"),
+        ("mustRegexReplaceAllLiteral", "regexReplaceAllLiteral"),
+        ("mustRegexSplit", "regexSplit"),
+        ("mustToPrettyJson", "toPrettyJson"),
+        ("mustToRawJson", "toRawJson"),
+        ("trimall", "trimAll"),
     ] {
         if let Some(f) = m.get(of).cloned() {
             m.insert(alias.to_string(), f);
