@@ -169,7 +169,14 @@ fn params(spec: &CertSpec) -> Result<CertificateParams, String> {
     p.serial_number = Some(SerialNumber::from_slice(&serial));
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now;
-    p.not_after = now + time::Duration::days(spec.days);
+    // Go's time arithmetic wraps silently; here an impossible validity is an error, not a
+    // panic (x509 dates end at the year 9999 anyway).
+    p.not_after = spec
+        .days
+        .checked_mul(86_400)
+        .filter(|s| s.abs() < 10_000 * 366 * 86_400)
+        .and_then(|s| now.checked_add(time::Duration::seconds(s)))
+        .ok_or_else(|| format!("the validity of {} days is out of range", spec.days))?;
     for d in spec.dns {
         let name = d
             .as_str()

@@ -782,6 +782,56 @@ fn bcrypt_hash(pass: &str) -> String {
 mod tests {
     use super::*;
 
+    fn run(tpl: &str, data: Value) -> Result<String, String> {
+        crate::engine::render_string(tpl, &data, BTreeMap::new(), true).map_err(|e| e.to_string())
+    }
+
+    /// Arguments a chart (or a namespace's values) could pass to make the renderer panic or
+    /// reach beyond the render: each fails or falls back cleanly.
+    #[test]
+    fn hostile_arguments_fail_cleanly() {
+        let none = || Value::Map(MapRef::default());
+        let e = run(r#"{{ genCA "x" 99999999999999 }}"#, none()).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        let e = run(
+            r#"{{ genSelfSignedCertWithKey "x" nil nil -9223372036854775807 (genPrivateKey "ecdsa") }}"#,
+            none(),
+        )
+        .unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        assert!(run(r#"{{ durationRoundTo "2562047h" "1h" }}"#, none()).is_ok());
+        assert!(run(r#"{{ durationRoundTo "-2562047h" "1h" }}"#, none()).is_ok());
+        assert!(run(
+            r#"{{ dateModify "2562047h" (dateModify "2562047h" now) }}"#,
+            none()
+        )
+        .is_ok());
+        assert_eq!(
+            run(r#"{{ toDate "2006-01-02" "9999-99-99" }}"#, none()).unwrap(),
+            "0001-01-01 00:00:00 +0000 UTC"
+        );
+        // Zone names are looked up in the tzdata's list of names, never as paths.
+        assert_eq!(
+            run(
+                r#"{{ dateInZone "MST" 0 "../../../../etc/passwd" }}"#,
+                none()
+            )
+            .unwrap(),
+            "UTC"
+        );
+        let deep = "a = ".to_string() + &"[".repeat(100_000);
+        let mut m = BTreeMap::new();
+        m.insert(Arc::from("T"), string(deep));
+        let out = run("{{ fromToml .T }}", Value::Map(MapRef::new(m))).unwrap();
+        assert!(
+            out.starts_with("map[Error:"),
+            "{}",
+            &out[..out.len().min(200)]
+        );
+        let e = run(r#"{{ randBytes 100000000 }}"#, none()).unwrap_err();
+        assert!(e.contains("more than 1 MiB"), "{e}");
+    }
+
     #[test]
     fn go_url() {
         let u = parse_url("proto://user:passwor%20d@host:80/pa%20th?key=val%20ue#frag").unwrap();

@@ -749,18 +749,13 @@ pub fn round(d: i64, m: i64) -> i64 {
     if m <= 0 {
         return d;
     }
+    // As Go's Duration.Round: half away from zero, saturating at the extremes.
     let r = d % m;
-    if d < 0 {
-        let r = -r;
-        if r + r < m {
-            d + r
-        } else {
-            d + r - m
-        }
-    } else if r + r < m {
-        d - r
-    } else {
-        d + m - r
+    let half_or_more = r.unsigned_abs() >= (m as u64).div_ceil(2);
+    match (d < 0, half_or_more) {
+        (false, false) | (true, false) => d - r,
+        (false, true) => (d - r).saturating_add(m),
+        (true, true) => (d - r).saturating_sub(m),
     }
 }
 
