@@ -49,7 +49,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
+pub(crate) fn want(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
     if args.len() != n {
         return Err(err(format!(
             "wrong number of args for {name}: want {n} got {}",
@@ -70,7 +70,7 @@ fn want_min(name: &str, args: &[Value], n: usize) -> Result<(), TemplateError> {
 }
 
 /// A `string` parameter.
-fn sarg<'a>(name: &str, v: &'a Value) -> Result<&'a str, TemplateError> {
+pub(crate) fn sarg<'a>(name: &str, v: &'a Value) -> Result<&'a str, TemplateError> {
     match v {
         Value::String(s) => Ok(s),
         other => Err(err(format!(
@@ -81,7 +81,7 @@ fn sarg<'a>(name: &str, v: &'a Value) -> Result<&'a str, TemplateError> {
 }
 
 /// An `int` parameter.
-fn iarg(name: &str, v: &Value) -> Result<i64, TemplateError> {
+pub(crate) fn iarg(name: &str, v: &Value) -> Result<i64, TemplateError> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Uint(u) => Ok(*u as i64),
@@ -1490,54 +1490,13 @@ pub fn sprig() -> BTreeMap<String, ValueFunc> {
         }
     }
 
-    // Dates: rendering is offline and reproducible where it can be; `now` is real.
-    f!("now", |_a: &[Value]| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Ok(Value::Int(secs as i64))
-    });
+    crate::extra::register(&mut m);
 
-    // Not supported yet: named so that a chart using them fails with a clear message.
-    for name in [
-        "genCA",
-        "genCAWithKey",
-        "genPrivateKey",
-        "genSelfSignedCert",
-        "genSelfSignedCertWithKey",
-        "genSignedCert",
-        "genSignedCertWithKey",
-        "derivePassword",
-        "buildCustomCert",
-        "encryptAES",
-        "decryptAES",
-        "htpasswd",
-        "bcrypt",
-        "date",
-        "dateInZone",
-        "toDate",
-        "mustToDate",
-        "dateModify",
-        "mustDateModify",
-        "ago",
-        "htmlDate",
-        "htmlDateInZone",
-        "unixEpoch",
-        "duration",
-        "durationRound",
-        "urlParse",
-        "urlJoin",
-        "toToml",
-        "fromToml",
-        "getHostByName",
-        "env",
-        "expandenv",
-    ] {
-        f!(name, move |_a: &[Value]| Err(err(format!(
-            "the function {name} is not supported by skiff's chart renderer yet"
-        ))));
-    }
+    // Not supported: named so that a chart using them fails with a clear message.
+    f!("getHostByName", |_a: &[Value]| Err(err(
+        "the function getHostByName is not supported by skiff's chart renderer \
+         (no DNS lookups while rendering)"
+    )));
     // Helm removes these from Sprig's map on purpose (no environment access).
     m.remove("env");
     m.remove("expandenv");

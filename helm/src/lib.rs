@@ -9,8 +9,11 @@
 
 pub mod bounds;
 pub mod chart;
+pub mod crypto;
 pub mod engine;
+mod extra;
 pub mod funcs;
+pub mod gotime;
 pub mod goyaml;
 pub mod repo;
 mod rewrite;

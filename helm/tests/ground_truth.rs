@@ -360,7 +360,8 @@ fn json_cases(suite: &'static str, file: &str) -> Vec<Outcome> {
         };
         let got = render_string(tpl, &data, BTreeMap::new(), true);
         // Cases whose upstream test asserts an error (Sprig's `assert.Error(t, runt(...))`).
-        let want_error = c["expect_error"].as_bool().unwrap_or(false);
+        // (`expect_error` in the Sprig cases, `error` in sprig-more-cases.json.)
+        let want_error = c["expect_error"].as_bool().unwrap_or(false) || c["error"] == true;
         let (passed, detail) = match (&got, want_error) {
             (Ok(o), false) => (o == want, format!("{tpl}: got {o:?}, want {want:?}")),
             (Err(e), false) => (false, format!("{tpl}: error {e}, want {want:?}")),
@@ -393,6 +394,7 @@ fn upstream_expected_outputs() {
         .collect();
     let mut all = go_exec_cases();
     all.extend(json_cases("sprig", "sprig-cases.json"));
+    all.extend(json_cases("sprig", "sprig-more-cases.json"));
     all.extend(json_cases("helm", "helm-funcs-cases.json"));
 
     let mut unexpected = Vec::new();

@@ -33,7 +33,7 @@ fn assemble(
     read_tree(&Path::new(CHARTS).join(folder), prefix, out);
     for (name, dep_folder) in deps {
         let sub_deps: &[(&str, &str)] = match *dep_folder {
-            "postgresql" => &[("common", "bitnami-common")],
+            "postgresql" | "mariadb" | "memcached" => &[("common", "bitnami-common")],
             _ => &[],
         };
         assemble(
@@ -58,6 +58,9 @@ struct Rendered {
 /// reported, not failed on. Anything else skiff refuses fails the test.
 const MODEL_GAPS: &[&str] = &[
     "unknown kind \"PodDisruptionBudget\"",
+    "unknown kind \"HorizontalPodAutoscaler\"",
+    "unknown kind \"HTTPRoute\"",
+    "trafficDistribution: field is not supported by skiff",
     "hostIPC: field is not supported by skiff",
     "hostPID: field is not supported by skiff",
     "ephemeral-storage: field is not supported by skiff",
@@ -67,7 +70,10 @@ const MODEL_GAPS: &[&str] = &[
 
 /// Whether every field error in skiff's refusal is a known model gap.
 fn only_model_gaps(e: &str) -> bool {
-    if e.contains("unknown kind \"PodDisruptionBudget\"") {
+    if MODEL_GAPS
+        .iter()
+        .any(|g| g.starts_with("unknown kind") && e.contains(g))
+    {
         return true;
     }
     let fields = e.split_once("): ").map(|(_, f)| f).unwrap_or(e);
@@ -77,24 +83,50 @@ fn only_model_gaps(e: &str) -> bool {
 }
 
 fn render(folder: &str, deps: &[(&str, &str)], values_file: Option<&str>) -> Rendered {
+    try_render(folder, deps, values_file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Renders a chart (values from `values/NAME`, or `FOLDER/FILE` for a file inside a chart)
+/// and has skiff parse and validate every object; an error names the chart, the values,
+/// the template and skiff's message.
+fn try_render(
+    folder: &str,
+    deps: &[(&str, &str)],
+    values_file: Option<&str>,
+) -> Result<Rendered, String> {
     let mut files = BTreeMap::new();
     assemble(folder, deps, "", &mut files);
-    let chart = skiff_helm::chart::from_files(files, folder).unwrap();
+    let chart =
+        skiff_helm::chart::from_files(files, folder).map_err(|e| format!("{folder}: {e}"))?;
     let mut values = Table::new();
     if let Some(f) = values_file {
-        let text = std::fs::read_to_string(Path::new(CHARTS).join("values").join(f)).unwrap();
-        merge_into(&mut values, &parse_values(&text, f).unwrap());
+        let path = if f.contains('/') {
+            Path::new(CHARTS).join(f)
+        } else {
+            Path::new(CHARTS).join("values").join(f)
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        merge_into(
+            &mut values,
+            &parse_values(&text, f).map_err(|e| e.to_string())?,
+        );
     }
     let what = format!("{folder} with {}", values_file.unwrap_or("default values"));
+    let start = std::time::Instant::now();
     let rendered = skiff_helm::render(&chart, values, &skiff_helm::RenderOptions::default())
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let (manifests, hooks) = skiff_helm::manifests(&rendered).unwrap();
+        .map_err(|e| format!("{what}: {e}"))?;
+    let took = start.elapsed();
+    let (manifests, hooks) =
+        skiff_helm::manifests(&rendered).map_err(|e| format!("{what}: {e}"))?;
     let mut docs = Vec::new();
     let mut refused = Vec::new();
     let mut objects = Vec::new();
+    let mut size = 0;
     for m in manifests.iter().chain(hooks.iter()) {
+        size += m.content.len();
         let parsed = skiff_controller::folder::parse_documents(&m.content)
-            .unwrap_or_else(|e| panic!("{what}: {}: {e}\n{}", m.source, m.content));
+            .map_err(|e| format!("{what}: {}: {e}\n{}", m.source, m.content))?;
         for d in parsed {
             objects.push(d.object.clone());
             match skiff_controller::folder::apply::prepare(&d, "chart") {
@@ -102,12 +134,17 @@ fn render(folder: &str, deps: &[(&str, &str)], values_file: Option<&str>) -> Ren
                 Err(e) if only_model_gaps(&e.to_string()) => {
                     refused.push(format!("{}: {e}", m.source));
                 }
-                Err(e) => panic!("{what}: {}: skiff refuses it: {e}\n{}", m.source, m.content),
+                Err(e) => {
+                    return Err(format!(
+                        "{what}: {}: skiff refuses it: {e}\n{}",
+                        m.source, m.content
+                    ))
+                }
             }
         }
     }
     println!(
-        "{what}: {} objects: {}",
+        "{what}: {} objects, {size} bytes rendered in {took:?}: {}",
         docs.len(),
         docs.iter()
             .map(|d| format!(
@@ -121,11 +158,11 @@ fn render(folder: &str, deps: &[(&str, &str)], values_file: Option<&str>) -> Ren
     for r in &refused {
         println!("{what}: not served by skiff yet: {r}");
     }
-    Rendered {
+    Ok(Rendered {
         objects,
         docs,
         refused,
-    }
+    })
 }
 
 fn find<'a>(r: &'a Rendered, kind: &str, name: &str) -> &'a serde_json::Value {
@@ -235,4 +272,244 @@ fn bitnami_gitea_with_postgresql_subchart() {
     assert_eq!(claim["storageClassName"], "local");
     let ing = find(&r, "Ingress", "release-name-gitea");
     assert_eq!(ing["spec"]["tls"][0]["hosts"][0], "git.example.com");
+}
+
+/// The public charts added for issue 16 part 3 (PROVENANCE.md), each with its default values
+/// and its own CI values (or, where a chart has none, a values file of skiff's that says
+/// so). Every case is rendered and all failures are reported together.
+/// (chart folder, its dependencies as in [`assemble`], values files).
+type ChartCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
+const MORE_CHARTS: &[ChartCase] = &[
+    ("podinfo", &[], &["podinfo/values-prod.yaml"]),
+    ("authelia", &[], &["authelia-ci-minimum.yaml"]),
+    ("vaultwarden", &[], &["vaultwarden-ci-test-values.yaml"]),
+    ("traefik", &[], &["traefik-home.yaml"]),
+    (
+        "prometheus-blackbox-exporter",
+        &[],
+        &[
+            "blackbox-ci-ingress-values.yaml",
+            "blackbox-ci-config-reloader-values.yaml",
+        ],
+    ),
+    (
+        "alertmanager",
+        &[],
+        &[
+            "alertmanager-ci-config-reload-values.yaml",
+            "alertmanager-ci-05-ingress-and-gateway-routes-values.yaml",
+        ],
+    ),
+    (
+        "kube-state-metrics",
+        &[],
+        &["kube-state-metrics-ci-02-custom-resource-state-only-values.yaml"],
+    ),
+    (
+        "prometheus-pushgateway",
+        &[],
+        &[
+            "pushgateway-ci-persistence-sts-values.yaml",
+            "pushgateway-ci-basic-auth-values.yaml",
+        ],
+    ),
+    (
+        "promtail",
+        &[],
+        &[
+            "promtail-ci-deployment-values.yaml",
+            "promtail-ci-service-values.yaml",
+        ],
+    ),
+    ("nginx", BITNAMI, &["nginx-site.yaml"]),
+    ("mysql", BITNAMI, &["mysql-app.yaml"]),
+    ("rabbitmq", BITNAMI, &["rabbitmq-app.yaml"]),
+    ("mongodb", BITNAMI, &["mongodb-app.yaml"]),
+    (
+        "wordpress",
+        &[
+            ("mariadb", "mariadb"),
+            ("memcached", "memcached"),
+            ("common", "bitnami-common"),
+        ],
+        &["wordpress-site.yaml"],
+    ),
+];
+
+#[test]
+fn more_public_charts() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (folder, deps, values) in MORE_CHARTS {
+        for v in std::iter::once(None).chain(values.iter().map(|v| Some(*v))) {
+            cases += 1;
+            if let Err(e) = try_render(folder, deps, v) {
+                failures.push(e);
+            }
+        }
+    }
+    println!(
+        "{} of {cases} chart renderings accepted by skiff",
+        cases - failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// skiff's own charts (charts/ at the repository's root), rendered as the public ones.
+const FIRST_PARTY: &str = "../../../charts";
+
+#[test]
+fn first_party_guestbook() {
+    let chart = format!("{FIRST_PARTY}/guestbook");
+    let r = render(&chart, &[], None);
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let ing = find(&r, "Ingress", "release-name-guestbook");
+    assert_eq!(
+        ing["spec"]["tls"][0]["secretName"],
+        "release-name-guestbook-tls"
+    );
+    assert_eq!(ing["spec"]["rules"][0]["host"], "guestbook.example.com");
+    let sts = find(&r, "StatefulSet", "release-name-guestbook-redis");
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
+    let web = find(&r, "Deployment", "release-name-guestbook-web");
+    let env = web["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "REDIS_HOST" && e["value"] == "release-name-guestbook-redis"));
+    assert!(
+        !r.objects.iter().any(|o| o["kind"] == "Secret"),
+        "no certificate is made unless asked"
+    );
+
+    // With a generated certificate: the Secret's tls.crt is signed by its ca.crt, for the
+    // host (genCA + genSignedCert in the chart).
+    let r = render(&chart, &[], Some("guestbook-generated-tls.yaml"));
+    let secret = find(&r, "Secret", "home-tls");
+    let b64 = |k: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][k].as_str().unwrap())
+            .unwrap()
+    };
+    let (crt, ca) = (b64("tls.crt"), b64("ca.crt"));
+    let crt = pem::parse(&crt).unwrap();
+    let ca = pem::parse(&ca).unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(crt.contents()).unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
+    assert!(ca.is_ca());
+    leaf.verify_signature(Some(ca.public_key()))
+        .expect("tls.crt signed by ca.crt");
+    let san = leaf.subject_alternative_name().unwrap().unwrap().value;
+    assert_eq!(
+        format!("{:?}", san.general_names),
+        "[DNSName(\"guestbook.home.test\")]"
+    );
+    assert!(String::from_utf8(b64("tls.key"))
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+}
+
+#[test]
+fn first_party_mosquitto() {
+    let chart = format!("{FIRST_PARTY}/mosquitto");
+    let r = render(&chart, &[], None);
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let cm = find(&r, "ConfigMap", "release-name-mosquitto");
+    let conf = cm["data"]["mosquitto.conf"].as_str().unwrap();
+    assert!(
+        conf.contains("listener 1883\nallow_anonymous true\n"),
+        "{conf}"
+    );
+    let sts = find(&r, "StatefulSet", "release-name-mosquitto");
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "eclipse-mosquitto:2.0.22"
+    );
+    // Anonymous access off without a password file is refused with the chart's message.
+    let e = try_render(&chart, &[], Some("mosquitto-no-anonymous.yaml"))
+        .err()
+        .expect("refused");
+    assert!(
+        e.contains("allowAnonymous is false: set passwordFile"),
+        "{e}"
+    );
+    let r = render(&chart, &[], Some("mosquitto-passwords.yaml"));
+    let secret = find(&r, "Secret", "release-name-mosquitto");
+    assert_eq!(secret["data"]["passwd"], "dXNlcjokNyQxMDEkaGFzaAo=");
+    let conf = find(&r, "ConfigMap", "release-name-mosquitto")["data"]["mosquitto.conf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        conf.contains("password_file /mosquitto/secret/passwd"),
+        "{conf}"
+    );
+    assert!(conf.ends_with("max_keepalive 120\n"), "{conf:?}");
+}
+
+/// A certificate a chart made with genCA/genSignedCert, as a TLS Secret: parsed, for `host`.
+fn check_chart_made_cert(r: &Rendered, secret: &str, host: &str) {
+    use base64::Engine as _;
+    let s = find(r, "Secret", secret);
+    assert_eq!(s["type"], "kubernetes.io/tls");
+    let crt = base64::engine::general_purpose::STANDARD
+        .decode(s["data"]["tls.crt"].as_str().unwrap())
+        .unwrap();
+    let crt = pem::parse(crt).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(crt.contents()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap().value;
+    assert!(
+        format!("{:?}", san.general_names).contains(&format!("DNSName(\"{host}\")")),
+        "{secret}: {:?}",
+        san.general_names
+    );
+}
+
+#[test]
+fn more_public_charts_fields() {
+    let r = render("traefik", &[], Some("traefik-home.yaml"));
+    let dep = find(&r, "Deployment", "release-name-traefik");
+    assert_eq!(dep["spec"]["replicas"], 2);
+    let args = dep["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--entryPoints.mqtt.address=:1883/tcp"),
+        "{args}"
+    );
+    assert!(
+        args.contains("--serversTransport.insecureSkipVerify=true"),
+        "{args}"
+    );
+
+    let r = render("vaultwarden", &[], Some("vaultwarden-ci-test-values.yaml"));
+    let ing = find(&r, "Ingress", "release-name-vaultwarden");
+    assert_eq!(ing["spec"]["rules"][0]["host"], "vaultwarden.contoso.com");
+
+    let r = render("podinfo", &[], Some("podinfo/values-prod.yaml"));
+    assert!(r.docs.iter().any(
+        |d| d["kind"] == "Deployment" && d["metadata"]["name"] == "release-name-podinfo-redis"
+    ));
+
+    // Certificates made inside real charts by Sprig's functions.
+    let r = render("rabbitmq", BITNAMI, Some("rabbitmq-app.yaml"));
+    check_chart_made_cert(&r, "rabbitmq.example.com-tls", "rabbitmq.example.com");
+    let r = render("nginx", BITNAMI, Some("nginx-site.yaml"));
+    check_chart_made_cert(&r, "www.example.com-tls", "www.example.com");
+
+    let r = render("mysql", BITNAMI, Some("mysql-app.yaml"));
+    let init = find(&r, "ConfigMap", "release-name-mysql-init-scripts");
+    assert!(init["data"]["schema.sql"]
+        .as_str()
+        .unwrap()
+        .contains("CREATE TABLE notes"));
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
 }

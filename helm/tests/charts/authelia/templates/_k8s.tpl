@@ -1,0 +1,6 @@
+{{/*
+Returns an overridable Kubernetes DNS Domain
+*/}}
+{{- define "kube.DNSDomain" -}}
+    {{- .Values.kubeDNSDomainOverride | default "cluster.local" -}}
+{{- end -}}
