@@ -19,6 +19,8 @@ $CARGO_TARGET_DIR/release/skiff) with its API on a free 127.0.0.1 port, and meas
    over one kept-alive HTTPS connection from Python, to split kubectl's own time from the
    server's.
 4. daemon memory with those pods stored (after a 6 s settle, past a controller resync).
+   With `--heap`, each memory point also records glibc's live heap (`malloc_stats()` called
+   in the daemon through gdb): exact, where RSS moves with what the allocator keeps.
 5. watch latency: a raw watch (`GET …/configmaps?watch=true&fieldSelector=metadata.name=lat`,
    HTTP/1.1, chunked) and `kubectl get cm lat -w --output-watch-events` both open; then
    `--watch-runs` times a merge PATCH of the ConfigMap (admin token, its own kept-alive HTTPS
@@ -77,8 +79,34 @@ class Kubectl:
         return took, r
 
 
+HEAP = False  # --heap
+
+
+def heap_kb(sk):
+    """glibc's own count of the daemon's heap: `malloc_stats()` called in the daemon through
+    gdb (it prints to the daemon's stderr, the server log). "in use" is the live heap, exactly;
+    "system" what the allocator holds from the kernel. RSS adds the binary's pages, thread
+    stacks and what the allocator keeps freed, which moves with timing and threads."""
+    import re
+    before = os.path.getsize(sk.log_path)
+    subprocess.run(["gdb", "-p", str(sk.proc.pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    time.sleep(0.3)
+    with open(sk.log_path, "rb") as f:
+        f.seek(before)
+        text = f.read().decode(errors="replace")
+    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)",
+                  text)
+    if not m:
+        return {}
+    return {"heap_system_kb": int(m.group(1)) // 1024, "heap_in_use_kb": int(m.group(2)) // 1024}
+
+
 def mem(sk):
-    return {"rss_kb": B.rss_kb(sk.proc.pid), "pss_kb": B.pss_kb(sk.proc.pid)}
+    m = {"rss_kb": B.rss_kb(sk.proc.pid), "pss_kb": B.pss_kb(sk.proc.pid)}
+    if HEAP:
+        m.update(heap_kb(sk))
+    return m
 
 
 def write_folder(d, n_cm=50, n_secret=50):
@@ -158,7 +186,11 @@ def main():
     ap.add_argument("--pods", type=int, default=500)
     ap.add_argument("--watch-runs", type=int, default=50)
     ap.add_argument("--json")
+    ap.add_argument("--heap", action="store_true",
+                    help="also glibc's live heap at each memory point (malloc_stats through gdb)")
     args = ap.parse_args()
+    global HEAP
+    HEAP = args.heap
     if os.geteuid() != 0:
         sys.exit("run as root")
     if not os.path.isfile(KUBECTL):
@@ -318,11 +350,19 @@ def main():
         p = lambda kb: f"{kb / 1024:.1f} MiB"  # noqa: E731
         print("\n## Results\n")
         print(f"skiff binary: `{sk.bin}`\n")
-        print("| memory (daemon) | VmRSS | Pss |\n|---|---|---|")
-        for label, key in (("idle", "mem_idle"), ("after 100 objects × 11 namespaces", "mem_after_apply"),
+        print("| memory (daemon) | VmRSS | Pss | heap in use |\n|---|---|---|---|")
+        for label, key in (("idle", "mem_idle"),
+                           (f"after 100 objects × {args.runs + 1} namespaces", "mem_after_apply"),
                            (f"with {args.pods} pods stored (+ the above)", "mem_pods"),
                            ("end (after the watch runs)", "mem_end")):
-            print(f"| {label} | {p(raw[key]['rss_kb'])} | {p(raw[key]['pss_kb'])} |")
+            heap = raw[key].get("heap_in_use_kb")
+            print(f"| {label} | {p(raw[key]['rss_kb'])} | {p(raw[key]['pss_kb'])} | "
+                  f"{p(heap) if heap is not None else '—'} |")
+        objs = (args.runs + 1) * 100
+        for what, k in (("RSS", "rss_kb"), ("heap in use", "heap_in_use_kb")):
+            a, b = raw["mem_idle"].get(k), raw["mem_after_apply"].get(k)
+            if a is not None and b is not None:
+                print(f"\nper stored object ({what} growth / {objs}): {(b - a) / objs:.1f} KB")
         print("\n| operation (ms) | n | p50 | p90 | min | max |\n|---|---|---|---|---|---|")
         print(row("`kubectl apply -f` 100 objects, create", s_ms(creates)))
         print(row("`kubectl apply -f` 100 objects, unchanged", s_ms(noops)))
