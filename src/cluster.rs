@@ -28,8 +28,10 @@ pub struct KubeCluster {
     changes: broadcast::Sender<()>,
 }
 
+/// A cached object as a typed one, read from the shared tree (no copy of it first: the
+/// agent decodes every bound pod at each pass).
 fn decode<K: DeserializeOwned>(v: &serde_json::Value) -> Option<K> {
-    serde_json::from_value(v.clone())
+    K::deserialize(v)
         .map_err(|e| tracing::error!(object = %ObjectKey::of(v), "does not decode: {e}"))
         .ok()
 }

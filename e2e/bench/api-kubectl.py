@@ -19,6 +19,10 @@ $CARGO_TARGET_DIR/release/skiff) with its API on a free 127.0.0.1 port, and meas
    over one kept-alive HTTPS connection from Python, to split kubectl's own time from the
    server's.
 4. daemon memory with those pods stored (after a 6 s settle, past a controller resync).
+   The memory is also taken after the warm-up (`mem_warm`): the growth from there is the
+   objects' own, without the daemon's one-time OpenAPI documents and discovery.
+   With `--heap`, each memory point also records glibc's live heap (`malloc_stats()` called
+   in the daemon through gdb): exact, where RSS moves with what the allocator keeps.
 5. watch latency: a raw watch (`GET …/configmaps?watch=true&fieldSelector=metadata.name=lat`,
    HTTP/1.1, chunked) and `kubectl get cm lat -w --output-watch-events` both open; then
    `--watch-runs` times a merge PATCH of the ConfigMap (admin token, its own kept-alive HTTPS
@@ -77,8 +81,34 @@ class Kubectl:
         return took, r
 
 
+HEAP = False  # --heap
+
+
+def heap_kb(sk):
+    """glibc's own count of the daemon's heap: `malloc_stats()` called in the daemon through
+    gdb (it prints to the daemon's stderr, the server log). "in use" is the live heap, exactly;
+    "system" what the allocator holds from the kernel. RSS adds the binary's pages, thread
+    stacks and what the allocator keeps freed, which moves with timing and threads."""
+    import re
+    before = os.path.getsize(sk.log_path)
+    subprocess.run(["gdb", "-p", str(sk.proc.pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    time.sleep(0.3)
+    with open(sk.log_path, "rb") as f:
+        f.seek(before)
+        text = f.read().decode(errors="replace")
+    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)",
+                  text)
+    if not m:
+        return {}
+    return {"heap_system_kb": int(m.group(1)) // 1024, "heap_in_use_kb": int(m.group(2)) // 1024}
+
+
 def mem(sk):
-    return {"rss_kb": B.rss_kb(sk.proc.pid), "pss_kb": B.pss_kb(sk.proc.pid)}
+    m = {"rss_kb": B.rss_kb(sk.proc.pid), "pss_kb": B.pss_kb(sk.proc.pid)}
+    if HEAP:
+        m.update(heap_kb(sk))
+    return m
 
 
 def write_folder(d, n_cm=50, n_secret=50):
@@ -158,7 +188,11 @@ def main():
     ap.add_argument("--pods", type=int, default=500)
     ap.add_argument("--watch-runs", type=int, default=50)
     ap.add_argument("--json")
+    ap.add_argument("--heap", action="store_true",
+                    help="also glibc's live heap at each memory point (malloc_stats through gdb)")
     args = ap.parse_args()
+    global HEAP
+    HEAP = args.heap
     if os.geteuid() != 0:
         sys.exit("run as root")
     if not os.path.isfile(KUBECTL):
@@ -192,6 +226,10 @@ def main():
             assert r.stdout.count(" created") == 100, r.stdout[:500]
             if i > 0:  # run 0 is the warm-up
                 creates.append(took)
+            else:
+                # After the warm-up: kubectl's first apply made the daemon build its OpenAPI
+                # documents and discovery (one-time costs, not the objects').
+                raw["mem_warm"] = mem(sk)
         noops, ssas = [], []
         for i in range(1, args.runs + 1):
             took, r = k.run("apply", "-f", folder, "-n", f"bench-{i}")
@@ -313,16 +351,35 @@ def main():
             time.sleep(0.05)
         raw["watch_raw_ns"], raw["watch_kubectl_ns"], raw["patch_ns"] = lat_raw, lat_k, write_ns
         raw["mem_end"] = mem(sk)
+        if HEAP:
+            # How much of the RSS is memory the allocator keeps freed: glibc's malloc_trim(0)
+            # returns every free page of every arena, then RSS again.
+            subprocess.run(["gdb", "-p", str(sk.proc.pid), "-batch", "-ex", "call (int)malloc_trim(0)"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+            raw["mem_end_trimmed"] = mem(sk)
+            B.log(f"after malloc_trim(0): {raw['mem_end_trimmed']}")
 
         # Report
         p = lambda kb: f"{kb / 1024:.1f} MiB"  # noqa: E731
         print("\n## Results\n")
         print(f"skiff binary: `{sk.bin}`\n")
-        print("| memory (daemon) | VmRSS | Pss |\n|---|---|---|")
-        for label, key in (("idle", "mem_idle"), ("after 100 objects × 11 namespaces", "mem_after_apply"),
+        print("| memory (daemon) | VmRSS | Pss | heap in use |\n|---|---|---|---|")
+        for label, key in (("idle", "mem_idle"),
+                           (f"after 100 objects × {args.runs + 1} namespaces", "mem_after_apply"),
                            (f"with {args.pods} pods stored (+ the above)", "mem_pods"),
-                           ("end (after the watch runs)", "mem_end")):
-            print(f"| {label} | {p(raw[key]['rss_kb'])} | {p(raw[key]['pss_kb'])} |")
+                           ("end (after the watch runs)", "mem_end"),
+                           ("end, after glibc's malloc_trim(0) (`--heap`)", "mem_end_trimmed")):
+            if key not in raw:
+                continue
+            heap = raw[key].get("heap_in_use_kb")
+            print(f"| {label} | {p(raw[key]['rss_kb'])} | {p(raw[key]['pss_kb'])} | "
+                  f"{p(heap) if heap is not None else '—'} |")
+        objs = (args.runs + 1) * 100
+        for what, k in (("RSS", "rss_kb"), ("heap in use", "heap_in_use_kb")):
+            a, w, b = (raw[m].get(k) for m in ("mem_idle", "mem_warm", "mem_after_apply"))
+            if a is not None and b is not None:
+                print(f"\nper stored object ({what} growth from idle / {objs}): {(b - a) / objs:.1f} KB; "
+                      f"from after the warm-up / {objs - 100}: {(b - w) / (objs - 100):.1f} KB")
         print("\n| operation (ms) | n | p50 | p90 | min | max |\n|---|---|---|---|---|---|")
         print(row("`kubectl apply -f` 100 objects, create", s_ms(creates)))
         print(row("`kubectl apply -f` 100 objects, unchanged", s_ms(noops)))

@@ -210,7 +210,7 @@ struct Watch {
     deadline: Option<tokio::time::Instant>,
 }
 
-fn line(v: &Value) -> Bytes {
+fn line(v: &impl serde::Serialize) -> Bytes {
     let mut line = serde_json::to_vec(v).expect("json");
     line.push(b'\n');
     Bytes::from(line)
@@ -233,16 +233,27 @@ impl Watch {
             EventType::Modified => "MODIFIED",
             EventType::Deleted => "DELETED",
         };
-        let object = if self.as_table {
+        /// A watch event, serialized from the stored object itself (no copy of its tree); the
+        /// fields in the order `json!` gave them (sorted), so the bytes are as before.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            object: &'a Value,
+            #[serde(rename = "type")]
+            ty: &'a str,
+        }
+        if self.as_table {
             let rv = o["metadata"]["resourceVersion"]
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            table::table(self.kind, &[o], &rv, "Metadata")
+            let object = table::table(self.kind, &[o], &rv, "Metadata");
+            line(&Line {
+                ty,
+                object: &object,
+            })
         } else {
-            o.clone()
-        };
-        line(&json!({"type": ty, "object": object}))
+            line(&Line { ty, object: o })
+        }
     }
 
     fn bookmark(&self, rv: u64) -> Bytes {

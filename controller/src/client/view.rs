@@ -4,7 +4,9 @@
 //! validation, defaulting, field ownership and watch events as kubectl's.
 //!
 //! The caches hold each object once as JSON, keyed like the store, so the reconcilers read
-//! them as they would read the store. A write's result is remembered until the cache has seen
+//! them as they would read the store — and the very version the store holds: a decoded object
+//! equal to the store's version is exchanged for it (`model::versions`), so a cached object
+//! costs no second tree. A write's result is remembered until the cache has seen
 //! it ([`View::settled`]): a pass never runs on a cache that has not yet seen the previous
 //! pass's own writes (the "expectations" of Kubernetes' controllers: without them a
 //! ReplicaSet whose new pods are not yet cached would create them again).
@@ -15,16 +17,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
-use kube::core::{GroupVersionKind, Request};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ApiResource, DeleteParams, PostParams};
+use kube::core::{DynamicResourceScope, GroupVersionKind, Request};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::model::kinds::{self, KindInfo};
 use crate::model::store::{ObjectKey, Op};
+use crate::model::versions;
 
 /// Why a write through the API failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,15 +118,61 @@ fn resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, i.kind), i.plural)
 }
 
-fn rv(obj: &Value) -> u64 {
-    obj["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
+use versions::rv_of as rv;
+
+/// An object as a cache takes it from the API: decoded straight into JSON (no typed detour),
+/// exchanged for the store's version when equal ([`versions::share`]), with the metadata
+/// `kube`'s watcher reads (the resourceVersion it resumes from).
+#[derive(Clone, Debug)]
+struct Cached {
+    object: Arc<Value>,
+    meta: ObjectMeta,
 }
 
-fn value(obj: DynamicObject) -> Option<Arc<Value>> {
-    serde_json::to_value(obj).ok().map(Arc::new)
+impl<'de> Deserialize<'de> for Cached {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let object = Value::deserialize(d)?;
+        let m = &object["metadata"];
+        let text = |k: &str| m[k].as_str().map(str::to_string);
+        let meta = ObjectMeta {
+            name: text("name"),
+            namespace: text("namespace"),
+            resource_version: text("resourceVersion"),
+            uid: text("uid"),
+            ..Default::default()
+        };
+        Ok(Cached {
+            object: versions::share(object),
+            meta,
+        })
+    }
+}
+
+impl kube::Resource for Cached {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn kind(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> std::borrow::Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
 }
 
 impl View {
@@ -385,7 +436,7 @@ async fn keep(
     ready: tokio::sync::oneshot::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let api = kube::Api::<DynamicObject>::all_with(client, &resource(kind));
+    let api = kube::Api::<Cached>::all_with(client, &resource(kind));
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut ready = Some(ready);
@@ -409,8 +460,8 @@ async fn keep(
         match event {
             watcher::Event::Init => relisting = Some(Cache::new()),
             watcher::Event::InitApply(o) => {
-                if let (Some(buf), Some(v)) = (relisting.as_mut(), value(o)) {
-                    buf.insert(ObjectKey::of(&v), v);
+                if let Some(buf) = relisting.as_mut() {
+                    buf.insert(ObjectKey::of(&o.object), o.object);
                 }
             }
             watcher::Event::InitDone => {
@@ -424,22 +475,20 @@ async fn keep(
                 let _ = changes.send(kind);
             }
             watcher::Event::Apply(o) => {
-                if let Some(v) = value(o) {
-                    write(&mut |c| {
-                        c.insert(ObjectKey::of(&v), v.clone());
-                    });
-                    seen.fetch_max(rv(&v), Ordering::AcqRel);
-                    let _ = changes.send(kind);
-                }
+                let v = o.object;
+                write(&mut |c| {
+                    c.insert(ObjectKey::of(&v), v.clone());
+                });
+                seen.fetch_max(rv(&v), Ordering::AcqRel);
+                let _ = changes.send(kind);
             }
             watcher::Event::Delete(o) => {
-                if let Some(v) = value(o) {
-                    write(&mut |c| {
-                        c.remove(&ObjectKey::of(&v));
-                    });
-                    seen.fetch_max(rv(&v), Ordering::AcqRel);
-                    let _ = changes.send(kind);
-                }
+                let v = o.object;
+                write(&mut |c| {
+                    c.remove(&ObjectKey::of(&v));
+                });
+                seen.fetch_max(rv(&v), Ordering::AcqRel);
+                let _ = changes.send(kind);
             }
         }
     }

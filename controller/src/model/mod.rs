@@ -6,7 +6,8 @@
 //! - [`patch`]: strategic merge (with the merge-key schema), merge and JSON patches.
 //! - [`managed`]: `managedFields` and server-side apply; [`declared`]: what a manifest file
 //!   declares (the folder's field manager and the fields it owns).
-//! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has.
+//! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has;
+//!   [`versions`]: each committed object version held once per process, shared with the caches.
 //! - [`serviceaccount`]: the ServiceAccount admission of new pods (the token volume).
 //! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers;
 //!   [`yaml`]: YAML read as kubectl reads it (1.1 octals).
@@ -27,4 +28,5 @@ pub mod quantity;
 pub mod serviceaccount;
 pub mod store;
 pub mod validate;
+pub mod versions;
 pub mod yaml;

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::model::kinds::{self, KindInfo};
 use crate::model::meta;
+use crate::model::versions;
 
 /// A key naming one object: kind, namespace ("" for cluster-scoped kinds), name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -152,24 +153,83 @@ struct Inner {
     conn: Connection,
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     resource_version: u64,
-    /// The most recent events, for watches that resume from a resourceVersion.
-    history: std::collections::VecDeque<Event>,
+    /// The most recent events, for watches that resume from a resourceVersion, in
+    /// resourceVersion order.
+    history: std::collections::VecDeque<Retained>,
     /// Events at or before this resourceVersion are no longer retained.
     history_floor: u64,
 }
 
+/// One event of the watch history. A version the store still holds is shared with it (no
+/// copy); a version it no longer holds — superseded, removed, a deletion's last state — is kept
+/// as its JSON text, several times smaller than the tree (a `BTreeMap` node per JSON object),
+/// and parsed again only for a watch that resumes before it.
+struct Retained {
+    kind: EventType,
+    rv: u64,
+    object: Held,
+}
+
+#[derive(Clone)]
+enum Held {
+    Shared(Arc<Value>),
+    Json(Arc<str>),
+}
+
+impl Held {
+    fn json(obj: &Value) -> Held {
+        Held::Json(
+            serde_json::to_string(obj)
+                .expect("JSON values serialize")
+                .into(),
+        )
+    }
+}
+
 /// How many recent events are kept for resuming watches. Each is a version of an object
-/// (~10 KB as JSON in memory): 1,000 bound the window to ~10 MB. Watchers that ask for
-/// bookmarks hear the current resourceVersion every minute, so a quiet watch resumes within
-/// the window; beyond it, a resume gets 410 and re-lists, as from Kubernetes.
+/// (~1–2 KB as JSON when the store no longer holds it): 1,000 bound the window to a few MB.
+/// Watchers that ask for bookmarks hear the current resourceVersion every minute, so a quiet
+/// watch resumes within the window; beyond it, a resume gets 410 and re-lists, as from
+/// Kubernetes.
 const HISTORY: usize = 1_000;
 
 /// The resourceVersion carried by an event's object.
 pub fn event_rv(e: &Event) -> u64 {
-    e.object["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    versions::rv_of(&e.object)
+}
+
+impl Inner {
+    /// `old` is no longer the store's: its history event, if retained, keeps its JSON instead.
+    fn superseded(&mut self, old: &Value) {
+        let rv = versions::rv_of(old);
+        if let Ok(i) = self.history.binary_search_by_key(&rv, |r| r.rv) {
+            if matches!(self.history[i].object, Held::Shared(_)) {
+                self.history[i].object = Held::json(old);
+            }
+        }
+    }
+
+    /// Retains a committed event (the oldest goes beyond [`HISTORY`]).
+    fn retain(&mut self, e: &Event) {
+        if self.history.len() >= HISTORY {
+            if let Some(old) = self.history.pop_front() {
+                self.history_floor = old.rv;
+            }
+        }
+        let key = ObjectKey::of(&e.object);
+        let held = match self.objects.get(&key) {
+            Some(now) if e.kind != EventType::Deleted && Arc::ptr_eq(now, &e.object) => {
+                Held::Shared(e.object.clone())
+            }
+            // A deletion's last state, or a version the same transaction replaced again.
+            _ => Held::json(&e.object),
+        };
+        self.history.push_back(Retained {
+            kind: e.kind,
+            rv: event_rv(e),
+            object: held,
+        });
+    }
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -322,7 +382,9 @@ impl Store {
                 let key = ObjectKey::new(&kind, &namespace, &name);
                 let value: Value = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(key.to_string(), e))?;
-                objects.insert(key, Arc::new(value));
+                let value = Arc::new(value);
+                versions::publish(&value);
+                objects.insert(key, value);
             }
         }
         let (events, _) = broadcast::channel(4096);
@@ -361,11 +423,25 @@ impl Store {
             return Err(inner.history_floor);
         }
         let rx = self.events.subscribe();
-        let past = inner
+        let past: Vec<(EventType, Held)> = inner
             .history
             .iter()
-            .filter(|e| event_rv(e) > rv)
-            .cloned()
+            .filter(|e| e.rv > rv)
+            .map(|e| (e.kind, e.object.clone()))
+            .collect();
+        drop(inner);
+        // Parsed outside the lock: writers need not wait for a resuming watch.
+        let past = past
+            .into_iter()
+            .map(|(kind, held)| Event {
+                kind,
+                object: match held {
+                    Held::Shared(o) => o,
+                    Held::Json(j) => {
+                        Arc::new(serde_json::from_str(&j).expect("the store's own JSON parses"))
+                    }
+                },
+            })
             .collect();
         Ok((past, rx))
     }
@@ -476,22 +552,17 @@ impl Store {
         commit(&mut inner.conn, &staged, rv)?;
         inner.resource_version = rv;
         for (key, value) in staged {
-            match value {
-                Some(obj) => {
-                    inner.objects.insert(key, obj);
-                }
-                None => {
-                    inner.objects.remove(&key);
-                }
+            let old = match value {
+                Some(obj) => inner.objects.insert(key, obj),
+                None => inner.objects.remove(&key),
+            };
+            if let Some(old) = old {
+                inner.superseded(&old);
             }
         }
         for e in events {
-            if inner.history.len() >= HISTORY {
-                if let Some(old) = inner.history.pop_front() {
-                    inner.history_floor = event_rv(&old);
-                }
-            }
-            inner.history.push_back(e.clone());
+            versions::publish(&e.object);
+            inner.retain(&e);
             // No receivers is fine.
             let _ = self.events.send(e);
         }
@@ -891,6 +962,53 @@ mod tests {
         assert!(err.to_string().contains("newer skiff"), "{err}");
         let conn = Connection::open(dir.path().join("state.db")).unwrap();
         assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn a_resumed_watch_gets_every_version_as_it_was_and_the_current_one_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let first = s.create(cm("a", "1")).unwrap();
+        let start = versions::rv_of(&first) - 1;
+        let second = s.update(cm("a", "2")).unwrap();
+        let gone = s
+            .delete(&ObjectKey::new("ConfigMap", "default", "a"))
+            .unwrap();
+        let kept = s.create(cm("b", "1")).unwrap();
+        // Two versions of one object in one transaction: the first is only history's.
+        let both = s
+            .transaction(vec![Op::Create(cm("c", "1")), Op::Update(cm("c", "2"))])
+            .unwrap();
+        let (past, _rx) = s.watch_from(start).unwrap();
+        let seen: Vec<(EventType, &Value)> = past.iter().map(|e| (e.kind, &*e.object)).collect();
+        assert_eq!(
+            seen,
+            [
+                (EventType::Added, &*first),
+                (EventType::Modified, &*second),
+                (EventType::Deleted, &*gone),
+                (EventType::Added, &*kept),
+                (EventType::Added, &*both[0]),
+                (EventType::Modified, &*both[1]),
+            ]
+        );
+        // What the store holds is not copied for the history.
+        assert!(Arc::ptr_eq(
+            &past[3].object,
+            &s.get(&ObjectKey::of(&kept)).unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            &past[5].object,
+            &s.get(&ObjectKey::of(&both[1])).unwrap()
+        ));
+        // Superseded versions are kept as their JSON, not as a tree of their own.
+        let inner = s.lock();
+        let held: Vec<bool> = inner
+            .history
+            .iter()
+            .map(|r| matches!(r.object, Held::Shared(_)))
+            .collect();
+        assert_eq!(held, [false, false, false, true, false, true]);
     }
 
     #[test]
