@@ -646,3 +646,147 @@ fn hostile_charts_are_refused_quickly_with_bounded_memory() {
         assert!(peak_mib < 200, "{bound}: peak RSS {peak_mib} MiB");
     }
 }
+
+/// A HelmChart (`kind`'s YAML under spec) in the manifests folder of `s`, as `name.yaml`.
+fn helmchart(s: &skiff_e2e::Server, name: &str, spec: &str) {
+    s.write_manifest(
+        &format!("{name}.yaml"),
+        &format!(
+            "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n{spec}"
+        ),
+    );
+}
+
+/// The `data` of the ConfigMap the `hello` chart renders for release `name`, once its
+/// `chartVersion` is `version`.
+fn hello_data(k: &skiff_e2e::kubectl::Kubectl, name: &str, version: &str) -> serde_json::Value {
+    skiff_e2e::wait_for(Duration::from_secs(60), || {
+        let cm = k.get_json(&["configmap", &format!("{name}-hello")])?;
+        (cm["data"]["chartVersion"] == version).then(|| cm["data"].clone())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {name}-hello at chart version {version}: {}",
+            k.run(&["get", "helmchart", name, "-o", "yaml"]).stdout
+        )
+    })
+}
+
+/// The check, end to end: HelmCharts in the manifests folder install charts from a
+/// chart repository on loopback (nginx over TLS with its own CA and basic auth, from the
+/// HelmChart's `repoCA` and `authSecret`) and from the registry on loopback (OCI); a new
+/// `valuesContent` and version range upgrade one (revision 2, the first superseded);
+/// removing the files uninstalls both, release Secrets included.
+#[test]
+fn helmcharts_install_from_a_repository_and_from_oci() {
+    use skiff_e2e::kubectl::Kubectl;
+    require_tool("curl", "curl");
+    let web = tempfile::tempdir().unwrap();
+    repository(web.path());
+    let nginx = Nginx::start(web.path(), "reader", "s3cret");
+    let registry = Registry::start_plain();
+    let work = tempfile::tempdir().unwrap();
+    push_chart(&registry.host, "0.4.2", HELM_CONFIG, work.path());
+    // The daemon reaches the node's own addresses only for hosts registries.yaml names.
+    let mut s = skiff_e2e::Server::new();
+    let registries = s.work_dir.join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!(
+            "configs:\n  \"127.0.0.1:{}\": {{}}\n  \"{}\": {{}}\n",
+            nginx.port, registry.host
+        ),
+    )
+    .unwrap();
+    s.extra_args = vec!["--registries".into(), registries.display().to_string()];
+    s.start();
+    assert!(wait_until(skiff_e2e::WAIT, skiff_e2e::POLL, || s
+        .kubeconfig
+        .is_file()));
+    let k = Kubectl::admin(&s);
+    k.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: repo-auth\ntype: kubernetes.io/basic-auth\nstringData:\n  username: reader\n  password: s3cret\n",
+        &[],
+    );
+    let ca: String = std::fs::read_to_string(&nginx.ca)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let from_repo = |version: &str, greeting: &str| {
+        format!(
+            "  repo: {}\n  chart: hello\n  version: \"{version}\"\n  authSecret:\n    name: repo-auth\n  repoCA: |\n{ca}  valuesContent: |\n    greeting: {greeting}\n",
+            nginx.url()
+        )
+    };
+    helmchart(&s, "from-repo", &from_repo("~1.2", "from-the-repo"));
+    helmchart(
+        &s,
+        "from-oci",
+        &format!(
+            "  chart: oci://{}/charts/hello\n  version: 0.4.2\n  plainHTTP: true\n",
+            registry.host
+        ),
+    );
+    let data = hello_data(&k, "from-repo", "1.2.0");
+    assert_eq!(data["greeting"], "from-the-repo");
+    let data = hello_data(&k, "from-oci", "0.4.2");
+    assert_eq!(data["greeting"], "hi", "the chart's default");
+    // The release record as Helm writes it.
+    let status = |name: &str, v: u32| {
+        k.get_json(&["secret", &format!("sh.helm.release.v1.{name}.v{v}")])
+            .map(|s| s["metadata"]["labels"]["status"].clone())
+    };
+    assert_eq!(status("from-repo", 1).unwrap(), "deployed");
+    assert_eq!(status("from-oci", 1).unwrap(), "deployed");
+
+    // An upgrade: new values and a range that now picks 1.10.0.
+    helmchart(&s, "from-repo", &from_repo("^1", "upgraded"));
+    let data = hello_data(&k, "from-repo", "1.10.0");
+    assert_eq!(data["greeting"], "upgraded");
+    assert!(wait_until(skiff_e2e::WAIT, skiff_e2e::POLL, || status(
+        "from-repo",
+        1
+    ) == Some(
+        "superseded".into()
+    ) && status(
+        "from-repo",
+        2
+    )
+        == Some("deployed".into())));
+    let hc = k.get_json(&["helmchart", "from-repo"]).unwrap();
+    assert_eq!(hc["status"]["revision"], 2, "{:#}", hc["status"]);
+    assert_eq!(hc["status"]["chartVersion"], "1.10.0");
+
+    // (Each list must answer: an empty list, not a failed kubectl.)
+    let names = |kind: &str| -> Option<Vec<String>> {
+        let list = k.get_json(&[kind])?;
+        Some(
+            list["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+                .collect(),
+        )
+    };
+    assert!(names("configmap")
+        .unwrap()
+        .iter()
+        .any(|n| n == "from-oci-hello"));
+    // Removing the files uninstalls both charts.
+    s.remove_manifest("from-repo.yaml");
+    s.remove_manifest("from-oci.yaml");
+    let gone = wait_until(Duration::from_secs(60), skiff_e2e::POLL, || {
+        names("configmap").is_some_and(|n| n.iter().all(|n| !n.ends_with("-hello")))
+            && names("secret").is_some_and(|n| n.iter().all(|n| !n.starts_with("sh.helm.release")))
+            && names("helmchart").is_some_and(|n| n.is_empty())
+    });
+    assert!(
+        gone,
+        "left: {} {}",
+        k.run(&["get", "cm,secret,helmchart"]).stdout,
+        s.log_tail(20)
+    );
+    drop(nginx);
+    drop(registry);
+}

@@ -1,5 +1,6 @@
-//! Issue 16 part 6: skiff's own charts (`charts/`) rendered by `skiff chart template` into the
-//! manifests folder of a real `skiff server`, and what they run checked from outside:
+//! Issue 16 part 6: skiff's own charts (`charts/`) installed in a real `skiff server` — the
+//! guestbook as a HelmChart naming the chart in the charts folder, mosquitto rendered by
+//! `skiff chart template` into the manifests folder — and what they run checked from outside:
 //!
 //! - `charts/guestbook`: a web front end behind the ingress with TLS (the certificate and its
 //!   CA made by the chart's genCA/genSignedCert; curl trusts only that CA) storing entries in
@@ -41,6 +42,28 @@ fn install(s: &Server, chart: &str, name: &str, values: &str) -> String {
     let out = String::from_utf8(o.stdout).unwrap();
     s.write_manifest(&format!("{name}.yaml"), &out);
     out
+}
+
+/// The chart copied into the server's charts folder (`<data-dir>/charts/CHART`) and a
+/// HelmChart `name` naming it, with `values` as its `valuesContent`, dropped into the
+/// manifests folder: what a user of the HelmChart kind does with a local chart.
+fn install_helmchart(s: &Server, chart: &str, name: &str, values: &str) {
+    let dest = s.data_dir.join("charts");
+    std::fs::create_dir_all(&dest).unwrap();
+    let o = Command::new("cp")
+        .arg("-r")
+        .arg(workspace_root().join("charts").join(chart))
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let values: String = values.lines().map(|l| format!("    {l}\n")).collect();
+    s.write_manifest(
+        &format!("{name}.yaml"),
+        &format!(
+            "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  chart: {chart}\n  valuesContent: |\n{values}"
+        ),
+    );
 }
 
 fn import(s: &Server, archive: &Path) {
@@ -117,8 +140,7 @@ ingress:
   tls: {{generate: true, days: 7}}
 "
     );
-    let rendered = install(&s, "guestbook", "home", &values);
-    assert!(rendered.contains("kind: StatefulSet"), "{rendered}");
+    install_helmchart(&s, "guestbook", "home", &values);
 
     let redis_uid = wait_ready(&k, &mut s, "home-guestbook-redis-0", None);
 

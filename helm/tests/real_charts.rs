@@ -57,15 +57,9 @@ struct Rendered {
 /// What skiff's model does not serve yet (not the renderer's doing): such objects are
 /// reported, not failed on. Anything else skiff refuses fails the test.
 const MODEL_GAPS: &[&str] = &[
-    "unknown kind \"PodDisruptionBudget\"",
     "unknown kind \"HorizontalPodAutoscaler\"",
     "unknown kind \"HTTPRoute\"",
     "trafficDistribution: field is not supported by skiff",
-    "hostIPC: field is not supported by skiff",
-    "hostPID: field is not supported by skiff",
-    "ephemeral-storage: field is not supported by skiff",
-    "spec.template.metadata.name: field is not supported by skiff",
-    "secrets: field is not supported by skiff",
 ];
 
 /// Whether every field error in skiff's refusal is a known model gap.

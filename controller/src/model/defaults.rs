@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 fn set_default(obj: &mut Value, key: &str, value: Value) {
     if let Some(map) = obj.as_object_mut() {
         let slot = map.entry(key).or_insert(Value::Null);
-        if slot.is_null() {
+        // Go's defaulting tests a string field against "" (its zero value): an empty string
+        // is defaulted as an absent one (Bitnami's `podManagementPolicy: ""`).
+        if slot.is_null() || (value.is_string() && slot.as_str() == Some("")) {
             *slot = value;
         }
     }
@@ -467,6 +469,12 @@ mod tests {
         let spec = &s["spec"];
         assert_eq!(spec["replicas"], 1);
         assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+        let mut empty = json!({"podManagementPolicy": ""});
+        statefulset(&mut empty);
+        assert_eq!(
+            empty["podManagementPolicy"], "OrderedReady",
+            "\"\" is Go's unset"
+        );
         assert_eq!(spec["revisionHistoryLimit"], 10);
         assert_eq!(
             spec["updateStrategy"],

@@ -21,7 +21,8 @@ pub(super) fn spec(spec: &Value, out: &mut Vec<FieldError>) {
         spec,
         "spec",
         "podManagementPolicy",
-        &["OrderedReady", "Parallel"],
+        // "" is Go's unset, defaulted to OrderedReady as Kubernetes does (Bitnami's charts).
+        &["OrderedReady", "Parallel", ""],
         "is not OrderedReady or Parallel",
         out,
     );
