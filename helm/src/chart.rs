@@ -130,6 +130,8 @@ pub struct Chart {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Subcharts found in `charts/`.
     pub subcharts: Vec<Chart>,
+    /// `values.schema.json`, as written (checked against the chart's values at render).
+    pub schema: Option<Vec<u8>>,
 }
 
 impl Chart {
@@ -383,7 +385,7 @@ pub fn from_files(mut files: BTreeMap<String, Vec<u8>>, origin: &str) -> Result<
         )?,
         None => Table::new(),
     };
-    files.remove("values.schema.json");
+    let schema = files.remove("values.schema.json");
     files.remove("Chart.lock");
 
     let mut templates = Vec::new();
@@ -426,5 +428,6 @@ pub fn from_files(mut files: BTreeMap<String, Vec<u8>>, origin: &str) -> Result<
         templates,
         files: rest,
         subcharts,
+        schema,
     })
 }

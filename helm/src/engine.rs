@@ -801,6 +801,29 @@ fn collect(
     Value::Map(data)
 }
 
+/// Every enabled chart's values against its `values.schema.json`, as Helm checks them before
+/// rendering; all violations of all charts in one error.
+fn check_schemas(scoped: &Scoped) -> Result<(), Error> {
+    fn walk(s: &Scoped, out: &mut Vec<String>) {
+        let v = crate::schema::violations(s.chart, &s.values);
+        if !v.is_empty() {
+            out.push(format!("{}:\n{}", s.chart.name(), v.join("\n")));
+        }
+        for sub in &s.subs {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(scoped, &mut out);
+    if out.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Values(format!(
+        "values don't meet the specifications of the schema(s) in the following chart(s):\n{}",
+        out.join("\n")
+    )))
+}
+
 /// Render a chart with user values (already merged from `-f` and `--set`).
 pub fn render(
     chart: &Chart,
@@ -815,6 +838,7 @@ pub fn render(
         user_values,
         &top,
     )?;
+    check_schemas(&scoped)?;
 
     let ctx = Arc::new(Ctx {
         set: Mutex::new(None),

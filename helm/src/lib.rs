@@ -17,6 +17,7 @@ pub mod gotime;
 pub mod goyaml;
 pub mod repo;
 mod rewrite;
+mod schema;
 pub mod source;
 pub mod value;
 pub mod values;

@@ -442,7 +442,7 @@ mod tests {
         let registries = data.path().join("registries.yaml");
         let puller = Puller::new(images).with_registries(registries.clone());
         let fetcher = Fetcher::for_daemon(data.path(), puller).unwrap();
-        assert!(data.path().join("charts/sha256").is_dir());
+        assert!(data.path().join("chart-cache/sha256").is_dir());
         // A port nothing listens on: what matters is whether the daemon tries.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
