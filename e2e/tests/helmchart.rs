@@ -628,3 +628,81 @@ fn a_failing_pre_install_hook_fails_the_install_and_applies_nothing() {
         .unwrap()
         .starts_with("Install failed: "));
 }
+
+/// An upgrade whose post-upgrade hook fails after its objects were applied is rolled back as
+/// `helm upgrade --atomic` does: the deployed revision's objects are applied again (the
+/// object the failed revision added is pruned, the changed one restored), the failed
+/// revision is recorded `failed`, a new revision `Rollback to 1` is `deployed`, and the
+/// HelmChart's `Failed` condition says so — also after a restart (no new attempt).
+#[test]
+fn an_upgrade_failing_after_its_apply_is_rolled_back() {
+    let mut s = server_with_images(&[IMAGE]);
+    let k = Kubectl::admin(&s);
+    let root = s.work_dir.join("atomic");
+    write(
+        &root,
+        "Chart.yaml",
+        "apiVersion: v2\nname: atomic\nversion: 0.1.0\n",
+    );
+    write(&root, "values.yaml", "message: one\nbreak: false\n");
+    write(&root, "templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-app\ndata:\n  message: {{ .Values.message | quote }}\n{{- if .Values.break }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-new\ndata:\n  a: b\n{{- end }}\n");
+    write(
+        &root,
+        "templates/check.yaml",
+        &hook_job(
+            "check",
+            "post-upgrade",
+            "",
+            "test {{ .Values.break }} = false",
+        ),
+    );
+    let content = packed(&s.work_dir, "atomic");
+    let message = |k: &Kubectl| {
+        k.get_json(&["configmap", "-n", "apps", "atomic-app"])
+            .map(|c| c["data"]["message"].clone())
+    };
+    s.write_manifest("atomic.yaml", &helmchart_yaml("atomic", &content, "{}"));
+    assert!(
+        wait_until(LONG, POLL, || message(&k) == Some("one".into())),
+        "installed"
+    );
+    // The upgrade applies (message two, one more ConfigMap), then its hook fails.
+    s.write_manifest(
+        "atomic.yaml",
+        &helmchart_yaml("atomic", &content, "message: two\nbreak: true"),
+    );
+    let failed = failed_condition(&k, "atomic", "default").expect("the Failed condition");
+    let text = failed["message"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("post-upgrade hook Job apps/atomic-check")
+            && text.contains("rolled back to revision 1 (as revision 3)"),
+        "{text}"
+    );
+    assert_eq!(
+        message(&k),
+        Some("one".into()),
+        "the deployed objects again"
+    );
+    assert!(
+        k.get_json(&["configmap", "-n", "apps", "atomic-new"])
+            .is_none(),
+        "what only the failed revision rendered is pruned"
+    );
+    let status =
+        |v: i64| release_secret(&k, "atomic", v).map(|s| s["metadata"]["labels"]["status"].clone());
+    assert_eq!(status(1), Some("superseded".into()));
+    assert_eq!(status(2), Some("failed".into()));
+    assert_eq!(status(3), Some("deployed".into()));
+    let v3 = decode_release(&release_secret(&k, "atomic", 3).unwrap());
+    assert_eq!(v3["info"]["description"], "Rollback to 1");
+    assert_eq!(v3["version"], 3);
+    assert!(v3["manifest"]
+        .as_str()
+        .unwrap()
+        .contains("message: \"one\""));
+    // No new attempt after a restart, and the condition stays.
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(release_secret(&k, "atomic", 4).is_none());
+    assert!(failed_condition(&k, "atomic", "default").is_some());
+}

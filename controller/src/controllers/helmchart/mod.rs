@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::client::events::{record_via, Source, Type};
 use crate::client::view::View;
-use crate::folder::apply::{apply_source, Document};
+use crate::folder::apply::{apply_source, Applied, Document};
 use crate::model::declared::HELMCHART_SOURCE_PREFIX;
 use crate::model::store::{now_rfc3339, ObjectKey, Store};
 use crate::model::validate::helmchart::parse_duration;
@@ -109,11 +109,20 @@ pub async fn run(hc: HelmCharts, mut shutdown: watch::Receiver<bool>) {
 struct Failure {
     reason: &'static str,
     message: String,
+    /// The revision's objects had been applied (a post hook failed): an upgrade is rolled back.
+    applied: bool,
 }
 
 fn failure(reason: &'static str) -> impl FnOnce(String) -> Failure {
-    move |message| Failure { reason, message }
+    move |message| Failure {
+        reason,
+        message,
+        applied: false,
+    }
 }
+
+/// On the release Secret a rollback wrote: the failure it undid (the HelmChart stays Failed).
+const ROLLED_BACK_ANNOTATION: &str = "skiff.io/helmchart-rolled-back";
 
 /// What a revision records, filled as far as the install got.
 #[derive(Default)]
@@ -248,7 +257,15 @@ impl HelmCharts {
                 &mut draft,
             )
             .await;
-        let (status, description) = match &outcome {
+        // An upgrade that failed after its objects were applied (a post-upgrade hook): the
+        // last deployed revision's objects are applied again, as `helm upgrade --atomic` does.
+        let mut rolled_back = None;
+        if let (Err(f), Some(prev)) = (&outcome, deployed.last()) {
+            if f.applied {
+                rolled_back = Some(self.roll_back(hc, &target, prev).await);
+            }
+        }
+        let (status, mut description) = match &outcome {
             Ok(_) if upgrade => ("deployed", "Upgrade complete".to_string()),
             Ok(_) => ("deployed", "Install complete".to_string()),
             Err(f) => (
@@ -260,6 +277,15 @@ impl HelmCharts {
                 ),
             ),
         };
+        match &rolled_back {
+            Some(Ok(prev)) => description.push_str(&format!(
+                "; rolled back to revision {} (as revision {})",
+                prev["version"],
+                revision + 1
+            )),
+            Some(Err(e)) => description.push_str(&format!("; the rollback failed: {e}")),
+            None => {}
+        }
         let now = now_rfc3339();
         let record = release::release_json(release::Record {
             name,
@@ -279,7 +305,20 @@ impl HelmCharts {
             .create(release::to_secret(&record, &input, &owner))
             .await
             .map_err(|e| format!("writing the release record: {e}"))?;
-        if outcome.is_ok() {
+        if let Some(Ok(prev)) = &rolled_back {
+            let mut again = prev.clone();
+            again["version"] = json!(revision + 1);
+            again["info"]["status"] = json!("deployed");
+            again["info"]["description"] = json!(format!("Rollback to {}", prev["version"]));
+            again["info"]["last_deployed"] = json!(now);
+            let mut secret = release::to_secret(&again, &input, &owner);
+            secret["metadata"]["annotations"][ROLLED_BACK_ANNOTATION] = json!(description);
+            self.view
+                .create(secret)
+                .await
+                .map_err(|e| format!("writing the rollback's release record: {e}"))?;
+        }
+        if outcome.is_ok() || matches!(rolled_back, Some(Ok(_))) {
             for old in &deployed {
                 let superseded = release::with_status(old, "superseded")?;
                 self.view
@@ -306,11 +345,46 @@ impl HelmCharts {
                 }
                 Ok(())
             }
+            Err(_) if rolled_back.is_some() => {
+                self.report_failure(hc, "HookFailed", &description, None)
+                    .await
+            }
             Err(f) => {
                 self.report_failure(hc, f.reason, &f.message, Some((revision, &fetched)))
                     .await
             }
         }
+    }
+
+    /// Applies the objects of the deployed release `prev` again (its recorded manifest, as one
+    /// transaction with prune); its record, for the rollback's revision.
+    async fn roll_back(&self, hc: &Value, target: &str, prev: &Value) -> Result<Value, String> {
+        let record = release::from_secret(prev)?;
+        let manifest = record["manifest"].as_str().unwrap_or_default();
+        let name = meta::name(hc);
+        let mut docs = Vec::new();
+        for obj in
+            objects(manifest, "the deployed revision's manifest", target).map_err(|f| f.message)?
+        {
+            docs.push(Document {
+                index: docs.len() + 1,
+                object: release_labels(obj, name, target),
+            });
+        }
+        self.apply(hc, &docs)?;
+        Ok(record)
+    }
+
+    /// The release's objects applied as the source `helmchart/<ns>/<name>`: one transaction,
+    /// what the source held before and `docs` lacks pruned.
+    fn apply(&self, hc: &Value, docs: &[Document]) -> Result<Applied, String> {
+        apply_source(&self.store, &source_name(hc), docs).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     /// Loads, renders and applies one revision; hooks around the apply.
@@ -392,18 +466,13 @@ impl HelmCharts {
         hooks::run(&self.view, &hooks, pre, deadline)
             .await
             .map_err(failure("HookFailed"))?;
-        let applied = apply_source(&self.store, &source_name(hc), &docs).map_err(|errors| {
-            failure("ApplyFailed")(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let applied = self.apply(hc, &docs).map_err(failure("ApplyFailed"))?;
         hooks::run(&self.view, &hooks, post, deadline)
             .await
-            .map_err(failure("HookFailed"))?;
+            .map_err(|m| Failure {
+                applied: true,
+                ..failure("HookFailed")(m)
+            })?;
         Ok(format!(
             "{} created, {} updated, {} unchanged, {} pruned",
             applied.created.len(),
@@ -468,13 +537,7 @@ impl HelmCharts {
             self.event(hc, Type::Warning, "UninstallFailed", &e).await;
             return Err(e);
         }
-        let done = apply_source(&self.store, &source_name(hc), &[]).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let done = self.apply(hc, &[])?;
         for s in &releases {
             self.view
                 .delete(&ObjectKey::of(s))
@@ -521,7 +584,15 @@ impl HelmCharts {
     async fn keep_status(&self, hc: &Value, last: &Value, fetched: &Fetched) -> Result<(), String> {
         let version = release::version_of(last);
         let condition = |t: &str| true_condition(hc, t).is_some();
+        let rolled_back = meta::annotation(last, ROLLED_BACK_ANNOTATION);
         match last["metadata"]["labels"]["status"].as_str() {
+            // A rollback's revision: the upgrade it undid failed, and the HelmChart says so.
+            Some("deployed") if rolled_back.is_some() => match rolled_back {
+                Some(m) if !condition("Failed") => {
+                    self.set_status(hc, "Failed", "HookFailed", m, None).await
+                }
+                _ => Ok(()),
+            },
             Some("deployed")
                 if !(condition("Installed") && hc["status"]["revision"] == version) =>
             {
