@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use skiff_e2e::registry::{make_tls, require_tool, Registry};
-use skiff_e2e::{free_port, skiff_bin, wait_until};
+use skiff_e2e::{free_port, sha256_hex, skiff_bin, wait_until};
 
 /// A chart `hello` at `version`, packed as `helm package` does (`hello/…` in a .tgz).
 fn chart_tgz(version: &str) -> Vec<u8> {
@@ -35,10 +34,6 @@ fn chart_tgz(version: &str) -> Vec<u8> {
         tar.append_data(&mut h, path, text.as_bytes()).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// nginx serving a folder over HTTPS on a free loopback port, behind `auth_basic`.

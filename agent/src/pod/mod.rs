@@ -193,8 +193,10 @@ pub struct Agent {
     host_ip: std::net::Ipv4Addr,
     tx: mpsc::UnboundedSender<worker::Msg>,
     rx: mpsc::UnboundedReceiver<worker::Msg>,
-    /// When pods' local storage was last measured, and whether a measure is under way.
+    /// When pods' local storage was last measured, whether a pod here has a storage limit
+    /// (the loop wakes for measuring only then), and whether a measure is under way.
     storage_checked: Option<std::time::Instant>,
+    storage_limited: bool,
     storage_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -234,6 +236,7 @@ impl Agent {
             tx,
             rx,
             storage_checked: None,
+            storage_limited: false,
             storage_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }

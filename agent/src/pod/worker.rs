@@ -88,7 +88,7 @@ impl Agent {
     fn next_wake(&self) -> Duration {
         let now = Instant::now();
         let mut wake = IDLE;
-        if !self.pods.is_empty() {
+        if self.storage_limited {
             wake = wake.min(eviction::INTERVAL);
         }
         for p in self.pods.values() {
@@ -223,6 +223,9 @@ impl Agent {
     /// the loop; a pod over one comes back as [`Msg::Evict`].
     fn check_storage(&mut self, pods: &[Pod]) {
         use std::sync::atomic::Ordering;
+        self.storage_limited = pods
+            .iter()
+            .any(|p| p.spec.as_ref().is_some_and(eviction::has_limits));
         if self
             .storage_checked
             .is_some_and(|t| t.elapsed() < eviction::INTERVAL)
