@@ -23,11 +23,6 @@ mod token;
 
 use std::path::{Path, PathBuf};
 
-/// mimalloc, for the daemon and the shims alike (the same executable): it returns freed memory
-/// to the system within milliseconds, where glibc's arenas kept tens of MiB of it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
