@@ -8,7 +8,9 @@ on exit, failure included. Run as root, from anywhere:
     python3 e2e/bench/create-to-running.py
     python3 e2e/bench/memory.py
 
-Environment: SKIFF_BIN (default: $CARGO_TARGET_DIR/release/skiff, else target/release/skiff).
+Environment: SKIFF_BIN (default: $CARGO_TARGET_DIR/release/skiff, else target/release/skiff);
+SKIFF_BENCH_NET_INDEX=N gives every server its own bridge, address ranges and no ingress
+listeners (two copies of a script side by side, e.g. a before/after pair).
 All times are taken with CLOCK_REALTIME (time.time_ns()) so that they can be compared with
 file mtimes and with the nanosecond timestamps skiff writes in CRI log lines.
 """
@@ -378,6 +380,9 @@ class Skiff:
         run side by side (a before/after comparison in one run)."""
         self.bin = bin or skiff_bin()
         self.net_args = []
+        if net_index is None and os.environ.get("SKIFF_BENCH_NET_INDEX"):
+            # Lets two copies of one script run side by side (a before/after pair).
+            net_index = int(os.environ["SKIFF_BENCH_NET_INDEX"])
         if net_index is not None:
             self.net_args = ["--bridge", f"skiffbench{net_index}",
                              "--cluster-cidr", f"10.{200 + net_index}.0.0/16",
