@@ -13,29 +13,39 @@ use tokio::net::{TcpListener, TcpStream};
 /// it closes each connection right after its first answer (without saying so), as a backend's
 /// keep-alive timeout does. Returns its address and its count of accepted connections.
 async fn backend(close_after_answer: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    listen(move |mut tcp| async move {
+        let mut buf = Vec::new();
+        loop {
+            let Some(head) = read_head(&mut tcp, &mut buf).await else {
+                return;
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
+                head.len()
+            );
+            if tcp.write_all(answer.as_bytes()).await.is_err() || close_after_answer {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// A listener serving each connection with `serve`; its address and count of connections.
+async fn listen<F, Fut>(serve: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
     tokio::spawn(async move {
         loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let Some(head) = read_head(&mut tcp, &mut buf).await else {
-                        return;
-                    };
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
-                        head.len()
-                    );
-                    if tcp.write_all(answer.as_bytes()).await.is_err() || close_after_answer {
-                        return;
-                    }
-                }
-            });
+            tokio::spawn(serve(tcp));
         }
     });
     (addr, accepted)
@@ -217,4 +227,56 @@ async fn http2_requests_go_upstream_in_origin_form_with_a_host() {
         head.contains("\r\nx-forwarded-host: app.test\r\n"),
         "{head}"
     );
+}
+
+#[tokio::test]
+async fn an_upgrade_is_relayed_both_ways_and_its_connection_never_pooled() {
+    let (be, accepted) = listen(|mut tcp| async move {
+        let mut buf = Vec::new();
+        let Some(head) = read_head(&mut tcp, &mut buf).await else {
+            return;
+        };
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nupgrade: echo\r\n"),
+            "{head}"
+        );
+        tcp.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // Echo whatever follows, the bytes already read first.
+        tcp.write_all(&buf).await.unwrap();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = tcp.read(&mut chunk).await {
+            if n == 0 || tcp.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let addr = proxy(vec![be]).await;
+    for _ in 0..2 {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let head = read_head(&mut tcp, &mut buf).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        for word in ["ping", "pong"] {
+            tcp.write_all(word.as_bytes()).await.unwrap();
+            while buf.len() < word.len() {
+                let mut chunk = [0u8; 64];
+                let n = tcp.read(&mut chunk).await.unwrap();
+                assert!(n > 0);
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            assert_eq!(buf.drain(..word.len()).collect::<Vec<_>>(), word.as_bytes());
+        }
+    }
+    // Each upgrade took its own upstream connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
