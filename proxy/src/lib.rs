@@ -8,8 +8,8 @@
 //!   per-SNI certificate resolver, TLS-ALPN-01 answers).
 //! - Requests: routed by host and path, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop
 //!   headers removed, upgrades (WebSocket) spliced through, sent over per-backend keep-alive
-//!   pools (hyper-util's client with [`upstream`]'s connector: round-robin, a failed connect
-//!   moves on to the next endpoint). 404 for unknown hosts, 503 when a backend has no ready
+//!   pools of HTTP/1.1 connections ([`upstream`]: round-robin, a failed connect moves on to
+//!   the next endpoint). 404 for unknown hosts, 503 when a backend has no ready
 //!   endpoint, 502 when none answers, 504 on timeout.
 //! - Observability: one access log line per request (tracing target `access`, level info) and
 //!   per-host counters, latency histograms, TLS handshake counts and certificate expiry
@@ -34,20 +34,20 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use routes::{Backend, HostRule, PathKind, PathRule, RouteTable};
 pub use tls::{CertError, Certificate};
+pub use upstream::UpstreamBody;
 
 use metrics::{HostRegistry, TlsStats, UpstreamError};
 use routes::Compiled;
 use tls::{CertTable, Resolver};
 
 /// The response body: an upstream's, streamed, or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 /// Tunables.
 #[derive(Clone, Debug)]
@@ -102,7 +102,6 @@ struct Shared {
     handshakes: TlsStats,
     resolver: Arc<Resolver>,
     http01: RwLock<HashMap<String, String>>,
-    client: Client<upstream::Connector, Incoming>,
     config: ProxyConfig,
     tls: Arc<rustls::ServerConfig>,
     server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
@@ -154,17 +153,6 @@ impl Proxy {
             tls_config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
             tls_config.send_tls13_tickets = 0;
         }
-        let connector = upstream::Connector {
-            table: table.clone(),
-            connect_timeout: config.connect_timeout,
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false)
-            .build(connector);
         let gate = serve::Gate::new(config.limits.clone());
         let server = gate.builder();
         Ok(Proxy {
@@ -175,7 +163,6 @@ impl Proxy {
                 handshakes: TlsStats::default(),
                 resolver,
                 http01: RwLock::new(HashMap::new()),
-                client,
                 config,
                 tls: Arc::new(tls_config),
                 server,
@@ -191,7 +178,7 @@ impl Proxy {
         if source.as_ref() == Some(&table) {
             return false;
         }
-        let compiled = Compiled::compile(&table, &self.shared.hosts);
+        let compiled = Compiled::compile(&table, &self.shared.hosts, &self.shared.table.load());
         self.shared.table.store(Arc::new(compiled));
         *source = Some(table);
         true
@@ -539,7 +526,7 @@ async fn route(shared: &Shared, conn: &Conn, mut req: Request<Incoming>) -> Rout
     }
     let upgrade = is_upgrade(&req);
     let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let upstream = match upstream_request(conn, &backend.authority, req, upgrade) {
+    let upstream = match upstream_request(conn, req, upgrade) {
         Ok(r) => r,
         Err(Refused::BadRequest) => {
             return answer(local(StatusCode::BAD_REQUEST, "400 bad request\n"), None)
@@ -554,7 +541,7 @@ async fn route(shared: &Shared, conn: &Conn, mut req: Request<Incoming>) -> Rout
     };
     let result = tokio::time::timeout(
         shared.config.response_timeout,
-        shared.client.request(upstream),
+        upstream::send(&backend, shared.config.connect_timeout, upstream),
     )
     .await;
     let upstream_error = |why| {
@@ -620,10 +607,9 @@ enum Refused {
 }
 
 /// The upstream request: same method, path, headers and body, hop-by-hop headers removed,
-/// `X-Forwarded-*` added, addressed to `authority`.
+/// `X-Forwarded-*` added, in origin form (`/path?query`).
 fn upstream_request(
     conn: &Conn,
-    authority: &http::uri::Authority,
     req: Request<Incoming>,
     upgrade: bool,
 ) -> Result<Request<Incoming>, Refused> {
@@ -660,17 +646,18 @@ fn upstream_request(
     parts
         .headers
         .insert(X_FORWARDED_HOST.clone(), forwarded_host);
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    parts.uri = Uri::from_parts(uri).map_err(|_| Refused::BadRequest)?;
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        // HTTP/2's (and an absolute-form HTTP/1.1 target's) URI: keep its path and query.
+        let mut uri = http::uri::Parts::default();
+        uri.path_and_query = Some(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        parts.uri = Uri::from_parts(uri).map_err(|_| Refused::BadRequest)?;
+    }
     parts.version = Version::HTTP_11;
     if parts.method == Method::CONNECT {
         return Err(Refused::Connect);
@@ -681,9 +668,10 @@ fn upstream_request(
 /// Answers 101 to the client and relays bytes both ways once both sides have switched.
 fn relay_upgrade(
     client_side: hyper::upgrade::OnUpgrade,
-    mut resp: Response<Incoming>,
+    mut resp: Response<UpstreamBody>,
 ) -> Response<Body> {
     let upstream_side = hyper::upgrade::on(&mut resp);
+    resp.body_mut().upgraded();
     tokio::spawn(async move {
         match (client_side.await, upstream_side.await) {
             (Ok(c), Ok(u)) => {

@@ -14,9 +14,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use http::uri::Authority;
-
 use crate::metrics::{HostRegistry, HostStats};
+use crate::upstream::Pool;
 
 /// Everything the proxy routes, as handed over by the control plane.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,11 +70,11 @@ pub struct Backend {
 #[derive(Debug)]
 pub(crate) struct CompiledBackend {
     pub name: Arc<str>,
-    /// The upstream pool key: a host name derived from the endpoint set, so a changed set gets
-    /// fresh connections while an unchanged one keeps its warm pool across table swaps.
-    pub authority: Authority,
     pub endpoints: Vec<SocketAddr>,
     pub next: AtomicUsize,
+    /// Its idle keep-alive connections (shared with the previous table's backend of the same
+    /// endpoint set).
+    pub pool: Arc<Pool>,
 }
 
 #[derive(Debug)]
@@ -121,7 +120,7 @@ pub(crate) struct Compiled {
     wildcard: HashMap<Box<str>, HostEntry>,
     any: Option<HostEntry>,
     default: Option<CompiledPath>,
-    /// By pool key (the authority's host).
+    /// By pool key (derived from the endpoint set).
     pub backends: HashMap<Box<str>, Arc<CompiledBackend>>,
 }
 
@@ -134,7 +133,9 @@ fn pool_key(endpoints: &[SocketAddr]) -> String {
 }
 
 impl Compiled {
-    pub fn compile(table: &RouteTable, hosts: &HostRegistry) -> Compiled {
+    /// Compiles `table`; backends whose endpoint set `previous` had keep its pool (its warm
+    /// connections), a changed set gets fresh connections.
+    pub fn compile(table: &RouteTable, hosts: &HostRegistry, previous: &Compiled) -> Compiled {
         let mut c = Compiled::default();
         let mut live = std::collections::HashSet::new();
         let backend = |b: &Backend, c: &mut Compiled| -> Arc<CompiledBackend> {
@@ -142,13 +143,17 @@ impl Compiled {
             let name: Arc<str> = Arc::from(b.name.as_str());
             // One pool per endpoint set; the name is the first backend's (only for logs).
             c.backends
-                .entry(key.clone().into_boxed_str())
-                .or_insert_with(|| {
+                .entry(key.into_boxed_str())
+                .or_insert_with_key(|key| {
+                    let pool = match previous.backends.get(key) {
+                        Some(p) => p.pool.clone(),
+                        None => Arc::default(),
+                    };
                     Arc::new(CompiledBackend {
                         name,
-                        authority: key.parse().expect("a valid host name"),
                         endpoints: b.endpoints.clone(),
                         next: AtomicUsize::new(0),
+                        pool,
                     })
                 })
                 .clone()
@@ -313,7 +318,7 @@ mod tests {
             ],
             default_backend: None,
         };
-        let c = Compiled::compile(&table, &HostRegistry::default());
+        let c = Compiled::compile(&table, &HostRegistry::default(), &Compiled::default());
         assert_eq!(target(&c, "app.test", "/").unwrap(), "app.test/*");
         assert_eq!(target(&c, "app.test", "/api").unwrap(), "app.test/api*");
         assert_eq!(target(&c, "app.test", "/api/x").unwrap(), "app.test/api*");
@@ -336,7 +341,11 @@ mod tests {
             default_backend: Some(backend("d")),
             ..table
         };
-        let c = Compiled::compile(&with_default, &HostRegistry::default());
+        let c = Compiled::compile(
+            &with_default,
+            &HostRegistry::default(),
+            &Compiled::default(),
+        );
         assert_eq!(target(&c, "nothing.test", "/").unwrap(), "(default)/*");
     }
 

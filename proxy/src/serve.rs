@@ -222,7 +222,11 @@ impl Activity {
         s.active += 1;
         s.served = true;
         s.h2 = version == hyper::Version::HTTP_2;
-        if s.active == 1 {
+        // Only a drain needs the connection's loop to look at once (to send HTTP/2's GOAWAY,
+        // or to close an HTTP/1 connection soon after its last answer); otherwise the idle
+        // timer finds out lazily when it fires, instead of a wake-up and a re-armed timer
+        // on every request.
+        if s.active == 1 && s.draining.is_some() {
             self.changed.notify_one();
         }
         InFlight(self.clone())
@@ -255,7 +259,9 @@ impl Drop for InFlight {
         s.active -= 1;
         if s.active == 0 {
             s.since = Instant::now();
-            self.0.changed.notify_one();
+            if s.draining.is_some() {
+                self.0.changed.notify_one();
+            }
         }
     }
 }
@@ -338,8 +344,16 @@ where
     tokio::pin!(conn);
     let limits = gate.limits();
     let mut draining = gate.draining.subscribe();
+    // One timer for the connection's life, re-armed only when it fires early (a request was
+    // in flight, or came and went: the deadline moved) or the drain begins.
+    let next_check = |activity: &Activity| {
+        activity
+            .deadline(limits)
+            .unwrap_or_else(|| Instant::now() + limits.idle_timeout)
+    };
+    let idle = tokio::time::sleep_until(next_check(&activity));
+    tokio::pin!(idle);
     loop {
-        let deadline = activity.deadline(limits);
         let (drain_started, h2) = {
             let s = activity.lock();
             (s.draining.is_some(), s.h2)
@@ -353,20 +367,18 @@ where
             // before a deadline is looked at.
             biased;
             _ = conn.as_mut() => return,
-            _ = activity.changed.notified() => continue,
+            _ = activity.changed.notified() => {
+                idle.as_mut().reset(next_check(&activity));
+            }
             _ = draining.wait_for(|d| *d), if !drain_started => {
                 activity.lock().draining = Some(Instant::now());
-                continue;
+                idle.as_mut().reset(next_check(&activity));
             }
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            _ = idle.as_mut() => {
                 if activity.deadline(limits).is_some_and(|d| d <= Instant::now()) {
                     break;
                 }
+                idle.as_mut().reset(next_check(&activity));
             }
         }
     }
