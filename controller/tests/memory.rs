@@ -88,7 +88,7 @@ async fn a_stored_object_is_held_once_and_costs_few_kilobytes() {
     let (view, _watches) = View::start(client.clone(), &["ConfigMap", "Namespace"], shutdown)
         .await
         .unwrap();
-    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, "default");
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "default");
 
     // Warm up: the first requests build what every later one reuses.
     write(&api, 9999).await;
@@ -100,7 +100,7 @@ async fn a_stored_object_is_held_once_and_costs_few_kilobytes() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let cached = view.list("ConfigMap", Some("default"));
-        let stored = store.list("ConfigMap", Some("default"));
+        let stored = store.list_trees("ConfigMap", Some("default"));
         if cached.len() == stored.len()
             && stored.iter().all(|s| {
                 view.get(&ObjectKey::of(s)).is_some_and(|c| {
@@ -118,31 +118,61 @@ async fn a_stored_object_is_held_once_and_costs_few_kilobytes() {
     }
     let after = settled_live().await;
 
-    // Held once: the cache's object is the store's version, not an equal copy.
-    let stored = store.list("ConfigMap", Some("default"));
+    // Held once: the cache's object is the store's version (its tree without managedFields),
+    // not an equal copy.
+    let stored = store.list_objects("ConfigMap", Some("default"));
     let not_shared: Vec<String> = stored
         .iter()
-        .filter(|s| !Arc::ptr_eq(s, &view.get(&ObjectKey::of(s)).unwrap()))
+        .filter(|s| !Arc::ptr_eq(s.tree(), &view.get(&ObjectKey::of(s)).unwrap()))
         .map(|s| ObjectKey::of(s).to_string())
         .collect();
     assert!(not_shared.is_empty(), "cached copies: {not_shared:?}");
 
-    // The breakdown: one version's tree, its JSON.
-    let sample = store
-        .get(&ObjectKey::new("ConfigMap", "default", "cm-0000"))
+    // Read through the API, an object is whole — managedFields in their place, the same bytes
+    // as the whole tree — in a get and in a list.
+    let whole = store
+        .get(&ObjectKey::new("ConfigMap", "default", "cm-0001"))
         .unwrap();
-    let json_bytes = serde_json::to_string(&*sample).unwrap().len();
+    assert_eq!(
+        whole["metadata"]["managedFields"].as_array().map(Vec::len),
+        Some(2),
+        "{whole}"
+    );
+    let got = get_text(&client, "/api/v1/namespaces/default/configmaps/cm-0001").await;
+    assert_eq!(got, serde_json::to_string(&*whole).unwrap());
+    let list = get_text(
+        &client,
+        "/api/v1/namespaces/default/configmaps?labelSelector=bench%3Dapply",
+    )
+    .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), OBJECTS + 1);
+    assert!(items.contains(&*whole));
+
+    // The breakdown: one version as stored (a tree without managedFields, the field as JSON
+    // text), the whole object's tree, its JSON.
+    let sample = store
+        .get_object(&ObjectKey::new("ConfigMap", "default", "cm-0000"))
+        .unwrap();
+    let json_bytes = serde_json::to_string(&sample).unwrap().len();
     let t0 = live();
-    let tree = (*sample).clone();
-    let tree_bytes = live() - t0;
-    let managed = sample["metadata"]["managedFields"].clone();
-    let managed_bytes = live() - t0 - tree_bytes;
-    drop((tree, managed));
+    let whole = sample.whole();
+    let whole_bytes = live() - t0;
+    let managed = whole["metadata"]["managedFields"].clone();
+    let managed_bytes = live() - t0 - whole_bytes;
+    let t1 = live();
+    let tree = (**sample.tree()).clone();
+    let tree_bytes = live() - t1;
+    let managed_text = sample.managed_fields_json().map_or(0, str::len) as isize;
+    drop((whole, managed, tree));
     let per_object = (after - before) / OBJECTS as isize;
     println!(
         "{OBJECTS} ConfigMaps (client-side apply, then server-side apply): {per_object} bytes \
-         of heap per object in total; one version's tree {tree_bytes} bytes (of which \
-         managedFields {managed_bytes}), its JSON {json_bytes} bytes"
+         of heap per object in total; one version as stored: its tree without managedFields \
+         {tree_bytes} bytes + managedFields as JSON text {managed_text} bytes; as one whole \
+         tree {whole_bytes} bytes (of which managedFields {managed_bytes}); its JSON \
+         {json_bytes} bytes"
     );
     let mut keys: BTreeMap<&str, usize> = BTreeMap::new();
     for k in sample["metadata"].as_object().unwrap().keys() {
@@ -155,6 +185,12 @@ async fn a_stored_object_is_held_once_and_costs_few_kilobytes() {
         per_object < tree_bytes + 4 * json_bytes as isize,
         "{per_object} bytes per object, one tree is {tree_bytes}"
     );
+}
+
+/// A GET through the API, its body as text.
+async fn get_text(client: &kube::Client, path: &str) -> String {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    client.request_text(req).await.unwrap()
 }
 
 /// `kubectl apply -f` (client-side: the last-applied annotation, manager

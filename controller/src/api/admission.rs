@@ -38,7 +38,7 @@ pub(super) fn admit(
     existing: Option<&Value>,
 ) -> Result<Vec<String>, ApiError> {
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
-    let namespace = state.store.get(&ObjectKey::new("Namespace", "", ns));
+    let namespace = state.store.get_tree(&ObjectKey::new("Namespace", "", ns));
     let namespace = namespace.as_deref().unwrap_or(&Value::Null);
     if who.namespace.is_some() {
         host_ports_allowed(namespace, plural, obj)?;

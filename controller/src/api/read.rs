@@ -18,6 +18,7 @@ use super::status::ApiError;
 use super::{table, ApiState, Body, LogOptions};
 use crate::model::kinds::KINDS;
 use crate::model::meta;
+use crate::model::object::Object;
 use crate::model::store::{event_rv, EventType};
 use skiff_proxy::metrics::label_value;
 
@@ -29,7 +30,7 @@ pub(super) fn get(
 ) -> Result<Response<Body>, ApiError> {
     let obj = state
         .store
-        .get(&key_of(t, name))
+        .get_object(&key_of(t, name))
         .ok_or_else(|| not_found(t, name))?;
     if wants_table(accept) {
         let rv = obj["metadata"]["resourceVersion"]
@@ -39,7 +40,8 @@ pub(super) fn get(
         return Ok(respond(
             200,
             TABLE_CT,
-            serde_json::to_vec(&table::table(t.kind.kind, &[&obj], &rv, "Metadata")).expect("json"),
+            serde_json::to_vec(&table::table(t.kind.kind, &[&*obj], &rv, "Metadata"))
+                .expect("json"),
         ));
     }
     Ok(ok_json(200, &obj))
@@ -62,9 +64,9 @@ pub(super) fn list(
 ) -> Result<Response<Body>, ApiError> {
     let (ls, fs) = selectors(q)?;
     let rv = state.store.resource_version().to_string();
-    let items: Vec<Arc<Value>> = state
+    let items: Vec<Object> = state
         .store
-        .list(t.kind.kind, t.namespace.as_deref())
+        .list_objects(t.kind.kind, t.namespace.as_deref())
         .into_iter()
         .filter(|o| ls.matches(o) && fs.matches(o))
         .collect();
@@ -77,10 +79,24 @@ pub(super) fn list(
             serde_json::to_vec(&table::table(t.kind.kind, &refs, &rv, include)).expect("json"),
         ));
     }
-    let items: Vec<&Value> = items.iter().map(|o| &**o).collect();
+    /// A list, serialized from the stored objects themselves (whole, no copy of their trees);
+    /// the fields in the order `json!` gave them (sorted), so the bytes are as before.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct List<'a> {
+        api_version: &'a str,
+        items: &'a [Object],
+        kind: String,
+        metadata: Value,
+    }
     Ok(ok_json(
         200,
-        &json!({"kind": format!("{}List", t.kind.kind), "apiVersion": t.kind.api_version, "metadata": {"resourceVersion": rv}, "items": items}),
+        &List {
+            api_version: t.kind.api_version,
+            items: &items,
+            kind: format!("{}List", t.kind.kind),
+            metadata: json!({ "resourceVersion": rv }),
+        },
     ))
 }
 
@@ -90,7 +106,7 @@ pub(super) fn logs(
     name: &str,
     q: &HashMap<String, String>,
 ) -> Response<Body> {
-    let Some(pod) = state.store.get(&key_of(t, name)) else {
+    let Some(pod) = state.store.get_tree(&key_of(t, name)) else {
         return error(&not_found(t, name));
     };
     let container = match super::container_of(&pod, q.get("container").map(String::as_str), false) {
@@ -146,7 +162,7 @@ pub(super) fn watch(
     let (initial, last_rv, rx) = match rv {
         None => {
             let (items, at, rx) = state.store.list_and_watch(t.kind.kind);
-            let initial: Vec<(EventType, Arc<Value>)> =
+            let initial: Vec<(EventType, Object)> =
                 items.into_iter().map(|o| (EventType::Added, o)).collect();
             (initial, at, rx)
         }
@@ -227,7 +243,7 @@ impl Watch {
             && self.fields.matches(o)
     }
 
-    fn render(&self, ty: EventType, o: &Value) -> Bytes {
+    fn render(&self, ty: EventType, o: &Object) -> Bytes {
         let ty = match ty {
             EventType::Added => "ADDED",
             EventType::Modified => "MODIFIED",
@@ -236,8 +252,8 @@ impl Watch {
         /// A watch event, serialized from the stored object itself (no copy of its tree); the
         /// fields in the order `json!` gave them (sorted), so the bytes are as before.
         #[derive(serde::Serialize)]
-        struct Line<'a> {
-            object: &'a Value,
+        struct Line<'a, O: serde::Serialize> {
+            object: &'a O,
             #[serde(rename = "type")]
             ty: &'a str,
         }
@@ -246,7 +262,7 @@ impl Watch {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            let object = table::table(self.kind, &[o], &rv, "Metadata");
+            let object = table::table(self.kind, &[&**o], &rv, "Metadata");
             line(&Line {
                 ty,
                 object: &object,
@@ -269,7 +285,7 @@ impl Watch {
     /// informers and `kubectl wait`/`rollout status` watch again from their last version).
     async fn run(
         self,
-        initial: Vec<(EventType, Arc<Value>)>,
+        initial: Vec<(EventType, Object)>,
         mut last_rv: u64,
         mut rx: tokio::sync::broadcast::Receiver<crate::model::store::Event>,
         tx: tokio::sync::mpsc::Sender<Bytes>,
@@ -343,10 +359,10 @@ pub(super) fn metrics(state: &ApiState) -> String {
             out,
             "skiff_objects{{kind=\"{}\"}} {}",
             k.kind,
-            state.store.list(k.kind, None).len()
+            state.store.list_objects(k.kind, None).len()
         );
     }
-    let pods = state.store.list("Pod", None);
+    let pods = state.store.list_trees("Pod", None);
     let mut phases: std::collections::BTreeMap<String, usize> = Default::default();
     let mut restarts = 0i64;
     for p in &pods {
@@ -378,7 +394,7 @@ pub(super) fn metrics(state: &ApiState) -> String {
     }
     let _ = writeln!(out, "# HELP skiff_container_restarts Container restarts of the pods that exist.\n# TYPE skiff_container_restarts gauge\nskiff_container_restarts {restarts}");
     let _ = writeln!(out, "# HELP skiff_deployment_replicas_available Available replicas per Deployment.\n# TYPE skiff_deployment_replicas_available gauge");
-    for d in state.store.list("Deployment", None) {
+    for d in state.store.list_trees("Deployment", None) {
         let _ = writeln!(
             out,
             "skiff_deployment_replicas_available{{namespace=\"{}\",deployment=\"{}\"}} {}",

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::Value;
 
 use super::auth::Identity;
 use super::read::{get, list, logs, metrics, watch};
@@ -40,7 +39,9 @@ pub(super) fn respond(code: u16, content_type: &str, body: impl Into<Bytes>) -> 
         .expect("valid response")
 }
 
-pub(super) fn ok_json(code: u16, v: &Value) -> Response<Body> {
+/// A JSON answer. Generic, so that a stored [`crate::model::object::Object`] is written whole
+/// (its `managedFields` included) rather than as the tree it dereferences to.
+pub(super) fn ok_json<T: serde::Serialize + ?Sized>(code: u16, v: &T) -> Response<Body> {
     respond(
         code,
         "application/json",

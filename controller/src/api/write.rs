@@ -197,7 +197,7 @@ pub(super) fn guard_folder(existing: &Value, new: &Value) -> Result<(), ApiError
 }
 
 pub(super) fn namespace_exists(state: &ApiState, ns: &str) -> Result<(), ApiError> {
-    match state.store.get(&ObjectKey::new("Namespace", "", ns)) {
+    match state.store.get_tree(&ObjectKey::new("Namespace", "", ns)) {
         Some(n) if !meta::is_terminating(&n) => Ok(()),
         _ => Err(ApiError::not_found("namespaces", "", ns)),
     }
@@ -703,7 +703,7 @@ pub(super) fn delete(
         .or_else(|| q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
     precondition(&existing, &options["preconditions"], t, name)?;
     if dry_run(q) {
-        return Ok(ok_json(200, &existing));
+        return Ok(ok_json(200, &*existing));
     }
     let op = match grace {
         // A grace period of 0 removes at once: `kubectl delete --force --grace-period=0`, and

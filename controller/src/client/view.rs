@@ -63,12 +63,13 @@ pub trait Objects: Send + Sync {
     fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>>;
 }
 
+/// The store's trees, as the view holds them (without `metadata.managedFields`).
 impl Objects for crate::model::store::Store {
     fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
-        crate::model::store::Store::get(self, key)
+        crate::model::store::Store::get_tree(self, key)
     }
     fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
-        crate::model::store::Store::list(self, kind, namespace)
+        crate::model::store::Store::list_trees(self, kind, namespace)
     }
 }
 
@@ -131,7 +132,12 @@ struct Cached {
 
 impl<'de> Deserialize<'de> for Cached {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let object = Value::deserialize(d)?;
+        let mut object = Value::deserialize(d)?;
+        // Dropped as decoded, as client-go's `TransformStripManagedFields` does: no reconciler
+        // reads them, and the store's shared tree has none (`model::object`).
+        if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
         let m = &object["metadata"];
         let text = |k: &str| m[k].as_str().map(str::to_string);
         let meta = ObjectMeta {

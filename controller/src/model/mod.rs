@@ -7,7 +7,8 @@
 //! - [`managed`]: `managedFields` and server-side apply; [`declared`]: what a manifest file
 //!   declares (the folder's field manager and the fields it owns).
 //! - [`store`]: the SQLite store every write ends in; [`builtin`]: objects every cluster has;
-//!   [`versions`]: each committed object version held once per process, shared with the caches.
+//!   [`versions`]: each committed object version held once per process, shared with the caches;
+//!   [`object`]: a stored version, its tree without `managedFields` and the field as JSON text.
 //! - [`serviceaccount`]: the ServiceAccount admission of new pods (the token volume).
 //! - [`node`]: this node's name; [`quantity`]: resource quantities (`1Gi`) as numbers;
 //!   [`yaml`]: YAML read as kubectl reads it (1.1 octals).
@@ -22,6 +23,7 @@ pub mod kinds;
 pub mod managed;
 pub mod meta;
 pub mod node;
+pub mod object;
 pub mod patch;
 pub mod podsecurity;
 pub mod quantity;

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::model::kinds::{self, KindInfo};
 use crate::model::meta;
+use crate::model::object::Object;
 use crate::model::versions;
 
 /// A key naming one object: kind, namespace ("" for cluster-scoped kinds), name.
@@ -78,7 +79,7 @@ pub struct Event {
     /// What happened.
     pub kind: EventType,
     /// The object after the change (for `Deleted`, its last state).
-    pub object: Arc<Value>,
+    pub object: Object,
 }
 
 /// One write inside a transaction.
@@ -151,7 +152,7 @@ pub enum StoreError {
 
 struct Inner {
     conn: Connection,
-    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    objects: BTreeMap<ObjectKey, Object>,
     resource_version: u64,
     /// The most recent events, for watches that resume from a resourceVersion, in
     /// resourceVersion order.
@@ -172,12 +173,12 @@ struct Retained {
 
 #[derive(Clone)]
 enum Held {
-    Shared(Arc<Value>),
+    Shared(Object),
     Json(Arc<str>),
 }
 
 impl Held {
-    fn json(obj: &Value) -> Held {
+    fn json(obj: &Object) -> Held {
         Held::Json(
             serde_json::to_string(obj)
                 .expect("JSON values serialize")
@@ -200,7 +201,7 @@ pub fn event_rv(e: &Event) -> u64 {
 
 impl Inner {
     /// `old` is no longer the store's: its history event, if retained, keeps its JSON instead.
-    fn superseded(&mut self, old: &Value) {
+    fn superseded(&mut self, old: &Object) {
         let rv = versions::rv_of(old);
         if let Ok(i) = self.history.binary_search_by_key(&rv, |r| r.rv) {
             if matches!(self.history[i].object, Held::Shared(_)) {
@@ -218,7 +219,9 @@ impl Inner {
         }
         let key = ObjectKey::of(&e.object);
         let held = match self.objects.get(&key) {
-            Some(now) if e.kind != EventType::Deleted && Arc::ptr_eq(now, &e.object) => {
+            Some(now)
+                if e.kind != EventType::Deleted && Arc::ptr_eq(now.tree(), e.object.tree()) =>
+            {
                 Held::Shared(e.object.clone())
             }
             // A deletion's last state, or a version the same transaction replaced again.
@@ -382,8 +385,8 @@ impl Store {
                 let key = ObjectKey::new(&kind, &namespace, &name);
                 let value: Value = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(key.to_string(), e))?;
-                let value = Arc::new(value);
-                versions::publish(&value);
+                let value = Object::from_whole(value);
+                versions::publish(value.tree());
                 objects.insert(key, value);
             }
         }
@@ -437,9 +440,9 @@ impl Store {
                 kind,
                 object: match held {
                     Held::Shared(o) => o,
-                    Held::Json(j) => {
-                        Arc::new(serde_json::from_str(&j).expect("the store's own JSON parses"))
-                    }
+                    Held::Json(j) => Object::from_whole(
+                        serde_json::from_str(&j).expect("the store's own JSON parses"),
+                    ),
                 },
             })
             .collect();
@@ -448,7 +451,7 @@ impl Store {
 
     /// A consistent snapshot of a kind (all namespaces) with the resourceVersion it is at, and a
     /// subscription to every change after it.
-    pub fn list_and_watch(&self, kind: &str) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Event>) {
+    pub fn list_and_watch(&self, kind: &str) -> (Vec<Object>, u64, broadcast::Receiver<Event>) {
         let inner = self.lock();
         let rx = self.events.subscribe();
         let items = inner
@@ -471,13 +474,32 @@ impl Store {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One object, if present.
-    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+    /// One object as stored (its tree and its `managedFields` text), if present: what the
+    /// API's reads serialize.
+    pub fn get_object(&self, key: &ObjectKey) -> Option<Object> {
         self.lock().objects.get(key).cloned()
     }
 
-    /// All objects of a kind, optionally in one namespace, ordered by namespace and name.
-    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+    /// One object's tree without `metadata.managedFields` (shared, no copy), if present: for
+    /// readers that do not need them.
+    pub fn get_tree(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).map(|o| o.tree().clone())
+    }
+
+    /// [`Store::list_objects`] as trees without `metadata.managedFields` (shared, no copies).
+    pub fn list_trees(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let objects = self.list_objects(kind, namespace);
+        objects.iter().map(|o| o.tree().clone()).collect()
+    }
+
+    /// One whole object, if present (a tree of its own when it has `managedFields`).
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.get_object(key).map(|o| o.whole_arc())
+    }
+
+    /// All objects of a kind as stored, optionally in one namespace, ordered by namespace and
+    /// name.
+    pub fn list_objects(&self, kind: &str, namespace: Option<&str>) -> Vec<Object> {
         let inner = self.lock();
         let start = ObjectKey::new(kind, namespace.unwrap_or(""), "");
         inner
@@ -488,24 +510,31 @@ impl Store {
             .collect()
     }
 
-    /// Every object (for pruning and garbage collection).
+    /// [`Store::list_objects`] as whole objects.
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let objects = self.list_objects(kind, namespace);
+        objects.iter().map(Object::whole_arc).collect()
+    }
+
+    /// Every object, whole (for pruning and garbage collection).
     pub fn all(&self) -> Vec<Arc<Value>> {
-        self.lock().objects.values().cloned().collect()
+        let objects: Vec<Object> = self.lock().objects.values().cloned().collect();
+        objects.iter().map(Object::whole_arc).collect()
     }
 
     /// Creates one object.
-    pub fn create(&self, obj: Value) -> Result<Arc<Value>, StoreError> {
+    pub fn create(&self, obj: Value) -> Result<Object, StoreError> {
         Ok(self.transaction(vec![Op::Create(obj)])?.remove(0))
     }
 
     /// Updates one object's declared content.
-    pub fn update(&self, obj: Value) -> Result<Arc<Value>, StoreError> {
+    pub fn update(&self, obj: Value) -> Result<Object, StoreError> {
         Ok(self.transaction(vec![Op::Update(obj)])?.remove(0))
     }
 
     /// Replaces one object's status. A status equal to the stored one writes nothing.
-    pub fn update_status(&self, key: &ObjectKey, status: Value) -> Result<Arc<Value>, StoreError> {
-        if let Some(current) = self.get(key) {
+    pub fn update_status(&self, key: &ObjectKey, status: Value) -> Result<Object, StoreError> {
+        if let Some(current) = self.get_object(key) {
             if current.get("status") == Some(&status) {
                 return Ok(current);
             }
@@ -516,18 +545,18 @@ impl Store {
     }
 
     /// Deletes one object (gracefully for Pods).
-    pub fn delete(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+    pub fn delete(&self, key: &ObjectKey) -> Result<Object, StoreError> {
         Ok(self.transaction(vec![Op::Delete(key.clone())])?.remove(0))
     }
 
     /// Removes one object at once.
-    pub fn remove(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+    pub fn remove(&self, key: &ObjectKey) -> Result<Object, StoreError> {
         Ok(self.transaction(vec![Op::Remove(key.clone())])?.remove(0))
     }
 
     /// Applies all operations atomically: either every one is committed durably, or none is.
     /// Returns the resulting objects, in order (for deletions, the last state).
-    pub fn transaction(&self, ops: Vec<Op>) -> Result<Vec<Arc<Value>>, StoreError> {
+    pub fn transaction(&self, ops: Vec<Op>) -> Result<Vec<Object>, StoreError> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let mut stage = Staging::new(&inner.objects, ops.len());
@@ -561,7 +590,7 @@ impl Store {
             }
         }
         for e in events {
-            versions::publish(&e.object);
+            versions::publish(e.object.tree());
             inner.retain(&e);
             // No receivers is fine.
             let _ = self.events.send(e);
@@ -573,14 +602,14 @@ impl Store {
 /// The changes of one transaction before it commits: a private overlay over the stored
 /// objects, so that a failure leaves memory untouched.
 struct Staging<'a> {
-    stored: &'a BTreeMap<ObjectKey, Arc<Value>>,
-    staged: BTreeMap<ObjectKey, Option<Arc<Value>>>,
+    stored: &'a BTreeMap<ObjectKey, Object>,
+    staged: BTreeMap<ObjectKey, Option<Object>>,
     events: Vec<Event>,
-    results: Vec<Arc<Value>>,
+    results: Vec<Object>,
 }
 
 impl<'a> Staging<'a> {
-    fn new(stored: &'a BTreeMap<ObjectKey, Arc<Value>>, ops: usize) -> Self {
+    fn new(stored: &'a BTreeMap<ObjectKey, Object>, ops: usize) -> Self {
         Staging {
             stored,
             staged: BTreeMap::new(),
@@ -590,21 +619,20 @@ impl<'a> Staging<'a> {
     }
 
     /// The object as this transaction sees it so far.
-    fn current(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+    fn current(&self, key: &ObjectKey) -> Option<Object> {
         match self.staged.get(key) {
             Some(v) => v.clone(),
             None => self.stored.get(key).cloned(),
         }
     }
 
-    fn existing(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+    fn existing(&self, key: &ObjectKey) -> Result<Object, StoreError> {
         self.current(key)
             .ok_or_else(|| StoreError::NotFound(key.clone()))
     }
 
     /// Stages a new version of an object.
-    fn put(&mut self, key: ObjectKey, obj: Value, kind: EventType) {
-        let obj = Arc::new(obj);
+    fn put(&mut self, key: ObjectKey, obj: Object, kind: EventType) {
         self.staged.insert(key, Some(obj.clone()));
         self.events.push(Event {
             kind,
@@ -614,11 +642,11 @@ impl<'a> Staging<'a> {
     }
 
     /// Stages the removal of an object; its last version carries the removal's version.
-    fn remove(&mut self, key: ObjectKey, old: &Value, rv: u64) {
+    fn remove(&mut self, key: ObjectKey, old: &Object, rv: u64) {
         self.staged.insert(key, None);
-        let mut obj = old.clone();
+        let mut obj = (**old).clone();
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let obj = Arc::new(obj);
+        let obj = old.with_tree(obj);
         self.events.push(Event {
             kind: EventType::Deleted,
             object: obj.clone(),
@@ -635,13 +663,17 @@ impl<'a> Staging<'a> {
                 if self.current(&key).is_some() {
                     return Err(StoreError::AlreadyExists(key));
                 }
-                self.put(key, created(obj, info, rv), EventType::Added);
+                self.put(
+                    key,
+                    Object::from_whole(created(obj, info, rv)),
+                    EventType::Added,
+                );
             }
             Op::Update(obj) => {
                 let key = ObjectKey::of(&obj);
                 let info = kind_info(&key.kind)?;
                 let old = self.existing(&key)?;
-                let obj = updated(&key, &old, obj, info, rv)?;
+                let obj = Object::from_whole(updated(&key, &old, obj, info, rv)?);
                 if info.has_finalizers() && meta::is_terminating(&obj) && finalizers(&obj) == 0 {
                     // The last finalizer of an object being deleted is gone: so is the object.
                     self.remove(key, &obj, rv);
@@ -650,11 +682,12 @@ impl<'a> Staging<'a> {
                 }
             }
             Op::UpdateStatus(key, status) => {
-                let mut obj = (*self.existing(&key)?).clone();
+                let old = self.existing(&key)?;
+                let mut obj = (*old).clone();
                 obj["status"] = status;
                 meta::metadata_mut(&mut obj)
                     .insert("resourceVersion".into(), json!(rv.to_string()));
-                self.put(key, obj, EventType::Modified);
+                self.put(key, old.with_tree(obj), EventType::Modified);
             }
             Op::Delete(key) => return self.delete(key, None, rv),
             Op::DeleteWithGrace(key, grace) => return self.delete(key, Some(grace), rv),
@@ -689,7 +722,7 @@ impl<'a> Staging<'a> {
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             m.insert("resourceVersion".into(), json!(rv.to_string()));
-            self.put(key, obj, EventType::Modified);
+            self.put(key, old.with_tree(obj), EventType::Modified);
             return Ok(true);
         }
         let mut obj = (*old).clone();
@@ -704,7 +737,7 @@ impl<'a> Staging<'a> {
         m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         m.insert("resourceVersion".into(), json!(rv.to_string()));
-        self.put(key, obj, EventType::Modified);
+        self.put(key, old.with_tree(obj), EventType::Modified);
         Ok(true)
     }
 }
@@ -791,14 +824,15 @@ fn updated(
 /// Writes the staged changes and the new resourceVersion in one SQLite transaction.
 fn commit(
     conn: &mut Connection,
-    staged: &BTreeMap<ObjectKey, Option<Arc<Value>>>,
+    staged: &BTreeMap<ObjectKey, Option<Object>>,
     rv: u64,
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for (key, value) in staged {
         match value {
             Some(obj) => {
-                let body = serde_json::to_string(&**obj).expect("JSON values serialize");
+                // The whole object: its tree with `managedFields` written in.
+                let body = serde_json::to_string(obj).expect("JSON values serialize");
                 tx.execute(
                     "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -994,12 +1028,12 @@ mod tests {
         );
         // What the store holds is not copied for the history.
         assert!(Arc::ptr_eq(
-            &past[3].object,
-            &s.get(&ObjectKey::of(&kept)).unwrap()
+            past[3].object.tree(),
+            s.get_object(&ObjectKey::of(&kept)).unwrap().tree()
         ));
         assert!(Arc::ptr_eq(
-            &past[5].object,
-            &s.get(&ObjectKey::of(&both[1])).unwrap()
+            past[5].object.tree(),
+            s.get_object(&ObjectKey::of(&both[1])).unwrap().tree()
         ));
         // Superseded versions are kept as their JSON, not as a tree of their own.
         let inner = s.lock();
@@ -1009,6 +1043,55 @@ mod tests {
             .map(|r| matches!(r.object, Held::Shared(_)))
             .collect();
         assert_eq!(held, [false, false, false, true, false, true]);
+    }
+
+    /// Issue 15 part 3: `managedFields` are held as text beside the tree, and every whole
+    /// object — SQLite's body, a read, a watch resumed from the history — is as it was written.
+    #[test]
+    fn managed_fields_are_held_apart_and_every_whole_object_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let fields = json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}}]);
+        let mut o = cm("a", "1");
+        o["metadata"]["managedFields"] = fields.clone();
+        let created = s.create(o).unwrap();
+        let start = versions::rv_of(&created) - 1;
+        assert!(created["metadata"].get("managedFields").is_none());
+        assert_eq!(created.whole()["metadata"]["managedFields"], fields);
+        // The store's changes (status, a deletion's last state) keep them.
+        let key = ObjectKey::new("ConfigMap", "default", "a");
+        let status = s.update_status(&key, json!({"x": 1})).unwrap();
+        assert_eq!(s.get(&key).unwrap()["metadata"]["managedFields"], fields);
+        assert!(s.get_tree(&key).unwrap()["metadata"]
+            .get("managedFields")
+            .is_none());
+        let body: String = s
+            .lock()
+            .conn
+            .query_row("SELECT body FROM objects WHERE name = 'a'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(body, serde_json::to_string(&status.whole()).unwrap());
+        let gone = s.delete(&key).unwrap();
+        assert_eq!(gone.whole()["metadata"]["managedFields"], fields);
+        let (past, _rx) = s.watch_from(start).unwrap();
+        for e in &past {
+            assert_eq!(e.object.whole()["metadata"]["managedFields"], fields);
+        }
+        assert_eq!(past.len(), 3);
+        // Reopened: read back whole from SQLite.
+        let mut o = cm("b", "1");
+        o["metadata"]["managedFields"] = fields.clone();
+        s.create(o).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let b = s
+            .get_object(&ObjectKey::new("ConfigMap", "default", "b"))
+            .unwrap();
+        assert!(b["metadata"].get("managedFields").is_none());
+        assert_eq!(b.whole()["metadata"]["managedFields"], fields);
     }
 
     #[test]
