@@ -3,12 +3,16 @@
 
 1. Pod network setup time (network namespace, veth, address, routes), p50/p90 over 50 pods:
    read from the daemon's own `pod network ready took_us=…` debug lines (SKIFF_LOG=debug).
-2. HTTP throughput from the host through a Service's ClusterIP versus straight to the pod IP
-   (wrk -t1 -c16 -d5s, interleaved rounds, medians): the ratio should be ~1.
+2. HTTP throughput through a Service's ClusterIP versus straight to the pod IP (wrk -t1 -c16
+   -d5s pinned to CPU 1, interleaved rounds, medians), for two backends — busybox httpd (closes
+   every connection: every request is a new connection through the NAT) and a keep-alive
+   server (e2e/images/http-keepalive.rs) — and from two clients: the host, and wrk run inside
+   a pod's network namespace (nsenter --net), the path pod-to-Service traffic takes.
 3. DNS query latency p50/p90 of the cluster DNS for a Service name, measured from inside the
    pod's network namespace (nsenter into the pod's netns, a UDP query sent to the gateway).
 
-Run as root: python3 e2e/bench/network.py [--json OUT.json]  (uses target/release/skiff or $SKIFF_BIN)
+Run as root: python3 e2e/bench/network.py [--json OUT.json] [--pods N] [--rounds R] [--duration S]
+(uses target/release/skiff or $SKIFF_BIN)
 Traffic goes only to 127.0.0.1 and to this server's own bridge addresses (checked with
 `ip route get`).
 """
@@ -59,15 +63,25 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def wrk(url):
-    out = sh(f"taskset -c 1 wrk -t1 -c16 -d5s {url}").stdout
+def arg(name, default):
+    return type(default)(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+DURATION = arg("--duration", 5)
+
+
+def wrk(url, netns=None):
+    enter = f"nsenter --net={netns} " if netns else ""
+    out = sh(f"{enter}taskset -c 1 wrk -t1 -c16 -d{DURATION}s {url}").stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return float(m.group(1)) if m else 0.0
 
 
 def main():
-    json_out = sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None
+    json_out = arg("--json", "") or None
+    pods_n, rounds = arg("--pods", 50), arg("--rounds", 3)
     res = {"info": benchlib.machine_info()}
+    res["info"]["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     skiff = os.environ.get("SKIFF_BIN") or benchlib.skiff_bin()
     root = tempfile.mkdtemp(prefix="skiff-bench-net-")
     data, manifests, images = (os.path.join(root, d) for d in ("data", "manifests", "images"))
@@ -75,7 +89,11 @@ def main():
         os.makedirs(d)
     kc, cache = os.path.join(root, "kubeconfig"), os.path.join(root, "cache")
     archive = os.path.join(images, "bench.tar")
-    sh(f"bash {benchlib.ROOT}/e2e/images/build-busybox-image.sh {archive} skiff-bench:v1")
+    keepalive = os.path.join(root, "http-keepalive")
+    sh(f"rustc --edition 2021 -O -C target-feature=+crt-static -o {keepalive} "
+       f"{benchlib.ROOT}/e2e/images/http-keepalive.rs")
+    sh(f"bash {benchlib.ROOT}/e2e/images/build-busybox-image.sh {archive} skiff-bench:v1"
+       f" --add {keepalive}:/bin/http-keepalive")
     api = benchlib.free_port()
     log = open(os.path.join(root, "server.log"), "w")
     env = dict(os.environ, SKIFF_LOG="info,skiff_agent::pod=debug")
@@ -94,7 +112,7 @@ def main():
 kind: Deployment
 metadata: {name: many}
 spec:
-  replicas: 50
+  replicas: PODS
   selector: {matchLabels: {app: many}}
   template:
     metadata: {labels: {app: many}}
@@ -121,10 +139,30 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
-"""
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ka}
+spec:
+  selector: {matchLabels: {app: ka}}
+  template:
+    metadata: {labels: {app: ka}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - {name: ka, image: "skiff-bench:v1", imagePullPolicy: Never, command: ["/bin/http-keepalive", "8080"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ka}
+spec:
+  selector: {app: ka}
+  ports: [{port: 80, targetPort: 8080}]
+""".replace("PODS", str(pods_n))
         kubectl(kc, cache, "apply", "-f", "-", stdin=app)
         kubectl(kc, cache, "rollout", "status", "deploy/many", "--timeout=300s")
         kubectl(kc, cache, "rollout", "status", "deploy/web", "--timeout=60s")
+        kubectl(kc, cache, "rollout", "status", "deploy/ka", "--timeout=60s")
         log.flush()
         lines = re.findall(r"pod network ready.*?namespaces_us=(\d+) took_us=(\d+)",
                            open(os.path.join(root, "server.log")).read())
@@ -137,22 +175,29 @@ spec:
         res["setup_ms"] = {"n": len(took), "p50": pct(took, 50) / 1000, "p90": pct(took, 90) / 1000,
                            "namespaces_p50": pct(ns, 50) / 1000, "veth_p50": pct(veth, 50) / 1000}
 
-        pods = json.loads(kubectl(kc, cache, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
-        pod_ip = pods[0]["status"]["podIP"]
-        vip = json.loads(kubectl(kc, cache, "get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
-        assert route_is_bridge(pod_ip) and route_is_bridge(vip), "routes must be the bench bridge"
-        direct, via = [], []
-        wrk(f"http://{pod_ip}:8080/")  # warm-up
-        for _ in range(3):
-            direct.append(wrk(f"http://{pod_ip}:8080/"))
-            via.append(wrk(f"http://{vip}/"))
-        d, v = statistics.median(direct), statistics.median(via)
-        print(f"HTTP direct to pod: {d:.0f} req/s; through ClusterIP: {v:.0f} req/s; ratio {v / d:.3f}")
-        res["http"] = {"direct_rps": d, "clusterip_rps": v, "ratio": v / d}
+        client_dir = [p for p in os.listdir(os.path.join(data, "pods")) if p.startswith("default_many-")][0]
+        client_ns = os.path.join(data, "pods", client_dir, "ns", "net")
+        res["http"] = {}
+        for app_name, what in (("web", "busybox httpd, close per request"), ("ka", "keep-alive server")):
+            pods = json.loads(kubectl(kc, cache, "get", "pods", "-l", f"app={app_name}", "-o", "json"))["items"]
+            pod_ip = pods[0]["status"]["podIP"]
+            vip = json.loads(kubectl(kc, cache, "get", "svc", app_name, "-o", "json"))["spec"]["clusterIP"]
+            assert route_is_bridge(pod_ip) and route_is_bridge(vip), "routes must be the bench bridge"
+            for client, netns in (("host", None), ("pod", client_ns)):
+                direct, via = [], []
+                wrk(f"http://{pod_ip}:8080/", netns)  # warm-up
+                for _ in range(rounds):
+                    direct.append(wrk(f"http://{pod_ip}:8080/", netns))
+                    via.append(wrk(f"http://{vip}/", netns))
+                d, v = statistics.median(direct), statistics.median(via)
+                print(f"HTTP {what}, from the {client}: direct to pod {d:.0f} req/s; through ClusterIP "
+                      f"{v:.0f} req/s; ratio {v / d:.3f} (rounds direct {[round(x) for x in direct]}, "
+                      f"ClusterIP {[round(x) for x in via]})")
+                res["http"][f"{app_name}_{client}"] = {"direct_rps": direct, "clusterip_rps": via,
+                                                        "ratio": v / d}
 
         # DNS from inside a pod's network namespace.
-        netns = [p for p in os.listdir(os.path.join(data, "pods")) if p.startswith("default_many-")][0]
-        nspath = os.path.join(data, "pods", netns, "ns", "net")
+        nspath = client_ns
         gw = CLUSTER.split("/")[0].rsplit(".", 1)[0] + ".1"
         script = f"""
 import socket, struct, time, random
@@ -173,6 +218,7 @@ print(f"{{lat[len(lat)//2]*1e6:.0f}} {{lat[int(len(lat)*0.9)]*1e6:.0f}}")
         print(f"DNS from a pod: p50={out[0]} us p90={out[1]} us (500 queries)")
         res["dns_us"] = {"p50": float(out[0]), "p90": float(out[1])}
         res["info"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        print(f"load average: start {res['info']['loadavg_start']}, end {res['info']['loadavg_end']}")
         if json_out:
             with open(json_out, "w") as f:
                 json.dump(res, f, indent=1)
