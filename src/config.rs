@@ -76,6 +76,10 @@ pub struct ServerArgs {
     /// the host; 0 for no limit. [default: 4096]
     #[arg(long)]
     pod_max_pids: Option<u32>,
+    /// The most pods this node runs at once (its Node's `pods` capacity, kubelet's
+    /// `maxPods`): pods past it stay Pending (`Too many pods`). [default: 110]
+    #[arg(long)]
+    max_pods: Option<u64>,
     /// The largest request body the API accepts (bytes); larger ones are answered 413.
     /// [default: 3145728, kube-apiserver's]
     #[arg(long)]
@@ -129,6 +133,7 @@ struct ConfigFile {
     bridge: Option<String>,
     node_name: Option<String>,
     pod_max_pids: Option<u32>,
+    max_pods: Option<u64>,
     api_max_request_body_bytes: Option<usize>,
     api_max_connections: Option<usize>,
     api_handshake_timeout: Option<u64>,
@@ -152,6 +157,8 @@ pub struct ServerConfig {
     pub network: skiff_agent::network::NetworkConfig,
     /// `pids.max` of every pod (`None`: no limit).
     pub pids_limit: Option<u32>,
+    /// The node's `pods` capacity.
+    pub max_pods: u64,
     /// The API server's bounds on connections and bodies.
     pub api_limits: skiff_controller::api::ApiLimits,
     /// How containers' logs are rotated.
@@ -169,8 +176,16 @@ impl ServerArgs {
         let mut tls_sans = file.tls_san.clone();
         tls_sans.extend(self.tls_san.iter().cloned());
         let pids = self.pod_max_pids.or(file.pod_max_pids).unwrap_or(4096);
+        let max_pods = self
+            .max_pods
+            .or(file.max_pods)
+            .unwrap_or(crate::machine::MAX_PODS);
+        if max_pods == 0 {
+            anyhow::bail!("max-pods must be at least 1");
+        }
         Ok(ServerConfig {
             pids_limit: (pids > 0).then_some(pids),
+            max_pods,
             api_limits: self.api_limits(&file)?,
             log_rotation: self.log_rotation(&file)?,
             ingress: self.ingress(&file, bind),

@@ -25,8 +25,8 @@ const HEARTBEAT: Duration = Duration::from_secs(60);
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// How long the Lease holds: two heartbeats.
 const LEASE_SECONDS: i32 = 120;
-/// kubelet's default `maxPods`.
-const MAX_PODS: u64 = 110;
+/// kubelet's default `maxPods` (`skiff server --max-pods`).
+pub const MAX_PODS: u64 = 110;
 /// kubelet's default hard eviction threshold for memory: what allocatable keeps back and
 /// below which MemoryPressure is reported.
 const MEMORY_RESERVE: u64 = 100 << 20;
@@ -52,6 +52,8 @@ pub struct Facts {
     pub machine_id: String,
     pub boot_id: String,
     pub system_uuid: String,
+    /// The most pods the node takes (its `pods` capacity; kubelet's `maxPods`).
+    pub max_pods: u64,
 }
 
 fn read(path: &str) -> String {
@@ -130,6 +132,7 @@ impl Facts {
             machine_id: read("/etc/machine-id"),
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             system_uuid: read("/sys/class/dmi/id/product_uuid"),
+            max_pods: MAX_PODS,
         }
     }
 
@@ -204,13 +207,13 @@ pub fn status(facts: &Facts, previous: &Value, now: &str) -> Value {
     let capacity = json!({
         "cpu": facts.cpus.to_string(),
         "memory": kib(facts.memory_total),
-        "pods": MAX_PODS.to_string(),
+        "pods": facts.max_pods.to_string(),
         "ephemeral-storage": kib(facts.disk_total),
     });
     let allocatable = json!({
         "cpu": facts.cpus.to_string(),
         "memory": kib(facts.memory_total.saturating_sub(MEMORY_RESERVE)),
-        "pods": MAX_PODS.to_string(),
+        "pods": facts.max_pods.to_string(),
         "ephemeral-storage": (facts.disk_total / 100 * (100 - DISK_RESERVE_PERCENT)).to_string(),
     });
     let (mem, disk, pid) = (
@@ -315,9 +318,18 @@ pub struct Heartbeat {
     pub name: String,
     pub data_dir: PathBuf,
     pub internal_ip: String,
+    /// The node's `pods` capacity.
+    pub max_pods: u64,
 }
 
 impl Heartbeat {
+    fn measure(&self) -> Facts {
+        Facts {
+            max_pods: self.max_pods,
+            ..Facts::measure(&self.data_dir, self.internal_ip.clone(), self.name.clone())
+        }
+    }
+
     fn api(&self) -> Api<Node> {
         Api::all(self.client.clone())
     }
@@ -353,7 +365,7 @@ impl Heartbeat {
     }
 
     async fn write(&self, previous: &Value) -> Result<Value, kube::Error> {
-        let facts = Facts::measure(&self.data_dir, self.internal_ip.clone(), self.name.clone());
+        let facts = self.measure();
         let status = status(&facts, previous, &Self::now());
         let pp = PatchParams {
             field_manager: Some(MANAGER.into()),
@@ -396,7 +408,7 @@ impl Heartbeat {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(MEASURE) => {}
             }
-            let facts = Facts::measure(&self.data_dir, self.internal_ip.clone(), self.name.clone());
+            let facts = self.measure();
             let fresh = status(&facts, &last, &Self::now());
             if essence(&fresh) == essence(&last) && written.elapsed() < HEARTBEAT {
                 continue;
@@ -436,6 +448,7 @@ mod tests {
             machine_id: "m".into(),
             boot_id: "b".into(),
             system_uuid: "u".into(),
+            max_pods: MAX_PODS,
         }
     }
 

@@ -318,6 +318,7 @@ async fn start_node(
         name: config.node_name.clone(),
         data_dir: opened.layout.data_dir.clone(),
         internal_ip: skiff_agent::network::host_ip(&config.network).to_string(),
+        max_pods: config.max_pods,
     };
     let status = heartbeat.register().await.unwrap_or_else(|e| {
         tracing::error!(node = %config.node_name, "registering the node: {e}");

@@ -380,6 +380,7 @@ class Skiff:
         run side by side (a before/after comparison in one run)."""
         self.bin = bin or skiff_bin()
         self.net_args = []
+        self.extra_args = []  # more `skiff server` flags (e.g. --max-pods)
         if net_index is None and os.environ.get("SKIFF_BENCH_NET_INDEX"):
             # Lets two copies of one script run side by side (a before/after pair).
             net_index = int(os.environ["SKIFF_BENCH_NET_INDEX"])
@@ -411,7 +412,7 @@ class Skiff:
              "--api-port", str(self.api_port), "--bind-address", "127.0.0.1",
              "--disable-default-registry-endpoint",
              "--write-kubeconfig", self.kubeconfig]
-            + self.net_args,
+            + self.net_args + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file)
         pidfile = os.path.join(self.data, "run", "skiff.pid")
         deadline = time.time() + 30

@@ -110,6 +110,8 @@ def main():
     try:
         archive = B.build_image(work)
         sk = B.Skiff(os.path.join(work, "skiff"))
+        # The node takes 110 pods by default (kubelet's and k3s's maxPods).
+        sk.extra_args = ["--max-pods", str(max(110, args.pods))]
         sk.import_image(archive)
         sk.start()
         engines = ["skiff"]

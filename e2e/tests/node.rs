@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use skiff_e2e::kubectl::{namespace_token, server_with_images, Kubectl};
+use skiff_e2e::kubectl::{
+    namespace_token, server_with_images, server_with_images_and_args, Kubectl,
+};
 use skiff_e2e::{wait_for, wait_until};
 
 const IMAGE: &str = "skiff-e2e-node:v1";
@@ -369,4 +371,31 @@ spec:
             .contains("pods \"unknown\" is forbidden: no PriorityClass with name nope was found"),
         "{o}"
     );
+}
+
+/// `--max-pods` sets the node's `pods` capacity (kubelet's maxPods): past it a pod stays
+/// Pending with the scheduler's `Too many pods`, and starts once another goes.
+#[test]
+fn max_pods_bounds_the_pods_the_node_takes() {
+    let s = server_with_images_and_args(&[IMAGE], &["--max-pods", "2"]);
+    let k = Kubectl::admin(&s);
+    let name = node_name();
+    let node =
+        wait_for(Duration::from_secs(20), || k.get_json(&["node", &name])).expect("the Node");
+    assert_eq!(node["status"]["capacity"]["pods"], "2");
+    assert_eq!(node["status"]["allocatable"]["pods"], "2");
+    for pod in ["one", "two"] {
+        k.apply(&pod_yaml(pod, ""), &[]);
+        wait_phase(&k, pod, "Running");
+    }
+    k.apply(&pod_yaml("three", ""), &[]);
+    let c = unschedulable(&k, "three");
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("0/1 nodes are available: 1 Too many pods."),
+        "{msg}"
+    );
+    assert_eq!(phase(&k, "three"), "Pending");
+    k.ok(&["delete", "pod", "one", "--wait=false"]);
+    wait_phase(&k, "three", "Running");
 }
