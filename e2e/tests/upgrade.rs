@@ -56,9 +56,17 @@ fn a_previous_release_store_is_migrated_and_a_newer_one_refused() {
     s.wait_log(0, "migrated the store's schema", &["from=0"], WAIT)
         .unwrap_or_else(|| panic!("no migration in the log:\n{}", s.log_tail(30)));
     let k = Kubectl::admin(&s);
-    let cm = k
-        .get_json(&["configmap", "from-v0", "-n", "legacy"])
-        .expect("the ConfigMap of the previous release");
+    // The migration is logged before the API listens and writes the kubeconfig: retry.
+    let cm = wait_for(WAIT, || {
+        k.get_json(&["configmap", "from-v0", "-n", "legacy"])
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the ConfigMap of the previous release: {}\n{}",
+            k.run(&["get", "configmap", "-A"]),
+            s.log_tail(30)
+        )
+    });
     assert_eq!(
         cm["data"]["written-by"],
         "skiff 8ff55c6, store schema version 0"
