@@ -516,10 +516,11 @@ impl Store {
         objects.iter().map(Object::whole_arc).collect()
     }
 
-    /// Every object, whole (for pruning and garbage collection).
+    /// Every object's tree without `metadata.managedFields` (shared, no copies): for the
+    /// folder's pruning, which reads annotations and deletion marks only.
     pub fn all(&self) -> Vec<Arc<Value>> {
-        let objects: Vec<Object> = self.lock().objects.values().cloned().collect();
-        objects.iter().map(Object::whole_arc).collect()
+        let store = self.lock();
+        store.objects.values().map(|o| o.tree().clone()).collect()
     }
 
     /// Creates one object.
