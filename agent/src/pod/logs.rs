@@ -221,8 +221,6 @@ async fn serve(
     since: Option<jiff::Timestamp>,
     tx: mpsc::Sender<bytes::Bytes>,
 ) {
-    // Any rotation of the file opened now is stamped later than this.
-    let opened_at = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
     let Ok(file) = std::fs::File::open(&path) else {
         return;
     };
@@ -281,7 +279,6 @@ async fn serve(
             path: &path,
             read_to,
             live,
-            opened_at,
         },
         &instance_dir,
         &mut output,
@@ -289,13 +286,12 @@ async fn serve(
     .await;
 }
 
-/// The live log file a follower reads: its path, how far it has read, a handle to the file
-/// it opened (for its inode: the shim rotates `N.log` by renaming it), and when it opened it.
+/// The live log file a follower reads: its path, how far it has read, and a handle to the
+/// file it opened (for its inode: the shim rotates `N.log` by renaming it).
 struct Source<'a> {
     path: &'a Path,
     read_to: u64,
     live: std::fs::File,
-    opened_at: String,
 }
 
 /// Follow: new records as they are written, until the instance is gone (or the client).
@@ -321,31 +317,14 @@ async fn follow(
                 // Everything of the rotated file is read: the files rotated after it, then
                 // the new live file.
                 rotated = false;
-                let (path, live, opened_at) =
-                    (src.path.to_path_buf(), src.live, src.opened_at.clone());
-                let Ok(later) = tokio::task::spawn_blocking(move || {
-                    let stamp = rotated_stamp(&path, &live, &opened_at).unwrap_or_default();
-                    let mut texts = Vec::new();
-                    let mut at = stamp;
-                    // An empty stamp: ours was not found (compressed while the follower fell
-                    // behind); on with the live file.
-                    while !at.is_empty() {
-                        let Some((mut r, next)) = rotated_after(&path, &at) else {
-                            break;
-                        };
-                        let mut text = Vec::new();
-                        let _ = std::io::Read::read_to_end(&mut r, &mut text);
-                        texts.push(text);
-                        at = next;
-                    }
-                    let now = crate::runtime::logfile::rotation_stamp(jiff::Timestamp::now());
-                    (texts, std::fs::File::open(&path).ok(), now)
-                })
-                .await
+                let (path, live) = (src.path.to_path_buf(), src.live);
+                let instance = instance_dir.to_path_buf();
+                let Ok(later) =
+                    tokio::task::spawn_blocking(move || later_files(&path, &live, &instance)).await
                 else {
                     return;
                 };
-                let (texts, next_live, now) = later;
+                let (texts, next_live) = later;
                 pending.clear();
                 for text in texts {
                     for line in text.split_inclusive(|&b| b == b'\n') {
@@ -367,14 +346,18 @@ async fn follow(
                 reader = BufReader::with_capacity(SEND_AT, tokio::fs::File::from_std(handle));
                 src.live = next_live;
                 src.read_to = 0;
-                src.opened_at = now;
                 continue;
             }
             Ok(0) => {
-                if finishing {
-                    return;
-                }
                 let ours = src.live.metadata().map(|m| m.ino()).ok();
+                if finishing {
+                    // Rotated since the last look: the files after ours first.
+                    match std::fs::metadata(src.path) {
+                        Ok(m) if Some(m.ino()) != ours => rotated = true,
+                        _ => return,
+                    }
+                    continue;
+                }
                 loop {
                     if output.tx.is_closed() {
                         return;
@@ -509,39 +492,110 @@ fn inode(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
-/// The rotation stamp of the file open as `file`, opened when the clock said `opened_at`,
-/// among the rotated files of the log at `path`: the one rotated since then that is the same
-/// file — its inode while it is not compressed, else (gzipped) the same first record (each
-/// starts with a nanosecond timestamp).
-fn rotated_stamp(path: &Path, file: &std::fs::File, opened_at: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = file.metadata().ok()?.ino();
-    let mut first: Option<Vec<u8>> = None;
+/// What a follower reads after the file it had open was rotated: the texts of the files
+/// rotated after it, oldest first (gzipped ones decompressed), then the new live file — `None`
+/// if the instance ended meanwhile. The live file is
+/// opened before the rotated ones are listed, and the listing stops at it should it have been
+/// rotated too since: so no file rotated between the listing and the opening is skipped.
+fn later_files(
+    path: &Path,
+    live: &std::fs::File,
+    instance_dir: &Path,
+) -> (Vec<Vec<u8>>, Option<std::fs::File>) {
+    // An empty stamp: ours was not found (compressed while the follower fell behind); on
+    // with the live file.
+    let mut at = rotated_stamp(path, live).unwrap_or_default();
+    let mut texts = Vec::new();
+    loop {
+        let next = std::fs::File::open(path).ok();
+        let mut next_id = next.as_ref().map(RotatedIdentity::new);
+        while !at.is_empty() {
+            let Some((f, stamp)) = rotated_after(path, &at) else {
+                break;
+            };
+            if next_id.as_mut().is_some_and(|id| id.is(&f)) {
+                break;
+            }
+            let Some(mut r) = open_rotated(&f) else {
+                at = stamp;
+                continue;
+            };
+            let mut text = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut r, &mut text);
+            texts.push(text);
+            at = stamp;
+        }
+        if next.is_some() || std::fs::metadata(instance_dir).is_err() {
+            return (texts, next);
+        }
+        // Between the shim's rename and its creating the new file there is none: in a moment.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Which rotated file an open log file became: the same inode while it is not compressed,
+/// else (gzipped) the same first record (each starts with a nanosecond timestamp; a file is
+/// rotated only once it holds one).
+struct RotatedIdentity<'a> {
+    file: &'a std::fs::File,
+    ino: Option<u64>,
+    first: Option<Vec<u8>>,
+}
+
+impl<'a> RotatedIdentity<'a> {
+    fn new(file: &'a std::fs::File) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let ino = file.metadata().ok().map(|m| m.ino());
+        RotatedIdentity {
+            file,
+            ino,
+            first: None,
+        }
+    }
+
+    /// Whether the rotated file listed as `f` is this one (listed uncompressed but
+    /// compressed since: its `.gz`, by content).
+    fn is(&mut self, f: &Path) -> bool {
+        let gz = match f.extension().is_some_and(|e| e == "gz") {
+            true => f.to_path_buf(),
+            false => match inode(f) {
+                Some(i) => return Some(i) == self.ino,
+                None => gz_of(f),
+            },
+        };
+        // Read once it has one (a file just created is empty until the shim writes).
+        if self.first.is_none() {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; FIRST_RECORD];
+            let n = self.file.read_at(&mut buf, 0).unwrap_or(0);
+            buf.truncate(n);
+            self.first = Some(first_record(&buf[..])).filter(|r| !r.is_empty());
+        }
+        let Some(mine) = &self.first else {
+            return false;
+        };
+        std::fs::File::open(gz).is_ok_and(|gz| {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            let _ = flate2::read::GzDecoder::new(gz)
+                .take(FIRST_RECORD as u64)
+                .read_to_end(&mut buf);
+            first_record(&buf) == *mine
+        })
+    }
+}
+
+/// The rotation stamp of the file open as `file` among the rotated files of the log at
+/// `path`, looked for from the newest (the one a follower had open is rotated last but a
+/// few). Not by time: the shim takes its stamp just before it renames, so a file opened in
+/// between is stamped earlier than it was opened.
+fn rotated_stamp(path: &Path, file: &std::fs::File) -> Option<String> {
+    let mut id = RotatedIdentity::new(file);
     crate::runtime::logfile::rotated_files(path)
         .into_iter()
+        .rev()
         .filter_map(|f| Some((stamp_of(path, &f)?, f)))
-        .filter(|(s, _)| s.as_str() >= opened_at)
-        .find(|(_, f)| {
-            if f.extension().is_some_and(|e| e == "gz") {
-                let mine = first.get_or_insert_with(|| {
-                    use std::os::unix::fs::FileExt;
-                    let mut buf = vec![0u8; FIRST_RECORD];
-                    let n = file.read_at(&mut buf, 0).unwrap_or(0);
-                    buf.truncate(n);
-                    first_record(&buf[..])
-                });
-                std::fs::File::open(f).is_ok_and(|gz| {
-                    use std::io::Read;
-                    let mut buf = Vec::new();
-                    let _ = flate2::read::GzDecoder::new(gz)
-                        .take(FIRST_RECORD as u64)
-                        .read_to_end(&mut buf);
-                    !mine.is_empty() && first_record(&buf) == *mine
-                })
-            } else {
-                inode(f) == Some(ino)
-            }
-        })
+        .find(|(_, f)| id.is(f))
         .map(|(s, _)| s)
 }
 
@@ -565,27 +619,32 @@ fn stamp_of(path: &Path, rotated: &Path) -> Option<String> {
     Some(stamp.trim_end_matches(".gz").to_string())
 }
 
-/// The first file rotated after `stamp` (opened, decompressing a `.gz`), with its stamp.
-fn rotated_after(path: &Path, stamp: &str) -> Option<(Box<dyn std::io::BufRead + Send>, String)> {
-    for f in crate::runtime::logfile::rotated_files(path) {
-        let Some(s) = stamp_of(path, &f) else {
-            continue;
-        };
-        if s.as_str() <= stamp {
-            continue;
-        }
-        // Deleted meanwhile (a follower more than max-files behind): the next one.
-        let Ok(file) = std::fs::File::open(&f) else {
-            continue;
-        };
-        let reader: Box<dyn std::io::BufRead + Send> = if f.extension().is_some_and(|e| e == "gz") {
-            Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
-        } else {
-            Box::new(std::io::BufReader::new(file))
-        };
-        return Some((reader, s));
-    }
-    None
+/// The first file rotated after `stamp`, with its stamp.
+fn rotated_after(path: &Path, stamp: &str) -> Option<(PathBuf, String)> {
+    crate::runtime::logfile::rotated_files(path)
+        .into_iter()
+        .filter_map(|f| Some((stamp_of(path, &f)?, f)))
+        .find(|(s, _)| s.as_str() > stamp)
+        .map(|(s, f)| (f, s))
+}
+
+/// A rotated file as listed, opened for reading (a `.gz` decompressed). One listed
+/// uncompressed may have been compressed since (the shim writes `<f>.gz`, then removes
+/// `<f>`): then its `.gz`. `None` if it is gone (a follower more than max-files behind).
+fn open_rotated(f: &Path) -> Option<Box<dyn std::io::BufRead + Send>> {
+    let (file, gz) = match std::fs::File::open(f) {
+        Ok(file) => (file, f.extension().is_some_and(|e| e == "gz")),
+        Err(_) => (std::fs::File::open(gz_of(f)).ok()?, true),
+    };
+    Some(if gz {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    })
+}
+
+fn gz_of(f: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.gz", f.display()))
 }
 
 #[cfg(test)]
@@ -620,6 +679,8 @@ mod tests {
             ..Default::default()
         };
         let follower = tokio::spawn(serve(path.clone(), instance.clone(), req, None, tx));
+        // The follower has the file open (it sent the first line) before the writer starts.
+        let mut text = rx.recv().await.unwrap().to_vec();
         // Fast enough to rotate several times between two looks of the follower.
         let writer = tokio::task::spawn_blocking(move || {
             for i in 1..=5000u32 {
@@ -628,7 +689,6 @@ mod tests {
             }
             std::fs::remove_dir(&instance).unwrap();
         });
-        let mut text = Vec::new();
         while let Some(chunk) = rx.recv().await {
             text.extend_from_slice(&chunk);
         }

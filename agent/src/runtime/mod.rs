@@ -34,6 +34,7 @@ pub mod protocol;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shim;
+pub mod trim;
 pub mod usage;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! a thin executor; new reconcilers take the same shape.
 //!
 //! The loop here runs every reconciler over all of its objects whenever a relevant change is
-//! seen (at once after a quiet spell, debounced within a burst), and every few seconds anyway (for time-based conditions such as
+//! seen (at once, and at most once per 10 ms within a burst), and every few seconds anyway (for time-based conditions such as
 //! `minReadySeconds` and the progress deadline). At home-server scale — tens of objects — a
 //! full pass costs microseconds; per-object work queues (`kube`'s `Controller`) would buy
 //! nothing yet.
@@ -34,13 +34,12 @@ use tokio::sync::{broadcast, watch};
 
 use crate::client::view::{View, WriteError};
 
-/// How long a burst of changes is given to settle into one pass.
-const DEBOUNCE: Duration = Duration::from_millis(10);
-/// A change seen this long after the previous pass settled starts a pass at once (nothing
-/// else is arriving: one Pod from the manifests folder or one `kubectl apply`); one seen
-/// sooner is taken as part of a burst still arriving (the previous pass's own writes, the
-/// next objects of a multi-object apply) and waits [`DEBOUNCE`].
-const QUIET: Duration = Duration::from_millis(50);
+/// The least time between the starts of two passes. A change seen longer than this after the
+/// previous pass started starts a pass at once (one Pod from the manifests folder, one
+/// `kubectl apply`); one seen sooner — part of a burst still arriving (the previous pass's own
+/// writes, the next objects of a multi-object apply) — waits for the rest of it, so a burst
+/// is taken in a pass per this interval however long it lasts.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const RESYNC: Duration = Duration::from_secs(5);
 /// How long after a CronJob's schedule time its pass runs: enough for the clock to be past it.
 const CRON_MARGIN: Duration = Duration::from_millis(5);
@@ -146,13 +145,13 @@ fn next_wake(view: &View, now: jiff::Timestamp) -> Duration {
 pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch::Receiver<bool>) {
     let mut events = view.subscribe();
     loop {
+        let started = tokio::time::Instant::now();
         if let Err(e) = reconcile_all(&view, &storage).await {
             tracing::warn!("controllers: {e}");
         }
         if !view.wait_settled(Duration::from_secs(10)).await {
             tracing::warn!("the caches did not show the controllers' writes within 10 s");
         }
-        let settled = tokio::time::Instant::now();
         // Wait for a relevant change, the resync period, or the next CronJob schedule time.
         let mut relevant = false;
         let resync = tokio::time::sleep(next_wake(&view, jiff::Timestamp::now()));
@@ -172,9 +171,9 @@ pub async fn run(view: Arc<View>, storage: volumes::Storage, mut shutdown: watch
                 },
             }
         }
-        // Let a burst of changes settle into one pass; after a quiet spell, act at once.
-        if relevant && settled.elapsed() < QUIET {
-            tokio::time::sleep(DEBOUNCE).await;
+        // Within a burst, one pass per MIN_INTERVAL; otherwise at once.
+        if relevant {
+            tokio::time::sleep_until(started + MIN_INTERVAL).await;
         }
         while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
     }
