@@ -228,8 +228,7 @@ async fn serve(
         shutdown.clone(),
     )?);
     tasks.extend(control.tasks);
-    tasks.push(tokio::spawn(trim_after_bursts(
-        store.clone(),
+    tasks.push(tokio::spawn(skiff_agent::runtime::trim::run(
         shutdown.clone(),
     )));
     tasks.extend(crate::systemd::watchdog(store, shutdown));
@@ -263,38 +262,6 @@ async fn serve(
     )
     .await;
     Ok(())
-}
-
-/// How long the store must stay unwritten after a burst of writes before the memory the burst
-/// freed is handed back to the kernel.
-const TRIM_AFTER: Duration = Duration::from_secs(2);
-/// The writes that make a burst worth it (a heartbeat's few do not).
-const TRIM_BURST: u64 = 32;
-
-/// Once a burst of writes (an apply, pods starting or going) has been over for [`TRIM_AFTER`],
-/// returns what the allocator keeps freed to the kernel: otherwise the daemon's RSS stays at
-/// its peak (see `skiff_agent::runtime::trim`). An idle daemon is not walked.
-async fn trim_after_bursts(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(TRIM_AFTER);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The revision when the store was last seen quiet, and at the previous tick.
-    let (mut quiet_at, mut seen) = (store.resource_version(), store.resource_version());
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let now = store.resource_version();
-        if now != seen {
-            seen = now;
-            continue;
-        }
-        if now >= quiet_at + TRIM_BURST {
-            let _ =
-                tokio::task::spawn_blocking(skiff_agent::runtime::trim::release_freed_memory).await;
-        }
-        quiet_at = now;
-    }
 }
 
 /// Samples the containers' and the node's CPU and memory for the Metrics API, every
