@@ -3,7 +3,8 @@
 //! pinned to one CPU like its peers).
 //!
 //! bench-proxy HTTP_ADDR HTTPS_ADDR HOST BACKEND_ADDR CERT_PEM KEY_PEM
-//! (`SKIFF_PROXY_NO_TLS_RESUMPTION=1`: full handshakes only.)
+//! (`SKIFF_PROXY_NO_TLS_RESUMPTION=1`: full handshakes only; `SKIFF_BENCH_CURRENT_THREAD=1`: a
+//! current-thread runtime.)
 
 use std::collections::HashMap;
 
@@ -13,11 +14,19 @@ fn main() {
         eprintln!("usage: bench-proxy HTTP_ADDR HTTPS_ADDR HOST BACKEND_ADDR CERT_PEM KEY_PEM");
         std::process::exit(2);
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    // `SKIFF_BENCH_CURRENT_THREAD=1`: a current-thread runtime instead (no LIFO slot), to
+    // compare scheduling.
+    let rt = match std::env::var_os("SKIFF_BENCH_CURRENT_THREAD") {
+        Some(_) => tokio::runtime::Builder::new_current_thread(),
+        None => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(1);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     rt.block_on(async {
         let proxy = skiff_proxy::Proxy::new(skiff_proxy::ProxyConfig {
             tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
