@@ -494,7 +494,7 @@ fn inode(path: &Path) -> Option<u64> {
 
 /// What a follower reads after the file it had open was rotated: the texts of the files
 /// rotated after it, oldest first (gzipped ones decompressed), then the new live file — `None`
-/// if the instance ended meanwhile. The live file is
+/// if the instance ended meanwhile (or its shim did not create one). The live file is
 /// opened before the rotated ones are listed, and the listing stops at it should it have been
 /// rotated too since: so no file rotated between the listing and the opening is skipped.
 fn later_files(
@@ -506,6 +506,7 @@ fn later_files(
     // with the live file.
     let mut at = rotated_stamp(path, live).unwrap_or_default();
     let mut texts = Vec::new();
+    let give_up = std::time::Instant::now() + NO_LIVE_FILE;
     loop {
         let next = std::fs::File::open(path).ok();
         let mut next_id = next.as_ref().map(RotatedIdentity::new);
@@ -525,13 +526,18 @@ fn later_files(
             texts.push(text);
             at = stamp;
         }
-        if next.is_some() || std::fs::metadata(instance_dir).is_err() {
+        let gone = std::fs::metadata(instance_dir).is_err();
+        if next.is_some() || gone || std::time::Instant::now() > give_up {
             return (texts, next);
         }
-        // Between the shim's rename and its creating the new file there is none: in a moment.
+        // Between the shim's rename and its creating the new file there is none: in a moment
+        // (a shim that died in between leaves none: the follower ends after NO_LIVE_FILE).
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// How long a follower waits for the shim to create the new log file after its rename.
+const NO_LIVE_FILE: Duration = Duration::from_secs(5);
 
 /// Which rotated file an open log file became: the same inode while it is not compressed,
 /// else (gzipped) the same first record (each starts with a nanosecond timestamp; a file is
