@@ -92,7 +92,7 @@ pub fn go_arch() -> &'static str {
 
 impl Facts {
     /// Measures the machine; the disk is the filesystem of `data_dir`.
-    pub fn measure(data_dir: &Path, internal_ip: String, hostname: String) -> Facts {
+    pub fn measure(data_dir: &Path, internal_ip: String, hostname: String, max_pods: u64) -> Facts {
         let mem = read("/proc/meminfo");
         // The field types differ between platforms (u32 on some 32-bit ones).
         #[allow(clippy::unnecessary_cast)]
@@ -132,7 +132,7 @@ impl Facts {
             machine_id: read("/etc/machine-id"),
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             system_uuid: read("/sys/class/dmi/id/product_uuid"),
-            max_pods: MAX_PODS,
+            max_pods,
         }
     }
 
@@ -324,10 +324,12 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     fn measure(&self) -> Facts {
-        Facts {
-            max_pods: self.max_pods,
-            ..Facts::measure(&self.data_dir, self.internal_ip.clone(), self.name.clone())
-        }
+        Facts::measure(
+            &self.data_dir,
+            self.internal_ip.clone(),
+            self.name.clone(),
+            self.max_pods,
+        )
     }
 
     fn api(&self) -> Api<Node> {
