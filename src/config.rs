@@ -44,6 +44,10 @@ pub struct ServerArgs {
     /// The ingress proxy's HTTPS port, on --bind-address (0: none). [default: 443]
     #[arg(long)]
     https_port: Option<u16>,
+    /// Threads of the ingress proxy's own, each serving the connections it accepts.
+    /// [default: one per CPU]
+    #[arg(long)]
+    ingress_threads: Option<std::num::NonZeroUsize>,
     /// The ACME directory that certificates of Ingress TLS hosts are ordered from ("off": no
     /// ACME, self-signed certificates). [default: Let's Encrypt's production directory]
     #[arg(long)]
@@ -125,6 +129,7 @@ struct ConfigFile {
     disable_default_registry_endpoint: bool,
     http_port: Option<u16>,
     https_port: Option<u16>,
+    ingress_threads: Option<std::num::NonZeroUsize>,
     acme_directory: Option<String>,
     acme_email: Option<String>,
     acme_ca_root: Option<PathBuf>,
@@ -247,6 +252,12 @@ impl ServerArgs {
             http: listen(self.http_port.or(file.http_port).unwrap_or(80)),
             https: listen(self.https_port.or(file.https_port).unwrap_or(443)),
             tls_resumption: std::env::var_os("SKIFF_PROXY_NO_TLS_RESUMPTION").is_none(),
+            threads: self
+                .ingress_threads
+                .or(file.ingress_threads)
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN)
+                }),
             acme_directory: (acme_directory != "off").then_some(acme_directory),
             acme_email: self.acme_email.clone().or(file.acme_email.clone()),
             acme_ca_root: self.acme_ca_root.clone().or(file.acme_ca_root.clone()),

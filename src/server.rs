@@ -1,7 +1,8 @@
 //! `skiff server`: opens what lives in the data directory, then starts the control plane
 //! (`skiff_controller::start`) and the node (the images folder, cluster DNS, the Service
-//! proxy and the pod agent) on one tokio runtime, until SIGTERM or Ctrl-C. Containers keep
-//! running when it stops.
+//! proxy and the pod agent) on one tokio runtime — the ingress proxy's listeners on threads of
+//! their own (`skiff_proxy::threads`) — until SIGTERM or Ctrl-C. Containers keep running when
+//! it stops.
 
 use std::sync::Arc;
 use std::time::Duration;

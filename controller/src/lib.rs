@@ -60,6 +60,8 @@ pub struct IngressConfig {
     pub https: Option<SocketAddr>,
     /// Whether the proxy resumes TLS sessions (off only for handshake benchmarks).
     pub tls_resumption: bool,
+    /// The proxy's own threads (`skiff_proxy::threads`).
+    pub threads: std::num::NonZeroUsize,
     /// The ACME directory URL (`None`: no ACME, self-signed certificates only).
     pub acme_directory: Option<String>,
     /// The ACME account's contact address.

@@ -14,7 +14,8 @@ following ../shared/notes/proxy-benchmark.md:
 - rounds interleaved (every proxy once per round), medians reported.
 
 skiff is measured as its data plane alone: `proxy/examples/bench-proxy.rs` (the same
-`skiff_proxy::Proxy` the daemon runs, a single-worker runtime), built with
+`skiff_proxy::Proxy` the daemon runs, served as the daemon serves it: on one thread of the
+proxy's own, a current-thread runtime), built with
 `cargo build --release -p skiff-proxy --example bench-proxy`.
 
     python3 e2e/bench/proxy-bench.py [--rounds N] [--duration S] [--only skiff,nginx,...]

@@ -182,6 +182,11 @@ fn check_config_names_what_is_wrong_without_starting_anything() {
     let (code, out) = check("manifest: /typo\n");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("manifest"), "{out}");
+    let (code, out) = check("ingress-threads: 0\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ingress-threads"), "{out}");
+    let (code, out) = check("ingress-threads: 3\n");
+    assert_eq!(code, Some(0), "{out}");
     assert!(!data.exists(), "check-config created the data directory");
 }
 

@@ -5,7 +5,9 @@
 //!
 //! - Listeners: [`Proxy::serve_http`] (plain HTTP/1.1 and h2c; HTTP-01 answers; redirects to
 //!   HTTPS for TLS hosts) and [`Proxy::serve_https`] (rustls, HTTP/2 or HTTP/1.1 by ALPN, a
-//!   per-SNI certificate resolver, TLS-ALPN-01 answers).
+//!   per-SNI certificate resolver, TLS-ALPN-01 answers), on the caller's runtime or on
+//!   threads of the proxy's own ([`Proxy::serve_on_threads`], [`threads`]: what the daemon
+//!   runs).
 //! - Requests: routed by host and path, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop
 //!   headers removed, upgrades (WebSocket) spliced through, sent over per-backend keep-alive
 //!   pools of HTTP/1.1 connections ([`upstream`]: round-robin, a failed connect moves on to
@@ -20,6 +22,7 @@
 pub mod metrics;
 mod routes;
 pub mod serve;
+pub mod threads;
 pub mod tls;
 mod upstream;
 

@@ -457,6 +457,11 @@ impl Inherited {
 
     /// The inherited socket serving `addr`, else a new one bound to `addr`.
     pub async fn bind(&self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::from_std(self.bind_std(addr).await?)
+    }
+
+    /// As [`Inherited::bind`], a non-blocking std socket (for another runtime to serve).
+    pub async fn bind_std(&self, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         let socket = match self.take(addr) {
             Some(socket) => {
                 tracing::info!(
@@ -473,7 +478,7 @@ impl Inherited {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(copy);
-        tokio::net::TcpListener::from_std(socket)
+        Ok(socket)
     }
 }
 

@@ -31,16 +31,21 @@ const MAX_IDLE: usize = 256;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The idle keep-alive connections to one endpoint set.
+/// The idle keep-alive connections to one endpoint set, each with the proxy thread whose
+/// runtime drives it ([`crate::threads::worker`]): a request takes only its own thread's, so
+/// it never waits on another thread's scheduler.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    idle: Mutex<Vec<(usize, SendRequest<Incoming>)>>,
 }
 
 impl Pool {
     fn take(&self) -> Option<SendRequest<Incoming>> {
+        let worker = crate::threads::worker();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(c) = idle.pop() {
+        // The most recently idled of this thread's (the warmest); closed ones go on the way.
+        while let Some(i) = idle.iter().rposition(|(w, _)| *w == worker) {
+            let (_, c) = idle.remove(i);
             if !c.is_closed() {
                 return Some(c);
             }
@@ -48,19 +53,20 @@ impl Pool {
         None
     }
 
-    fn put(&self, c: SendRequest<Incoming>) {
+    /// Keeps `c`, driven by `worker`'s runtime.
+    fn put(&self, worker: usize, c: SendRequest<Incoming>) {
         if c.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= MAX_IDLE {
             // Drop the closed ones first; still full: this one goes.
-            idle.retain(|c| !c.is_closed());
+            idle.retain(|(_, c)| !c.is_closed());
             if idle.len() >= MAX_IDLE {
                 return;
             }
         }
-        idle.push(c);
+        idle.push((worker, c));
     }
 }
 
@@ -92,6 +98,7 @@ pub(crate) async fn send(
                 return Ok(resp.map(|body| UpstreamBody {
                     body,
                     conn: Some(conn),
+                    worker: crate::threads::worker(),
                     pool,
                     done: false,
                 }));
@@ -153,6 +160,8 @@ async fn connect(
 pub struct UpstreamBody {
     body: Incoming,
     conn: Option<SendRequest<Incoming>>,
+    /// The proxy thread whose runtime drives `conn`.
+    worker: usize,
     pool: Arc<Pool>,
     done: bool,
 }
@@ -160,7 +169,7 @@ pub struct UpstreamBody {
 impl UpstreamBody {
     fn release(&mut self) {
         if let Some(c) = self.conn.take() {
-            self.pool.put(c);
+            self.pool.put(self.worker, c);
         }
     }
 

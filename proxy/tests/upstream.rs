@@ -68,8 +68,8 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     }
 }
 
-/// A proxy routing `app.test` to `endpoints`; its plain HTTP address.
-async fn proxy(endpoints: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+/// A proxy, not serving yet, routing `app.test` to `endpoints`.
+fn routed_to(endpoints: Vec<std::net::SocketAddr>) -> Proxy {
     let proxy = Proxy::new(ProxyConfig::default()).unwrap();
     proxy.set_routes(RouteTable {
         rules: vec![HostRule {
@@ -86,6 +86,12 @@ async fn proxy(endpoints: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
         }],
         default_backend: None,
     });
+    proxy
+}
+
+/// A proxy routing `app.test` to `endpoints`; its plain HTTP address.
+async fn proxy(endpoints: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    let proxy = routed_to(endpoints);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -279,4 +285,54 @@ async fn an_upgrade_is_relayed_both_ways_and_its_connection_never_pooled() {
     }
     // Each upgrade took its own upstream connection.
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_proxys_own_threads_serve_keep_alive_upstreams_and_drain_on_shutdown() {
+    let (be, accepted) = backend(false).await;
+    let proxy = routed_to(vec![be]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let threads = std::num::NonZeroUsize::new(2).unwrap();
+    let serving = proxy
+        .serve_on_threads(threads, Some(listener), None, rx)
+        .unwrap();
+    // One client after another: whichever thread accepts it, its requests go over that
+    // thread's pooled upstream connection.
+    for i in 0..8 {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        for j in 0..3 {
+            let (status, head) = get(&mut tcp, &mut buf, &format!("/{i}/{j}"), "").await;
+            assert_eq!(status, 200, "{head}");
+            assert!(
+                head.starts_with(&format!("GET /{i}/{j} HTTP/1.1\r\n")),
+                "{head}"
+            );
+        }
+    }
+    let upstreams = accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=threads.get()).contains(&upstreams),
+        "{upstreams} upstream connections for 2 threads"
+    );
+    // Shutdown: an idle keep-alive client is closed, the threads end, the port is closed.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(get(&mut idle, &mut buf, "/idle", "").await.0, 200);
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving.finished())
+        .await
+        .expect("the proxy's threads drain and end");
+    let mut rest = [0u8; 16];
+    assert_eq!(
+        idle.read(&mut rest).await.unwrap(),
+        0,
+        "the idle client was closed"
+    );
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
 }

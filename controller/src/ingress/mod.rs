@@ -397,7 +397,10 @@ pub async fn start(
             "the ingress reconciler's first pass took over {FIRST_PASS_WAIT:?}: serving before it"
         );
     }
-    let mut tasks = bound.serve(&proxy, shutdown);
+    let mut tasks: Vec<_> = bound
+        .serve(&proxy, config.threads, shutdown)
+        .into_iter()
+        .collect();
     tasks.push(reconciler);
     Ok((proxy, tasks))
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 
 use skiff_proxy::serve::Inherited;
 use skiff_proxy::{Certificate, Proxy, RouteTable};
@@ -61,8 +62,8 @@ pub struct Listening {
 
 /// The proxy's bound listeners, not yet serving.
 pub struct Bound {
-    http: Option<tokio::net::TcpListener>,
-    https: Option<tokio::net::TcpListener>,
+    http: Option<std::net::TcpListener>,
+    https: Option<std::net::TcpListener>,
 }
 
 impl Bound {
@@ -74,20 +75,26 @@ impl Bound {
         }
     }
 
-    /// Serves them until `shutdown` flips (each task ends once its connections are drained).
-    pub fn serve(self, proxy: &Proxy, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        if let Some(listener) = self.http {
-            let (p, s) = (proxy.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move { p.serve_http(listener, s).await }));
+    /// Serves them on `threads` threads of the proxy's own until `shutdown` flips; the task
+    /// ends once the connections are drained (or the threads could not start: logged).
+    pub fn serve(
+        self,
+        proxy: &Proxy,
+        threads: NonZeroUsize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<JoinHandle<()>> {
+        if self.http.is_none() && self.https.is_none() {
+            return None;
         }
-        if let Some(listener) = self.https {
-            let (p, s) = (proxy.clone(), shutdown);
-            tasks.push(tokio::spawn(
-                async move { p.serve_https(listener, s).await },
-            ));
+        match proxy.serve_on_threads(threads, self.http, self.https, shutdown) {
+            Ok(serving) => Some(tokio::spawn(serving.finished())),
+            Err(e) => {
+                tracing::error!(
+                    "ingress proxy: cannot start its threads: {e}; Ingresses are not served"
+                );
+                None
+            }
         }
-        tasks
     }
 }
 
@@ -115,8 +122,8 @@ async fn bind_one(
     listeners: &Inherited,
     addr: SocketAddr,
     scheme: &str,
-) -> Option<tokio::net::TcpListener> {
-    match listeners.bind(addr).await {
+) -> Option<std::net::TcpListener> {
+    match listeners.bind_std(addr).await {
         Ok(listener) => {
             tracing::info!("ingress proxy listening on {addr} ({scheme})");
             Some(listener)
