@@ -35,9 +35,11 @@ struct Opened {
 /// Runs the daemon.
 pub fn run(args: ServerArgs) -> Result<()> {
     let config = args.resolve()?;
+    // Before anything starts a thread: shims are forked from it (`runtime/zygote.rs`).
+    let zygote = skiff_agent::runtime::zygote::Zygote::start(&config.data_dir);
     let listeners = Arc::new(handed_over(&config)?);
     crate::systemd::status("opening the store and setting up pod networking");
-    let opened = open(&config)?;
+    let opened = open(&config, zygote)?;
     tracing::info!(
         data_dir = %opened.layout.data_dir.display(),
         manifests = %config.manifests.display(),
@@ -60,7 +62,10 @@ pub fn run(args: ServerArgs) -> Result<()> {
 
 /// The data directory, the pid file, the store, the image store, the runtime and the host's
 /// pod networking.
-fn open(config: &ServerConfig) -> Result<Opened> {
+fn open(
+    config: &ServerConfig,
+    zygote: Option<skiff_agent::runtime::zygote::Zygote>,
+) -> Result<Opened> {
     let layout = Layout::new(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     std::fs::create_dir_all(layout.data_dir.join("run"))?;
@@ -80,7 +85,8 @@ fn open(config: &ServerConfig) -> Result<Opened> {
     );
     let runtime = Runtime::new(layout.clone())?
         .with_pids_limit(config.pids_limit)
-        .with_log_rotation(config.log_rotation);
+        .with_log_rotation(config.log_rotation)
+        .with_zygote(zygote);
     config.network.save(&layout.data_dir)?;
     let network = Arc::new(Network::new(config.network.clone(), &layout.data_dir));
     network.setup_host().with_context(|| {

@@ -491,6 +491,11 @@ class Skiff:
                 out.append(pid)
         return out
 
+    def zygote_pids(self):
+        """The daemon's zygote, which forks the shims (`agent/src/runtime/zygote.rs`)."""
+        return [pid for pid in all_pids()
+                if cmdline_of(pid)[1:] == ["shim-zygote", self.data]]
+
     def stop(self):
         """Stops the daemon, every container and shim of the data dir (skiff killall)."""
         if os.path.isdir(self.data):

@@ -164,6 +164,17 @@ fn sigterm_leaves_containers_running_and_restart_readopts() {
     s.write_manifest("web.yaml", &httpd_deployment_yaml("web", IMAGE, port));
     s.expect_http(port, "/", WAIT);
     let pid = s.httpd_pid(port).unwrap();
+    // The shim was forked from the daemon's zygote (`runtime/zygote.rs`), under the name an
+    // executed shim has.
+    let zygote = zygote_of(&s);
+    let shim = s.shim_pids()[0];
+    assert_eq!(proc_stat(shim).unwrap().0, zygote, "the shim's parent");
+    let shim_args = proc_cmdline(shim).unwrap();
+    assert_eq!(shim_args[1], "shim", "{shim_args:?}");
+    assert!(
+        shim_args[2].starts_with(&s.data_dir.display().to_string()),
+        "{shim_args:?}"
+    );
     let status = s.stop();
     assert!(
         status.success(),
@@ -173,6 +184,11 @@ fn sigterm_leaves_containers_running_and_restart_readopts() {
     assert!(
         pid_alive(pid),
         "SIGTERM of the daemon stopped the container"
+    );
+    assert!(pid_alive(shim), "the shim ended with the daemon");
+    assert!(
+        !proc_cmdline(zygote).is_some_and(|a| a.iter().any(|a| a == "shim-zygote")),
+        "the zygote outlived the daemon"
     );
     assert_eq!(
         http_get(port, "/")
@@ -201,4 +217,37 @@ fn sigterm_leaves_containers_running_and_restart_readopts() {
     s.write_manifest("web.yaml", &httpd_deployment_yaml("web", IMAGE, p2));
     s.expect_http(p2, "/", WAIT);
     s.expect("the old container is gone", WAIT, |_| !pid_alive(pid));
+    // The new container's shim comes from the new daemon's zygote.
+    let zygote = zygote_of(&s);
+    // (The old container's shim ends just after its container.)
+    s.expect("one shim, forked by the zygote", WAIT, |s| {
+        let shims = s.shim_pids();
+        shims.len() == 1 && proc_stat(shims[0]).is_some_and(|(ppid, _)| ppid == zygote)
+    });
+    // Without its zygote, the daemon executes shims as before.
+    send_signal(zygote, libc::SIGKILL).unwrap();
+    let p3 = free_port();
+    s.write_manifest("web.yaml", &httpd_deployment_yaml("web", IMAGE, p3));
+    s.expect_http(p3, "/", WAIT);
+    s.expect("one shim, executed by the daemon", WAIT, |s| {
+        let shims = s.shim_pids();
+        shims.len() == 1 && proc_stat(shims[0]).is_some_and(|(ppid, _)| Some(ppid) == s.pid())
+    });
+    s.assert_running();
+}
+
+/// The daemon's zygote: its child named `skiff shim-zygote <data-dir>`.
+fn zygote_of(s: &Server) -> i32 {
+    let daemon = s.pid().expect("the daemon runs");
+    let found: Vec<i32> = all_pids()
+        .into_iter()
+        .filter(|p| proc_stat(*p).is_some_and(|(ppid, _)| ppid == daemon))
+        .filter(|p| {
+            proc_cmdline(*p).is_some_and(|a| {
+                a.len() == 3 && a[1] == "shim-zygote" && a[2] == s.data_dir.display().to_string()
+            })
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "the daemon's zygotes: {found:?}");
+    found[0]
 }

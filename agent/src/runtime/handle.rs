@@ -54,6 +54,8 @@ pub struct Runtime {
     pub pids_limit: Option<u32>,
     /// How containers' logs are rotated.
     pub log_rotation: super::logfile::Rotation,
+    /// Forks shims instead of executing them, when the daemon started one (`zygote.rs`).
+    pub zygote: Option<std::sync::Arc<super::zygote::Zygote>>,
 }
 
 /// A container whose shim is running.
@@ -109,7 +111,14 @@ impl Runtime {
             shim_exe: std::env::current_exe()?,
             pids_limit: None,
             log_rotation: Default::default(),
+            zygote: None,
         })
+    }
+
+    /// Forks shims from `zygote` (executing them when it cannot).
+    pub fn with_zygote(mut self, zygote: Option<super::zygote::Zygote>) -> Self {
+        self.zygote = zygote.map(std::sync::Arc::new);
+        self
     }
 
     /// Every pod's `pids.max` (`None`: no limit).
@@ -154,20 +163,61 @@ impl Runtime {
             id: id.clone(),
             source,
         })?;
-        let child = protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Run)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .map_err(|source| RuntimeError::Spawn {
-                id: id.clone(),
-                source,
-            })?;
+        let forked = match &self.zygote {
+            Some(zygote) => {
+                let (zygote, at) = (zygote.clone(), dir.clone());
+                let log = log.try_clone().map_err(|source| RuntimeError::Spawn {
+                    id: id.clone(),
+                    source,
+                })?;
+                match tokio::task::spawn_blocking(move || zygote.spawn(&at, &log)).await {
+                    Ok(Ok((_, fd))) => match register(fd) {
+                        Some(fd) => Some(fd),
+                        None => {
+                            return Err(RuntimeError::Spawn {
+                                id,
+                                source: std::io::Error::other("cannot watch the forked shim"),
+                            })
+                        }
+                    },
+                    Ok(Err(super::zygote::SpawnError::NotForked(e))) => {
+                        tracing::debug!(
+                            "{id}: the zygote did not fork the shim ({e}); executing it"
+                        );
+                        None
+                    }
+                    // A shim may run: executing another for the same directory is not safe.
+                    Ok(Err(super::zygote::SpawnError::Unknown(source))) => {
+                        return Err(RuntimeError::Spawn { id, source })
+                    }
+                    Err(e) => {
+                        return Err(RuntimeError::Spawn {
+                            id,
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut watch = match forked {
+            Some(fd) => Watch::Pidfd(fd),
+            None => Watch::Child(
+                protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Run)
+                    .stdin(Stdio::null())
+                    .stdout(log)
+                    .stderr(log2)
+                    .spawn()
+                    .map_err(|source| RuntimeError::Spawn {
+                        id: id.clone(),
+                        source,
+                    })?,
+            ),
+        };
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let mut child = Some(child);
         loop {
             if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
-                if let Some(mut c) = child.take() {
+                if let Watch::Child(c) = &mut watch {
                     let _ = c.wait().await;
                 }
                 return Ok(Started::Exited(exit));
@@ -178,21 +228,27 @@ impl Runtime {
                     meta,
                     state,
                     init,
-                    watch: Watch::Child(child.take().expect("child kept until now")),
+                    watch,
                 })));
             }
-            if let Some(c) = child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    // The shim is gone without a word: read once more, then give up.
-                    if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
-                        return Ok(Started::Exited(exit));
-                    }
-                    let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-                    return Ok(Started::Exited(ExitRecord::start_error(format!(
-                        "the shim exited ({status}) without starting the container: {}",
-                        log.trim()
-                    ))));
+            let ended = match &mut watch {
+                Watch::Child(c) => match c.try_wait() {
+                    Ok(Some(status)) => Some(status.to_string()),
+                    _ => None,
+                },
+                Watch::Pidfd(fd) => pidfd::has_exited(fd.get_ref()).then(|| "ended".to_string()),
+                Watch::Gone => None,
+            };
+            if let Some(status) = ended {
+                // The shim is gone without a word: read once more, then give up.
+                if let Some(exit) = read_json::<ExitRecord>(&dir.join("exit.json")) {
+                    return Ok(Started::Exited(exit));
                 }
+                let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                return Ok(Started::Exited(ExitRecord::start_error(format!(
+                    "the shim exited ({status}) without starting the container: {}",
+                    log.trim()
+                ))));
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(RuntimeError::Timeout(id, START_TIMEOUT));

@@ -1,8 +1,9 @@
 //! The container runtime: how one container becomes a process, and how it is found again.
 //!
-//! A container is run by a **shim** — this binary re-executed as `skiff shim <container-dir>`,
-//! single-threaded — because libcontainer changes its calling process (cwd, dumpable flag,
-//! oom_score_adj) and must not run inside the multi-threaded daemon. The shim is the
+//! A container is run by a **shim** — forked from the daemon's [`zygote`] (or, failing that,
+//! this binary re-executed), named `skiff shim <container-dir>` either way; single-threaded —
+//! because libcontainer changes its calling process (cwd, dumpable flag, oom_score_adj) and
+//! must not run inside the multi-threaded daemon. The shim is the
 //! container's parent, writes its stdout/stderr to a log file, records the exit durably, and
 //! outlives the daemon: a restarted daemon re-adopts running shims from their records.
 //!
@@ -17,9 +18,9 @@
 //! `<controller>/skiff-<hash of data dir>/<id>`.
 //!
 //! Modules: [`oci`] builds the OCI runtime spec, [`sandbox`] the pod's shared namespaces,
-//! [`shim`] is the shim process, [`handle`] is the daemon's side (create, adopt, signal,
-//! wait, remove), [`protocol`] what they agree on (command lines, pid files, durable records),
-//! [`killall`] stops everything of a data directory.
+//! [`shim`] is the shim process, [`zygote`] forks shims, [`handle`] is the daemon's side
+//! (create, adopt, signal, wait, remove), [`protocol`] what they agree on (command lines, pid
+//! files, durable records), [`killall`] stops everything of a data directory.
 
 pub mod cgroup;
 pub mod exec;
@@ -36,6 +37,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod trim;
 pub mod usage;
+pub mod zygote;
 
 use std::path::{Path, PathBuf};
 

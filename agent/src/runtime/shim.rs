@@ -7,7 +7,8 @@
 //! exits. It runs in its own session and does not depend on the daemon: it outlives it.
 //!
 //! Must never run inside a multi-threaded process (see `../notes/libcontainer.md`): `main.rs`
-//! dispatches to [`main`] before any runtime or thread is created.
+//! dispatches to [`main`] before any runtime or thread is created, and the zygote
+//! (`zygote.rs`), single-threaded, calls it in a fork of itself.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
