@@ -233,10 +233,11 @@ impl Runtime {
             }
             let ended = match &mut watch {
                 Watch::Child(c) => match c.try_wait() {
-                    Ok(Some(status)) => Some(status.to_string()),
+                    Ok(Some(status)) => Some(format!(" ({status})")),
                     _ => None,
                 },
-                Watch::Pidfd(fd) => pidfd::has_exited(fd.get_ref()).then(|| "ended".to_string()),
+                // Forked by the zygote, which reaps it: its status is not ours to read.
+                Watch::Pidfd(fd) => pidfd::has_exited(fd.get_ref()).then(String::new),
                 Watch::Gone => None,
             };
             if let Some(status) = ended {
@@ -246,7 +247,7 @@ impl Runtime {
                 }
                 let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
                 return Ok(Started::Exited(ExitRecord::start_error(format!(
-                    "the shim exited ({status}) without starting the container: {}",
+                    "the shim exited{status} without starting the container: {}",
                     log.trim()
                 ))));
             }
