@@ -159,60 +159,22 @@ impl Runtime {
                 id: id.clone(),
                 source,
             })?;
-        let log2 = log.try_clone().map_err(|source| RuntimeError::Spawn {
-            id: id.clone(),
-            source,
-        })?;
-        let forked = match &self.zygote {
-            Some(zygote) => {
-                let (zygote, at) = (zygote.clone(), dir.clone());
-                let log = log.try_clone().map_err(|source| RuntimeError::Spawn {
-                    id: id.clone(),
-                    source,
-                })?;
-                match tokio::task::spawn_blocking(move || zygote.spawn(&at, &log)).await {
-                    Ok(Ok((_, fd))) => match register(fd) {
-                        Some(fd) => Some(fd),
-                        None => {
-                            return Err(RuntimeError::Spawn {
-                                id,
-                                source: std::io::Error::other("cannot watch the forked shim"),
-                            })
-                        }
-                    },
-                    Ok(Err(super::zygote::SpawnError::NotForked(e))) => {
-                        tracing::debug!(
-                            "{id}: the zygote did not fork the shim ({e}); executing it"
-                        );
-                        None
-                    }
-                    // A shim may run: executing another for the same directory is not safe.
-                    Ok(Err(super::zygote::SpawnError::Unknown(source))) => {
-                        return Err(RuntimeError::Spawn { id, source })
-                    }
-                    Err(e) => {
-                        return Err(RuntimeError::Spawn {
-                            id,
-                            source: std::io::Error::other(e.to_string()),
-                        })
-                    }
-                }
-            }
-            None => None,
-        };
+        let (forked, log) = self.fork_shim(&id, &dir, log).await?;
         let mut watch = match forked {
             Some(fd) => Watch::Pidfd(fd),
-            None => Watch::Child(
-                protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Run)
-                    .stdin(Stdio::null())
-                    .stdout(log)
-                    .stderr(log2)
-                    .spawn()
-                    .map_err(|source| RuntimeError::Spawn {
-                        id: id.clone(),
-                        source,
-                    })?,
-            ),
+            None => {
+                let spawned = log.try_clone().and_then(|log2| {
+                    protocol::shim_command(&self.shim_exe, &dir, ShimCommand::Run)
+                        .stdin(Stdio::null())
+                        .stdout(log)
+                        .stderr(log2)
+                        .spawn()
+                });
+                Watch::Child(spawned.map_err(|source| RuntimeError::Spawn {
+                    id: id.clone(),
+                    source,
+                })?)
+            }
         };
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
@@ -255,6 +217,41 @@ impl Runtime {
                 return Err(RuntimeError::Timeout(id, START_TIMEOUT));
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The shim of `dir` forked by the zygote, watched through its pidfd; `None` (with the log
+    /// file back) when it is to be executed instead: no zygote, or none was forked.
+    async fn fork_shim(
+        &self,
+        id: &str,
+        dir: &Path,
+        log: std::fs::File,
+    ) -> Result<(Option<AsyncFd<OwnedFd>>, std::fs::File), RuntimeError> {
+        let Some(zygote) = self.zygote.clone() else {
+            return Ok((None, log));
+        };
+        let spawn_error = |source| RuntimeError::Spawn {
+            id: id.to_string(),
+            source,
+        };
+        let at = dir.to_path_buf();
+        let (forked, log) = tokio::task::spawn_blocking(move || (zygote.spawn(&at, &log), log))
+            .await
+            .map_err(|e| spawn_error(std::io::Error::other(e.to_string())))?;
+        match forked {
+            Ok(fd) => match register(fd) {
+                Some(fd) => Ok((Some(fd), log)),
+                None => Err(spawn_error(std::io::Error::other(
+                    "cannot watch the forked shim",
+                ))),
+            },
+            Err(super::zygote::SpawnError::NotForked(e)) => {
+                tracing::debug!("{id}: the zygote did not fork the shim ({e}); executing it");
+                Ok((None, log))
+            }
+            // A shim may run: executing another for the same directory is not safe.
+            Err(super::zygote::SpawnError::Unknown(source)) => Err(spawn_error(source)),
         }
     }
 

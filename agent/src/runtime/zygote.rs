@@ -10,9 +10,9 @@
 //! binary again.
 //!
 //! Protocol, over a Unix socket pair: the daemon sends a container directory (the message's
-//! bytes) with the shim's log file (`SCM_RIGHTS`); the zygote forks, and answers the shim's pid
-//! (4 bytes, native order) with a pidfd of it (one byte: it could not). The shim child resets
-//! what the zygote set (`SIGINT`), closes the zygote's socket, takes the log file as stdout and stderr and
+//! bytes) with the shim's log file (`SCM_RIGHTS`); the zygote forks, and answers one byte with a
+//! pidfd of the shim (without one: it could not). The shim child resets what the zygote set
+//! (`SIGINT`), closes the zygote's socket, takes the log file as stdout and stderr and
 //! `/dev/null` as stdin, names itself `skiff shim <dir>` in `/proc/<pid>/cmdline` (as an
 //! executed shim is named: `ps`, `benchlib.py`), and runs the shim. The zygote reaps the
 //! shims it forked within a second of their end (their exits are recorded in `exit.json` and
@@ -87,14 +87,9 @@ impl Zygote {
         }
     }
 
-    /// The zygote's pid.
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-
-    /// Forks a shim for the container directory `dir`, its stdout and stderr `log`; the shim's
-    /// pid and a pidfd of it. Blocks for the fork (well under a millisecond).
-    pub fn spawn(&self, dir: &Path, log: &std::fs::File) -> Result<(i32, OwnedFd), SpawnError> {
+    /// Forks a shim for the container directory `dir`, its stdout and stderr `log`; a pidfd of
+    /// the shim. Blocks for the fork (well under a millisecond).
+    pub fn spawn(&self, dir: &Path, log: &std::fs::File) -> Result<OwnedFd, SpawnError> {
         let dir = dir.as_os_str().as_bytes();
         if dir.is_empty() || dir.len() > MAX_DIR {
             return Err(SpawnError::NotForked(std::io::Error::other(
@@ -127,11 +122,11 @@ impl Zygote {
             }
             SpawnError::NotForked(e.into())
         })?;
-        let mut pid = [0u8; 4];
-        let (n, fd) = retry(|| receive(socket.as_raw_fd(), &mut pid))
+        let mut answer = [0u8; 1];
+        let (n, fd) = retry(|| receive(socket.as_raw_fd(), &mut answer))
             .map_err(|e| SpawnError::Unknown(e.into()))?;
         match (n, fd) {
-            (4, Some(fd)) => Ok((i32::from_ne_bytes(pid), fd)),
+            (1, Some(fd)) => Ok(fd),
             (1, None) => Err(SpawnError::NotForked(std::io::Error::other(
                 "the zygote could not fork the shim",
             ))),
@@ -219,17 +214,16 @@ fn serve(socket: OwnedFd, parent: i32, data_dir: &Path) -> ! {
     name.extend_from_slice(data_dir.as_os_str().as_bytes());
     name_process(&name);
     let fd = socket.as_raw_fd();
-    let answer = |pid: Option<(i32, &OwnedFd)>| {
-        let _ = match pid {
-            Some((pid, pidfd)) => sendmsg::<()>(
-                fd,
-                &[IoSlice::new(&pid.to_ne_bytes())],
-                &[ControlMessage::ScmRights(&[pidfd.as_raw_fd()])],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ),
-            None => sendmsg::<()>(fd, &[IoSlice::new(&[0])], &[], MsgFlags::MSG_NOSIGNAL, None),
-        };
+    let answer = |pidfd: Option<&OwnedFd>| {
+        let raw = pidfd.map(|p| [p.as_raw_fd()]);
+        let rights = raw.as_ref().map(|r| ControlMessage::ScmRights(r));
+        let _ = sendmsg::<()>(
+            fd,
+            &[IoSlice::new(&[0])],
+            rights.as_slice(),
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        );
     };
     let mut dir = vec![0u8; MAX_DIR];
     loop {
@@ -265,7 +259,7 @@ fn serve(socket: OwnedFd, parent: i32, data_dir: &Path) -> ! {
                 // The shim is not reaped before this (only `reap` does), so the pidfd names it
                 // however early it ends.
                 match super::pidfd::open(child.as_raw()) {
-                    Ok(pidfd) => answer(Some((child.as_raw(), &pidfd))),
+                    Ok(pidfd) => answer(Some(&pidfd)),
                     Err(_) => {
                         // Not to be watched, so not to run: the daemon executes another.
                         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
