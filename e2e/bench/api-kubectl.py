@@ -20,7 +20,10 @@ $CARGO_TARGET_DIR/release/skiff) with its API on a free 127.0.0.1 port, and meas
    server's.
 4. daemon memory with those pods stored (after a 6 s settle, past a controller resync).
    The memory is also taken after the warm-up (`mem_warm`): the growth from there is the
-   objects' own, without the daemon's one-time OpenAPI documents and discovery.
+   objects' own, without the daemon's one-time OpenAPI documents and discovery. Every memory
+   point after writes waits 6 s first: past one look of the daemon's trimmer (every 5 s,
+   `agent/src/runtime/trim.rs`), so it reads the memory the daemon keeps, not what a burst of
+   writes left freed in the allocator a moment before.
    With `--heap`, each memory point also records glibc's live heap (`malloc_stats()` called
    in the daemon through gdb): exact, where RSS moves with what the allocator keeps.
 5. watch latency: a raw watch (`GET …/configmaps?watch=true&fieldSelector=metadata.name=lat`,
@@ -229,6 +232,7 @@ def main():
             else:
                 # After the warm-up: kubectl's first apply made the daemon build its OpenAPI
                 # documents and discovery (one-time costs, not the objects').
+                time.sleep(6)
                 raw["mem_warm"] = mem(sk)
         noops, ssas = [], []
         for i in range(1, args.runs + 1):
@@ -244,6 +248,7 @@ def main():
             assert r.stdout.count("serverside-applied") == 100, r.stdout[:500]
             ssas.append(took)
         raw["apply_create_ns"], raw["apply_noop_ns"], raw["apply_ssa_ns"] = creates, noops, ssas
+        time.sleep(6)
         raw["mem_after_apply"] = mem(sk)
         B.log(f"apply: create p50 {s_ms(creates)['p50']:.0f} ms")
 

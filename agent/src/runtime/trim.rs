@@ -12,8 +12,8 @@ use tokio::sync::watch;
 const LOOK_EVERY: Duration = Duration::from_secs(5);
 /// How much the resident set must have grown since the last trim (or its lowest since) for
 /// the next: an idle daemon is not walked, one that keeps growing with live data is walked
-/// once per this much.
-const GROWTH: u64 = 4 << 20;
+/// once per this much (at most once per [`LOOK_EVERY`]: a walk takes a few milliseconds).
+const GROWTH: u64 = 1 << 20;
 
 /// Returns the allocator's free pages to the kernel; whether any were returned. Takes a few
 /// milliseconds with tens of MiB of heap (each arena is locked while it is walked): call it

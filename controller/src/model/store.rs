@@ -359,6 +359,10 @@ impl Store {
         let mut conn = Connection::open(data_dir.join("state.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Every object is held in memory (`objects`) and read from there; SQLite's page cache
+        // only serves writes (the B-tree's interior pages and the leaves written), so 256 KiB
+        // instead of the default 2 MiB, which filled as the store grew (issue 15: daemon memory).
+        conn.pragma_update(None, "cache_size", -256)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrate(&mut conn)?;
         let resource_version: u64 = conn
