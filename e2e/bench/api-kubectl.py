@@ -85,6 +85,9 @@ class Kubectl:
 
 
 HEAP = False  # --heap
+# Seconds a memory point waits after writes: past one look of the daemon's trimmer (every 5 s)
+# and a controller resync.
+SETTLE_S = 6
 
 
 def heap_kb(sk):
@@ -232,7 +235,7 @@ def main():
             else:
                 # After the warm-up: kubectl's first apply made the daemon build its OpenAPI
                 # documents and discovery (one-time costs, not the objects').
-                time.sleep(6)
+                time.sleep(SETTLE_S)
                 raw["mem_warm"] = mem(sk)
         noops, ssas = [], []
         for i in range(1, args.runs + 1):
@@ -248,7 +251,7 @@ def main():
             assert r.stdout.count("serverside-applied") == 100, r.stdout[:500]
             ssas.append(took)
         raw["apply_create_ns"], raw["apply_noop_ns"], raw["apply_ssa_ns"] = creates, noops, ssas
-        time.sleep(6)
+        time.sleep(SETTLE_S)
         raw["mem_after_apply"] = mem(sk)
         B.log(f"apply: create p50 {s_ms(creates)['p50']:.0f} ms")
 
@@ -291,7 +294,7 @@ def main():
         B.log(f"get pods -A: p50 {s_ms(gets)['p50']:.0f} ms")
 
         # 4. memory with the pods
-        time.sleep(6)
+        time.sleep(SETTLE_S)
         raw["mem_pods"] = mem(sk)
         B.log(f"with {args.pods} pods: {raw['mem_pods']}")
 

@@ -232,16 +232,16 @@ def table(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs, no 500-pod start (a smoke run)")
-    ap.add_argument("--only", help="comma-separated names: " + ",".join([b[0] for b in BENCHES] + ["binary"]))
+    names = [b[0] for b in BENCHES] + ["binary"]
+    ap.add_argument("--only", help="comma-separated names: " + ",".join(names))
     ap.add_argument("--out", help="folder for reports, logs and raw numbers")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
     only = set(a.only.split(",")) if a.only else None
-    names = {b[0] for b in BENCHES} | {"binary"}
-    if only and only - names:
-        sys.exit(f"unknown benchmark(s): {', '.join(sorted(only - names))}")
+    if only and only - set(names):
+        sys.exit(f"unknown benchmark(s): {', '.join(sorted(only - set(names)))}")
     if not a.no_build and not os.environ.get("SKIFF_BIN"):
         build()
     out = a.out or tempfile.mkdtemp(prefix="skiff-bench-all.")
