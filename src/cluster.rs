@@ -234,6 +234,12 @@ impl skiff_agent::Cluster for KubeCluster {
             .collect()
     }
 
+    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.view
+            .get(&ObjectKey::new(kind, namespace, name))
+            .map(Arc::unwrap_or_clone)
+    }
+
     fn update_service<'a>(
         &'a self,
         namespace: &'a str,

@@ -55,9 +55,11 @@ pub trait Cluster: Send + Sync + 'static {
         reason: &str,
         message: &str,
     );
-    /// Every object of a kind (Services and EndpointSlices, for the node's Service rules;
-    /// ConfigMaps; PersistentVolumeClaims and PersistentVolumes, for pods' claims).
+    /// Every object of a kind (Services and EndpointSlices, for the node's Service rules).
     fn objects(&self, kind: &str) -> Vec<serde_json::Value>;
+    /// One object (a ConfigMap; a PersistentVolumeClaim and its PersistentVolume, for pods'
+    /// claims); `namespace` is empty for a cluster-scoped kind.
+    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value>;
     /// A token of `pod`'s ServiceAccount, bound to the pod, asked for `seconds` (kubelet's
     /// TokenRequest).
     fn service_account_token(&self, pod: &Pod, seconds: i64) -> Result<String, WriteError>;

@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         store.update_status(&key0, status(10_000 + i))?;
         loop {
             let e = sub.recv().await?;
-            if e.object["metadata"]["name"] == "p0" {
+            if e.key.name == "p0" {
                 break;
             }
         }

@@ -20,11 +20,7 @@ pub(super) struct PodEnvSources<'a> {
 impl process::EnvSources for PodEnvSources<'_> {
     fn config_map(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
         let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-        let cm = self
-            .cluster
-            .objects("ConfigMap")
-            .into_iter()
-            .find(|c| c["metadata"]["namespace"] == ns && c["metadata"]["name"] == name)?;
+        let cm = self.cluster.object("ConfigMap", ns, name)?;
         Some(
             cm["data"]
                 .as_object()
@@ -52,12 +48,7 @@ impl process::EnvSources for PodEnvSources<'_> {
 
     fn claim(&self, name: &str) -> Result<ClaimVolume, ClaimWait> {
         let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-        let find = |kind: &str, ns: &str, name: &str| {
-            self.cluster.objects(kind).into_iter().find(|o| {
-                o["metadata"]["namespace"].as_str().unwrap_or("") == ns
-                    && o["metadata"]["name"] == name
-            })
-        };
+        let find = |kind: &str, ns: &str, name: &str| self.cluster.object(kind, ns, name);
         let claim = find("PersistentVolumeClaim", ns, name)
             .ok_or_else(|| ClaimWait::NotFound(name.to_string()))?;
         let volume_name = claim["spec"]["volumeName"].as_str().unwrap_or_default();

@@ -19,7 +19,7 @@ use super::{table, ApiState, Body, LogOptions};
 use crate::model::kinds::KINDS;
 use crate::model::meta;
 use crate::model::object::Object;
-use crate::model::store::{event_rv, EventType};
+use crate::model::store::{event_rv, EventType, ObjectKey};
 use skiff_proxy::metrics::label_value;
 
 pub(super) fn get(
@@ -33,14 +33,11 @@ pub(super) fn get(
         .get_object(&key_of(t, name))
         .ok_or_else(|| not_found(t, name))?;
     if wants_table(accept) {
-        let rv = obj["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let rv = obj.rv().to_string();
         return Ok(respond(
             200,
             TABLE_CT,
-            serde_json::to_vec(&table::table(t.kind.kind, &[&*obj], &rv, "Metadata"))
+            serde_json::to_vec(&table::table(t.kind.kind, &[&obj.tree()], &rv, "Metadata"))
                 .expect("json"),
         ));
     }
@@ -56,6 +53,16 @@ pub(super) fn selectors(
     Ok((l, f))
 }
 
+/// Whether both selectors select an object (a tree is parsed for one held as text only when
+/// a selector has a requirement).
+fn selected(ls: &LabelSelector, fs: &FieldSelector, o: &Object) -> bool {
+    if ls.is_empty() && fs.is_empty() {
+        return true;
+    }
+    let tree = o.tree();
+    ls.matches(&tree) && fs.matches(&tree)
+}
+
 pub(super) fn list(
     state: &ApiState,
     t: &Target,
@@ -68,10 +75,11 @@ pub(super) fn list(
         .store
         .list_objects(t.kind.kind, t.namespace.as_deref())
         .into_iter()
-        .filter(|o| ls.matches(o) && fs.matches(o))
+        .filter(|o| selected(&ls, &fs, o))
         .collect();
     if wants_table(accept) {
-        let refs: Vec<&Value> = items.iter().map(|o| &**o).collect();
+        let trees: Vec<Arc<Value>> = items.iter().map(Object::tree).collect();
+        let refs: Vec<&Value> = trees.iter().map(|o| &**o).collect();
         let include = q.get("includeObject").map_or("Metadata", String::as_str);
         return Ok(respond(
             200,
@@ -162,13 +170,17 @@ pub(super) fn watch(
     let (initial, last_rv, rx) = match rv {
         None => {
             let (items, at, rx) = state.store.list_and_watch(t.kind.kind);
-            let initial: Vec<(EventType, Object)> =
-                items.into_iter().map(|o| (EventType::Added, o)).collect();
+            let initial: Vec<(EventType, ObjectKey, Object)> = items
+                .into_iter()
+                .map(|(k, o)| (EventType::Added, k, o))
+                .collect();
             (initial, at, rx)
         }
         Some(rv) => match state.store.watch_from(rv) {
             Ok((past, rx)) => (
-                past.into_iter().map(|e| (e.kind, e.object)).collect(),
+                past.into_iter()
+                    .map(|e| (e.kind, e.key, e.object))
+                    .collect(),
                 rv,
                 rx,
             ),
@@ -233,14 +245,13 @@ fn line(v: &impl serde::Serialize) -> Bytes {
 }
 
 impl Watch {
-    fn matches(&self, o: &Value) -> bool {
-        o["kind"] == self.kind
+    fn matches(&self, key: &ObjectKey, o: &Object) -> bool {
+        key.kind == self.kind
             && self
                 .namespace
                 .as_deref()
-                .is_none_or(|ns| meta::namespace(o) == ns)
-            && self.labels.matches(o)
-            && self.fields.matches(o)
+                .is_none_or(|ns| key.namespace == ns)
+            && selected(&self.labels, &self.fields, o)
     }
 
     fn render(&self, ty: EventType, o: &Object) -> Bytes {
@@ -258,11 +269,8 @@ impl Watch {
             ty: &'a str,
         }
         if self.as_table {
-            let rv = o["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let object = table::table(self.kind, &[&**o], &rv, "Metadata");
+            let rv = o.rv().to_string();
+            let object = table::table(self.kind, &[&o.tree()], &rv, "Metadata");
             line(&Line {
                 ty,
                 object: &object,
@@ -285,7 +293,7 @@ impl Watch {
     /// informers and `kubectl wait`/`rollout status` watch again from their last version).
     async fn run(
         self,
-        initial: Vec<(EventType, Object)>,
+        initial: Vec<(EventType, ObjectKey, Object)>,
         mut last_rv: u64,
         mut rx: tokio::sync::broadcast::Receiver<crate::model::store::Event>,
         tx: tokio::sync::mpsc::Sender<Bytes>,
@@ -293,16 +301,11 @@ impl Watch {
     ) {
         let stopped = super::stopped(stopping);
         tokio::pin!(stopped);
-        for (ty, o) in initial {
-            if self.matches(&o) && tx.send(self.render(ty, &o)).await.is_err() {
+        for (ty, key, o) in initial {
+            if self.matches(&key, &o) && tx.send(self.render(ty, &o)).await.is_err() {
                 return;
             }
-            last_rv = last_rv.max(
-                o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            );
+            last_rv = last_rv.max(o.rv());
         }
         // Every event up to here has been seen (sent or filtered out): what a bookmark says.
         let mut seen_rv = last_rv;
@@ -324,7 +327,7 @@ impl Watch {
                     Some(Ok(e)) => {
                         let rv = event_rv(&e);
                         seen_rv = seen_rv.max(rv);
-                        if rv <= last_rv || !self.matches(&e.object) {
+                        if rv <= last_rv || !self.matches(&e.key, &e.object) {
                             continue;
                         }
                         last_rv = rv;

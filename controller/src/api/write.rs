@@ -547,7 +547,7 @@ fn write_scale(
         return Ok(ok_json(200, &scale_of(&obj)));
     }
     let r = state.store.update(obj)?;
-    Ok(ok_json(200, &scale_of(&r)))
+    Ok(ok_json(200, &scale_of(&r.tree())))
 }
 
 /// A replaced or patched whole object, with what it was made from.

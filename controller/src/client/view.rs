@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::model::kinds::{self, KindInfo};
+use crate::model::object::Object;
 use crate::model::store::{ObjectKey, Op};
 use crate::model::versions;
 
@@ -52,7 +53,7 @@ impl WriteError {
     }
 }
 
-type Cache = BTreeMap<ObjectKey, Arc<Value>>;
+type Cache = BTreeMap<ObjectKey, Object>;
 
 /// Reading objects: the view's caches in the daemon, the store in unit tests of the pure
 /// parts of a reconciler.
@@ -119,25 +120,19 @@ fn resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, i.kind), i.plural)
 }
 
-use versions::rv_of as rv;
-
 /// An object as a cache takes it from the API: decoded straight into JSON (no typed detour),
-/// exchanged for the store's version when equal ([`versions::share`]), with the metadata
-/// `kube`'s watcher reads (the resourceVersion it resumes from).
+/// held as the store holds its kind and exchanged for the store's version when equal
+/// ([`versions::share`]: a tree without `managedFields`, or the whole object's text), with the
+/// metadata `kube`'s watcher reads (the resourceVersion it resumes from).
 #[derive(Clone, Debug)]
 struct Cached {
-    object: Arc<Value>,
+    object: Object,
     meta: ObjectMeta,
 }
 
 impl<'de> Deserialize<'de> for Cached {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut object = Value::deserialize(d)?;
-        // Dropped as decoded, as client-go's `TransformStripManagedFields` does: no reconciler
-        // reads them, and the store's shared tree has none (`model::object`).
-        if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("managedFields");
-        }
+        let object = Value::deserialize(d)?;
         let m = &object["metadata"];
         let text = |k: &str| m[k].as_str().map(str::to_string);
         let meta = ObjectMeta {
@@ -152,6 +147,15 @@ impl<'de> Deserialize<'de> for Cached {
             meta,
         })
     }
+}
+
+/// A cached object's key, from the metadata its watch decoded.
+fn key(kind: &str, meta: &ObjectMeta) -> ObjectKey {
+    ObjectKey::new(
+        kind,
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or(""),
+    )
 }
 
 impl kube::Resource for Cached {
@@ -255,21 +259,33 @@ impl View {
         cache
             .iter()
             .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.tree())
             .collect()
     }
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.cache(&key.kind)?.get(key).map(Object::tree)
+    }
+
+    /// One object as the cache holds it (shared with the store when equal to its version).
+    pub fn cached(&self, key: &ObjectKey) -> Option<Object> {
         self.cache(&key.kind)?.get(key).cloned()
     }
 
-    /// Every cached object.
-    pub fn all(&self) -> Vec<Arc<Value>> {
-        self.caches
-            .keys()
-            .flat_map(|k| self.list(k, None))
-            .collect()
+    /// What identifies every cached object and its owners ([`Object::identity`]: the whole
+    /// tree of a kind held as one, no parse of the others' data): for the garbage collector.
+    pub fn identities(&self) -> Vec<Arc<Value>> {
+        let objects: Vec<Object> = self
+            .caches
+            .values()
+            .flat_map(|c| {
+                let c = c.read().unwrap_or_else(|p| p.into_inner());
+                c.values().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        // Read outside the caches' locks.
+        objects.iter().map(Object::identity).collect()
     }
 
     /// The collection URL of the key's kind and namespace (kube's `Request` adds the name).
@@ -309,7 +325,7 @@ impl View {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((key, rv(obj), Instant::now()));
+            .push((key, versions::rv_of(obj), Instant::now()));
     }
 
     /// Creates an object.
@@ -467,12 +483,12 @@ async fn keep(
             watcher::Event::Init => relisting = Some(Cache::new()),
             watcher::Event::InitApply(o) => {
                 if let Some(buf) = relisting.as_mut() {
-                    buf.insert(ObjectKey::of(&o.object), o.object);
+                    buf.insert(key(kind, &o.meta), o.object);
                 }
             }
             watcher::Event::InitDone => {
                 let fresh = relisting.take().unwrap_or_default();
-                let newest = fresh.values().map(|v| rv(v)).max().unwrap_or(0);
+                let newest = fresh.values().map(Object::rv).max().unwrap_or(0);
                 write(&mut |c| *c = fresh.clone());
                 seen.fetch_max(newest, Ordering::AcqRel);
                 if let Some(r) = ready.take() {
@@ -481,19 +497,20 @@ async fn keep(
                 let _ = changes.send(kind);
             }
             watcher::Event::Apply(o) => {
-                let v = o.object;
+                let (k, v) = (key(kind, &o.meta), o.object);
+                let rv = v.rv();
                 write(&mut |c| {
-                    c.insert(ObjectKey::of(&v), v.clone());
+                    c.insert(k.clone(), v.clone());
                 });
-                seen.fetch_max(rv(&v), Ordering::AcqRel);
+                seen.fetch_max(rv, Ordering::AcqRel);
                 let _ = changes.send(kind);
             }
             watcher::Event::Delete(o) => {
-                let v = o.object;
+                let k = key(kind, &o.meta);
                 write(&mut |c| {
-                    c.remove(&ObjectKey::of(&v));
+                    c.remove(&k);
                 });
-                seen.fetch_max(rv(&v), Ordering::AcqRel);
+                seen.fetch_max(o.object.rv(), Ordering::AcqRel);
                 let _ = changes.send(kind);
             }
         }

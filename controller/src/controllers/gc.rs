@@ -120,7 +120,7 @@ async fn confirmed(view: &View, gone: &Gone) -> Result<bool, WriteError> {
 /// before it is deleted, since the caches of different kinds are kept by separate watches and
 /// one may lag behind another (a Deployment seen before its new Namespace must not go).
 pub async fn collect(view: &View) -> Result<(), WriteError> {
-    for candidate in plan(&view.all()) {
+    for candidate in plan(&view.identities()) {
         if confirmed(view, &candidate.gone).await? {
             execute(view, Write::Delete(candidate.key)).await?;
         }

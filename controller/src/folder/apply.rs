@@ -356,7 +356,7 @@ fn one(
 /// The objects `source` declared before and declares no more (protected namespaces stay).
 fn pruned(store: &Store, source: &str, seen: &BTreeMap<ObjectKey, usize>) -> Vec<ObjectKey> {
     store
-        .all()
+        .identities()
         .iter()
         .filter(|obj| meta::annotation(obj, MANIFEST_ANNOTATION) == Some(source))
         .filter(|obj| !meta::is_terminating(obj))
@@ -371,7 +371,7 @@ fn pruned(store: &Store, source: &str, seen: &BTreeMap<ObjectKey, usize>) -> Vec
 /// Every source named by an object's [`MANIFEST_ANNOTATION`] in the store.
 pub fn sources_in_store(store: &Store) -> HashSet<String> {
     store
-        .all()
+        .identities()
         .iter()
         .filter_map(|o| meta::annotation(o, MANIFEST_ANNOTATION).map(str::to_string))
         .collect()

@@ -36,6 +36,14 @@ impl KindInfo {
         )
     }
 
+    /// Whether the store holds objects of this kind as their JSON text rather than as a tree
+    /// (`model::object`): the kinds that are many and that the reconcilers rarely read —
+    /// ConfigMaps and Secrets, read when a pod starts, a chart is installed or the collector
+    /// looks at owners. A tree is parsed for a reader that needs one.
+    pub fn held_as_text(&self) -> bool {
+        matches!(self.kind, "ConfigMap" | "Secret")
+    }
+
     /// Whether objects of this kind may carry `metadata.finalizers`, which hold a deletion
     /// back (`deletionTimestamp` set) until the list is empty. Pods have their own graceful
     /// deletion instead.

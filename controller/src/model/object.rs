@@ -1,110 +1,276 @@
-//! One stored object version as the store holds it: its tree **without**
-//! `metadata.managedFields`, and that field as its compact JSON text beside it (issue 15: two
-//! `managedFields` entries are ~7 KB as `serde_json` maps — two thirds of a small object's tree —
-//! and ~0.6 KB as text).
+//! One stored object version as the store holds it, in one of two forms:
 //!
-//! The tree is what the watch caches share (`model::versions`: they drop `managedFields` as
-//! they decode, as client-go's `TransformStripManagedFields` does, and no reconciler reads
-//! them). The whole object — what the API answers, SQLite keeps and writes start from — is
-//! the two together: [`Object`]'s `Serialize` writes the text into `metadata` where a sorted
-//! map puts it (a `serde_json` map is a `BTreeMap`), token by token without building a tree,
-//! so the bytes are those of the whole object's tree; [`Object::whole`] parses it back.
+//! - **a tree** without `metadata.managedFields`, and that field as its compact JSON text
+//!   beside it (issue 15: two `managedFields` entries are ~7 KB as `serde_json` maps — two
+//!   thirds of a small object's tree — and ~0.6 KB as text). The tree is what the watch
+//!   caches share (`model::versions`: they drop `managedFields` as they decode, as client-go's
+//!   `TransformStripManagedFields` does, and no reconciler reads them);
+//! - **its JSON text**, whole, for the kinds the reconcilers rarely read
+//!   ([`KindInfo::held_as_text`]: ConfigMaps and Secrets — most of a home lab's objects, read
+//!   when a pod starts): a small ConfigMap is ~1.4 KB as text and ~4 KB as a tree, a
+//!   `BTreeMap` node of ~630 bytes per JSON object however few its keys. A reader that needs
+//!   a tree gets one parsed for it ([`Object::tree`]).
+//!
+//! The whole object — what the API answers, SQLite keeps and writes start from — serializes
+//! to the same bytes either way: [`Object`]'s `Serialize` writes a tree's `managedFields` text
+//! into `metadata` where a sorted map puts it (a `serde_json` map is a `BTreeMap`), and a text
+//! as it is, token by token without building a tree; [`Object::whole`] parses it back.
 //!
 //! Does not own: what `managedFields` mean (`model::managed`), when a version is written
-//! (`model::store`).
+//! (`model::store`), which kinds are held as text (`model::kinds`).
 
-use std::ops::Deref;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::model::kinds;
+use crate::model::versions::rv_of;
+
 const MANAGED: &str = "managedFields";
 
-/// An object version: its tree without `metadata.managedFields` (what `Deref` gives), and the
-/// field as JSON text. Cheap to clone (two `Arc`s).
-#[derive(Clone, Debug, PartialEq)]
+/// An object version. Cheap to clone (one or two `Arc`s).
+#[derive(Clone, Debug)]
 pub struct Object {
-    tree: Arc<Value>,
-    managed: Option<Arc<str>>,
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// The tree without `metadata.managedFields`, and the field as JSON text.
+    Tree {
+        tree: Arc<Value>,
+        managed: Option<Arc<str>>,
+    },
+    /// The whole object as compact JSON (sorted keys, as a tree serializes), and its
+    /// resourceVersion (read without a parse by the watch and the history).
+    Text { text: Arc<str>, rv: u64 },
+}
+
+/// Whether objects of this kind are held as JSON text ([`KindInfo::held_as_text`]).
+///
+/// [`KindInfo::held_as_text`]: crate::model::kinds::KindInfo::held_as_text
+fn text_kind(obj: &Value) -> bool {
+    obj["kind"]
+        .as_str()
+        .and_then(kinds::by_kind)
+        .is_some_and(kinds::KindInfo::held_as_text)
+}
+
+/// A tree with its `metadata.managedFields` (whatever its value) taken out.
+fn strip(mut whole: Value) -> (Value, Option<Value>) {
+    let managed = whole
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove(MANAGED));
+    (whole, managed)
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect("the store's own JSON parses")
 }
 
 impl Object {
-    /// Splits a whole object: `metadata.managedFields`, if present (whatever its value), is
-    /// taken out of the tree and kept as its JSON text.
-    pub fn from_whole(mut whole: Value) -> Object {
-        let managed = whole
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-            .and_then(|m| m.remove(MANAGED))
-            .map(|f| Arc::from(serde_json::to_string(&f).expect("JSON values serialize")));
+    /// A whole object as the store holds it: as text if its kind is held so, else split —
+    /// `metadata.managedFields`, if present, taken out of the tree and kept as its JSON text.
+    pub fn from_whole(whole: Value) -> Object {
+        if text_kind(&whole) {
+            let rv = rv_of(&whole);
+            let text = serde_json::to_string(&whole).expect("JSON values serialize");
+            return Object::from_text(text.into(), rv);
+        }
+        let (tree, managed) = strip(whole);
+        let managed =
+            managed.map(|f| Arc::from(serde_json::to_string(&f).expect("JSON values serialize")));
         Object {
-            tree: Arc::new(whole),
-            managed,
+            repr: Repr::Tree {
+                tree: Arc::new(tree),
+                managed,
+            },
+        }
+    }
+
+    /// A tree without `managedFields` of its own (what a watch cache keeps).
+    pub fn from_tree(tree: Arc<Value>) -> Object {
+        Object {
+            repr: Repr::Tree {
+                tree,
+                managed: None,
+            },
+        }
+    }
+
+    /// A whole object's compact JSON (sorted keys) and its resourceVersion.
+    pub fn from_text(text: Arc<str>, rv: u64) -> Object {
+        Object {
+            repr: Repr::Text { text, rv },
         }
     }
 
     /// A new version with this one's `managedFields` and another tree (one that has no
     /// `metadata.managedFields` of its own: a change the store makes, such as a status or a
     /// deletion mark).
-    pub fn with_tree(&self, tree: Value) -> Object {
+    pub fn with_tree(&self, mut tree: Value) -> Object {
         debug_assert!(tree["metadata"].get(MANAGED).is_none());
-        Object {
-            tree: Arc::new(tree),
-            managed: self.managed.clone(),
+        match &self.repr {
+            Repr::Tree { managed, .. } => Object {
+                repr: Repr::Tree {
+                    tree: Arc::new(tree),
+                    managed: managed.clone(),
+                },
+            },
+            Repr::Text { text, .. } => {
+                if let (Some(f), Some(m)) = (
+                    strip(parse(text)).1,
+                    tree.get_mut("metadata").and_then(Value::as_object_mut),
+                ) {
+                    m.insert(MANAGED.into(), f);
+                }
+                Object::from_whole(tree)
+            }
         }
     }
 
-    /// The tree without `metadata.managedFields` (shared with the watch caches).
-    pub fn tree(&self) -> &Arc<Value> {
-        &self.tree
+    /// The tree without `metadata.managedFields`: shared with the watch caches when the object
+    /// is held as a tree, parsed for this reader when it is held as text.
+    pub fn tree(&self) -> Arc<Value> {
+        match &self.repr {
+            Repr::Tree { tree, .. } => tree.clone(),
+            Repr::Text { text, .. } => Arc::new(strip(parse(text)).0),
+        }
+    }
+
+    /// What identifies the object and its owners, as a tree: the object's own tree when it is
+    /// held as one; for one held as text, only `apiVersion`, `kind` and `metadata.name`,
+    /// `namespace`, `uid`, `deletionTimestamp`, `ownerReferences` and `annotations`, read
+    /// without building the rest (~4× cheaper than a whole tree): for the garbage collector,
+    /// which looks at every object in every pass, and the manifests folder's pruning.
+    pub fn identity(&self) -> Arc<Value> {
+        #[derive(serde::Deserialize, Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Identity {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            api_version: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            kind: Option<String>,
+            #[serde(default)]
+            metadata: IdentityMeta,
+        }
+        #[derive(Default, serde::Deserialize, Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct IdentityMeta {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            namespace: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            uid: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            deletion_timestamp: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            owner_references: Option<Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            annotations: Option<Value>,
+        }
+        match &self.repr {
+            Repr::Tree { tree, .. } => tree.clone(),
+            Repr::Text { text, .. } => {
+                let id: Identity = serde_json::from_str(text).expect("the store's own JSON parses");
+                Arc::new(serde_json::to_value(id).expect("JSON values serialize"))
+            }
+        }
+    }
+
+    /// The tree if the object is held as one (no parse), `None` if it is held as text.
+    pub fn shared_tree(&self) -> Option<&Arc<Value>> {
+        match &self.repr {
+            Repr::Tree { tree, .. } => Some(tree),
+            Repr::Text { .. } => None,
+        }
+    }
+
+    /// The whole object's JSON if the object is held as text.
+    pub fn text(&self) -> Option<&Arc<str>> {
+        match &self.repr {
+            Repr::Text { text, .. } => Some(text),
+            Repr::Tree { .. } => None,
+        }
+    }
+
+    /// Whether two objects are the same version held once (not merely equal).
+    pub fn same(&self, other: &Object) -> bool {
+        match (&self.repr, &other.repr) {
+            (Repr::Tree { tree: a, .. }, Repr::Tree { tree: b, .. }) => Arc::ptr_eq(a, b),
+            (Repr::Text { text: a, .. }, Repr::Text { text: b, .. }) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// `metadata.resourceVersion` as a number (0 when absent).
+    pub fn rv(&self) -> u64 {
+        match &self.repr {
+            Repr::Tree { tree, .. } => rv_of(tree),
+            Repr::Text { rv, .. } => *rv,
+        }
     }
 
     /// `metadata.managedFields` as JSON text, if the object has the field.
-    pub fn managed_fields_json(&self) -> Option<&str> {
-        self.managed.as_deref()
+    pub fn managed_fields_json(&self) -> Option<Cow<'_, str>> {
+        match &self.repr {
+            Repr::Tree { managed, .. } => managed.as_deref().map(Cow::Borrowed),
+            Repr::Text { text, .. } => strip(parse(text))
+                .1
+                .map(|f| Cow::Owned(serde_json::to_string(&f).expect("JSON values serialize"))),
+        }
     }
 
     /// The whole object as a tree of its own (a copy, with `managedFields` parsed): what a
     /// write starts from.
     pub fn whole(&self) -> Value {
-        let mut whole = (*self.tree).clone();
+        let (tree, managed) = match &self.repr {
+            Repr::Text { text, .. } => return parse(text),
+            Repr::Tree { tree, managed } => (tree, managed),
+        };
+        let mut whole = (**tree).clone();
         if let (Some(text), Some(m)) = (
-            &self.managed,
+            managed,
             whole.get_mut("metadata").and_then(Value::as_object_mut),
         ) {
-            m.insert(
-                MANAGED.into(),
-                serde_json::from_str(text).expect("the store's own JSON parses"),
-            );
+            m.insert(MANAGED.into(), parse(text));
         }
         whole
     }
 
     /// [`Object::whole`] behind an `Arc`: the tree itself when there are no `managedFields`.
     pub fn whole_arc(&self) -> Arc<Value> {
-        match self.managed {
-            None => self.tree.clone(),
-            Some(_) => Arc::new(self.whole()),
+        match &self.repr {
+            Repr::Tree {
+                tree,
+                managed: None,
+            } => tree.clone(),
+            _ => Arc::new(self.whole()),
         }
     }
 }
 
-impl Deref for Object {
-    type Target = Value;
-
-    /// The tree without `metadata.managedFields`.
-    fn deref(&self) -> &Value {
-        &self.tree
+impl PartialEq for Object {
+    /// The same whole object, however each is held.
+    fn eq(&self, other: &Object) -> bool {
+        self.same(other) || self.whole() == other.whole()
     }
 }
 
 impl Serialize for Object {
     /// The whole object, as its tree with `managedFields` would serialize.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (Some(text), Value::Object(top)) = (&self.managed, &*self.tree) else {
-            return self.tree.serialize(s);
+        let (tree, text) = match &self.repr {
+            Repr::Text { text, .. } => return Raw(text).serialize(s),
+            Repr::Tree { tree, managed } => (tree, managed),
+        };
+        let (Some(text), Value::Object(top)) = (text, &**tree) else {
+            return tree.serialize(s);
         };
         let mut map = s.serialize_map(Some(top.len()))?;
         for (k, v) in top {
@@ -162,8 +328,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn whole() -> Value {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
+    /// A whole object of a kind held as text (ConfigMap) or as a tree (Lease: the object need
+    /// not be valid here).
+    fn whole(kind: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": kind,
             "metadata": {"name": "a", "namespace": "default", "labels": {"x": "y"},
                 "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"a\":1}\n"},
                 "managedFields": [{"manager": "kubectl", "operation": "Apply",
@@ -176,21 +344,45 @@ mod tests {
 
     #[test]
     fn the_whole_object_serializes_to_the_same_bytes_and_parses_back() {
-        let w = whole();
-        let o = Object::from_whole(w.clone());
-        assert!(o["metadata"].get(MANAGED).is_none());
-        assert_eq!(o["metadata"]["name"], "a");
-        assert_eq!(
-            serde_json::to_string(&o).unwrap(),
-            serde_json::to_string(&w).unwrap()
-        );
-        assert_eq!(
-            serde_json::to_vec_pretty(&o).unwrap(),
-            serde_json::to_vec_pretty(&w).unwrap()
-        );
-        assert_eq!(serde_json::to_value(&o).unwrap(), w);
-        assert_eq!(o.whole(), w);
-        assert_eq!(*o.whole_arc(), w);
+        for (kind, as_text) in [("ConfigMap", true), ("Lease", false)] {
+            let w = whole(kind);
+            let o = Object::from_whole(w.clone());
+            assert_eq!(o.text().is_some(), as_text, "{kind}");
+            assert_eq!(o.shared_tree().is_some(), !as_text, "{kind}");
+            assert_eq!(o.rv(), 7);
+            assert!(o.tree()["metadata"].get(MANAGED).is_none());
+            assert_eq!(o.tree()["metadata"]["name"], "a");
+            assert_eq!(
+                serde_json::to_string(&o).unwrap(),
+                serde_json::to_string(&w).unwrap()
+            );
+            assert_eq!(
+                serde_json::to_vec_pretty(&o).unwrap(),
+                serde_json::to_vec_pretty(&w).unwrap()
+            );
+            assert_eq!(serde_json::to_value(&o).unwrap(), w);
+            assert_eq!(o.whole(), w);
+            assert_eq!(*o.whole_arc(), w);
+            let id = o.identity();
+            assert_eq!(id["metadata"]["uid"], "u");
+            assert_eq!(id["metadata"]["namespace"], "default");
+            assert_eq!(id["kind"], kind);
+            if as_text {
+                let mut want = w.clone();
+                want.as_object_mut().unwrap().remove("data");
+                let m = want["metadata"].as_object_mut().unwrap();
+                for f in ["labels", "resourceVersion", MANAGED] {
+                    m.remove(f);
+                }
+                assert_eq!(*id, want);
+            }
+            let f = serde_json::to_string(&w["metadata"][MANAGED]).unwrap();
+            assert_eq!(o.managed_fields_json().as_deref(), Some(f.as_str()));
+            // One version, held once: clones are the same, a parse of it is only equal.
+            assert!(o.same(&o.clone()));
+            let again = Object::from_whole(w);
+            assert!(!o.same(&again) && o == again);
+        }
     }
 
     #[test]
@@ -221,13 +413,16 @@ mod tests {
 
     #[test]
     fn a_new_tree_keeps_the_versions_managed_fields() {
-        let o = Object::from_whole(whole());
-        let mut t = (*o).clone();
-        t["status"] = json!({"phase": "x"});
-        let n = o.with_tree(t);
-        let mut w = whole();
-        w["status"] = json!({"phase": "x"});
-        assert_eq!(n.whole(), w);
-        assert_eq!(n.managed_fields_json(), o.managed_fields_json());
+        for kind in ["ConfigMap", "Lease"] {
+            let o = Object::from_whole(whole(kind));
+            let mut t = (*o.tree()).clone();
+            t["status"] = json!({"phase": "x"});
+            let n = o.with_tree(t);
+            let mut w = whole(kind);
+            w["status"] = json!({"phase": "x"});
+            assert_eq!(n.whole(), w);
+            assert_eq!(n.managed_fields_json(), o.managed_fields_json());
+            assert_eq!(n.text().is_some(), o.text().is_some());
+        }
     }
 }

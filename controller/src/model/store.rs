@@ -78,6 +78,8 @@ pub enum EventType {
 pub struct Event {
     /// What happened.
     pub kind: EventType,
+    /// Which object.
+    pub key: ObjectKey,
     /// The object after the change (for `Deleted`, its last state).
     pub object: Object,
 }
@@ -164,9 +166,11 @@ struct Inner {
 /// One event of the watch history. A version the store still holds is shared with it (no
 /// copy); a version it no longer holds — superseded, removed, a deletion's last state — is kept
 /// as its JSON text, several times smaller than the tree (a `BTreeMap` node per JSON object),
-/// and parsed again only for a watch that resumes before it.
+/// and parsed again only for a watch that resumes before it. An object held as text is shared
+/// as it is, whatever became of it.
 struct Retained {
     kind: EventType,
+    key: ObjectKey,
     rv: u64,
     object: Held,
 }
@@ -196,13 +200,18 @@ const HISTORY: usize = 1_000;
 
 /// The resourceVersion carried by an event's object.
 pub fn event_rv(e: &Event) -> u64 {
-    versions::rv_of(&e.object)
+    e.object.rv()
 }
 
 impl Inner {
-    /// `old` is no longer the store's: its history event, if retained, keeps its JSON instead.
+    /// `old` is no longer the store's: its history event, if retained, keeps its JSON instead
+    /// of its tree (an object held as text is kept as it is), and it is withdrawn from sharing.
     fn superseded(&mut self, old: &Object) {
-        let rv = versions::rv_of(old);
+        versions::withdraw(old);
+        if old.text().is_some() {
+            return;
+        }
+        let rv = old.rv();
         if let Ok(i) = self.history.binary_search_by_key(&rv, |r| r.rv) {
             if matches!(self.history[i].object, Held::Shared(_)) {
                 self.history[i].object = Held::json(old);
@@ -217,18 +226,18 @@ impl Inner {
                 self.history_floor = old.rv;
             }
         }
-        let key = ObjectKey::of(&e.object);
-        let held = match self.objects.get(&key) {
-            Some(now)
-                if e.kind != EventType::Deleted && Arc::ptr_eq(now.tree(), e.object.tree()) =>
-            {
+        let held = match self.objects.get(&e.key) {
+            Some(now) if e.kind != EventType::Deleted && now.same(&e.object) => {
                 Held::Shared(e.object.clone())
             }
+            // Held as text already: shared as it is.
+            _ if e.object.text().is_some() => Held::Shared(e.object.clone()),
             // A deletion's last state, or a version the same transaction replaced again.
             _ => Held::json(&e.object),
         };
         self.history.push_back(Retained {
             kind: e.kind,
+            key: e.key.clone(),
             rv: event_rv(e),
             object: held,
         });
@@ -390,7 +399,7 @@ impl Store {
                 let value: Value = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(key.to_string(), e))?;
                 let value = Object::from_whole(value);
-                versions::publish(value.tree());
+                versions::publish(&value);
                 objects.insert(key, value);
             }
         }
@@ -430,18 +439,19 @@ impl Store {
             return Err(inner.history_floor);
         }
         let rx = self.events.subscribe();
-        let past: Vec<(EventType, Held)> = inner
+        let past: Vec<(EventType, ObjectKey, Held)> = inner
             .history
             .iter()
             .filter(|e| e.rv > rv)
-            .map(|e| (e.kind, e.object.clone()))
+            .map(|e| (e.kind, e.key.clone(), e.object.clone()))
             .collect();
         drop(inner);
         // Parsed outside the lock: writers need not wait for a resuming watch.
         let past = past
             .into_iter()
-            .map(|(kind, held)| Event {
+            .map(|(kind, key, held)| Event {
                 kind,
+                key,
                 object: match held {
                     Held::Shared(o) => o,
                     Held::Json(j) => Object::from_whole(
@@ -455,14 +465,17 @@ impl Store {
 
     /// A consistent snapshot of a kind (all namespaces) with the resourceVersion it is at, and a
     /// subscription to every change after it.
-    pub fn list_and_watch(&self, kind: &str) -> (Vec<Object>, u64, broadcast::Receiver<Event>) {
+    pub fn list_and_watch(
+        &self,
+        kind: &str,
+    ) -> (Vec<(ObjectKey, Object)>, u64, broadcast::Receiver<Event>) {
         let inner = self.lock();
         let rx = self.events.subscribe();
         let items = inner
             .objects
             .range(ObjectKey::new(kind, "", "")..)
             .take_while(|(k, _)| k.kind == kind)
-            .map(|(_, v)| v.clone())
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         (items, inner.resource_version, rx)
     }
@@ -484,16 +497,17 @@ impl Store {
         self.lock().objects.get(key).cloned()
     }
 
-    /// One object's tree without `metadata.managedFields` (shared, no copy), if present: for
-    /// readers that do not need them.
+    /// One object's tree without `metadata.managedFields` (shared, no copy — parsed for a
+    /// kind held as text), if present: for readers that do not need them.
     pub fn get_tree(&self, key: &ObjectKey) -> Option<Arc<Value>> {
-        self.lock().objects.get(key).map(|o| o.tree().clone())
+        self.get_object(key).map(|o| o.tree())
     }
 
-    /// [`Store::list_objects`] as trees without `metadata.managedFields` (shared, no copies).
+    /// [`Store::list_objects`] as trees without `metadata.managedFields` (shared, no copies;
+    /// parsed for a kind held as text).
     pub fn list_trees(&self, kind: &str, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let objects = self.list_objects(kind, namespace);
-        objects.iter().map(|o| o.tree().clone()).collect()
+        objects.iter().map(Object::tree).collect()
     }
 
     /// One whole object, if present (a tree of its own when it has `managedFields`).
@@ -520,11 +534,12 @@ impl Store {
         objects.iter().map(Object::whole_arc).collect()
     }
 
-    /// Every object's tree without `metadata.managedFields` (shared, no copies): for the
-    /// folder's pruning, which reads annotations and deletion marks only.
-    pub fn all(&self) -> Vec<Arc<Value>> {
-        let store = self.lock();
-        store.objects.values().map(|o| o.tree().clone()).collect()
+    /// What identifies every object, its owners and its annotations ([`Object::identity`]:
+    /// the shared tree of a kind held as one): for the folder's pruning, which reads
+    /// annotations and deletion marks only.
+    pub fn identities(&self) -> Vec<Arc<Value>> {
+        let objects: Vec<Object> = self.lock().objects.values().cloned().collect();
+        objects.iter().map(Object::identity).collect()
     }
 
     /// Creates one object.
@@ -540,7 +555,7 @@ impl Store {
     /// Replaces one object's status. A status equal to the stored one writes nothing.
     pub fn update_status(&self, key: &ObjectKey, status: Value) -> Result<Object, StoreError> {
         if let Some(current) = self.get_object(key) {
-            if current.get("status") == Some(&status) {
+            if current.tree().get("status") == Some(&status) {
                 return Ok(current);
             }
         }
@@ -595,7 +610,13 @@ impl Store {
             }
         }
         for e in events {
-            versions::publish(e.object.tree());
+            // Published for sharing while the store holds it (not a deletion's last state, nor a
+            // version the same transaction replaced again).
+            if e.kind != EventType::Deleted
+                && inner.objects.get(&e.key).is_some_and(|o| o.same(&e.object))
+            {
+                versions::publish(&e.object);
+            }
             inner.retain(&e);
             // No receivers is fine.
             let _ = self.events.send(e);
@@ -638,9 +659,10 @@ impl<'a> Staging<'a> {
 
     /// Stages a new version of an object.
     fn put(&mut self, key: ObjectKey, obj: Object, kind: EventType) {
-        self.staged.insert(key, Some(obj.clone()));
+        self.staged.insert(key.clone(), Some(obj.clone()));
         self.events.push(Event {
             kind,
+            key,
             object: obj.clone(),
         });
         self.results.push(obj);
@@ -648,12 +670,13 @@ impl<'a> Staging<'a> {
 
     /// Stages the removal of an object; its last version carries the removal's version.
     fn remove(&mut self, key: ObjectKey, old: &Object, rv: u64) {
-        self.staged.insert(key, None);
-        let mut obj = (**old).clone();
+        self.staged.insert(key.clone(), None);
+        let mut obj = (*old.tree()).clone();
         meta::metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let obj = old.with_tree(obj);
         self.events.push(Event {
             kind: EventType::Deleted,
+            key,
             object: obj.clone(),
         });
         self.results.push(obj);
@@ -678,8 +701,11 @@ impl<'a> Staging<'a> {
                 let key = ObjectKey::of(&obj);
                 let info = kind_info(&key.kind)?;
                 let old = self.existing(&key)?;
-                let obj = Object::from_whole(updated(&key, &old, obj, info, rv)?);
-                if info.has_finalizers() && meta::is_terminating(&obj) && finalizers(&obj) == 0 {
+                let obj = Object::from_whole(updated(&key, &old.tree(), obj, info, rv)?);
+                if info.has_finalizers() && {
+                    let tree = obj.tree();
+                    meta::is_terminating(&tree) && finalizers(&tree) == 0
+                } {
                     // The last finalizer of an object being deleted is gone: so is the object.
                     self.remove(key, &obj, rv);
                 } else {
@@ -688,7 +714,7 @@ impl<'a> Staging<'a> {
             }
             Op::UpdateStatus(key, status) => {
                 let old = self.existing(&key)?;
-                let mut obj = (*old).clone();
+                let mut obj = (*old.tree()).clone();
                 obj["status"] = status;
                 meta::metadata_mut(&mut obj)
                     .insert("resourceVersion".into(), json!(rv.to_string()));
@@ -709,20 +735,21 @@ impl<'a> Staging<'a> {
     /// last is removed (an update); everything else goes at once.
     fn delete(&mut self, key: ObjectKey, grace: Option<i64>, rv: u64) -> Result<bool, StoreError> {
         let old = self.existing(&key)?;
-        let held = kind_info(&key.kind)?.has_finalizers() && finalizers(&old) > 0;
+        let tree = old.tree();
+        let held = kind_info(&key.kind)?.has_finalizers() && finalizers(&tree) > 0;
         // A pod not bound to this node has nothing running to stop: it goes at once (as
         // Kubernetes deletes unscheduled pods).
-        let unbound = key.kind == "Pod" && old["spec"]["nodeName"] != crate::model::node::name();
+        let unbound = key.kind == "Pod" && tree["spec"]["nodeName"] != crate::model::node::name();
         if (key.kind != "Pod" && !held) || unbound {
             self.remove(key, &old, rv);
             return Ok(true);
         }
-        if old["metadata"].get("deletionTimestamp").is_some() {
+        if tree["metadata"].get("deletionTimestamp").is_some() {
             self.results.push(old);
             return Ok(false);
         }
         if held {
-            let mut obj = (*old).clone();
+            let mut obj = (*tree).clone();
             let m = meta::metadata_mut(&mut obj);
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
@@ -730,7 +757,7 @@ impl<'a> Staging<'a> {
             self.put(key, old.with_tree(obj), EventType::Modified);
             return Ok(true);
         }
-        let mut obj = (*old).clone();
+        let mut obj = (*tree).clone();
         let grace = grace
             .unwrap_or_else(|| {
                 obj["spec"]["terminationGracePeriodSeconds"]
@@ -836,8 +863,15 @@ fn commit(
     for (key, value) in staged {
         match value {
             Some(obj) => {
-                // The whole object: its tree with `managedFields` written in.
-                let body = serde_json::to_string(obj).expect("JSON values serialize");
+                // The whole object: its tree with `managedFields` written in, or its text.
+                let body = match obj.text() {
+                    Some(text) => text.to_string(),
+                    None => serde_json::to_string(obj).expect("JSON values serialize"),
+                };
+                let uid = match obj.shared_tree() {
+                    Some(tree) => tree["metadata"]["uid"].as_str().map(str::to_string),
+                    None => obj.tree()["metadata"]["uid"].as_str().map(str::to_string),
+                };
                 tx.execute(
                     "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -847,11 +881,8 @@ fn commit(
                         key.kind,
                         key.namespace,
                         key.name,
-                        obj["metadata"]["uid"].as_str().unwrap_or_default(),
-                        obj["metadata"]["resourceVersion"]
-                            .as_str()
-                            .and_then(|s| s.parse::<i64>().ok())
-                            .unwrap_or(0),
+                        uid.unwrap_or_default(),
+                        obj.rv() as i64,
                         body
                     ],
                 )?;
@@ -908,11 +939,7 @@ mod tests {
         {
             let s = Store::open(dir.path()).unwrap();
             let o = s.create(cm("a", "1")).unwrap();
-            rv1 = o["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap();
+            rv1 = o.rv();
             s.delete(&ObjectKey::new("ConfigMap", "default", "a"))
                 .unwrap();
             s.create(cm("b", "2")).unwrap();
@@ -924,11 +951,7 @@ mod tests {
         let b = s.get(&ObjectKey::new("ConfigMap", "default", "b")).unwrap();
         assert_eq!(b["data"]["k"], "2");
         let o = s.create(cm("c", "3")).unwrap();
-        let rv3: u64 = o["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let rv3 = o.rv();
         assert!(rv3 > rv1 + 2, "{rv3} vs {rv1}");
     }
 
@@ -1003,100 +1026,127 @@ mod tests {
         assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION + 1);
     }
 
-    #[test]
-    fn a_resumed_watch_gets_every_version_as_it_was_and_the_current_one_shared() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let first = s.create(cm("a", "1")).unwrap();
-        let start = versions::rv_of(&first) - 1;
-        let second = s.update(cm("a", "2")).unwrap();
-        let gone = s
-            .delete(&ObjectKey::new("ConfigMap", "default", "a"))
-            .unwrap();
-        let kept = s.create(cm("b", "1")).unwrap();
-        // Two versions of one object in one transaction: the first is only history's.
-        let both = s
-            .transaction(vec![Op::Create(cm("c", "1")), Op::Update(cm("c", "2"))])
-            .unwrap();
-        let (past, _rx) = s.watch_from(start).unwrap();
-        let seen: Vec<(EventType, &Value)> = past.iter().map(|e| (e.kind, &*e.object)).collect();
-        assert_eq!(
-            seen,
-            [
-                (EventType::Added, &*first),
-                (EventType::Modified, &*second),
-                (EventType::Deleted, &*gone),
-                (EventType::Added, &*kept),
-                (EventType::Added, &*both[0]),
-                (EventType::Modified, &*both[1]),
-            ]
-        );
-        // What the store holds is not copied for the history.
-        assert!(Arc::ptr_eq(
-            past[3].object.tree(),
-            s.get_object(&ObjectKey::of(&kept)).unwrap().tree()
-        ));
-        assert!(Arc::ptr_eq(
-            past[5].object.tree(),
-            s.get_object(&ObjectKey::of(&both[1])).unwrap().tree()
-        ));
-        // Superseded versions are kept as their JSON, not as a tree of their own.
-        let inner = s.lock();
-        let held: Vec<bool> = inner
-            .history
-            .iter()
-            .map(|r| matches!(r.object, Held::Shared(_)))
-            .collect();
-        assert_eq!(held, [false, false, false, true, false, true]);
+    /// An object of a kind held as a tree (the store does not validate: any served kind).
+    fn lease(name: &str, v: &str) -> Value {
+        let mut o = cm(name, v);
+        o["kind"] = json!("Lease");
+        o["apiVersion"] = json!("coordination.k8s.io/v1");
+        o
     }
 
-    /// Issue 15 part 3: `managedFields` are held as text beside the tree, and every whole
-    /// object — SQLite's body, a read, a watch resumed from the history — is as it was written.
+    #[test]
+    fn a_resumed_watch_gets_every_version_as_it_was_and_the_current_one_shared() {
+        for (kind, make) in [
+            ("ConfigMap", cm as fn(&str, &str) -> Value),
+            ("Lease", lease),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Store::open(dir.path()).unwrap();
+            let first = s.create(make("a", "1")).unwrap();
+            assert_eq!(first.text().is_some(), kind == "ConfigMap");
+            let start = first.rv() - 1;
+            let second = s.update(make("a", "2")).unwrap();
+            let gone = s.delete(&ObjectKey::new(kind, "default", "a")).unwrap();
+            let kept = s.create(make("b", "1")).unwrap();
+            // Two versions of one object in one transaction: the first is only history's.
+            let both = s
+                .transaction(vec![Op::Create(make("c", "1")), Op::Update(make("c", "2"))])
+                .unwrap();
+            let (past, _rx) = s.watch_from(start).unwrap();
+            let seen: Vec<(EventType, Value)> =
+                past.iter().map(|e| (e.kind, e.object.whole())).collect();
+            assert_eq!(
+                seen,
+                [
+                    (EventType::Added, first.whole()),
+                    (EventType::Modified, second.whole()),
+                    (EventType::Deleted, gone.whole()),
+                    (EventType::Added, kept.whole()),
+                    (EventType::Added, both[0].whole()),
+                    (EventType::Modified, both[1].whole()),
+                ]
+            );
+            let keys: Vec<String> = past.iter().map(|e| e.key.to_string()).collect();
+            assert_eq!(
+                keys,
+                ["a", "a", "a", "b", "c", "c"].map(|n| format!("{kind} default/{n}"))
+            );
+            // What the store holds is not copied for the history.
+            assert!(past[3]
+                .object
+                .same(&s.get_object(&ObjectKey::of(&kept.tree())).unwrap()));
+            assert!(past[5]
+                .object
+                .same(&s.get_object(&ObjectKey::of(&both[1].tree())).unwrap()));
+            // Superseded versions are kept as their JSON, not as a tree of their own.
+            let inner = s.lock();
+            let held: Vec<bool> = inner
+                .history
+                .iter()
+                .map(|r| matches!(r.object, Held::Shared(_)))
+                .collect();
+            if kind == "ConfigMap" {
+                assert_eq!(held, [true; 6]);
+            } else {
+                assert_eq!(held, [false, false, false, true, false, true]);
+            }
+        }
+    }
+
+    /// Issue 15 part 3: `managedFields` are held as text beside the tree (or in the object's
+    /// text), and every whole object — SQLite's body, a read, a watch resumed from the history
+    /// — is as it was written.
     #[test]
     fn managed_fields_are_held_apart_and_every_whole_object_keeps_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let fields = json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}}]);
-        let mut o = cm("a", "1");
-        o["metadata"]["managedFields"] = fields.clone();
-        let created = s.create(o).unwrap();
-        let start = versions::rv_of(&created) - 1;
-        assert!(created["metadata"].get("managedFields").is_none());
-        assert_eq!(created.whole()["metadata"]["managedFields"], fields);
-        // The store's changes (status, a deletion's last state) keep them.
-        let key = ObjectKey::new("ConfigMap", "default", "a");
-        let status = s.update_status(&key, json!({"x": 1})).unwrap();
-        assert_eq!(s.get(&key).unwrap()["metadata"]["managedFields"], fields);
-        assert!(s.get_tree(&key).unwrap()["metadata"]
-            .get("managedFields")
-            .is_none());
-        let body: String = s
-            .lock()
-            .conn
-            .query_row("SELECT body FROM objects WHERE name = 'a'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(body, serde_json::to_string(&status.whole()).unwrap());
-        let gone = s.delete(&key).unwrap();
-        assert_eq!(gone.whole()["metadata"]["managedFields"], fields);
-        let (past, _rx) = s.watch_from(start).unwrap();
-        for e in &past {
-            assert_eq!(e.object.whole()["metadata"]["managedFields"], fields);
+        for (kind, make) in [
+            ("ConfigMap", cm as fn(&str, &str) -> Value),
+            ("Lease", lease),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Store::open(dir.path()).unwrap();
+            let fields = json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}}]);
+            let mut o = make("a", "1");
+            o["metadata"]["managedFields"] = fields.clone();
+            let created = s.create(o).unwrap();
+            let start = created.rv() - 1;
+            assert!(created.tree()["metadata"].get("managedFields").is_none());
+            assert_eq!(created.whole()["metadata"]["managedFields"], fields);
+            // The store's changes (status, a deletion's last state) keep them.
+            let key = ObjectKey::new(kind, "default", "a");
+            let status = s.update_status(&key, json!({"x": 1})).unwrap();
+            assert_eq!(status.whole()["status"], json!({"x": 1}));
+            assert_eq!(s.get(&key).unwrap()["metadata"]["managedFields"], fields);
+            assert!(s.get_tree(&key).unwrap()["metadata"]
+                .get("managedFields")
+                .is_none());
+            let body: String = s
+                .lock()
+                .conn
+                .query_row("SELECT body FROM objects WHERE name = 'a'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(body, serde_json::to_string(&status.whole()).unwrap());
+            assert_eq!(body, serde_json::to_string(&status).unwrap());
+            let gone = s.delete(&key).unwrap();
+            assert_eq!(gone.whole()["metadata"]["managedFields"], fields);
+            let (past, _rx) = s.watch_from(start).unwrap();
+            for e in &past {
+                assert_eq!(e.object.whole()["metadata"]["managedFields"], fields);
+            }
+            assert_eq!(past.len(), 3);
+            // Reopened: read back whole from SQLite, held as before.
+            let mut o = make("b", "1");
+            o["metadata"]["managedFields"] = fields.clone();
+            s.create(o).unwrap();
+            drop(s);
+            let s = Store::open(dir.path()).unwrap();
+            let b = s.get_object(&ObjectKey::new(kind, "default", "b")).unwrap();
+            assert_eq!(b.text().is_some(), kind == "ConfigMap");
+            assert!(b.tree()["metadata"].get("managedFields").is_none());
+            assert_eq!(b.whole()["metadata"]["managedFields"], fields);
         }
-        assert_eq!(past.len(), 3);
-        // Reopened: read back whole from SQLite.
-        let mut o = cm("b", "1");
-        o["metadata"]["managedFields"] = fields.clone();
-        s.create(o).unwrap();
-        drop(s);
-        let s = Store::open(dir.path()).unwrap();
-        let b = s
-            .get_object(&ObjectKey::new("ConfigMap", "default", "b"))
-            .unwrap();
-        assert!(b["metadata"].get("managedFields").is_none());
-        assert_eq!(b.whole()["metadata"]["managedFields"], fields);
     }
 
     #[test]
@@ -1124,14 +1174,14 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"default"},
             "spec":{"containers":[{"name":"c","image":"x"}]}});
-        let p = s.create(pod.clone()).unwrap();
+        let p = s.create(pod.clone()).unwrap().tree();
         assert_eq!(p["metadata"]["generation"], 1);
         let mut changed = pod.clone();
         changed["metadata"]["labels"] = json!({"a":"b"});
-        let p = s.update(changed.clone()).unwrap();
+        let p = s.update(changed.clone()).unwrap().tree();
         assert_eq!(p["metadata"]["generation"], 1);
         changed["spec"]["containers"][0]["image"] = json!("y");
-        let p = s.update(changed).unwrap();
+        let p = s.update(changed).unwrap().tree();
         assert_eq!(p["metadata"]["generation"], 2);
         // Not bound to this node: nothing runs for it, it goes at once.
         let key = ObjectKey::new("Pod", "default", "p");
@@ -1141,13 +1191,13 @@ mod tests {
         let mut bound = pod.clone();
         bound["spec"]["nodeName"] = json!(crate::model::node::name());
         s.create(bound).unwrap();
-        let p = s.delete(&key).unwrap();
+        let p = s.delete(&key).unwrap().tree();
         assert!(p["metadata"]["deletionTimestamp"].is_string());
         assert!(s.get(&key).is_some());
         // A replacement that does not name the node keeps the binding.
         let mut replaced = (*p).clone();
         replaced["spec"].as_object_mut().unwrap().remove("nodeName");
-        let kept = s.update(replaced).unwrap();
+        let kept = s.update(replaced).unwrap().tree();
         assert_eq!(kept["spec"]["nodeName"], crate::model::node::name());
         s.remove(&key).unwrap();
         assert!(s.get(&key).is_none());
@@ -1162,7 +1212,7 @@ mod tests {
             "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}});
         s.create(claim).unwrap();
         let key = ObjectKey::new("PersistentVolumeClaim", "default", "data");
-        let marked = s.delete(&key).unwrap();
+        let marked = s.delete(&key).unwrap().tree();
         assert!(marked["metadata"]["deletionTimestamp"].is_string());
         // A second deletion changes nothing; an update keeps the mark.
         let rv = s.resource_version();
@@ -1170,7 +1220,7 @@ mod tests {
         assert_eq!(s.resource_version(), rv);
         let mut o = (*s.get(&key).unwrap()).clone();
         o["metadata"]["labels"] = json!({"a": "b"});
-        let o = s.update(o).unwrap();
+        let o = s.update(o).unwrap().tree();
         assert!(o["metadata"]["deletionTimestamp"].is_string());
         // Removing the last finalizer removes the object.
         let mut o = (*o).clone();

@@ -3,7 +3,8 @@
 //! in-process client) exchanges its decoded tree for the published one when the two are equal,
 //! so the store, its watch history and the caches of the controllers and the node share one
 //! `Arc<Value>` per object version instead of a tree each (issue 15: a small object's tree is
-//! ~10 KB in memory, most of it `BTreeMap` nodes).
+//! ~4 KB in memory, most of it `BTreeMap` nodes) — or, for the kinds held as JSON text
+//! (`model::object`), one `Arc<str>`.
 //!
 //! Nothing is learnt through here that the API did not say: a version is shared only when it is
 //! equal, field for field, to what the reader decoded, and a reader that finds none keeps its
@@ -16,8 +17,26 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
 
+use crate::model::object::Object;
+
+/// A published version, held weakly: a tree (without `managedFields`) or a whole object's
+/// JSON text (`model::object`).
+enum Published {
+    Tree(Weak<Value>),
+    Text(Weak<str>),
+}
+
+impl Published {
+    fn alive(&self) -> bool {
+        match self {
+            Published::Tree(w) => w.strong_count() > 0,
+            Published::Text(w) => w.strong_count() > 0,
+        }
+    }
+}
+
 struct Versions {
-    by_rv: HashMap<u64, Weak<Value>>,
+    by_rv: HashMap<u64, Published>,
     /// Dead entries are swept when the map grows past this.
     sweep_at: usize,
 }
@@ -46,34 +65,83 @@ pub fn rv_of(obj: &Value) -> u64 {
 }
 
 /// Makes a committed version available to [`share`] (called by the store).
-pub fn publish(obj: &Arc<Value>) {
-    let rv = rv_of(obj);
+pub fn publish(obj: &Object) {
+    let rv = obj.rv();
     if rv == 0 {
         return;
     }
+    let held = match (obj.shared_tree(), obj.text()) {
+        (Some(tree), _) => Published::Tree(Arc::downgrade(tree)),
+        (None, Some(text)) => Published::Text(Arc::downgrade(text)),
+        (None, None) => return,
+    };
     with(|v| {
-        v.by_rv.insert(rv, Arc::downgrade(obj));
+        v.by_rv.insert(rv, held);
         if v.by_rv.len() > v.sweep_at {
-            v.by_rv.retain(|_, w| w.strong_count() > 0);
+            v.by_rv.retain(|_, p| p.alive());
             v.sweep_at = (v.by_rv.len() * 2).max(MIN_SWEEP);
         }
     });
 }
 
-/// The published version equal to `obj` if one is alive, else `obj` itself.
-pub fn share(obj: Value) -> Arc<Value> {
-    let rv = rv_of(&obj);
-    let held = with(|v| v.by_rv.get(&rv).and_then(Weak::upgrade));
+/// Withdraws a version the store no longer holds (superseded or removed), so that a weak
+/// entry does not keep its allocation: a `Weak<str>` keeps the whole text allocated, where a
+/// `Weak<Value>` keeps only the `Arc`'s header. A reader that decodes it afterwards keeps its
+/// own copy until the next version reaches it.
+pub fn withdraw(obj: &Object) {
+    let rv = obj.rv();
+    with(|v| {
+        let ours = match (v.by_rv.get(&rv), obj.shared_tree(), obj.text()) {
+            (Some(Published::Tree(w)), Some(t), _) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)),
+            (Some(Published::Text(w)), _, Some(t)) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)),
+            _ => false,
+        };
+        if ours {
+            v.by_rv.remove(&rv);
+        }
+    });
+}
+
+enum Strong {
+    Tree(Arc<Value>),
+    Text(Arc<str>),
+}
+
+/// An object as a reader decoded it from the API (whole, `managedFields` included), held as
+/// the store holds its kind and exchanged for the published version when equal: a tree
+/// without `managedFields` (they are dropped here, as client-go's
+/// `TransformStripManagedFields` does), or the whole object's JSON text.
+pub fn share(decoded: Value) -> Object {
+    let rv = rv_of(&decoded);
+    let held = with(|v| match v.by_rv.get(&rv)? {
+        Published::Tree(w) => w.upgrade().map(Strong::Tree),
+        Published::Text(w) => w.upgrade().map(Strong::Text),
+    });
+    // Compared outside the lock: a version is immutable.
+    let text_kind = decoded["kind"]
+        .as_str()
+        .and_then(crate::model::kinds::by_kind)
+        .is_some_and(crate::model::kinds::KindInfo::held_as_text);
+    if text_kind {
+        let text = serde_json::to_string(&decoded).expect("JSON values serialize");
+        return match held {
+            Some(Strong::Text(t)) if *t == *text => Object::from_text(t, rv),
+            _ => Object::from_text(text.into(), rv),
+        };
+    }
+    let mut tree = decoded;
+    if let Some(m) = tree.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
     match held {
-        // Compared outside the lock: the version is immutable.
-        Some(held) if *held == obj => held,
-        _ => Arc::new(obj),
+        Some(Strong::Tree(t)) if *t == tree => Object::from_tree(t),
+        _ => Object::from_tree(Arc::new(tree)),
     }
 }
 
 /// How many versions are published and alive (for tests and measurements).
 pub fn alive() -> usize {
-    with(|v| v.by_rv.values().filter(|w| w.strong_count() > 0).count())
+    with(|v| v.by_rv.values().filter(|p| p.alive()).count())
 }
 
 #[cfg(test)]
@@ -83,20 +151,40 @@ mod tests {
 
     #[test]
     fn an_equal_version_is_shared_a_different_one_is_not() {
-        let stored = Arc::new(json!({"kind": "ConfigMap",
-            "metadata": {"name": "a", "resourceVersion": "900001"}, "data": {"k": "v"}}));
+        let stored = Object::from_whole(json!({"kind": "Service",
+            "metadata": {"name": "a", "resourceVersion": "900001",
+                "managedFields": [{"manager": "m"}]}, "spec": {"k": "v"}}));
         publish(&stored);
-        let same = share((*stored).clone());
-        assert!(Arc::ptr_eq(&same, &stored));
+        let decoded = stored.whole();
+        let same = share(decoded.clone());
+        assert!(same.same(&stored));
+        assert!(same.managed_fields_json().is_none());
         // Another store's object at the same number: kept apart.
-        let other = share(json!({"kind": "ConfigMap",
+        let other = share(json!({"kind": "Service",
             "metadata": {"name": "b", "resourceVersion": "900001"}}));
-        assert!(!Arc::ptr_eq(&other, &stored));
-        assert_eq!(other["metadata"]["name"], "b");
+        assert!(!other.same(&stored));
+        assert_eq!(other.tree()["metadata"]["name"], "b");
         // Gone once its holders are.
         drop((stored, same));
-        let again = share(json!({"kind": "ConfigMap",
-            "metadata": {"name": "a", "resourceVersion": "900001"}, "data": {"k": "v"}}));
-        assert_eq!(Arc::strong_count(&again), 1);
+        let again = share(decoded);
+        assert_eq!(Arc::strong_count(&again.tree()), 2);
+    }
+
+    #[test]
+    fn a_version_held_as_text_is_shared_as_text_whole() {
+        let whole = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "900002",
+                "managedFields": [{"manager": "m"}]}, "data": {"k": "v"}});
+        let stored = Object::from_whole(whole.clone());
+        assert!(stored.text().is_some());
+        publish(&stored);
+        let same = share(whole.clone());
+        assert!(same.same(&stored));
+        assert_eq!(same.whole(), whole);
+        let mut changed = whole;
+        changed["data"]["k"] = json!("w");
+        let other = share(changed.clone());
+        assert!(!other.same(&stored));
+        assert_eq!(other.whole(), changed);
     }
 }
