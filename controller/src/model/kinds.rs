@@ -39,9 +39,11 @@ impl KindInfo {
     /// Whether the store holds objects of this kind as their JSON text rather than as a tree
     /// (`model::object`): the kinds that are many and that the reconcilers rarely read —
     /// ConfigMaps and Secrets, read when a pod starts, a chart is installed or the collector
-    /// looks at owners. A tree is parsed for a reader that needs one.
+    /// looks at owners; Events, read by `kubectl describe`/`get events` and the API's
+    /// expiry every 10 s (a failing pod has a few). A tree is parsed for a reader that needs
+    /// one.
     pub fn held_as_text(&self) -> bool {
-        matches!(self.kind, "ConfigMap" | "Secret")
+        matches!(self.kind, "ConfigMap" | "Secret" | "Event")
     }
 
     /// Whether objects of this kind may carry `metadata.finalizers`, which hold a deletion
