@@ -868,10 +868,9 @@ fn commit(
                     Some(text) => text.to_string(),
                     None => serde_json::to_string(obj).expect("JSON values serialize"),
                 };
-                let uid = match obj.shared_tree() {
-                    Some(tree) => tree["metadata"]["uid"].as_str().map(str::to_string),
-                    None => obj.tree()["metadata"]["uid"].as_str().map(str::to_string),
-                };
+                let uid = obj.identity()["metadata"]["uid"]
+                    .as_str()
+                    .map(str::to_string);
                 tx.execute(
                     "INSERT INTO objects (kind, namespace, name, uid, resource_version, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
