@@ -208,7 +208,7 @@ impl Inner {
     /// of its tree (an object held as text is kept as it is), and it is withdrawn from sharing.
     fn superseded(&mut self, old: &Object) {
         versions::withdraw(old);
-        if old.text().is_some() {
+        if old.is_text() {
             return;
         }
         let rv = old.rv();
@@ -231,7 +231,7 @@ impl Inner {
                 Held::Shared(e.object.clone())
             }
             // Held as text already: shared as it is.
-            _ if e.object.text().is_some() => Held::Shared(e.object.clone()),
+            _ if e.object.is_text() => Held::Shared(e.object.clone()),
             // A deletion's last state, or a version the same transaction replaced again.
             _ => Held::json(&e.object),
         };
@@ -865,7 +865,7 @@ fn commit(
             Some(obj) => {
                 // The whole object: its tree with `managedFields` written in, or its text.
                 let body = match obj.text() {
-                    Some(text) => text.to_string(),
+                    Some(text) => text,
                     None => serde_json::to_string(obj).expect("JSON values serialize"),
                 };
                 let uid = obj.identity()["metadata"]["uid"]
@@ -1042,7 +1042,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let s = Store::open(dir.path()).unwrap();
             let first = s.create(make("a", "1")).unwrap();
-            assert_eq!(first.text().is_some(), kind == "ConfigMap");
+            assert_eq!(first.is_text(), kind == "ConfigMap");
             let start = first.rv() - 1;
             let second = s.update(make("a", "2")).unwrap();
             let gone = s.delete(&ObjectKey::new(kind, "default", "a")).unwrap();
@@ -1142,7 +1142,7 @@ mod tests {
             drop(s);
             let s = Store::open(dir.path()).unwrap();
             let b = s.get_object(&ObjectKey::new(kind, "default", "b")).unwrap();
-            assert_eq!(b.text().is_some(), kind == "ConfigMap");
+            assert_eq!(b.is_text(), kind == "ConfigMap");
             assert!(b.tree()["metadata"].get("managedFields").is_none());
             assert_eq!(b.whole()["metadata"]["managedFields"], fields);
         }

@@ -23,7 +23,7 @@ use crate::model::object::Object;
 /// JSON text (`model::object`).
 enum Published {
     Tree(Weak<Value>),
-    Text(Weak<str>),
+    Text(Weak<[u8]>),
 }
 
 impl Published {
@@ -70,7 +70,7 @@ pub fn publish(obj: &Object) {
     if rv == 0 {
         return;
     }
-    let held = match (obj.shared_tree(), obj.text()) {
+    let held = match (obj.shared_tree(), obj.packed()) {
         (Some(tree), _) => Published::Tree(Arc::downgrade(tree)),
         (None, Some(text)) => Published::Text(Arc::downgrade(text)),
         (None, None) => return,
@@ -85,15 +85,17 @@ pub fn publish(obj: &Object) {
 }
 
 /// Withdraws a version the store no longer holds (superseded or removed), so that a weak
-/// entry does not keep its allocation: a `Weak<str>` keeps the whole text allocated, where a
+/// entry does not keep its allocation: a `Weak<[u8]>` keeps the whole text allocated, where a
 /// `Weak<Value>` keeps only the `Arc`'s header. A reader that decodes it afterwards keeps its
 /// own copy until the next version reaches it.
 pub fn withdraw(obj: &Object) {
     let rv = obj.rv();
     with(|v| {
-        let ours = match (v.by_rv.get(&rv), obj.shared_tree(), obj.text()) {
+        let ours = match (v.by_rv.get(&rv), obj.shared_tree(), obj.packed()) {
             (Some(Published::Tree(w)), Some(t), _) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)),
-            (Some(Published::Text(w)), _, Some(t)) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)),
+            (Some(Published::Text(w)), _, Some(t)) => {
+                std::ptr::eq(w.as_ptr().cast::<u8>(), Arc::as_ptr(t).cast::<u8>())
+            }
             _ => false,
         };
         if ours {
@@ -104,7 +106,7 @@ pub fn withdraw(obj: &Object) {
 
 enum Strong {
     Tree(Arc<Value>),
-    Text(Arc<str>),
+    Text(Arc<[u8]>),
 }
 
 /// An object as a reader decoded it from the API (whole, `managedFields` included), held as
@@ -124,10 +126,13 @@ pub fn share(decoded: Value) -> Object {
         .is_some_and(crate::model::kinds::KindInfo::held_as_text);
     if text_kind {
         let text = serde_json::to_string(&decoded).expect("JSON values serialize");
-        return match held {
-            Some(Strong::Text(t)) if *t == *text => Object::from_text(t, rv),
-            _ => Object::from_text(text.into(), rv),
-        };
+        if let Some(Strong::Text(t)) = held {
+            let stored = Object::from_packed(t, rv);
+            if stored.text().as_deref() == Some(text.as_str()) {
+                return stored;
+            }
+        }
+        return Object::from_text(&text, rv);
     }
     let mut tree = decoded;
     if let Some(m) = tree.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -176,7 +181,7 @@ mod tests {
             "metadata": {"name": "a", "resourceVersion": "900002",
                 "managedFields": [{"manager": "m"}]}, "data": {"k": "v"}});
         let stored = Object::from_whole(whole.clone());
-        assert!(stored.text().is_some());
+        assert!(stored.is_text());
         publish(&stored);
         let same = share(whole.clone());
         assert!(same.same(&stored));
