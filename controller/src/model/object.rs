@@ -10,7 +10,7 @@
 //!   read when a pod starts): a small ConfigMap is ~4 KB as a tree (a `BTreeMap` node of ~630
 //!   bytes per JSON object however few its keys), ~0.6–1.5 KB as text and 1.2–3× less
 //!   compressed (its keys repeat: `managedFields` name every field again); decompressing costs
-//!   ~0.3 µs a KB, a parse ~3 µs. A reader that needs a tree gets one parsed for it
+//!   ~0.3 µs a KB, a parse ~5 µs. A reader that needs a tree gets one parsed for it
 //!   ([`Object::tree`]).
 //!
 //! The whole object — what the API answers, SQLite keeps and writes start from — serializes
