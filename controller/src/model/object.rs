@@ -55,7 +55,7 @@ enum Repr {
 /// Whether objects of this kind are held as JSON text ([`KindInfo::held_as_text`]).
 ///
 /// [`KindInfo::held_as_text`]: crate::model::kinds::KindInfo::held_as_text
-fn text_kind(obj: &Value) -> bool {
+pub(crate) fn text_kind(obj: &Value) -> bool {
     obj["kind"]
         .as_str()
         .and_then(kinds::by_kind)

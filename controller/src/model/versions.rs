@@ -120,11 +120,7 @@ pub fn share(decoded: Value) -> Object {
         Published::Text(w) => w.upgrade().map(Strong::Text),
     });
     // Compared outside the lock: a version is immutable.
-    let text_kind = decoded["kind"]
-        .as_str()
-        .and_then(crate::model::kinds::by_kind)
-        .is_some_and(crate::model::kinds::KindInfo::held_as_text);
-    if text_kind {
+    if crate::model::object::text_kind(&decoded) {
         let text = serde_json::to_string(&decoded).expect("JSON values serialize");
         if let Some(Strong::Text(t)) = held {
             let stored = Object::from_packed(t, rv);
