@@ -11,7 +11,8 @@
 //! - Requests: routed by host and path, `X-Forwarded-For/-Proto/-Host` added, hop-by-hop
 //!   headers removed, upgrades (WebSocket) spliced through, sent over per-backend keep-alive
 //!   pools of HTTP/1.1 connections ([`upstream`]: round-robin, a failed connect moves on to
-//!   the next endpoint). 404 for unknown hosts, 503 when a backend has no ready
+//!   the next endpoint, a GET that a long-idle connection failed before answering is sent
+//!   again on a fresh one). 404 for unknown hosts, 503 when a backend has no ready
 //!   endpoint, 502 when none answers, 504 on timeout.
 //! - Observability: one access log line per request (tracing target `access`, level info) and
 //!   per-host counters, latency histograms, TLS handshake counts and certificate expiry
@@ -43,7 +44,7 @@ use tokio::sync::watch;
 
 pub use routes::{Backend, HostRule, PathKind, PathRule, RouteTable};
 pub use tls::{CertError, Certificate};
-pub use upstream::UpstreamBody;
+pub use upstream::{UpstreamBody, REPLAY_AFTER_IDLE};
 
 use metrics::{HostRegistry, TlsStats, UpstreamError};
 use routes::Compiled;

@@ -1,5 +1,6 @@
 //! The proxy against a real (hand-written, HTTP/1.1 over TCP) backend: keep-alive pooling, a
-//! backend closing its idle connections, a backend that is down, the upstream request's form.
+//! backend closing its idle connections (before a request, and as one goes out), a backend
+//! that is down, the upstream request's form.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -102,20 +103,22 @@ async fn proxy(endpoints: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
     addr
 }
 
+/// A message head's Content-Length.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().unwrap())
+    })
+}
+
 /// Sends one HTTP/1.1 request on `tcp`; the status code and body of its answer.
 async fn get(tcp: &mut TcpStream, buf: &mut Vec<u8>, target: &str, extra: &str) -> (u16, String) {
     let req = format!("GET {target} HTTP/1.1\r\nHost: app.test\r\n{extra}\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
     let head = read_head(tcp, buf).await.expect("an answer");
     let status: u16 = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .expect("a content-length");
+    let len = content_length(&head).expect("a content-length");
     while buf.len() < len {
         let mut chunk = [0u8; 4096];
         let n = tcp.read(&mut chunk).await.unwrap();
@@ -181,6 +184,86 @@ async fn a_backend_closing_idle_connections_costs_no_request() {
         }
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 4);
+}
+
+/// A backend that answers the first request of each connection and closes the connection as
+/// the next request arrives, without answering it — what a backend's keep-alive timeout does
+/// when it expires just as the proxy sends a request on the idle connection. Its address, its
+/// count of connections, and the request lines it answered.
+async fn closing_as_the_next_request_arrives() -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = answered.clone();
+    let (addr, accepted) = listen(move |mut tcp| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = Vec::new();
+            let Some(head) = read_head(&mut tcp, &mut buf).await else {
+                return;
+            };
+            let len = content_length(&head).unwrap_or(0);
+            while buf.len() < len {
+                let mut chunk = [0u8; 4096];
+                match tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..len);
+            seen.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap().to_string());
+            let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if tcp.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            // The next request arrives; the connection closes without an answer.
+            let _ = read_head(&mut tcp, &mut buf).await;
+        }
+    })
+    .await;
+    (addr, accepted, answered)
+}
+
+#[tokio::test]
+async fn a_request_safe_to_repeat_is_sent_again_when_an_idle_connection_closes_under_it() {
+    let (be, accepted, answered) = closing_as_the_next_request_arrives().await;
+    let addr = proxy(vec![be]).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(
+        get(&mut tcp, &mut buf, "/first", "").await,
+        (200, "ok".into())
+    );
+    // The upstream connection idles in the pool, then takes the next request and closes
+    // under it: a GET is sent again on a new connection, and answered.
+    for i in 0..2 {
+        tokio::time::sleep(skiff_proxy::REPLAY_AFTER_IDLE + Duration::from_millis(100)).await;
+        let (status, body) = get(&mut tcp, &mut buf, &format!("/again/{i}"), "").await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "GET {i}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *answered.lock().unwrap(),
+        [
+            "GET /first HTTP/1.1",
+            "GET /again/0 HTTP/1.1",
+            "GET /again/1 HTTP/1.1"
+        ]
+    );
+
+    // A POST is not safe to send twice: its failure is the client's 502, and the backend
+    // never answered it.
+    tokio::time::sleep(skiff_proxy::REPLAY_AFTER_IDLE + Duration::from_millis(100)).await;
+    let post = "POST /form HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\na=1";
+    tcp.write_all(post.as_bytes()).await.unwrap();
+    let head = read_head(&mut tcp, &mut buf).await.expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(answered.lock().unwrap().len(), 3);
 }
 
 #[tokio::test]
