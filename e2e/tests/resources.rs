@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use skiff_e2e::kubectl::{server_with_images, Kubectl};
-use skiff_e2e::wait_for;
+use skiff_e2e::{wait_for, wait_until, POLL};
 
 const IMAGE: &str = "skiff-e2e-res:v1";
 
@@ -325,6 +325,7 @@ spec:
         .unwrap_or_else(|| panic!("{name} was not evicted\n{}", s.log_tail(30)))
     };
     let p = evicted("volume");
+    let volume_uid = p["metadata"]["uid"].as_str().unwrap().to_string();
     assert_eq!(p["status"]["reason"], "Evicted");
     assert_eq!(
         p["status"]["message"],
@@ -358,6 +359,18 @@ spec:
         stopped["restartCount"]
     );
     assert!(k.run(&["get", "events"]).stdout.contains("Evicted"));
+    // The disk is given back: once its containers stopped, the evicted pod's emptyDir is
+    // removed (with the rest of its sandbox), as kubelet tears down a terminal pod.
+    let scratch = s
+        .data_dir
+        .join("pods")
+        .join(format!("default_volume_{volume_uid}"))
+        .join("volumes/scratch");
+    assert!(
+        wait_until(Duration::from_secs(20), POLL, || !scratch.exists()),
+        "{} kept after the eviction",
+        scratch.display()
+    );
     // Evicted stays evicted across a restart of the daemon (from the stored status).
     let mut s = s;
     s.restart();

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use skiff_e2e::kubectl::Kubectl;
 use skiff_e2e::*;
 
 const IMAGE: &str = "skiff-e2e:v1";
@@ -176,4 +177,101 @@ fn restart_policy_on_failure_restarts_only_failures() {
         "a successful container was restarted under OnFailure"
     );
     assert_eq!(p["status"]["phase"], "Succeeded");
+}
+
+/// A pod that has finished for good gives back what its sandbox held — its network namespace,
+/// its address and veth, its cgroup, its emptyDir's disk — as kubelet tears down a terminal
+/// pod's sandbox, and keeps what `kubectl` shows: its status and its logs.
+#[test]
+fn a_finished_pod_releases_its_sandbox_and_keeps_its_status_and_logs() {
+    let mut s = server_with_image();
+    let k = Kubectl::admin(&s);
+    let r = random_hex(6);
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: done
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: scratch
+    emptyDir: {{}}
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, 'dd if=/dev/zero of=/scratch/blob bs=1024 count=256 2>/dev/null && echo finished-$((6*7))-{r}']
+    volumeMounts:
+    - name: scratch
+      mountPath: /scratch
+"
+    );
+    k.apply(&yaml, &[]);
+    let pod = s.expect_pod("done", "Succeeded", WAIT, |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    let uid = pod["metadata"]["uid"].as_str().expect("a uid").to_string();
+    let ip = pod["status"]["podIP"]
+        .as_str()
+        .expect("a pod IP")
+        .to_string();
+    assert!(ip.starts_with(&format!("10.244.{}.", s.net_index)), "{ip}");
+    let pod_dir = s.data_dir.join("pods").join(format!("default_done_{uid}"));
+    let veth = format!("sk{}", &sha256_hex(uid.as_bytes())[..11]);
+    let link_exists = || {
+        std::process::Command::new("ip")
+            .args(["link", "show", &veth])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let pod_cgroup = format!("pod{uid}");
+    let held = || {
+        let mut held = Vec::new();
+        if link_exists() {
+            held.push(format!("veth {veth}"));
+        }
+        for m in mounts_under(&pod_dir) {
+            held.push(format!("mount {m}"));
+        }
+        for d in ["ns", "volumes"] {
+            if pod_dir.join(d).exists() {
+                held.push(format!("{}", pod_dir.join(d).display()));
+            }
+        }
+        for c in s.pod_cgroups() {
+            if c.to_string_lossy().contains(&pod_cgroup) {
+                held.push(format!("cgroup {}", c.display()));
+            }
+        }
+        held
+    };
+    let released = wait_until(Duration::from_secs(15), Duration::from_millis(200), || {
+        held().is_empty()
+    });
+    assert!(
+        released,
+        "a finished pod still holds {:?}\n{}",
+        held(),
+        s.log_tail(30)
+    );
+    // What kubectl shows stays: the phase, the address it had, the container's exit, its log.
+    let p = k.get_json(&["pod", "done"]).expect("the pod");
+    assert_eq!(p["status"]["phase"], "Succeeded");
+    assert_eq!(p["status"]["podIP"], ip.as_str());
+    assert_eq!(
+        first_container_status(&p)["state"]["terminated"]["exitCode"],
+        0
+    );
+    let logs = k.run(&["logs", "done"]);
+    assert!(logs.ok(), "{logs}");
+    assert_eq!(logs.stdout.trim(), format!("finished-42-{r}"));
+    // Deleting it still finishes (nothing left to stop or remove).
+    k.ok(&["delete", "pod", "done", "--timeout=30s"]);
+    assert!(
+        !pod_dir.exists(),
+        "{} kept after deletion",
+        pod_dir.display()
+    );
 }

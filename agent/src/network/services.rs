@@ -381,10 +381,20 @@ fn port_rules(
     }
 }
 
-/// Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself).
+/// Pods' hostPorts (pods on the bridge; a hostNetwork pod binds the port itself). A pod that
+/// has finished (Succeeded, Failed, evicted) holds none: its address is released and may be
+/// another pod's, and the scheduler gives its port to the next pod (kubelet's hostport
+/// manager likewise drops a terminated pod's mappings).
 fn pod_host_ports(cfg: &NetworkConfig, pods: &[Pod]) -> Vec<HostPortRule> {
     let mut rules = Vec::new();
     for pod in pods {
+        let finished = pod
+            .status
+            .as_ref()
+            .is_some_and(|s| matches!(s.phase.as_deref(), Some("Succeeded" | "Failed")));
+        if finished {
+            continue;
+        }
         let Some(ip) = pod
             .status
             .as_ref()
@@ -477,6 +487,28 @@ mod tests {
             p.records.0["web.default.svc.cluster.local"],
             vec![Ipv4Addr::new(10, 43, 0, 11)]
         );
+    }
+
+    #[test]
+    fn a_finished_pod_holds_no_host_port() {
+        let pod = |name: &str, ip: &str, phase: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": name},
+                "spec": {"containers": [{"name": "c",
+                    "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
+                "status": {"phase": phase, "podIP": ip}}))
+            .unwrap()
+        };
+        // An evicted pod and its replacement, given the same port by the scheduler.
+        let pods = [
+            pod("evicted", "10.42.0.5", "Failed"),
+            pod("done", "10.42.0.7", "Succeeded"),
+            pod("replacement", "10.42.0.6", "Running"),
+        ];
+        let rules = pod_host_ports(&cfg(), &pods);
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0].port, 8080);
+        assert_eq!(rules[0].endpoints, vec![(Ipv4Addr::new(10, 42, 0, 6), 80)]);
     }
 
     fn lb(extra: Value) -> (Value, Value) {

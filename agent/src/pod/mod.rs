@@ -150,6 +150,8 @@ pub(crate) struct PodState {
     initialized: bool,
     /// Evicted for its local storage use, with kubelet's message: nothing of it runs again.
     evicted: Option<String>,
+    /// Finished for good and its sandbox released (`Agent::release_finished`).
+    released: bool,
 }
 
 impl PodState {
@@ -163,6 +165,7 @@ impl PodState {
             finished: false,
             initialized: false,
             evicted: None,
+            released: false,
         }
     }
 

@@ -19,16 +19,19 @@ pub(super) fn pull_event(reason: &str) -> (bool, &str) {
 impl Agent {
     /// Writes the pod's status if it differs from the stored one, recording the events of the
     /// change.
-    pub(super) async fn write_status(&mut self, pod: &Pod) {
+    /// Writes the pod's status as the loop sees it (when it changed); whether the pod has
+    /// finished for good (phase Succeeded or Failed).
+    pub(super) async fn write_status(&mut self, pod: &Pod) -> bool {
         let Some(state) = self
             .pods
             .get(pod.metadata.uid.as_deref().unwrap_or_default())
         else {
-            return;
+            return false;
         };
         let status = status::pod_status(pod, state, self.host_ip);
+        let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
         if pod.status.as_ref() == Some(&status) {
-            return;
+            return finished;
         }
         for (reason, warning, message) in status::events(pod.status.as_ref(), &status) {
             self.cluster.event(
@@ -42,6 +45,7 @@ impl Agent {
         if let Err(e) = self.cluster.set_pod_status(pod, status).await {
             tracing::warn!(pod = %state.pod.key(), "writing status: {e}");
         }
+        finished
     }
 }
 

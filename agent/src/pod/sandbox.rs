@@ -40,6 +40,42 @@ impl Agent {
         }
     }
 
+    /// Releases what a pod that has finished for good (Succeeded or Failed, evicted included)
+    /// holds once nothing of it runs, as kubelet tears down a terminal pod's sandbox: its
+    /// namespaces, its address and veth, its cgroup, its volumes' directories (its emptyDirs'
+    /// disk). Its logs stay for `kubectl logs`, its status for `kubectl get`, until it is
+    /// deleted. Done once per pod and daemon life (again after a restart: every step is a
+    /// no-op when done).
+    pub(super) async fn release_finished(&mut self, r: &PodRef) {
+        let Some(state) = self.pods.get_mut(&r.uid) else {
+            return;
+        };
+        if state.released || state.containers.values().any(|cs| cs.current.is_some()) {
+            return;
+        }
+        state.released = true;
+        let dir = self.pod_dir(r);
+        let network = self.network.clone();
+        let uid = r.uid.clone();
+        let parent = self.runtime.layout.cgroup_parent();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = sandbox::release(&dir);
+            crate::runtime::cgroup::remove_pod(&parent, &uid);
+            if let Some(n) = network {
+                n.detach(&uid);
+            }
+            r
+        })
+        .await
+        .expect("no panic");
+        match result {
+            Ok(()) => {
+                tracing::info!(pod = %r.key(), "pod finished: its sandbox and address released")
+            }
+            Err(e) => tracing::warn!(pod = %r.key(), "releasing a finished pod's sandbox: {e}"),
+        }
+    }
+
     /// When the pod's network mode changed, stops its containers (with `grace`) and, once none
     /// runs, removes its namespaces and address so that the next start makes new ones. True
     /// when the pod may go on starting containers.

@@ -376,7 +376,9 @@ impl Agent {
                     cs.waiting = None;
                 }
                 state.stop_all(EVICTION_GRACE);
-                self.write_status(pod).await;
+                if self.write_status(pod).await {
+                    self.release_finished(r).await;
+                }
             }
             return;
         }
@@ -397,7 +399,9 @@ impl Agent {
         }
         let to_start = self.containers_to_start(pod, r, spec, host_network);
         if to_start.is_empty() {
-            self.write_status(pod).await;
+            if self.write_status(pod).await {
+                self.release_finished(r).await;
+            }
             return;
         }
         let Some(ctx) = self.prepare_sandbox(pod, r, spec, &to_start).await else {

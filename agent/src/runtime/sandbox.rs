@@ -131,3 +131,14 @@ pub fn remove(pod_dir: &Path) -> std::io::Result<()> {
     super::pidns::kill(pod_dir);
     super::mount::remove_dir_with_mounts(pod_dir)
 }
+
+/// Releases the sandbox of a pod that has finished for good, keeping its directory's logs:
+/// kills its PID namespace's holder, unmounts and removes its namespaces (`ns/`) and its
+/// volumes' directories (`volumes/`: emptyDirs, tmpfs ones included, and the ConfigMap,
+/// Secret and projected copies — never a hostPath or a claim's data, which live elsewhere).
+pub fn release(pod_dir: &Path) -> std::io::Result<()> {
+    super::pidns::kill(pod_dir);
+    let namespaces = super::mount::remove_dir_with_mounts(&pod_dir.join("ns"));
+    let volumes = super::mount::remove_dir_with_mounts(&pod_dir.join("volumes"));
+    namespaces.and(volumes)
+}

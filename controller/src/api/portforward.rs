@@ -298,8 +298,15 @@ fn raw_pumps(
     (reader, writer)
 }
 
-/// Where the pod's ports are reached from the host.
+/// Where the pod's ports are reached from the host. A pod that has finished has none (its
+/// address is released and may be another pod's): refused, as kubectl and kubelet do.
 fn pod_address(pod: &Value) -> Result<IpAddr, ApiError> {
+    if let Some(phase @ ("Succeeded" | "Failed")) = pod["status"]["phase"].as_str() {
+        return Err(ApiError::bad_request(format!(
+            "unable to forward port because pod {} is not running. Current status={phase}",
+            pod["metadata"]["name"].as_str().unwrap_or_default()
+        )));
+    }
     if pod["spec"]["hostNetwork"].as_bool() == Some(true) {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
@@ -760,6 +767,28 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_pod_is_not_forwarded_to() {
+        let pod = |phase: &str| {
+            serde_json::json!({"metadata": {"name": "job-x"}, "spec": {},
+                "status": {"phase": phase, "podIP": "10.42.0.9"}})
+        };
+        assert_eq!(
+            pod_address(&pod("Running")).unwrap(),
+            "10.42.0.9".parse::<IpAddr>().unwrap()
+        );
+        for phase in ["Succeeded", "Failed"] {
+            let e = pod_address(&pod(phase)).unwrap_err();
+            assert_eq!(e.code, 400);
+            assert!(
+                e.message
+                    .contains(&format!("pod job-x is not running. Current status={phase}")),
+                "{}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn dictionary_is_the_spdy3_one() {
