@@ -184,9 +184,10 @@ pub(crate) async fn send(
             Err(mut e) => match (e.take_message(), replay) {
                 // Not sent: the connection was found closed; another one gets it.
                 (Some(unsent), _) if !fresh => req = unsent,
-                // Sent, and the long-idle connection failed before answering: most likely the
-                // backend closed it as the request went out. Once more, on a fresh connection.
-                (None, Some(copy)) => {
+                // Sent, and the long-idle connection failed before answering (closed, reset —
+                // not an answer hyper could not parse): most likely the backend closed it as
+                // the request went out. Once more, on a fresh connection.
+                (None, Some(copy)) if !e.error().is_parse() => {
                     tracing::debug!(backend = %backend.name,
                         "upstream connection failed before answering ({}); sending again", e.error());
                     req = copy;
