@@ -227,7 +227,7 @@ spec:
             .is_ok_and(|o| o.status.success())
     };
     let pod_cgroup = format!("pod{uid}");
-    let held = || {
+    let held = |s: &Server| {
         let mut held = Vec::new();
         if link_exists() {
             held.push(format!("veth {veth}"));
@@ -248,12 +248,12 @@ spec:
         held
     };
     let released = wait_until(Duration::from_secs(15), Duration::from_millis(200), || {
-        held().is_empty()
+        held(&s).is_empty()
     });
     assert!(
         released,
         "a finished pod still holds {:?}\n{}",
-        held(),
+        held(&s),
         s.log_tail(30)
     );
     // What kubectl shows stays: the phase, the address it had, the container's exit, its log.
@@ -267,6 +267,26 @@ spec:
     let logs = k.run(&["logs", "done"]);
     assert!(logs.ok(), "{logs}");
     assert_eq!(logs.stdout.trim(), format!("finished-42-{r}"));
+    // The same after a restart of the daemon: nothing is made again, the status keeps its
+    // address.
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let p = k.get_json(&["pod", "done"]).expect("the pod");
+    assert_eq!(p["status"]["phase"], "Succeeded");
+    assert_eq!(p["status"]["podIP"], ip.as_str(), "{}", s.log_tail(20));
+    assert!(held(&s).is_empty(), "after a restart: {:?}", held(&s));
+    // …and its status is not written again and again (what the node computes equals it).
+    std::thread::sleep(Duration::from_secs(2));
+    let again = k.get_json(&["pod", "done"]).expect("the pod");
+    assert_eq!(
+        again["metadata"]["resourceVersion"], p["metadata"]["resourceVersion"],
+        "the finished pod's status keeps being rewritten: {}",
+        again["status"]
+    );
+    assert!(k
+        .run(&["logs", "done"])
+        .stdout
+        .contains(&format!("finished-42-{r}")));
     // Deleting it still finishes (nothing left to stop or remove).
     k.ok(&["delete", "pod", "done", "--timeout=30s"]);
     assert!(
