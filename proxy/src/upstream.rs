@@ -151,14 +151,12 @@ pub(crate) async fn send(
     loop {
         let pooled = if fresh { None } else { backend.pool.take() };
         let (mut conn, replay) = match pooled {
-            Some((c, idle)) => {
-                let replay = if idle >= REPLAY_AFTER_IDLE {
-                    replay_copy(&req)
-                } else {
-                    None
-                };
-                (c, replay)
-            }
+            Some((c, idle)) => (
+                c,
+                (idle >= REPLAY_AFTER_IDLE)
+                    .then(|| replay_copy(&req))
+                    .flatten(),
+            ),
             None => {
                 fresh = true;
                 (connect(backend, connect_timeout).await?, None)

@@ -137,9 +137,7 @@ fn members(pods: &[Pod]) -> Vec<Member<'_>> {
         .filter_map(|p| {
             let spec = p.spec.as_ref()?;
             let status = p.status.as_ref()?;
-            if spec.host_network == Some(true)
-                || matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"))
-            {
+            if spec.host_network == Some(true) || crate::pod::status::finished(status) {
                 return None;
             }
             let ip: Ipv4Addr = status.pod_ip.as_deref()?.parse().ok()?;

@@ -388,11 +388,11 @@ fn port_rules(
 fn pod_host_ports(cfg: &NetworkConfig, pods: &[Pod]) -> Vec<HostPortRule> {
     let mut rules = Vec::new();
     for pod in pods {
-        let finished = pod
+        if pod
             .status
             .as_ref()
-            .is_some_and(|s| matches!(s.phase.as_deref(), Some("Succeeded" | "Failed")));
-        if finished {
+            .is_some_and(crate::pod::status::finished)
+        {
             continue;
         }
         let Some(ip) = pod

@@ -29,7 +29,7 @@ impl Agent {
             return false;
         };
         let status = status::pod_status(pod, state, self.host_ip);
-        let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+        let finished = status::finished(&status);
         if pod.status.as_ref() == Some(&status) {
             return finished;
         }

@@ -22,22 +22,32 @@ impl Agent {
 
     /// Removes a pod's sandbox (cgroup, namespaces, /etc files, logs) and frees its address.
     pub(super) async fn remove_sandbox(&self, uid: &str, dir: PathBuf) {
+        if let Err(e) = self.give_back(uid, dir, sandbox::remove).await {
+            tracing::warn!("removing a pod sandbox: {e}");
+        }
+    }
+
+    /// Off the loop: removes the pod's cgroup, `remove`s what its directory holds, frees its
+    /// address and veth.
+    async fn give_back(
+        &self,
+        uid: &str,
+        dir: PathBuf,
+        remove: fn(&Path) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let network = self.network.clone();
         let uid = uid.to_string();
         let parent = self.runtime.layout.cgroup_parent();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             crate::runtime::cgroup::remove_pod(&parent, &uid);
-            let r = sandbox::remove(&dir);
+            let r = remove(&dir);
             if let Some(n) = network {
                 n.detach(&uid);
             }
             r
         })
         .await
-        .expect("no panic");
-        if let Err(e) = result {
-            tracing::warn!("removing a pod sandbox: {e}");
-        }
+        .expect("no panic")
     }
 
     /// Releases what a pod that has finished for good (Succeeded or Failed, evicted included)
@@ -54,21 +64,10 @@ impl Agent {
             return;
         }
         state.released = true;
-        let dir = self.pod_dir(r);
-        let network = self.network.clone();
-        let uid = r.uid.clone();
-        let parent = self.runtime.layout.cgroup_parent();
-        let result = tokio::task::spawn_blocking(move || {
-            let r = sandbox::release(&dir);
-            crate::runtime::cgroup::remove_pod(&parent, &uid);
-            if let Some(n) = network {
-                n.detach(&uid);
-            }
-            r
-        })
-        .await
-        .expect("no panic");
-        match result {
+        match self
+            .give_back(&r.uid, self.pod_dir(r), sandbox::release)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(pod = %r.key(), "pod finished: its sandbox and address released")
             }

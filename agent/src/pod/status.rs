@@ -123,6 +123,12 @@ fn container_status(
     status
 }
 
+/// Whether a pod with this status has finished for good (Succeeded or Failed, evicted
+/// included): nothing of it runs again, and its address is released.
+pub fn finished(status: &PodStatus) -> bool {
+    matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"))
+}
+
 /// The pod's phase: Succeeded or Failed once every container has exited for good (by the
 /// restart policy) and no sidecar runs, Running while one runs or will restart, Pending before.
 fn phase(
